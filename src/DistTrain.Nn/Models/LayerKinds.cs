@@ -24,7 +24,7 @@ internal sealed record LayerSpecDraft(string Path, int[] Input, Dictionary<strin
 internal static class LayerKinds
 {
     public static readonly string[] Activations = ["relu", "leaky_relu", "sigmoid", "tanh", "gelu", "softmax"];
-    public static readonly string[] Inits = ["default", "zeros", "normal", "uniform", "xavier", "glorot", "xavier_normal", "he", "kaiming", "he_uniform"];
+    public static readonly string[] Inits = ["default", "zeros", "normal", "uniform", "xavier", "glorot", "he", "kaiming"];
 
     private static readonly FieldDef[] WeightFields =
     [
