@@ -86,8 +86,7 @@ internal static class LayerKinds
             return d.Input;
         }),
         new("layernorm", [new("eps", FieldKind.PositiveFloat)], d => d.Input),
-        new("rnn", [new("hidden", FieldKind.PositiveInt, true), new("return_sequences", FieldKind.Bool),
-            new("nonlinearity", FieldKind.Choice, Choices: ["tanh", "relu"])], d => Recurrent(d, "rnn")),
+        new("rnn", [new("hidden", FieldKind.PositiveInt, true), new("return_sequences", FieldKind.Bool)], d => Recurrent(d, "rnn")),
         new("lstm", [new("hidden", FieldKind.PositiveInt, true), new("return_sequences", FieldKind.Bool)], d => Recurrent(d, "lstm")),
         new("gru", [new("hidden", FieldKind.PositiveInt, true), new("return_sequences", FieldKind.Bool)], d => Recurrent(d, "gru")),
         new("residual", [new("out", FieldKind.PositiveInt, true), new("stride", FieldKind.PositiveInt), new("batch_norm", FieldKind.Bool)], d =>

@@ -24,7 +24,7 @@ public sealed record TrainJob
     /// <summary>null = the optimizer's default (0, or 0.01 for AdamW).</summary>
     public float? WeightDecay { get; init; }
     public float ClipNorm { get; init; }
-    public ulong Seed { get; init; } = 1;
+    public int Seed { get; init; } = 1;
     public long MaxSteps { get; init; }
 
     public ModelSpec Spec() => ModelSpec.Parse(ModelSpecJson);
@@ -37,7 +37,7 @@ public sealed record TrainJob
     /// <summary>Optimizer updates the whole run takes (what a bare "cosine" anneals over).</summary>
     public long TotalSteps(int trainCount)
     {
-        long perEpoch = (trainCount + BatchSize - 1) / BatchSize;
+        long perEpoch = trainCount / BatchSize; // the epoch plan drops the last partial batch
         long total = perEpoch * Epochs;
         return MaxSteps > 0 ? Math.Min(total, MaxSteps) : total;
     }
@@ -56,7 +56,7 @@ public sealed record TrainJob
     public Trainer CreateTrainer(int trainCount, Sequential? model = null)
     {
         var spec = Spec();
-        model ??= spec.Build(Seed);
+        model ??= spec.Build((ulong)(uint)Seed);
         Loss loss = spec.CreateLoss();
         return new Trainer(model, loss, CreateOptimizer(model.ParameterCount), CreateSchedule(trainCount), TrainerOptions());
     }

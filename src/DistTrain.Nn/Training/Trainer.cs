@@ -5,6 +5,7 @@
 using System.Diagnostics;
 using System.Numerics.Tensors;
 using DistTrain.Data;
+using DistTrain.Data.Plans;
 using DistTrain.Nn.Losses;
 using DistTrain.Nn.Models;
 using DistTrain.Nn.Optimizers;
@@ -20,7 +21,7 @@ public sealed record TrainerOptions
     public int BatchSize { get; init; } = 64;
     /// <summary>Micro-batch M (≤ B): the unit of work a cluster worker computes; 0 = B.</summary>
     public int MicroBatch { get; init; }
-    public ulong Seed { get; init; } = 1;
+    public int Seed { get; init; } = 1;
     /// <summary>Stop after this many optimizer steps in total (0 = no limit).</summary>
     public long MaxSteps { get; init; }
     /// <summary>Clip the summed gradient to this global L2 norm (0 = off).</summary>
@@ -101,7 +102,7 @@ public sealed partial class Trainer
         data.Gather(indices, b.X, b.Labels);
         GatherTargets(data, indices, b);
         _model.Store.ZeroGrad();
-        var ctx = new StepContext(true, Options.Seed, step, microBatch);
+        var ctx = new StepContext(true, (ulong)(uint)Options.Seed, step, microBatch);
         var y = _model.Forward(b.X, ctx);
         var dy = b.EnsureDy(y);
         double loss = _loss.Compute(y, b.Labels, b.Targets(y), dy, scale);
@@ -149,31 +150,41 @@ public sealed partial class Trainer
         while (Epoch < Options.Epochs && !Done && !cancel.IsCancellationRequested)
         {
             var plan = EpochPlan.Create(Options.Seed, Epoch, train.Count, b, m);
+            if (plan.Steps == 0)
+                throw new ArgumentException($"Dataset {train.Name} has {train.Count} samples, fewer than one batch of {b}; lower --batch-size.");
             var sw = Stopwatch.StartNew();
             double lossSum = 0; long correct = 0; int seen = 0;
-            int stepsInEpoch = plan.Steps.Count;
-            for (int s = 0; s < stepsInEpoch && !Done && !cancel.IsCancellationRequested; s++)
+            // Resuming mid-epoch (a checkpoint at step t) starts at t's position in this epoch's plan.
+            int first = (int)Math.Clamp(Step - plan.FirstStep, 0, plan.Steps);
+            for (int s = first; s < plan.Steps && !Done && !cancel.IsCancellationRequested; s++)
             {
                 long t0 = Stopwatch.GetTimestamp();
-                var step = plan.Steps[s];
-                int total = step.SampleCount;
+                Step = plan.GlobalStep(s);
+                var mbs = plan.MicroBatches(s);
+                int total = plan.StepSize(s);
                 double stepLoss = 0;
-                for (int i = 0; i < step.MicroBatches.Count; i++)
+                for (int i = 0; i < mbs.Count; i++)
                 {
-                    var r = AccumulateMicroBatch(train, step.MicroBatches[i].Indices, i, total);
+                    var mb = mbs[i];
+                    var r = AccumulateMicroBatch(train, plan.Indices(mb), mb.Index, total);
                     stepLoss += r.LossSum; correct += r.Correct;
                 }
+                if (!double.IsFinite(stepLoss))
+                    throw new InvalidOperationException($"The loss became {stepLoss} at step {Step}: training diverged. Lower --lr or set --clip-norm; nothing was applied.");
                 float lr = ApplyStep(total, out var norm);
                 lossSum += stepLoss; seen += total;
                 double secs = Stopwatch.GetElapsedTime(t0).TotalSeconds;
-                StepCompleted?.Invoke(new StepMetrics(Step - 1, Epoch, s, stepsInEpoch, stepLoss / total, total, secs, total / secs, lr, norm));
+                StepCompleted?.Invoke(new StepMetrics(Step - 1, Epoch, s, plan.Steps, stepLoss / total, total, secs, total / secs, lr, norm));
             }
             var eval = test is null ? new EvalResult(double.NaN, double.NaN, 0) : Evaluate(test);
-            Epoch++;
-            last = new EpochMetrics(Epoch - 1, Step, seen == 0 ? double.NaN : lossSum / seen,
+            bool complete = Step >= plan.FirstStep + plan.Steps;
+            int epochIndex = Epoch;
+            if (complete) Epoch++;
+            last = new EpochMetrics(epochIndex, Step, seen == 0 ? double.NaN : lossSum / seen,
                 _objective == Objective.Regression || seen == 0 ? double.NaN : (double)correct / seen,
                 eval.Loss, eval.Accuracy, sw.Elapsed.TotalSeconds, seen);
             EpochCompleted?.Invoke(last);
+            if (!complete) break; // stopped mid-epoch (max steps or cancelled)
         }
         return last;
     }
