@@ -3,7 +3,7 @@
 // micro-batch order, then clipped and applied — exactly what the cluster's PS computes, so one process
 // and N workers give the same bits (DESIGN contract 2). A steady-state step allocates nothing.
 using System.Diagnostics;
-using System.Numerics.Tensors;
+using TensorPrimitives = System.Numerics.Tensors.TensorPrimitives;
 using DistTrain.Data;
 using DistTrain.Data.Plans;
 using DistTrain.Nn.Losses;
