@@ -133,7 +133,7 @@ public sealed partial class Trainer
 
     private float ApplyStep(int samples, out double gradNorm)
     {
-        gradNorm = GradientNorm.ClipByGlobalNorm(_gradSum, Options.ClipNorm);
+        gradNorm = Options.ClipNorm > 0 ? GradientClipping.ClipByGlobalNorm(_gradSum, Options.ClipNorm) : double.NaN;
         float lr = _schedule(Step);
         _optimizer.Step(_model.Store.Values, _gradSum, lr, Step + 1);
         Step++;
