@@ -8,6 +8,7 @@ public sealed class Flatten : Layer
 {
     private int[] _inShape = [];
     private int _features;
+    private int[] _outShape = [];
     private Tensor? _yView, _dxView;
 
     public override int[] Build(int[] inputShape)
@@ -16,11 +17,12 @@ public sealed class Flatten : Layer
         _inShape = inputShape;
         _features = 1;
         foreach (var d in inputShape) _features *= d;
+        _outShape = [_features];
         return [_features];
     }
 
     // x (B, d1..dn) -> y (B, F) view of x
-    public override Tensor Forward(Tensor x, in StepContext ctx) => View(ref _yView, x, [_features]);
+    public override Tensor Forward(Tensor x, in StepContext ctx) => View(ref _yView, x, _outShape); // a field: `[_features]` here would allocate per call
 
     // dy (B, F) -> dx (B, d1..dn) view of dy
     public override Tensor Backward(Tensor dy) => View(ref _dxView, dy, _inShape);

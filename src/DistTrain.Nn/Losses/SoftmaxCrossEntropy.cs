@@ -13,13 +13,14 @@ public sealed class SoftmaxCrossEntropy : Loss
     {
         if (output.Rank != 2) throw new ArgumentException($"SoftmaxCrossEntropy needs logits (B,K); got {output}.", nameof(output));
         int b = output.Dim(0), k = output.Dim(1);
-        dOutput.RequireShape(nameof(dOutput), b, k);
+        // RequireShape takes params int[] (an allocation per call): only reach it when the shape is wrong.
+        if (dOutput.Rank != 2 || dOutput.Dim(0) != b || dOutput.Dim(1) != k) dOutput.RequireShape(nameof(dOutput), b, k);
         if (targets is null)
         {
             if (labels.Length != b)
                 throw new ArgumentException($"SoftmaxCrossEntropy: {labels.Length} labels for a batch of {b}; give one label per sample.", nameof(labels));
         }
-        else targets.RequireShape(nameof(targets), b, k);
+        else if (targets.Rank != 2 || targets.Dim(0) != b || targets.Dim(1) != k) targets.RequireShape(nameof(targets), b, k);
 
         var z = output.Span; var d = dOutput.Span;
         double total = 0;
