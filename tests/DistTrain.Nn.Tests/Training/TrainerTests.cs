@@ -10,6 +10,7 @@ using Xunit;
 
 namespace DistTrain.Nn.Tests.Training;
 
+[Collection("Serial")]
 public class TrainerTests
 {
     private const string SmallCnn = """
