@@ -41,7 +41,8 @@ public sealed class TrainProgress(TextWriter console, bool interactive, int epoc
             return;
         }
         int every = Math.Max(1, m.StepsInEpoch / 10);
-        if ((m.StepInEpoch + 1) % every == 0 || Stopwatch.GetElapsedTime(_lastLine).TotalSeconds > 30)
+        double since = Stopwatch.GetElapsedTime(_lastLine).TotalSeconds;
+        if (((m.StepInEpoch + 1) % every == 0 && since >= 2) || since > 30)
         {
             _lastLine = Stopwatch.GetTimestamp();
             console.WriteLine(string.Create(CultureInfo.InvariantCulture,
