@@ -21,8 +21,7 @@ public static class Reductions
         if (n >= 16)
         {
             var acc2 = Vector256<float>.Zero;
-            // two chains for latency, but each lane's order stays element order: acc gets chunks 0,2,4..
-            // and acc2 chunks 1,3,5..; they are added at the end -> define order accordingly
+            // Two chains for latency: acc takes chunks 0, 2, 4, ..., acc2 chunks 1, 3, 5, ...; added at the end.
             for (; i + 16 <= n; i += 16)
             {
                 acc += Vector256.LoadUnsafe(ref r, (nuint)i);
@@ -33,6 +32,21 @@ public static class Reductions
         for (; i + 8 <= n; i += 8) acc += Vector256.LoadUnsafe(ref r, (nuint)i);
         float s = Combine(acc);
         for (; i < n; i++) s += Unsafe.Add(ref r, i);
+        return s;
+    }
+
+    /// <summary>Σ x[i]·y[i] with the lane structure of <see cref="SumFixed"/> (one FMA chain per lane), on every path.</summary>
+    public static float DotFixed(ReadOnlySpan<float> x, ReadOnlySpan<float> y)
+    {
+        if (x.Length != y.Length) throw new ArgumentException($"Dot: x has {x.Length} floats, y has {y.Length}.", nameof(y));
+        ref float xr = ref System.Runtime.InteropServices.MemoryMarshal.GetReference(x);
+        ref float yr = ref System.Runtime.InteropServices.MemoryMarshal.GetReference(y);
+        int n = x.Length, i = 0;
+        var acc = Vector256<float>.Zero;
+        for (; i + 8 <= n; i += 8)
+            acc = Vector256.FusedMultiplyAdd(Vector256.LoadUnsafe(ref xr, (nuint)i), Vector256.LoadUnsafe(ref yr, (nuint)i), acc);
+        float s = Combine(acc);
+        for (; i < n; i++) s = MathF.FusedMultiplyAdd(Unsafe.Add(ref xr, i), Unsafe.Add(ref yr, i), s);
         return s;
     }
 
