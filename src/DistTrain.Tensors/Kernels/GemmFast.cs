@@ -25,7 +25,7 @@ public static partial class Gemm
             var job = new GemmJob
             {
                 A = pa, B = pb, C = pc, Lda = lda, Ldb = ldb, Ldc = ldc, M = m, N = n, K = k,
-                TransA = transA, TransB = transB, Accumulate = accumulate, Kernel = GemmKernels.Select(Simd.Path),
+                TransA = transA, TransB = transB, Accumulate = accumulate, Kernel = GemmKernels.Select(Simd.Path), Avx = Simd.Path >= SimdPath.Avx2,
             };
             int parts = job.PlanParts(threads);
             if (parts <= 1) job.RunPart(0);
@@ -43,6 +43,7 @@ internal unsafe struct GemmJob
     public int Lda, Ldb, Ldc, M, N, K;
     public bool TransA, TransB, Accumulate;
     public MicroKernel Kernel;
+    public bool Avx; // the packing may use 256-bit shuffles (Simd.Path is AVX2 or wider)
     private int _parts;
     private bool _splitRows;
 
@@ -79,29 +80,40 @@ internal unsafe struct GemmJob
         int mr = Kernel.MR, nr = Kernel.NR;
         var ws = GemmWorkspace.ForThread(mr, nr);
         float* tile = stackalloc float[mr * nr];
+        // Packing pays for itself by being reused across many tiles; when the other dimension is small
+        // the kernel reads an operand in place instead (B not transposed: rows of NR; A transposed: MR).
+        bool directB = !TransB && (i1 - i0) <= GemmTuning.DirectBMaxRows;
+        bool directA = TransA && (j1 - j0) <= GemmTuning.DirectAMaxCols;
         for (int jc = j0; jc < j1; jc += Gemm.NC)
         {
             int nc = Math.Min(Gemm.NC, j1 - jc);
+            int fullB = directB ? nc / nr * nr : 0;
             for (int pc = 0; pc < K; pc += Gemm.KC)
             {
                 int kc = Math.Min(Gemm.KC, K - pc);
                 bool load = Accumulate || pc > 0;
-                GemmPack.PackB(TransB, B, Ldb, pc, kc, jc, nc, ws.PackedB, nr);
+                // Packed panel jr sits at PackedB + jr * kc; in-place ones are skipped.
+                if (fullB < nc) GemmPack.PackB(TransB, B, Ldb, pc, kc, jc + fullB, nc - fullB, ws.PackedB + (long)fullB * kc, nr, Avx);
                 for (int ic = i0; ic < i1; ic += Gemm.MC)
                 {
                     int mc = Math.Min(Gemm.MC, i1 - ic);
-                    GemmPack.PackA(TransA, A, Lda, ic, mc, pc, kc, ws.PackedA, mr);
+                    int fullA = directA ? mc / mr * mr : 0;
+                    if (fullA < mc) GemmPack.PackA(TransA, A, Lda, ic + fullA, mc - fullA, pc, kc, ws.PackedA + (long)fullA * kc, mr);
                     for (int jr = 0; jr < nc; jr += nr)
                     {
                         int cols = Math.Min(nr, nc - jr);
-                        float* bp = ws.PackedB + (long)jr * kc;
+                        bool inPlaceB = jr < fullB;
+                        float* bp = inPlaceB ? B + (long)pc * Ldb + jc + jr : ws.PackedB + (long)jr * kc;
+                        nint bStep = inPlaceB ? Ldb : nr;
                         for (int ir = 0; ir < mc; ir += mr)
                         {
                             int rows = Math.Min(mr, mc - ir);
-                            float* ap = ws.PackedA + (long)ir * kc;
+                            bool inPlaceA = ir < fullA;
+                            float* ap = inPlaceA ? A + (long)pc * Lda + ic + ir : ws.PackedA + (long)ir * kc;
+                            nint aStep = inPlaceA ? Lda : mr;
                             float* cp = C + (long)(ic + ir) * Ldc + jc + jr;
-                            if (rows == mr && cols == nr) Kernel.Fn(kc, ap, bp, cp, Ldc, load);
-                            else EdgeTile(kc, ap, bp, cp, rows, cols, load, tile);
+                            if (rows == mr && cols == nr) Kernel.Fn(kc, ap, aStep, bp, bStep, cp, Ldc, load);
+                            else EdgeTile(kc, ap, aStep, bp, bStep, cp, rows, cols, load, tile);
                         }
                     }
                 }
@@ -110,14 +122,24 @@ internal unsafe struct GemmJob
     }
 
     // A partial tile runs the full kernel on a scratch tile; padded rows/columns are never copied back.
-    private void EdgeTile(int kc, float* ap, float* bp, float* cp, int rows, int cols, bool load, float* tile)
+    private void EdgeTile(int kc, float* ap, nint aStep, float* bp, nint bStep, float* cp, int rows, int cols, bool load, float* tile)
     {
         int nr = Kernel.NR;
         if (load)
             for (int r = 0; r < rows; r++)
                 new ReadOnlySpan<float>(cp + (long)r * Ldc, cols).CopyTo(new Span<float>(tile + r * nr, cols));
-        Kernel.Fn(kc, ap, bp, tile, nr, load);
+        Kernel.Fn(kc, ap, aStep, bp, bStep, tile, nr, load);
         for (int r = 0; r < rows; r++)
             new ReadOnlySpan<float>(tile + r * nr, cols).CopyTo(new Span<float>(cp + (long)r * Ldc, cols));
     }
+}
+
+/// <summary>Size thresholds of the driver (measured with `disttrain bench gemm`).</summary>
+internal static class GemmTuning
+{
+    public static readonly int DirectBMaxRows = Env("DISTTRAIN_GEMM_DIRECTB", 128);
+    public static readonly int DirectAMaxCols = Env("DISTTRAIN_GEMM_DIRECTA", 256);
+
+    private static int Env(string name, int fallback) =>
+        int.TryParse(Environment.GetEnvironmentVariable(name), out int v) ? v : fallback;
 }

@@ -1,7 +1,8 @@
-// SGEMM micro-kernels: one register-blocked MR x NR tile of C, reading a packed A micro-panel (kc, MR)
-// and a packed B micro-panel (kc, NR). Each accumulator lane is one C element's FMA chain over k in
-// order, so every path (AVX-512, AVX2, portable Vector<T>) gives the bits of GemmReference.
-// Unrolled by /tmp/gemmgen-style generation: rows as statements, columns as vectors.
+// SGEMM micro-kernels: one register-blocked MR x NR tile of C. Per k step they read MR consecutive
+// values of A (at a, then a += aStep) and NR consecutive values of B (at b, then b += bStep): a packed
+// panel (steps MR and NR) or, for a full tile, the operand in place (A transposed, B not transposed).
+// Each accumulator lane is one C element's FMA chain over k in order, so every path (AVX-512, AVX2,
+// portable Vector<T>) gives the bits of GemmReference. Mechanically unrolled: a row per line, columns as vectors.
 using System.Numerics;
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
@@ -9,12 +10,12 @@ using System.Runtime.Intrinsics.X86;
 
 namespace DistTrain.Tensors.Kernels;
 
-/// <summary>A micro-kernel and its tile: computes C[0..MR, 0..NR) (ldc) from packed panels,
-/// starting each chain from C when <c>load</c>, else from zero.</summary>
-internal readonly unsafe struct MicroKernel(int mr, int nr, delegate*<int, float*, float*, float*, int, bool, void> fn)
+/// <summary>A micro-kernel and its tile: Fn(kc, a, aStep, b, bStep, c, ldc, load) computes C[0..MR, 0..NR)
+/// (row stride ldc), starting each chain from C when <c>load</c>, else from zero.</summary>
+internal readonly unsafe struct MicroKernel(int mr, int nr, delegate*<int, float*, nint, float*, nint, float*, int, bool, void> fn)
 {
     public readonly int MR = mr, NR = nr;
-    public readonly delegate*<int, float*, float*, float*, int, bool, void> Fn = fn;
+    public readonly delegate*<int, float*, nint, float*, nint, float*, int, bool, void> Fn = fn;
 }
 
 internal static unsafe partial class GemmKernels
@@ -22,7 +23,7 @@ internal static unsafe partial class GemmKernels
     private static readonly int W = Vector<float>.Count;
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static unsafe void Avx512_8x32(int kc, float* a, float* b, float* c, int ldc, bool load)
+    private static unsafe void Avx512_8x32(int kc, float* a, nint aStep, float* b, nint bStep, float* c, int ldc, bool load)
     {
         Vector512<float> c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51, c60, c61, c70, c71;
         if (load)
@@ -40,7 +41,7 @@ internal static unsafe partial class GemmKernels
         {
             c00 = c01 = c10 = c11 = c20 = c21 = c30 = c31 = c40 = c41 = c50 = c51 = c60 = c61 = c70 = c71 = Vector512<float>.Zero;
         }
-        for (int p = 0; p < kc; p++, a += 8, b += 32)
+        for (int p = 0; p < kc; p++, a += aStep, b += bStep)
         {
             var b0 = Vector512.Load(b); var b1 = Vector512.Load(b + 16);
             var a0 = Vector512.Create(a[0]); c00 = Avx512F.FusedMultiplyAdd(a0, b0, c00); c01 = Avx512F.FusedMultiplyAdd(a0, b1, c01);
@@ -63,7 +64,7 @@ internal static unsafe partial class GemmKernels
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static unsafe void Avx2_6x16(int kc, float* a, float* b, float* c, int ldc, bool load)
+    private static unsafe void Avx2_6x16(int kc, float* a, nint aStep, float* b, nint bStep, float* c, int ldc, bool load)
     {
         Vector256<float> c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51;
         if (load)
@@ -79,7 +80,7 @@ internal static unsafe partial class GemmKernels
         {
             c00 = c01 = c10 = c11 = c20 = c21 = c30 = c31 = c40 = c41 = c50 = c51 = Vector256<float>.Zero;
         }
-        for (int p = 0; p < kc; p++, a += 6, b += 16)
+        for (int p = 0; p < kc; p++, a += aStep, b += bStep)
         {
             var b0 = Vector256.Load(b); var b1 = Vector256.Load(b + 8);
             var a0 = Vector256.Create(a[0]); c00 = Fma.MultiplyAdd(a0, b0, c00); c01 = Fma.MultiplyAdd(a0, b1, c01);
@@ -98,7 +99,7 @@ internal static unsafe partial class GemmKernels
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static unsafe void Avx2_4x24(int kc, float* a, float* b, float* c, int ldc, bool load)
+    private static unsafe void Avx2_4x24(int kc, float* a, nint aStep, float* b, nint bStep, float* c, int ldc, bool load)
     {
         Vector256<float> c00, c01, c02, c10, c11, c12, c20, c21, c22, c30, c31, c32;
         if (load)
@@ -112,7 +113,7 @@ internal static unsafe partial class GemmKernels
         {
             c00 = c01 = c02 = c10 = c11 = c12 = c20 = c21 = c22 = c30 = c31 = c32 = Vector256<float>.Zero;
         }
-        for (int p = 0; p < kc; p++, a += 4, b += 24)
+        for (int p = 0; p < kc; p++, a += aStep, b += bStep)
         {
             var b0 = Vector256.Load(b); var b1 = Vector256.Load(b + 8); var b2 = Vector256.Load(b + 16);
             var a0 = Vector256.Create(a[0]); c00 = Fma.MultiplyAdd(a0, b0, c00); c01 = Fma.MultiplyAdd(a0, b1, c01); c02 = Fma.MultiplyAdd(a0, b2, c02);
@@ -127,33 +128,7 @@ internal static unsafe partial class GemmKernels
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static unsafe void Avx2_3x32(int kc, float* a, float* b, float* c, int ldc, bool load)
-    {
-        Vector256<float> c00, c01, c02, c03, c10, c11, c12, c13, c20, c21, c22, c23;
-        if (load)
-        {
-            c00 = Vector256.Load(c); c01 = Vector256.Load(c + 8); c02 = Vector256.Load(c + 16); c03 = Vector256.Load(c + 24);
-            c10 = Vector256.Load(c + ldc); c11 = Vector256.Load(c + ldc + 8); c12 = Vector256.Load(c + ldc + 16); c13 = Vector256.Load(c + ldc + 24);
-            c20 = Vector256.Load(c + 2 * ldc); c21 = Vector256.Load(c + 2 * ldc + 8); c22 = Vector256.Load(c + 2 * ldc + 16); c23 = Vector256.Load(c + 2 * ldc + 24);
-        }
-        else
-        {
-            c00 = c01 = c02 = c03 = c10 = c11 = c12 = c13 = c20 = c21 = c22 = c23 = Vector256<float>.Zero;
-        }
-        for (int p = 0; p < kc; p++, a += 3, b += 32)
-        {
-            var b0 = Vector256.Load(b); var b1 = Vector256.Load(b + 8); var b2 = Vector256.Load(b + 16); var b3 = Vector256.Load(b + 24);
-            var a0 = Vector256.Create(a[0]); c00 = Fma.MultiplyAdd(a0, b0, c00); c01 = Fma.MultiplyAdd(a0, b1, c01); c02 = Fma.MultiplyAdd(a0, b2, c02); c03 = Fma.MultiplyAdd(a0, b3, c03);
-            var a1 = Vector256.Create(a[1]); c10 = Fma.MultiplyAdd(a1, b0, c10); c11 = Fma.MultiplyAdd(a1, b1, c11); c12 = Fma.MultiplyAdd(a1, b2, c12); c13 = Fma.MultiplyAdd(a1, b3, c13);
-            var a2 = Vector256.Create(a[2]); c20 = Fma.MultiplyAdd(a2, b0, c20); c21 = Fma.MultiplyAdd(a2, b1, c21); c22 = Fma.MultiplyAdd(a2, b2, c22); c23 = Fma.MultiplyAdd(a2, b3, c23);
-        }
-        Vector256.Store(c00, c); Vector256.Store(c01, c + 8); Vector256.Store(c02, c + 16); Vector256.Store(c03, c + 24);
-        Vector256.Store(c10, c + ldc); Vector256.Store(c11, c + ldc + 8); Vector256.Store(c12, c + ldc + 16); Vector256.Store(c13, c + ldc + 24);
-        Vector256.Store(c20, c + 2 * ldc); Vector256.Store(c21, c + 2 * ldc + 8); Vector256.Store(c22, c + 2 * ldc + 16); Vector256.Store(c23, c + 2 * ldc + 24);
-    }
-
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static unsafe void Avx2_5x16(int kc, float* a, float* b, float* c, int ldc, bool load)
+    private static unsafe void Avx2_5x16(int kc, float* a, nint aStep, float* b, nint bStep, float* c, int ldc, bool load)
     {
         Vector256<float> c00, c01, c10, c11, c20, c21, c30, c31, c40, c41;
         if (load)
@@ -168,7 +143,7 @@ internal static unsafe partial class GemmKernels
         {
             c00 = c01 = c10 = c11 = c20 = c21 = c30 = c31 = c40 = c41 = Vector256<float>.Zero;
         }
-        for (int p = 0; p < kc; p++, a += 5, b += 16)
+        for (int p = 0; p < kc; p++, a += aStep, b += bStep)
         {
             var b0 = Vector256.Load(b); var b1 = Vector256.Load(b + 8);
             var a0 = Vector256.Create(a[0]); c00 = Fma.MultiplyAdd(a0, b0, c00); c01 = Fma.MultiplyAdd(a0, b1, c01);
@@ -185,48 +160,7 @@ internal static unsafe partial class GemmKernels
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static unsafe void Avx2_8x8(int kc, float* a, float* b, float* c, int ldc, bool load)
-    {
-        Vector256<float> c00, c10, c20, c30, c40, c50, c60, c70;
-        if (load)
-        {
-            c00 = Vector256.Load(c);
-            c10 = Vector256.Load(c + ldc);
-            c20 = Vector256.Load(c + 2 * ldc);
-            c30 = Vector256.Load(c + 3 * ldc);
-            c40 = Vector256.Load(c + 4 * ldc);
-            c50 = Vector256.Load(c + 5 * ldc);
-            c60 = Vector256.Load(c + 6 * ldc);
-            c70 = Vector256.Load(c + 7 * ldc);
-        }
-        else
-        {
-            c00 = c10 = c20 = c30 = c40 = c50 = c60 = c70 = Vector256<float>.Zero;
-        }
-        for (int p = 0; p < kc; p++, a += 8, b += 8)
-        {
-            var b0 = Vector256.Load(b);
-            var a0 = Vector256.Create(a[0]); c00 = Fma.MultiplyAdd(a0, b0, c00);
-            var a1 = Vector256.Create(a[1]); c10 = Fma.MultiplyAdd(a1, b0, c10);
-            var a2 = Vector256.Create(a[2]); c20 = Fma.MultiplyAdd(a2, b0, c20);
-            var a3 = Vector256.Create(a[3]); c30 = Fma.MultiplyAdd(a3, b0, c30);
-            var a4 = Vector256.Create(a[4]); c40 = Fma.MultiplyAdd(a4, b0, c40);
-            var a5 = Vector256.Create(a[5]); c50 = Fma.MultiplyAdd(a5, b0, c50);
-            var a6 = Vector256.Create(a[6]); c60 = Fma.MultiplyAdd(a6, b0, c60);
-            var a7 = Vector256.Create(a[7]); c70 = Fma.MultiplyAdd(a7, b0, c70);
-        }
-        Vector256.Store(c00, c);
-        Vector256.Store(c10, c + ldc);
-        Vector256.Store(c20, c + 2 * ldc);
-        Vector256.Store(c30, c + 3 * ldc);
-        Vector256.Store(c40, c + 4 * ldc);
-        Vector256.Store(c50, c + 5 * ldc);
-        Vector256.Store(c60, c + 6 * ldc);
-        Vector256.Store(c70, c + 7 * ldc);
-    }
-
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static unsafe void Portable_4x2W(int kc, float* a, float* b, float* c, int ldc, bool load)
+    private static unsafe void Portable_4x2W(int kc, float* a, nint aStep, float* b, nint bStep, float* c, int ldc, bool load)
     {
         Vector<float> c00, c01, c10, c11, c20, c21, c30, c31;
         if (load)
@@ -240,7 +174,7 @@ internal static unsafe partial class GemmKernels
         {
             c00 = c01 = c10 = c11 = c20 = c21 = c30 = c31 = Vector<float>.Zero;
         }
-        for (int p = 0; p < kc; p++, a += 4, b += 2 * W)
+        for (int p = 0; p < kc; p++, a += aStep, b += bStep)
         {
             var b0 = Unsafe.ReadUnaligned<Vector<float>>(b); var b1 = Unsafe.ReadUnaligned<Vector<float>>(b + 1 * W);
             var a0 = new Vector<float>(a[0]); c00 = Vector.FusedMultiplyAdd(a0, b0, c00); c01 = Vector.FusedMultiplyAdd(a0, b1, c01);

@@ -1,6 +1,9 @@
 // SGEMM packing: copies a KC-deep slice of op(A) into MR-row micro-panels and of op(B) into NR-column
 // micro-panels, zero-padded at the edges, so the micro-kernel reads both with unit stride.
 // Layouts: A panel r0 holds [p * MR + r] = op(A)[r0 + r, p]; B panel j0 holds [p * NR + j] = op(B)[p, j0 + j].
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
+
 namespace DistTrain.Tensors.Kernels;
 
 internal static unsafe class GemmPack
@@ -39,7 +42,7 @@ internal static unsafe class GemmPack
     }
 
     /// <summary>Packs op(B)[pc..pc+kc, jc..jc+nc) into dst as ceil(nc/nr) panels of (kc, nr).</summary>
-    public static void PackB(bool transB, float* b, int ldb, int pc, int kc, int jc, int nc, float* dst, int nr)
+    public static void PackB(bool transB, float* b, int ldb, int pc, int kc, int jc, int nc, float* dst, int nr, bool avx)
     {
         for (int jr = 0; jr < nc; jr += nr, dst += (long)nr * kc)
         {
@@ -61,16 +64,45 @@ internal static unsafe class GemmPack
             }
             else
             {
-                // op(B)[p, j] = b[j, p]: read each row of b contiguously, write with stride nr.
+                // op(B)[p, j] = b[j, p]: 8x8 register transposes where they fit, then scalar with stride nr.
+                float* panel = b + (long)(jc + jr) * ldb + pc;
+                int p0 = 0;
+                if (avx && cols == nr && nr % 8 == 0)
+                {
+                    for (; p0 + 8 <= kc; p0 += 8)
+                        for (int j = 0; j < nr; j += 8)
+                            Transpose8x8(panel + (long)j * ldb + p0, ldb, dst + p0 * nr + j, nr);
+                }
                 for (int j = 0; j < cols; j++)
                 {
-                    float* src = b + (long)(jc + jr + j) * ldb + pc;
+                    float* src = panel + (long)j * ldb;
                     float* d = dst + j;
-                    for (int p = 0; p < kc; p++) d[p * nr] = src[p];
+                    for (int p = p0; p < kc; p++) d[p * nr] = src[p];
                 }
                 for (int j = cols; j < nr; j++)
                     for (int p = 0; p < kc; p++) dst[p * nr + j] = 0f;
             }
         }
+    }
+
+    // dst[q * ldd + r] = src[r * lds + q] for an 8x8 block: unpack pairs, shuffle quads, swap 128-bit halves.
+    private static void Transpose8x8(float* src, int lds, float* dst, int ldd)
+    {
+        var r0 = Avx.LoadVector256(src); var r1 = Avx.LoadVector256(src + lds);
+        var r2 = Avx.LoadVector256(src + 2 * lds); var r3 = Avx.LoadVector256(src + 3 * lds);
+        var r4 = Avx.LoadVector256(src + 4 * lds); var r5 = Avx.LoadVector256(src + 5 * lds);
+        var r6 = Avx.LoadVector256(src + 6 * lds); var r7 = Avx.LoadVector256(src + 7 * lds);
+        var t0 = Avx.UnpackLow(r0, r1); var t1 = Avx.UnpackHigh(r0, r1);
+        var t2 = Avx.UnpackLow(r2, r3); var t3 = Avx.UnpackHigh(r2, r3);
+        var t4 = Avx.UnpackLow(r4, r5); var t5 = Avx.UnpackHigh(r4, r5);
+        var t6 = Avx.UnpackLow(r6, r7); var t7 = Avx.UnpackHigh(r6, r7);
+        var s0 = Avx.Shuffle(t0, t2, 0x44); var s1 = Avx.Shuffle(t0, t2, 0xEE);
+        var s2 = Avx.Shuffle(t1, t3, 0x44); var s3 = Avx.Shuffle(t1, t3, 0xEE);
+        var s4 = Avx.Shuffle(t4, t6, 0x44); var s5 = Avx.Shuffle(t4, t6, 0xEE);
+        var s6 = Avx.Shuffle(t5, t7, 0x44); var s7 = Avx.Shuffle(t5, t7, 0xEE);
+        Avx.Store(dst, Avx.Permute2x128(s0, s4, 0x20)); Avx.Store(dst + ldd, Avx.Permute2x128(s1, s5, 0x20));
+        Avx.Store(dst + 2 * ldd, Avx.Permute2x128(s2, s6, 0x20)); Avx.Store(dst + 3 * ldd, Avx.Permute2x128(s3, s7, 0x20));
+        Avx.Store(dst + 4 * ldd, Avx.Permute2x128(s0, s4, 0x31)); Avx.Store(dst + 5 * ldd, Avx.Permute2x128(s1, s5, 0x31));
+        Avx.Store(dst + 6 * ldd, Avx.Permute2x128(s2, s6, 0x31)); Avx.Store(dst + 7 * ldd, Avx.Permute2x128(s3, s7, 0x31));
     }
 }

@@ -13,9 +13,7 @@ internal static unsafe partial class GemmKernels
             SimdPath.Avx2 => env switch
             {
                 "4x24" => new MicroKernel(4, 24, &Avx2_4x24),
-                "3x32" => new MicroKernel(3, 32, &Avx2_3x32),
                 "5x16" => new MicroKernel(5, 16, &Avx2_5x16),
-                "8x8" => new MicroKernel(8, 8, &Avx2_8x8),
                 _ => new MicroKernel(6, 16, &Avx2_6x16),
             },
             _ => new MicroKernel(4, 2 * W, &Portable_4x2W),
