@@ -64,7 +64,11 @@ public sealed class BenchTrainCommand : ICommandFactory
         int iters = Math.Max(2, (int)(calib * repSeconds / sw.Elapsed.TotalSeconds));
 
         var rates = new List<double>();
-        long allocBefore = GC.GetTotalAllocatedBytes(precise: true);
+        // Managed bytes of this thread: with one compute thread all of a step runs here, and the JIT's
+        // background tiering (which GC.GetTotalAllocatedBytes would count) stays out of the figure.
+        long allocBefore = GC.GetAllocatedBytesForCurrentThread();
+        var cpuBefore = Process.GetCurrentProcess().TotalProcessorTime;
+        var wall = Stopwatch.StartNew();
         double loss = 0;
         for (int rep = 0; rep < reps; rep++)
         {
@@ -72,7 +76,9 @@ public sealed class BenchTrainCommand : ICommandFactory
             for (int i = 0; i < iters; i++) loss = trainer.TrainStep(data, step);
             rates.Add(iters * (double)batch / Stopwatch.GetElapsedTime(t0).TotalSeconds);
         }
-        long alloc = GC.GetTotalAllocatedBytes(precise: true) - allocBefore;
+        long alloc = GC.GetAllocatedBytesForCurrentThread() - allocBefore;
+        double cpu = (Process.GetCurrentProcess().TotalProcessorTime - cpuBefore).TotalSeconds;
+        double samples = (double)reps * iters * batch;
         rates.Sort();
         double median = rates.Count % 2 == 1 ? rates[rates.Count / 2] : 0.5 * (rates[rates.Count / 2 - 1] + rates[rates.Count / 2]);
         return new Dictionary<string, object?>
@@ -86,6 +92,9 @@ public sealed class BenchTrainCommand : ICommandFactory
             ["min_samples_per_s"] = Math.Round(rates[0], 1),
             ["max_samples_per_s"] = Math.Round(rates[^1], 1),
             ["ms_per_step"] = Math.Round(1000.0 * batch / median, 3),
+            // Samples per CPU-second of this process: robust on a loaded machine (wall time is not).
+            ["cpu_samples_per_s"] = Math.Round(samples / cpu, 1),
+            ["cpu_util"] = Math.Round(cpu / wall.Elapsed.TotalSeconds, 2),
             ["alloc_bytes_per_step"] = alloc / (reps * iters),
             ["peak_rss_bytes"] = PeakRss(),
             ["loss"] = Math.Round(loss, 4),
