@@ -70,6 +70,13 @@ public sealed class TrainCommand : ICommandFactory
             using var cancel = new CancellationTokenSource();
             ConsoleCancelEventHandler onCancel = (_, e) => { e.Cancel = true; cancel.Cancel(); Console.Error.WriteLine("stopping after this step; the model so far will be saved"); };
             Console.CancelKeyPress += onCancel;
+            // SIGTERM (timeout, a scheduler) also stops after the current step and saves what was learned.
+            using var onTerm = System.Runtime.InteropServices.PosixSignalRegistration.Create(System.Runtime.InteropServices.PosixSignal.SIGTERM, ctx =>
+            {
+                ctx.Cancel = true;
+                cancel.Cancel();
+                Console.Error.WriteLine("SIGTERM: stopping after this step; the model so far will be saved");
+            });
             try
             {
                 bool interactive = !Console.IsOutputRedirected && Spectre.Console.AnsiConsole.Profile.Capabilities.Interactive;

@@ -68,15 +68,18 @@ public static class LocalRun
 
         Directory.CreateDirectory(outDir);
         var started = DateTime.UtcNow;
+        EpochMetrics last = default;
         using (var metrics = new MetricsLog(Path.Combine(outDir, "metrics.jsonl")))
         {
             var progress = new TrainProgress(console, interactive, job.Epochs);
             trainer.StepCompleted = m => { metrics.Step(m); progress.Step(m); };
             trainer.EpochCompleted = m => { metrics.Epoch(m); progress.Epoch(m); };
-            progress.Run(() => trainer.Fit(train, test, cancel));
+            progress.Run(() => last = trainer.Fit(train, test, cancel));
         }
         var (weights, opt) = Save(outDir, job, model.Store, trainer.Optimizer, trainer.Step, trainer.Epoch);
-        var final = trainer.Evaluate(test);
+        // Fit evaluated after its last (possibly partial) epoch; evaluate again only if it never did.
+        var final = last.Step == trainer.Step && !double.IsNaN(last.TestLoss)
+            ? new EvalResult(last.TestLoss, last.TestAccuracy, test.Count) : trainer.Evaluate(test);
         console.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"done: {trainer.Step} steps, {trainer.Epoch} epochs in {(DateTime.UtcNow - started).TotalSeconds:F1} s; test loss {final.Loss:F4}, accuracy {final.Accuracy:P2}"));
         console.WriteLine($"model:     {Path.GetFullPath(weights)}");
