@@ -69,13 +69,22 @@ public static class IdxReader
     {
         if (!File.Exists(path))
             throw new DataException(path, $"file not found (looked for {Path.GetFullPath(path)})", InstallHint);
-        var file = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16);
-        Span<byte> magic = stackalloc byte[2];
-        int n = file.ReadAtLeast(magic, 2, throwOnEndOfStream: false);
-        file.Position = 0;
-        if (n == 2 && magic[0] == 0x1f && magic[1] == 0x8b)
-            return new BufferedStream(new GZipStream(file, CompressionMode.Decompress), 1 << 16);
-        return file;
+        FileStream? file = null;
+        try
+        {
+            file = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16);
+            Span<byte> magic = stackalloc byte[2];
+            int n = file.ReadAtLeast(magic, 2, throwOnEndOfStream: false);
+            file.Position = 0;
+            if (n == 2 && magic[0] == 0x1f && magic[1] == 0x8b)
+                return new BufferedStream(new GZipStream(file, CompressionMode.Decompress), 1 << 16);
+            return file;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            file?.Dispose();
+            throw new DataException(path, $"cannot be read ({e.Message})", "Check the file's permissions and that it is a regular file", e);
+        }
     }
 
     static int[] ReadHeader(Stream s, string path, int expectedMagic, string what)
@@ -121,6 +130,10 @@ public static class IdxReader
         catch (InvalidDataException e)
         {
             throw new DataException(path, $"is not a valid gzip stream ({e.Message})", "The file is corrupt or truncated: fetch it again", e);
+        }
+        catch (IOException e)
+        {
+            throw new DataException(path, $"could not be read to the end ({e.Message})", "Check the disk and fetch the file again", e);
         }
     }
 
