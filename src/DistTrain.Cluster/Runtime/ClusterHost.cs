@@ -42,6 +42,43 @@ public sealed class ClusterNode : IAsyncDisposable
     /// <summary>Completes when the coordinator on this node finished the run (never, on nodes without it).</summary>
     public Task<RunCompleted> Completion => _done.Task;
     public List<IActorRef> Workers { get; } = [];
+    public List<IActorRef> Shards { get; } = [];
+    public DistTrainSettings Settings { get; private init; } = null!;
+
+    /// <summary>Completes when this node is Up in the cluster; fails with a clear message after the join timeout.</summary>
+    public async Task WaitUntilUp()
+    {
+        var up = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var cluster = Akka.Cluster.Cluster.Get(System);
+        cluster.RegisterOnMemberUp(() => up.TrySetResult());
+        try { await up.Task.WaitAsync(Settings.JoinTimeout); }
+        catch (TimeoutException)
+        {
+            var seeds = string.Join(", ", cluster.Settings.SeedNodes.Select(a => a.ToString()));
+            throw new TimeoutException($"This node did not join the cluster within {Settings.JoinTimeout.TotalSeconds:0}s (disttrain.join-timeout): " +
+                $"no seed node answered at [{seeds}]. Check that the coordinator node runs and that --seed-nodes names its host and port.");
+        }
+    }
+
+    /// <summary>Completes when every worker and shard actor on this node has stopped (the run ended or they failed).</summary>
+    public Task WhenLocalActorsStopped()
+    {
+        var refs = Workers.Concat(Shards).ToArray();
+        if (refs.Length == 0) return Task.CompletedTask;
+        var tcs = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        System.ActorOf(Props.Create(() => new Reaper(refs, tcs)), "reaper");
+        return tcs.Task;
+    }
+
+    private sealed class Reaper : ReceiveActor
+    {
+        public Reaper(IActorRef[] watched, TaskCompletionSource done)
+        {
+            var left = new HashSet<IActorRef>(watched);
+            foreach (var w in watched) Context.Watch(w);
+            Receive<Terminated>(t => { left.Remove(t.ActorRef); if (left.Count == 0) { done.TrySetResult(); Context.Stop(Self); } });
+        }
+    }
 
     public static ClusterNode Start(NodeOptions o)
     {
@@ -56,7 +93,7 @@ public sealed class ClusterNode : IAsyncDisposable
             akka.actor.serialize-messages = {{(o.SerializeMessages ? "on" : "off")}}
             """);
         var system = ActorSystem.Create(settings.SystemName, extra.WithFallback(config));
-        var node = new ClusterNode(system);
+        var node = new ClusterNode(system) { Settings = settings };
         var cluster = Akka.Cluster.Cluster.Get(system);
         if (config.GetStringList("akka.cluster.seed-nodes").Count == 0) cluster.Join(cluster.SelfAddress);
         string self = cluster.SelfAddress.ToString();
@@ -80,7 +117,7 @@ public sealed class ClusterNode : IAsyncDisposable
             ClusterSingletonProxySettings.Create(system).WithRole("coordinator")), "coordinator-proxy");
         if (o.Roles.Contains("ps"))
             for (int i = 0; i < o.PsActors; i++)
-                system.ActorOf(ParameterServerActor.Props(proxy, $"{self}/ps{i}", endpoints), $"ps{i}");
+                node.Shards.Add(system.ActorOf(ParameterServerActor.Props(proxy, $"{self}/ps{i}", endpoints), $"ps{i}"));
         if (o.Roles.Contains("worker"))
         {
             // Each worker computes on its own thread; the kernels split the cores between them.
