@@ -91,18 +91,17 @@ public static unsafe class Conv2d
     }
 }
 
-/// <summary>Per calling thread: im2col columns, transposed rows, partial sums and job objects, grown once.</summary>
+/// <summary>Per calling thread: per-worker scratch (im2col columns, padded planes), partial sums and job objects, grown once.</summary>
 internal sealed unsafe class ConvWorkspace
 {
     [ThreadStatic] private static ConvWorkspace? _current;
     public static ConvWorkspace Current => _current ??= new ConvWorkspace();
 
-    public float[] Col = [], Rows = [], BiasPart = [], WeightPart = [];
+    public float[] BiasPart = [], WeightPart = [];
     public float[][] Scratch = [];
     public readonly Conv2d.BiasSumJob BiasJob = new();
-    public readonly ConvGemm.Im2ColJob Im2Col = new();
-    public readonly ConvGemm.Col2ImJob Col2Im = new();
-    public readonly ConvGemm.TransposeJob Transpose = new();
+    public readonly ConvGemm.ForwardJob GemmForward = new();
+    public readonly ConvGemm.BackwardJob GemmBackward = new();
     public readonly ConvDirect.ForwardJob DirectForward = new();
     public readonly ConvDirect.BackwardJob DirectBackward = new();
 
