@@ -24,6 +24,9 @@ public static unsafe class Conv2d
         }
     }
 
+    /// <summary>True when <paramref name="s"/> runs on the direct 3x3 kernel rather than im2col + GEMM (a function of the shape only).</summary>
+    public static bool UsesDirectKernel(in ConvShape s) => ConvDirect.Applies(s);
+
     /// <summary>dx (overwritten; may be empty to skip), dw and db accumulated into (dw, db may be empty).</summary>
     public static void Backward(in ConvShape s, ReadOnlySpan<float> x, ReadOnlySpan<float> w, ReadOnlySpan<float> dy,
         Span<float> dx, Span<float> dw, Span<float> db)
