@@ -87,6 +87,7 @@ internal static unsafe class ConvGemm
     {
         int oh = s.OutH, ow = s.OutW, hp = s.Height + 2 * s.Pad, wp = s.Width + 2 * s.Pad;
         new Span<float>(dxp, s.InChannels * hp * wp).Clear();
+        var tailMask = Vector256.LessThan(Vector256.Create(0, 1, 2, 3, 4, 5, 6, 7), Vector256.Create(ow % 8)).AsSingle();
         float* src = col;
         for (int c = 0; c < s.InChannels; c++)
         for (int kh = 0; kh < s.KernelH; kh++)
@@ -99,7 +100,13 @@ internal static unsafe class ConvGemm
                 if (s.Stride != 1) { for (int t = 0; t < ow; t++) row[t * s.Stride] += src[t]; continue; }
                 int j = 0;
                 for (; j + 8 <= ow; j += 8) Vector256.Store(Vector256.Load(row + j) + Vector256.Load(src + j), row + j);
-                for (; j < ow; j++) row[j] += src[j];
+                if (j < ow)
+                {
+                    // The partial last chunk adds 0 in the lanes past the row (they land in the padding or
+                    // the next padded row and stay as they were; the reads stay inside the scratch margin).
+                    var v = Vector256.ConditionalSelect(tailMask, Vector256.Load(src + j), Vector256<float>.Zero);
+                    Vector256.Store(Vector256.Load(row + j) + v, row + j);
+                }
             }
         }
         for (int c = 0; c < s.InChannels; c++)
