@@ -6,7 +6,7 @@ namespace DistTrain.Nn.Layers;
 
 public sealed class Flatten : Layer
 {
-    private int[] _inShape = [];
+    private int[] _inShape = [], _outShape = [];
     private int _features;
     private Tensor? _yView, _dxView;
 
@@ -16,11 +16,11 @@ public sealed class Flatten : Layer
         _inShape = inputShape;
         _features = 1;
         foreach (var d in inputShape) _features *= d;
-        return [_features];
+        return _outShape = [_features];
     }
 
     // x (B, d1..dn) -> y (B, F) view of x
-    public override Tensor Forward(Tensor x, in StepContext ctx) => View(ref _yView, x, [_features]);
+    public override Tensor Forward(Tensor x, in StepContext ctx) => View(ref _yView, x, _outShape);
 
     // dy (B, F) -> dx (B, d1..dn) view of dy
     public override Tensor Backward(Tensor dy) => View(ref _dxView, dy, _inShape);

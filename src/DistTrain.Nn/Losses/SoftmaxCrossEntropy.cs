@@ -13,13 +13,16 @@ public sealed class SoftmaxCrossEntropy : Loss
     {
         if (output.Rank != 2) throw new ArgumentException($"SoftmaxCrossEntropy needs logits (B,K); got {output}.", nameof(output));
         int b = output.Dim(0), k = output.Dim(1);
-        dOutput.RequireShape(nameof(dOutput), b, k);
+        // Checked by hand: RequireShape's params array would allocate on every step.
+        if (dOutput.Rank != 2 || dOutput.Dim(0) != b || dOutput.Dim(1) != k)
+            throw new ArgumentException($"SoftmaxCrossEntropy: dOutput {dOutput} does not match the logits {output}.", nameof(dOutput));
         if (targets is null)
         {
             if (labels.Length != b)
                 throw new ArgumentException($"SoftmaxCrossEntropy: {labels.Length} labels for a batch of {b}; give one label per sample.", nameof(labels));
         }
-        else targets.RequireShape(nameof(targets), b, k);
+        else if (!targets.SameShape(output))
+            throw new ArgumentException($"SoftmaxCrossEntropy: targets {targets} do not match the logits {output}.", nameof(targets));
 
         var z = output.Span; var d = dOutput.Span;
         double total = 0;
