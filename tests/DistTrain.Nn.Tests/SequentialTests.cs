@@ -36,6 +36,17 @@ public class SequentialTests
     }
 
     [Fact]
+    public void BasicBlockWithBatchNormHasTorchvisionStateDictNames()
+    {
+        var m = new Sequential([4, 8, 8], [ResidualBlock.Basic(4, 8, stride: 2, norm: c => new BatchNorm2d(c))]);
+        string[] bn(string p) => [$"0.{p}.weight", $"0.{p}.bias", $"0.{p}.running_mean", $"0.{p}.running_var", $"0.{p}.num_batches_tracked"];
+        Assert.Equal(["0.conv1.weight", .. bn("bn1"), "0.conv2.weight", .. bn("bn2"), "0.downsample.0.weight", .. bn("downsample.1")],
+            m.Store.All.Select(p => p.Name));
+        // torchvision BasicBlock(4, 8, stride=2, downsample=conv1x1+BN): 288 + 16 + 576 + 16 + 32 + 16 learned values.
+        Assert.Equal(944, m.ParameterCount);
+    }
+
+    [Fact]
     public void NamedLayersUseTheGivenNames()
     {
         var m = new Sequential([4], [("fc1", (Layer)new Dense(4, 3)), ("act", new Tanh()), ("fc2", new Dense(3, 2))]);
