@@ -33,5 +33,19 @@ public class AllocationTests
     public void MlpStepAllocatesNothingAfterWarmUp() => Assert.Equal(0, AllocatedOverSteps(Models.Mlp(), [1, 28, 28], 8, 10));
 
     [Fact]
+    public void MlpStepOnTwoAlternatingInputBuffersAllocatesNothing()
+    {
+        // A trainer that double-buffers its batches hands the first layer (Flatten) two tensors in turn.
+        var m = Models.Mlp();
+        var xs = new[] { new Tensor(8, 1, 28, 28), new Tensor(8, 1, 28, 28) };
+        int[] labels = [0, 1, 2, 3, 4, 5, 6, 7];
+        var loss = new SoftmaxCrossEntropy();
+        for (int s = 0; s < 4; s++) Step(m, xs[s % 2], labels, loss, s);
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        for (int s = 4; s < 8; s++) Step(m, xs[s % 2], labels, loss, s);
+        Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
+    }
+
+    [Fact]
     public void CnnStepAllocatesNothingAfterWarmUp() => Assert.Equal(0, AllocatedOverSteps(Models.SmallCnn(), [1, 12, 12], 4, 5));
 }

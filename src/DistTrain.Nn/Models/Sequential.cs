@@ -142,29 +142,31 @@ public sealed class Sequential
         return sum;
     }
 
-    /// <summary>Each top-level layer (children indented) with its output shape and parameter count, and the total.</summary>
+    /// <summary>Each top-level layer (children indented under it) with its output shape and parameter count,
+    /// and the total — columns sized to their contents.</summary>
     public string Summary()
     {
-        var sb = new StringBuilder();
-        sb.AppendLine($"{"name",-16} {"layer",-60} {"output",-16} {"params",12}");
-        sb.AppendLine($"{"input",-16} {"",-60} {Tensor.ShapeString(InputShape),-16} {0,12:N0}");
+        var rows = new List<(string Name, string Layer, string Output, string Params)> { ("name", "layer", "output", "params"), ("input", "", Tensor.ShapeString(InputShape), "") };
         for (int i = 0; i < _layers.Length; i++)
         {
-            sb.AppendLine($"{_layers[i].Name,-16} {_layers[i],-60} {Tensor.ShapeString(_outShapes[i]),-16} {CountParams(_layers[i]),12:N0}");
-            AppendChildren(sb, _layers[i], "  ");
+            rows.Add((_layers[i].Name, _layers[i].ToString(), Tensor.ShapeString(_outShapes[i]), $"{CountParams(_layers[i]):N0}"));
+            AddChildren(rows, _layers[i], "  ");
         }
+        int wn = rows.Max(r => r.Name.Length), wl = rows.Max(r => r.Layer.Length), wo = rows.Max(r => r.Output.Length), wp = rows.Max(r => r.Params.Length);
+        var sb = new StringBuilder();
+        foreach (var r in rows)
+            sb.AppendLine($"{r.Name.PadRight(wn)}  {r.Layer.PadRight(wl)}  {r.Output.PadRight(wo)}  {r.Params.PadLeft(wp)}".TrimEnd());
         sb.Append($"Total parameters: {ParameterCount:N0}");
         if (Store.Buffers.Length > 0) sb.Append($" (+ {Store.Buffers.Length:N0} buffer values)");
         return sb.ToString();
     }
 
-    private static void AppendChildren(StringBuilder sb, Layer layer, string indent)
+    private static void AddChildren(List<(string, string, string, string)> rows, Layer layer, string indent)
     {
         foreach (var (_, child) in layer.Children)
         {
-            var label = indent + child.Name;
-            sb.AppendLine($"{label,-16} {indent + child,-60} {"",-16} {CountParams(child),12:N0}");
-            AppendChildren(sb, child, indent + "  ");
+            rows.Add((indent + child.Name, child.ToString(), "", $"{CountParams(child):N0}"));
+            AddChildren(rows, child, indent + "  ");
         }
     }
 
