@@ -144,6 +144,34 @@ public class SequentialTests
     }
 
     [Fact]
+    public void TrainStepGradientMatchesFiniteDifferencesOfTheScaledLoss()
+    {
+        // The whole composition (forward, fused loss, backward through every layer) against
+        // d(scale · Σ loss)/dθ by central differences, for a small smooth model.
+        var m = new Sequential([2, 4, 4], [new Conv2d(2, 3, 3, padding: 1), new Tanh(), new AvgPool2d(2), new Flatten(),
+            new Dense(12, 6), new GELU(), new Dense(6, 4)], seed: 9);
+        var x = GradCheck.Fill(new Tensor(3, 2, 4, 4), new Random(10), null);
+        int[] labels = [3, 0, 2];
+        var loss = new SoftmaxCrossEntropy();
+        const float scale = 1f / 3;
+        var ctx = new StepContext(true);
+        m.TrainStepGradient(x, labels, null, loss, scale, ctx);
+        var g = (float[])m.Store.Grads.Clone();
+        var v = m.Store.Values;
+        var dOut = new Tensor(3, 4);
+        double L() => scale * loss.Compute(m.Forward(x, ctx), labels, null, dOut, scale);
+        for (int i = 0; i < v.Length; i += 7)
+        {
+            float keep = v[i], h = 1e-2f;
+            v[i] = keep + h; double lp = L();
+            v[i] = keep - h; double lm = L();
+            v[i] = keep;
+            double num = (lp - lm) / ((double)(keep + h) - (keep - h));
+            Assert.True(Math.Abs(num - g[i]) <= 1e-3 + 2e-2 * Math.Abs(num), $"param {i}: analytic {g[i]}, numeric {num}");
+        }
+    }
+
+    [Fact]
     public void MicroBatchGradientsSumToTheFullBatchGradient()
     {
         // scale = 1/globalBatch per micro-batch: Σ of micro-batch gradients ≈ the full-batch mean gradient.
