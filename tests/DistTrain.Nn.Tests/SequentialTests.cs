@@ -172,6 +172,23 @@ public class SequentialTests
     }
 
     [Fact]
+    public void InputGradientIsSkippedUntilALayerWithParametersAndAvailableOnRequest()
+    {
+        var m = Models.Mlp(seed: 2);
+        Assert.Equal([false, false, true, true, true, true], m.Layers.Select(l => l.ComputeInputGrad));
+        var x = GradCheck.Fill(new Tensor(2, 1, 28, 28), new Random(1), null);
+        var ctx = new StepContext(true);
+        m.TrainStepGradient(x, [1, 2], null, new SoftmaxCrossEntropy(), 0.5f, ctx);
+        var skipped = (float[])m.Store.Grads.Clone();
+        // With input gradients on, the parameter gradients are the same bits and dx is ∂/∂x.
+        m.InputGrad = true;
+        Assert.All(m.Layers, l => Assert.True(l.ComputeInputGrad));
+        m.TrainStepGradient(x, [1, 2], null, new SoftmaxCrossEntropy(), 0.5f, ctx);
+        Assert.Equal(skipped, m.Store.Grads);
+        GradCheck.Model(m, 2, new GradCheck.Options { MaxChecks = 30, MaxKinkFraction = 0.35 });
+    }
+
+    [Fact]
     public void MicroBatchGradientsSumToTheFullBatchGradient()
     {
         // scale = 1/globalBatch per micro-batch: Σ of micro-batch gradients ≈ the full-batch mean gradient.

@@ -53,7 +53,7 @@ public sealed class Sequential
             _outShapes[i] = shape;
         }
         OutputShape = shape;
-        _layers[0].ComputeInputGrad = false;
+        SetInputGradFlags();
 
         var all = new List<Param>();
         foreach (var layer in _all)
@@ -79,6 +79,32 @@ public sealed class Sequential
         flat.Add(layer);
         foreach (var (childName, child) in layer.Children) Assign(child, $"{name}.{childName}", flat, unique);
     }
+
+    /// <summary>
+    /// False (default): a layer computes dx only if some earlier layer has learned parameters — nothing
+    /// else consumes it, so the MLP's first Dense (after Flatten) skips a third of its backward work, as
+    /// PyTorch does for an input that does not require grad. True: every layer computes dx, and
+    /// <see cref="Backward"/> returns ∂/∂input.
+    /// </summary>
+    public bool InputGrad
+    {
+        get => _inputGrad;
+        set { _inputGrad = value; SetInputGradFlags(); }
+    }
+    private bool _inputGrad;
+
+    private void SetInputGradFlags()
+    {
+        bool needed = _inputGrad;
+        foreach (var layer in _layers)
+        {
+            layer.ComputeInputGrad = needed;
+            needed |= HasLearned(layer);
+        }
+    }
+
+    private static bool HasLearned(Layer layer) =>
+        layer.OwnParams.Any(p => !p.IsBuffer) || layer.Children.Any(c => HasLearned(c.Layer));
 
     /// <summary>Per-sample input shape, e.g. (1,28,28).</summary>
     public int[] InputShape { get; }
@@ -114,8 +140,8 @@ public sealed class Sequential
     }
 
     /// <summary>Back-propagates dOutput (B, ...OutputShape) through every layer, ADDING into the parameter
-    /// gradients (call <see cref="ZeroGrad"/> first for a fresh gradient). Returns the first layer's dx, which is
-    /// not computed (unspecified contents) because nothing consumes it.</summary>
+    /// gradients (call <see cref="ZeroGrad"/> first for a fresh gradient). Returns the first layer's dx: the
+    /// input gradient when <see cref="InputGrad"/> is set, else unspecified contents (not computed).</summary>
     public Tensor Backward(Tensor dOutput)
     {
         var g = dOutput;
