@@ -1,5 +1,5 @@
-// Synthetic 2-D classification sets drawn from a seed: quadrants (4 classes), two spirals and XOR
-// (2 classes). Sample shape (2); labels are exact by construction from the stored float point.
+// Synthetic 2-D classification sets from a seed: quadrants (4 classes), two spirals and XOR (2 classes),
+// sample shape (2), labels exact by construction; train and test of one seed are independent draws.
 using DistTrain.Data.Plans;
 
 namespace DistTrain.Data.Sources;
