@@ -8,6 +8,7 @@ using Xunit;
 
 namespace DistTrain.Nn.Tests;
 
+[Collection("Compute settings")]  // changes the global Compute.Threads and Simd.Path
 public class RecurrentLayerTests
 {
     private static readonly StepContext Train = new(true);
@@ -221,5 +222,35 @@ public class RecurrentLayerTests
         var x = GradCheckRnn.RandomTensor(rng, 1f, b, t, f);
         var dy = seq ? GradCheckRnn.RandomTensor(rng, 1f, b, t, h) : GradCheckRnn.RandomTensor(rng, 1f, b, h);
         Assert.Equal(0, GradCheckRnn.AllocatedBytes(() => { layer.Forward(x, Train); layer.Backward(dy); }));
+    }
+    [Theory]
+    [InlineData("rnn")]
+    [InlineData("lstm")]
+    [InlineData("gru")]
+    public void Gradients_are_bit_identical_across_thread_counts_and_simd_paths(string kind)
+    {
+        var rng = new Random(11);
+        var layer = Make(kind, 33, seq: true);
+        var store = GradCheckRnn.Bind(layer, [6, 29]);
+        var x = GradCheckRnn.RandomTensor(rng, 1f, 17, 6, 29);
+        var dy = GradCheckRnn.RandomTensor(rng, 1f, 17, 6, 33);
+        float[] Run()
+        {
+            store.ZeroGrad();
+            var y = layer.Forward(x, Train).ToArray();
+            var dx = layer.Backward(dy).ToArray();
+            return [.. y, .. dx, .. store.Grads];
+        }
+        var reference = Run();
+        int threads = Compute.Threads;
+        try
+        {
+            Compute.Threads = 2;
+            Assert.Equal(reference, Run());
+            foreach (var path in Enum.GetValues<SimdPath>().Where(p => p <= Simd.Best))
+                using (Simd.Force(path))
+                    Assert.Equal(reference, Run());
+        }
+        finally { Compute.Threads = threads; }
     }
 }
