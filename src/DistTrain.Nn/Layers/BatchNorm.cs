@@ -153,7 +153,10 @@ public abstract class BatchNormBase : Layer
     }
 
     public override string ToString() =>
-        $"{GetType().Name}({(NumFeatures == 0 ? "?" : NumFeatures.ToString())}, eps={Eps:G6}, momentum={Momentum:G6})";
+        $"{GetType().Name}({(NumFeatures == 0 ? "?" : NumFeatures.ToString())}, eps={Py(Eps)}, momentum={Py(Momentum)})";
+
+    /// <summary>A float as Python prints it in a repr: 1e-05, 0.1.</summary>
+    internal static string Py(float v) => v.ToString("G6", System.Globalization.CultureInfo.InvariantCulture).ToLowerInvariant();
 
     /// <summary>A workspace with x's shape, reallocated only when that shape changes.</summary>
     internal static Tensor EnsureLike(ref Tensor? t, Tensor x)

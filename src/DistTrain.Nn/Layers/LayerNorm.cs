@@ -98,5 +98,5 @@ public sealed class LayerNorm : Layer
     }
 
     public override string ToString() =>
-        $"LayerNorm({(_normalizedShape is null ? "?" : Tensor.ShapeString(_normalizedShape))}, eps={Eps:G6})";
+        $"LayerNorm({(_normalizedShape is null ? "?" : Tensor.ShapeString(_normalizedShape))}, eps={BatchNormBase.Py(Eps)})";
 }
