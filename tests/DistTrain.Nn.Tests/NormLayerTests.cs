@@ -8,6 +8,7 @@ using Xunit;
 
 namespace DistTrain.Nn.Tests;
 
+[Collection("Serial")]  // measures allocations
 public class NormLayerTests
 {
     private static readonly StepContext Train = new(true);

@@ -8,7 +8,7 @@ using Xunit;
 
 namespace DistTrain.Nn.Tests;
 
-[Collection("Compute settings")]  // changes the global Compute.Threads and Simd.Path
+[Collection("Serial")]  // changes the global Compute.Threads and Simd.Path, measures allocations
 public class RecurrentLayerTests
 {
     private static readonly StepContext Train = new(true);
