@@ -253,4 +253,24 @@ public class RecurrentLayerTests
         }
         finally { Compute.Threads = threads; }
     }
+    [Theory]
+    [InlineData("lstm", false)]
+    [InlineData("gru", true)]
+    [InlineData("rnn", true)]
+    public void Skipping_dx_as_first_layer_leaves_parameter_gradients_unchanged(string kind, bool seq)
+    {
+        var rng = new Random(21);
+        var layer = Make(kind, 6, seq);
+        var store = GradCheckRnn.Bind(layer, [4, 5]);
+        var x = GradCheckRnn.RandomTensor(rng, 1f, 3, 4, 5);
+        var dy = seq ? GradCheckRnn.RandomTensor(rng, 1f, 3, 4, 6) : GradCheckRnn.RandomTensor(rng, 1f, 3, 6);
+        layer.Forward(x, Train);
+        layer.Backward(dy);
+        var full = store.Grads.ToArray();
+        store.ZeroGrad();
+        layer.ComputeInputGrad = false;
+        layer.Forward(x, Train);
+        Assert.Equal([3, 4, 5], layer.Backward(dy).Shape);
+        Assert.Equal(full, store.Grads);
+    }
 }

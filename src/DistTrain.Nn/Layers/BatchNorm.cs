@@ -133,6 +133,7 @@ public abstract class BatchNormBase : Layer
             }
             dw[ch] += (float)sdyx;
             db[ch] += (float)sdy;
+            if (!ComputeInputGrad) continue;  // first layer: nothing consumes dx
             float k = w[ch] * _invStd[ch];
             float meanDy = (float)(sdy / _n), meanDyx = (float)(sdyx / _n);
             for (int i = 0; i < b; i++)

@@ -156,10 +156,12 @@ public abstract class RecurrentLayer : Layer
         if (!ReferenceEquals(HiddenGrads, Gt)) ColumnSums(gh, GH, colSum);
         TensorPrimitives.Add(BiasHh.Grad.Span, colSum, BiasHh.Grad.Span);
 
+        var dx = Ensure3(ref _dx, b, steps, f);
+        if (!ComputeInputGrad) return dx;  // first layer: nothing consumes dx
+
         // dx (time-major) = dG·W_ih, written over Xt, which is no longer needed.
         var dxt = Xt.AsSpan(0, rows * f);
         Gemm.Sgemm(false, false, rows, f, GH, gi, GH, WeightIh.Value.Span, f, dxt, f);
-        var dx = Ensure3(ref _dx, b, steps, f);
         var dxs = dx.Span;
         for (int i = 0; i < b; i++)
             for (int t = 0; t < steps; t++)
