@@ -175,7 +175,7 @@ public abstract class RecurrentLayer : Layer
     /// <summary>PyTorch's class name: RNN, LSTM, GRU.</summary>
     protected abstract string KindName { get; }
 
-    /// <summary>Row r of Hs's slot for step t (h₍t−1₎ when reading inputs of step t).</summary>
+    /// <summary>Sample i's hidden state in Hs slot <paramref name="slot"/>: slot t is h₍t−1₎, the input of step t.</summary>
     protected Span<float> HiddenRow(int slot, int batch, int i) => Hs.AsSpan((slot * batch + i) * H, H);
 
     protected static void Grow(ref float[] a, int n)
