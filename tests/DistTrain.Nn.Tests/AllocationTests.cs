@@ -30,13 +30,13 @@ public class AllocationTests
         m.TrainStepGradient(x, labels, null, loss, 1f / labels.Length, new StepContext(true, Seed: 3, Step: step, MicroBatch: 1));
 
     [Fact]
-    public void MlpStepAllocatesNothingAfterWarmUp() => Assert.Equal(0, AllocatedOverSteps(Models.Mlp(), [1, 28, 28], 8, 10));
+    public void MlpStepAllocatesNothingAfterWarmUp() => Assert.Equal(0, AllocatedOverSteps(TestModels.Mlp(), [1, 28, 28], 8, 10));
 
     [Fact]
     public void MlpStepOnTwoAlternatingInputBuffersAllocatesNothing()
     {
         // A trainer that double-buffers its batches hands the first layer (Flatten) two tensors in turn.
-        var m = Models.Mlp();
+        var m = TestModels.Mlp();
         var xs = new[] { new Tensor(8, 1, 28, 28), new Tensor(8, 1, 28, 28) };
         int[] labels = [0, 1, 2, 3, 4, 5, 6, 7];
         var loss = new SoftmaxCrossEntropy();
@@ -47,5 +47,5 @@ public class AllocationTests
     }
 
     [Fact]
-    public void CnnStepAllocatesNothingAfterWarmUp() => Assert.Equal(0, AllocatedOverSteps(Models.SmallCnn(), [1, 12, 12], 4, 5));
+    public void CnnStepAllocatesNothingAfterWarmUp() => Assert.Equal(0, AllocatedOverSteps(TestModels.SmallCnn(), [1, 12, 12], 4, 5));
 }

@@ -16,7 +16,7 @@ public class DeterminismTests
         Compute.Threads = threads;
         try
         {
-            var m = Models.SmallCnn(seed: 11);
+            var m = TestModels.SmallCnn(seed: 11);
             var x = GradCheck.Fill(new Tensor(5, 1, 12, 12), new Random(12), null);
             double loss = m.TrainStepGradient(x, [0, 4, 2, 2, 1], null, new SoftmaxCrossEntropy(), 1f / 8, ctx);
             return (loss, (float[])m.Store.Grads.Clone());

@@ -4,7 +4,7 @@ using DistTrain.Nn.Models;
 
 namespace DistTrain.Nn.Tests;
 
-internal static class Models
+internal static class TestModels
 {
     /// <summary>The `mlp` preset's layers: Flatten, 784-256-128-10 with ReLUs (as the torchsharp peer).</summary>
     public static Sequential Mlp(int seed = 0) => new([1, 28, 28],

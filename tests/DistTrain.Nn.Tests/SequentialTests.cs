@@ -13,7 +13,7 @@ public class SequentialTests
     [Fact]
     public void MlpHasTorchNamesShapesAndParameterCount()
     {
-        var m = Models.Mlp();
+        var m = TestModels.Mlp();
         Assert.Equal(235_146, m.ParameterCount);
         Assert.Equal(["1.weight", "1.bias", "3.weight", "3.bias", "5.weight", "5.bias"], m.Parameters().Select(p => p.Name));
         Assert.Equal([256, 784], m.Parameters().First().Shape);
@@ -72,7 +72,7 @@ public class SequentialTests
     {
         var relu = new ReLU();
         Assert.Throws<ArgumentException>(() => new Sequential([4], [new Dense(4, 4), relu, new Dense(4, 4), relu]));
-        var m = Models.Mlp();
+        var m = TestModels.Mlp();
         var e = Assert.Throws<ArgumentException>(() => m.Forward(new Tensor(2, 784), StepContext.Eval));
         Assert.Contains("(B, 1,28,28)", e.Message);
     }
@@ -80,7 +80,7 @@ public class SequentialTests
     [Fact]
     public void SummaryListsLayersOutputShapesAndTheTotal()
     {
-        var s = Models.Mlp().Summary();
+        var s = TestModels.Mlp().Summary();
         Assert.Contains("Dense(in=784, out=256)", s);
         Assert.Contains("200,960", s);
         Assert.Contains("(128)", s);
@@ -90,7 +90,7 @@ public class SequentialTests
     [Fact]
     public void DefaultInitIsTorchsUniformBound()
     {
-        var m = Models.Mlp(seed: 5);
+        var m = TestModels.Mlp(seed: 5);
         foreach (var p in m.Parameters())
         {
             int fanIn = p.Name.StartsWith('1') ? 784 : p.Name.StartsWith('3') ? 256 : 128;
@@ -98,8 +98,8 @@ public class SequentialTests
             // Every draw within the bound; with ≥ 128 draws the largest is near it (P(miss) < 0.9^128).
             Assert.True(max <= bound && (p.Length < 128 || max > 0.9f * bound), $"{p.Name}: max |w| {max} vs bound {bound}");
         }
-        Assert.Equal(Models.Mlp(seed: 5).Store.Values, m.Store.Values);
-        Assert.NotEqual(Models.Mlp(seed: 6).Store.Values, m.Store.Values);
+        Assert.Equal(TestModels.Mlp(seed: 5).Store.Values, m.Store.Values);
+        Assert.NotEqual(TestModels.Mlp(seed: 6).Store.Values, m.Store.Values);
     }
 
     [Fact]
@@ -119,7 +119,7 @@ public class SequentialTests
     [Fact]
     public void BackwardAccumulatesAndTrainStepGradientStartsFromZero()
     {
-        var m = Models.Mlp(seed: 1);
+        var m = TestModels.Mlp(seed: 1);
         var rng = new Random(2);
         var x = GradCheck.Fill(new Tensor(3, 1, 28, 28), rng, null);
         int[] labels = [1, 7, 3];
@@ -174,7 +174,7 @@ public class SequentialTests
     [Fact]
     public void InputGradientIsSkippedUntilALayerWithParametersAndAvailableOnRequest()
     {
-        var m = Models.Mlp(seed: 2);
+        var m = TestModels.Mlp(seed: 2);
         Assert.Equal([false, false, true, true, true, true], m.Layers.Select(l => l.ComputeInputGrad));
         var x = GradCheck.Fill(new Tensor(2, 1, 28, 28), new Random(1), null);
         var ctx = new StepContext(true);
@@ -192,7 +192,7 @@ public class SequentialTests
     public void MicroBatchGradientsSumToTheFullBatchGradient()
     {
         // scale = 1/globalBatch per micro-batch: Σ of micro-batch gradients ≈ the full-batch mean gradient.
-        var m = Models.Mlp(seed: 3);
+        var m = TestModels.Mlp(seed: 3);
         var x = GradCheck.Fill(new Tensor(4, 1, 28, 28), new Random(4), null);
         int[] labels = [0, 9, 4, 4];
         var loss = new SoftmaxCrossEntropy();

@@ -14,7 +14,7 @@ public static class JobMapping
             throw new ArgumentException("--clip-norm is not supported by the cluster runtime yet (a global norm needs every shard's range); run without it or with one process.");
         var spec = job.Spec();
         return new JobDescription(jobId, spec.CanonicalJson, spec.Hash, parameterCount,
-            new DatasetSpec(job.Dataset, "", "", 0, 0),
+            new DatasetInfo(job.Dataset, 0, 0, ""),
             new Hyperparameters(
                 new OptimizerSpec(job.Optimizer, job.Lr, 0, 0, 0, 0, job.WeightDecay ?? float.NaN),
                 job.Schedule, 0, job.BatchSize, job.MicroBatch <= 0 ? job.BatchSize : job.MicroBatch, job.Seed,
@@ -24,7 +24,7 @@ public static class JobMapping
     public static TrainJob ToTrainJob(JobDescription d) => new()
     {
         ModelSpecJson = d.SpecJson,
-        Dataset = d.Dataset.Kind,
+        Dataset = d.Dataset.Spec,
         Epochs = d.Hyper.Epochs,
         BatchSize = d.Hyper.BatchSize,
         MicroBatch = d.Hyper.MicroBatchSize,
