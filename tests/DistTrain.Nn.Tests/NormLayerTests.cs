@@ -8,6 +8,7 @@ using Xunit;
 
 namespace DistTrain.Nn.Tests;
 
+[Collection("Serial")]  // measures allocations
 public class NormLayerTests
 {
     private static readonly StepContext Train = new(true);
@@ -114,7 +115,8 @@ public class NormLayerTests
         Assert.Equal(8, store.Count);
         Assert.All(bn.Weight.Value.ToArray(), v => Assert.Equal(1f, v));
         Assert.All(bn.RunningVar.Value.ToArray(), v => Assert.Equal(1f, v));
-        Assert.Equal("BatchNorm2d(4, eps=1E-05, momentum=0.1)", bn.ToString());
+        Assert.Equal("BatchNorm2d(4, eps=1e-05, momentum=0.1)", bn.ToString());
+        Assert.Equal("LayerNorm((3,4), eps=1e-05)", new LayerNorm([3, 4]).ToString());
     }
 
     [Fact]

@@ -8,6 +8,7 @@ using Xunit;
 
 namespace DistTrain.Nn.Tests;
 
+[Collection("Serial")]  // changes the global Compute.Threads and Simd.Path, measures allocations
 public class RecurrentLayerTests
 {
     private static readonly StepContext Train = new(true);
@@ -221,5 +222,55 @@ public class RecurrentLayerTests
         var x = GradCheckRnn.RandomTensor(rng, 1f, b, t, f);
         var dy = seq ? GradCheckRnn.RandomTensor(rng, 1f, b, t, h) : GradCheckRnn.RandomTensor(rng, 1f, b, h);
         Assert.Equal(0, GradCheckRnn.AllocatedBytes(() => { layer.Forward(x, Train); layer.Backward(dy); }));
+    }
+    [Theory]
+    [InlineData("rnn")]
+    [InlineData("lstm")]
+    [InlineData("gru")]
+    public void Gradients_are_bit_identical_across_thread_counts_and_simd_paths(string kind)
+    {
+        var rng = new Random(11);
+        var layer = Make(kind, 33, seq: true);
+        var store = GradCheckRnn.Bind(layer, [6, 29]);
+        var x = GradCheckRnn.RandomTensor(rng, 1f, 17, 6, 29);
+        var dy = GradCheckRnn.RandomTensor(rng, 1f, 17, 6, 33);
+        float[] Run()
+        {
+            store.ZeroGrad();
+            var y = layer.Forward(x, Train).ToArray();
+            var dx = layer.Backward(dy).ToArray();
+            return [.. y, .. dx, .. store.Grads];
+        }
+        var reference = Run();
+        int threads = Compute.Threads;
+        try
+        {
+            Compute.Threads = 2;
+            Assert.Equal(reference, Run());
+            foreach (var path in Enum.GetValues<SimdPath>().Where(p => p <= Simd.Best))
+                using (Simd.Force(path))
+                    Assert.Equal(reference, Run());
+        }
+        finally { Compute.Threads = threads; }
+    }
+    [Theory]
+    [InlineData("lstm", false)]
+    [InlineData("gru", true)]
+    [InlineData("rnn", true)]
+    public void Skipping_dx_as_first_layer_leaves_parameter_gradients_unchanged(string kind, bool seq)
+    {
+        var rng = new Random(21);
+        var layer = Make(kind, 6, seq);
+        var store = GradCheckRnn.Bind(layer, [4, 5]);
+        var x = GradCheckRnn.RandomTensor(rng, 1f, 3, 4, 5);
+        var dy = seq ? GradCheckRnn.RandomTensor(rng, 1f, 3, 4, 6) : GradCheckRnn.RandomTensor(rng, 1f, 3, 6);
+        layer.Forward(x, Train);
+        layer.Backward(dy);
+        var full = store.Grads.ToArray();
+        store.ZeroGrad();
+        layer.ComputeInputGrad = false;
+        layer.Forward(x, Train);
+        Assert.Equal([3, 4, 5], layer.Backward(dy).Shape);
+        Assert.Equal(full, store.Grads);
     }
 }

@@ -17,7 +17,7 @@ public sealed class BenchConvCommand : ICommandFactory
         var threads = new Option<int>("--threads") { Description = "Compute threads.", DefaultValueFactory = _ => 1 };
         var json = new Option<bool>("--json") { Description = "One JSON object per measurement per line." };
         var batch = new Option<int>("--batch") { Description = "Batch size.", DefaultValueFactory = _ => 64 };
-        var reps = new Option<int>("--reps") { Description = "Timed repetitions (median reported).", DefaultValueFactory = _ => 7 };
+        var reps = new Option<int>("--reps") { Description = "Clean timed repetitions wanted (median reported).", DefaultValueFactory = _ => 5 };
         var cmd = new Command("conv", "Conv2d forward+backward GFLOP/s at the cnn preset's shapes (1→32 @28², 32→64 @14²).");
         cmd.Options.Add(threads); cmd.Options.Add(json); cmd.Options.Add(batch); cmd.Options.Add(reps);
         cmd.SetAction(r => Run(r.GetValue(threads), r.GetValue(json), r.GetValue(batch), r.GetValue(reps)));
@@ -33,7 +33,7 @@ public sealed class BenchConvCommand : ICommandFactory
         }
         Compute.Threads = threads;
         var output = new BenchOutput(json);
-        output.Note($"SIMD path {Simd.Path}, threads {threads}, gemm {(typeof(Gemm).Assembly.GetName().Version)}");
+        output.Note($"Conv2d on {Simd.Path}, {threads} thread(s); GFLOP/s counts 3x forward flops for fwd+bwd (as the libtorch peer); median of {reps} clean reps (others < 0.1 core), else of all");
         foreach (var (c, oc, hw) in new[] { (1, 32, 28), (32, 64, 14) })
         {
             var s = new ConvShape(batch, c, hw, hw, oc, 3, 3, 1, 1);
@@ -47,50 +47,63 @@ public sealed class BenchConvCommand : ICommandFactory
             foreach (var (name, body, flops) in new (string, Action, double)[]
                      { ("conv2d_fwd_bwd", Both, 3 * s.ForwardFlops), ("conv2d_fwd", Fwd, s.ForwardFlops), ("conv2d_bwd", Bwd, 2 * s.ForwardFlops) })
             {
-                var (gflops, best, cpu, alloc, ms) = Measure(body, flops, reps);
-                output.Add(new Dictionary<string, object?>
+                var row = new Dictionary<string, object?>
                 {
                     ["kernel"] = name, ["batch"] = batch, ["in_channels"] = c, ["out_channels"] = oc, ["height"] = hw, ["width"] = hw,
-                    ["kernel_h"] = 3, ["kernel_w"] = 3, ["stride"] = 1, ["pad"] = 1, ["threads"] = threads,
-                    ["path"] = Conv2dPath(s), ["ms_per_call"] = ms, ["gflops"] = gflops, ["gflops_best"] = best, ["gflops_cpu"] = cpu,
-                    ["alloc_bytes_per_call"] = alloc,
-                });
+                    ["kernel_h"] = 3, ["kernel_w"] = 3, ["stride"] = 1, ["pad"] = 1, ["threads"] = threads, ["path"] = Conv2dPath(s),
+                };
+                foreach (var kv in Measure(body, flops, reps)) row[kv.Key] = kv.Value;
+                output.Add(row);
             }
         }
         output.Flush();
         return 0;
     }
 
-    private static string Conv2dPath(ConvShape s) =>
-        s.Stride == 1 && s.KernelH == 3 && s.KernelW == 3 && s.InChannels <= 2 && s.OutW >= 8 ? "direct" : "im2col+gemm";
+    private static string Conv2dPath(ConvShape s) => Conv2d.UsesDirectKernel(s) ? "direct" : "im2col+gemm";
 
     /// <summary>
-    /// Median and best wall-clock GFLOP/s over <paramref name="reps"/> runs of ~0.3 s; GFLOP/s per second of
-    /// process CPU time (the median rep's: on a shared, overloaded machine wall time mostly measures
-    /// waiting); managed bytes allocated per call.
+    /// Timed repetitions of ~0.3 s until <paramref name="reps"/> clean ones (other processes used under 0.1
+    /// core, as the libtorch peer counts them) or 3× reps. Median wall GFLOP/s over the clean reps when
+    /// there are at least 3, else over all (clean = false); best rep; GFLOP/s per process-CPU second;
+    /// managed bytes allocated per call on the calling thread (kernel helpers allocate nothing either).
     /// </summary>
-    internal static (double gflops, double best, double cpu, double allocPerCall, double msPerCall) Measure(Action body, double flops, int reps)
+    internal static Dictionary<string, object?> Measure(Action body, double flops, int reps)
     {
         for (int i = 0; i < 3; i++) body();
         var sw = Stopwatch.StartNew(); int calls = 0;
         while (sw.Elapsed.TotalSeconds < 0.1) { body(); calls++; }
         int iters = Math.Max(1, (int)(calls * 0.3 / sw.Elapsed.TotalSeconds));
-        var rates = new List<double>(); var cpuRates = new List<double>();
+        List<double> all = [], clean = [], cpu = [];
+        double foreignSum = 0;
         long allocated = 0, total = 0;
-        for (int r = 0; r < reps; r++)
+        var load = new ForeignLoad();
+        while (clean.Count < reps && all.Count < 3 * reps)
         {
-            var c0 = Environment.CpuUsage.TotalTime;
+            load.Start();
+            double c0 = CpuTime.ProcessSeconds();
             long a0 = GC.GetAllocatedBytesForCurrentThread();
             long t0 = Stopwatch.GetTimestamp();
             for (int i = 0; i < iters; i++) body();
             double sec = Stopwatch.GetElapsedTime(t0).TotalSeconds;
             allocated += GC.GetAllocatedBytesForCurrentThread() - a0;
-            cpuRates.Add(flops * iters / (Environment.CpuUsage.TotalTime - c0).TotalSeconds / 1e9);
+            cpu.Add(flops * iters / (CpuTime.ProcessSeconds() - c0) / 1e9);
+            double foreign = load.Stop();
+            foreignSum += foreign;
             total += iters;
-            rates.Add(flops * iters / sec / 1e9);
+            double rate = flops * iters / sec / 1e9;
+            all.Add(rate);
+            if (foreign < 0.1) clean.Add(rate);
         }
-        rates.Sort(); cpuRates.Sort();
-        double med = rates[rates.Count / 2];
-        return (med, rates[^1], cpuRates[cpuRates.Count / 2], (double)allocated / total, flops / med / 1e6);
+        bool isClean = clean.Count >= 3;
+        var used = isClean ? clean : all;
+        used.Sort(); cpu.Sort();
+        double med = used[used.Count / 2];
+        return new Dictionary<string, object?>
+        {
+            ["ms_per_call"] = flops / med / 1e6, ["gflops"] = med, ["gflops_best"] = all.Max(), ["gflops_cpu"] = cpu[cpu.Count / 2],
+            ["clean"] = isClean, ["reps"] = $"{clean.Count}/{all.Count}", ["foreign_cores"] = foreignSum / all.Count,
+            ["alloc_bytes_per_call"] = (double)allocated / total,
+        };
     }
 }

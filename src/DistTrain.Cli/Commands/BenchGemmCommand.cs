@@ -42,7 +42,8 @@ public sealed class BenchGemmCommand : ICommandFactory
                 .ToArray();
             using var forced = Simd.Force(ParsePath(r.GetValue(simd)));
             var output = new BenchOutput(r.GetValue(json));
-            output.Note($"SGEMM on {Simd.Path}, {t} thread(s), median of {r.GetValue(reps)} reps");
+            Measure("warm-up", false, false, 64, 64, 64, t, 3); // lets tiered JIT settle before the first figure
+            output.Note($"SGEMM on {Simd.Path}, {t} thread(s), median of {r.GetValue(reps)} clean reps (others < 0.1 core), else of all");
             foreach (int s in list)
                 foreach (var (ta, tb, name) in Variants)
                     output.Add(Measure(name, ta, tb, s, s, s, t, r.GetValue(reps)));
@@ -61,6 +62,12 @@ public sealed class BenchGemmCommand : ICommandFactory
 
     private static readonly (bool TransA, bool TransB, string Name)[] Variants =
         [(false, false, "nn"), (false, true, "nt"), (true, false, "tn")];
+
+    private static double Median(IEnumerable<double> xs)
+    {
+        var v = xs.Order().ToArray();
+        return v.Length == 0 ? double.NaN : v.Length % 2 == 1 ? v[v.Length / 2] : (v[v.Length / 2 - 1] + v[v.Length / 2]) / 2;
+    }
 
     private static SimdPath ParsePath(string? s) => s?.ToLowerInvariant() switch
     {
@@ -83,35 +90,44 @@ public sealed class BenchGemmCommand : ICommandFactory
         void Call() => Gemm.Sgemm(ta, tb, m, n, k, a, lda, b, ldb, c, n, false, threads);
 
         double flops = 2.0 * m * n * k;
-        // Warm up (~0.2 s: tiered JIT settles, workspaces grow), then ~20 ms per rep so timer and wake-up
-        // noise stay small.
+        // Warm up (~0.2 s: tiered JIT settles, workspaces grow), then ~0.1 s per rep: long enough for timer,
+        // wake-up and /proc/stat's 10 ms ticks to stay small.
         var sw = Stopwatch.StartNew();
         int warm = 0;
         while (warm < 2 || sw.Elapsed.TotalSeconds < 0.2) { Call(); warm++; }
-        int calls = (int)Math.Clamp(0.02 / (sw.Elapsed.TotalSeconds / warm), 1, 100_000);
-        var seconds = new double[Math.Max(reps, 1)];
-        var cpuSeconds = new double[seconds.Length];
-        // All threads of the process (the pool's workers included), so nothing is hidden.
-        long allocBefore = GC.GetTotalAllocatedBytes(precise: true);
-        for (int rep = 0; rep < seconds.Length; rep++)
+        int calls = (int)Math.Clamp(0.1 / (sw.Elapsed.TotalSeconds / warm), 1, 100_000);
+        // Reps until `reps` clean ones (others used < 0.1 core, as the libtorch peer counts them) or 3x reps;
+        // the median is over clean reps when there are at least 3, else over all (marked clean=false).
+        var all = new List<double>();
+        var clean = new List<double>();
+        var load = new ForeignLoad();
+        double foreignSum = 0;
+        while (clean.Count < reps && all.Count < 3 * reps)
         {
-            double cpu0 = CpuTime.ProcessSeconds();
+            load.Start();
             sw.Restart();
             for (int i = 0; i < calls; i++) Call();
-            seconds[rep] = sw.Elapsed.TotalSeconds / calls;
-            cpuSeconds[rep] = (CpuTime.ProcessSeconds() - cpu0) / calls;
+            double wall = sw.Elapsed.TotalSeconds / calls;
+            double foreign = load.Stop();
+            foreignSum += foreign;
+            all.Add(wall);
+            if (foreign < 0.1) clean.Add(wall);
         }
+        bool isClean = clean.Count >= 3;
+        var used = isClean ? clean : all;
+        double median = Median(used), best = all.Min();
+
+        // Managed bytes over further calls, on all threads of the process (the pool's workers included).
+        long allocBefore = GC.GetTotalAllocatedBytes(precise: true);
+        for (int i = 0; i < calls; i++) Call();
         long alloc = GC.GetTotalAllocatedBytes(precise: true) - allocBefore;
-        Array.Sort(seconds);
-        Array.Sort(cpuSeconds);
-        double median = seconds[seconds.Length / 2], cpuMedian = cpuSeconds[cpuSeconds.Length / 2];
+
         return new Dictionary<string, object?>
         {
             ["kernel"] = "sgemm", ["variant"] = variant, ["m"] = m, ["n"] = n, ["k"] = k, ["threads"] = threads,
-            ["simd"] = Simd.Path.ToString(), ["ms"] = median * 1e3, ["gflops"] = flops / median / 1e9, ["best_gflops"] = flops / seconds[0] / 1e9,
-            // Per thread per CPU-second: what the kernel does while it holds a core (robust to a shared machine).
-            ["cpu_gflops"] = cpuMedian > 0 ? flops / (cpuMedian / threads) / 1e9 / threads : null,
-            ["alloc_bytes_per_call"] = (double)alloc / (seconds.Length * calls),
+            ["simd"] = Simd.Path.ToString(), ["ms"] = median * 1e3, ["gflops"] = flops / median / 1e9, ["best_gflops"] = flops / best / 1e9,
+            ["alloc_bytes_per_call"] = (double)alloc / calls,
+            ["clean"] = isClean, ["reps"] = $"{clean.Count}/{all.Count}", ["foreign_cores"] = foreignSum / all.Count,
         };
     }
 }

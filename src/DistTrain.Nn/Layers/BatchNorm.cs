@@ -133,6 +133,7 @@ public abstract class BatchNormBase : Layer
             }
             dw[ch] += (float)sdyx;
             db[ch] += (float)sdy;
+            if (!ComputeInputGrad) continue;  // first layer: nothing consumes dx
             float k = w[ch] * _invStd[ch];
             float meanDy = (float)(sdy / _n), meanDyx = (float)(sdyx / _n);
             for (int i = 0; i < b; i++)
@@ -153,7 +154,10 @@ public abstract class BatchNormBase : Layer
     }
 
     public override string ToString() =>
-        $"{GetType().Name}({(NumFeatures == 0 ? "?" : NumFeatures.ToString())}, eps={Eps:G6}, momentum={Momentum:G6})";
+        $"{GetType().Name}({(NumFeatures == 0 ? "?" : NumFeatures.ToString())}, eps={Py(Eps)}, momentum={Py(Momentum)})";
+
+    /// <summary>A float as Python prints it in a repr: 1e-05, 0.1.</summary>
+    internal static string Py(float v) => v.ToString("G6", System.Globalization.CultureInfo.InvariantCulture).ToLowerInvariant();
 
     /// <summary>A workspace with x's shape, reallocated only when that shape changes.</summary>
     internal static Tensor EnsureLike(ref Tensor? t, Tensor x)

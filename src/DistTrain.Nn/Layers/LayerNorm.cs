@@ -87,6 +87,7 @@ public sealed class LayerNorm : Layer
             var dr = ds.Slice(r * _d, _d); var hr = hs.Slice(r * _d, _d); var xr = xs.Slice(r * _d, _d);
             TensorPrimitives.FusedMultiplyAdd(dr, hr, dw, dw);
             TensorPrimitives.Add(db, dr, db);
+            if (!ComputeInputGrad) continue;  // first layer: nothing consumes dx
             TensorPrimitives.Multiply(dr, w, g);
             float meanG = (float)(LaneSums.Sum(g) / _d), meanGx = (float)(LaneSums.Dot(g, hr) / _d);
             TensorPrimitives.Multiply(hr, -meanGx, xr);
@@ -98,5 +99,5 @@ public sealed class LayerNorm : Layer
     }
 
     public override string ToString() =>
-        $"LayerNorm({(_normalizedShape is null ? "?" : Tensor.ShapeString(_normalizedShape))}, eps={Eps:G6})";
+        $"LayerNorm({(_normalizedShape is null ? "?" : Tensor.ShapeString(_normalizedShape))}, eps={BatchNormBase.Py(Eps)})";
 }

@@ -16,7 +16,7 @@ public abstract class RecurrentLayer : Layer
     protected float[] Gt = [];     // (T·B, GH) gate pre-activations -> activations -> input-side gate gradients
     protected float[] Hs = [];     // (T+1, B, H) hidden states; slot 0 is h₋₁ = 0, slot t+1 is h_t
     protected float[] Dh = [];     // (B, H) gradient flowing back into h_t
-    private float[] _bias = [];    // (GH) bias folded into the input projection
+    private float[] _bias = [];    // (GH) bias folded into the input projection; column-sum scratch in Backward
     private Tensor? _y, _dx;       // y (B,T,H) or (B,H); dx (B,T,F)
     private int _batch, _steps;
 
@@ -148,13 +148,20 @@ public abstract class RecurrentLayer : Layer
         Gemm.Sgemm(true, false, GH, f, rows, gi, GH, Xt.AsSpan(0, rows * f), f, WeightIh.Grad.Span, f, accumulate: true);
         if (steps > 1)  // h₋₁ = 0 contributes nothing to dW_hh
             Gemm.Sgemm(true, false, GH, H, rows - b, gh[(b * GH)..], GH, Hs.AsSpan(b * H, (rows - b) * H), H, WeightHh.Grad.Span, H, accumulate: true);
-        AddColumnSums(gi, GH, BiasIh.Grad.Span);
-        AddColumnSums(gh, GH, BiasHh.Grad.Span);
+        // Bias gradients: column sums in row order (fixed, so deterministic); one pass when the
+        // input-side and hidden-side gradients are the same array (RNN, LSTM).
+        var colSum = _bias.AsSpan(0, GH);
+        ColumnSums(gi, GH, colSum);
+        TensorPrimitives.Add(BiasIh.Grad.Span, colSum, BiasIh.Grad.Span);
+        if (!ReferenceEquals(HiddenGrads, Gt)) ColumnSums(gh, GH, colSum);
+        TensorPrimitives.Add(BiasHh.Grad.Span, colSum, BiasHh.Grad.Span);
+
+        var dx = Ensure3(ref _dx, b, steps, f);
+        if (!ComputeInputGrad) return dx;  // first layer: nothing consumes dx
 
         // dx (time-major) = dG·W_ih, written over Xt, which is no longer needed.
         var dxt = Xt.AsSpan(0, rows * f);
         Gemm.Sgemm(false, false, rows, f, GH, gi, GH, WeightIh.Value.Span, f, dxt, f);
-        var dx = Ensure3(ref _dx, b, steps, f);
         var dxs = dx.Span;
         for (int i = 0; i < b; i++)
             for (int t = 0; t < steps; t++)
@@ -168,7 +175,7 @@ public abstract class RecurrentLayer : Layer
     /// <summary>PyTorch's class name: RNN, LSTM, GRU.</summary>
     protected abstract string KindName { get; }
 
-    /// <summary>Row r of Hs's slot for step t (h₍t−1₎ when reading inputs of step t).</summary>
+    /// <summary>Sample i's hidden state in Hs slot <paramref name="slot"/>: slot t is h₍t−1₎, the input of step t.</summary>
     protected Span<float> HiddenRow(int slot, int batch, int i) => Hs.AsSpan((slot * batch + i) * H, H);
 
     protected static void Grow(ref float[] a, int n)
@@ -176,9 +183,11 @@ public abstract class RecurrentLayer : Layer
         if (a.Length < n) a = new float[n];
     }
 
-    private static void AddColumnSums(ReadOnlySpan<float> m, int cols, Span<float> acc)
+    /// <summary>sums = Σ_r m[r, :] (the bias scratch is free in Backward).</summary>
+    private static void ColumnSums(ReadOnlySpan<float> m, int cols, Span<float> sums)
     {
-        for (int r = 0; r < m.Length / cols; r++) TensorPrimitives.Add(acc, m.Slice(r * cols, cols), acc);
+        m[..cols].CopyTo(sums);
+        for (int r = 1; r < m.Length / cols; r++) TensorPrimitives.Add(sums, m.Slice(r * cols, cols), sums);
     }
 
     private static Tensor Ensure3(ref Tensor? t, int d0, int d1, int d2)

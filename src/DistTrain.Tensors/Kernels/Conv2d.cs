@@ -24,6 +24,9 @@ public static unsafe class Conv2d
         }
     }
 
+    /// <summary>True when <paramref name="s"/> runs on the direct 3x3 kernel rather than im2col + GEMM (a function of the shape only).</summary>
+    public static bool UsesDirectKernel(in ConvShape s) => ConvDirect.Applies(s);
+
     /// <summary>dx (overwritten; may be empty to skip), dw and db accumulated into (dw, db may be empty).</summary>
     public static void Backward(in ConvShape s, ReadOnlySpan<float> x, ReadOnlySpan<float> w, ReadOnlySpan<float> dy,
         Span<float> dx, Span<float> dw, Span<float> db)
@@ -91,18 +94,17 @@ public static unsafe class Conv2d
     }
 }
 
-/// <summary>Per calling thread: im2col columns, transposed rows, partial sums and job objects, grown once.</summary>
+/// <summary>Per calling thread: per-worker scratch (im2col columns, padded planes), partial sums and job objects, grown once.</summary>
 internal sealed unsafe class ConvWorkspace
 {
     [ThreadStatic] private static ConvWorkspace? _current;
     public static ConvWorkspace Current => _current ??= new ConvWorkspace();
 
-    public float[] Col = [], Rows = [], BiasPart = [], WeightPart = [];
+    public float[] BiasPart = [], WeightPart = [];
     public float[][] Scratch = [];
     public readonly Conv2d.BiasSumJob BiasJob = new();
-    public readonly ConvGemm.Im2ColJob Im2Col = new();
-    public readonly ConvGemm.Col2ImJob Col2Im = new();
-    public readonly ConvGemm.TransposeJob Transpose = new();
+    public readonly ConvGemm.ForwardJob GemmForward = new();
+    public readonly ConvGemm.BackwardJob GemmBackward = new();
     public readonly ConvDirect.ForwardJob DirectForward = new();
     public readonly ConvDirect.BackwardJob DirectBackward = new();
 

@@ -1,161 +1,173 @@
-// Convolution by im2col + one large Gemm.Sgemm per pass over the whole batch (N = B·OH·OW columns):
-// forward yᵀ = w·col, weight gradient dw += dyᵀ·colᵀ (one FMA chain over all samples, so it is
-// deterministic for any thread count), input gradient dcol = wᵀ·dyᵀ then col2im.
-// col (C·KH·KW, B·OH·OW); rows (OC, B·OH·OW) holds yᵀ or dyᵀ. Letters as in Conv.cs, P = OH·OW.
+// Convolution by im2col + Gemm.Sgemm, one sample at a time so its columns (C·KH·KW, P) stay in L2
+// and the GEMMs write straight into y / read straight from dy (no transposes): forward y[b] = w·col_b
+// from the bias; weight gradient dw += dy[b]·col_bᵀ chained over the samples of a fixed group (8 groups,
+// whatever the thread count), groups added in order; input gradient dcol = wᵀ·dy[b], then col2im.
+// Samples (forward) and groups (backward) run in parallel, each GEMM on one thread. P = OH·OW.
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
 
 namespace DistTrain.Tensors.Kernels;
 
 internal static unsafe class ConvGemm
 {
+    /// <summary>Backward splits the batch into this many fixed groups: the weight gradient's bits depend on it, never on threads.</summary>
+    public const int WeightGradGroups = 8;
+
     private static float* Ptr(float[] a) => (float*)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(a));
 
     public static void Forward(in ConvShape s, float* x, float* w, float* bias, float* y, ConvWorkspace ws, int threads)
     {
-        int kdim = s.InChannels * s.KernelH * s.KernelW, p = s.OutH * s.OutW, oc = s.OutChannels;
-        long n = (long)s.Batch * p;
-        float* col = Ptr(ConvWorkspace.Grow(ref ws.Col, kdim * n));
-        float* rows = Ptr(ConvWorkspace.Grow(ref ws.Rows, oc * n));
-        Im2Col(s, x, col, ws, threads);
-        // yᵀ starts from the bias so each output is the chain bias, then (c,kh,kw) in order, like the reference.
-        for (int o = 0; o < oc; o++) new Span<float>(rows + o * n, (int)n).Fill(bias == null ? 0f : bias[o]);
-        Gemm.Sgemm(false, false, oc, (int)n, kdim, new ReadOnlySpan<float>(w, oc * kdim), kdim,
-            new ReadOnlySpan<float>(col, (int)(kdim * n)), (int)n, new Span<float>(rows, (int)(oc * n)), (int)n,
-            accumulate: true, threads: threads);
-        Transpose(s, rows, y, toRows: false, ws, threads);
+        long colLen = (long)s.InChannels * s.KernelH * s.KernelW * s.OutH * s.OutW;
+        ws.SlotScratch(threads, colLen + PaddedLength(s));
+        var job = ws.GemmForward;
+        job.ColLength = colLen; job.S = s; job.X = x; job.W = w; job.Bias = bias; job.Y = y; job.Scratch = ws.Scratch;
+        KernelThreads.For(job, s.Batch, threads);
     }
 
     public static void Backward(in ConvShape s, float* x, float* w, float* dy, float* dx, float* dw, ConvWorkspace ws, int threads)
     {
         if (dx == null && dw == null) return;
-        int kdim = s.InChannels * s.KernelH * s.KernelW, p = s.OutH * s.OutW, oc = s.OutChannels;
-        long n = (long)s.Batch * p;
-        float* col = Ptr(ConvWorkspace.Grow(ref ws.Col, kdim * n));
-        float* rows = Ptr(ConvWorkspace.Grow(ref ws.Rows, oc * n));
-        Transpose(s, rows, dy, toRows: true, ws, threads);
-        var rowSpan = new ReadOnlySpan<float>(rows, (int)(oc * n));
-        var colSpan = new Span<float>(col, (int)(kdim * n));
-        if (dw != null)
+        long colLen = (long)s.InChannels * s.KernelH * s.KernelW * s.OutH * s.OutW;
+        ws.SlotScratch(threads, 2 * colLen + PaddedLength(s));
+        int groups = Math.Min(s.Batch, WeightGradGroups), wl = s.WeightLength;
+        float[] part = ConvWorkspace.Grow(ref ws.WeightPart, (long)groups * wl);
+        var job = ws.GemmBackward;
+        job.S = s; job.X = x; job.W = w; job.Dy = dy; job.Dx = dx; job.Part = dw == null ? null : Ptr(part);
+        job.Groups = groups; job.Scratch = ws.Scratch; job.ColLength = colLen;
+        KernelThreads.For(job, groups, threads);
+        if (dw == null) return;
+        var dws = new Span<float>(dw, wl);
+        for (int g = 0; g < groups; g++)
+            System.Numerics.Tensors.TensorPrimitives.Add(dws, part.AsSpan(g * wl, wl), dws);
+    }
+
+    /// <summary>Floats of per-thread scratch a sample needs besides its columns: the zero-padded image.</summary>
+    public static long PaddedLength(in ConvShape s) => (long)s.InChannels * (s.Height + 2 * s.Pad) * (s.Width + 2 * s.Pad) + 8;
+
+    /// <summary>Copies planes (n, h, w) into (n, h + 2·pad, w + 2·pad) with a zero border.</summary>
+    private static void Pad(float* src, int n, int h, int w, int pad, float* dst)
+    {
+        int hp = h + 2 * pad, wp = w + 2 * pad;
+        if (pad > 0) new Span<float>(dst, n * hp * wp).Clear();
+        for (int c = 0; c < n; c++)
+        for (int i = 0; i < h; i++)
+            new ReadOnlySpan<float>(src + ((long)c * h + i) * w, w).CopyTo(new Span<float>(dst + ((long)c * hp + i + pad) * wp + pad, w));
+    }
+
+    /// <summary>
+    /// col[(c,kh,kw), i·OW + j] = xp[c, i·stride + kh, j·stride + kw] from the zero-padded image xp of one
+    /// sample. With stride 1 each col row is a contiguous slice, moved as 8-wide vectors whose last one
+    /// overlaps (rows this short would spend more time in a general copy's set-up than in copying).
+    /// </summary>
+    private static void Im2Col(in ConvShape s, float* xp, float* col)
+    {
+        int oh = s.OutH, ow = s.OutW, hp = s.Height + 2 * s.Pad, wp = s.Width + 2 * s.Pad;
+        float* dst = col;
+        for (int c = 0; c < s.InChannels; c++)
+        for (int kh = 0; kh < s.KernelH; kh++)
+        for (int q = 0; q < s.KernelW; q++)
         {
-            Im2Col(s, x, col, ws, threads);
-            Gemm.Sgemm(false, true, oc, kdim, (int)n, rowSpan, (int)n, colSpan, (int)n,
-                new Span<float>(dw, oc * kdim), kdim, accumulate: true, threads: threads);
-        }
-        if (dx != null)
-        {
-            Gemm.Sgemm(true, false, kdim, (int)n, oc, new ReadOnlySpan<float>(w, oc * kdim), kdim, rowSpan, (int)n,
-                colSpan, (int)n, accumulate: false, threads: threads);
-            var job = ws.Col2Im;
-            job.S = s; job.Col = col; job.Dx = dx;
-            KernelThreads.For(job, s.Batch * s.InChannels, threads);
-        }
-    }
-
-    private static void Im2Col(in ConvShape s, float* x, float* col, ConvWorkspace ws, int threads)
-    {
-        var job = ws.Im2Col;
-        job.S = s; job.X = x; job.Col = col;
-        KernelThreads.For(job, s.InChannels * s.KernelH * s.KernelW, threads);
-    }
-
-    private static void Transpose(in ConvShape s, float* rows, float* batched, bool toRows, ConvWorkspace ws, int threads)
-    {
-        var job = ws.Transpose;
-        job.Rows = rows; job.Batched = batched; job.ToRows = toRows;
-        job.Channels = s.OutChannels; job.Plane = s.OutH * s.OutW; job.Batch = s.Batch;
-        KernelThreads.For(job, s.Batch, threads);
-    }
-
-    /// <summary>Column range [j0, j1) of output columns whose input column j·stride − pad + q is inside the image.</summary>
-    private static void ValidCols(in ConvShape s, int q, out int j0, out int j1)
-    {
-        int lo = s.Pad - q;                                  // need j·stride ≥ pad − q
-        j0 = lo <= 0 ? 0 : (lo + s.Stride - 1) / s.Stride;
-        int hi = s.Width - 1 + s.Pad - q;                    // need j·stride ≤ W − 1 + pad − q
-        j1 = hi < 0 ? 0 : Math.Min(s.OutW, hi / s.Stride + 1);
-        if (j0 > j1) j0 = j1;
-    }
-
-    /// <summary>One col row r = (c, kh, kw): col[r, b·P + i·OW + j] = x[b, c, i·stride − pad + kh, j·stride − pad + kw] or 0.</summary>
-    internal sealed class Im2ColJob : ParallelJob
-    {
-        public ConvShape S;
-        public float* X, Col;
-        public override void Run(int r, int slot)
-        {
-            var s = S;
-            int q = r % s.KernelW, kh = r / s.KernelW % s.KernelH, c = r / (s.KernelW * s.KernelH);
-            int oh = s.OutH, ow = s.OutW, p = oh * ow;
-            ValidCols(s, q, out int j0, out int j1);
-            float* dst = Col + (long)r * s.Batch * p;
-            for (int b = 0; b < s.Batch; b++)
+            float* src = xp + ((long)c * hp + kh) * wp + q;
+            for (int i = 0; i < oh; i++, dst += ow)
             {
-                float* plane = X + ((long)b * s.InChannels + c) * s.Height * s.Width;
-                for (int i = 0; i < oh; i++, dst += ow)
-                {
-                    int hi = i * s.Stride - s.Pad + kh;
-                    if ((uint)hi >= (uint)s.Height) { new Span<float>(dst, ow).Clear(); continue; }
-                    float* src = plane + hi * s.Width - s.Pad + q;
-                    for (int j = 0; j < j0; j++) dst[j] = 0f;
-                    if (s.Stride == 1) new ReadOnlySpan<float>(src + j0, j1 - j0).CopyTo(new Span<float>(dst + j0, j1 - j0));
-                    else for (int j = j0; j < j1; j++) dst[j] = src[j * s.Stride];
-                    for (int j = j1; j < ow; j++) dst[j] = 0f;
-                }
+                float* row = src + (long)i * s.Stride * wp;
+                if (s.Stride != 1) { for (int j = 0; j < ow; j++) dst[j] = row[j * s.Stride]; continue; }
+                if (ow < 8) { for (int j = 0; j < ow; j++) dst[j] = row[j]; continue; }
+                int j8 = 0;
+                for (; j8 + 8 < ow; j8 += 8) Vector256.Store(Vector256.Load(row + j8), dst + j8);
+                Vector256.Store(Vector256.Load(row + ow - 8), dst + ow - 8);
             }
         }
     }
 
-    /// <summary>One plane dx[b, c]: zero it, then add col rows (c, kh, kw) in (kh, kw) order.</summary>
-    internal sealed class Col2ImJob : ParallelJob
+    /// <summary>dxp (the padded image of one sample) = 0, then col rows added in (c, kh, kw) order; then the
+    /// interior is copied to dx. Each dx element gets one add per (kh, kw), in that order, on every path.</summary>
+    private static void Col2Im(in ConvShape s, float* col, float* dxp, float* dx)
     {
-        public ConvShape S;
-        public float* Col, Dx;
-        public override void Run(int bc, int slot)
+        int oh = s.OutH, ow = s.OutW, hp = s.Height + 2 * s.Pad, wp = s.Width + 2 * s.Pad;
+        new Span<float>(dxp, s.InChannels * hp * wp).Clear();
+        var tailMask = Vector256.LessThan(Vector256.Create(0, 1, 2, 3, 4, 5, 6, 7), Vector256.Create(ow % 8)).AsSingle();
+        float* src = col;
+        for (int c = 0; c < s.InChannels; c++)
+        for (int kh = 0; kh < s.KernelH; kh++)
+        for (int q = 0; q < s.KernelW; q++)
         {
-            var s = S;
-            int b = bc / s.InChannels, c = bc % s.InChannels;
-            int oh = s.OutH, ow = s.OutW, p = oh * ow;
-            float* plane = Dx + (long)bc * s.Height * s.Width;
-            new Span<float>(plane, s.Height * s.Width).Clear();
-            for (int kh = 0; kh < s.KernelH; kh++)
-            for (int q = 0; q < s.KernelW; q++)
+            float* dst0 = dxp + ((long)c * hp + kh) * wp + q;
+            for (int i = 0; i < oh; i++, src += ow)
             {
-                ValidCols(s, q, out int j0, out int j1);
-                if (j1 <= j0) continue;
-                int r = (c * s.KernelH + kh) * s.KernelW + q;
-                float* src = Col + (long)r * s.Batch * p + (long)b * p;
-                for (int i = 0; i < oh; i++)
+                float* row = dst0 + (long)i * s.Stride * wp;
+                if (s.Stride != 1) { for (int t = 0; t < ow; t++) row[t * s.Stride] += src[t]; continue; }
+                int j = 0;
+                for (; j + 8 <= ow; j += 8) Vector256.Store(Vector256.Load(row + j) + Vector256.Load(src + j), row + j);
+                if (j < ow)
                 {
-                    int hi = i * s.Stride - s.Pad + kh;
-                    if ((uint)hi >= (uint)s.Height) continue;
-                    float* dst = plane + hi * s.Width - s.Pad + q;
-                    float* row = src + i * ow;
-                    if (s.Stride == 1)
-                    {
-                        var d = new Span<float>(dst + j0, j1 - j0);
-                        System.Numerics.Tensors.TensorPrimitives.Add(d, new ReadOnlySpan<float>(row + j0, j1 - j0), d);
-                    }
-                    else for (int j = j0; j < j1; j++) dst[j * s.Stride] += row[j];
+                    // The partial last chunk adds 0 in the lanes past the row (they land in the padding or
+                    // the next padded row and stay as they were; the reads stay inside the scratch margin).
+                    var v = Vector256.ConditionalSelect(tailMask, Vector256.Load(src + j), Vector256<float>.Zero);
+                    Vector256.Store(Vector256.Load(row + j) + v, row + j);
                 }
             }
         }
+        for (int c = 0; c < s.InChannels; c++)
+        for (int i = 0; i < s.Height; i++)
+            new ReadOnlySpan<float>(dxp + ((long)c * hp + i + s.Pad) * wp + s.Pad, s.Width)
+                .CopyTo(new Span<float>(dx + ((long)c * s.Height + i) * s.Width, s.Width));
     }
 
-    /// <summary>Sample b: rows[o, b·P ..] ⇄ batched[b, o, ..] (P floats per copy).</summary>
-    internal sealed class TransposeJob : ParallelJob
+    internal sealed class ForwardJob : ParallelJob
     {
-        public float* Rows, Batched;
-        public bool ToRows;
-        public int Channels, Plane, Batch;
+        public ConvShape S;
+        public float* X, W, Bias, Y;
+        public long ColLength;
+        public float[][] Scratch = [];
         public override void Run(int b, int slot)
         {
-            long n = (long)Batch * Plane;
-            for (int o = 0; o < Channels; o++)
+            var s = S;
+            int kdim = s.InChannels * s.KernelH * s.KernelW, p = s.OutH * s.OutW, oc = s.OutChannels;
+            float* col = Ptr(Scratch[slot]), xp = col + ColLength;
+            Pad(X + (long)b * s.InChannels * s.Height * s.Width, s.InChannels, s.Height, s.Width, s.Pad, xp);
+            Im2Col(s, xp, col);
+            float* yb = Y + (long)b * oc * p;
+            // y starts from the bias: each output is the chain bias, then (c,kh,kw) in order, like the reference.
+            for (int o = 0; o < oc; o++) new Span<float>(yb + o * p, p).Fill(Bias == null ? 0f : Bias[o]);
+            Gemm.Sgemm(false, false, oc, p, kdim, new ReadOnlySpan<float>(W, oc * kdim), kdim,
+                new ReadOnlySpan<float>(col, kdim * p), p, new Span<float>(yb, oc * p), p, accumulate: true, threads: 1);
+        }
+    }
+
+    internal sealed class BackwardJob : ParallelJob
+    {
+        public ConvShape S;
+        public float* X, W, Dy, Dx, Part;
+        public int Groups;
+        public long ColLength;
+        public float[][] Scratch = [];
+        public override void Run(int g, int slot)
+        {
+            var s = S;
+            int kdim = s.InChannels * s.KernelH * s.KernelW, p = s.OutH * s.OutW, oc = s.OutChannels, wl = s.WeightLength;
+            float* col = Ptr(Scratch[slot]), dcol = col + ColLength, xp = dcol + ColLength;
+            int b0 = (int)((long)g * s.Batch / Groups), b1 = (int)((long)(g + 1) * s.Batch / Groups);
+            float* part = Part == null ? null : Part + (long)g * wl;
+            if (part != null) new Span<float>(part, wl).Clear();
+            var wSpan = new ReadOnlySpan<float>(W, oc * kdim);
+            for (int b = b0; b < b1; b++)
             {
-                var a = new Span<float>(Rows + o * n + (long)b * Plane, Plane);
-                var bt = new Span<float>(Batched + ((long)b * Channels + o) * Plane, Plane);
-                if (ToRows) bt.CopyTo(a); else a.CopyTo(bt);
+                var dyb = new ReadOnlySpan<float>(Dy + (long)b * oc * p, oc * p);
+                if (part != null)
+                {
+                    Pad(X + (long)b * s.InChannels * s.Height * s.Width, s.InChannels, s.Height, s.Width, s.Pad, xp);
+                    Im2Col(s, xp, col);
+                    Gemm.Sgemm(false, true, oc, kdim, p, dyb, p, new ReadOnlySpan<float>(col, kdim * p), p,
+                        new Span<float>(part, wl), kdim, accumulate: true, threads: 1);
+                }
+                if (Dx != null)
+                {
+                    Gemm.Sgemm(true, false, kdim, p, oc, wSpan, kdim, dyb, p, new Span<float>(dcol, kdim * p), p,
+                        accumulate: false, threads: 1);
+                    Col2Im(s, dcol, xp, Dx + (long)b * s.InChannels * s.Height * s.Width);
+                }
             }
         }
     }

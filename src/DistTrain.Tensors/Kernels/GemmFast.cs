@@ -54,7 +54,8 @@ internal unsafe struct GemmJob
     {
         int tilesM = (M + Kernel.MR - 1) / Kernel.MR, tilesN = (N + Kernel.NR - 1) / Kernel.NR;
         long flops = 2L * M * N * K;
-        int parts = (int)Math.Min(threads, Math.Max(1, flops / MinFlopsPerThread));
+        // Never more parts than worth waking a thread for, nor absurdly many threads (results never depend on it).
+        int parts = (int)Math.Min(Math.Min(threads, 4 * Environment.ProcessorCount), Math.Max(1, flops / MinFlopsPerThread));
         _splitRows = tilesM >= tilesN;
         parts = Math.Min(parts, _splitRows ? tilesM : tilesN);
         return _parts = Math.Max(parts, 1);
@@ -134,12 +135,12 @@ internal unsafe struct GemmJob
     }
 }
 
-/// <summary>Size thresholds of the driver (measured with `disttrain bench gemm`).</summary>
+/// <summary>Size thresholds of the driver.</summary>
 internal static class GemmTuning
 {
-    public static readonly int DirectBMaxRows = Env("DISTTRAIN_GEMM_DIRECTB", 128);
-    public static readonly int DirectAMaxCols = Env("DISTTRAIN_GEMM_DIRECTA", 256);
-
-    private static int Env(string name, int fallback) =>
-        int.TryParse(Environment.GetEnvironmentVariable(name), out int v) ? v : fallback;
+    // Reading op(B) in place saves a copy of B but gives up L1-resident, TLB-friendly panels; it wins
+    // while B is reused by few row tiles (the batch-64 layers of training).
+    public const int DirectBMaxRows = 128;
+    // Likewise A transposed (dW = Xᵀ·dY) when few column tiles reuse it.
+    public const int DirectAMaxCols = 256;
 }
