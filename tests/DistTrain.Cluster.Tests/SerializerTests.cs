@@ -11,13 +11,19 @@ using DistTrain.Cluster.Serialization;
 
 namespace DistTrain.Cluster.Tests;
 
-public sealed class SerializerTests : IDisposable
+/// <summary>One ActorSystem (local provider, shipped HOCON) shared by the serializer tests.</summary>
+public sealed class LocalSystemFixture : IDisposable
 {
-    private readonly HyperionCodec _codec = new(120_000);
-    private readonly ActorSystem _system = ActorSystem.Create("serializer-test",
+    public ActorSystem System { get; } = ActorSystem.Create("serializer-test",
         ClusterConfig.Load("local", new ClusterOverrides { Hocon = "akka.actor.provider = local" }));
 
-    public void Dispose() => _system.Terminate().Wait(TimeSpan.FromSeconds(10));
+    public void Dispose() => System.Terminate().Wait(TimeSpan.FromSeconds(10));
+}
+
+public sealed class SerializerTests(LocalSystemFixture fixture) : IClassFixture<LocalSystemFixture>
+{
+    private readonly HyperionCodec _codec = new(120_000);
+    private readonly ActorSystem _system = fixture.System;
 
     public static TheoryData<string> MessageNames()
     {

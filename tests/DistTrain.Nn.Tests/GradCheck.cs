@@ -29,7 +29,7 @@ public static class GradCheck
     {
         o ??= new Options();
         var model = new Sequential(sampleShape, [make()], o.Seed);
-        model.Layers[0].ComputeInputGrad = true;
+        model.InputGrad = true;
         Model(model, batch, o);
     }
 

@@ -121,4 +121,10 @@ public class LayerGradientTests
         // The norm slot takes any layer; here a Tanh stands in for BatchNorm2d to check the plumbing.
         GradCheck.Layer(() => ResidualBlock.Basic(3, 4, stride: 1, norm: _ => new Tanh()), [3, 4, 4], 3,
             Block);
+
+    [Theory]
+    [InlineData(1, 1)]
+    [InlineData(3, 2)]
+    public void ResidualBlockWithBatchNorm2d(int batch, int stride) =>
+        GradCheck.Layer(() => ResidualBlock.Basic(2, 3, stride, norm: c => new BatchNorm2d(c)), [2, 5, 5], batch, Block);
 }

@@ -35,6 +35,10 @@ public class LossTests
     }
 
     [Fact]
+    public void SoftmaxCrossEntropyOverTimeStepsReadsRows() =>
+        GradCheck.Loss(new SoftmaxCrossEntropy(), Random(5, 3, 2, 3, 4), [0, 3, 1, 2, 2, 0], null);
+
+    [Fact]
     public void SoftmaxCrossEntropyValueIsStableForHugeLogits()
     {
         var z = new Tensor(2, 3);

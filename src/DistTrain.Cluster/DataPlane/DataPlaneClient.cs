@@ -44,16 +44,19 @@ public sealed class DataPlaneClient : IDisposable
         var address = addresses.FirstOrDefault(a => a.AddressFamily == AddressFamily.InterNetwork) ?? addresses.FirstOrDefault()
             ?? throw new IOException($"Data plane: host '{host}' has no address.");
         var socket = new Socket(address.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
+        var timedOut = false;
         try
         {
             SocketIo.Configure(socket, socketBufferBytes);
-            using var cts = new CancellationTokenSource(timeout);
-            socket.ConnectAsync(new IPEndPoint(address, port), cts.Token).AsTask().GetAwaiter().GetResult();
+            // A blocking connect, cut short by a timer: any async call would switch the socket to non-blocking mode
+            // for good on Unix, and every later Send that finds the kernel buffer full would then allocate.
+            using var timer = new Timer(_ => { timedOut = true; socket.Dispose(); }, null, timeout, Timeout.InfiniteTimeSpan);
+            socket.Connect(new IPEndPoint(address, port));
         }
         catch (Exception e)
         {
             socket.Dispose();
-            var why = e is OperationCanceledException ? $"no answer within {timeout.TotalSeconds:0.#}s" : e.Message;
+            var why = timedOut ? $"no answer within {timeout.TotalSeconds:0.#}s" : e.Message;
             throw new IOException($"Data plane: cannot connect to {host}:{port} ({why}); is the peer's data-plane port reachable?", e);
         }
         var client = new DataPlaneClient(socket, senderId, $"{host}:{port}");

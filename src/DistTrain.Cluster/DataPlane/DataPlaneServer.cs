@@ -108,6 +108,8 @@ public sealed class DataPlaneServer : IDisposable
         private Thread? _loop;
         private readonly byte[] _header = new byte[FrameHeader.MaxEncodedBytes];
         private readonly byte[] _scratch = new byte[64 * 1024];
+        private readonly XxHash3 _hash = new();
+        private const int HashSliceBytes = 256 * 1024; // fits L2 on both machine kinds
         public int? PeerId { get; private set; }
 
         public void Start()
@@ -192,9 +194,18 @@ public sealed class DataPlaneServer : IDisposable
                 return SocketIo.Drain(socket, header.PayloadBytes, _scratch);
             }
 
+            // Hash each slice right after it lands, while it is still in cache, instead of re-reading the whole
+            // frame from memory afterwards; the streaming XxHash3 equals the sender's one-shot hash.
             var bytes = MemoryMarshal.AsBytes(destination);
-            if (!SocketIo.ReadExactly(socket, bytes)) return false;
-            if (XxHash3.HashToUInt64(bytes) != header.Checksum)
+            _hash.Reset();
+            while (bytes.Length > 0)
+            {
+                var slice = bytes[..Math.Min(bytes.Length, HashSliceBytes)];
+                if (!SocketIo.ReadExactly(socket, slice)) return false;
+                _hash.Append(slice);
+                bytes = bytes[slice.Length..];
+            }
+            if (_hash.GetCurrentHashAsUInt64() != header.Checksum)
             {
                 server.Stats.Drop(DropReason.BadChecksum);
                 server._handler.OnDropped(header, DropReason.BadChecksum);

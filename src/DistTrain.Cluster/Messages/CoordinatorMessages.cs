@@ -29,8 +29,12 @@ public static class CoordinatorMessages
     /// <summary>Coordinator → worker: registered; where the shards are and which parameter version is current.</summary>
     public sealed record RegisterAccepted(string WorkerId, ParameterServerMessages.ShardLayout Layout, long CurrentVersion) : IDistTrainMessage;
 
-    /// <summary>Which dataset the worker reads from its own disk (workers ship no data, only its description).</summary>
-    public sealed record DatasetSpec(string Kind, string TrainPath, string TestPath, int TrainSamples, int TestSamples) : IDistTrainMessage;
+    /// <summary>
+    /// Which dataset the worker reads from its own disk (no data ships, only this): <paramref name="Spec"/> is the text form
+    /// of DistTrain.Data.DatasetSpec (e.g. "fashion-mnist", "idx:DIR"); the fingerprint (Dataset.Fingerprint(), SHA-256)
+    /// lets a worker refuse a copy that differs from the coordinator's.
+    /// </summary>
+    public sealed record DatasetInfo(string Spec, int TrainSamples, int TestSamples, string TrainFingerprint) : IDistTrainMessage;
 
     /// <summary>Optimizer and its hyper-parameters; <paramref name="Name"/> is "sgd", "momentum", "adam" or "adamw".</summary>
     public sealed record OptimizerSpec(
@@ -52,7 +56,7 @@ public static class CoordinatorMessages
 
     /// <summary>Coordinator → worker: the job. A worker builds the model from <paramref name="SpecJson"/> and registers with its hash.</summary>
     public sealed record JobDescription(
-        string JobId, string SpecJson, string SpecHash, int ParameterCount, DatasetSpec Dataset, Hyperparameters Hyper) : IDistTrainMessage;
+        string JobId, string SpecJson, string SpecHash, int ParameterCount, DatasetInfo Dataset, Hyperparameters Hyper) : IDistTrainMessage;
 
     /// <summary>Worker → Coordinator: "next micro-batch please"; <paramref name="LastVersion"/> is the parameter version it holds.</summary>
     public sealed record RequestWork(string WorkerId, long LastVersion) : IDistTrainMessage;

@@ -4,7 +4,7 @@
 // plane receives straight into a slot that Reserve hands out; nothing is allocated after construction.
 namespace DistTrain.Cluster.Training;
 
-public enum DropReason { None, UnknownStep, Duplicate, WrongLength, OutOfRange, NotFinite, Corrupt }
+public enum GradientDrop { None, UnknownStep, Duplicate, WrongLength, OutOfRange, NotFinite, Corrupt }
 
 public sealed class StepAggregator
 {
@@ -13,7 +13,7 @@ public sealed class StepAggregator
     private readonly int[] _slotOf;             // micro-batch -> slot index, -1 when none
     private readonly byte[] _state;             // per micro-batch: 0 missing, 1 receiving, 2 arrived, 3 folded
     private readonly Stack<int> _free = new();
-    private readonly long[] _dropped = new long[Enum.GetValues<DropReason>().Length];
+    private readonly long[] _dropped = new long[Enum.GetValues<GradientDrop>().Length];
     private int _folded;
 
     public StepAggregator(int rangeLength, int maxMicroBatches)
@@ -35,7 +35,7 @@ public sealed class StepAggregator
     public bool IsComplete => MicroBatchCount > 0 && _folded == MicroBatchCount;
     /// <summary>Σ of the step's micro-batch gradients, folded in index order; valid when IsComplete.</summary>
     public ReadOnlySpan<float> Sum => _sum;
-    public long Dropped(DropReason reason) => _dropped[(int)reason];
+    public long Dropped(GradientDrop reason) => _dropped[(int)reason];
     public long DroppedTotal => _dropped.Sum();
 
     /// <summary>Starts collecting step <paramref name="step"/> of <paramref name="microBatches"/> micro-batches.</summary>
@@ -56,14 +56,14 @@ public sealed class StepAggregator
     /// A buffer to receive micro-batch <paramref name="microBatch"/>'s gradient of <paramref name="length"/> floats
     /// into, or an empty span and the reason when the gradient must be dropped (counted).
     /// </summary>
-    public Span<float> Reserve(long step, int microBatch, int length, out DropReason reason)
+    public Span<float> Reserve(long step, int microBatch, int length, out GradientDrop reason)
     {
-        reason = step != Step || MicroBatchCount == 0 ? DropReason.UnknownStep
-            : (uint)microBatch >= (uint)MicroBatchCount ? DropReason.OutOfRange
-            : length != RangeLength ? DropReason.WrongLength
-            : _state[microBatch] != 0 ? DropReason.Duplicate
-            : DropReason.None;
-        if (reason != DropReason.None) { _dropped[(int)reason]++; return Span<float>.Empty; }
+        reason = step != Step || MicroBatchCount == 0 ? GradientDrop.UnknownStep
+            : (uint)microBatch >= (uint)MicroBatchCount ? GradientDrop.OutOfRange
+            : length != RangeLength ? GradientDrop.WrongLength
+            : _state[microBatch] != 0 ? GradientDrop.Duplicate
+            : GradientDrop.None;
+        if (reason != GradientDrop.None) { _dropped[(int)reason]++; return Span<float>.Empty; }
         int slot = _free.Pop();
         _slotOf[microBatch] = slot;
         _state[microBatch] = 1;
@@ -77,7 +77,7 @@ public sealed class StepAggregator
         if (step != Step || (uint)microBatch >= (uint)MicroBatchCount || _state[microBatch] != 1)
             throw new InvalidOperationException($"Commit of step {step} micro-batch {microBatch} without a Reserve.");
         var slot = _slots[_slotOf[microBatch]];
-        if (!AllFinite(slot)) { Abort(step, microBatch, DropReason.NotFinite); return false; }
+        if (!AllFinite(slot)) { Abort(step, microBatch, GradientDrop.NotFinite); return false; }
         _state[microBatch] = 2;
         while (_folded < MicroBatchCount && _state[_folded] == 2)
         {
@@ -93,7 +93,7 @@ public sealed class StepAggregator
     }
 
     /// <summary>The receive failed (checksum, connection lost): release the slot so the micro-batch can arrive again.</summary>
-    public void Abort(long step, int microBatch, DropReason reason)
+    public void Abort(long step, int microBatch, GradientDrop reason)
     {
         if (step != Step || (uint)microBatch >= (uint)MicroBatchCount || _state[microBatch] != 1) return;
         _free.Push(_slotOf[microBatch]);
@@ -103,12 +103,12 @@ public sealed class StepAggregator
     }
 
     /// <summary>Convenience for callers that already hold the gradient: Reserve + copy + Commit.</summary>
-    public DropReason Accept(long step, int microBatch, ReadOnlySpan<float> gradient)
+    public GradientDrop Accept(long step, int microBatch, ReadOnlySpan<float> gradient)
     {
         var dst = Reserve(step, microBatch, gradient.Length, out var reason);
-        if (reason != DropReason.None) return reason;
+        if (reason != GradientDrop.None) return reason;
         gradient.CopyTo(dst);
-        return Commit(step, microBatch) ? DropReason.None : DropReason.NotFinite;
+        return Commit(step, microBatch) ? GradientDrop.None : GradientDrop.NotFinite;
     }
 
     public bool HasArrived(int microBatch) => (uint)microBatch < (uint)MicroBatchCount && _state[microBatch] >= 2;

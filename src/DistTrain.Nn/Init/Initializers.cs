@@ -124,10 +124,10 @@ public sealed class Initializer
             ("normal", 3) => Normal(spec, N(1), N(2)),
             ("uniform", 2) => Uniform(spec, -N(1), N(1)),
             ("uniform", 3) => Uniform(spec, N(1), N(2)),
-            ("xavier" or "xavier_uniform" or "glorot", <= 2) => Fans(spec, Gain(), 1.0, Initializers.XavierUniform),
-            ("xavier_normal" or "glorot_normal", <= 2) => Fans(spec, Gain(), 1.0, Initializers.XavierNormal),
-            ("he" or "he_uniform" or "kaiming" or "kaiming_uniform", <= 2) => Fans(spec, Gain(), Sqrt2, Initializers.HeUniform),
-            ("he_normal" or "kaiming_normal", <= 2) => Fans(spec, Gain(), Sqrt2, Initializers.HeNormal),
+            ("xavier" or "xavier_uniform" or "glorot", _) => Fans(spec, Gain(), 1.0, Initializers.XavierUniform),
+            ("xavier_normal" or "glorot_normal", _) => Fans(spec, Gain(), 1.0, Initializers.XavierNormal),
+            ("he" or "he_uniform" or "kaiming" or "kaiming_uniform", _) => Fans(spec, Gain(), Sqrt2, Initializers.HeUniform),
+            ("he_normal" or "kaiming_normal", _) => Fans(spec, Gain(), Sqrt2, Initializers.HeNormal),
             _ => throw new ArgumentException($"Unknown initializer '{spec}'. Valid forms: {string.Join(", ", Forms)}.", nameof(spec)),
         };
     }

@@ -1,7 +1,8 @@
 // Softmax cross-entropy on logits, fused (PyTorch nn.CrossEntropyLoss): loss_i = logsumexp(z_i) − z_i[label_i],
 // computed stably as m + log Σ exp(z − m); dz = scale · (softmax(z) − onehot). With soft targets (B,K)
 // instead of labels: loss_i = −Σ_k t_ik log softmax(z_i)_k, dz = scale · (softmax(z)·Σ_k t_ik − t).
-// Letters: B samples, K classes. output (B,K), labels (B) in [0,K).
+// Letters: B samples, K classes. output (B,K), labels (B) in [0,K). A many-to-many output (B,T,K) is
+// read as B·T rows with B·T labels (row-major), and the returned sum is over rows.
 using TensorPrimitives = System.Numerics.Tensors.TensorPrimitives;
 using DistTrain.Tensors;
 
@@ -11,15 +12,19 @@ public sealed class SoftmaxCrossEntropy : Loss
 {
     public override double Compute(Tensor output, ReadOnlySpan<int> labels, Tensor? targets, Tensor dOutput, float scale)
     {
-        if (output.Rank != 2) throw new ArgumentException($"SoftmaxCrossEntropy needs logits (B,K); got {output}.", nameof(output));
-        int b = output.Dim(0), k = output.Dim(1);
-        dOutput.RequireShape(nameof(dOutput), b, k);
+        if (output.Rank < 2 || output.Dim(-1) == 0)
+            throw new ArgumentException($"SoftmaxCrossEntropy needs logits (B,K) or (B,...,K); got {output}.", nameof(output));
+        int k = output.Dim(-1), b = output.Length / k;
+        // Checked by hand: RequireShape's params array would allocate on every step.
+        if (!dOutput.SameShape(output))
+            throw new ArgumentException($"SoftmaxCrossEntropy: dOutput {dOutput} does not match the logits {output}.", nameof(dOutput));
         if (targets is null)
         {
             if (labels.Length != b)
-                throw new ArgumentException($"SoftmaxCrossEntropy: {labels.Length} labels for a batch of {b}; give one label per sample.", nameof(labels));
+                throw new ArgumentException($"SoftmaxCrossEntropy: {labels.Length} labels for {b} rows of logits {output}; give one label per row.", nameof(labels));
         }
-        else targets.RequireShape(nameof(targets), b, k);
+        else if (!targets.SameShape(output))
+            throw new ArgumentException($"SoftmaxCrossEntropy: targets {targets} do not match the logits {output}.", nameof(targets));
 
         var z = output.Span; var d = dOutput.Span;
         double total = 0;

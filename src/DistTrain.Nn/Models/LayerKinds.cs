@@ -15,7 +15,7 @@ internal sealed record LayerKind(string Type, FieldDef[] Fields, Func<LayerSpecD
 /// <summary>A layer being parsed: its fields, input shape and path, for the shape function.</summary>
 internal sealed record LayerSpecDraft(string Path, int[] Input, Dictionary<string, JsonElement> Fields)
 {
-    public int Int(string f, int fallback) => Fields.TryGetValue(f, out var e) ? e.GetInt32() : fallback;
+    public int Int(string f, int fallback) => Fields.TryGetValue(f, out var e) ? (int)e.GetDouble() : fallback;
     public bool Bool(string f, bool fallback) => Fields.TryGetValue(f, out var e) ? e.GetBoolean() : fallback;
     public ModelSpecException Error(string message) => new(Path, message);
     public string Shape => DistTrain.Tensors.Tensor.ShapeString(Input);
@@ -143,8 +143,8 @@ internal static class LayerKinds
     {
         bool ok = def.Kind switch
         {
-            FieldKind.PositiveInt => v.ValueKind == JsonValueKind.Number && v.TryGetInt32(out var i) && i > 0,
-            FieldKind.NonNegativeInt => v.ValueKind == JsonValueKind.Number && v.TryGetInt32(out var i) && i >= 0,
+            FieldKind.PositiveInt => IsInt(v) && v.GetDouble() > 0,
+            FieldKind.NonNegativeInt => IsInt(v) && v.GetDouble() >= 0,
             FieldKind.Probability => v.ValueKind == JsonValueKind.Number && v.GetDouble() is >= 0 and < 1,
             FieldKind.PositiveFloat => v.ValueKind == JsonValueKind.Number && v.GetDouble() > 0,
             FieldKind.Float => v.ValueKind == JsonValueKind.Number && double.IsFinite(v.GetDouble()),
@@ -158,6 +158,10 @@ internal static class LayerKinds
             throw new ModelSpecException(path, $"unknown {(def.Name == "activation" ? "activation" : def.Name)} \"{v.GetString()}\"; valid: {string.Join(", ", def.Choices!)}.");
         throw new ModelSpecException(path, $"must be {Expect(def)}, not {Describe(v)}.");
     }
+
+    /// <summary>A JSON number with an integral value in int range (4 and 4.0 both count).</summary>
+    internal static bool IsInt(JsonElement v) =>
+        v.ValueKind == JsonValueKind.Number && v.GetDouble() is var d && d == Math.Floor(d) && Math.Abs(d) <= int.MaxValue;
 
     private static string Expect(FieldDef d) => d.Kind switch
     {

@@ -39,7 +39,7 @@ public sealed class LayerSpec
     public int[] InputShape { get; }
     public int[] OutputShape { get; }
 
-    public int Int(string field, int fallback) => Fields.TryGetValue(field, out var e) ? e.GetInt32() : fallback;
+    public int Int(string field, int fallback) => Fields.TryGetValue(field, out var e) ? (int)e.GetDouble() : fallback;
     public float Float(string field, float fallback) => Fields.TryGetValue(field, out var e) ? (float)e.GetDouble() : fallback;
     public bool Bool(string field, bool fallback) => Fields.TryGetValue(field, out var e) ? e.GetBoolean() : fallback;
     public string? String(string field) => Fields.TryGetValue(field, out var e) ? e.GetString() : null;
@@ -139,9 +139,9 @@ public sealed class ModelSpec
         int i = 0;
         foreach (var d in e.EnumerateArray())
         {
-            if (d.ValueKind != JsonValueKind.Number || !d.TryGetInt32(out var v) || v <= 0)
+            if (!LayerKinds.IsInt(d) || d.GetDouble() <= 0)
                 throw new ModelSpecException($"{path}[{i}]", $"must be a positive integer, not {Describe(d)}.");
-            shape[i++] = v;
+            shape[i++] = (int)d.GetDouble();
         }
         return shape;
     }

@@ -53,7 +53,7 @@ public sealed class Sequential
             _outShapes[i] = shape;
         }
         OutputShape = shape;
-        _layers[0].ComputeInputGrad = false;
+        SetInputGradFlags();
 
         var all = new List<Param>();
         foreach (var layer in _all)
@@ -79,6 +79,32 @@ public sealed class Sequential
         flat.Add(layer);
         foreach (var (childName, child) in layer.Children) Assign(child, $"{name}.{childName}", flat, unique);
     }
+
+    /// <summary>
+    /// False (default): a layer computes dx only if some earlier layer has learned parameters — nothing
+    /// else consumes it, so the MLP's first Dense (after Flatten) skips a third of its backward work, as
+    /// PyTorch does for an input that does not require grad. True: every layer computes dx, and
+    /// <see cref="Backward"/> returns ∂/∂input.
+    /// </summary>
+    public bool InputGrad
+    {
+        get => _inputGrad;
+        set { _inputGrad = value; SetInputGradFlags(); }
+    }
+    private bool _inputGrad;
+
+    private void SetInputGradFlags()
+    {
+        bool needed = _inputGrad;
+        foreach (var layer in _layers)
+        {
+            layer.ComputeInputGrad = needed;
+            needed |= HasLearned(layer);
+        }
+    }
+
+    private static bool HasLearned(Layer layer) =>
+        layer.OwnParams.Any(p => !p.IsBuffer) || layer.Children.Any(c => HasLearned(c.Layer));
 
     /// <summary>Per-sample input shape, e.g. (1,28,28).</summary>
     public int[] InputShape { get; }
@@ -114,8 +140,8 @@ public sealed class Sequential
     }
 
     /// <summary>Back-propagates dOutput (B, ...OutputShape) through every layer, ADDING into the parameter
-    /// gradients (call <see cref="ZeroGrad"/> first for a fresh gradient). Returns the first layer's dx, which is
-    /// not computed (unspecified contents) because nothing consumes it.</summary>
+    /// gradients (call <see cref="ZeroGrad"/> first for a fresh gradient). Returns the first layer's dx: the
+    /// input gradient when <see cref="InputGrad"/> is set, else unspecified contents (not computed).</summary>
     public Tensor Backward(Tensor dOutput)
     {
         var g = dOutput;
@@ -142,29 +168,31 @@ public sealed class Sequential
         return sum;
     }
 
-    /// <summary>Each top-level layer (children indented) with its output shape and parameter count, and the total.</summary>
+    /// <summary>Each top-level layer (children indented under it) with its output shape and parameter count,
+    /// and the total — columns sized to their contents.</summary>
     public string Summary()
     {
-        var sb = new StringBuilder();
-        sb.AppendLine($"{"name",-16} {"layer",-60} {"output",-16} {"params",12}");
-        sb.AppendLine($"{"input",-16} {"",-60} {Tensor.ShapeString(InputShape),-16} {0,12:N0}");
+        var rows = new List<(string Name, string Layer, string Output, string Params)> { ("name", "layer", "output", "params"), ("input", "", Tensor.ShapeString(InputShape), "") };
         for (int i = 0; i < _layers.Length; i++)
         {
-            sb.AppendLine($"{_layers[i].Name,-16} {_layers[i],-60} {Tensor.ShapeString(_outShapes[i]),-16} {CountParams(_layers[i]),12:N0}");
-            AppendChildren(sb, _layers[i], "  ");
+            rows.Add((_layers[i].Name, _layers[i].ToString(), Tensor.ShapeString(_outShapes[i]), $"{CountParams(_layers[i]):N0}"));
+            AddChildren(rows, _layers[i], "  ");
         }
+        int wn = rows.Max(r => r.Name.Length), wl = rows.Max(r => r.Layer.Length), wo = rows.Max(r => r.Output.Length), wp = rows.Max(r => r.Params.Length);
+        var sb = new StringBuilder();
+        foreach (var r in rows)
+            sb.AppendLine($"{r.Name.PadRight(wn)}  {r.Layer.PadRight(wl)}  {r.Output.PadRight(wo)}  {r.Params.PadLeft(wp)}".TrimEnd());
         sb.Append($"Total parameters: {ParameterCount:N0}");
         if (Store.Buffers.Length > 0) sb.Append($" (+ {Store.Buffers.Length:N0} buffer values)");
         return sb.ToString();
     }
 
-    private static void AppendChildren(StringBuilder sb, Layer layer, string indent)
+    private static void AddChildren(List<(string, string, string, string)> rows, Layer layer, string indent)
     {
         foreach (var (_, child) in layer.Children)
         {
-            var label = indent + child.Name;
-            sb.AppendLine($"{label,-16} {indent + child,-60} {"",-16} {CountParams(child),12:N0}");
-            AppendChildren(sb, child, indent + "  ");
+            rows.Add((indent + child.Name, child.ToString(), "", $"{CountParams(child):N0}"));
+            AddChildren(rows, child, indent + "  ");
         }
     }
 

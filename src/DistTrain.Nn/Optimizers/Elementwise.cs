@@ -77,11 +77,15 @@ internal interface IUpdateOp
 
 internal static class Elementwise
 {
+    /// <summary>Tests only: run the Vector512 body even where Simd.Best is narrower (Vector512 then runs in
+    /// software with the same IEEE results), so the 16-lane code is checked on every machine.</summary>
+    internal static bool ForceVector512ForTests;
+
     /// <summary>Runs <paramref name="op"/> over [0, n): vector body on the current Simd.Path, scalar tail.</summary>
     public static void Run<TOp>(ref TOp op, int n) where TOp : IUpdateOp, allows ref struct
     {
         nuint i = 0, len = (nuint)n;
-        switch (Simd.Path)
+        switch (ForceVector512ForTests ? SimdPath.Avx512 : Simd.Path)
         {
             case SimdPath.Avx512:
                 for (; i + 16 <= len; i += 16) op.Invoke<V512>(i);

@@ -3,6 +3,7 @@
 // split into PS shards: shards merge their accumulators and get the same bits as one shard would.
 using System.Numerics.Tensors;
 using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 
 namespace DistTrain.Nn.Optimizers;
 
@@ -57,7 +58,7 @@ public struct ExactSquareSum
     /// <summary>Number of 32-bit digits in <see cref="CopyTo"/> (last one holds the NaN/∞ flags).</summary>
     public const int SerializedLength = DigitCount + 1;
     private const int DigitCount = 20;
-    private const int FlushEvery = 32768; // 2^15 squares < 2^48 each keep a bucket below 2^63
+    private const int FlushEvery = 32768; // 2^15 squares < 2^48 each keep a bucket below 2^63 (even in one set)
 
     private Digits _d;
     private uint _flags; // 1 = +∞ seen, 2 = NaN seen
@@ -68,20 +69,30 @@ public struct ExactSquareSum
     /// <summary>Adds Σ x² of <paramref name="xs"/>.</summary>
     public void Add(ReadOnlySpan<float> xs)
     {
-        // Per biased exponent e, sum the 48-bit integer squares of the 24-bit mantissas; two bucket sets
-        // alternate so consecutive elements with the same exponent do not serialise on one memory cell.
-        Span<ulong> buckets = stackalloc ulong[512];
-        int pending = 0;
-        for (int i = 0; i < xs.Length; i++)
+        // Per biased exponent e, sum the 48-bit integer squares of the 24-bit mantissas; four bucket sets
+        // rotate so consecutive elements with the same exponent (gradients cluster) do not serialise on
+        // one memory cell's add latency.
+        // The loop is branch-free; ±∞/NaN (e = 255) land in bucket 255, which Flush skips, and are
+        // recognised afterwards from the largest |x| bit pattern seen.
+        Span<ulong> buckets = stackalloc ulong[1024];
+        ref ulong b0 = ref MemoryMarshal.GetReference(buckets);
+        ref float x0 = ref MemoryMarshal.GetReference(xs);
+        uint maxAbs = 0;
+        for (int start = 0; start < xs.Length; start += FlushEvery)
         {
-            uint bits = BitConverter.SingleToUInt32Bits(xs[i]);
-            uint e = (bits >> 23) & 0xFF, m = bits & 0x7FFFFF;
-            if (e == 255) { _flags |= m == 0 ? 1u : 2u; continue; }
-            if (e == 0) e = 1; else m |= 0x800000;
-            buckets[(int)(e + ((uint)(i & 1) << 8))] += (ulong)m * m;
-            if (++pending == FlushEvery) { Flush(buckets); pending = 0; }
+            int end = Math.Min(xs.Length, start + FlushEvery);
+            for (int i = start; i < end; i++)
+            {
+                uint abs = BitConverter.SingleToUInt32Bits(Unsafe.Add(ref x0, i)) & 0x7FFFFFFF;
+                maxAbs = Math.Max(maxAbs, abs);
+                uint e = abs >> 23;
+                ulong m = (abs & 0x7FFFFF) | (e != 0 ? 0x800000u : 0u);
+                Unsafe.Add(ref b0, (int)(Math.Max(e, 1u) | ((uint)(i & 3) << 8))) += m * m;
+            }
+            Flush(buckets);
         }
-        Flush(buckets);
+        if (maxAbs > 0x7F800000) _flags |= 2;
+        else if (maxAbs == 0x7F800000) _flags |= 1;
     }
 
     /// <summary>Adds another partial sum (another shard's range).</summary>
@@ -128,6 +139,7 @@ public struct ExactSquareSum
         {
             ulong b = buckets[j];
             if (b == 0) continue;
+            if ((j & 0xFF) == 0xFF) { buckets[j] = 0; continue; } // ±∞/NaN: reported through the flags
             buckets[j] = 0;
             int shift = 2 * (j & 0xFF) - 2;          // (m·2^(e−150))² / 2^-298 = m²·2^(2e−2)
             int limb = shift >> 5;

@@ -30,7 +30,7 @@ public sealed class MetricsLog : IDisposable
         _json.WriteNumber("samples", m.Samples);
         Number("samples_per_s", Math.Round(m.SamplesPerSecond, 1));
         Number("step_s", m.Seconds);
-        Number("lr", m.LearningRate);
+        if (float.IsFinite(m.LearningRate)) _json.WriteNumber("lr", m.LearningRate); else _json.WriteNull("lr");
         if (!double.IsNaN(m.GradNorm)) Number("grad_norm", m.GradNorm);
         if (extra is not null) foreach (var (k, v) in extra) Number(k, v);
         End();

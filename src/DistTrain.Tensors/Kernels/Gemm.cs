@@ -34,7 +34,7 @@ public static partial class Gemm
         ReadOnlySpan<float> a, int lda, ReadOnlySpan<float> b, int ldb, Span<float> c, int ldc)
     {
         if (m < 0 || n < 0 || k < 0)
-            throw new ArgumentException($"GEMM dimensions must be non-negative: m={m}, n={n}, k={k}.");
+            throw new ArgumentException($"GEMM dimensions must be non-negative: m={m}, n={n}, k={k}.", m < 0 ? "m" : n < 0 ? "n" : "k");
         int aRows = transA ? k : m, aCols = transA ? m : k;
         int bRows = transB ? n : k, bCols = transB ? k : n;
         Need("a", a.Length, aRows, aCols, lda);

@@ -28,7 +28,7 @@ public class StepAggregatorTests
         var g = Gradients(5, 37, 1);
         var agg = new StepAggregator(37, 8);
         agg.Begin(7, 5);
-        foreach (var m in order) Assert.Equal(DropReason.None, agg.Accept(7, m, g[m]));
+        foreach (var m in order) Assert.Equal(GradientDrop.None, agg.Accept(7, m, g[m]));
         Assert.True(agg.IsComplete);
         var expected = InOrderSum(g);
         Assert.Equal(expected.Select(BitConverter.SingleToInt32Bits), agg.Sum.ToArray().Select(BitConverter.SingleToInt32Bits));
@@ -51,21 +51,21 @@ public class StepAggregatorTests
         var g = Gradients(2, 5, 2);
         var agg = new StepAggregator(5, 4);
         agg.Begin(3, 2);
-        Assert.Equal(DropReason.UnknownStep, agg.Accept(2, 0, g[0]));
-        Assert.Equal(DropReason.OutOfRange, agg.Accept(3, 2, g[0]));
-        Assert.Equal(DropReason.WrongLength, agg.Accept(3, 0, new float[4]));
-        Assert.Equal(DropReason.None, agg.Accept(3, 0, g[0]));
-        Assert.Equal(DropReason.Duplicate, agg.Accept(3, 0, g[1]));
+        Assert.Equal(GradientDrop.UnknownStep, agg.Accept(2, 0, g[0]));
+        Assert.Equal(GradientDrop.OutOfRange, agg.Accept(3, 2, g[0]));
+        Assert.Equal(GradientDrop.WrongLength, agg.Accept(3, 0, new float[4]));
+        Assert.Equal(GradientDrop.None, agg.Accept(3, 0, g[0]));
+        Assert.Equal(GradientDrop.Duplicate, agg.Accept(3, 0, g[1]));
         var bad = (float[])g[1].Clone(); bad[3] = float.NaN;
-        Assert.Equal(DropReason.NotFinite, agg.Accept(3, 1, bad));
+        Assert.Equal(GradientDrop.NotFinite, agg.Accept(3, 1, bad));
         Assert.False(agg.IsComplete);
         bad[3] = float.PositiveInfinity;
-        Assert.Equal(DropReason.NotFinite, agg.Accept(3, 1, bad));
-        Assert.Equal(DropReason.None, agg.Accept(3, 1, g[1]));
+        Assert.Equal(GradientDrop.NotFinite, agg.Accept(3, 1, bad));
+        Assert.Equal(GradientDrop.None, agg.Accept(3, 1, g[1]));
         Assert.True(agg.IsComplete);
         Assert.Equal(InOrderSum(g), agg.Sum.ToArray());
         Assert.Equal(6, agg.DroppedTotal);
-        Assert.Equal(2, agg.Dropped(DropReason.NotFinite));
+        Assert.Equal(2, agg.Dropped(GradientDrop.NotFinite));
     }
 
     [Fact]
@@ -76,13 +76,13 @@ public class StepAggregatorTests
         {
             agg.Begin(step, 2);
             var span = agg.Reserve(step, 1, 3, out var r);
-            Assert.Equal(DropReason.None, r);
-            agg.Abort(step, 1, DropReason.Corrupt);
-            Assert.Equal(DropReason.None, agg.Accept(step, 1, [1, 2, 3]));
-            Assert.Equal(DropReason.None, agg.Accept(step, 0, [10, 20, 30]));
+            Assert.Equal(GradientDrop.None, r);
+            agg.Abort(step, 1, GradientDrop.Corrupt);
+            Assert.Equal(GradientDrop.None, agg.Accept(step, 1, [1, 2, 3]));
+            Assert.Equal(GradientDrop.None, agg.Accept(step, 0, [10, 20, 30]));
             Assert.Equal(new float[] { 11, 22, 33 }, agg.Sum.ToArray());
         }
-        Assert.Equal(5, agg.Dropped(DropReason.Corrupt));
+        Assert.Equal(5, agg.Dropped(GradientDrop.Corrupt));
     }
 
     [Fact]

@@ -1,0 +1,108 @@
+// SGEMM packing: copies a KC-deep slice of op(A) into MR-row micro-panels and of op(B) into NR-column
+// micro-panels, zero-padded at the edges, so the micro-kernel reads both with unit stride.
+// Layouts: A panel r0 holds [p * MR + r] = op(A)[r0 + r, p]; B panel j0 holds [p * NR + j] = op(B)[p, j0 + j].
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
+
+namespace DistTrain.Tensors.Kernels;
+
+internal static unsafe class GemmPack
+{
+    /// <summary>Packs op(A)[ic..ic+mc, pc..pc+kc) into dst as ceil(mc/mr) panels of (kc, mr).</summary>
+    public static void PackA(bool transA, float* a, int lda, int ic, int mc, int pc, int kc, float* dst, int mr)
+    {
+        for (int ir = 0; ir < mc; ir += mr, dst += (long)mr * kc)
+        {
+            int rows = Math.Min(mr, mc - ir);
+            if (transA)
+            {
+                // op(A)[i, p] = a[p, i]: each k step is a contiguous run of rows.
+                float* src = a + (long)pc * lda + ic + ir;
+                for (int p = 0; p < kc; p++, src += lda)
+                {
+                    float* d = dst + p * mr;
+                    int r = 0;
+                    for (; r < rows; r++) d[r] = src[r];
+                    for (; r < mr; r++) d[r] = 0f;
+                }
+            }
+            else
+            {
+                // op(A)[i, p] = a[i, p]: read each row contiguously, write with stride mr.
+                for (int r = 0; r < rows; r++)
+                {
+                    float* src = a + (long)(ic + ir + r) * lda + pc;
+                    float* d = dst + r;
+                    for (int p = 0; p < kc; p++) d[p * mr] = src[p];
+                }
+                for (int r = rows; r < mr; r++)
+                    for (int p = 0; p < kc; p++) dst[p * mr + r] = 0f;
+            }
+        }
+    }
+
+    /// <summary>Packs op(B)[pc..pc+kc, jc..jc+nc) into dst as ceil(nc/nr) panels of (kc, nr).</summary>
+    public static void PackB(bool transB, float* b, int ldb, int pc, int kc, int jc, int nc, float* dst, int nr, bool avx)
+    {
+        for (int jr = 0; jr < nc; jr += nr, dst += (long)nr * kc)
+        {
+            int cols = Math.Min(nr, nc - jr);
+            if (!transB)
+            {
+                // op(B)[p, j] = b[p, j]: each k step copies one contiguous run of columns.
+                float* src = b + (long)pc * ldb + jc + jr;
+                for (int p = 0; p < kc; p++, src += ldb)
+                {
+                    float* d = dst + p * nr;
+                    if (cols == nr) new ReadOnlySpan<float>(src, nr).CopyTo(new Span<float>(d, nr));
+                    else
+                    {
+                        new ReadOnlySpan<float>(src, cols).CopyTo(new Span<float>(d, cols));
+                        new Span<float>(d + cols, nr - cols).Clear();
+                    }
+                }
+            }
+            else
+            {
+                // op(B)[p, j] = b[j, p]: 8x8 register transposes where they fit, then scalar with stride nr.
+                float* panel = b + (long)(jc + jr) * ldb + pc;
+                int p0 = 0;
+                if (avx && cols == nr && nr % 8 == 0)
+                {
+                    for (; p0 + 8 <= kc; p0 += 8)
+                        for (int j = 0; j < nr; j += 8)
+                            Transpose8x8(panel + (long)j * ldb + p0, ldb, dst + p0 * nr + j, nr);
+                }
+                for (int j = 0; j < cols; j++)
+                {
+                    float* src = panel + (long)j * ldb;
+                    float* d = dst + j;
+                    for (int p = p0; p < kc; p++) d[p * nr] = src[p];
+                }
+                for (int j = cols; j < nr; j++)
+                    for (int p = 0; p < kc; p++) dst[p * nr + j] = 0f;
+            }
+        }
+    }
+
+    // dst[q * ldd + r] = src[r * lds + q] for an 8x8 block: unpack pairs, shuffle quads, swap 128-bit halves.
+    private static void Transpose8x8(float* src, int lds, float* dst, int ldd)
+    {
+        var r0 = Avx.LoadVector256(src); var r1 = Avx.LoadVector256(src + lds);
+        var r2 = Avx.LoadVector256(src + 2 * lds); var r3 = Avx.LoadVector256(src + 3 * lds);
+        var r4 = Avx.LoadVector256(src + 4 * lds); var r5 = Avx.LoadVector256(src + 5 * lds);
+        var r6 = Avx.LoadVector256(src + 6 * lds); var r7 = Avx.LoadVector256(src + 7 * lds);
+        var t0 = Avx.UnpackLow(r0, r1); var t1 = Avx.UnpackHigh(r0, r1);
+        var t2 = Avx.UnpackLow(r2, r3); var t3 = Avx.UnpackHigh(r2, r3);
+        var t4 = Avx.UnpackLow(r4, r5); var t5 = Avx.UnpackHigh(r4, r5);
+        var t6 = Avx.UnpackLow(r6, r7); var t7 = Avx.UnpackHigh(r6, r7);
+        var s0 = Avx.Shuffle(t0, t2, 0x44); var s1 = Avx.Shuffle(t0, t2, 0xEE);
+        var s2 = Avx.Shuffle(t1, t3, 0x44); var s3 = Avx.Shuffle(t1, t3, 0xEE);
+        var s4 = Avx.Shuffle(t4, t6, 0x44); var s5 = Avx.Shuffle(t4, t6, 0xEE);
+        var s6 = Avx.Shuffle(t5, t7, 0x44); var s7 = Avx.Shuffle(t5, t7, 0xEE);
+        Avx.Store(dst, Avx.Permute2x128(s0, s4, 0x20)); Avx.Store(dst + ldd, Avx.Permute2x128(s1, s5, 0x20));
+        Avx.Store(dst + 2 * ldd, Avx.Permute2x128(s2, s6, 0x20)); Avx.Store(dst + 3 * ldd, Avx.Permute2x128(s3, s7, 0x20));
+        Avx.Store(dst + 4 * ldd, Avx.Permute2x128(s0, s4, 0x31)); Avx.Store(dst + 5 * ldd, Avx.Permute2x128(s1, s5, 0x31));
+        Avx.Store(dst + 6 * ldd, Avx.Permute2x128(s2, s6, 0x31)); Avx.Store(dst + 7 * ldd, Avx.Permute2x128(s3, s7, 0x31));
+    }
+}

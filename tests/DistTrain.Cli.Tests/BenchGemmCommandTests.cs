@@ -1,0 +1,52 @@
+// `disttrain bench gemm --json`: one JSON object per measurement with the keys the issue names.
+// Runs alone: it redirects Console.Out, which is process-wide.
+using System.Text.Json;
+using Xunit;
+
+namespace DistTrain.Cli.Tests;
+
+[CollectionDefinition(nameof(BenchGemmCommandTests), DisableParallelization = true)]
+public sealed class BenchGemmCommandTestsCollection;
+
+[Collection(nameof(BenchGemmCommandTests))]
+public sealed class BenchGemmCommandTests
+{
+    [Fact]
+    public void JsonLinesCarryShapeThreadsGflopsAndAllocations()
+    {
+        var lines = Run("bench", "gemm", "--sizes", "8,33", "--reps", "1", "--threads", "2", "--no-training-shapes", "--json");
+        var rows = lines.Where(l => l.StartsWith('{')).Select(l => JsonDocument.Parse(l).RootElement).ToList();
+        Assert.Equal(6, rows.Count); // 2 sizes x (nn, nt, tn)
+        foreach (var r in rows)
+        {
+            Assert.Equal("sgemm", r.GetProperty("kernel").GetString());
+            foreach (var key in new[] { "m", "n", "k" }) Assert.True(r.GetProperty(key).GetInt32() is 8 or 33);
+            Assert.Equal(2, r.GetProperty("threads").GetInt32());
+            Assert.True(r.GetProperty("gflops").GetDouble() > 0);
+            Assert.True(r.GetProperty("alloc_bytes_per_call").GetDouble() >= 0);
+            Assert.False(string.IsNullOrEmpty(r.GetProperty("simd").GetString()));
+        }
+        Assert.Equal(["nn", "nt", "tn"], rows.Take(3).Select(r => r.GetProperty("variant").GetString()!));
+    }
+
+    [Fact]
+    public void UnknownSimdPathIsRejected()
+    {
+        Assert.NotEqual(0, RunCode(out _, "bench", "gemm", "--sizes", "8", "--simd", "sse9"));
+    }
+
+    private static string[] Run(params string[] args)
+    {
+        Assert.Equal(0, RunCode(out var text, args));
+        return text.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+    }
+
+    private static int RunCode(out string text, params string[] args)
+    {
+        var (oldOut, oldErr) = (Console.Out, Console.Error);
+        var sw = new StringWriter();
+        Console.SetOut(sw); Console.SetError(sw);
+        try { return Program.BuildRoot().Parse(args).Invoke(); }
+        finally { Console.SetOut(oldOut); Console.SetError(oldErr); text = sw.ToString(); }
+    }
+}

@@ -1,0 +1,189 @@
+// Fast SGEMM against the naive GemmReference: bit-identical (tolerance 0, the determinism contract) on
+// sizes 0..17 and around the tile/block edges, all transposes, accumulate, padded leading dimensions,
+// every SIMD path this machine has and 1/2/3 threads; plus zero allocation and bad-input errors.
+// Runs alone (it forces Simd.Path, a process-wide switch).
+using DistTrain.Tensors;
+using DistTrain.Tensors.Kernels;
+using Xunit;
+
+namespace DistTrain.Tensors.Tests;
+
+[CollectionDefinition(nameof(GemmTests), DisableParallelization = true)]
+public sealed class GemmTestsCollection;
+
+[Collection(nameof(GemmTests))]
+public sealed class GemmTests
+{
+    public static IEnumerable<object[]> Paths() =>
+        new[] { SimdPath.Portable, SimdPath.Avx2, SimdPath.Avx512 }.Where(p => p <= Simd.Best).Select(p => new object[] { p });
+
+    private static readonly (bool A, bool B)[] Transposes = [(false, false), (false, true), (true, false), (true, true)];
+
+    private sealed class Case
+    {
+        public readonly bool TransA, TransB, Accumulate;
+        public readonly int M, N, K, Lda, Ldb, Ldc;
+        public readonly float[] A, B, C0;
+
+        public Case(int seed, bool transA, bool transB, int m, int n, int k, bool accumulate = false, int pad = 0)
+        {
+            (TransA, TransB, M, N, K, Accumulate) = (transA, transB, m, n, k, accumulate);
+            var rng = new Random(seed);
+            Lda = (transA ? m : k) + pad; Ldb = (transB ? k : n) + pad; Ldc = n + pad;
+            A = Fill(rng, (transA ? k : m) * Lda);
+            B = Fill(rng, (transB ? n : k) * Ldb);
+            C0 = Fill(rng, m * Ldc);
+        }
+
+        private static float[] Fill(Random rng, int count)
+        {
+            var x = new float[count];
+            for (int i = 0; i < count; i++) x[i] = (float)(rng.NextDouble() * 2 - 1);
+            return x;
+        }
+
+        public float[] Fast(int threads)
+        {
+            var c = (float[])C0.Clone();
+            Gemm.Sgemm(TransA, TransB, M, N, K, A, Lda, B, Ldb, c, Ldc, Accumulate, threads);
+            return c;
+        }
+
+        public float[] Reference()
+        {
+            var c = (float[])C0.Clone();
+            GemmReference.Sgemm(TransA, TransB, M, N, K, A, Lda, B, Ldb, c, Ldc, Accumulate);
+            return c;
+        }
+
+        public void AssertSame(float[] expected, float[] actual, string what)
+        {
+            for (int i = 0; i < expected.Length; i++)
+                if (BitConverter.SingleToInt32Bits(expected[i]) != BitConverter.SingleToInt32Bits(actual[i]))
+                    Assert.Fail($"{what}: transA={TransA} transB={TransB} m={M} n={N} k={K} acc={Accumulate} ld=({Lda},{Ldb},{Ldc}) " +
+                                $"differs at C[{i / Ldc},{i % Ldc}]: expected {expected[i]:R}, got {actual[i]:R}.");
+        }
+    }
+
+    private static void Check(SimdPath path, Case t, params int[] threads)
+    {
+        using var forced = Simd.Force(path);
+        var expected = t.Reference();
+        foreach (int th in threads) t.AssertSame(expected, t.Fast(th), $"{path} threads={th}");
+    }
+
+    [Theory, MemberData(nameof(Paths))]
+    public void SmallShapesAllTransposesMatchReferenceBitForBit(SimdPath path)
+    {
+        int[] ks = [0, 1, 2, 5, 16, 17];
+        int seed = 0;
+        for (int m = 0; m <= 17; m++)
+            for (int n = 0; n <= 17; n++)
+                foreach (int k in ks)
+                    foreach (var (ta, tb) in Transposes)
+                        Check(path, new Case(seed++, ta, tb, m, n, k, accumulate: seed % 3 == 0, pad: seed % 5 == 0 ? 3 : 0), 1);
+    }
+
+    [Theory, MemberData(nameof(Paths))]
+    public void EdgeSizesAroundTilesAndBlocksMatchReference(SimdPath path)
+    {
+        // 31..257 straddle every tile width (6..32) and the M/K blocks (MC=192, KC=256).
+        int[] sizes = [31, 32, 33, 63, 64, 65, 127, 128, 129, 255, 256, 257];
+        int seed = 1000;
+        foreach (int s in sizes)
+        {
+            var (ta, tb) = Transposes[seed % 4];
+            Check(path, new Case(seed++, ta, tb, s, 7, 33), 1, 2);
+            Check(path, new Case(seed++, tb, ta, 5, s, 17, accumulate: true), 1, 2);
+            Check(path, new Case(seed++, ta, !tb, 9, 13, s, pad: 2), 1);
+        }
+        foreach (var (ta, tb) in Transposes)
+        {
+            Check(path, new Case(seed++, ta, tb, 257, 129, 257), 1, 3);
+            Check(path, new Case(seed++, ta, tb, 65, 255, 300, accumulate: true, pad: 5), 1, 2);
+        }
+    }
+
+    [Fact]
+    public void WideOutputCrossesTheColumnBlock()
+    {
+        // n > NC (2048) runs two column blocks; k > KC (256) continues the chains across K blocks.
+        foreach (var (ta, tb) in Transposes)
+            Check(Simd.Best, new Case(7, ta, tb, 3, 2100, 260, accumulate: ta), 1, 2);
+    }
+
+    [Theory, MemberData(nameof(Paths))]
+    public void ThreadCountNeverChangesTheBits(SimdPath path)
+    {
+        // Row split (tall) and column split (wide), each big enough for 3 parts.
+        Check(path, new Case(11, false, false, 129, 257, 65), 1, 2, 3);
+        Check(path, new Case(12, true, true, 40, 300, 70, accumulate: true), 1, 2, 3);
+        Check(path, new Case(13, false, true, 64, 784, 256), 1, 2, 3);
+        Check(path, new Case(14, true, false, 784, 256, 64), 1, 2, 3);
+    }
+
+    [Fact]
+    public void TrainingShapesMatchReference()
+    {
+        // Dense 784->256 at batch 64: forward, dX = dY·Wᵀ, dW = Xᵀ·dY (accumulated as a gradient is).
+        Check(Simd.Best, new Case(21, false, false, 64, 256, 784), 1, 2);
+        Check(Simd.Best, new Case(22, false, true, 64, 784, 256), 1, 2);
+        Check(Simd.Best, new Case(23, true, false, 784, 256, 64, accumulate: true), 1, 2);
+        Check(Simd.Best, new Case(24, false, false, 64, 512, 156), 1, 2);
+    }
+
+    [Fact]
+    public void KZeroClearsOrKeepsC()
+    {
+        var c = new float[] { 1, 2, 3, 4, 5, 6 };
+        Gemm.Sgemm(false, false, 2, 3, 0, [], 0, [], 3, c, 3, accumulate: true);
+        Assert.Equal(new float[] { 1, 2, 3, 4, 5, 6 }, c);
+        Gemm.Sgemm(false, false, 2, 3, 0, [], 0, [], 3, c, 3);
+        Assert.Equal(new float[6], c);
+    }
+
+    [Fact]
+    public void MatMulOnTensorsMatchesReference()
+    {
+        var t = new Case(31, true, false, 20, 30, 40);
+        var a = new Tensor(t.A, 0, 40, 20);
+        var b = new Tensor(t.B, 0, 40, 30);
+        var c = new Tensor(20, 30);
+        Gemm.MatMul(a, true, b, false, c);
+        t.AssertSame(t.Reference(), c.ToArray(), "MatMul");
+    }
+
+    [Theory]
+    [InlineData(1)]
+    [InlineData(2)]
+    public void SteadyStateCallsAllocateNothing(int threads)
+    {
+        var t = new Case(41, false, true, 64, 300, 270);
+        var c = new float[t.M * t.Ldc];
+        for (int i = 0; i < 3; i++)
+            Gemm.Sgemm(false, true, t.M, t.N, t.K, t.A, t.Lda, t.B, t.Ldb, c, t.Ldc, false, threads);
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        for (int i = 0; i < 10; i++)
+            Gemm.Sgemm(false, true, t.M, t.N, t.K, t.A, t.Lda, t.B, t.Ldb, c, t.Ldc, false, threads);
+        Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
+    }
+
+    [Fact]
+    public void BadInputNamesTheOperand()
+    {
+        var a = new float[6]; var b = new float[12]; var c = new float[8];
+        Assert.Equal("m", Assert.Throws<ArgumentException>(() => Gemm.Sgemm(false, false, -1, 4, 3, a, 3, b, 4, c, 4)).ParamName);
+        Assert.Equal("k", Assert.Throws<ArgumentException>(() => Gemm.Sgemm(false, false, 2, 4, -3, a, 3, b, 4, c, 4)).ParamName);
+        Assert.Equal("a", Assert.Throws<ArgumentException>(() => Gemm.Sgemm(false, false, 2, 4, 3, a.AsSpan(0, 5), 3, b, 4, c, 4)).ParamName);
+        Assert.Equal("a", Assert.Throws<ArgumentException>(() => Gemm.Sgemm(false, false, 2, 4, 3, a, 2, b, 4, c, 4)).ParamName);
+        Assert.Equal("b", Assert.Throws<ArgumentException>(() => Gemm.Sgemm(false, true, 2, 4, 3, a, 3, b, 4, c, 4)).ParamName);
+        Assert.Equal("c", Assert.Throws<ArgumentException>(() => Gemm.Sgemm(false, false, 2, 4, 3, a, 3, b, 4, c.AsSpan(0, 7), 4)).ParamName);
+        var shared = new float[32];
+        var ex = Assert.Throws<ArgumentException>(() => Gemm.Sgemm(false, false, 2, 4, 3, shared.AsSpan(0, 6), 3, b, 4, shared.AsSpan(4, 8), 4));
+        Assert.Equal("c", ex.ParamName);
+        Assert.Contains("overlaps", ex.Message);
+        var mm = Assert.Throws<ArgumentException>(() => Gemm.MatMul(new Tensor(2, 3), false, new Tensor(4, 5), false, new Tensor(2, 5)));
+        Assert.Contains("(2,3)", mm.Message);
+        Assert.Contains("(4,5)", mm.Message);
+    }
+}
