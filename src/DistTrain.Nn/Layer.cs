@@ -35,6 +35,10 @@ public abstract class Layer
     /// <summary>Position in the flattened model, used to derive per-layer seeds.</summary>
     public int Index { get; internal set; }
 
+    /// <summary>False for a model's first layer: Backward may then skip computing dx (nothing consumes it)
+    /// and return a tensor whose contents are unspecified. Layers that ignore it stay correct.</summary>
+    public bool ComputeInputGrad { get; set; } = true;
+
     /// <summary>This layer's own parameters and buffers (not its children's).</summary>
     public IReadOnlyList<Param> OwnParams => _params;
 

@@ -1,0 +1,190 @@
+// `disttrain bench transport`: moves 1/4/16 MiB float tensors between this process and a child
+// `disttrain` over the data plane on 127.0.0.1 (one way and round trip), reports MB/s, CPU seconds
+// per GB for sender and receiver, allocation per transfer, and iperf3 on the same loopback for scale.
+using System.CommandLine;
+using System.Diagnostics;
+using System.Net;
+using System.Net.Sockets;
+using System.Text.Json;
+using DistTrain.Cli.Bench;
+using DistTrain.Cluster.DataPlane;
+
+namespace DistTrain.Cli.Commands;
+
+public sealed class BenchTransportCommand : ICommandFactory
+{
+    public string? Parent => "bench";
+
+    public Command Create()
+    {
+        var sizes = new Option<string>("--sizes") { Description = "Tensor sizes in MiB, comma-separated.", DefaultValueFactory = _ => "1,4,16" };
+        var megabytes = new Option<int>("--megabytes") { Description = "MiB moved per size and direction (bounds the run).", DefaultValueFactory = _ => 1024 };
+        var iperf = new Option<bool>("--no-iperf") { Description = "Skip the iperf3 comparison." };
+        var json = new Option<bool>("--json") { Description = "One JSON object per line instead of a table." };
+        var serve = new Option<bool>("--serve") { Hidden = true };
+        var replyPort = new Option<int>("--reply-port") { Hidden = true };
+        var maxMiB = new Option<int>("--max-mib") { Hidden = true, DefaultValueFactory = _ => 16 };
+        var cmd = new Command("transport", "Tensor transport between two processes over the data plane, beside iperf3.")
+            { sizes, megabytes, iperf, json, serve, replyPort, maxMiB };
+        cmd.SetAction(p => p.GetValue(serve)
+            ? TransportPeer.Serve(p.GetValue(replyPort), p.GetValue(maxMiB) * (1 << 18))
+            : Run(p.GetValue(sizes)!, p.GetValue(megabytes), !p.GetValue(iperf), new BenchOutput(p.GetValue(json))));
+        return cmd;
+    }
+
+    private static int Run(string sizesText, int megabytes, bool withIperf, BenchOutput output)
+    {
+        int[] sizes;
+        try { sizes = sizesText.Split(',', StringSplitOptions.TrimEntries).Select(int.Parse).ToArray(); }
+        catch (FormatException) { Console.Error.WriteLine($"--sizes '{sizesText}' must be comma-separated MiB counts, e.g. 1,4,16."); return 2; }
+        if (sizes.Length == 0 || sizes.Any(s => s is <= 0 or > 512)) { Console.Error.WriteLine("--sizes must be 1..512 MiB each."); return 2; }
+        if (megabytes <= 0) { Console.Error.WriteLine("--megabytes must be positive."); return 2; }
+
+        var maxFloats = sizes.Max() * (1 << 18);
+        var echoes = new BenchReceiver(maxFloats);
+        using var replyServer = new DataPlaneServer(IPAddress.Loopback, 0, echoes, maxFrameBytes: (long)maxFloats * 4);
+        using var child = StartChild(replyServer.Port, sizes.Max());
+        try
+        {
+            var port = int.Parse(ReadLine(child, "PORT "));
+            using var client = DataPlaneClient.Connect("127.0.0.1", port, senderId: 1, TimeSpan.FromSeconds(10));
+            var tensor = new float[maxFloats];
+            new Random(1).NextBytes(System.Runtime.InteropServices.MemoryMarshal.AsBytes(tensor.AsSpan()));
+            output.Note($"data plane, 127.0.0.1, {Environment.ProcessorCount} cores; MB = 10^6 bytes, GB = 10^9 bytes");
+            foreach (var mib in sizes)
+            {
+                var payload = tensor.AsSpan(0, mib * (1 << 18));
+                var n = Math.Max(8, megabytes / mib);
+                foreach (var roundTrip in new[] { false, true })
+                {
+                    Measure(client, echoes, child, payload, Math.Max(2, n / 8), roundTrip); // warm-up: JIT, socket buffers
+                    var r = Measure(client, echoes, child, payload, roundTrip ? Math.Max(4, n / 2) : n, roundTrip);
+                    output.Add(new Dictionary<string, object?>
+                    {
+                        ["path"] = "dataplane", ["mode"] = roundTrip ? "round-trip" : "one-way", ["MiB"] = mib, ["transfers"] = r.Transfers,
+                        ["MB/s"] = r.MBps, ["ms/transfer"] = r.MsPerTransfer, ["cpu_s/GB_send"] = r.SenderCpu, ["cpu_s/GB_recv"] = r.ReceiverCpu,
+                        ["cpu_s/GB_total"] = r.SenderCpu + r.ReceiverCpu, ["alloc_B/transfer_send"] = r.SenderAlloc, ["alloc_B/transfer_recv"] = r.ReceiverAlloc,
+                    });
+                }
+            }
+            child.StandardInput.Close();
+            child.WaitForExit(10_000);
+        }
+        finally
+        {
+            if (!child.HasExited) child.Kill();
+        }
+        if (withIperf) RunIperf(output);
+        output.Flush();
+        return 0;
+    }
+
+    private sealed record Result(int Transfers, double MBps, double MsPerTransfer, double SenderCpu, double ReceiverCpu, double SenderAlloc, double ReceiverAlloc);
+
+    /// <summary>
+    /// One-way: send n tensors back to back (the kernel buffers keep ~16 MiB in flight), then one ack that the child
+    /// answers after the last tensor arrived. Round trip: each tensor is echoed whole before the next is sent.
+    /// CPU and bytes count the measured window only; a GB here is the payload crossing in either direction.
+    /// </summary>
+    private static Result Measure(DataPlaneClient client, BenchReceiver echoes, Process child, ReadOnlySpan<float> payload, int n, bool roundTrip)
+    {
+        using var self = Process.GetCurrentProcess();
+        var (childCpu0, childFrames0, childAlloc0) = ChildStats(child);
+        var echoFrames0 = echoes.Frames;
+        var echoAlloc0 = echoes.ThreadAlloc;
+        self.Refresh();
+        var cpu0 = self.TotalProcessorTime;
+        var start = Stopwatch.GetTimestamp();
+        var alloc0 = GC.GetAllocatedBytesForCurrentThread();
+        var header = new FrameHeader(FrameKind.Gradient, 0, roundTrip ? BenchFrames.Echo : BenchFrames.OneWay, 0, 0, 0, 0, 0, 0);
+        for (var i = 0; i < n; i++)
+        {
+            client.Send(header with { Step = i }, payload);
+            if (roundTrip && !echoes.Arrived.Wait(TimeSpan.FromSeconds(60))) throw new TimeoutException("echo did not come back within 60 s");
+        }
+        var senderAlloc = GC.GetAllocatedBytesForCurrentThread() - alloc0; // the send loop (and echo waits) only
+        if (!roundTrip)
+        {
+            client.Send(header with { MicroBatch = BenchFrames.Ack }, payload[..1]);
+            if (!echoes.Arrived.Wait(TimeSpan.FromSeconds(60))) throw new TimeoutException("ack did not come back within 60 s");
+        }
+        var seconds = Stopwatch.GetElapsedTime(start).TotalSeconds;
+        self.Refresh();
+        var cpu = (self.TotalProcessorTime - cpu0).TotalSeconds;
+        var (childCpu1, childFrames1, childAlloc1) = ChildStats(child);
+
+        var bytes = (double)payload.Length * 4 * n * (roundTrip ? 2 : 1);
+        var gb = bytes / 1e9;
+        var childFrames = childFrames1 - childFrames0;
+        // Receiver allocation: the child's receive thread, plus (round trip) this process's echo-receive thread.
+        var recvAlloc = (double)(childAlloc1 - childAlloc0) / Math.Max(1, childFrames);
+        if (roundTrip) recvAlloc += (double)(echoes.ThreadAlloc - echoAlloc0) / Math.Max(1, echoes.Frames - echoFrames0);
+        return new Result(n, payload.Length * 4.0 * n / 1e6 / seconds, seconds * 1e3 / n,
+            cpu / gb, (childCpu1 - childCpu0) / gb, (double)senderAlloc / n, recvAlloc);
+    }
+
+    private static Process StartChild(int replyPort, int maxMiB)
+    {
+        var exe = Environment.ProcessPath ?? throw new InvalidOperationException("cannot find the disttrain executable to start the receiver");
+        var psi = new ProcessStartInfo(exe) { RedirectStandardInput = true, RedirectStandardOutput = true, UseShellExecute = false };
+        if (Path.GetFileNameWithoutExtension(exe) == "dotnet") psi.ArgumentList.Add(typeof(Program).Assembly.Location);
+        foreach (var a in new[] { "bench", "transport", "--serve", "--reply-port", replyPort.ToString(), "--max-mib", maxMiB.ToString() })
+            psi.ArgumentList.Add(a);
+        return Process.Start(psi) ?? throw new InvalidOperationException("could not start the receiver process");
+    }
+
+    private static string ReadLine(Process child, string prefix)
+    {
+        var line = child.StandardOutput.ReadLine() ?? throw new InvalidOperationException("the receiver process exited early");
+        return line.StartsWith(prefix, StringComparison.Ordinal) ? line[prefix.Length..] : throw new InvalidOperationException($"unexpected receiver output: {line}");
+    }
+
+    private static (double Cpu, long Frames, long Alloc) ChildStats(Process child)
+    {
+        child.StandardInput.WriteLine("stats");
+        child.StandardInput.Flush();
+        var parts = ReadLine(child, "STATS ").Split(' ');
+        return (double.Parse(parts[0]), long.Parse(parts[1]), long.Parse(parts[2]));
+    }
+
+    /// <summary>iperf3 on 127.0.0.1, one stream, 3 s: the raw-TCP ceiling measured in the same sitting.</summary>
+    private static void RunIperf(BenchOutput output)
+    {
+        var probe = new TcpListener(IPAddress.Loopback, 0);
+        probe.Start();
+        var port = ((IPEndPoint)probe.LocalEndpoint).Port;
+        probe.Stop();
+        Process? server = null;
+        try
+        {
+            server = Process.Start(new ProcessStartInfo("iperf3", $"-s -1 -p {port}") { RedirectStandardOutput = true, UseShellExecute = false });
+            Thread.Sleep(500);
+            using var c = Process.Start(new ProcessStartInfo("iperf3", $"-c 127.0.0.1 -p {port} -t 3 -J") { RedirectStandardOutput = true, UseShellExecute = false })!;
+            var text = c.StandardOutput.ReadToEnd();
+            if (!c.WaitForExit(30_000)) { c.Kill(); output.Note("iperf3: no result within 30 s"); return; }
+            using var doc = JsonDocument.Parse(text);
+            var end = doc.RootElement.GetProperty("end");
+            var recv = end.GetProperty("sum_received");
+            var cpu = end.GetProperty("cpu_utilization_percent");
+            var seconds = recv.GetProperty("seconds").GetDouble();
+            var gb = recv.GetProperty("bytes").GetDouble() / 1e9;
+            double CpuPerGb(string key) => cpu.GetProperty(key).GetDouble() / 100 * seconds / gb;
+            output.Add(new Dictionary<string, object?>
+            {
+                ["path"] = "iperf3", ["mode"] = "one-way", ["MiB"] = null, ["transfers"] = null,
+                ["MB/s"] = recv.GetProperty("bits_per_second").GetDouble() / 8 / 1e6, ["ms/transfer"] = null,
+                ["cpu_s/GB_send"] = CpuPerGb("host_total"), ["cpu_s/GB_recv"] = CpuPerGb("remote_total"),
+                ["cpu_s/GB_total"] = CpuPerGb("host_total") + CpuPerGb("remote_total"),
+            });
+        }
+        catch (Exception e) when (e is System.ComponentModel.Win32Exception or JsonException or KeyNotFoundException or InvalidOperationException)
+        {
+            output.Note($"iperf3 comparison skipped: {e.Message} (scripts/setup.sh installs iperf3)");
+        }
+        finally
+        {
+            if (server is { HasExited: false }) server.Kill();
+            server?.Dispose();
+        }
+    }
+}

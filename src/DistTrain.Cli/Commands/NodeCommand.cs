@@ -1,0 +1,63 @@
+// `disttrain node --roles worker --seed-nodes akka.tcp://disttrain@HOST:PORT`: one node of a cluster.
+// The job (model spec, data, hyper-parameters) comes from the coordinator; a worker needs only the
+// dataset on its own disk. Exits when its actors finish, on Ctrl-C, or when no seed node answers.
+using System.CommandLine;
+using DistTrain.Cluster.Configuration;
+using DistTrain.Cluster.Runtime;
+
+namespace DistTrain.Cli.Commands;
+
+public sealed class NodeCommand : ICommandFactory
+{
+    public string? Parent => null;
+
+    public Command Create()
+    {
+        var roles = new Option<string>("--roles") { Description = "Comma-separated roles of this node: worker, ps (the coordinator runs in `disttrain train`).", DefaultValueFactory = _ => "worker" };
+        var seeds = new Option<string>("--seed-nodes") { Description = "Comma-separated seed node addresses, e.g. akka.tcp://disttrain@127.0.0.1:4053.", Required = true };
+        var port = new Option<int>("--port") { Description = "Akka remoting port of this node (0 = any free port).", DefaultValueFactory = _ => 0 };
+        var host = new Option<string?>("--hostname") { Description = "Address this node binds and advertises (default from the config: 127.0.0.1 locally)." };
+        var workers = new Option<int>("--workers") { Description = "Worker actors on this node.", DefaultValueFactory = _ => 1 };
+        var ps = new Option<int>("--ps-actors") { Description = "Parameter-server shard actors on this node (with role ps).", DefaultValueFactory = _ => 1 };
+        var env = new Option<string>("--config") { Description = "Cluster config environment: local or multinode (cluster-config/*.hocon).", DefaultValueFactory = _ => "local" };
+        var cmd = new Command("node", "Run one node of a DistTrain cluster (workers and/or parameter-server shards).") { roles, seeds, port, host, workers, ps, env };
+        cmd.SetAction((parse, cancel) => Run(parse.GetValue(roles)!, parse.GetValue(seeds)!, parse.GetValue(port), parse.GetValue(host),
+            parse.GetValue(workers), parse.GetValue(ps), parse.GetValue(env)!, cancel));
+        return cmd;
+    }
+
+    private static async Task<int> Run(string roles, string seeds, int port, string? host, int workers, int ps, string env, CancellationToken cancel)
+    {
+        var roleList = roles.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        if (roleList.Contains("coordinator"))
+        {
+            Console.Error.WriteLine("The coordinator role runs inside `disttrain train ... --cluster-port P`, which holds the job; start workers and PS nodes with `disttrain node`.");
+            return 2;
+        }
+        ClusterNode node;
+        try
+        {
+            node = ClusterNode.Start(new NodeOptions
+            {
+                Roles = roleList, Environment = env, Workers = workers, PsActors = ps,
+                Overrides = new ClusterOverrides { SeedNodes = seeds.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries), Port = port, Hostname = host },
+            });
+        }
+        catch (Exception e) when (e is ArgumentException or Akka.Configuration.ConfigurationException or FormatException)
+        {
+            Console.Error.WriteLine($"disttrain node: {e.Message}");
+            return 2;
+        }
+        await using (node)
+        {
+            try { await node.WaitUntilUp().WaitAsync(cancel); }
+            catch (TimeoutException e) { Console.Error.WriteLine($"disttrain node: {e.Message}"); return 3; }
+            catch (OperationCanceledException) { return 130; }
+            Console.WriteLine($"node {Akka.Cluster.Cluster.Get(node.System).SelfAddress} is up with roles {roles}");
+            try { await node.WhenLocalActorsStopped().WaitAsync(cancel); }
+            catch (OperationCanceledException) { Console.WriteLine("interrupted; leaving the cluster"); return 130; }
+            Console.WriteLine("node finished");
+            return 0;
+        }
+    }
+}

@@ -1,0 +1,91 @@
+// `disttrain train`: trains a preset or a JSON spec on a dataset and writes DIR/model.safetensors
+// (+ optimizer state beside it) and DIR/metrics.jsonl. Hyper-parameters not given come from the
+// preset's documented defaults (Presets.Defaults; docs/accuracy.md). --workers 1 runs in-process.
+using System.CommandLine;
+using System.Globalization;
+using DistTrain.Cli.Training;
+using DistTrain.Nn.Models;
+using DistTrain.Nn.Training;
+using DistTrain.Tensors;
+
+namespace DistTrain.Cli.Commands;
+
+public sealed class TrainCommand : ICommandFactory
+{
+    public string? Parent => null;
+
+    /// <summary>Defaults for a spec file (not a preset).</summary>
+    public static readonly PresetDefaults SpecDefaults = new("adam", 1e-3f, 5, 64, "constant", 0f, "fashion-mnist");
+
+    public Command Create()
+    {
+        var model = new Option<string>("--model", "-m") { Description = $"Preset ({string.Join(", ", Presets.Names)}) or a model spec .json file.", Required = true };
+        var dataset = new Option<string?>("--dataset", "-d") { Description = "fashion-mnist[:DIR] | idx:DIR | csv:FILE[:label=COL] | synthetic:NAME[:n=N] (default: the preset's)." };
+        var epochs = new Option<int?>("--epochs", "-e") { Description = "Epochs (default: the preset's)." };
+        var batch = new Option<int?>("--batch-size", "-b") { Description = "Global batch B: samples per optimizer step (default: the preset's)." };
+        var micro = new Option<int>("--micro-batch") { Description = "Micro-batch M ≤ B, the unit of work (default: B)." };
+        var optimizer = new Option<string?>("--optimizer") { Description = "sgd, momentum, nesterov, adagrad, rmsprop, adam, adamw (default: the preset's)." };
+        var lr = new Option<float?>("--lr") { Description = "Base learning rate (default: the preset's)." };
+        var schedule = new Option<string?>("--schedule") { Description = "constant | step:N:GAMMA | cosine[:T[:MIN]] | warmup:W[+...] (default: the preset's)." };
+        var wd = new Option<float?>("--weight-decay") { Description = "L2 penalty (decoupled for adamw). Default: the optimizer's (0; adamw 0.01)." };
+        var clip = new Option<float>("--clip-norm") { Description = "Clip the gradient to this global L2 norm (0 = off)." };
+        var seed = new Option<int>("--seed") { Description = "Seed of the weights, the epoch plans and dropout.", DefaultValueFactory = _ => 1 };
+        var maxSteps = new Option<long>("--max-steps") { Description = "Stop after this many optimizer steps (0 = no limit)." };
+        var threads = new Option<int>("--threads") { Description = "Compute threads (results do not depend on it).", DefaultValueFactory = _ => 1 };
+        var init = new Option<string?>("--init") { Description = "Start from the weights of this checkpoint (.safetensors)." };
+        var output = new Option<string?>("--out", "-o") { Description = "Output folder (default: runs/<model>)." };
+        var workers = new Option<int>("--workers") { Description = "Worker actors; 1 trains in this process without a cluster.", DefaultValueFactory = _ => 1 };
+        var cmd = new Command("train", "Train a model and write DIR/model.safetensors and DIR/metrics.jsonl.")
+        {
+            model, dataset, epochs, batch, micro, optimizer, lr, schedule, wd, clip, seed, maxSteps, threads, init, output, workers,
+        };
+        cmd.SetAction(r => CliErrors.Guard(() =>
+        {
+            var name = r.GetValue(model)!;
+            var spec = Presets.Resolve(name);
+            var d = Presets.Exists(name) ? Presets.Defaults(name) : SpecDefaults;
+            int t = r.GetValue(threads);
+            if (t < 1) throw new ArgumentException($"--threads must be at least 1, not {t}.");
+            if (r.GetValue(workers) < 1) throw new ArgumentException($"--workers must be at least 1, not {r.GetValue(workers)}.");
+            var job = new TrainJob
+            {
+                ModelSpecJson = spec.CanonicalJson,
+                Dataset = r.GetValue(dataset) ?? d.Dataset,
+                Epochs = r.GetValue(epochs) ?? d.Epochs,
+                BatchSize = r.GetValue(batch) ?? d.BatchSize,
+                MicroBatch = r.GetValue(micro),
+                Optimizer = r.GetValue(optimizer) ?? d.Optimizer,
+                Lr = r.GetValue(lr) ?? d.Lr,
+                Schedule = r.GetValue(schedule) ?? d.Schedule,
+                WeightDecay = r.GetValue(wd) ?? (d.WeightDecay == 0 ? null : d.WeightDecay),
+                ClipNorm = r.GetValue(clip),
+                Seed = r.GetValue(seed),
+                MaxSteps = r.GetValue(maxSteps),
+            };
+            job.TrainerOptions().Validate();
+            var outDir = r.GetValue(output) ?? Path.Combine("runs", spec.Name);
+            if (r.GetValue(workers) > 1)
+                throw new ArgumentException($"--workers {r.GetValue(workers)} needs the cluster runtime, which this build does not have yet; use --workers 1.");
+            Compute.Threads = t;
+            using var cancel = new CancellationTokenSource();
+            ConsoleCancelEventHandler onCancel = (_, e) => { e.Cancel = true; cancel.Cancel(); Console.Error.WriteLine("stopping after this step; the model so far will be saved"); };
+            Console.CancelKeyPress += onCancel;
+            // SIGTERM (timeout, a scheduler) also stops after the current step and saves what was learned.
+            using var onTerm = System.Runtime.InteropServices.PosixSignalRegistration.Create(System.Runtime.InteropServices.PosixSignal.SIGTERM, ctx =>
+            {
+                ctx.Cancel = true;
+                cancel.Cancel();
+                Console.Error.WriteLine("SIGTERM: stopping after this step; the model so far will be saved");
+            });
+            try
+            {
+                bool interactive = !Console.IsOutputRedirected && Spectre.Console.AnsiConsole.Profile.Capabilities.Interactive;
+                return LocalRun.Run(job, outDir, r.GetValue(init), Console.Out, interactive, cancel.Token);
+            }
+            finally { Console.CancelKeyPress -= onCancel; }
+        }));
+        return cmd;
+    }
+
+    internal static string F(double v) => v.ToString("G6", CultureInfo.InvariantCulture);
+}

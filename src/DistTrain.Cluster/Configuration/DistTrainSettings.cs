@@ -1,0 +1,61 @@
+// Typed view of the `disttrain { ... }` HOCON section (cluster-config/base.hocon documents each key),
+// with the checks that make an impossible value a clear error.
+using Akka.Configuration;
+
+namespace DistTrain.Cluster.Configuration;
+
+public sealed record DataPlaneSettings(string Host, int Port, long MaxFrameBytes, int SocketBufferBytes, TimeSpan ConnectTimeout);
+
+public sealed record DistTrainSettings(
+    string SystemName, int ProtocolVersion, int MaxMessageBytes, TimeSpan JoinTimeout, DataPlaneSettings DataPlane)
+{
+    /// <summary>Every key allowed under `disttrain`; anything else in a config file is an error.</summary>
+    public static readonly HashSet<string> KnownKeys =
+    [
+        "disttrain.system-name", "disttrain.protocol-version", "disttrain.max-message-bytes", "disttrain.join-timeout",
+        "disttrain.data-plane.host", "disttrain.data-plane.port", "disttrain.data-plane.max-frame-bytes",
+        "disttrain.data-plane.socket-buffer-bytes", "disttrain.data-plane.connect-timeout",
+    ];
+
+    public static DistTrainSettings From(Config config)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        foreach (var key in KnownKeys)
+            if (!config.HasPath(key))
+                throw new ArgumentException($"Cluster config lacks '{key}'; load it through ClusterConfig.Load so base.hocon supplies it.");
+
+        var remoteHost = config.GetString("akka.remote.dot-netty.tcp.hostname", "127.0.0.1");
+        var publicHost = config.GetString("akka.remote.dot-netty.tcp.public-hostname", "");
+        if (remoteHost == "0.0.0.0" && string.IsNullOrEmpty(publicHost))
+            throw new ArgumentException("akka.remote.dot-netty.tcp.hostname is 0.0.0.0 but no address to advertise: give --hostname (or DISTTRAIN_HOSTNAME) with this machine's address.");
+
+        var maxMessage = config.GetInt("disttrain.max-message-bytes", 0);
+        var frame = config.GetByteSize("akka.remote.dot-netty.tcp.maximum-frame-size") ?? 128000;
+        if (maxMessage <= 0)
+            throw new ArgumentException($"disttrain.max-message-bytes = {maxMessage} must be positive.");
+        if (maxMessage >= frame)
+            throw new ArgumentException(
+                $"disttrain.max-message-bytes = {maxMessage} must be below akka.remote.dot-netty.tcp.maximum-frame-size = {frame}, else remoting drops big messages silently; lower it or raise the frame size.");
+
+        var dpHost = config.GetString("disttrain.data-plane.host", "");
+        if (string.IsNullOrEmpty(dpHost)) dpHost = string.IsNullOrEmpty(publicHost) ? remoteHost : publicHost;
+        var dpPort = config.GetInt("disttrain.data-plane.port", 0);
+        if (dpPort is < 0 or > 65535) throw new ArgumentException($"disttrain.data-plane.port = {dpPort} is out of range; use 0..65535 (0 = any free port).");
+        var maxFrame = config.GetLong("disttrain.data-plane.max-frame-bytes", 0);
+        if (maxFrame <= 0 || maxFrame > int.MaxValue * 4L)
+            throw new ArgumentException($"disttrain.data-plane.max-frame-bytes = {maxFrame} must be in 1..{int.MaxValue * 4L} (a float[] holds at most 2^31-1 floats).");
+        var buffer = config.GetInt("disttrain.data-plane.socket-buffer-bytes", 0);
+        if (buffer < 64 * 1024) throw new ArgumentException($"disttrain.data-plane.socket-buffer-bytes = {buffer} is too small; use at least 65536 (8388608 measured best).");
+        var connect = config.GetTimeSpan("disttrain.data-plane.connect-timeout", null, false);
+        if (connect <= TimeSpan.Zero) throw new ArgumentException("disttrain.data-plane.connect-timeout must be positive, e.g. 5s.");
+        var join = config.GetTimeSpan("disttrain.join-timeout", null, false);
+        if (join <= TimeSpan.Zero) throw new ArgumentException("disttrain.join-timeout must be positive, e.g. 30s.");
+        var protocol = config.GetInt("disttrain.protocol-version", 0);
+        if (protocol <= 0) throw new ArgumentException($"disttrain.protocol-version = {protocol} must be positive.");
+        var name = config.GetString("disttrain.system-name", "");
+        if (string.IsNullOrWhiteSpace(name) || !name.All(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_'))
+            throw new ArgumentException($"disttrain.system-name = '{name}' must be letters, digits, '-' or '_'.");
+
+        return new DistTrainSettings(name, protocol, maxMessage, join, new DataPlaneSettings(dpHost, dpPort, maxFrame, buffer, connect));
+    }
+}

@@ -1,0 +1,112 @@
+// Sending side of the data plane: one TCP connection to a peer's DataPlaneServer. Send writes the
+// header then the floats straight from the caller's span (no copy, no allocation); thread-safe.
+using System.Buffers;
+using System.Buffers.Binary;
+using System.IO.Hashing;
+using System.Net;
+using System.Net.Sockets;
+using System.Runtime.InteropServices;
+
+namespace DistTrain.Cluster.DataPlane;
+
+public sealed class DataPlaneClient : IDisposable
+{
+    private readonly Socket _socket;
+    private readonly Lock _sendLock = new();
+    private readonly ArrayBufferWriter<byte> _header = new(FrameHeader.MaxEncodedBytes);
+    private readonly byte[] _prefix = new byte[4 + FrameHeader.MaxEncodedBytes];
+    private volatile bool _closed;
+
+    private DataPlaneClient(Socket socket, int senderId, string peer)
+    {
+        _socket = socket;
+        SenderId = senderId;
+        Peer = peer;
+    }
+
+    /// <summary>This side's id, written into every header.</summary>
+    public int SenderId { get; }
+
+    /// <summary>host:port of the peer, for messages.</summary>
+    public string Peer { get; }
+
+    public bool IsClosed => _closed;
+
+    public long BytesSent { get; private set; }
+
+    /// <summary>Connects to a peer's data plane and introduces itself; fails with a clear <see cref="IOException"/> after <paramref name="timeout"/>.</summary>
+    public static DataPlaneClient Connect(string host, int port, int senderId, TimeSpan timeout, int socketBufferBytes = 8 << 20)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(host);
+        if (port is <= 0 or > 65535) throw new ArgumentOutOfRangeException(nameof(port), port, "data-plane port must be 1..65535.");
+        if (!BitConverter.IsLittleEndian) throw new PlatformNotSupportedException("The data plane sends raw little-endian floats; this machine is big-endian.");
+        var addresses = IPAddress.TryParse(host, out var ip) ? [ip] : Dns.GetHostAddresses(host);
+        var address = addresses.FirstOrDefault(a => a.AddressFamily == AddressFamily.InterNetwork) ?? addresses.FirstOrDefault()
+            ?? throw new IOException($"Data plane: host '{host}' has no address.");
+        var socket = new Socket(address.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
+        var timedOut = false;
+        try
+        {
+            SocketIo.Configure(socket, socketBufferBytes);
+            // A blocking connect, cut short by a timer: any async call would switch the socket to non-blocking mode
+            // for good on Unix, and every later Send that finds the kernel buffer full would then allocate.
+            using var timer = new Timer(_ => { timedOut = true; socket.Dispose(); }, null, timeout, Timeout.InfiniteTimeSpan);
+            socket.Connect(new IPEndPoint(address, port));
+        }
+        catch (Exception e)
+        {
+            socket.Dispose();
+            var why = timedOut ? $"no answer within {timeout.TotalSeconds:0.#}s" : e.Message;
+            throw new IOException($"Data plane: cannot connect to {host}:{port} ({why}); is the peer's data-plane port reachable?", e);
+        }
+        var client = new DataPlaneClient(socket, senderId, $"{host}:{port}");
+        client.Send(new FrameHeader(FrameKind.Hello, 0, 0, 0, 0, 0, 0, 0, senderId), ReadOnlySpan<float>.Empty);
+        return client;
+    }
+
+    /// <summary>
+    /// Sends one frame: <paramref name="header"/> with Length, Checksum and SenderId filled in from <paramref name="payload"/>.
+    /// Blocks until the bytes are in the kernel's buffer. Throws <see cref="IOException"/> if the connection is closed or fails.
+    /// </summary>
+    public void Send(FrameHeader header, ReadOnlySpan<float> payload)
+    {
+        var bytes = MemoryMarshal.AsBytes(payload);
+        var checksum = payload.IsEmpty ? 0UL : XxHash3.HashToUInt64(bytes);
+        SendRaw(header with { Length = payload.Length, Checksum = checksum, SenderId = SenderId }, bytes);
+    }
+
+    /// <summary>Sends a header and payload exactly as given (tests use it to send a wrong checksum or length).</summary>
+    public void SendRaw(in FrameHeader header, ReadOnlySpan<byte> payload)
+    {
+        lock (_sendLock)
+        {
+            if (_closed) throw new IOException($"Data plane connection to {Peer} is closed.");
+            try
+            {
+                _header.ResetWrittenCount();
+                header.Write(_header);
+                var n = _header.WrittenCount;
+                BinaryPrimitives.WriteInt32LittleEndian(_prefix, n);
+                _header.WrittenSpan.CopyTo(_prefix.AsSpan(4));
+                SocketIo.WriteAll(_socket, _prefix.AsSpan(0, 4 + n));
+                SocketIo.WriteAll(_socket, payload);
+                BytesSent += 4 + n + payload.Length;
+            }
+            catch (Exception e) when (e is SocketException or ObjectDisposedException)
+            {
+                _closed = true;
+                throw new IOException($"Data plane connection to {Peer} failed while sending {header}: {e.Message}", e);
+            }
+        }
+    }
+
+    /// <summary>Closes the connection (the peer left); a Send in progress on another thread fails with an IOException.</summary>
+    public void Close()
+    {
+        _closed = true;
+        try { _socket.Shutdown(SocketShutdown.Both); } catch (Exception) { /* already closed */ }
+        _socket.Dispose();
+    }
+
+    public void Dispose() => Close();
+}

@@ -1,0 +1,69 @@
+// The data-plane frame header: a fixed MessagePack array (no maps, no polymorphism, untrusted-data
+// limits) written and read by hand so a steady-state transfer allocates nothing.
+using System.Buffers;
+using MessagePack;
+
+namespace DistTrain.Cluster.DataPlane;
+
+public enum FrameKind : byte
+{
+    /// <summary>First frame of a connection: names the sender (SenderId); no payload.</summary>
+    Hello = 0,
+    /// <summary>A micro-batch gradient for the key range [Offset, Offset+Length).</summary>
+    Gradient = 1,
+    /// <summary>Parameters of the key range [Offset, Offset+Length) at Version.</summary>
+    Parameters = 2,
+}
+
+/// <summary>
+/// Header of one frame. On the wire a frame is: uint32 little-endian header length, this header as a
+/// MessagePack array, then Length little-endian float32 values (Length × 4 bytes) whose XxHash3 is Checksum.
+/// </summary>
+public readonly record struct FrameHeader(
+    FrameKind Kind, long Step, int MicroBatch, long Version, int Shard, long Offset, int Length, ulong Checksum, int SenderId)
+{
+    public const int FieldCount = 9;
+
+    /// <summary>A header never needs more than this (9 fields of at most 9 bytes + array tag); anything larger is malformed.</summary>
+    public const int MaxEncodedBytes = 128;
+
+    public long PayloadBytes => (long)Length * sizeof(float);
+
+    public override string ToString() =>
+        $"{Kind}(step={Step}, microBatch={MicroBatch}, version={Version}, shard={Shard}, range={Offset}+{Length}, sender={SenderId})";
+
+    private static readonly MessagePackSerializerOptions UntrustedOptions =
+        MessagePackSerializerOptions.Standard.WithSecurity(MessagePackSecurity.UntrustedData);
+
+    /// <summary>Writes the header as a MessagePack array into <paramref name="writer"/>.</summary>
+    public void Write(IBufferWriter<byte> writer)
+    {
+        var w = new MessagePackWriter(writer);
+        w.WriteArrayHeader(FieldCount);
+        w.Write((byte)Kind);
+        w.Write(Step);
+        w.Write(MicroBatch);
+        w.Write(Version);
+        w.Write(Shard);
+        w.Write(Offset);
+        w.Write(Length);
+        w.Write(Checksum);
+        w.Write(SenderId);
+        w.Flush();
+    }
+
+    /// <summary>Reads a header; throws <see cref="MessagePackSerializationException"/> (or <see cref="InvalidDataException"/>) on anything else.</summary>
+    public static FrameHeader Read(ReadOnlyMemory<byte> bytes)
+    {
+        var r = new MessagePackReader(bytes);
+        UntrustedOptions.Security.DepthStep(ref r);
+        var count = r.ReadArrayHeader();
+        if (count != FieldCount) throw new InvalidDataException($"frame header has {count} fields, expected {FieldCount}");
+        var kind = r.ReadByte();
+        if (kind > (byte)FrameKind.Parameters) throw new InvalidDataException($"frame kind {kind} is unknown");
+        var h = new FrameHeader((FrameKind)kind, r.ReadInt64(), r.ReadInt32(), r.ReadInt64(), r.ReadInt32(), r.ReadInt64(), r.ReadInt32(), r.ReadUInt64(), r.ReadInt32());
+        if (!r.End) throw new InvalidDataException("trailing bytes after the frame header");
+        if (h.Length < 0 || h.Offset < 0) throw new InvalidDataException($"frame header has a negative range {h.Offset}+{h.Length}");
+        return h;
+    }
+}

@@ -1,0 +1,12 @@
+// Marker for every control-plane message that crosses a process boundary; the HOCON binding of
+// this interface selects our Hyperion serializer (Serialization/HyperionSerializer.cs).
+namespace DistTrain.Cluster.Messages;
+
+/// <summary>Marks a message (or a value carried inside one) as ours: bound to the DistTrain serializer and on its allow-list.</summary>
+public interface IDistTrainMessage;
+
+/// <summary>Version of the wire protocol (control messages and data-plane frames). Bump on any incompatible change.</summary>
+public static class WireProtocol
+{
+    public const int Version = 1;
+}

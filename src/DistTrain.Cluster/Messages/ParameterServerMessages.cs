@@ -1,0 +1,41 @@
+// Messages of the parameter-server shards: the shard layout, version publication, gradient receipts
+// and parameter pulls. Tensor bytes never travel in these; they go over the data plane (DataPlane/).
+namespace DistTrain.Cluster.Messages;
+
+public static class ParameterServerMessages
+{
+    /// <summary>One shard: the key range [Offset, Offset+Length) of the flat parameter vector, its owner and data-plane endpoint.</summary>
+    public sealed record ShardInfo(int Shard, long Offset, int Length, string OwnerAddress, string DataHost, int DataPort) : IDistTrainMessage;
+
+    /// <summary>All shards, in key order; they tile [0, ParameterCount) without gaps.</summary>
+    public sealed record ShardLayout(long ParameterCount, ShardInfo[] Shards) : IDistTrainMessage
+    {
+        public override string ToString() =>
+            $"ShardLayout(parameters={ParameterCount}, shards=[{string.Join(", ", Shards.Select(s => $"{s.Shard}:{s.Offset}+{s.Length}@{s.DataHost}:{s.DataPort}"))}])";
+    }
+
+    /// <summary>PS shard → Coordinator: the shard is up, owns this range and listens for data-plane frames at DataHost:DataPort.</summary>
+    public sealed record RegisterShard(int Shard, long Offset, int Length, string OwnerAddress, string DataHost, int DataPort, int ProtocolVersion)
+        : IDistTrainMessage;
+
+    /// <summary>PS shard → Coordinator and workers: a new version of the shard's range exists (after the step's update).</summary>
+    public sealed record VersionPublished(int Shard, long Version, long Step) : IDistTrainMessage;
+
+    /// <summary>PS shard → Coordinator: the gradient of (step, micro-batch) for this shard arrived intact and was kept.</summary>
+    public sealed record GradientAccepted(int Shard, string WorkerId, long Step, int MicroBatch) : IDistTrainMessage;
+
+    /// <summary>PS shard → Coordinator: a gradient frame was dropped (wrong length, unknown step, duplicate); never applied.</summary>
+    public sealed record GradientRejected(int Shard, string WorkerId, long Step, int MicroBatch, string Reason) : IDistTrainMessage;
+
+    /// <summary>Worker → PS shard: send me your range at version ≥ MinVersion over the data plane to DataHost:DataPort.</summary>
+    public sealed record PullParameters(string WorkerId, int Shard, long MinVersion, string DataHost, int DataPort) : IDistTrainMessage;
+
+    /// <summary>
+    /// A small slice of parameters inside a control message — only for tiny ranges (below disttrain.max-message-bytes),
+    /// e.g. tests and checkpoint metadata; tensors of real models go over the data plane. Prints its length and version, never values.
+    /// </summary>
+    public sealed record ParameterSlice(int Shard, long Version, long Offset, float[] Values) : IDistTrainMessage
+    {
+        public override string ToString() => $"ParameterSlice(shard={Shard}, version={Version}, offset={Offset}, shape=[{Values.Length}])";
+    }
+}

@@ -1,0 +1,25 @@
+// Messages of the training runtime that complete the coordinator/PS protocol: shard assignment,
+// worker endpoints for parameter pushes, and parameter collection for checkpoints. Tensor bytes
+// never travel here; they go over the data plane.
+namespace DistTrain.Cluster.Messages;
+
+public static class RuntimeMessages
+{
+    /// <summary>PS node → Coordinator: "which shard am I, and what is the job?"</summary>
+    public sealed record RequestShard(string NodeId, int ProtocolVersion) : IDistTrainMessage;
+
+    /// <summary>Coordinator → PS node: own [Offset, Offset+Length) as shard <paramref name="Shard"/> of <paramref name="ShardCount"/>.</summary>
+    public sealed record ShardAssignment(int Shard, int ShardCount, long Offset, int Length, CoordinatorMessages.JobDescription Job) : IDistTrainMessage;
+
+    /// <summary>Coordinator → PS shard: push every new version of your range to this worker's data-plane endpoint.</summary>
+    public sealed record WorkerEndpoint(string WorkerId, int SenderId, string DataHost, int DataPort) : IDistTrainMessage;
+
+    /// <summary>Coordinator → PS shard: the worker left; close its connection.</summary>
+    public sealed record WorkerGone(string WorkerId) : IDistTrainMessage;
+
+    /// <summary>Coordinator → PS shard: send your range at the current version to this endpoint (checkpoint collection).</summary>
+    public sealed record SendParameters(string DataHost, int DataPort, long MinVersion) : IDistTrainMessage;
+
+    /// <summary>Coordinator → CLI / test (same process): the run finished; where the model went.</summary>
+    public sealed record RunCompleted(long Steps, string? ModelPath, double TestAccuracy, double TestLoss, string? Error) : IDistTrainMessage;
+}

@@ -1,0 +1,149 @@
+// Starts DistTrain nodes: an ActorSystem from cluster-config/ with the roles asked for — the
+// coordinator singleton (manager + proxy), parameter-server shards, worker actors. The same code runs
+// one process with every role (`disttrain train --workers N`) and one node of a multi-process cluster.
+using Akka.Actor;
+using Akka.Cluster.Tools.Singleton;
+using Akka.Configuration;
+using DistTrain.Cluster.Configuration;
+using DistTrain.Nn.Training;
+using DistTrain.Tensors;
+using static DistTrain.Cluster.Messages.RuntimeMessages;
+
+namespace DistTrain.Cluster.Runtime;
+
+/// <summary>A node to start. Coordinator options (Job, OutDir, PsShards, MinWorkers) matter only with the coordinator role.</summary>
+public sealed record NodeOptions
+{
+    public string[] Roles { get; init; } = ["coordinator", "ps", "worker"];
+    public string Environment { get; init; } = "local";
+    public ClusterOverrides Overrides { get; init; } = new();
+    /// <summary>Worker actors on this node (each a full replica).</summary>
+    public int Workers { get; init; } = 1;
+    /// <summary>PS shard actors on this node.</summary>
+    public int PsActors { get; init; } = 1;
+    /// <summary>Total PS shards of the job (coordinator).</summary>
+    public int PsShards { get; init; } = 1;
+    /// <summary>Workers that must register before step 0 (coordinator).</summary>
+    public int MinWorkers { get; init; } = 1;
+    public TrainJob? Job { get; init; }
+    public string OutDir { get; init; } = "runs/latest";
+    public bool SerializeMessages { get; init; }
+    public TimeSpan LeaseTimeout { get; init; } = TimeSpan.FromMinutes(2);
+    public Action<string>? OnProgress { get; init; }
+}
+
+public sealed class ClusterNode : IAsyncDisposable
+{
+    private readonly TaskCompletionSource<RunCompleted> _done = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    private ClusterNode(ActorSystem system) => System = system;
+
+    public ActorSystem System { get; }
+    /// <summary>Completes when the coordinator on this node finished the run (never, on nodes without it).</summary>
+    public Task<RunCompleted> Completion => _done.Task;
+    public List<IActorRef> Workers { get; } = [];
+    public List<IActorRef> Shards { get; } = [];
+    public DistTrainSettings Settings { get; private init; } = null!;
+
+    /// <summary>Completes when this node is Up in the cluster; fails with a clear message after the join timeout.</summary>
+    public async Task WaitUntilUp()
+    {
+        var up = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var cluster = Akka.Cluster.Cluster.Get(System);
+        cluster.RegisterOnMemberUp(() => up.TrySetResult());
+        try { await up.Task.WaitAsync(Settings.JoinTimeout); }
+        catch (TimeoutException)
+        {
+            var seeds = string.Join(", ", cluster.Settings.SeedNodes.Select(a => a.ToString()));
+            throw new TimeoutException($"This node did not join the cluster within {Settings.JoinTimeout.TotalSeconds:0}s (disttrain.join-timeout): " +
+                $"no seed node answered at [{seeds}]. Check that the coordinator node runs and that --seed-nodes names its host and port.");
+        }
+    }
+
+    /// <summary>Completes when every worker and shard actor on this node has stopped (the run ended or they failed).</summary>
+    public Task WhenLocalActorsStopped()
+    {
+        var refs = Workers.Concat(Shards).ToArray();
+        if (refs.Length == 0) return Task.CompletedTask;
+        var tcs = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        System.ActorOf(Props.Create(() => new Reaper(refs, tcs)), "reaper");
+        return tcs.Task;
+    }
+
+    private sealed class Reaper : ReceiveActor
+    {
+        public Reaper(IActorRef[] watched, TaskCompletionSource done)
+        {
+            var left = new HashSet<IActorRef>(watched);
+            foreach (var w in watched) Context.Watch(w);
+            Receive<Terminated>(t => { left.Remove(t.ActorRef); if (left.Count == 0) { done.TrySetResult(); Context.Stop(Self); } });
+        }
+    }
+
+    public static ClusterNode Start(NodeOptions o)
+    {
+        foreach (var r in o.Roles)
+            if (!ClusterConfig.KnownRoles.Contains(r))
+                throw new ArgumentException($"Unknown role '{r}'; valid roles: {string.Join(", ", ClusterConfig.KnownRoles)}.");
+        var overrides = o.Overrides with { Roles = o.Roles };
+        var config = ClusterConfig.Load(o.Environment, overrides);
+        var settings = DistTrainSettings.From(config);
+        var extra = ConfigurationFactory.ParseString($$"""
+            disttrain-compute-dispatcher { type = PinnedDispatcher }
+            akka.actor.serialize-messages = {{(o.SerializeMessages ? "on" : "off")}}
+            """);
+        var system = ActorSystem.Create(settings.SystemName, extra.WithFallback(config));
+        var node = new ClusterNode(system) { Settings = settings };
+        var cluster = Akka.Cluster.Cluster.Get(system);
+        if (config.GetStringList("akka.cluster.seed-nodes").Count == 0) cluster.Join(cluster.SelfAddress);
+        string self = cluster.SelfAddress.ToString();
+        var host = settings.DataPlane.Host is { Length: > 0 } h ? h : cluster.SelfAddress.Host ?? "127.0.0.1";
+        var endpoints = new NodeEndpoints(host, host, settings.DataPlane.MaxFrameBytes);
+
+        if (o.Roles.Contains("coordinator"))
+        {
+            var job = o.Job ?? throw new ArgumentException("A coordinator node needs the training job (model, dataset, hyper-parameters).");
+            var (train, _) = DistTrain.Data.Sources.DatasetSpec.Parse(job.Dataset).Load();
+            int parameters = DistTrain.Nn.Models.ModelBuilder.Build(job.Spec(), (ulong)(uint)job.Seed).ParameterCount;
+            var cs = new CoordinatorSettings(o.PsShards, o.OutDir, endpoints, o.LeaseTimeout, o.MinWorkers)
+            {
+                OnCompleted = r => node._done.TrySetResult(r),
+                OnProgress = o.OnProgress,
+            };
+            system.ActorOf(ClusterSingletonManager.Props(CoordinatorActor.Props(job, train.Count, parameters, cs), PoisonPill.Instance,
+                ClusterSingletonManagerSettings.Create(system).WithRole("coordinator")), "coordinator");
+        }
+        var proxy = system.ActorOf(ClusterSingletonProxy.Props("/user/coordinator",
+            ClusterSingletonProxySettings.Create(system).WithRole("coordinator")), "coordinator-proxy");
+        if (o.Roles.Contains("ps"))
+            for (int i = 0; i < o.PsActors; i++)
+                node.Shards.Add(system.ActorOf(ParameterServerActor.Props(proxy, $"{self}/ps{i}", endpoints), $"ps{i}"));
+        if (o.Roles.Contains("worker"))
+        {
+            // Each worker computes on its own thread; the kernels split the cores between them.
+            Compute.Threads = Math.Max(1, Environment.ProcessorCount / Math.Max(1, o.Workers));
+            for (int i = 0; i < o.Workers; i++)
+                node.Workers.Add(system.ActorOf(WorkerActor.Props(proxy, $"{self}/w{i}", endpoints).WithDispatcher("disttrain-compute-dispatcher"), $"worker{i}"));
+        }
+        return node;
+    }
+
+    /// <summary>One process, every role: the coordinator, <paramref name="psShards"/> shards and <paramref name="workers"/> workers.</summary>
+    public static async Task<RunCompleted> RunLocal(TrainJob job, int workers, int psShards, string outDir,
+        Action<string>? progress = null, bool serializeMessages = false, CancellationToken cancel = default)
+    {
+        await using var node = Start(new NodeOptions
+        {
+            Job = job, Workers = workers, PsActors = psShards, PsShards = psShards, MinWorkers = workers, OutDir = outDir,
+            OnProgress = progress, SerializeMessages = serializeMessages,
+        });
+        using var reg = cancel.Register(() => node._done.TrySetCanceled(cancel));
+        return await node.Completion;
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await Akka.Cluster.Cluster.Get(System).LeaveAsync().WaitAsync(TimeSpan.FromSeconds(10)).ContinueWith(_ => { });
+        await System.Terminate().WaitAsync(TimeSpan.FromSeconds(10)).ContinueWith(_ => { });
+    }
+}

@@ -1,0 +1,50 @@
+// Converts between the trainer's TrainJob (what `disttrain train` resolves) and the wire's
+// JobDescription (what the coordinator hands to PS shards and workers).
+using DistTrain.Cluster.Messages;
+using DistTrain.Nn.Training;
+using static DistTrain.Cluster.Messages.CoordinatorMessages;
+
+namespace DistTrain.Cluster.Runtime;
+
+public static class JobMapping
+{
+    public static JobDescription ToDescription(TrainJob job, string jobId, int parameterCount, TrainingMode mode = TrainingMode.Sync)
+    {
+        if (job.ClipNorm > 0)
+            throw new ArgumentException("--clip-norm is not supported by the cluster runtime yet (a global norm needs every shard's range); run without it or with one process.");
+        var spec = job.Spec();
+        return new JobDescription(jobId, spec.CanonicalJson, spec.Hash, parameterCount,
+            new DatasetInfo(job.Dataset, 0, 0, ""),
+            new Hyperparameters(
+                new OptimizerSpec(job.Optimizer, job.Lr, 0, 0, 0, 0, job.WeightDecay ?? float.NaN),
+                job.Schedule, 0, job.BatchSize, job.MicroBatch <= 0 ? job.BatchSize : job.MicroBatch, job.Seed,
+                job.Epochs, mode, 0, 0, job.MaxSteps));
+    }
+
+    public static TrainJob ToTrainJob(JobDescription d) => new()
+    {
+        ModelSpecJson = d.SpecJson,
+        Dataset = d.Dataset.Spec,
+        Epochs = d.Hyper.Epochs,
+        BatchSize = d.Hyper.BatchSize,
+        MicroBatch = d.Hyper.MicroBatchSize,
+        Optimizer = d.Hyper.Optimizer.Name,
+        Lr = d.Hyper.Optimizer.LearningRate,
+        Schedule = d.Hyper.Schedule,
+        WeightDecay = float.IsNaN(d.Hyper.Optimizer.WeightDecay) ? null : d.Hyper.Optimizer.WeightDecay,
+        Seed = (int)d.Hyper.Seed,
+        MaxSteps = d.Hyper.MaxSteps,
+    };
+
+    /// <summary>Micro-batches per step: every step has the same count because the plan drops the last partial batch.</summary>
+    public static int MicroBatchesPerStep(JobDescription d) =>
+        (d.Hyper.BatchSize + d.Hyper.MicroBatchSize - 1) / d.Hyper.MicroBatchSize;
+
+    /// <summary>A stable positive id for data-plane frames from a worker or shard name.</summary>
+    public static int SenderIdOf(string name)
+    {
+        uint h = 2166136261;
+        foreach (var ch in name) h = (h ^ ch) * 16777619;
+        return (int)(h & 0x7fffffff);
+    }
+}

@@ -1,0 +1,30 @@
+// End of a cluster run: puts the collected flat parameter vector into a model replica, writes
+// model.safetensors atomically (spec, step, seed in its metadata) and evaluates on the test split.
+using DistTrain.Nn.Checkpoints;
+using DistTrain.Nn.Models;
+using DistTrain.Nn.Training;
+using static DistTrain.Cluster.Messages.RuntimeMessages;
+
+namespace DistTrain.Cluster.Runtime;
+
+public static class ModelOutput
+{
+    public static RunCompleted SaveAndEvaluate(TrainJob job, float[] parameters, long steps, string outDir, StepLog log)
+    {
+        var spec = job.Spec();
+        var model = spec.Build((ulong)(uint)job.Seed);
+        if (model.Store.Values.Length != parameters.Length)
+            throw new InvalidOperationException($"Collected {parameters.Length} parameters but the model has {model.Store.Values.Length}.");
+        parameters.AsSpan().CopyTo(model.Store.Values);
+        Directory.CreateDirectory(outDir);
+        var path = Path.Combine(outDir, "model.safetensors");
+        var (train, test) = DistTrain.Data.Sources.DatasetSpec.Parse(job.Dataset).Load();
+        int stepsPerEpoch = DistTrain.Data.Plans.EpochPlan.CountSteps(train.Count, job.BatchSize);
+        int epochs = stepsPerEpoch == 0 ? 0 : (int)(steps / stepsPerEpoch);
+        Checkpoint.Save(path, model.Store, new CheckpointInfo(spec.CanonicalJson, steps, epochs, job.Seed));
+        var trainer = job.CreateTrainer(train.Count, model);
+        var eval = trainer.Evaluate(test);
+        log.Epoch(new EpochMetrics(Math.Max(epochs - 1, 0), steps, double.NaN, double.NaN, eval.Loss, eval.Accuracy, 0, 0));
+        return new RunCompleted(steps, path, eval.Accuracy, eval.Loss, null);
+    }
+}

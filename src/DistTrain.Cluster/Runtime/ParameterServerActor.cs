@@ -1,0 +1,172 @@
+// A parameter-server shard as an actor: asks the coordinator for its key range and the job, receives
+// micro-batch gradients over the data plane straight into its aggregator's slots, applies the optimizer
+// when a step is complete (sum in micro-batch order) and pushes the new version to every worker.
+// The pure state lives in ParameterShard; this class only wires messages, sockets and timers.
+using System.Net;
+using Akka.Actor;
+using Akka.Event;
+using DistTrain.Cluster.DataPlane;
+using DistTrain.Cluster.Messages;
+using DistTrain.Cluster.Training;
+using DistTrain.Nn.Models;
+using static DistTrain.Cluster.Messages.ParameterServerMessages;
+using static DistTrain.Cluster.Messages.RuntimeMessages;
+using TrainingDrop = DistTrain.Cluster.Training.GradientDrop;
+using WireDrop = DistTrain.Cluster.DataPlane.DropReason;
+
+namespace DistTrain.Cluster.Runtime;
+
+public sealed class ParameterServerActor : ReceiveActor, IFrameHandler
+{
+    private readonly IActorRef _coordinator;
+    private readonly string _nodeId;
+    private readonly NodeEndpoints _endpoints;
+    private readonly ILoggingAdapter _log = Context.GetLogger();
+    private readonly IActorRef _self;
+    private readonly Lock _gate = new();
+    private readonly Dictionary<string, DataPlaneClient> _workers = [];
+    private ParameterShard? _shard;
+    private DataPlaneServer? _server;
+    private int _microBatches;
+    private int _senderId;
+    private ICancelable? _retry;
+
+    private sealed record GradientArrived(int SenderId, long Step, int MicroBatch) : INoSerializationVerificationNeeded;
+    private sealed record GradientDropped(int SenderId, long Step, int MicroBatch, string Reason) : INoSerializationVerificationNeeded;
+    private sealed record AskForShard : INoSerializationVerificationNeeded;
+
+    public ParameterServerActor(IActorRef coordinator, string nodeId, NodeEndpoints endpoints)
+    {
+        _coordinator = coordinator;
+        _nodeId = nodeId;
+        _self = Self; // frame handlers run on data-plane threads, where Self is unavailable
+        _endpoints = endpoints;
+        _senderId = JobMapping.SenderIdOf(nodeId);
+        Receive<AskForShard>(_ => _coordinator.Tell(new RequestShard(_nodeId, WireProtocol.Version)));
+        Receive<ShardAssignment>(OnAssignment);
+        Receive<CoordinatorMessages.RegisterRejected>(r => { _log.Error("PS {0} refused: {1}", _nodeId, r.Reason); Context.Stop(Self); });
+        Receive<WorkerEndpoint>(OnWorker);
+        Receive<WorkerGone>(g => { if (_workers.Remove(g.WorkerId, out var c)) c.Dispose(); });
+        Receive<GradientArrived>(OnGradient);
+        Receive<GradientDropped>(d => _coordinator.Tell(new GradientRejected(_shard?.Shard ?? -1, d.SenderId.ToString(), d.Step, d.MicroBatch, d.Reason)));
+        Receive<SendParameters>(OnSendParameters);
+        Receive<CoordinatorMessages.TrainingDone>(_ => Context.Stop(Self));
+    }
+
+    public static Props Props(IActorRef coordinator, string nodeId, NodeEndpoints endpoints) =>
+        Akka.Actor.Props.Create(() => new ParameterServerActor(coordinator, nodeId, endpoints));
+
+    protected override void PreStart()
+    {
+        // The coordinator singleton may not be up yet: ask until it answers.
+        _retry = Context.System.Scheduler.ScheduleTellRepeatedlyCancelable(TimeSpan.Zero, TimeSpan.FromSeconds(1), Self, new AskForShard(), Self);
+    }
+
+    protected override void PostStop()
+    {
+        _retry?.Cancel();
+        _server?.Dispose();
+        foreach (var c in _workers.Values) c.Dispose();
+    }
+
+    private void OnAssignment(ShardAssignment a)
+    {
+        if (_shard is not null) return;
+        _retry?.Cancel();
+        var job = JobMapping.ToTrainJob(a.Job);
+        var model = job.Spec().Build((ulong)(uint)job.Seed); // the same initial weights on every node
+        var range = new KeyRange((int)a.Offset, a.Length);
+        _microBatches = JobMapping.MicroBatchesPerStep(a.Job);
+        int trainCount = a.Job.Dataset.TrainSamples;
+        _shard = new ParameterShard(a.Shard, range, model.Store.Values.AsSpan(range.Offset, range.Length),
+            job.CreateOptimizer(range.Length), job.CreateSchedule(trainCount), _microBatches);
+        _shard.BeginStep(0, _microBatches);
+        _senderId = JobMapping.SenderIdOf($"{_nodeId}/ps{a.Shard}");
+        _server = new DataPlaneServer(IPAddress.Parse(_endpoints.BindAddress), 0, this, _endpoints.MaxFrameBytes);
+        _coordinator.Tell(new RegisterShard(a.Shard, a.Offset, a.Length, _nodeId, _endpoints.AdvertisedHost, _server.Port, WireProtocol.Version));
+        _log.Info("PS shard {0}/{1} owns {2}, data plane on {3}:{4}", a.Shard, a.ShardCount, range, _endpoints.AdvertisedHost, _server.Port);
+    }
+
+    private void OnWorker(WorkerEndpoint w)
+    {
+        if (_shard is null) return;
+        try
+        {
+            var client = DataPlaneClient.Connect(w.DataHost, w.DataPort, _senderId, TimeSpan.FromSeconds(5));
+            if (_workers.Remove(w.WorkerId, out var old)) old.Dispose();
+            _workers[w.WorkerId] = client;
+            Push(client, _shard);
+        }
+        catch (IOException e) { _log.Warning("PS {0}: cannot reach worker {1}: {2}", _shard.Shard, w.WorkerId, e.Message); }
+    }
+
+    private void OnGradient(GradientArrived g)
+    {
+        var shard = _shard!;
+        _coordinator.Tell(new GradientAccepted(shard.Shard, g.SenderId.ToString(), g.Step, g.MicroBatch));
+        bool applied;
+        lock (_gate)
+        {
+            applied = shard.TryApply();
+            if (applied) shard.BeginStep(shard.Version, _microBatches);
+        }
+        if (!applied) return;
+        foreach (var (id, client) in _workers.ToArray())
+        {
+            try { Push(client, shard); }
+            catch (IOException) { _workers.Remove(id); client.Dispose(); }
+        }
+        _coordinator.Tell(new VersionPublished(shard.Shard, shard.Version, shard.Version - 1));
+    }
+
+    private void OnSendParameters(SendParameters s)
+    {
+        if (_shard is null) return;
+        using var client = DataPlaneClient.Connect(s.DataHost, s.DataPort, _senderId, TimeSpan.FromSeconds(5));
+        Push(client, _shard);
+    }
+
+    private static void Push(DataPlaneClient client, ParameterShard shard) =>
+        client.Send(new FrameHeader(FrameKind.Parameters, shard.Version, 0, shard.Version, shard.Shard, shard.Range.Offset, shard.Range.Length, 0, 0),
+            shard.Values);
+
+    // ---- data plane (called on receive threads) ----
+
+    WireDrop? IFrameHandler.Rent(FrameHeader header, out Span<float> destination)
+    {
+        destination = Span<float>.Empty;
+        var shard = _shard;
+        if (header.Kind != FrameKind.Gradient || shard is null || header.Shard != shard.Shard || header.Offset != shard.Range.Offset)
+            return WireDrop.Rejected;
+        lock (_gate)
+        {
+            destination = shard.Aggregator.Reserve(header.Step, header.MicroBatch, header.Length, out var reason);
+            if (reason == TrainingDrop.None) return null;
+            _self.Tell(new GradientDropped(header.SenderId, header.Step, header.MicroBatch, reason.ToString()));
+            return WireDrop.Rejected; // reported above with the precise reason
+        }
+    }
+
+    void IFrameHandler.OnFrame(in FrameHeader header, ReadOnlySpan<float> payload)
+    {
+        bool ok;
+        lock (_gate) ok = _shard!.Aggregator.Commit(header.Step, header.MicroBatch);
+        _self.Tell(ok ? new GradientArrived(header.SenderId, header.Step, header.MicroBatch)
+                     : new GradientDropped(header.SenderId, header.Step, header.MicroBatch, "gradient is not finite (NaN or infinity)"));
+    }
+
+    void IFrameHandler.OnDropped(in FrameHeader header, WireDrop reason)
+    {
+        if (reason == WireDrop.Rejected) return; // Rent refused it and reported why
+        // A frame that failed after Rent (checksum, lost connection) frees its slot so it can arrive again.
+        if (reason is WireDrop.BadChecksum or WireDrop.ConnectionLost)
+            lock (_gate) _shard?.Aggregator.Abort(header.Step, header.MicroBatch, TrainingDrop.Corrupt);
+        _self.Tell(new GradientDropped(header.SenderId, header.Step, header.MicroBatch, reason.ToString()));
+    }
+}
+
+/// <summary>Where a node's data-plane servers bind and what address they advertise to peers.</summary>
+public sealed record NodeEndpoints(string BindAddress, string AdvertisedHost, long MaxFrameBytes)
+{
+    public static NodeEndpoints Loopback { get; } = new("127.0.0.1", "127.0.0.1", 256L << 20);
+}

@@ -1,0 +1,195 @@
+// A worker as an actor: fetches the job from the coordinator, builds its model replica and loads its
+// node's copy of the dataset, then pulls micro-batches. For each it waits until it holds exactly the
+// assigned parameter version (pushed by every shard over the data plane), computes the gradient and
+// sends each shard its range. It never computes on a mix of versions (DESIGN contracts 2, 3).
+using System.Diagnostics;
+using System.Net;
+using Akka.Actor;
+using Akka.Event;
+using DistTrain.Cluster.DataPlane;
+using DistTrain.Cluster.Messages;
+using DistTrain.Data;
+using DistTrain.Data.Plans;
+using DistTrain.Nn.Models;
+using DistTrain.Nn.Training;
+using static DistTrain.Cluster.Messages.CoordinatorMessages;
+
+namespace DistTrain.Cluster.Runtime;
+
+public sealed class WorkerActor : ReceiveActor, IWithUnboundedStash, IFrameHandler
+{
+    private readonly IActorRef _coordinator;
+    private readonly string _workerId;
+    private readonly NodeEndpoints _endpoints;
+    private readonly ILoggingAdapter _log = Context.GetLogger();
+    private readonly IActorRef _self;
+    private readonly Lock _gate = new();
+    private readonly int _senderId;
+    private JobDescription? _job;
+    private Trainer? _trainer;
+    private Dataset? _train;
+    private DataPlaneServer? _server;
+    private ParameterServerMessages.ShardInfo[] _shards = [];
+    private DataPlaneClient?[] _clients = [];
+    private float[][] _staging = [];       // per shard: receive buffer (written before the checksum is checked)
+    private float[] _pending = [];         // newest complete values per shard, copied into the model before computing
+    private long[] _pendingVersion = [];
+    private long _modelVersion = -1;
+    private EpochPlan? _plan;
+    private ICancelable? _retry;
+    private double _waitMs;
+    private long _waitStarted;
+
+    public IStash Stash { get; set; } = null!;
+
+    private sealed record AskForJob : INoSerializationVerificationNeeded;
+    private sealed record ParametersArrived : INoSerializationVerificationNeeded;
+
+    public WorkerActor(IActorRef coordinator, string workerId, NodeEndpoints endpoints)
+    {
+        _coordinator = coordinator;
+        _workerId = workerId;
+        _self = Self; // frame handlers run on data-plane threads, where Self is unavailable
+        _endpoints = endpoints;
+        _senderId = JobMapping.SenderIdOf(workerId);
+        Receive<AskForJob>(_ => _coordinator.Tell(new RequestJob(_workerId, WireProtocol.Version)));
+        Receive<JobDescription>(OnJob);
+        Receive<RegisterRejected>(r => { _log.Error("Worker {0} refused by the coordinator: {1}", _workerId, r.Reason); Context.Stop(Self); });
+        Receive<RegisterAccepted>(OnAccepted);
+        Receive<WorkAssignment>(OnAssignment);
+        Receive<ParametersArrived>(_ => Stash.UnstashAll());
+        Receive<NoWorkYet>(n => Context.System.Scheduler.ScheduleTellOnce(n.RetryAfterMs, _coordinator, new RequestWork(_workerId, _modelVersion), Self));
+        Receive<TrainingDone>(_ => Context.Stop(Self));
+    }
+
+    public static Props Props(IActorRef coordinator, string workerId, NodeEndpoints endpoints) =>
+        Akka.Actor.Props.Create(() => new WorkerActor(coordinator, workerId, endpoints));
+
+    protected override void PreStart() =>
+        _retry = Context.System.Scheduler.ScheduleTellRepeatedlyCancelable(TimeSpan.Zero, TimeSpan.FromSeconds(1), Self, new AskForJob(), Self);
+
+    protected override void PostStop()
+    {
+        _retry?.Cancel();
+        _server?.Dispose();
+        foreach (var c in _clients) c?.Dispose();
+    }
+
+    private void OnJob(JobDescription job)
+    {
+        if (_job is not null) return;
+        _retry?.Cancel();
+        _job = job;
+        var train = JobMapping.ToTrainJob(job);
+        var spec = train.Spec();
+        _train = DistTrain.Data.Sources.DatasetSpec.Parse(train.Dataset).Load().Train;
+        var model = spec.Build((ulong)(uint)train.Seed);
+        _trainer = train.CreateTrainer(_train.Count, model);
+        _server = new DataPlaneServer(IPAddress.Parse(_endpoints.BindAddress), 0, this, _endpoints.MaxFrameBytes);
+        _coordinator.Tell(new RegisterWorker(_workerId, Self.Path.Address.ToString(), _endpoints.AdvertisedHost, _server.Port,
+            WireProtocol.Version, spec.Hash));
+    }
+
+    private void OnAccepted(RegisterAccepted a)
+    {
+        var shards = a.Layout.Shards;
+        lock (_gate)
+        {
+            _shards = shards;
+            _staging = shards.Select(s => new float[s.Length]).ToArray();
+            _pending = new float[a.Layout.ParameterCount];
+            _pendingVersion = shards.Select(_ => -1L).ToArray();
+        }
+        _clients = shards.Select(s => (DataPlaneClient?)DataPlaneClient.Connect(s.DataHost, s.DataPort, _senderId, TimeSpan.FromSeconds(10))).ToArray();
+        _log.Info("Worker {0} registered: {1}", _workerId, a.Layout);
+        _coordinator.Tell(new RequestWork(_workerId, _modelVersion));
+    }
+
+    private void OnAssignment(WorkAssignment w)
+    {
+        if (!TryTakeVersion(w.Version, out bool stale))
+        {
+            if (stale) { _coordinator.Tell(new RequestWork(_workerId, _modelVersion)); return; }
+            if (_waitStarted == 0) _waitStarted = Stopwatch.GetTimestamp();
+            Stash.Stash(); // wait for the shards' push of this version
+            return;
+        }
+        if (_waitStarted != 0) { _waitMs += Stopwatch.GetElapsedTime(_waitStarted).TotalMilliseconds; _waitStarted = 0; }
+        var job = _job!;
+        var trainer = _trainer!;
+        var t0 = Stopwatch.GetTimestamp();
+        int stepsPerEpoch = EpochPlan.CountSteps(_train!.Count, job.Hyper.BatchSize);
+        var (epoch, stepInEpoch) = EpochPlan.Locate(w.Step, stepsPerEpoch);
+        if (_plan is null || _plan.Epoch != epoch)
+            _plan = EpochPlan.Create((int)job.Hyper.Seed, epoch, _train.Count, job.Hyper.BatchSize, job.Hyper.MicroBatchSize);
+        var mb = _plan.MicroBatches(stepInEpoch)[w.MicroBatch];
+        var (loss, correct) = trainer.ComputeGradient(_train, _plan.Indices(mb), 1f / _plan.StepSize(stepInEpoch), w.Step, w.MicroBatch);
+        double computeMs = Stopwatch.GetElapsedTime(t0).TotalMilliseconds;
+        var t1 = Stopwatch.GetTimestamp();
+        long bytes = 0;
+        var grads = trainer.Model.Store.Grads;
+        for (int s = 0; s < _shards.Length; s++)
+        {
+            var info = _shards[s];
+            var h = new FrameHeader(FrameKind.Gradient, w.Step, w.MicroBatch, w.Version, info.Shard, info.Offset, info.Length, 0, 0);
+            _clients[s]!.Send(h, grads.AsSpan((int)info.Offset, info.Length));
+            bytes += (long)info.Length * sizeof(float);
+        }
+        double commMs = Stopwatch.GetElapsedTime(t1).TotalMilliseconds;
+        _coordinator.Tell(new MicroBatchDone(_workerId, w.Step, w.MicroBatch, loss, mb.Size, correct, computeMs, commMs, _waitMs, bytes));
+        _waitMs = 0;
+        _coordinator.Tell(new RequestWork(_workerId, _modelVersion));
+    }
+
+    /// <summary>Copies the pushed values into the model when every shard has exactly <paramref name="version"/>.</summary>
+    private bool TryTakeVersion(long version, out bool stale)
+    {
+        stale = false;
+        if (_modelVersion == version) return true;
+        lock (_gate)
+        {
+            foreach (var v in _pendingVersion)
+            {
+                if (v > version) { stale = true; return false; }
+                if (v < version) return false;
+            }
+            _pending.AsSpan().CopyTo(_trainer!.Model.Store.Values);
+        }
+        _modelVersion = version;
+        return true;
+    }
+
+    private int ShardIndex(int shard)
+    {
+        for (int i = 0; i < _shards.Length; i++) if (_shards[i].Shard == shard) return i;
+        return -1;
+    }
+
+    // ---- data plane: parameter pushes from the shards (receive threads) ----
+
+    DropReason? IFrameHandler.Rent(FrameHeader header, out Span<float> destination)
+    {
+        destination = Span<float>.Empty;
+        if (header.Kind != FrameKind.Parameters) return DropReason.Rejected;
+        lock (_gate)
+        {
+            int s = ShardIndex(header.Shard);
+            if (s < 0 || _shards[s].Offset != header.Offset) return DropReason.Rejected;
+            if (_shards[s].Length != header.Length) return DropReason.WrongLength;
+            destination = _staging[s];
+            return null;
+        }
+    }
+
+    void IFrameHandler.OnFrame(in FrameHeader header, ReadOnlySpan<float> payload)
+    {
+        lock (_gate)
+        {
+            int s = ShardIndex(header.Shard);
+            if (header.Version < _pendingVersion[s]) return;
+            payload.CopyTo(_pending.AsSpan((int)header.Offset, header.Length));
+            _pendingVersion[s] = header.Version;
+        }
+        _self.Tell(new ParametersArrived());
+    }
+}

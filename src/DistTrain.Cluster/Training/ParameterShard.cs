@@ -1,0 +1,62 @@
+// One parameter-server shard's state, as pure code: the values of its key range, the step aggregator
+// and the optimizer over the range (DESIGN contracts 1, 2). The PS actor is a thin shell around it.
+using DistTrain.Nn.Optimizers;
+
+namespace DistTrain.Cluster.Training;
+
+public sealed class ParameterShard
+{
+    private readonly Func<long, float> _learningRate;
+
+    /// <param name="initial">This shard's slice of the initial flat parameter vector (copied).</param>
+    /// <param name="optimizer">Optimizer whose state covers exactly this range.</param>
+    /// <param name="learningRate">Learning rate for a given step (the schedule).</param>
+    /// <param name="maxMicroBatches">Largest number of micro-batches a step may have.</param>
+    public ParameterShard(int shard, KeyRange range, ReadOnlySpan<float> initial, Optimizer optimizer,
+        Func<long, float> learningRate, int maxMicroBatches)
+    {
+        if (initial.Length != range.Length)
+            throw new ArgumentException($"Shard {shard} owns {range} ({range.Length} floats) but got {initial.Length} initial values.", nameof(initial));
+        if (optimizer.Length != range.Length)
+            throw new ArgumentException($"Shard {shard}: optimizer covers {optimizer.Length} floats, the range {range.Length}.", nameof(optimizer));
+        Shard = shard;
+        Range = range;
+        Values = initial.ToArray();
+        Optimizer = optimizer;
+        _learningRate = learningRate;
+        Aggregator = new StepAggregator(range.Length, maxMicroBatches);
+    }
+
+    public int Shard { get; }
+    public KeyRange Range { get; }
+    /// <summary>The current version of this shard's range.</summary>
+    public float[] Values { get; }
+    public Optimizer Optimizer { get; }
+    public StepAggregator Aggregator { get; }
+    /// <summary>Number of updates applied; the parameters after step t have version t+1.</summary>
+    public long Version { get; private set; }
+
+    public void BeginStep(long step, int microBatches)
+    {
+        if (step != Version)
+            throw new InvalidOperationException($"Shard {Shard} is at version {Version} and cannot begin step {step}.");
+        Aggregator.Begin(step, microBatches);
+    }
+
+    /// <summary>Applies the optimizer with the complete sum, publishing version step+1. False while gradients are missing.</summary>
+    public bool TryApply()
+    {
+        if (!Aggregator.IsComplete || Aggregator.Step != Version) return false;
+        Optimizer.Step(Values, Aggregator.Sum, _learningRate(Version), Version + 1);
+        Version++;
+        return true;
+    }
+
+    /// <summary>Restores a checkpointed state (values of this range at a version).</summary>
+    public void Restore(ReadOnlySpan<float> values, long version)
+    {
+        if (values.Length != Values.Length) throw new ArgumentException($"Shard {Shard}: restore of {values.Length} floats into {Values.Length}.", nameof(values));
+        values.CopyTo(Values);
+        Version = version;
+    }
+}

@@ -1,0 +1,89 @@
+// The coordinator's bookkeeping of one synchronous step's micro-batches (DESIGN contracts 3 and 4):
+// workers pull (lowest pending index first), a lease belongs to one worker, a micro-batch is done once
+// every PS shard has it, and a worker that leaves (or whose lease expires) has its unfinished
+// micro-batches put back. Pure: time is passed in, no actors, no clocks.
+namespace DistTrain.Cluster.Training;
+
+public sealed class WorkQueue
+{
+    private readonly int _shards;
+    private readonly TimeSpan _leaseTimeout;
+    private string?[] _holder = [];
+    private DateTime[] _leasedAt = [];
+    private int[] _shardAcks = [];        // bit s set when shard s has the gradient
+    private int _done;
+
+    /// <param name="shards">PS shards that must each receive a micro-batch's gradient before it is done.</param>
+    /// <param name="leaseTimeout">A lease older than this is handed out again (straggler or silent loss).</param>
+    public WorkQueue(int shards, TimeSpan leaseTimeout)
+    {
+        if (shards is < 1 or > 30) throw new ArgumentOutOfRangeException(nameof(shards), shards, "Shards must be 1..30.");
+        _shards = shards;
+        _leaseTimeout = leaseTimeout;
+        Step = -1;
+    }
+
+    public long Step { get; private set; }
+    public int MicroBatchCount => _holder.Length;
+    public int DoneCount => _done;
+    public bool StepDone => _holder.Length > 0 && _done == _holder.Length;
+    public long DuplicateAcks { get; private set; }
+    public long Requeued { get; private set; }
+
+    public void Begin(long step, int microBatches)
+    {
+        if (microBatches < 1) throw new ArgumentOutOfRangeException(nameof(microBatches), microBatches, "A step needs at least one micro-batch.");
+        Step = step;
+        _holder = new string?[microBatches];
+        _leasedAt = new DateTime[microBatches];
+        _shardAcks = new int[microBatches];
+        _done = 0;
+    }
+
+    /// <summary>Hands <paramref name="worker"/> the lowest-index micro-batch that is neither done nor leased
+    /// (or whose lease expired). False when there is nothing to hand out now.</summary>
+    public bool TryLease(string worker, DateTime now, out int microBatch)
+    {
+        int full = (1 << _shards) - 1;
+        for (int i = 0; i < _holder.Length; i++)
+        {
+            if (_shardAcks[i] == full) continue;
+            bool free = _holder[i] is null;
+            bool expired = !free && now - _leasedAt[i] >= _leaseTimeout;
+            if (!free && !expired) continue;
+            if (expired) Requeued++;
+            _holder[i] = worker;
+            _leasedAt[i] = now;
+            microBatch = i;
+            return true;
+        }
+        microBatch = -1;
+        return false;
+    }
+
+    /// <summary>Shard <paramref name="shard"/> received (step, micro-batch). Returns true when this made the
+    /// micro-batch done; a repeated or stale acknowledgement is counted and ignored.</summary>
+    public bool Acknowledge(long step, int microBatch, int shard)
+    {
+        if (step != Step || (uint)microBatch >= (uint)_holder.Length || (uint)shard >= (uint)_shards) { DuplicateAcks++; return false; }
+        int bit = 1 << shard, full = (1 << _shards) - 1;
+        if ((_shardAcks[microBatch] & bit) != 0) { DuplicateAcks++; return false; }
+        _shardAcks[microBatch] |= bit;
+        if (_shardAcks[microBatch] != full) return false;
+        _holder[microBatch] = null;
+        _done++;
+        return true;
+    }
+
+    /// <summary>The worker left the cluster: its unfinished micro-batches go back to the queue.</summary>
+    public int WorkerLeft(string worker)
+    {
+        int n = 0, full = (1 << _shards) - 1;
+        for (int i = 0; i < _holder.Length; i++)
+            if (_holder[i] == worker && _shardAcks[i] != full) { _holder[i] = null; n++; }
+        Requeued += n;
+        return n;
+    }
+
+    public string? HolderOf(int microBatch) => _holder[microBatch];
+}

@@ -1,0 +1,86 @@
+// Named model presets, each a ModelSpec written in the same JSON a user would write. `mlp`, `cnn`
+// and `lstm` have exactly the layers, names and parameter shapes of shared/peers/torchsharp/Program.cs
+// (DESIGN contract 7), so a checkpoint loads into that PyTorch model and benchmarks compare like with like.
+namespace DistTrain.Nn.Models;
+
+/// <summary>Default hyper-parameters of a preset, used by `disttrain train` unless overridden.</summary>
+public sealed record PresetDefaults(string Optimizer, float Lr, int Epochs, int BatchSize, string Schedule, float WeightDecay, string Dataset);
+
+public static class Presets
+{
+    private sealed record Preset(string Json, PresetDefaults Defaults, string Description);
+
+    private static readonly Dictionary<string, Preset> All = new(StringComparer.Ordinal)
+    {
+        ["mlp"] = new("""
+            {"name":"mlp","input":[1,28,28],"loss":"cross_entropy","layers":[
+              {"type":"flatten","name":"flat"},
+              {"type":"dense","out":256,"name":"l1"},{"type":"relu","name":"r1"},
+              {"type":"dense","out":128,"name":"l2"},{"type":"relu","name":"r2"},
+              {"type":"dense","out":10,"name":"l3"}]}
+            """, new("adam", 1e-3f, 15, 128, "cosine", 0f, "fashion-mnist"), "784-256-128-10 MLP with ReLU (peer: TorchSharp `mlp`)"),
+        ["cnn"] = new("""
+            {"name":"cnn","input":[1,28,28],"loss":"cross_entropy","layers":[
+              {"type":"conv2d","out":32,"kernel":3,"padding":1,"name":"c1"},{"type":"relu","name":"r1"},{"type":"maxpool2d","kernel":2,"name":"p1"},
+              {"type":"conv2d","out":64,"kernel":3,"padding":1,"name":"c2"},{"type":"relu","name":"r2"},{"type":"maxpool2d","kernel":2,"name":"p2"},
+              {"type":"flatten","name":"flat"},
+              {"type":"dense","out":128,"name":"l1"},{"type":"relu","name":"r3"},
+              {"type":"dense","out":10,"name":"l2"}]}
+            """, new("adam", 1e-3f, 12, 128, "cosine", 0f, "fashion-mnist"), "two conv(3x3)+ReLU+maxpool blocks, 3136-128-10 (peer: TorchSharp `cnn`)"),
+        ["resnet"] = new("""
+            {"name":"resnet","input":[1,28,28],"loss":"cross_entropy","layers":[
+              {"type":"conv2d","out":16,"kernel":3,"padding":1,"bias":false,"name":"stem"},{"type":"batchnorm2d","name":"stem_bn"},{"type":"relu","name":"stem_relu"},
+              {"type":"residual","out":16,"name":"block1"},
+              {"type":"residual","out":32,"stride":2,"name":"block2"},
+              {"type":"residual","out":64,"stride":2,"name":"block3"},
+              {"type":"avgpool2d","kernel":7,"name":"pool"},{"type":"flatten","name":"flat"},
+              {"type":"dense","out":10,"name":"fc"}]}
+            """, new("adam", 2e-3f, 10, 128, "cosine", 0f, "fashion-mnist"), "small ResNet: stem conv+BN, three basic blocks 16/32/64 (projection shortcuts), global average pool"),
+        ["rnn"] = new(Recurrent("rnn"), new("adam", 1e-3f, 15, 128, "cosine", 0f, "fashion-mnist"), "image read row by row: 28 steps x 28 features, tanh RNN hidden 128, then 128-10"),
+        ["lstm"] = new(Recurrent("lstm"), new("adam", 2e-3f, 12, 128, "cosine", 0f, "fashion-mnist"), "28 steps x 28 features, LSTM hidden 128, then 128-10 (peer: TorchSharp `lstm`)"),
+        ["gru"] = new(Recurrent("gru"), new("adam", 2e-3f, 12, 128, "cosine", 0f, "fashion-mnist"), "28 steps x 28 features, GRU hidden 128, then 128-10"),
+        ["autoencoder"] = new("""
+            {"name":"autoencoder","input":[1,28,28],"loss":"mse","layers":[
+              {"type":"flatten","name":"flat"},
+              {"type":"dense","out":256,"name":"enc1"},{"type":"relu","name":"enc1_relu"},
+              {"type":"dense","out":32,"name":"code"},{"type":"relu","name":"code_relu"},
+              {"type":"dense","out":256,"name":"dec1"},{"type":"relu","name":"dec1_relu"},
+              {"type":"dense","out":784,"name":"dec2"},{"type":"sigmoid","name":"out"}]}
+            """, new("adam", 1e-3f, 10, 128, "constant", 0f, "fashion-mnist"), "784-256-32-256-784 autoencoder, sigmoid output, MSE against the input"),
+        ["quadrant"] = new("""
+            {"name":"quadrant","input":[2],"loss":"cross_entropy","layers":[
+              {"type":"dense","out":8,"name":"hidden"},{"type":"tanh","name":"act"},
+              {"type":"dense","out":4,"name":"out"}]}
+            """, new("adam", 0.05f, 30, 32, "constant", 0f, "synthetic:quadrants"), "the classic 2-8-4 network that classifies a point (x,y) into its quadrant"),
+    };
+
+    private static string Recurrent(string type) => $$"""
+        {"name":"{{type}}","input":[1,28,28],"loss":"cross_entropy","layers":[
+          {"type":"reshape","shape":[28,28],"name":"rows"},
+          {"type":"{{type}}","hidden":128,"name":"{{type}}"},
+          {"type":"dense","out":10,"name":"fc"}]}
+        """;
+
+    public static IEnumerable<string> Names => All.Keys;
+
+    public static bool Exists(string name) => All.ContainsKey(name);
+
+    /// <summary>The preset's spec; throws ArgumentException listing the valid names.</summary>
+    public static ModelSpec Spec(string name) => ModelSpec.Parse(Get(name).Json);
+
+    public static string Json(string name) => Get(name).Json;
+
+    public static PresetDefaults Defaults(string name) => Get(name).Defaults;
+
+    public static string Description(string name) => Get(name).Description;
+
+    /// <summary>A preset name, or a path to a JSON spec file.</summary>
+    public static ModelSpec Resolve(string presetOrFile) =>
+        Exists(presetOrFile) ? Spec(presetOrFile)
+        : File.Exists(presetOrFile) ? ModelSpec.Load(presetOrFile)
+        : throw new ArgumentException($"--model \"{presetOrFile}\" is neither a preset ({string.Join(", ", Names)}) nor an existing spec file.");
+
+    private static Preset Get(string name) =>
+        All.TryGetValue(name, out var p) ? p
+        : throw new ArgumentException($"Unknown model preset \"{name}\"; valid: {string.Join(", ", All.Keys)} (or a path to a spec.json).", nameof(name));
+}

@@ -1,0 +1,73 @@
+// metrics.jsonl writer: one JSON object per line, {"kind":"step",...} after each optimizer step and
+// {"kind":"epoch",...} after each epoch (DESIGN: Observability). NaN (no test set, regression
+// accuracy) is written as null. Extra per-step fields (compute/comm/wait time) can be appended by callers.
+using System.Text.Json;
+
+namespace DistTrain.Nn.Training;
+
+public sealed class MetricsLog : IDisposable
+{
+    private readonly FileStream _file;
+    private readonly Utf8JsonWriter _json;
+
+    public MetricsLog(string path)
+    {
+        Path = path;
+        Directory.CreateDirectory(System.IO.Path.GetDirectoryName(System.IO.Path.GetFullPath(path))!);
+        _file = new FileStream(path, FileMode.Create, FileAccess.Write, FileShare.Read, 1 << 16);
+        _json = new Utf8JsonWriter(_file);
+    }
+
+    public string Path { get; }
+
+    public void Step(in StepMetrics m, IReadOnlyDictionary<string, double>? extra = null)
+    {
+        _json.WriteStartObject();
+        _json.WriteString("kind", "step");
+        _json.WriteNumber("step", m.Step);
+        _json.WriteNumber("epoch", m.Epoch);
+        Number("loss", m.Loss);
+        _json.WriteNumber("samples", m.Samples);
+        Number("samples_per_s", Math.Round(m.SamplesPerSecond, 1));
+        Number("step_s", m.Seconds);
+        if (float.IsFinite(m.LearningRate)) _json.WriteNumber("lr", m.LearningRate); else _json.WriteNull("lr");
+        if (!double.IsNaN(m.GradNorm)) Number("grad_norm", m.GradNorm);
+        if (extra is not null) foreach (var (k, v) in extra) Number(k, v);
+        End();
+    }
+
+    public void Epoch(in EpochMetrics m)
+    {
+        _json.WriteStartObject();
+        _json.WriteString("kind", "epoch");
+        _json.WriteNumber("epoch", m.Epoch);
+        _json.WriteNumber("step", m.Step);
+        Number("train_loss", m.TrainLoss);
+        Number("train_accuracy", m.TrainAccuracy);
+        Number("test_loss", m.TestLoss);
+        Number("test_accuracy", m.TestAccuracy);
+        Number("seconds", m.Seconds);
+        _json.WriteNumber("samples", m.Samples);
+        End();
+        _file.Flush();
+    }
+
+    private void Number(string name, double v)
+    {
+        if (double.IsFinite(v)) _json.WriteNumber(name, v); else _json.WriteNull(name);
+    }
+
+    private void End()
+    {
+        _json.WriteEndObject();
+        _json.Flush();
+        _json.Reset();
+        _file.WriteByte((byte)'\n');
+    }
+
+    public void Dispose()
+    {
+        _json.Dispose();
+        _file.Dispose();
+    }
+}

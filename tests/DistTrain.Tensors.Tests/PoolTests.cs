@@ -1,0 +1,73 @@
+// Max and average pooling against ConvReference (bit-identical: same visiting order), ties and NaN,
+// thread counts, and bad operands.
+using DistTrain.Tensors;
+using DistTrain.Tensors.Kernels;
+using Xunit;
+
+namespace DistTrain.Tensors.Tests;
+
+public class PoolTests
+{
+    public static TheoryData<int, int, int, int, int, int> Shapes => new()
+    {
+        { 2, 3, 28, 28, 2, 2 }, { 1, 1, 7, 7, 2, 2 }, { 3, 2, 9, 33, 3, 2 }, { 1, 4, 8, 5, 3, 3 },
+        { 2, 1, 6, 6, 3, 1 }, { 1, 1, 1, 1, 1, 1 }, { 1, 2, 14, 14, 2, 2 }, { 0, 2, 4, 4, 2, 2 },
+    };
+
+    [Theory]
+    [MemberData(nameof(Shapes))]
+    public void BitIdenticalToReferenceForAnyThreadCount(int b, int c, int h, int w, int k, int stride)
+    {
+        var s = new PoolShape(b, c, h, w, k, stride);
+        var x = ConvTests.Random(s.InputLength, 1);
+        for (int i = 0; i < x.Length; i += 5) x[i] = x[Math.Max(0, i - 1)];   // ties: first index must win
+        var dy = ConvTests.Random(s.OutputLength, 2);
+        var ry = new float[s.OutputLength]; var ra = new int[s.OutputLength]; var rdx = new float[s.InputLength];
+        var ray = new float[s.OutputLength]; var radx = new float[s.InputLength];
+        if (b > 0)
+        {
+            ConvReference.MaxPoolForward(s, x, ry, ra); ConvReference.MaxPoolBackward(s, dy, ra, rdx);
+            ConvReference.AvgPoolForward(s, x, ray); ConvReference.AvgPoolBackward(s, dy, radx);
+        }
+        int saved = Compute.Threads;
+        try
+        {
+            foreach (int t in new[] { 1, 2, 3 })
+            {
+                Compute.Threads = t;
+                var y = new float[s.OutputLength]; var a = new int[s.OutputLength]; var dx = new float[s.InputLength];
+                Pool2d.MaxForward(s, x, y, a); Pool2d.MaxBackward(s, dy, a, dx);
+                Assert.Equal(ry, y); Assert.Equal(ra, a); Assert.Equal(rdx, dx);
+                var ay = new float[s.OutputLength]; var adx = new float[s.InputLength];
+                Pool2d.AvgForward(s, x, ay); Pool2d.AvgBackward(s, dy, adx);
+                Assert.Equal(ray, ay); Assert.Equal(radx, adx);
+            }
+        }
+        finally { Compute.Threads = saved; }
+    }
+
+    [Fact]
+    public void MaxTakesFirstIndexOnTiesAndKeepsLeadingNaN()
+    {
+        var s = new PoolShape(1, 1, 2, 4, 2, 2);
+        var x = new[] { 1f, 1f, float.NaN, 5f, 1f, 0f, 9f, 9f };
+        var y = new float[2]; var a = new int[2];
+        Pool2d.MaxForward(s, x, y, a);
+        Assert.Equal(1f, y[0]); Assert.Equal(0, a[0]);
+        Assert.True(float.IsNaN(y[1])); Assert.Equal(2, a[1]);
+    }
+
+    [Fact]
+    public void BadOperands()
+    {
+        var s = new PoolShape(1, 2, 4, 4, 2, 2);
+        var e = Assert.Throws<ArgumentException>(() => Pool2d.MaxForward(s, new float[31], new float[8], new int[8]));
+        Assert.Equal("x", e.ParamName); Assert.Contains("(1,2,4,4)", e.Message);
+        e = Assert.Throws<ArgumentException>(() => Pool2d.AvgForward(s, new float[32], new float[7]));
+        Assert.Equal("y", e.ParamName); Assert.Contains("(1,2,2,2)", e.Message);
+        var bad = new int[8]; bad[3] = 99;
+        e = Assert.Throws<ArgumentException>(() => Pool2d.MaxBackward(s, new float[8], bad, new float[32]));
+        Assert.Equal("argmax", e.ParamName);
+        Assert.Throws<ArgumentException>(() => Pool2d.AvgForward(new PoolShape(1, 1, 2, 2, 3, 1), new float[4], new float[1]));
+    }
+}
