@@ -1,37 +1,46 @@
 #!/usr/bin/env python3
-# Summarizes gemm-sitting.sh outputs: per sitting, ours vs libtorch (GFLOP/s and ratio) and the peak;
-# then the median over sittings. Figures from contaminated reps are marked with *.
-#   python3 benchmarks/gemm-summary.py sitting1.txt sitting2.txt ...
+# Summarizes gemm-sitting.sh outputs into the tables of docs/benchmarks.md: medians over sittings of our
+# GFLOP/s and libtorch's, and of the per-sitting ratios (ours / libtorch, ours 2 threads / ours 1 thread).
+#   python3 benchmarks/gemm-summary.py s1.txt s2.txt ...
 import json, re, sys, statistics as st
 
 def parse(path):
     torch, ours, peaks = {}, {}, []
     for line in open(path):
         m = re.match(r"RESULT gemm threads=(\d+) n=(\d+) .*GFLOPs median=([\d.]+)(\(CONTAMINATED\))?.*best=([\d.]+)", line)
-        if m:
-            torch[(int(m[1]), int(m[2]))] = (float(m[3]), m[4] is None, float(m[5]))
+        if m: torch[(int(m[1]), int(m[2]))] = float(m[3])
         m = re.match(r"PEAK (\w+) median=([\d.]+)", line)
-        if m: peaks.append((m[1], float(m[2])))
+        if m: peaks.append(float(m[2]))
         if line.startswith("{"):
             r = json.loads(line)
-            ours[(r["threads"], r["variant"], r["m"], r["n"], r["k"])] = (r["gflops"], r["clean"], r["best_gflops"], r["alloc_bytes_per_call"])
+            ours[(r["threads"], r["variant"], r["m"], r["n"], r["k"])] = (r["gflops"], r["best_gflops"], r["alloc_bytes_per_call"])
     return torch, ours, peaks
 
 runs = [parse(p) for p in sys.argv[1:]]
-def med(xs): xs = [x for x in xs if x is not None]; return st.median(xs) if xs else None
-def f(x): return "-" if x is None else f"{x:.1f}"
-print("| threads | shape | variant | ours GFLOP/s | libtorch GFLOP/s (nn) | ours / libtorch | ours, best rep |")
+def med(xs): return st.median(xs) if xs else None
+def f(x, d=1): return "–" if x is None else f"{x:.{d}f}"
+def ours(t, key, i=0): return [o[(t,) + key][i] for _, o, _ in runs if (t,) + key in o]
+def ratio(num, den): return [a / b for a, b in zip(num, den)] if len(num) == len(den) and num else []
+
+print("| n | variant | ours 1T | libtorch 1T | ours/libtorch 1T | ours 2T | libtorch 2T | ours/libtorch 2T | ours 2T/1T | ours 1T best rep |")
+print("|---|---|---|---|---|---|---|---|---|---|")
+sizes = sorted({k[2] for _, o, _ in runs for k in o if k[1] in ("nn", "nt", "tn")})
+for n in sizes:
+    for v in ("nn", "nt", "tn"):
+        key = (v, n, n, n)
+        o1, o2 = ours(1, key), ours(2, key)
+        t1 = [tr[(1, n)] for tr, o, _ in runs if (1, n) in tr and (1,) + key in o]
+        t2 = [tr[(2, n)] for tr, o, _ in runs if (2, n) in tr and (2,) + key in o]
+        print(f"| {n} | {v} | {f(med(o1))} | {f(med(t1))} | {f(med(ratio(o1, t1)), 2)} | {f(med(o2))} | {f(med(t2))} | "
+              f"{f(med(ratio(o2, t2)), 2)} | {f(med(ratio(o2, o1)), 2)} | {f(max(ours(1, key, 1), default=None))} |")
+print()
+print("| training GEMM | m×n×k | ours 1T | ours 2T | 2T/1T | ours 1T best rep | alloc bytes/call |")
 print("|---|---|---|---|---|---|---|")
-keys = sorted({k for _, o, _ in runs for k in o}, key=lambda k: (k[0], k[2] * k[3] * k[4], k[1]))
-for k in keys:
-    t, variant, m, n, kk = k
-    ours = [o[k][0] for _, o, _ in runs if k in o]
-    best = [o[k][2] for _, o, _ in runs if k in o]
-    clean = all(o[k][1] for _, o, _ in runs if k in o)
-    square = m == n == kk
-    lt = [tr[(t, n)][0] for tr, _, _ in runs if square and (t, n) in tr]
-    ratios = [o[k][0] / tr[(t, n)][0] for tr, o, _ in runs if square and k in o and (t, n) in tr]
-    print(f"| {t} | {m}x{n}x{kk} | {variant} | {f(med(ours))}{'' if clean else '*'} | {f(med(lt)) if lt else ''} | "
-          f"{(f'{med(ratios):.2f}') if ratios else ''} | {f(max(best))} |")
-for i, (_, _, p) in enumerate(runs):
-    print(f"sitting {i + 1} peaks: " + ", ".join(f"{a}={b}" for a, b in p))
+small = sorted({k[1:] for _, o, _ in runs for k in o if k[1] not in ("nn", "nt", "tn")}, key=lambda k: k[0])
+for key in small:
+    o1, o2 = ours(1, key), ours(2, key)
+    alloc = max(ours(1, key, 2) + ours(2, key, 2), default=None)
+    print(f"| {key[0]} | {key[1]}×{key[2]}×{key[3]} | {f(med(o1))} | {f(med(o2))} | {f(med(ratio(o2, o1)), 2)} | "
+          f"{f(max(ours(1, key, 1), default=None))} | {f(alloc, 0)} |")
+print()
+print("AVX2 peak probe per sitting (before, after): " + "; ".join(", ".join(f"{x:.1f}" for x in p) for _, _, p in runs))

@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
-# Main job: set-up, build, then train. Until the cluster runtime lands this runs the kernel benchmark.
+# Main job: set-up (dataset, fonts), build, then train the `cnn` preset on Fashion-MNIST on a local
+# cluster: one coordinator/PS process and WORKERS worker processes on 127.0.0.1 (default 2).
+#   scripts/train.sh                 # 2 epochs, 2 workers, out: runs/cnn-cluster
+#   EPOCHS=12 WORKERS=2 OUT=runs/cnn12 scripts/train.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 dotnet build src/DistTrain.Cli -c Release -nologo -v q
-exec dotnet src/DistTrain.Cli/bin/Release/net10.0/disttrain.dll bench gemm "$@"
+DISTTRAIN_REBUILD= exec scripts/local-cluster.sh --workers "${WORKERS:-2}" -- \
+  --model cnn --dataset fashion-mnist --epochs "${EPOCHS:-2}" --out "${OUT:-runs/cnn-cluster}" "$@"

@@ -104,7 +104,7 @@ public sealed class TrainEvalCommandTests : IDisposable
     [InlineData("micro-batch 50", "--micro-batch", "50")]
     [InlineData("unknown scheme 'mnist'", "--dataset", "mnist")]
     [InlineData("Unknown learning-rate schedule", "--schedule", "exp")]
-    [InlineData("needs the cluster runtime", "--workers", "3")]
+    [InlineData("--workers must be 0 or more", "--workers", "-1")]
     public void Bad_input_is_one_clear_line_and_exit_code_2(string fragment, string option, string value)
     {
         if (value == "SPEC")

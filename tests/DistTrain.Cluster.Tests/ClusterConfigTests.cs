@@ -75,7 +75,7 @@ public sealed class ClusterConfigTests
         var (stableAfter, pause, join, dataHost, dataPort) = env switch
         {
             "base" => (20, 3, 30, "127.0.0.1", 0),
-            "local" => (5, 3, 15, "10.1.2.3", 0),
+            "local" => (5, 3, 60, "10.1.2.3", 0),
             "multinode" => (20, 6, 60, "10.1.2.3", 4060),
             _ => throw new InvalidOperationException($"new file {file}: add its expected values to this test"),
         };

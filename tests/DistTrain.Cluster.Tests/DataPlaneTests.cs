@@ -213,4 +213,31 @@ public sealed class DataPlaneTests
         Assert.Equal(frames, handler.Frames);
         Assert.Equal(0, handler.AllocatedAtLastFrame - handler.AllocatedAtFrame10);
     }
+
+    [Fact]
+    public void Two_nodes_exchange_gradient_and_parameters_by_peer_id_and_closing_a_peer_cuts_both_ways()
+    {
+        const int n = 3000;
+        var settings = DistTrain.Cluster.Configuration.DistTrainSettings.From(
+            DistTrain.Cluster.Configuration.ClusterConfig.Load("local")).DataPlane;
+        var atPs = new RecordingHandler(n);
+        var atWorker = new RecordingHandler(n);
+        using var ps = new DataPlaneNode(1, settings, atPs);
+        using var worker = new DataPlaneNode(2, settings, atWorker);
+        worker.Connect(1, ps.Host, ps.Port);
+        ps.Connect(2, worker.Host, worker.Port);
+        var g = Gradient(n, 11);
+        worker.Send(1, Header(3, 0), g);
+        ps.Send(2, Header(3, 0), g.Reverse().ToArray());
+        atPs.Wait();
+        atWorker.Wait();
+        Assert.Equal(g, atPs.Received);
+        Assert.Equal(g.Reverse(), atWorker.Received);
+        Assert.Equal(2, atPs.Log.Single().Header.SenderId);
+
+        ps.ClosePeer(2);
+        Assert.True(atPs.Disconnected.Wait(TimeSpan.FromSeconds(30)));   // the worker's connection into the PS
+        Assert.True(atWorker.Disconnected.Wait(TimeSpan.FromSeconds(30))); // the PS's connection into the worker
+        Assert.Throws<IOException>(() => ps.Send(2, Header(4, 0), g));
+    }
 }

@@ -41,5 +41,12 @@ public static class MessageSamples
         new GradientRejected(0, "worker-1", 470, 5, "duplicate (step 470, micro-batch 5)"),
         new PullParameters("worker-1", 1, 469, "127.0.0.1", 40010),
         new ParameterSlice(0, 12, 64, [1f, -2.5f, float.Epsilon, float.NaN, float.PositiveInfinity, -0f]),
+        new RuntimeMessages.RequestShard("node-ps-1", WireProtocol.Version),
+        new RuntimeMessages.ShardAssignment(1, 2, 600_000, 222_410,
+            new JobDescription("job-7", "{}", "sha256:ab12", 822_410, Data, Hyper)),
+        new RuntimeMessages.WorkerEndpoint("worker-1", 5, "127.0.0.1", 40010),
+        new RuntimeMessages.WorkerGone("worker-1"),
+        new RuntimeMessages.SendParameters("127.0.0.1", 40011, 470),
+        new RuntimeMessages.RunCompleted(4690, "/runs/x/model.safetensors", 0.91, 0.25, null),
     ];
 }

@@ -16,7 +16,7 @@ public class PoolTests
 
     [Theory]
     [MemberData(nameof(Shapes))]
-    public void BitIdenticalToReferenceForAnyThreadCount(int b, int c, int h, int w, int k, int stride)
+    public void BitIdenticalToReferenceForAnyThreadCountAndSimdPath(int b, int c, int h, int w, int k, int stride)
     {
         var s = new PoolShape(b, c, h, w, k, stride);
         var x = ConvTests.Random(s.InputLength, 1);
@@ -32,8 +32,10 @@ public class PoolTests
         int saved = Compute.Threads;
         try
         {
+            foreach (var path in new[] { Simd.Best, SimdPath.Portable })   // the 2x2 AVX2 rows and the scalar loop
             foreach (int t in new[] { 1, 2, 3 })
             {
+                using var _ = Simd.Force(path);
                 Compute.Threads = t;
                 var y = new float[s.OutputLength]; var a = new int[s.OutputLength]; var dx = new float[s.InputLength];
                 Pool2d.MaxForward(s, x, y, a); Pool2d.MaxBackward(s, dy, a, dx);

@@ -44,6 +44,9 @@ public sealed class BenchConvCommand : ICommandFactory
             void Fwd() => Conv2d.Forward(s, x, w, b, y);
             void Bwd() { dw.AsSpan().Clear(); db.AsSpan().Clear(); Conv2d.Backward(s, x, w, dy, dx, dw, db); }
             void Both() { Fwd(); Bwd(); }
+            // Let tiered compilation settle on every kernel before the first figure.
+            var warm = Stopwatch.StartNew();
+            while (warm.Elapsed.TotalSeconds < 0.3) Both();
             foreach (var (name, body, flops) in new (string, Action, double)[]
                      { ("conv2d_fwd_bwd", Both, 3 * s.ForwardFlops), ("conv2d_fwd", Fwd, s.ForwardFlops), ("conv2d_bwd", Bwd, 2 * s.ForwardFlops) })
             {

@@ -34,10 +34,13 @@ public sealed class TrainCommand : ICommandFactory
         var threads = new Option<int>("--threads") { Description = "Compute threads (results do not depend on it).", DefaultValueFactory = _ => 1 };
         var init = new Option<string?>("--init") { Description = "Start from the weights of this checkpoint (.safetensors)." };
         var output = new Option<string?>("--out", "-o") { Description = "Output folder (default: runs/<model>)." };
-        var workers = new Option<int>("--workers") { Description = "Worker actors; 1 trains in this process without a cluster.", DefaultValueFactory = _ => 1 };
+        var workers = new Option<int>("--workers") { Description = "Worker actors in this process; 1 (without the options below) trains without the cluster runtime.", DefaultValueFactory = _ => 1 };
+        var psShards = new Option<int>("--ps-shards") { Description = "Parameter-server shards the flat parameter vector is split into (cluster runtime).", DefaultValueFactory = _ => 1 };
+        var clusterPort = new Option<int>("--cluster-port") { Description = "Listen for worker processes on this Akka port (this process is the seed node).", DefaultValueFactory = _ => 0 };
+        var waitWorkers = new Option<int>("--wait-workers") { Description = "Workers (local + joining processes) to wait for before step 0 (default: --workers).", DefaultValueFactory = _ => 0 };
         var cmd = new Command("train", "Train a model and write DIR/model.safetensors and DIR/metrics.jsonl.")
         {
-            model, dataset, epochs, batch, micro, optimizer, lr, schedule, wd, clip, seed, maxSteps, threads, init, output, workers,
+            model, dataset, epochs, batch, micro, optimizer, lr, schedule, wd, clip, seed, maxSteps, threads, init, output, workers, psShards, clusterPort, waitWorkers,
         };
         cmd.SetAction(r => CliErrors.Guard(() =>
         {
@@ -46,7 +49,6 @@ public sealed class TrainCommand : ICommandFactory
             var d = Presets.Exists(name) ? Presets.Defaults(name) : SpecDefaults;
             int t = r.GetValue(threads);
             if (t < 1) throw new ArgumentException($"--threads must be at least 1, not {t}.");
-            if (r.GetValue(workers) < 1) throw new ArgumentException($"--workers must be at least 1, not {r.GetValue(workers)}.");
             var job = new TrainJob
             {
                 ModelSpecJson = spec.CanonicalJson,
@@ -64,9 +66,15 @@ public sealed class TrainCommand : ICommandFactory
             };
             job.TrainerOptions().Validate();
             var outDir = r.GetValue(output) ?? Path.Combine("runs", spec.Name);
-            if (r.GetValue(workers) > 1)
-                throw new ArgumentException($"--workers {r.GetValue(workers)} needs the cluster runtime, which this build does not have yet; use --workers 1.");
             Compute.Threads = t;
+            bool cluster = r.GetValue(workers) != 1 || r.GetValue(psShards) != 1 || r.GetValue(clusterPort) > 0 || r.GetValue(waitWorkers) > 0;
+            if (cluster)
+            {
+                if (r.GetValue(init) is not null) throw new ArgumentException("--init is not supported by the cluster runtime yet; use --workers 1.");
+                using var stop = new CancellationTokenSource();
+                Console.CancelKeyPress += (_, e) => { e.Cancel = true; stop.Cancel(); };
+                return ClusterRun.Run(job, outDir, r.GetValue(workers), r.GetValue(psShards), r.GetValue(clusterPort), r.GetValue(waitWorkers), Console.Out, stop.Token);
+            }
             using var cancel = new CancellationTokenSource();
             ConsoleCancelEventHandler onCancel = (_, e) => { e.Cancel = true; cancel.Cancel(); Console.Error.WriteLine("stopping after this step; the model so far will be saved"); };
             Console.CancelKeyPress += onCancel;

@@ -91,6 +91,7 @@ public sealed class ClusterNode : IAsyncDisposable
         var extra = ConfigurationFactory.ParseString($$"""
             disttrain-compute-dispatcher { type = PinnedDispatcher }
             akka.actor.serialize-messages = {{(o.SerializeMessages ? "on" : "off")}}
+            akka.loglevel = {{(Environment.GetEnvironmentVariable("DISTTRAIN_AKKA_LOGLEVEL") ?? "WARNING")}}
             """);
         var system = ActorSystem.Create(settings.SystemName, extra.WithFallback(config));
         var node = new ClusterNode(system) { Settings = settings };

@@ -1,5 +1,8 @@
 // Per-step metrics of a cluster run: sums the workers' MicroBatchDone reports (loss, compute /
-// communication / wait time, bytes sent) and writes one metrics.jsonl line per step.
+// communication / wait time, bytes sent) and writes one metrics.jsonl line per step. A report can
+// arrive after its step was applied (it travels worker → coordinator while the shards' acknowledgements
+// travel shard → coordinator), so a step's line is written once it ended and all its reports are in,
+// or when it is a few steps old.
 using System.Diagnostics;
 using DistTrain.Nn.Training;
 using static DistTrain.Cluster.Messages.CoordinatorMessages;
@@ -8,69 +11,92 @@ namespace DistTrain.Cluster.Runtime;
 
 public sealed class StepLog : IDisposable
 {
+    private const int Lag = 4;
     private readonly MetricsLog _log;
     private readonly int _microBatches;
     private readonly Dictionary<string, double> _extra = [];
-    private readonly bool[] _seen;
-    private long _step = -1;
-    private long _started;
-    private double _loss, _compute, _comm, _wait;
-    private long _bytes;
-    private int _samples, _correct;
+    private readonly SortedDictionary<long, Entry> _open = [];
     private readonly Stopwatch _run = Stopwatch.StartNew();
-    private double _lossSinceReport; private int _samplesSinceReport; private long _stepsSinceReport;
+    private double _lossSinceReport; private int _samplesSinceReport;
+
+    private sealed class Entry(int microBatches)
+    {
+        public readonly bool[] Seen = new bool[microBatches];
+        public int Count;
+        public long Started = Stopwatch.GetTimestamp();
+        public double Seconds = double.NaN;
+        public double Loss, Compute, Comm, Wait;
+        public long Bytes;
+        public int Samples, Correct;
+    }
 
     public StepLog(string path, int microBatches)
     {
         _log = new MetricsLog(path);
         _microBatches = microBatches;
-        _seen = new bool[microBatches];
     }
 
     public string Path => _log.Path;
     public long SamplesTotal { get; private set; }
 
-    public void Begin(long step)
-    {
-        _step = step; _started = Stopwatch.GetTimestamp();
-        _loss = _compute = _comm = _wait = 0; _bytes = 0; _samples = _correct = 0;
-        Array.Clear(_seen);
-    }
+    public void Begin(long step) => _open.TryAdd(step, new Entry(_microBatches));
 
     /// <summary>Counts a report once per micro-batch (a re-computed micro-batch reports twice).</summary>
     public void Add(MicroBatchDone d)
     {
-        if (d.Step != _step || (uint)d.MicroBatch >= (uint)_microBatches || _seen[d.MicroBatch]) return;
-        _seen[d.MicroBatch] = true;
-        _loss += d.Loss; _compute += d.ComputeMs; _comm += d.CommunicationMs; _wait += d.WaitMs; _bytes += d.BytesSent;
-        _samples += d.SampleCount; _correct += d.Correct;
+        if (!_open.TryGetValue(d.Step, out var e) || (uint)d.MicroBatch >= (uint)_microBatches || e.Seen[d.MicroBatch]) return;
+        e.Seen[d.MicroBatch] = true; e.Count++;
+        e.Loss += d.Loss; e.Compute += d.ComputeMs; e.Comm += d.CommunicationMs; e.Wait += d.WaitMs; e.Bytes += d.BytesSent;
+        e.Samples += d.SampleCount; e.Correct += d.Correct;
+        SamplesTotal += d.SampleCount;
+        _lossSinceReport += d.Loss; _samplesSinceReport += d.SampleCount;
+        Flush(d.Step);
     }
 
     public void End(long step)
     {
-        if (step != _step) return;
-        double secs = Stopwatch.GetElapsedTime(_started).TotalSeconds;
-        _extra["compute_ms"] = Math.Round(_compute, 3);
-        _extra["communication_ms"] = Math.Round(_comm, 3);
-        _extra["wait_ms"] = Math.Round(_wait, 3);
-        _extra["bytes_sent"] = _bytes;
-        _extra["train_accuracy"] = _samples == 0 ? double.NaN : (double)_correct / _samples;
-        double loss = _samples == 0 ? double.NaN : _loss / _samples;
-        _log.Step(new StepMetrics(step, 0, 0, 0, loss, _samples, secs, _samples / Math.Max(secs, 1e-9), float.NaN, double.NaN), _extra);
-        SamplesTotal += _samples;
-        _lossSinceReport += _loss; _samplesSinceReport += _samples; _stepsSinceReport++;
+        if (_open.TryGetValue(step, out var e)) e.Seconds = Stopwatch.GetElapsedTime(e.Started).TotalSeconds;
+        Flush(step);
+    }
+
+    private void Flush(long current)
+    {
+        while (_open.Count > 0)
+        {
+            var (step, e) = _open.First();
+            bool ended = !double.IsNaN(e.Seconds);
+            if (!(ended && e.Count == _microBatches) && !(ended && current - step >= Lag) && !(current - step > 2 * Lag)) break;
+            _open.Remove(step);
+            Write(step, e);
+        }
+    }
+
+    private void Write(long step, Entry e)
+    {
+        _extra["compute_ms"] = Math.Round(e.Compute, 3);
+        _extra["communication_ms"] = Math.Round(e.Comm, 3);
+        _extra["wait_ms"] = Math.Round(e.Wait, 3);
+        _extra["bytes_sent"] = e.Bytes;
+        _extra["train_accuracy"] = e.Samples == 0 ? double.NaN : (double)e.Correct / e.Samples;
+        double loss = e.Samples == 0 ? double.NaN : e.Loss / e.Samples;
+        double secs = double.IsNaN(e.Seconds) ? double.NaN : e.Seconds;
+        _log.Step(new StepMetrics(step, 0, 0, 0, loss, e.Samples, secs, e.Samples / Math.Max(secs, 1e-9), float.NaN, double.NaN), _extra);
     }
 
     /// <summary>A progress line: steps done, mean loss since the last line, throughput.</summary>
     public string Summary(long done, long total)
     {
         double loss = _samplesSinceReport == 0 ? double.NaN : _lossSinceReport / _samplesSinceReport;
-        string line = $"step {done}/{total}  loss {loss:F4}  {SamplesTotal / _run.Elapsed.TotalSeconds:F0} samples/s";
-        _lossSinceReport = 0; _samplesSinceReport = 0; _stepsSinceReport = 0;
-        return line;
+        _lossSinceReport = 0; _samplesSinceReport = 0;
+        return $"step {done}/{total}  loss {loss:F4}  {SamplesTotal / _run.Elapsed.TotalSeconds:F0} samples/s";
     }
 
-    public void Epoch(in EpochMetrics m) => _log.Epoch(m);
+    public void Epoch(in EpochMetrics m)
+    {
+        foreach (var (step, e) in _open) Write(step, e);
+        _open.Clear();
+        _log.Epoch(m);
+    }
 
     public void Dispose() => _log.Dispose();
 }

@@ -19,6 +19,7 @@ public static class AtomicFile
         var tmp = WriteTemp(full, write);
         try { File.Move(tmp, full, overwrite: true); }
         catch { TryDelete(tmp); throw; }
+        SyncDirectory(full);
     }
 
     /// <summary>Like <see cref="Write"/>, then writes the SHA-256 manifest. The old manifest is removed
@@ -38,6 +39,7 @@ public static class AtomicFile
             File.Move(tmp, full, overwrite: true);
         }
         catch { TryDelete(tmp); throw; }
+        SyncDirectory(full);
         var line = $"{hash}  {Path.GetFileName(full)}\n";
         Write(ManifestPath(full), s => s.Write(System.Text.Encoding.ASCII.GetBytes(line)));
         return hash;
@@ -74,6 +76,28 @@ public static class AtomicFile
         }
         catch { TryDelete(tmp); throw; }
         return tmp;
+    }
+
+    // The rename itself is durable only once the folder's entry is on disk: fsync the directory (Linux;
+    // .NET has no API for it, FileStream refuses directories). Best effort: the data file is already synced.
+    private static void SyncDirectory(string file)
+    {
+        if (!OperatingSystem.IsLinux()) return;
+        try
+        {
+            int fd = Native.open(Path.GetDirectoryName(file)!, 0 /* O_RDONLY */);
+            if (fd < 0) return;
+            Native.fsync(fd);
+            Native.close(fd);
+        }
+        catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException) { }
+    }
+
+    private static class Native
+    {
+        [System.Runtime.InteropServices.DllImport("libc", SetLastError = true)] public static extern int open(string path, int flags);
+        [System.Runtime.InteropServices.DllImport("libc", SetLastError = true)] public static extern int fsync(int fd);
+        [System.Runtime.InteropServices.DllImport("libc")] public static extern int close(int fd);
     }
 
     private static void TryDelete(string path)

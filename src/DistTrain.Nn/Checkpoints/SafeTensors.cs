@@ -107,7 +107,8 @@ public static class SafeTensors
     private static void WriteUnchecked(Stream stream, List<(string Name, int[] Shape, ReadOnlyMemory<float> Data)> list, IDictionary<string, string>? metadata)
     {
         using var json = new MemoryStream();
-        using (var w = new Utf8JsonWriter(json))
+        // Relaxed escaping keeps a model spec in the metadata readable (still valid JSON; we never embed it in HTML).
+        using (var w = new Utf8JsonWriter(json, new JsonWriterOptions { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping }))
         {
             w.WriteStartObject();
             if (metadata is { Count: > 0 })

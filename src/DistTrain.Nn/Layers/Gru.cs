@@ -45,11 +45,11 @@ public sealed class Gru(int hiddenSize, bool returnSequences = false, int? input
             var hr = hh.Slice(i * gh, gh);
             var hn = _hn.AsSpan((t * batch + i) * h, h);
             TensorPrimitives.Add(g[..(2 * h)], hr[..(2 * h)], g[..(2 * h)]);
-            TensorPrimitives.Sigmoid(g[..(2 * h)], g[..(2 * h)]);                    // r, z
+            GateMath.Sigmoid(g[..(2 * h)], g[..(2 * h)]);                    // r, z
             TensorPrimitives.Add(hr.Slice(2 * h, h), bhn, hn);
             var n = g.Slice(2 * h, h);
             TensorPrimitives.FusedMultiplyAdd(g[..h], hn, n, n);
-            TensorPrimitives.Tanh(n, n);                                              // n
+            GateMath.Tanh(n, n);                                              // n
             var hNew = HiddenRow(t + 1, batch, i);
             TensorPrimitives.Subtract(HiddenRow(t, batch, i), n, hNew);
             TensorPrimitives.FusedMultiplyAdd(g.Slice(h, h), hNew, n, hNew);

@@ -34,15 +34,15 @@ public sealed class Lstm(int hiddenSize, bool returnSequences = false, int? inpu
         for (int i = 0; i < batch; i++)
         {
             var g = block.Slice(i * gh, gh);
-            TensorPrimitives.Sigmoid(g[..(2 * h)], g[..(2 * h)]);           // i, f
-            TensorPrimitives.Tanh(g.Slice(2 * h, h), g.Slice(2 * h, h));     // g
-            TensorPrimitives.Sigmoid(g.Slice(3 * h, h), g.Slice(3 * h, h));  // o
+            GateMath.Sigmoid(g[..(2 * h)], g[..(2 * h)]);           // i, f
+            GateMath.Tanh(g.Slice(2 * h, h), g.Slice(2 * h, h));     // g
+            GateMath.Sigmoid(g.Slice(3 * h, h), g.Slice(3 * h, h));  // o
             var cPrev = _c.AsSpan((t * batch + i) * h, h);
             var c = _c.AsSpan(((t + 1) * batch + i) * h, h);
             var tc = _tc.AsSpan((t * batch + i) * h, h);
             TensorPrimitives.Multiply(g.Slice(h, h), cPrev, c);
             TensorPrimitives.FusedMultiplyAdd(g[..h], g.Slice(2 * h, h), c, c);
-            TensorPrimitives.Tanh(c, tc);
+            GateMath.Tanh(c, tc);
             TensorPrimitives.Multiply(g.Slice(3 * h, h), tc, HiddenRow(t + 1, batch, i));
         }
     }

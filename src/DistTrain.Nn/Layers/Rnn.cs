@@ -22,7 +22,7 @@ public sealed class Rnn(int hiddenSize, bool returnSequences = false, int? input
         var block = Gt.AsSpan(t * n, n);
         if (t > 0)
             DistTrain.Tensors.Kernels.Gemm.Sgemm(false, true, batch, H, H, Hs.AsSpan(t * n, n), H, WeightHh.Value.Span, H, block, H, accumulate: true);
-        TensorPrimitives.Tanh(block, block);
+        GateMath.Tanh(block, block);
         block.CopyTo(Hs.AsSpan((t + 1) * n, n));
     }
 

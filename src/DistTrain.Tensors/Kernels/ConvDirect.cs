@@ -243,7 +243,8 @@ internal static unsafe class ConvDirect
             PadPlanes(X + (long)b * c * s.Height * s.Width, c, s.Height, s.Width, s.Pad, xp);
             int full = ow / 8 * 8, rest = ow - full;
             float* part = Part + (long)b * s.WeightLength;
-            float* g8 = stackalloc float[8];
+            var shift = Vector256.Create(0, 1, 2, 3, 4, 5, 6, 7) + Vector256.Create(8 - rest);
+            shift = Vector256.ConditionalSelect(Vector256.LessThan(Vector256.Create(0, 1, 2, 3, 4, 5, 6, 7), Vector256.Create(rest)), shift, Vector256.Create(8));
             var mask = Vector256.LessThan(Vector256.Create(0, 1, 2, 3, 4, 5, 6, 7), Vector256.Create(rest)).AsSingle();
             for (int o = 0; o < s.OutChannels; o++)
             for (int ci = 0; ci < c; ci++)
@@ -265,8 +266,8 @@ internal static unsafe class ConvDirect
                         {
                             // Last partial chunk: dy's missing lanes are 0 and x's are masked to 0, so
                             // those lanes add exactly +0 (the x loads stay inside the padded scratch).
-                            for (int l = 0; l < 8; l++) g8[l] = l < rest ? d[j + l] : 0f;
-                            g = Vector256.Load(g8);
+                            // (the row's last 8 values, shifted down by 8 − rest; out-of-range indices give 0)
+                            g = Vector256.Shuffle(Vector256.Load(d + ow - 8), shift);
                         }
                         else break;
                         bool partial = j == full;

@@ -8,8 +8,6 @@ using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
 using DistTrain.Tensors.Kernels.Operators;
 
-[assembly: InternalsVisibleTo("DistTrain.Tensors.Tests")]
-
 namespace DistTrain.Tensors.Kernels;
 
 public static class Elementwise

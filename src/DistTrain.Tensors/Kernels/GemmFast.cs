@@ -20,12 +20,14 @@ public static partial class Gemm
                 for (int i = 0; i < m; i++) c.Slice(i * ldc, n).Clear();
             return;
         }
+        var path = Simd.Path; // read once: a concurrent Simd.Force must not mix paths within a call
         fixed (float* pa = a, pb = b, pc = c)
         {
             var job = new GemmJob
             {
                 A = pa, B = pb, C = pc, Lda = lda, Ldb = ldb, Ldc = ldc, M = m, N = n, K = k,
-                TransA = transA, TransB = transB, Accumulate = accumulate, Kernel = GemmKernels.Select(Simd.Path), Avx = Simd.Path >= SimdPath.Avx2,
+                TransA = transA, TransB = transB, Accumulate = accumulate,
+                Kernel = GemmKernels.Select(path), Avx = path >= SimdPath.Avx2,
             };
             int parts = job.PlanParts(threads);
             if (parts <= 1) job.RunPart(0);

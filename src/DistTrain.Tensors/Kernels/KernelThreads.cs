@@ -26,7 +26,9 @@ internal static class KernelThreads
     public static void For(ParallelJob job, int count, int threads)
     {
         int helpers = Math.Min(threads, count) - 1;
-        if (helpers <= 0 || !Monitor.TryEnter(Gate))
+        // Serial when there is nothing to share, when another caller holds the team, or when called from
+        // inside an item on the caller's own thread (Monitor is re-entrant: the team's state would be overwritten).
+        if (helpers <= 0 || Monitor.IsEntered(Gate) || !Monitor.TryEnter(Gate))
         {
             for (int i = 0; i < count; i++) job.Run(i, 0);
             return;

@@ -2,6 +2,9 @@
 // Same visiting order as ConvReference within a plane, so results are bit-identical to it: max takes
 // the first index on ties (and keeps a leading NaN), average adds the window in (p, q) order.
 
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
+
 namespace DistTrain.Tensors.Kernels;
 
 public static unsafe class Pool2d
@@ -43,6 +46,7 @@ public static unsafe class Pool2d
         if (s.Batch == 0) return;
         var job = _job ??= new PoolJob();
         job.S = s; job.Operation = op; job.X = x; job.Y = y; job.Arg = arg; job.Error = -1;
+        job.Vector2x2 = s.Kernel == 2 && s.Stride == 2 && Simd.Path >= SimdPath.Avx2 && Avx2.IsSupported;
         KernelThreads.For(job, s.Batch * s.Channels, Compute.Threads);
         if (job.Error >= 0)
             throw new ArgumentException($"MaxPool backward: argmax[{job.Error}] = {arg[job.Error]} is not an index inside its own (b, c) input plane of shape {s}.", "argmax");
@@ -66,6 +70,7 @@ public static unsafe class Pool2d
         public Op Operation;
         public float* X, Y;
         public int* Arg;
+        public bool Vector2x2;
         public volatile int Error;
 
         public override void Run(int bc, int slot)
@@ -79,7 +84,7 @@ public static unsafe class Pool2d
             {
                 case Op.MaxForward:
                     for (int i = 0; i < oh; i++)
-                    for (int j = 0; j < ow; j++)
+                    for (int j = Vector2x2 ? Max2x2Row(xp, s.Width, i, ow, yp + i * ow, ap + i * ow, baseIdx) : 0; j < ow; j++)
                     {
                         float* w0 = xp + i * st * s.Width + j * st;
                         float best = w0[0]; int bi = 0;
@@ -106,7 +111,7 @@ public static unsafe class Pool2d
                 {
                     float inv = 1f / (k * k);
                     for (int i = 0; i < oh; i++)
-                    for (int j = 0; j < ow; j++)
+                    for (int j = Vector2x2 ? Avg2x2Row(xp, s.Width, i, ow, yp + i * ow) : 0; j < ow; j++)
                     {
                         float* w0 = xp + i * st * s.Width + j * st;
                         float acc = 0;
@@ -138,6 +143,49 @@ public static unsafe class Pool2d
                     break;
                 }
             }
+        }
+
+        // 2x2, stride 2, 8 outputs at a time (AVX2): even/odd input columns split with shuffles, then the
+        // four window elements compared / added in the reference's (p, q) order, so the bits match it.
+        // Return the first output column left for the scalar loop.
+        private static (Vector256<float> even, Vector256<float> odd) Split(float* p)
+        {
+            Vector256<float> a = Avx.LoadVector256(p), b = Avx.LoadVector256(p + 8);
+            var e = Avx2.Permute4x64(Avx.Shuffle(a, b, 0x88).AsDouble(), 0xD8).AsSingle();
+            var o = Avx2.Permute4x64(Avx.Shuffle(a, b, 0xDD).AsDouble(), 0xD8).AsSingle();
+            return (e, o);
+        }
+
+        private static int Max2x2Row(float* xp, int width, int i, int ow, float* y, int* arg, int baseIdx)
+        {
+            int j = 0;
+            var lane2 = Vector256.Create(0, 2, 4, 6, 8, 10, 12, 14);
+            for (; j + 8 <= ow; j += 8)
+            {
+                float* r0 = xp + 2 * i * width + 2 * j, r1 = r0 + width;
+                var (e0, o0) = Split(r0);
+                var (e1, o1) = Split(r1);
+                var best = e0; var idx = Vector256<int>.Zero;
+                var m = Vector256.GreaterThan(o0, best); best = Vector256.ConditionalSelect(m, o0, best); idx = Vector256.ConditionalSelect(m.AsInt32(), Vector256.Create(1), idx);
+                m = Vector256.GreaterThan(e1, best); best = Vector256.ConditionalSelect(m, e1, best); idx = Vector256.ConditionalSelect(m.AsInt32(), Vector256.Create(width), idx);
+                m = Vector256.GreaterThan(o1, best); best = Vector256.ConditionalSelect(m, o1, best); idx = Vector256.ConditionalSelect(m.AsInt32(), Vector256.Create(width + 1), idx);
+                best.Store(y + j);
+                (idx + lane2 + Vector256.Create(baseIdx + 2 * i * width + 2 * j)).Store(arg + j);
+            }
+            return j;
+        }
+
+        private static int Avg2x2Row(float* xp, int width, int i, int ow, float* y)
+        {
+            int j = 0;
+            for (; j + 8 <= ow; j += 8)
+            {
+                float* r0 = xp + 2 * i * width + 2 * j, r1 = r0 + width;
+                var (e0, o0) = Split(r0);
+                var (e1, o1) = Split(r1);
+                (((Vector256<float>.Zero + e0 + o0) + e1 + o1) * Vector256.Create(0.25f)).Store(y + j);
+            }
+            return j;
         }
     }
 }

@@ -74,20 +74,20 @@ public class OptimizerTests
                     $"{name} state {state[s].Name}[{i}]: {state[s].Data[i]} vs {reference.State[s][i]}");
     }
 
-    private static float[] Run(Optimizer o, float p0, params float[] grads)
+    private static float[] Run(Optimizer o, float p0, params float[] grads) => Run(o, 0.1f, p0, grads);
+
+    private static float[] Run(Optimizer o, float lr, float p0, float[] grads)
     {
         var p = new[] { p0 };
         var trace = new float[grads.Length];
         for (int t = 1; t <= grads.Length; t++) { o.Step(p, [grads[t - 1]], lr, t); trace[t - 1] = p[0]; }
         return trace;
     }
-    private static float lr = 0.1f;
 
     [Fact]
     public void Hand_computed_traces()
     {
-        lr = 0.1f;
-        // classic: v = 1, 2.9, 5.61 -> p = 0.9, 0.61, 0.049
+        // lr 0.1 unless given; classic: v = 1, 2.9, 5.61 -> p = 0.9, 0.61, 0.049
         Assert.Equal([0.9f, 0.61f, 0.049f], Run(new Momentum(1, 0.9f), 1f, 1, 2, 3), new Tol(1e-6f));
         // EMA: v = 0.1, 0.29, 0.561 -> p = 0.99, 0.961, 0.9049
         Assert.Equal([0.99f, 0.961f, 0.9049f], Run(new Momentum(1, 0.9f, MomentumForm.Ema), 1f, 1, 2, 3), new Tol(1e-6f));
@@ -101,10 +101,8 @@ public class OptimizerTests
         Assert.Equal([0.9f, 0.8f], Run(new Adam(1), 1f, 2, 2), new Tol(1e-6f));
         // AdamW: 1·(1 − 0.1·0.01) = 0.999, then − 0.1 -> 0.899
         Assert.Equal([0.899f], Run(new AdamW(1, weightDecay: 0.01f), 1f, 2), new Tol(1e-6f));
-        lr = 0.01f;
-        // RMSprop: s = 0.01·4 = 0.04 -> p = 1 − 0.01·2/0.2 = 0.9
-        Assert.Equal([0.9f], Run(new RmsProp(1), 1f, 2), new Tol(1e-6f));
-        lr = 0.1f;
+        // RMSprop, lr 0.01: s = 0.01·4 = 0.04 -> p = 1 − 0.01·2/0.2 = 0.9
+        Assert.Equal([0.9f], Run(new RmsProp(1), 0.01f, 1f, [2f]), new Tol(1e-6f));
     }
 
     private sealed class Tol(float eps) : IEqualityComparer<float>

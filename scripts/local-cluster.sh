@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Local multi-process cluster on 127.0.0.1: one coordinator/PS process (`disttrain train ... --cluster-port`)
+# and N worker processes (`disttrain node --roles worker`). Waits for the result (the same DIR/model.safetensors
+# as `disttrain train`) and stops every process on exit, on Ctrl-C, or as soon as one of them fails.
+#   scripts/local-cluster.sh --workers 2 [--ps-shards 1] [--port 4053] -- --model cnn --dataset fashion-mnist --out runs/cnn
+set -euo pipefail
+cd "$(dirname "$0")/.."
+workers=2; shards=1; port=${DISTTRAIN_PORT:-0}
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --workers) workers=$2; shift 2 ;;
+    --ps-shards) shards=$2; shift 2 ;;
+    --port) port=$2; shift 2 ;;
+    --) shift; break ;;
+    *) echo "local-cluster.sh: unknown option $1 (expected --workers N, --ps-shards P, --port P, then -- and the train options)" >&2; exit 2 ;;
+  esac
+done
+[ "$port" -gt 0 ] 2>/dev/null || port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+dll=src/DistTrain.Cli/bin/Release/net10.0/disttrain.dll
+[ -f "$dll" ] && [ -z "${DISTTRAIN_REBUILD:-}" ] || dotnet build src/DistTrain.Cli -c Release -nologo -v q >&2
+logs=$(mktemp -d /tmp/disttrain-cluster.XXXXXX)
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do [ "$p" -gt 0 ] && kill "$p" 2>/dev/null || true; done
+  sleep 1
+  for p in "${pids[@]}"; do [ "$p" -gt 0 ] && kill -9 "$p" 2>/dev/null || true; done
+}
+trap cleanup EXIT
+finished=0
+trap '[ "$finished" = 1 ] || { echo "local-cluster: interrupted" >&2; exit 130; }' INT TERM
+
+dotnet "$dll" train "$@" --workers 0 --ps-shards "$shards" --cluster-port "$port" --wait-workers "$workers" &
+coord=$!; pids+=("$coord")
+seed="akka.tcp://disttrain@127.0.0.1:$port"
+for i in $(seq 1 "$workers"); do
+  dotnet "$dll" node --roles worker --seed-nodes "$seed" >"$logs/worker$i.log" 2>&1 &
+  pids+=("$!")
+done
+echo "local-cluster: coordinator pid $coord on $seed, $workers worker process(es); worker logs in $logs" >&2
+# Wait for the coordinator; stop early if a worker process dies while it runs.
+while kill -0 "$coord" 2>/dev/null; do
+  for i in $(seq 1 "$workers"); do
+    p=${pids[$i]}
+    if ! kill -0 "$p" 2>/dev/null && kill -0 "$coord" 2>/dev/null; then
+      wait "$p" && rc=0 || rc=$?
+      if [ "$rc" -ne 0 ]; then echo "local-cluster: worker $i exited with $rc (log: $logs/worker$i.log); training goes on with the others" >&2; fi
+      pids[$i]=0
+    fi
+  done
+  sleep 1
+done
+wait "$coord" && rc=0 || rc=$?
+finished=1
+exit "$rc"

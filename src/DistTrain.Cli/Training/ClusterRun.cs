@@ -1,0 +1,45 @@
+// `disttrain train --workers N | --cluster-port P`: runs the job on the actor runtime — in this process
+// (coordinator, PS shards and N worker actors) and, with --cluster-port, as the seed node that worker
+// processes (`disttrain node --roles worker`) join. Prints progress and where the model went.
+using DistTrain.Cluster.Configuration;
+using DistTrain.Cluster.Runtime;
+using DistTrain.Nn.Training;
+
+namespace DistTrain.Cli.Training;
+
+public static class ClusterRun
+{
+    public static int Run(TrainJob job, string outDir, int workers, int psShards, int clusterPort, int waitWorkers, TextWriter console, CancellationToken cancel)
+    {
+        if (workers < 0) throw new ArgumentException($"--workers must be 0 or more, not {workers}.");
+        if (psShards < 1) throw new ArgumentException($"--ps-shards must be at least 1, not {psShards}.");
+        int expected = waitWorkers > 0 ? waitWorkers : workers;
+        if (expected < 1) throw new ArgumentException("No workers: give --workers N (in this process) or --wait-workers N (worker processes that join).");
+        var roles = workers > 0 ? new[] { "coordinator", "ps", "worker" } : ["coordinator", "ps"];
+        var node = ClusterNode.Start(new NodeOptions
+        {
+            Roles = roles, Job = job, Workers = workers, PsActors = psShards, PsShards = psShards, MinWorkers = expected, OutDir = outDir,
+            Overrides = clusterPort > 0 ? new ClusterOverrides { Port = clusterPort } : new ClusterOverrides(),
+            OnProgress = line => console.WriteLine(line),
+        });
+        try
+        {
+            var self = Akka.Cluster.Cluster.Get(node.System).SelfAddress;
+            console.WriteLine($"cluster seed node {self}: {psShards} PS shard(s), {workers} local worker(s), waiting for {expected} worker(s)");
+            if (waitWorkers > workers)
+                console.WriteLine($"start workers with: disttrain node --roles worker --seed-nodes {self}");
+            var result = node.Completion.WaitAsync(cancel).GetAwaiter().GetResult();
+            if (result.Error is not null) { console.WriteLine($"run failed: {result.Error}"); return 1; }
+            console.WriteLine($"trained {result.Steps} steps; test accuracy {result.TestAccuracy:P2}, test loss {result.TestLoss:F4}");
+            console.WriteLine($"model:   {result.ModelPath}");
+            console.WriteLine($"metrics: {Path.Combine(outDir, "metrics.jsonl")}");
+            return 0;
+        }
+        catch (OperationCanceledException)
+        {
+            console.WriteLine("interrupted: the cluster run stops (no checkpoint is written mid-run yet)");
+            return 130;
+        }
+        finally { node.DisposeAsync().AsTask().GetAwaiter().GetResult(); }
+    }
+}
