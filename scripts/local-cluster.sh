@@ -2,15 +2,16 @@
 # Local multi-process cluster on 127.0.0.1: one coordinator/PS process (`disttrain train ... --cluster-port`)
 # and N worker processes (`disttrain node --roles worker`). Waits for the result (the same DIR/model.safetensors
 # as `disttrain train`) and stops every process on exit, on Ctrl-C, or as soon as one of them fails.
-#   scripts/local-cluster.sh --workers 2 [--ps-shards 1] [--port 4053] -- --model cnn --dataset fashion-mnist --out runs/cnn
+#   scripts/local-cluster.sh --workers 2 [--ps-shards 1] [--port 4053] [--worker-threads T] -- --model cnn --dataset fashion-mnist --out runs/cnn
 set -euo pipefail
 cd "$(dirname "$0")/.."
-workers=2; shards=1; port=${DISTTRAIN_PORT:-0}
+workers=2; shards=1; port=${DISTTRAIN_PORT:-0}; wthreads=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --workers) workers=$2; shift 2 ;;
     --ps-shards) shards=$2; shift 2 ;;
     --port) port=$2; shift 2 ;;
+    --worker-threads) wthreads=$2; shift 2 ;;
     --) shift; break ;;
     *) echo "local-cluster.sh: unknown option $1 (expected --workers N, --ps-shards P, --port P, then -- and the train options)" >&2; exit 2 ;;
   esac
@@ -33,7 +34,7 @@ dotnet "$dll" train "$@" --workers 0 --ps-shards "$shards" --cluster-port "$port
 coord=$!; pids+=("$coord")
 seed="akka.tcp://disttrain@127.0.0.1:$port"
 for i in $(seq 1 "$workers"); do
-  dotnet "$dll" node --roles worker --seed-nodes "$seed" >"$logs/worker$i.log" 2>&1 &
+  dotnet "$dll" node --roles worker --seed-nodes "$seed" --threads "$wthreads" >"$logs/worker$i.log" 2>&1 &
   pids+=("$!")
 done
 echo "local-cluster: coordinator pid $coord on $seed, $workers worker process(es); worker logs in $logs" >&2

@@ -19,14 +19,15 @@ public sealed class NodeCommand : ICommandFactory
         var host = new Option<string?>("--hostname") { Description = "Address this node binds and advertises (default from the config: 127.0.0.1 locally)." };
         var workers = new Option<int>("--workers") { Description = "Worker actors on this node.", DefaultValueFactory = _ => 1 };
         var ps = new Option<int>("--ps-actors") { Description = "Parameter-server shard actors on this node (with role ps).", DefaultValueFactory = _ => 1 };
+        var threads = new Option<int>("--threads") { Description = "Compute threads of this process (0 = the cores divided among its workers; results do not depend on it).", DefaultValueFactory = _ => 0 };
         var env = new Option<string>("--config") { Description = "Cluster config environment: local or multinode (cluster-config/*.hocon).", DefaultValueFactory = _ => "local" };
-        var cmd = new Command("node", "Run one node of a DistTrain cluster (workers and/or parameter-server shards).") { roles, seeds, port, host, workers, ps, env };
+        var cmd = new Command("node", "Run one node of a DistTrain cluster (workers and/or parameter-server shards).") { roles, seeds, port, host, workers, ps, env, threads };
         cmd.SetAction((parse, cancel) => Run(parse.GetValue(roles)!, parse.GetValue(seeds)!, parse.GetValue(port), parse.GetValue(host),
-            parse.GetValue(workers), parse.GetValue(ps), parse.GetValue(env)!, cancel));
+            parse.GetValue(workers), parse.GetValue(ps), parse.GetValue(env)!, parse.GetValue(threads), cancel));
         return cmd;
     }
 
-    private static async Task<int> Run(string roles, string seeds, int port, string? host, int workers, int ps, string env, CancellationToken cancel)
+    private static async Task<int> Run(string roles, string seeds, int port, string? host, int workers, int ps, string env, int threads, CancellationToken cancel)
     {
         var roleList = roles.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
         if (roleList.Contains("coordinator"))
@@ -39,7 +40,7 @@ public sealed class NodeCommand : ICommandFactory
         {
             node = ClusterNode.Start(new NodeOptions
             {
-                Roles = roleList, Environment = env, Workers = workers, PsActors = ps,
+                Roles = roleList, Environment = env, Workers = workers, PsActors = ps, ComputeThreads = threads,
                 Overrides = new ClusterOverrides { SeedNodes = seeds.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries), Port = port, Hostname = host },
             });
         }

@@ -29,6 +29,8 @@ public sealed record NodeOptions
     public string OutDir { get; init; } = "runs/latest";
     public bool SerializeMessages { get; init; }
     public TimeSpan LeaseTimeout { get; init; } = TimeSpan.FromMinutes(2);
+    /// <summary>Compute threads per process; 0 = the cores divided among this node's workers.</summary>
+    public int ComputeThreads { get; init; }
     public Action<string>? OnProgress { get; init; }
 }
 
@@ -122,7 +124,7 @@ public sealed class ClusterNode : IAsyncDisposable
         if (o.Roles.Contains("worker"))
         {
             // Each worker computes on its own thread; the kernels split the cores between them.
-            Compute.Threads = Math.Max(1, Environment.ProcessorCount / Math.Max(1, o.Workers));
+            Compute.Threads = o.ComputeThreads > 0 ? o.ComputeThreads : Math.Max(1, Environment.ProcessorCount / Math.Max(1, o.Workers));
             for (int i = 0; i < o.Workers; i++)
                 node.Workers.Add(system.ActorOf(WorkerActor.Props(proxy, $"{self}/w{i}", endpoints).WithDispatcher("disttrain-compute-dispatcher"), $"worker{i}"));
         }
