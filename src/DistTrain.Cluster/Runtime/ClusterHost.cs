@@ -94,6 +94,7 @@ public sealed class ClusterNode : IAsyncDisposable
             disttrain-compute-dispatcher { type = PinnedDispatcher }
             akka.actor.serialize-messages = {{(o.SerializeMessages ? "on" : "off")}}
             akka.loglevel = {{(Environment.GetEnvironmentVariable("DISTTRAIN_AKKA_LOGLEVEL") ?? "WARNING")}}
+            akka.remote.log-remote-lifecycle-events = off
             """);
         var system = ActorSystem.Create(settings.SystemName, extra.WithFallback(config));
         var node = new ClusterNode(system) { Settings = settings };
