@@ -71,7 +71,7 @@ public sealed class CoordinatorActor : ReceiveActor, IFrameHandler
         _stepsPerEpoch = EpochPlan.CountSteps(trainCount, job.BatchSize);
         _totalSteps = job.TotalSteps(trainCount);
         _queue = new WorkQueue(settings.Shards, settings.LeaseTimeout);
-        _stepLog = new StepLog(Path.Combine(settings.OutDir, "metrics.jsonl"), _microBatches);
+        _stepLog = new StepLog(Path.Combine(settings.OutDir, "metrics.jsonl"), _microBatches, _stepsPerEpoch, job.CreateSchedule(trainCount));
 
         Receive<RequestShard>(OnRequestShard);
         Receive<RegisterShard>(OnRegisterShard);

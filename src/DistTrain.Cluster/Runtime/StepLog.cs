@@ -30,10 +30,16 @@ public sealed class StepLog : IDisposable
         public int Samples, Correct;
     }
 
-    public StepLog(string path, int microBatches)
+    private readonly int _stepsPerEpoch;
+    private readonly Func<long, float> _learningRate;
+
+    /// <param name="learningRate">The schedule (0-based step → rate), written beside each step.</param>
+    public StepLog(string path, int microBatches, int stepsPerEpoch, Func<long, float> learningRate)
     {
         _log = new MetricsLog(path);
         _microBatches = microBatches;
+        _stepsPerEpoch = Math.Max(1, stepsPerEpoch);
+        _learningRate = learningRate;
     }
 
     public string Path => _log.Path;
@@ -80,7 +86,8 @@ public sealed class StepLog : IDisposable
         _extra["train_accuracy"] = e.Samples == 0 ? double.NaN : (double)e.Correct / e.Samples;
         double loss = e.Samples == 0 ? double.NaN : e.Loss / e.Samples;
         double secs = double.IsNaN(e.Seconds) ? double.NaN : e.Seconds;
-        _log.Step(new StepMetrics(step, 0, 0, 0, loss, e.Samples, secs, e.Samples / Math.Max(secs, 1e-9), float.NaN, double.NaN), _extra);
+        _log.Step(new StepMetrics(step, (int)(step / _stepsPerEpoch), (int)(step % _stepsPerEpoch), _stepsPerEpoch, loss, e.Samples, secs,
+            e.Samples / Math.Max(secs, 1e-9), _learningRate(step), double.NaN), _extra);
     }
 
     /// <summary>A progress line: steps done, mean loss since the last line, throughput.</summary>
