@@ -211,7 +211,10 @@ public sealed class DataPlaneTests
 
         Assert.Equal(0, senderBytes);
         Assert.Equal(frames, handler.Frames);
-        Assert.Equal(0, handler.AllocatedAtLastFrame - handler.AllocatedAtFrame10);
+        // Receiver: one stray object over the 30 measured frames (seen once in four CI runs: 56 bytes,
+        // runtime bookkeeping such as tiered-JIT call counting) is tolerated; an allocation per frame
+        // would be at least 30 × 24 = 720 bytes and fails this.
+        Assert.InRange(handler.AllocatedAtLastFrame - handler.AllocatedAtFrame10, 0, 64);
     }
 
     [Fact]
