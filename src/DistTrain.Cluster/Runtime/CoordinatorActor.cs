@@ -61,7 +61,7 @@ public sealed class CoordinatorActor : ReceiveActor, IFrameHandler
         _job = job;
         _settings = settings;
         _self = Self; // frame handlers run on data-plane threads, where Self is unavailable
-        _description = JobMapping.ToDescription(job, Guid.NewGuid().ToString("N")[..12], parameterCount) with { };
+        _description = JobMapping.ToDescription(job, Guid.NewGuid().ToString("N")[..12], parameterCount);
         _description = _description with { Dataset = _description.Dataset with { TrainSamples = trainCount } };
         _ranges = DistTrain.Cluster.Training.ShardLayout.Split(parameterCount, settings.Shards);
         _shards = new ShardInfo?[settings.Shards];

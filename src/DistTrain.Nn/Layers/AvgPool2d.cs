@@ -1,54 +1,13 @@
 // Average pooling (PyTorch nn.AvgPool2d(kernel, stride), no padding), on the Tensors Pool2d kernels.
-// Letters: C channels, H/W input, OH = (H − K)/S + 1.
-using DistTrain.Tensors;
 using DistTrain.Tensors.Kernels;
 
 namespace DistTrain.Nn.Layers;
 
-public sealed class AvgPool2d : Layer
+public sealed class AvgPool2d(int kernelSize, int? stride = null) : Pool2dLayer(kernelSize, stride)
 {
-    private int[] _inShape = [], _outShape = [];
-    private Tensor? _y, _dx;
-    private int _batch;
+    // each y is the mean of its K×K window
+    protected override void PoolForward(in PoolShape s, ReadOnlySpan<float> x, Span<float> y) => Pool2d.AvgForward(s, x, y);
 
-    public AvgPool2d(int kernelSize, int? stride = null)
-    {
-        if (kernelSize <= 0 || stride is <= 0)
-            throw new ArgumentException($"AvgPool2d(kernel_size={kernelSize}, stride={stride}): kernel and stride must be positive.");
-        Kernel = kernelSize; Stride = stride ?? kernelSize;
-    }
-
-    public int Kernel { get; }
-    public int Stride { get; }
-
-    private PoolShape Shape(int batch) => new(batch, _inShape[0], _inShape[1], _inShape[2], Kernel, Stride);
-
-    public override int[] Build(int[] inputShape)
-    {
-        if (inputShape.Length != 3 || inputShape[1] < Kernel || inputShape[2] < Kernel)
-            throw ShapeError(inputShape, $"(C, H, W) with H, W ≥ kernel {Kernel}");
-        _inShape = inputShape;
-        var s = Shape(1);
-        _outShape = [inputShape[0], s.OutH, s.OutW];
-        return _outShape;
-    }
-
-    // x (B,C,H,W) -> y (B,C,OH,OW), each the mean of its K×K window
-    public override Tensor Forward(Tensor x, in StepContext ctx)
-    {
-        _batch = x.Dim(0);
-        var y = Workspace.Ensure(ref _y, _batch, _outShape);
-        Pool2d.AvgForward(Shape(_batch), x.Span, y.Span);
-        return y;
-    }
-
-    // dy (B,C,OH,OW) -> dx (B,C,H,W): dy/K² spread over each window
-    public override Tensor Backward(Tensor dy)
-    {
-        var dx = Workspace.Ensure(ref _dx, _batch, _inShape);
-        if (ComputeInputGrad) Pool2d.AvgBackward(Shape(_batch), dy.Span, dx.Span);
-        return dx;
-    }
-
-    public override string ToString() => $"AvgPool2d(kernel_size={Kernel}, stride={Stride})";
+    // dy/K² spread over each window
+    protected override void PoolBackward(in PoolShape s, ReadOnlySpan<float> dy, Span<float> dx) => Pool2d.AvgBackward(s, dy, dx);
 }
