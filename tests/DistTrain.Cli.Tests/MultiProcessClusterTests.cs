@@ -112,6 +112,26 @@ public sealed class MultiProcessClusterTests(ITestOutputHelper output) : IDispos
         Assert.Equal(expected, Sha(Path.Combine(outDir, "model.safetensors")));
     }
 
+    [Fact]
+    public void NodeWhoseSeedCannotBeReachedExitsWithAClearErrorAfterTheJoinTimeout()
+    {
+        var config = Path.Combine(Directory.CreateTempSubdirectory("disttrain-cfg-").FullName, "short-join.hocon");
+        File.WriteAllText(config, "disttrain.join-timeout = 4s\nakka.remote.dot-netty.tcp.hostname = \"127.0.0.1\"\n");
+        int nobody = FreePort(); // nothing listens there
+        var lines = new List<string>();
+        var node = Start($"node --roles worker --config \"{config}\" --seed-nodes akka.tcp://disttrain@127.0.0.1:{nobody}", "lonely");
+        node.ErrorDataReceived += (_, e) => { if (e.Data is not null) lock (lines) lines.Add(e.Data); };
+        var clock = Stopwatch.StartNew();
+        Assert.True(node.WaitForExit(TimeSpan.FromSeconds(90)), "disttrain node kept waiting for an unreachable seed node");
+        node.WaitForExit(); // drain the redirected streams
+        Assert.Equal(3, node.ExitCode);
+        Assert.True(clock.Elapsed >= TimeSpan.FromSeconds(4), $"exited after {clock.Elapsed}, before the 4 s join timeout");
+        string err;
+        lock (lines) err = string.Join("\n", lines);
+        Assert.Contains("did not join the cluster within 4s", err);
+        Assert.Contains($"127.0.0.1:{nobody}", err);
+    }
+
     private static int ReadLines(string file)
     {
         try
