@@ -35,7 +35,7 @@ public sealed class DataPlaneClient : IDisposable
     public long BytesSent { get; private set; }
 
     /// <summary>Connects to a peer's data plane and introduces itself; fails with a clear <see cref="IOException"/> after <paramref name="timeout"/>.</summary>
-    public static DataPlaneClient Connect(string host, int port, int senderId, TimeSpan timeout, int socketBufferBytes = 8 << 20)
+    public static DataPlaneClient Connect(string host, int port, int senderId, TimeSpan timeout, int socketBufferBytes = DataPlaneDefaults.SocketBufferBytes)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(host);
         if (port is <= 0 or > 65535) throw new ArgumentOutOfRangeException(nameof(port), port, "data-plane port must be 1..65535.");

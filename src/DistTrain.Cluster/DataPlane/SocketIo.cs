@@ -10,6 +10,7 @@ internal static class SocketIo
     {
         // NoDelay: a frame's small header must not wait for Nagle; large kernel buffers keep the pipe full.
         s.NoDelay = true;
+        if (bufferBytes == 0) return; // kernel autotuning (tcp_wmem / tcp_rmem)
         s.SendBufferSize = bufferBytes;
         s.ReceiveBufferSize = bufferBytes;
     }
