@@ -69,13 +69,16 @@ public sealed class DataPlaneTests
 
     private static FrameHeader Header(long step, int microBatch) => new(FrameKind.Gradient, step, microBatch, step - 1, 0, 0, 0, 0, 0);
 
-    [Fact]
-    public void An_8_MB_gradient_crosses_bit_for_bit()
+    [Theory]
+    [InlineData(DataPlaneDefaults.SocketBufferBytes)] // base.hocon: a frame 32 times the buffer
+    [InlineData(8 << 20)]                            // multinode.hocon
+    [InlineData(0)]                                  // kernel autotuning (bench transport --socket-buffer-bytes 0)
+    public void An_8_MB_gradient_crosses_bit_for_bit(int socketBufferBytes)
     {
         const int n = 2 * 1024 * 1024; // 8 MiB of floats
         var handler = new RecordingHandler(n);
-        using var server = new DataPlaneServer(IPAddress.Loopback, 0, handler);
-        using var client = DataPlaneClient.Connect("127.0.0.1", server.Port, senderId: 7, TimeSpan.FromSeconds(10));
+        using var server = new DataPlaneServer(IPAddress.Loopback, 0, handler, socketBufferBytes: socketBufferBytes);
+        using var client = DataPlaneClient.Connect("127.0.0.1", server.Port, senderId: 7, TimeSpan.FromSeconds(10), socketBufferBytes);
         var g = Gradient(n, 1);
         client.Send(Header(12, 3), g);
         handler.Wait();

@@ -40,7 +40,7 @@ public sealed class DataPlaneClient : IDisposable
     /// <summary>Connects to a peer's data plane and introduces itself; fails with a clear <see cref="IOException"/> after <paramref name="timeout"/>.
     /// A later <see cref="Send"/> that cannot hand its bytes to the kernel for <paramref name="sendTimeout"/> (default
     /// <see cref="DefaultSendTimeout"/>) fails with an IOException and closes the connection, so a cut link never blocks the sender for good.</summary>
-    public static DataPlaneClient Connect(string host, int port, int senderId, TimeSpan timeout, int socketBufferBytes = 8 << 20, TimeSpan? sendTimeout = null)
+    public static DataPlaneClient Connect(string host, int port, int senderId, TimeSpan timeout, int socketBufferBytes = DataPlaneDefaults.SocketBufferBytes, TimeSpan? sendTimeout = null)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(host);
         if (port is <= 0 or > 65535) throw new ArgumentOutOfRangeException(nameof(port), port, "data-plane port must be 1..65535.");
