@@ -3,13 +3,14 @@
 // processes (`disttrain node --roles worker`) join. Prints progress and where the model went.
 using DistTrain.Cluster.Configuration;
 using DistTrain.Cluster.Runtime;
+using DistTrain.Cluster.Training;
 using DistTrain.Nn.Training;
 
 namespace DistTrain.Cli.Training;
 
 public static class ClusterRun
 {
-    public static int Run(TrainJob job, string outDir, int workers, int psShards, int clusterPort, int waitWorkers, TextWriter console, CancellationToken cancel)
+    public static int Run(TrainJob job, ModeOptions mode, string outDir, int workers, int psShards, int clusterPort, int waitWorkers, TextWriter console, CancellationToken cancel)
     {
         if (workers < 0) throw new ArgumentException($"--workers must be 0 or more, not {workers}.");
         if (psShards < 1) throw new ArgumentException($"--ps-shards must be at least 1, not {psShards}.");
@@ -18,14 +19,14 @@ public static class ClusterRun
         var roles = workers > 0 ? new[] { "coordinator", "ps", "worker" } : ["coordinator", "ps"];
         var node = ClusterNode.Start(new NodeOptions
         {
-            Roles = roles, Job = job, Workers = workers, PsActors = psShards, PsShards = psShards, MinWorkers = expected, OutDir = outDir,
+            Roles = roles, Job = job, Mode = mode, Workers = workers, PsActors = psShards, PsShards = psShards, MinWorkers = expected, OutDir = outDir,
             Overrides = clusterPort > 0 ? new ClusterOverrides { Port = clusterPort } : new ClusterOverrides(),
             OnProgress = line => console.WriteLine(line),
         });
         try
         {
             var self = Akka.Cluster.Cluster.Get(node.System).SelfAddress;
-            console.WriteLine($"cluster seed node {self}: {psShards} PS shard(s), {workers} local worker(s), waiting for {expected} worker(s)");
+            console.WriteLine($"cluster seed node {self}: mode {mode}, {psShards} PS shard(s), {workers} local worker(s), waiting for {expected} worker(s)");
             if (waitWorkers > workers)
                 console.WriteLine($"start workers with: disttrain node --roles worker --seed-nodes {self}");
             var result = node.Completion.WaitAsync(cancel).GetAwaiter().GetResult();

@@ -23,9 +23,11 @@ public sealed record CoordinatorSettings(int Shards, string OutDir, NodeEndpoint
 {
     public Action<RunCompleted>? OnCompleted { get; init; }
     public Action<string>? OnProgress { get; init; }
+    /// <summary>Training mode of the job (DESIGN contract 5); handed to every node in the JobDescription.</summary>
+    public ModeOptions Mode { get; init; } = ModeOptions.Sync;
 }
 
-public sealed class CoordinatorActor : ReceiveActor, IFrameHandler
+public sealed partial class CoordinatorActor : ReceiveActor, IFrameHandler
 {
     private readonly TrainJob _job;
     private readonly JobDescription _description;
@@ -43,6 +45,7 @@ public sealed class CoordinatorActor : ReceiveActor, IFrameHandler
     private readonly long[] _published;
     private readonly int _microBatches;
     private readonly long _totalSteps;
+    private readonly long _planSteps;
     private readonly int _stepsPerEpoch;
     private readonly StepLog _stepLog;
     private long _step = -1;
@@ -61,7 +64,7 @@ public sealed class CoordinatorActor : ReceiveActor, IFrameHandler
         _job = job;
         _settings = settings;
         _self = Self; // frame handlers run on data-plane threads, where Self is unavailable
-        _description = JobMapping.ToDescription(job, Guid.NewGuid().ToString("N")[..12], parameterCount);
+        _description = JobMapping.ToDescription(job, Guid.NewGuid().ToString("N")[..12], parameterCount, settings.Mode);
         _description = _description with { Dataset = _description.Dataset with { TrainSamples = trainCount } };
         _ranges = DistTrain.Cluster.Training.ShardLayout.Split(parameterCount, settings.Shards);
         _shards = new ShardInfo?[settings.Shards];
@@ -69,9 +72,14 @@ public sealed class CoordinatorActor : ReceiveActor, IFrameHandler
         _published = new long[settings.Shards];
         _microBatches = JobMapping.MicroBatchesPerStep(_description);
         _stepsPerEpoch = EpochPlan.CountSteps(trainCount, job.BatchSize);
-        _totalSteps = job.TotalSteps(trainCount);
+        _planSteps = job.TotalSteps(trainCount);
+        _totalSteps = settings.Mode.Units(_planSteps); // work units with a barrier after each: steps, or local-sgd rounds
         _queue = new WorkQueue(settings.Shards, settings.LeaseTimeout);
-        _stepLog = new StepLog(Path.Combine(settings.OutDir, "metrics.jsonl"), _microBatches, _stepsPerEpoch, job.CreateSchedule(trainCount));
+        _stepLog = new StepLog(Path.Combine(settings.OutDir, "metrics.jsonl"), _microBatches, _stepsPerEpoch, job.CreateSchedule(trainCount))
+        {
+            StepOfUnit = unit => settings.Mode.LastStepOf(unit, _planSteps),
+        };
+        InitMode();
 
         Receive<RequestShard>(OnRequestShard);
         Receive<RegisterShard>(OnRegisterShard);
@@ -146,6 +154,7 @@ public sealed class CoordinatorActor : ReceiveActor, IFrameHandler
 
     private void BeginStep(long step)
     {
+        if (_async is not null) { BeginAsync(); return; }
         _step = step;
         _queue.Begin(step, _microBatches);
         _stepLog.Begin(step);
@@ -164,8 +173,9 @@ public sealed class CoordinatorActor : ReceiveActor, IFrameHandler
 
     private bool TryAssign(string id, IActorRef worker)
     {
+        if (_async is not null) return TryAssignAsync(id, worker);
         if (_step < 0 || _finishing || _step >= _totalSteps || !_queue.TryLease(id, DateTime.UtcNow, out int mb)) return false;
-        var (epoch, _) = EpochPlan.Locate(_step, _stepsPerEpoch);
+        var (epoch, _) = EpochPlan.Locate(_settings.Mode.FirstStepOf(_step), _stepsPerEpoch);
         worker.Tell(new WorkAssignment(epoch, _step, mb, _microBatches, _step));
         return true;
     }
@@ -199,7 +209,7 @@ public sealed class CoordinatorActor : ReceiveActor, IFrameHandler
         if (!_workerByRef.Remove(who, out var id)) return;
         _workers.Remove(id);
         _withEndpoint.Remove(id);
-        int requeued = _queue.WorkerLeft(id);
+        int requeued = _async?.WorkerLeft(id) ?? _queue.WorkerLeft(id);
         foreach (var s in _shardRefs) s?.Tell(new WorkerGone(id));
         _log.Warning("Worker {0} left; {1} micro-batch(es) of step {2} re-queued", id, requeued, _step);
         _settings.OnProgress?.Invoke($"worker {id} left; {requeued} micro-batch(es) re-queued, {_workers.Count} worker(s) remain");
@@ -222,9 +232,9 @@ public sealed class CoordinatorActor : ReceiveActor, IFrameHandler
     {
         lock (_gate) if (!_collectedShard.All(x => x)) return;
         RunCompleted result;
-        try { result = ModelOutput.SaveAndEvaluate(_job, _collected, _totalSteps, _settings.OutDir, _stepLog); }
-        catch (Exception e) { result = new RunCompleted(_totalSteps, null, double.NaN, double.NaN, e.Message); }
-        var done = new TrainingDone(_totalSteps, _totalSteps, result.Error);
+        try { result = ModelOutput.SaveAndEvaluate(_job, _collected, _planSteps, _settings.OutDir, _stepLog, _settings.Mode.Metadata()); }
+        catch (Exception e) { result = new RunCompleted(_planSteps, null, double.NaN, double.NaN, e.Message); }
+        var done = new TrainingDone(_planSteps, _totalSteps, result.Error);
         foreach (var w in _workers.Values) w.Ref.Tell(done);
         foreach (var s in _shardRefs) s?.Tell(done);
         _settings.OnCompleted?.Invoke(result);
