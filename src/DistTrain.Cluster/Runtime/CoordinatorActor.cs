@@ -41,7 +41,8 @@ public sealed partial class CoordinatorActor : ReceiveActor, IFrameHandler
     private readonly Dictionary<IActorRef, string> _workerByRef = [];
     private readonly Queue<(string Id, IActorRef Ref)> _idle = new();
     private readonly HashSet<string> _withEndpoint = [];
-    private readonly WorkQueue _queue;
+    private readonly LookaheadQueue _queue;
+    private readonly Dictionary<string, IActorRef> _waitingAhead = []; // workers whose newest lease is of the next step
     private readonly long[] _published;
     private readonly int _microBatches;
     private readonly long _totalSteps;
@@ -74,7 +75,7 @@ public sealed partial class CoordinatorActor : ReceiveActor, IFrameHandler
         _stepsPerEpoch = EpochPlan.CountSteps(trainCount, job.BatchSize);
         _planSteps = job.TotalSteps(trainCount);
         _totalSteps = settings.Mode.Units(_planSteps); // work units with a barrier after each: steps, or local-sgd rounds
-        _queue = new WorkQueue(settings.Shards, settings.LeaseTimeout);
+        _queue = new LookaheadQueue(settings.Shards, settings.LeaseTimeout, _microBatches, _totalSteps);
         _stepLog = new StepLog(Path.Combine(settings.OutDir, "metrics.jsonl"), _microBatches, _stepsPerEpoch, job.CreateSchedule(trainCount))
         {
             StepOfUnit = unit => settings.Mode.LastStepOf(unit, _planSteps),
@@ -155,8 +156,10 @@ public sealed partial class CoordinatorActor : ReceiveActor, IFrameHandler
     private void BeginStep(long step)
     {
         if (_async is not null) { BeginAsync(); return; }
+        if (step == 0) _queue.Begin(0);
+        else _queue.Advance(); // leases already taken on this step stay with their workers
         _step = step;
-        _queue.Begin(step, _microBatches);
+        _waitingAhead.Clear();
         _stepLog.Begin(step);
         ServeIdle();
     }
@@ -174,10 +177,28 @@ public sealed partial class CoordinatorActor : ReceiveActor, IFrameHandler
     private bool TryAssign(string id, IActorRef worker)
     {
         if (_async is not null) return TryAssignAsync(id, worker);
-        if (_step < 0 || _finishing || _step >= _totalSteps || !_queue.TryLease(id, DateTime.UtcNow, out int mb)) return false;
-        var (epoch, _) = EpochPlan.Locate(_settings.Mode.FirstStepOf(_step), _stepsPerEpoch);
-        worker.Tell(new WorkAssignment(epoch, _step, mb, _microBatches, _step));
+        if (_step < 0 || _finishing || _step >= _totalSteps || !_queue.TryLease(id, DateTime.UtcNow, out long step, out int mb)) return false;
+        if (step != _step) _waitingAhead[id] = worker; // it waits for the shards' push of version step
+        Assign(worker, step, mb);
         return true;
+    }
+
+    private void Assign(IActorRef worker, long step, int mb)
+    {
+        var (epoch, _) = EpochPlan.Locate(_settings.Mode.FirstStepOf(step), _stepsPerEpoch); // step is a round in local-sgd
+        worker.Tell(new WorkAssignment(epoch, step, mb, _microBatches, step));
+    }
+
+    /// <summary>Requeued work of the current step goes to workers that hold only a lease ahead: they are
+    /// idle until this step is applied, and nobody else may ask again.</summary>
+    private void ServeWaitingAhead()
+    {
+        foreach (var (id, worker) in _waitingAhead)
+        {
+            if (!_workers.ContainsKey(id)) continue;
+            if (!_queue.TryLeaseCurrent(id, DateTime.UtcNow, out int mb)) return;
+            Assign(worker, _step, mb);
+        }
     }
 
     private void ServeIdle()
@@ -209,11 +230,13 @@ public sealed partial class CoordinatorActor : ReceiveActor, IFrameHandler
         if (!_workerByRef.Remove(who, out var id)) return;
         _workers.Remove(id);
         _withEndpoint.Remove(id);
+        _waitingAhead.Remove(id);
         int requeued = _async?.WorkerLeft(id) ?? _queue.WorkerLeft(id);
         foreach (var s in _shardRefs) s?.Tell(new WorkerGone(id));
         _log.Warning("Worker {0} left; {1} micro-batch(es) of step {2} re-queued", id, requeued, _step);
         _settings.OnProgress?.Invoke($"worker {id} left; {requeued} micro-batch(es) re-queued, {_workers.Count} worker(s) remain");
         ServeIdle();
+        ServeWaitingAhead();
     }
 
     // ---- end of run: collect every shard's range over the data plane, then save and evaluate ----
