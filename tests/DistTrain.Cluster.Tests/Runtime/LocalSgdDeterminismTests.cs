@@ -28,13 +28,13 @@ public class LocalSgdDeterminismTests
     };
 
     /// <summary>The reference: plain loops, a new model and optimizer per chunk, float sums in chunk order.</summary>
-    private static float[] Naive(TrainJob job, Dataset train, long planSteps)
+    internal static float[] Naive(TrainJob job, Dataset train, long planSteps, int localSteps = H)
     {
         int chunks = job.BatchSize / job.MicroBatch, n = job.Spec().Build((ulong)job.Seed).ParameterCount;
         var theta = job.Spec().Build((ulong)job.Seed).Store.Values.ToArray();
         var schedule = job.CreateSchedule(train.Count);
         int stepsPerEpoch = EpochPlan.CountSteps(train.Count, job.BatchSize);
-        for (long first = 0; first < planSteps; first += H)
+        for (long first = 0; first < planSteps; first += localSteps)
         {
             var sum = new float[n];
             for (int c = 0; c < chunks; c++)
@@ -43,7 +43,7 @@ public class LocalSgdDeterminismTests
                 theta.CopyTo(model.Store.Values, 0);
                 var trainer = job.CreateTrainer(train.Count, model);
                 var opt = job.CreateOptimizer(n);
-                for (int h = 0; h < H && first + h < planSteps; h++)
+                for (int h = 0; h < localSteps && first + h < planSteps; h++)
                 {
                     long step = first + h;
                     var (epoch, inEpoch) = EpochPlan.Locate(step, stepsPerEpoch);
