@@ -105,6 +105,9 @@ public sealed class TrainEvalCommandTests : IDisposable
     [InlineData("unknown scheme 'mnist'", "--dataset", "mnist")]
     [InlineData("Unknown learning-rate schedule", "--schedule", "exp")]
     [InlineData("--workers must be 0 or more", "--workers", "-1")]
+    [InlineData("--mode 'semi' is unknown; use sync, async or local-sgd", "--mode", "semi")]
+    [InlineData("--staleness applies only to --mode async", "--staleness", "2")]
+    [InlineData("--local-steps applies only to --mode local-sgd", "--local-steps", "2")]
     public void Bad_input_is_one_clear_line_and_exit_code_2(string fragment, string option, string value)
     {
         if (value == "SPEC")

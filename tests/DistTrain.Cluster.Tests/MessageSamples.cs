@@ -38,6 +38,7 @@ public static class MessageSamples
         new RegisterShard(1, 600_000, 222_410, "akka.tcp://disttrain@10.0.0.2:4053", "10.0.0.2", 40002, WireProtocol.Version),
         new VersionPublished(1, 470, 470),
         new GradientAccepted(0, "worker-1", 470, 5),
+        new AsyncApplied(1, 470, 5, 1883, 3),
         new GradientRejected(0, "worker-1", 470, 5, "duplicate (step 470, micro-batch 5)"),
         new PullParameters("worker-1", 1, 469, "127.0.0.1", 40010),
         new ParameterSlice(0, 12, 64, [1f, -2.5f, float.Epsilon, float.NaN, float.PositiveInfinity, -0f]),

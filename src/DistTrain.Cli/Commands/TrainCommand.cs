@@ -4,6 +4,7 @@
 using System.CommandLine;
 using System.Globalization;
 using DistTrain.Cli.Training;
+using DistTrain.Cluster.Training;
 using DistTrain.Nn.Models;
 using DistTrain.Nn.Training;
 using DistTrain.Tensors;
@@ -40,10 +41,13 @@ public sealed class TrainCommand : ICommandFactory
         var waitWorkers = new Option<int>("--wait-workers") { Description = "Workers (local + joining processes) to wait for before step 0 (default: --workers).", DefaultValueFactory = _ => 0 };
         var hostname = new Option<string?>("--hostname") { Description = "With --cluster-port: the address this seed node binds and advertises (default from --config: 127.0.0.1 for local)." };
         var config = new Option<string>("--config") { Description = "With --cluster-port: cluster config environment, local or multinode, or a .hocon file (cluster-config/*.hocon).", DefaultValueFactory = _ => "local" };
+        var mode = new Option<string>("--mode") { Description = "Training mode (cluster runtime): sync (deterministic), async (bounded staleness) or local-sgd (H local steps, then averaging). See docs/modes.md.", DefaultValueFactory = _ => "sync" };
+        var staleness = new Option<int?>("--staleness") { Description = $"Async: a worker more than S versions behind the newest waits for fresh parameters before computing (default {ModeOptions.DefaultStaleness})." };
+        var localSteps = new Option<int?>("--local-steps") { Description = $"Local-sgd: local optimizer steps H between two averagings (default {ModeOptions.DefaultLocalSteps})." };
         var cmd = new Command("train", "Train a model and write DIR/model.safetensors and DIR/metrics.jsonl.")
         {
             model, dataset, epochs, batch, micro, optimizer, lr, schedule, wd, clip, seed, maxSteps, threads, init, output, workers, psShards, clusterPort, waitWorkers,
-            hostname, config,
+            hostname, config, mode, staleness, localSteps,
         };
         cmd.SetAction(r => CliErrors.Guard(() =>
         {
@@ -70,13 +74,16 @@ public sealed class TrainCommand : ICommandFactory
             job.TrainerOptions().Validate();
             var outDir = r.GetValue(output) ?? Path.Combine("runs", spec.Name);
             Compute.Threads = t;
-            bool cluster = r.GetValue(workers) != 1 || r.GetValue(psShards) != 1 || r.GetValue(clusterPort) > 0 || r.GetValue(waitWorkers) > 0;
+            var modeOptions = ModeOptions.Parse(r.GetValue(mode), r.GetValue(staleness), r.GetValue(localSteps));
+            // Async and local-sgd exist only in the cluster runtime, so they use it even with one worker.
+            bool cluster = r.GetValue(workers) != 1 || r.GetValue(psShards) != 1 || r.GetValue(clusterPort) > 0 || r.GetValue(waitWorkers) > 0
+                || modeOptions.Mode != DistTrain.Cluster.Messages.TrainingMode.Sync;
             if (cluster)
             {
                 if (r.GetValue(init) is not null) throw new ArgumentException("--init is not supported by the cluster runtime yet; use --workers 1.");
                 using var stop = new CancellationTokenSource();
                 Console.CancelKeyPress += (_, e) => { e.Cancel = true; stop.Cancel(); };
-                return ClusterRun.Run(job, outDir, r.GetValue(workers), r.GetValue(psShards), r.GetValue(clusterPort), r.GetValue(waitWorkers), Console.Out, stop.Token,
+                return ClusterRun.Run(job, modeOptions, outDir, r.GetValue(workers), r.GetValue(psShards), r.GetValue(clusterPort), r.GetValue(waitWorkers), Console.Out, stop.Token,
                     r.GetValue(config)!, r.GetValue(hostname));
             }
             using var cancel = new CancellationTokenSource();

@@ -3,13 +3,14 @@
 // processes (`disttrain node --roles worker`) join. Prints progress and where the model went.
 using DistTrain.Cluster.Configuration;
 using DistTrain.Cluster.Runtime;
+using DistTrain.Cluster.Training;
 using DistTrain.Nn.Training;
 
 namespace DistTrain.Cli.Training;
 
 public static class ClusterRun
 {
-    public static int Run(TrainJob job, string outDir, int workers, int psShards, int clusterPort, int waitWorkers, TextWriter console, CancellationToken cancel,
+    public static int Run(TrainJob job, ModeOptions mode, string outDir, int workers, int psShards, int clusterPort, int waitWorkers, TextWriter console, CancellationToken cancel,
         string environment = "local", string? hostname = null)
     {
         if (workers < 0) throw new ArgumentException($"--workers must be 0 or more, not {workers}.");
@@ -19,7 +20,7 @@ public static class ClusterRun
         var roles = workers > 0 ? new[] { "coordinator", "ps", "worker" } : ["coordinator", "ps"];
         var node = ClusterNode.Start(new NodeOptions
         {
-            Roles = roles, Job = job, Workers = workers, PsActors = psShards, PsShards = psShards, MinWorkers = expected, OutDir = outDir,
+            Roles = roles, Job = job, Mode = mode, Workers = workers, PsActors = psShards, PsShards = psShards, MinWorkers = expected, OutDir = outDir,
             Environment = environment,
             Overrides = clusterPort > 0 ? new ClusterOverrides { Port = clusterPort, Hostname = hostname } : new ClusterOverrides { Hostname = hostname },
             OnProgress = line => console.WriteLine(line),
@@ -27,7 +28,7 @@ public static class ClusterRun
         try
         {
             var self = Akka.Cluster.Cluster.Get(node.System).SelfAddress;
-            console.WriteLine($"cluster seed node {self}: {psShards} PS shard(s), {workers} local worker(s), waiting for {expected} worker(s)");
+            console.WriteLine($"cluster seed node {self}: mode {mode}, {psShards} PS shard(s), {workers} local worker(s), waiting for {expected} worker(s)");
             if (waitWorkers > workers)
                 console.WriteLine($"start workers with: disttrain node --roles worker --seed-nodes {self}");
             var result = node.Completion.WaitAsync(cancel).GetAwaiter().GetResult();

@@ -24,6 +24,12 @@ public static class ParameterServerMessages
     /// <summary>PS shard → Coordinator: the gradient of (step, micro-batch) for this shard arrived intact and was kept.</summary>
     public sealed record GradientAccepted(int Shard, string WorkerId, long Step, int MicroBatch) : IDistTrainMessage;
 
+    /// <summary>
+    /// PS shard → Coordinator, async mode: the gradient of (step, micro-batch) was applied as update <paramref name="Version"/>
+    /// (the shard's version after it), <paramref name="Staleness"/> versions after the one it was computed on.
+    /// </summary>
+    public sealed record AsyncApplied(int Shard, long Step, int MicroBatch, long Version, long Staleness) : IDistTrainMessage;
+
     /// <summary>PS shard → Coordinator: a gradient frame was dropped (wrong length, unknown step, duplicate); never applied.</summary>
     public sealed record GradientRejected(int Shard, string WorkerId, long Step, int MicroBatch, string Reason) : IDistTrainMessage;
 

@@ -5,6 +5,7 @@ using Akka.Actor;
 using Akka.Cluster.Tools.Singleton;
 using Akka.Configuration;
 using DistTrain.Cluster.Configuration;
+using DistTrain.Cluster.Training;
 using DistTrain.Nn.Training;
 using DistTrain.Tensors;
 using static DistTrain.Cluster.Messages.RuntimeMessages;
@@ -26,6 +27,8 @@ public sealed record NodeOptions
     /// <summary>Workers that must register before step 0 (coordinator).</summary>
     public int MinWorkers { get; init; } = 1;
     public TrainJob? Job { get; init; }
+    /// <summary>Training mode of the job (coordinator): sync, async with a staleness bound, or local-sgd.</summary>
+    public ModeOptions Mode { get; init; } = ModeOptions.Sync;
     public string OutDir { get; init; } = "runs/latest";
     public bool SerializeMessages { get; init; }
     public TimeSpan LeaseTimeout { get; init; } = TimeSpan.FromMinutes(2);
@@ -113,6 +116,7 @@ public sealed class ClusterNode : IAsyncDisposable
             {
                 OnCompleted = r => node._done.TrySetResult(r),
                 OnProgress = o.OnProgress,
+                Mode = o.Mode,
             };
             system.ActorOf(ClusterSingletonManager.Props(CoordinatorActor.Props(job, train.Count, parameters, cs), PoisonPill.Instance,
                 ClusterSingletonManagerSettings.Create(system).WithRole("coordinator")), "coordinator");
@@ -134,11 +138,11 @@ public sealed class ClusterNode : IAsyncDisposable
 
     /// <summary>One process, every role: the coordinator, <paramref name="psShards"/> shards and <paramref name="workers"/> workers.</summary>
     public static async Task<RunCompleted> RunLocal(TrainJob job, int workers, int psShards, string outDir,
-        Action<string>? progress = null, bool serializeMessages = false, CancellationToken cancel = default)
+        Action<string>? progress = null, bool serializeMessages = false, CancellationToken cancel = default, ModeOptions? mode = null)
     {
         await using var node = Start(new NodeOptions
         {
-            Job = job, Workers = workers, PsActors = psShards, PsShards = psShards, MinWorkers = workers, OutDir = outDir,
+            Job = job, Mode = mode ?? ModeOptions.Sync, Workers = workers, PsActors = psShards, PsShards = psShards, MinWorkers = workers, OutDir = outDir,
             OnProgress = progress, SerializeMessages = serializeMessages,
         });
         using var reg = cancel.Register(() => node._done.TrySetCanceled(cancel));

@@ -23,9 +23,11 @@ public sealed record CoordinatorSettings(int Shards, string OutDir, NodeEndpoint
 {
     public Action<RunCompleted>? OnCompleted { get; init; }
     public Action<string>? OnProgress { get; init; }
+    /// <summary>Training mode of the job (DESIGN contract 5); handed to every node in the JobDescription.</summary>
+    public ModeOptions Mode { get; init; } = ModeOptions.Sync;
 }
 
-public sealed class CoordinatorActor : ReceiveActor, IFrameHandler
+public sealed partial class CoordinatorActor : ReceiveActor, IFrameHandler
 {
     private readonly TrainJob _job;
     private readonly JobDescription _description;
@@ -44,6 +46,7 @@ public sealed class CoordinatorActor : ReceiveActor, IFrameHandler
     private readonly long[] _published;
     private readonly int _microBatches;
     private readonly long _totalSteps;
+    private readonly long _planSteps;
     private readonly int _stepsPerEpoch;
     private readonly StepLog _stepLog;
     private long _step = -1;
@@ -62,7 +65,7 @@ public sealed class CoordinatorActor : ReceiveActor, IFrameHandler
         _job = job;
         _settings = settings;
         _self = Self; // frame handlers run on data-plane threads, where Self is unavailable
-        _description = JobMapping.ToDescription(job, Guid.NewGuid().ToString("N")[..12], parameterCount);
+        _description = JobMapping.ToDescription(job, Guid.NewGuid().ToString("N")[..12], parameterCount, settings.Mode);
         _description = _description with { Dataset = _description.Dataset with { TrainSamples = trainCount } };
         _ranges = DistTrain.Cluster.Training.ShardLayout.Split(parameterCount, settings.Shards);
         _shards = new ShardInfo?[settings.Shards];
@@ -70,9 +73,14 @@ public sealed class CoordinatorActor : ReceiveActor, IFrameHandler
         _published = new long[settings.Shards];
         _microBatches = JobMapping.MicroBatchesPerStep(_description);
         _stepsPerEpoch = EpochPlan.CountSteps(trainCount, job.BatchSize);
-        _totalSteps = job.TotalSteps(trainCount);
+        _planSteps = job.TotalSteps(trainCount);
+        _totalSteps = settings.Mode.Units(_planSteps); // work units with a barrier after each: steps, or local-sgd rounds
         _queue = new LookaheadQueue(settings.Shards, settings.LeaseTimeout, _microBatches, _totalSteps);
-        _stepLog = new StepLog(Path.Combine(settings.OutDir, "metrics.jsonl"), _microBatches, _stepsPerEpoch, job.CreateSchedule(trainCount));
+        _stepLog = new StepLog(Path.Combine(settings.OutDir, "metrics.jsonl"), _microBatches, _stepsPerEpoch, job.CreateSchedule(trainCount))
+        {
+            StepOfUnit = unit => settings.Mode.LastStepOf(unit, _planSteps),
+        };
+        InitMode();
 
         Receive<RequestShard>(OnRequestShard);
         Receive<RegisterShard>(OnRegisterShard);
@@ -147,6 +155,7 @@ public sealed class CoordinatorActor : ReceiveActor, IFrameHandler
 
     private void BeginStep(long step)
     {
+        if (_async is not null) { BeginAsync(); return; }
         if (step == 0) _queue.Begin(0);
         else _queue.Advance(); // leases already taken on this step stay with their workers
         _step = step;
@@ -167,6 +176,7 @@ public sealed class CoordinatorActor : ReceiveActor, IFrameHandler
 
     private bool TryAssign(string id, IActorRef worker)
     {
+        if (_async is not null) return TryAssignAsync(id, worker);
         if (_step < 0 || _finishing || _step >= _totalSteps || !_queue.TryLease(id, DateTime.UtcNow, out long step, out int mb)) return false;
         if (step != _step) _waitingAhead[id] = worker; // it waits for the shards' push of version step
         Assign(worker, step, mb);
@@ -175,7 +185,7 @@ public sealed class CoordinatorActor : ReceiveActor, IFrameHandler
 
     private void Assign(IActorRef worker, long step, int mb)
     {
-        var (epoch, _) = EpochPlan.Locate(step, _stepsPerEpoch);
+        var (epoch, _) = EpochPlan.Locate(_settings.Mode.FirstStepOf(step), _stepsPerEpoch); // step is a round in local-sgd
         worker.Tell(new WorkAssignment(epoch, step, mb, _microBatches, step));
     }
 
@@ -221,7 +231,7 @@ public sealed class CoordinatorActor : ReceiveActor, IFrameHandler
         _workers.Remove(id);
         _withEndpoint.Remove(id);
         _waitingAhead.Remove(id);
-        int requeued = _queue.WorkerLeft(id);
+        int requeued = _async?.WorkerLeft(id) ?? _queue.WorkerLeft(id);
         foreach (var s in _shardRefs) s?.Tell(new WorkerGone(id));
         _log.Warning("Worker {0} left; {1} micro-batch(es) of step {2} re-queued", id, requeued, _step);
         _settings.OnProgress?.Invoke($"worker {id} left; {requeued} micro-batch(es) re-queued, {_workers.Count} worker(s) remain");
@@ -245,9 +255,9 @@ public sealed class CoordinatorActor : ReceiveActor, IFrameHandler
     {
         lock (_gate) if (!_collectedShard.All(x => x)) return;
         RunCompleted result;
-        try { result = ModelOutput.SaveAndEvaluate(_job, _collected, _totalSteps, _settings.OutDir, _stepLog); }
-        catch (Exception e) { result = new RunCompleted(_totalSteps, null, double.NaN, double.NaN, e.Message); }
-        var done = new TrainingDone(_totalSteps, _totalSteps, result.Error);
+        try { result = ModelOutput.SaveAndEvaluate(_job, _collected, _planSteps, _settings.OutDir, _stepLog, _settings.Mode.Metadata()); }
+        catch (Exception e) { result = new RunCompleted(_planSteps, null, double.NaN, double.NaN, e.Message); }
+        var done = new TrainingDone(_planSteps, _totalSteps, result.Error);
         foreach (var w in _workers.Values) w.Ref.Tell(done);
         foreach (var s in _shardRefs) s?.Tell(done);
         _settings.OnCompleted?.Invoke(result);

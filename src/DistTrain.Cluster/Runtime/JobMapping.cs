@@ -1,6 +1,7 @@
 // Converts between the trainer's TrainJob (what `disttrain train` resolves) and the wire's
 // JobDescription (what the coordinator hands to PS shards and workers).
 using DistTrain.Cluster.Messages;
+using DistTrain.Cluster.Training;
 using DistTrain.Nn.Training;
 using static DistTrain.Cluster.Messages.CoordinatorMessages;
 
@@ -8,8 +9,10 @@ namespace DistTrain.Cluster.Runtime;
 
 public static class JobMapping
 {
-    public static JobDescription ToDescription(TrainJob job, string jobId, int parameterCount, TrainingMode mode = TrainingMode.Sync)
+    public static JobDescription ToDescription(TrainJob job, string jobId, int parameterCount, ModeOptions? mode = null)
     {
+        mode ??= ModeOptions.Sync;
+        mode.Validate();
         if (job.ClipNorm > 0)
             throw new ArgumentException("--clip-norm is not supported by the cluster runtime yet (a global norm needs every shard's range); run without it or with one process.");
         var spec = job.Spec();
@@ -18,7 +21,7 @@ public static class JobMapping
             new Hyperparameters(
                 new OptimizerSpec(job.Optimizer, job.Lr, 0, 0, 0, 0, job.WeightDecay ?? float.NaN),
                 job.Schedule, 0, job.BatchSize, job.MicroBatch <= 0 ? job.BatchSize : job.MicroBatch, job.Seed,
-                job.Epochs, mode, 0, 0, job.MaxSteps));
+                job.Epochs, mode.Mode, mode.Staleness, mode.LocalSteps, job.MaxSteps));
     }
 
     public static TrainJob ToTrainJob(JobDescription d) => new()
@@ -35,6 +38,9 @@ public static class JobMapping
         Seed = (int)d.Hyper.Seed,
         MaxSteps = d.Hyper.MaxSteps,
     };
+
+    /// <summary>The run's mode as the job carries it to every node.</summary>
+    public static ModeOptions ModeOf(JobDescription d) => new(d.Hyper.Mode, d.Hyper.Staleness, d.Hyper.LocalSteps);
 
     /// <summary>Micro-batches per step: every step has the same count because the plan drops the last partial batch.</summary>
     public static int MicroBatchesPerStep(JobDescription d) =>

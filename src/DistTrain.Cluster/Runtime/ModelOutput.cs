@@ -9,7 +9,9 @@ namespace DistTrain.Cluster.Runtime;
 
 public static class ModelOutput
 {
-    public static RunCompleted SaveAndEvaluate(TrainJob job, float[] parameters, long steps, string outDir, StepLog log)
+    /// <param name="metadata">Extra checkpoint metadata (the run's training mode).</param>
+    public static RunCompleted SaveAndEvaluate(TrainJob job, float[] parameters, long steps, string outDir, StepLog log,
+        IReadOnlyDictionary<string, string>? metadata = null)
     {
         var spec = job.Spec();
         var model = spec.Build((ulong)(uint)job.Seed);
@@ -21,7 +23,10 @@ public static class ModelOutput
         var (train, test) = DistTrain.Data.Sources.DatasetSpec.Parse(job.Dataset).Load();
         int stepsPerEpoch = DistTrain.Data.Plans.EpochPlan.CountSteps(train.Count, job.BatchSize);
         int epochs = stepsPerEpoch == 0 ? 0 : (int)(steps / stepsPerEpoch);
-        Checkpoint.Save(path, model.Store, new CheckpointInfo(spec.CanonicalJson, steps, epochs, job.Seed));
+        Checkpoint.Save(path, model.Store, new CheckpointInfo(spec.CanonicalJson, steps, epochs, job.Seed)
+        {
+            Extra = metadata ?? new Dictionary<string, string>(),
+        });
         var trainer = job.CreateTrainer(train.Count, model);
         var eval = trainer.Evaluate(test);
         log.Epoch(new EpochMetrics(Math.Max(epochs - 1, 0), steps, double.NaN, double.NaN, eval.Loss, eval.Accuracy, 0, 0));

@@ -1,6 +1,8 @@
 // A parameter-server shard as an actor: asks the coordinator for its key range and the job, receives
 // micro-batch gradients over the data plane straight into its aggregator's slots, applies the optimizer
 // when a step is complete (sum in micro-batch order) and pushes the new version to every worker.
+// Async mode applies each gradient as it arrives (AsyncGradientQueue); local-sgd averages the workers'
+// parameter deltas with the same aggregator (DeltaAveraging as the optimizer).
 // The pure state lives in ParameterShard; this class only wires messages, sockets and timers.
 using System.Net;
 using Akka.Actor;
@@ -26,6 +28,9 @@ public sealed class ParameterServerActor : ReceiveActor, IFrameHandler
     private readonly Lock _gate = new();
     private readonly Dictionary<string, DataPlaneClient> _workers = [];
     private ParameterShard? _shard;
+    private AsyncGradientQueue? _async;    // async mode only
+    private float _share;                  // async: M/B, a micro-batch's share of a global batch's learning rate
+    private readonly List<AsyncApplied> _applied = [];
     private DataPlaneServer? _server;
     private int _microBatches;
     private int _senderId;
@@ -78,8 +83,15 @@ public sealed class ParameterServerActor : ReceiveActor, IFrameHandler
         var range = new KeyRange((int)a.Offset, a.Length);
         _microBatches = JobMapping.MicroBatchesPerStep(a.Job);
         int trainCount = a.Job.Dataset.TrainSamples;
+        var mode = JobMapping.ModeOf(a.Job);
+        var optimizer = mode.Mode == TrainingMode.LocalSgd ? new DeltaAveraging(range.Length, _microBatches) : job.CreateOptimizer(range.Length);
         _shard = new ParameterShard(a.Shard, range, model.Store.Values.AsSpan(range.Offset, range.Length),
-            job.CreateOptimizer(range.Length), job.CreateSchedule(trainCount), _microBatches);
+            optimizer, job.CreateSchedule(trainCount), _microBatches);
+        if (mode.Mode == TrainingMode.Async)
+        {
+            _async = new AsyncGradientQueue(range.Length, job.TotalSteps(trainCount), _microBatches);
+            _share = (float)a.Job.Hyper.MicroBatchSize / a.Job.Hyper.BatchSize;
+        }
         _shard.BeginStep(0, _microBatches);
         _senderId = JobMapping.SenderIdOf($"{_nodeId}/ps{a.Shard}");
         _server = new DataPlaneServer(IPAddress.Parse(_endpoints.BindAddress), 0, this, _endpoints.MaxFrameBytes);
@@ -102,6 +114,7 @@ public sealed class ParameterServerActor : ReceiveActor, IFrameHandler
 
     private void OnGradient(GradientArrived g)
     {
+        if (_async is not null) { ApplyArrivals(); return; }
         var shard = _shard!;
         _coordinator.Tell(new GradientAccepted(shard.Shard, g.SenderId.ToString(), g.Step, g.MicroBatch));
         bool applied;
@@ -111,12 +124,45 @@ public sealed class ParameterServerActor : ReceiveActor, IFrameHandler
             if (applied) shard.BeginStep(shard.Version, _microBatches);
         }
         if (!applied) return;
+        PushAll(shard);
+        _coordinator.Tell(new VersionPublished(shard.Shard, shard.Version, shard.Version - 1));
+    }
+
+    /// <summary>
+    /// Async: applies every gradient that has arrived, in arrival order, one optimizer update each, then pushes the
+    /// newest values once. Gradients that arrive while a push is under way wait for the next call, so a busy shard
+    /// pushes less often instead of falling behind. The coordinator hears of each update after the push that carries it.
+    /// </summary>
+    private void ApplyArrivals()
+    {
+        var shard = _shard!;
+        var queue = _async!;
+        _applied.Clear();
+        while (true)
+        {
+            AsyncGradientQueue.Arrival a;
+            ReadOnlySpan<float> gradient;
+            lock (_gate)
+            {
+                if (!queue.TryDequeue(out a)) break;
+                gradient = queue.Gradient(a);
+            }
+            long staleness = shard.ApplyMicroBatch(gradient, a.Step, _share, a.Version);
+            lock (_gate) queue.Release(a);
+            _applied.Add(new AsyncApplied(shard.Shard, a.Step, a.MicroBatch, shard.Version, staleness));
+        }
+        if (_applied.Count == 0) return;
+        PushAll(shard);
+        foreach (var m in _applied) _coordinator.Tell(m);
+    }
+
+    private void PushAll(ParameterShard shard)
+    {
         foreach (var (id, client) in _workers.ToArray())
         {
             try { Push(client, shard); }
             catch (IOException) { _workers.Remove(id); client.Dispose(); }
         }
-        _coordinator.Tell(new VersionPublished(shard.Shard, shard.Version, shard.Version - 1));
     }
 
     private void OnSendParameters(SendParameters s)
@@ -140,7 +186,8 @@ public sealed class ParameterServerActor : ReceiveActor, IFrameHandler
             return WireDrop.Rejected;
         lock (_gate)
         {
-            destination = shard.Aggregator.Reserve(header.Step, header.MicroBatch, header.Length, out var reason);
+            destination = _async is { } q ? q.Reserve(header.Step, header.MicroBatch, header.Version, header.Length, out var reason)
+                : shard.Aggregator.Reserve(header.Step, header.MicroBatch, header.Length, out reason);
             if (reason == TrainingDrop.None) return null;
             _self.Tell(new GradientDropped(header.SenderId, header.Step, header.MicroBatch, reason.ToString()));
             return WireDrop.Rejected; // reported above with the precise reason
@@ -150,7 +197,7 @@ public sealed class ParameterServerActor : ReceiveActor, IFrameHandler
     void IFrameHandler.OnFrame(in FrameHeader header, ReadOnlySpan<float> payload)
     {
         bool ok;
-        lock (_gate) ok = _shard!.Aggregator.Commit(header.Step, header.MicroBatch);
+        lock (_gate) ok = _async?.Commit(header.Step, header.MicroBatch) ?? _shard!.Aggregator.Commit(header.Step, header.MicroBatch);
         _self.Tell(ok ? new GradientArrived(header.SenderId, header.Step, header.MicroBatch)
                      : new GradientDropped(header.SenderId, header.Step, header.MicroBatch, "gradient is not finite (NaN or infinity)"));
     }
@@ -160,7 +207,11 @@ public sealed class ParameterServerActor : ReceiveActor, IFrameHandler
         if (reason == WireDrop.Rejected) return; // Rent refused it and reported why
         // A frame that failed after Rent (checksum, lost connection) frees its slot so it can arrive again.
         if (reason is WireDrop.BadChecksum or WireDrop.ConnectionLost)
-            lock (_gate) _shard?.Aggregator.Abort(header.Step, header.MicroBatch, TrainingDrop.Corrupt);
+            lock (_gate)
+            {
+                if (_async is not null) _async.Abort(header.Step, header.MicroBatch, TrainingDrop.Corrupt);
+                else _shard?.Aggregator.Abort(header.Step, header.MicroBatch, TrainingDrop.Corrupt);
+            }
         _self.Tell(new GradientDropped(header.SenderId, header.Step, header.MicroBatch, reason.ToString()));
     }
 }

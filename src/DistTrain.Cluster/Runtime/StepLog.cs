@@ -28,6 +28,7 @@ public sealed class StepLog : IDisposable
         public double Loss, Compute, Comm, Wait;
         public long Bytes;
         public int Samples, Correct;
+        public long StaleSum, StaleMax, StaleCount;
     }
 
     private readonly int _stepsPerEpoch;
@@ -43,6 +44,20 @@ public sealed class StepLog : IDisposable
     }
 
     public string Path => _log.Path;
+    /// <summary>The plan step a logged unit ends at (local-sgd logs one line per round, labelled with its last step).</summary>
+    public Func<long, long> StepOfUnit { get; init; } = unit => unit;
+
+    /// <summary>Writes a line of another kind (the run's mode at the start, the staleness summary at the end).</summary>
+    public void Record(string kind, IEnumerable<KeyValuePair<string, string>> text, IEnumerable<KeyValuePair<string, double>>? numbers = null) =>
+        _log.Record(kind, text, numbers);
+
+    /// <summary>Async: one applied update of <paramref name="step"/> was <paramref name="staleness"/> versions stale.</summary>
+    public void Staleness(long step, long staleness)
+    {
+        if (!_open.TryGetValue(step, out var e)) return;
+        e.StaleSum += staleness; e.StaleCount++;
+        if (staleness > e.StaleMax) e.StaleMax = staleness;
+    }
     public long SamplesTotal { get; private set; }
 
     public void Begin(long step) => _open.TryAdd(step, new Entry(_microBatches));
@@ -84,6 +99,9 @@ public sealed class StepLog : IDisposable
         _extra["wait_ms"] = Math.Round(e.Wait, 3);
         _extra["bytes_sent"] = e.Bytes;
         _extra["train_accuracy"] = e.Samples == 0 ? double.NaN : (double)e.Correct / e.Samples;
+        if (e.StaleCount > 0) { _extra["staleness_mean"] = Math.Round((double)e.StaleSum / e.StaleCount, 3); _extra["staleness_max"] = e.StaleMax; }
+        else { _extra.Remove("staleness_mean"); _extra.Remove("staleness_max"); }
+        step = StepOfUnit(step);
         double loss = e.Samples == 0 ? double.NaN : e.Loss / e.Samples;
         double secs = double.IsNaN(e.Seconds) ? double.NaN : e.Seconds;
         _log.Step(new StepMetrics(step, (int)(step / _stepsPerEpoch), (int)(step % _stepsPerEpoch), _stepsPerEpoch, loss, e.Samples, secs,

@@ -1,13 +1,17 @@
 // A worker as an actor: fetches the job from the coordinator, builds its model replica and loads its
 // node's copy of the dataset, then pulls micro-batches. For each it waits until it holds exactly the
 // assigned parameter version (pushed by every shard over the data plane), computes the gradient and
-// sends each shard its range. It never computes on a mix of versions (DESIGN contracts 2, 3).
+// sends each shard its range. In sync mode it never computes on a mix of versions (DESIGN contracts 2, 3).
+// Async: it refreshes to the newest pushed values before each micro-batch and waits only when they are
+// older than the assignment's minimum; local-sgd: it runs a chunk of local steps (LocalSgdChunk) and
+// sends the parameter delta instead of a gradient (DESIGN contract 5).
 using System.Diagnostics;
 using System.Net;
 using Akka.Actor;
 using Akka.Event;
 using DistTrain.Cluster.DataPlane;
 using DistTrain.Cluster.Messages;
+using DistTrain.Cluster.Training;
 using DistTrain.Data;
 using DistTrain.Data.Plans;
 using DistTrain.Nn.Models;
@@ -35,6 +39,9 @@ public sealed class WorkerActor : ReceiveActor, IWithUnboundedStash, IFrameHandl
     private float[] _pending = [];         // newest complete values per shard, copied into the model before computing
     private long[] _pendingVersion = [];
     private long _modelVersion = -1;
+    private ModeOptions _mode = ModeOptions.Sync;
+    private long[] _modelShardVersion = [];   // async: the version of each shard's range the model holds
+    private LocalSgdChunk? _local;
     private EpochPlan? _plan;
     private ICancelable? _retry;
     private double _waitMs;
@@ -85,6 +92,10 @@ public sealed class WorkerActor : ReceiveActor, IWithUnboundedStash, IFrameHandl
         _train = DistTrain.Data.Sources.DatasetSpec.Parse(train.Dataset).Load().Train;
         var model = spec.Build((ulong)(uint)train.Seed);
         _trainer = train.CreateTrainer(_train.Count, model);
+        _mode = JobMapping.ModeOf(job);
+        if (_mode.Mode == TrainingMode.LocalSgd)
+            _local = new LocalSgdChunk(_trainer, _train, _mode, train.Seed, job.Hyper.BatchSize, job.Hyper.MicroBatchSize,
+                train.TotalSteps(_train.Count), train.CreateSchedule(_train.Count));
         _server = new DataPlaneServer(IPAddress.Parse(_endpoints.BindAddress), 0, this, _endpoints.MaxFrameBytes);
         _coordinator.Tell(new RegisterWorker(_workerId, Self.Path.Address.ToString(), _endpoints.AdvertisedHost, _server.Port,
             WireProtocol.Version, spec.Hash));
@@ -99,6 +110,7 @@ public sealed class WorkerActor : ReceiveActor, IWithUnboundedStash, IFrameHandl
             _staging = shards.Select(s => new float[s.Length]).ToArray();
             _pending = new float[a.Layout.ParameterCount];
             _pendingVersion = shards.Select(_ => -1L).ToArray();
+            _modelShardVersion = shards.Select(_ => -1L).ToArray();
         }
         _clients = shards.Select(s => (DataPlaneClient?)DataPlaneClient.Connect(s.DataHost, s.DataPort, _senderId, TimeSpan.FromSeconds(10))).ToArray();
         _log.Info("Worker {0} registered: {1}", _workerId, a.Layout);
@@ -107,6 +119,7 @@ public sealed class WorkerActor : ReceiveActor, IWithUnboundedStash, IFrameHandl
 
     private void OnAssignment(WorkAssignment w)
     {
+        if (_mode.Mode == TrainingMode.Async) { OnAsyncAssignment(w); return; }
         if (!TryTakeVersion(w.Version, out bool stale))
         {
             if (stale) { _coordinator.Tell(new RequestWork(_workerId, _modelVersion)); return; }
@@ -114,7 +127,8 @@ public sealed class WorkerActor : ReceiveActor, IWithUnboundedStash, IFrameHandl
             Stash.Stash(); // wait for the shards' push of this version
             return;
         }
-        if (_waitStarted != 0) { _waitMs += Stopwatch.GetElapsedTime(_waitStarted).TotalMilliseconds; _waitStarted = 0; }
+        EndWait();
+        if (_local is not null) { RunLocalChunk(w); return; }
         var job = _job!;
         var trainer = _trainer!;
         var t0 = Stopwatch.GetTimestamp();
@@ -125,20 +139,91 @@ public sealed class WorkerActor : ReceiveActor, IWithUnboundedStash, IFrameHandl
         var mb = _plan.MicroBatches(stepInEpoch)[w.MicroBatch];
         var (loss, correct) = trainer.ComputeGradient(_train, _plan.Indices(mb), 1f / _plan.StepSize(stepInEpoch), w.Step, w.MicroBatch);
         double computeMs = Stopwatch.GetElapsedTime(t0).TotalMilliseconds;
+        SendAndReport(w, loss, mb.Size, correct, computeMs, perShardVersion: false);
+    }
+
+    private void EndWait()
+    {
+        if (_waitStarted != 0) { _waitMs += Stopwatch.GetElapsedTime(_waitStarted).TotalMilliseconds; _waitStarted = 0; }
+    }
+
+    /// <summary>Sends the gradient buffer to every shard (each its range), reports the micro-batch and asks for more work.</summary>
+    private void SendAndReport(WorkAssignment w, double loss, int samples, int correct, double computeMs, bool perShardVersion)
+    {
         var t1 = Stopwatch.GetTimestamp();
         long bytes = 0;
-        var grads = trainer.Model.Store.Grads;
+        var grads = _trainer!.Model.Store.Grads;
         for (int s = 0; s < _shards.Length; s++)
         {
             var info = _shards[s];
-            var h = new FrameHeader(FrameKind.Gradient, w.Step, w.MicroBatch, w.Version, info.Shard, info.Offset, info.Length, 0, 0);
+            // Async: the header carries the version of this shard's range the gradient was computed on (for its staleness).
+            long version = perShardVersion ? _modelShardVersion[s] : w.Version;
+            var h = new FrameHeader(FrameKind.Gradient, w.Step, w.MicroBatch, version, info.Shard, info.Offset, info.Length, 0, 0);
             _clients[s]!.Send(h, grads.AsSpan((int)info.Offset, info.Length));
             bytes += (long)info.Length * sizeof(float);
         }
         double commMs = Stopwatch.GetElapsedTime(t1).TotalMilliseconds;
-        _coordinator.Tell(new MicroBatchDone(_workerId, w.Step, w.MicroBatch, loss, mb.Size, correct, computeMs, commMs, _waitMs, bytes));
+        _coordinator.Tell(new MicroBatchDone(_workerId, w.Step, w.MicroBatch, loss, samples, correct, computeMs, commMs, _waitMs, bytes));
         _waitMs = 0;
         _coordinator.Tell(new RequestWork(_workerId, _modelVersion));
+    }
+
+    /// <summary>Local-sgd: chunk w.MicroBatch of round w.Step from the round's parameters; sends δ = θ_local − θ_r.</summary>
+    private void RunLocalChunk(WorkAssignment w)
+    {
+        var t0 = Stopwatch.GetTimestamp();
+        var (loss, correct, samples) = _local!.Run(w.Step, w.MicroBatch);
+        double computeMs = Stopwatch.GetElapsedTime(t0).TotalMilliseconds;
+        _modelVersion = -1; // the replica now holds θ_local: the next chunk starts again from the pushed θ_r
+        SendAndReport(w, loss, samples, correct, computeMs, perShardVersion: false);
+    }
+
+    /// <summary>
+    /// Async: refresh to the newest pushed values; if any shard's is older than w.Version (the coordinator's newest
+    /// minus the staleness bound) wait for its push first. Then compute and send without a step barrier.
+    /// </summary>
+    private void OnAsyncAssignment(WorkAssignment w)
+    {
+        if (!TryRefresh(w.Version))
+        {
+            if (_waitStarted == 0) _waitStarted = Stopwatch.GetTimestamp();
+            Stash.Stash();
+            return;
+        }
+        EndWait();
+        var job = _job!;
+        var t0 = Stopwatch.GetTimestamp();
+        int stepsPerEpoch = EpochPlan.CountSteps(_train!.Count, job.Hyper.BatchSize);
+        var (epoch, stepInEpoch) = EpochPlan.Locate(w.Step, stepsPerEpoch);
+        if (_plan is null || _plan.Epoch != epoch)
+            _plan = EpochPlan.Create((int)job.Hyper.Seed, epoch, _train.Count, job.Hyper.BatchSize, job.Hyper.MicroBatchSize);
+        var mb = _plan.MicroBatches(stepInEpoch)[w.MicroBatch];
+        // Sum over 1/M (the micro-batch mean); the shard applies it with the rate scaled by M/B (ParameterShard.ApplyMicroBatch).
+        var (loss, correct) = _trainer!.ComputeGradient(_train, _plan.Indices(mb), 1f / job.Hyper.MicroBatchSize, w.Step, w.MicroBatch);
+        double computeMs = Stopwatch.GetElapsedTime(t0).TotalMilliseconds;
+        SendAndReport(w, loss, mb.Size, correct, computeMs, perShardVersion: true);
+    }
+
+    /// <summary>Async: copies every shard's newest pushed range into the model when all are at least <paramref name="minVersion"/>.</summary>
+    private bool TryRefresh(long minVersion)
+    {
+        lock (_gate)
+        {
+            foreach (var v in _pendingVersion) if (v < minVersion) return false;
+            long oldest = long.MaxValue;
+            for (int s = 0; s < _shards.Length; s++)
+            {
+                if (_pendingVersion[s] != _modelShardVersion[s])
+                {
+                    var info = _shards[s];
+                    _pending.AsSpan((int)info.Offset, info.Length).CopyTo(_trainer!.Model.Store.Values.AsSpan((int)info.Offset, info.Length));
+                    _modelShardVersion[s] = _pendingVersion[s];
+                }
+                oldest = Math.Min(oldest, _modelShardVersion[s]);
+            }
+            _modelVersion = oldest;
+        }
+        return true;
     }
 
     /// <summary>Copies the pushed values into the model when every shard has exactly <paramref name="version"/>.</summary>

@@ -52,6 +52,19 @@ public sealed class ParameterShard
         return true;
     }
 
+    /// <summary>
+    /// Async mode: applies one micro-batch gradient now, as its own optimizer update with the schedule's rate for
+    /// <paramref name="step"/> times <paramref name="share"/> (M/B: the micro-batch's share of a global batch), and
+    /// publishes the next version. Returns the staleness τ = versions applied since <paramref name="computedOn"/>.
+    /// </summary>
+    public long ApplyMicroBatch(ReadOnlySpan<float> gradient, long step, float share, long computedOn)
+    {
+        long staleness = Version - computedOn;
+        Optimizer.Step(Values, gradient, _learningRate(step) * share, Version + 1);
+        Version++;
+        return staleness;
+    }
+
     /// <summary>Restores a checkpointed state (values of this range at a version).</summary>
     public void Restore(ReadOnlySpan<float> values, long version)
     {

@@ -52,6 +52,17 @@ public sealed class MetricsLog : IDisposable
         _file.Flush();
     }
 
+    /// <summary>A line of another kind (e.g. "run": the run's mode), with text and number fields in the given order.</summary>
+    public void Record(string kind, IEnumerable<KeyValuePair<string, string>> text, IEnumerable<KeyValuePair<string, double>>? numbers = null)
+    {
+        _json.WriteStartObject();
+        _json.WriteString("kind", kind);
+        foreach (var (k, v) in text) _json.WriteString(k, v);
+        if (numbers is not null) foreach (var (k, v) in numbers) Number(k, v);
+        End();
+        _file.Flush();
+    }
+
     private void Number(string name, double v)
     {
         if (double.IsFinite(v)) _json.WriteNumber(name, v); else _json.WriteNull(name);
