@@ -56,7 +56,7 @@ public static partial class Gemm
 /// One SGEMM call, run by a team of threads. Per (NC column block, KC deep block): the team packs the B
 /// panel together (each member a share of its NR micro-panels) into a buffer shared by all, meets at a
 /// barrier, then members claim chunks of MR row tiles from an atomic counter (large chunks first, small
-/// at the end, so a member that was slow or pre-empted costs little) and pack their own rows of A.
+/// at the end, so members finish a block together even when one ran slower) and pack their own rows of A.
 /// The B panel is double-buffered across K blocks, so one barrier per block suffices: a member packs
 /// block b+1 while another still computes block b, and nobody computes block b+1 before everyone has
 /// finished block b, which keeps each C element's K blocks in order (the determinism contract).
