@@ -11,7 +11,9 @@ internal static unsafe class GemmPool
 {
     private static readonly object Gate = new();
     private static readonly List<Worker> Workers = [];
-    private static readonly ManualResetEventSlim Done = new(false, spinCount: 2000);
+    // Released once by the last worker to finish (a ManualResetEventSlim would allocate its lock object on
+    // the first caller that has to block on it).
+    private static readonly SemaphoreSlim Done = new(0);
     private static delegate*<int, void*, void> _fn;
     private static void* _ctx;
     private static int _pending;
@@ -31,13 +33,17 @@ internal static unsafe class GemmPool
     {
         while (Workers.Count < parts - 1) Workers.Add(new Worker(Workers.Count + 1));
         _fn = fn; _ctx = ctx;
-        Done.Reset();
         Volatile.Write(ref _pending, parts - 1);
         for (int p = 1; p < parts; p++) Workers[p - 1].Post();
         try { fn(0, ctx); }
         finally
         {
-            Done.Wait();   // members may still be running: never return (and free the context) before they finish
+            // Members may still be running: never return (and free the context) before they finish. Spin first
+            // (the others are usually microseconds behind), then take the release, which always comes.
+            long until = Stopwatch.GetTimestamp() + SpinTicks;
+            var spin = new SpinWait();
+            while (Volatile.Read(ref _pending) > 0 && Stopwatch.GetTimestamp() < until) spin.SpinOnce(sleep1Threshold: -1);
+            Done.Wait();
             _fn = null; _ctx = null;
         }
     }
@@ -68,7 +74,7 @@ internal static unsafe class GemmPool
                 WaitForCall();
                 Volatile.Write(ref _posted, 0);
                 try { _fn(_member, _ctx); }
-                finally { if (Interlocked.Decrement(ref _pending) == 0) Done.Set(); }
+                finally { if (Interlocked.Decrement(ref _pending) == 0) Done.Release(); }
             }
         }
 
