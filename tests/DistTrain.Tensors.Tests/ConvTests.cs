@@ -76,6 +76,25 @@ public class ConvTests
     }
 
     [Theory]
+    [InlineData(3, 32, 14, 14, 64, 3, 1, 1)]   // the cnn preset's 32→64 layer
+    [InlineData(2, 3, 7, 9, 5, 3, 2, 1)]
+    [InlineData(2, 2, 9, 9, 13, 5, 1, 2)]
+    public void GemmForwardIsTheReferenceChain(int batch, int c, int h, int w, int oc, int k, int stride, int pad)
+    {
+        // The forward contract is one FMA chain per output, bias then (c, kh, kw) in order, so the GEMM path
+        // (however its GEMM is oriented) equals the naive reference exactly; the padded zeros the GEMM adds
+        // leave the chain unchanged (== treats -0 and +0 alike).
+        var s = new ConvShape(batch, c, h, w, oc, k, k, stride, pad);
+        Assert.False(Conv2d.UsesDirectKernel(s));
+        var x = Random(s.InputLength, 21); var wt = Random(s.WeightLength, 22); var b = Random(oc, 23);
+        var y = new float[s.OutputLength]; var ry = new float[s.OutputLength];
+        Conv2d.Forward(s, x, wt, b, y);
+        ConvReference.Forward(s, x, wt, b, ry);
+        for (int i = 0; i < y.Length; i++)
+            if (y[i] != ry[i]) Assert.Fail($"y[{i}]: reference {ry[i]:R}, fast {y[i]:R} (shape {s}).");
+    }
+
+    [Theory]
     [MemberData(nameof(Shapes))]
     public void BitIdenticalAcrossThreadsAndSimdPaths(int batch, int c, int h, int w, int oc, int k, int stride, int pad)
     {

@@ -123,6 +123,20 @@ public sealed class GemmTests
     }
 
     [Fact]
+    public void TeamsAcrossManyBlocksKeepTheBits()
+    {
+        // Several K blocks and two column blocks: the team's shared, double-buffered B panels and the
+        // barrier between K blocks; rows claimed by tiles (tall) or columns by panels (few rows).
+        foreach (var (ta, tb) in Transposes)
+        {
+            Check(Simd.Best, new Case(51, ta, tb, 97, 2100, 530, accumulate: true), 1, 2, 3);
+            Check(Simd.Best, new Case(52, ta, tb, 11, 2300, 300), 1, 2, 3);
+        }
+        // A column-block edge that is not a whole panel (B in place for the rest) with several K blocks.
+        Check(Simd.Best, new Case(53, false, false, 100, 2053, 600, pad: 3), 1, 2);
+    }
+
+    [Fact]
     public void TrainingShapesMatchReference()
     {
         // Dense 784->256 at batch 64: forward, dX = dY·Wᵀ, dW = Xᵀ·dY (accumulated as a gradient is).

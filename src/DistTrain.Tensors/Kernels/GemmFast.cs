@@ -1,5 +1,5 @@
 // Fast SGEMM driver: BLIS-style cache blocking (NC columns of B, KC deep, MC rows of A), packed panels,
-// a register-blocked micro-kernel per SIMD path, and threads over disjoint blocks of output tiles.
+// a register-blocked micro-kernel per SIMD path, and a team of threads that packs B together and claims row tiles.
 // Determinism: K blocks run in order and each continues its C elements' FMA chains from the values the
 // previous block stored, so the bits equal GemmReference whatever the path, blocking or thread count.
 namespace DistTrain.Tensors.Kernels;
@@ -30,15 +30,37 @@ public static partial class Gemm
                 Kernel = GemmKernels.Select(path), Avx = path >= SimdPath.Avx2,
             };
             int parts = job.PlanParts(threads);
-            if (parts <= 1) job.RunPart(0);
-            else GemmPool.Run(parts, &RunPart, &job);
+            var ws = GemmWorkspace.ForThread(job.Kernel.MR, job.Kernel.NR);
+            // A busy pool (another caller's GEMM) means this call runs alone: same bits, one thread.
+            if (parts > 1 && GemmPool.TryEnter())
+            {
+                try
+                {
+                    job.Prepare(parts, ws);
+                    GemmPool.Run(parts, &RunMember, &job);
+                }
+                finally { GemmPool.Exit(); }
+            }
+            else
+            {
+                job.Prepare(1, ws);
+                job.RunMember(0);
+            }
         }
     }
 
-    private static unsafe void RunPart(int part, void* job) => ((GemmJob*)job)->RunPart(part);
+    private static unsafe void RunMember(int member, void* job) => ((GemmJob*)job)->RunMember(member);
 }
 
-/// <summary>One SGEMM call, split into parts that own disjoint blocks of C rows or columns.</summary>
+/// <summary>
+/// One SGEMM call, run by a team of threads. Per (NC column block, KC deep block): the team packs the B
+/// panel together (each member a share of its NR micro-panels) into a buffer shared by all, meets at a
+/// barrier, then members claim chunks of MR row tiles from an atomic counter (large chunks first, small
+/// at the end, so members finish a block together even when one ran slower) and pack their own rows of A.
+/// The B panel is double-buffered across K blocks, so one barrier per block suffices: a member packs
+/// block b+1 while another still computes block b, and nobody computes block b+1 before everyone has
+/// finished block b, which keeps each C element's K blocks in order (the determinism contract).
+/// </summary>
 internal unsafe struct GemmJob
 {
     public float* A, B, C;
@@ -46,79 +68,131 @@ internal unsafe struct GemmJob
     public bool TransA, TransB, Accumulate;
     public MicroKernel Kernel;
     public bool Avx; // the packing may use 256-bit shuffles (Simd.Path is AVX2 or wider)
-    private int _parts;
-    private bool _splitRows;
+    private bool _directA, _directB, _claimColumns;
+    private int _team;           // threads running this call (1 when the pool was busy)
+    private float* _packedB0, _packedB1;
+    private int _claimed;        // tiles handed out so far, over all blocks of the call
+    private int _arrived;        // barrier arrivals so far
 
     // Below this much work a second thread costs more in wake-up than it saves.
     private const long MinFlopsPerThread = 1L << 20;
 
+    /// <summary>How many threads the call is worth (never more than asked for); fixes the plan that does not depend on it.</summary>
     public int PlanParts(int threads)
     {
         int tilesM = (M + Kernel.MR - 1) / Kernel.MR, tilesN = (N + Kernel.NR - 1) / Kernel.NR;
         long flops = 2L * M * N * K;
-        // Never more parts than worth waking a thread for, nor absurdly many threads (results never depend on it).
+        // Packing pays for itself by being reused across many tiles; when the other dimension is small
+        // the kernel reads an operand in place instead (B not transposed: rows of NR; A transposed: MR).
+        // Decided on the whole call, so a thread's share never tips it (half of 256 rows would read B in place).
+        _directB = !TransB && M <= GemmTuning.DirectBMaxRows;
+        _directA = TransA && N <= GemmTuning.DirectAMaxCols;
+        // Never more threads than worth waking, nor absurdly many (results never depend on it).
         int parts = (int)Math.Min(Math.Min(threads, 4 * Environment.ProcessorCount), Math.Max(1, flops / MinFlopsPerThread));
-        _splitRows = tilesM >= tilesN;
-        parts = Math.Min(parts, _splitRows ? tilesM : tilesN);
-        return _parts = Math.Max(parts, 1);
+        // Rows are the natural unit (each member packs only its own A rows); a few rows and many columns
+        // are shared out by column panels instead.
+        _claimColumns = tilesM < 4 * parts && tilesN > tilesM;
+        return Math.Max(1, Math.Min(parts, _claimColumns ? tilesN : tilesM));
     }
 
-    public void RunPart(int part)
+    /// <summary>Shared state for a team of <paramref name="team"/> threads, set by the caller before any member starts.</summary>
+    public void Prepare(int team, GemmWorkspace callerWs)
     {
-        int i0 = 0, i1 = M, j0 = 0, j1 = N;
-        if (_parts > 1)
-        {
-            int unit = _splitRows ? Kernel.MR : Kernel.NR, total = _splitRows ? M : N;
-            int tiles = (total + unit - 1) / unit;
-            int t0 = (int)((long)tiles * part / _parts), t1 = (int)((long)tiles * (part + 1) / _parts);
-            int lo = t0 * unit, hi = Math.Min(total, t1 * unit);
-            if (_splitRows) { i0 = lo; i1 = hi; } else { j0 = lo; j1 = hi; }
-            if (lo >= hi) return;
-        }
-        Run(i0, i1, j0, j1);
+        _team = team;
+        _claimed = 0; _arrived = 0;
+        _packedB0 = callerWs.PackedB;
+        _packedB1 = team > 1 ? callerWs.SecondPackedB() : _packedB0; // alone, nobody reads a block while the next is packed
     }
 
-    private void Run(int i0, int i1, int j0, int j1)
+    /// <summary>One member's part of the call; <paramref name="member"/> in [0, team).</summary>
+    public void RunMember(int member)
     {
         int mr = Kernel.MR, nr = Kernel.NR;
         var ws = GemmWorkspace.ForThread(mr, nr);
         float* tile = stackalloc float[mr * nr];
-        // Packing pays for itself by being reused across many tiles; when the other dimension is small
-        // the kernel reads an operand in place instead (B not transposed: rows of NR; A transposed: MR).
-        bool directB = !TransB && (i1 - i0) <= GemmTuning.DirectBMaxRows;
-        bool directA = TransA && (j1 - j0) <= GemmTuning.DirectAMaxCols;
-        for (int jc = j0; jc < j1; jc += Gemm.NC)
+        int block = 0, barriers = 0, start = 0; // start: the claim counter's value when this block's claims begin
+        for (int jc = 0; jc < N; jc += Gemm.NC)
         {
-            int nc = Math.Min(Gemm.NC, j1 - jc);
-            int fullB = directB ? nc / nr * nr : 0;
-            for (int pc = 0; pc < K; pc += Gemm.KC)
+            int nc = Math.Min(Gemm.NC, N - jc);
+            int fullB = _directB ? nc / nr * nr : 0;
+            for (int pc = 0; pc < K; pc += Gemm.KC, block++)
             {
                 int kc = Math.Min(Gemm.KC, K - pc);
-                bool load = Accumulate || pc > 0;
-                // Packed panel jr sits at PackedB + jr * kc; in-place ones are skipped.
-                if (fullB < nc) GemmPack.PackB(TransB, B, Ldb, pc, kc, jc + fullB, nc - fullB, ws.PackedB + (long)fullB * kc, nr, Avx);
-                for (int ic = i0; ic < i1; ic += Gemm.MC)
+                // Packed panel jr sits at packedB + jr * kc; in-place ones are skipped.
+                float* packedB = (block & 1) == 0 ? _packedB0 : _packedB1;
+                if (fullB < nc)
                 {
-                    int mc = Math.Min(Gemm.MC, i1 - ic);
-                    int fullA = directA ? mc / mr * mr : 0;
-                    if (fullA < mc) GemmPack.PackA(TransA, A, Lda, ic + fullA, mc - fullA, pc, kc, ws.PackedA + (long)fullA * kc, mr);
-                    for (int jr = 0; jr < nc; jr += nr)
-                    {
-                        int cols = Math.Min(nr, nc - jr);
-                        bool inPlaceB = jr < fullB;
-                        float* bp = inPlaceB ? B + (long)pc * Ldb + jc + jr : ws.PackedB + (long)jr * kc;
-                        nint bStep = inPlaceB ? Ldb : nr;
-                        for (int ir = 0; ir < mc; ir += mr)
-                        {
-                            int rows = Math.Min(mr, mc - ir);
-                            bool inPlaceA = ir < fullA;
-                            float* ap = inPlaceA ? A + (long)pc * Lda + ic + ir : ws.PackedA + (long)ir * kc;
-                            nint aStep = inPlaceA ? Lda : mr;
-                            float* cp = C + (long)(ic + ir) * Ldc + jc + jr;
-                            if (rows == mr && cols == nr) Kernel.Fn(kc, ap, aStep, bp, bStep, cp, Ldc, load);
-                            else EdgeTile(kc, ap, aStep, bp, bStep, cp, rows, cols, load, tile);
-                        }
-                    }
+                    int panels = (nc - fullB + nr - 1) / nr;
+                    int p0 = (int)((long)panels * member / _team), p1 = (int)((long)panels * (member + 1) / _team);
+                    int c0 = fullB + p0 * nr, c1 = Math.Min(nc, fullB + p1 * nr);
+                    if (c0 < c1) GemmPack.PackB(TransB, B, Ldb, pc, kc, jc + c0, c1 - c0, packedB + (long)c0 * kc, nr, Avx);
+                }
+                // Nothing to wait for before the first block when B is read in place.
+                // Every member takes the same decisions, so their barrier counts agree.
+                if (_team > 1 && (fullB < nc || block > 0)) Barrier(barriers++);
+                int units = _claimColumns ? (nc + nr - 1) / nr : (M + mr - 1) / mr;
+                while (Claim(start, units, out int u0, out int u1))
+                {
+                    if (_claimColumns) Compute(0, M, jc, nc, Math.Min(nc, u0 * nr), Math.Min(nc, u1 * nr), pc, kc, fullB, packedB, ws, tile);
+                    else Compute(u0 * mr, Math.Min(M, u1 * mr), jc, nc, 0, nc, pc, kc, fullB, packedB, ws, tile);
+                }
+                start += units;
+            }
+        }
+    }
+
+    // Hands out [u0, u1) of this block's units (row tiles, or column panels): an MC block's worth alone; with a
+    // team, 1/(2·team) of what is left, at least two, so the last claims are small and the team finishes together.
+    private bool Claim(int start, int units, out int u0, out int u1)
+    {
+        int maxChunk = _claimColumns ? Math.Max(1, Gemm.NC / Kernel.NR) : Gemm.MC / Kernel.MR;
+        int cur = Volatile.Read(ref _claimed);
+        while (true)
+        {
+            int rest = start + units - cur;
+            if (rest <= 0) { u0 = u1 = 0; return false; }
+            int chunk = _team == 1 ? Math.Min(rest, maxChunk) : Math.Min(rest, Math.Clamp(rest / (2 * _team), 2, maxChunk));
+            int seen = Interlocked.CompareExchange(ref _claimed, cur + chunk, cur);
+            if (seen == cur) { u0 = cur - start; u1 = u0 + chunk; return true; }
+            cur = seen;
+        }
+    }
+
+    // The number-th barrier of the call: every member has packed its share of this block's B panel, and so
+    // has finished computing the block before. Spins (yielding, never sleeping): a block lasts microseconds.
+    private void Barrier(int number)
+    {
+        int target = (number + 1) * _team;
+        Interlocked.Increment(ref _arrived);
+        var spin = new SpinWait();
+        while (Volatile.Read(ref _arrived) < target) spin.SpinOnce(sleep1Threshold: -1);
+    }
+
+    /// <summary>C[i0..i1, jc+j0..jc+j1) over K block [pc, pc+kc): packs op(A) rows (unless read in place), then the tiles.</summary>
+    private void Compute(int i0, int i1, int jc, int nc, int j0, int j1, int pc, int kc, int fullB, float* packedB, GemmWorkspace ws, float* tile)
+    {
+        int mr = Kernel.MR, nr = Kernel.NR;
+        bool load = Accumulate || pc > 0;
+        for (int ic = i0; ic < i1; ic += Gemm.MC)
+        {
+            int mc = Math.Min(Gemm.MC, i1 - ic);
+            int fullA = _directA ? mc / mr * mr : 0;
+            if (fullA < mc) GemmPack.PackA(TransA, A, Lda, ic + fullA, mc - fullA, pc, kc, ws.PackedA + (long)fullA * kc, mr, Avx);
+            for (int jr = j0; jr < j1; jr += nr)
+            {
+                int cols = Math.Min(nr, nc - jr);
+                bool inPlaceB = jr < fullB;
+                float* bp = inPlaceB ? B + (long)pc * Ldb + jc + jr : packedB + (long)jr * kc;
+                nint bStep = inPlaceB ? Ldb : nr;
+                for (int ir = 0; ir < mc; ir += mr)
+                {
+                    int rows = Math.Min(mr, mc - ir);
+                    bool inPlaceA = ir < fullA;
+                    float* ap = inPlaceA ? A + (long)pc * Lda + ic + ir : ws.PackedA + (long)ir * kc;
+                    nint aStep = inPlaceA ? Lda : mr;
+                    float* cp = C + (long)(ic + ir) * Ldc + jc + jr;
+                    if (rows == mr && cols == nr) Kernel.Fn(kc, ap, aStep, bp, bStep, cp, Ldc, load);
+                    else EdgeTile(kc, ap, aStep, bp, bStep, cp, rows, cols, load, tile);
                 }
             }
         }

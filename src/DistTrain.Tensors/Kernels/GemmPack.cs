@@ -9,7 +9,7 @@ namespace DistTrain.Tensors.Kernels;
 internal static unsafe class GemmPack
 {
     /// <summary>Packs op(A)[ic..ic+mc, pc..pc+kc) into dst as ceil(mc/mr) panels of (kc, mr).</summary>
-    public static void PackA(bool transA, float* a, int lda, int ic, int mc, int pc, int kc, float* dst, int mr)
+    public static void PackA(bool transA, float* a, int lda, int ic, int mc, int pc, int kc, float* dst, int mr, bool avx)
     {
         for (int ir = 0; ir < mc; ir += mr, dst += (long)mr * kc)
         {
@@ -28,12 +28,17 @@ internal static unsafe class GemmPack
             }
             else
             {
-                // op(A)[i, p] = a[i, p]: read each row contiguously, write with stride mr.
+                // op(A)[i, p] = a[i, p]: a whole panel goes 8 k steps at a time through an 8x8 register
+                // transpose (rows past mr repeat the last one); the rest reads each row, writing with stride mr.
+                int p0 = 0;
+                if (avx && rows == mr && mr <= 8)
+                    for (; p0 + 8 <= kc; p0 += 8)
+                        TransposeRowsA(a + (long)(ic + ir) * lda + pc + p0, lda, mr, dst + p0 * mr, last: p0 + 8 == kc);
                 for (int r = 0; r < rows; r++)
                 {
                     float* src = a + (long)(ic + ir + r) * lda + pc;
                     float* d = dst + r;
-                    for (int p = 0; p < kc; p++) d[p * mr] = src[p];
+                    for (int p = p0; p < kc; p++) d[p * mr] = src[p];
                 }
                 for (int r = rows; r < mr; r++)
                     for (int p = 0; p < kc; p++) dst[p * mr + r] = 0f;
@@ -85,8 +90,43 @@ internal static unsafe class GemmPack
         }
     }
 
+    // dst[q * mr + r] = src[r * lds + q] for r < mr ≤ 8, q < 8. Each transposed column is stored whole and
+    // its lanes past mr are overwritten by the next one; the last column of a panel (last) goes lane by
+    // lane, so nothing is written past the panel.
+    private static void TransposeRowsA(float* src, int lds, int mr, float* dst, bool last)
+    {
+        long l = lds;
+        var r0 = Avx.LoadVector256(src); var r1 = Avx.LoadVector256(src + Math.Min(1, mr - 1) * l);
+        var r2 = Avx.LoadVector256(src + Math.Min(2, mr - 1) * l); var r3 = Avx.LoadVector256(src + Math.Min(3, mr - 1) * l);
+        var r4 = Avx.LoadVector256(src + Math.Min(4, mr - 1) * l); var r5 = Avx.LoadVector256(src + Math.Min(5, mr - 1) * l);
+        var r6 = Avx.LoadVector256(src + Math.Min(6, mr - 1) * l); var r7 = Avx.LoadVector256(src + Math.Min(7, mr - 1) * l);
+        Transpose(ref r0, ref r1, ref r2, ref r3, ref r4, ref r5, ref r6, ref r7);
+        Avx.Store(dst, r0); Avx.Store(dst + mr, r1); Avx.Store(dst + 2 * mr, r2); Avx.Store(dst + 3 * mr, r3);
+        Avx.Store(dst + 4 * mr, r4); Avx.Store(dst + 5 * mr, r5); Avx.Store(dst + 6 * mr, r6);
+        if (!last || mr == 8) Avx.Store(dst + 7 * mr, r7);
+        else for (int r = 0; r < mr; r++) dst[7 * mr + r] = r7.GetElement(r);
+    }
+
+    // In-register 8x8 transpose: unpack pairs, shuffle quads, swap 128-bit halves.
+    private static void Transpose(ref Vector256<float> r0, ref Vector256<float> r1, ref Vector256<float> r2, ref Vector256<float> r3,
+        ref Vector256<float> r4, ref Vector256<float> r5, ref Vector256<float> r6, ref Vector256<float> r7)
+    {
+        var t0 = Avx.UnpackLow(r0, r1); var t1 = Avx.UnpackHigh(r0, r1);
+        var t2 = Avx.UnpackLow(r2, r3); var t3 = Avx.UnpackHigh(r2, r3);
+        var t4 = Avx.UnpackLow(r4, r5); var t5 = Avx.UnpackHigh(r4, r5);
+        var t6 = Avx.UnpackLow(r6, r7); var t7 = Avx.UnpackHigh(r6, r7);
+        var s0 = Avx.Shuffle(t0, t2, 0x44); var s1 = Avx.Shuffle(t0, t2, 0xEE);
+        var s2 = Avx.Shuffle(t1, t3, 0x44); var s3 = Avx.Shuffle(t1, t3, 0xEE);
+        var s4 = Avx.Shuffle(t4, t6, 0x44); var s5 = Avx.Shuffle(t4, t6, 0xEE);
+        var s6 = Avx.Shuffle(t5, t7, 0x44); var s7 = Avx.Shuffle(t5, t7, 0xEE);
+        r0 = Avx.Permute2x128(s0, s4, 0x20); r1 = Avx.Permute2x128(s1, s5, 0x20);
+        r2 = Avx.Permute2x128(s2, s6, 0x20); r3 = Avx.Permute2x128(s3, s7, 0x20);
+        r4 = Avx.Permute2x128(s0, s4, 0x31); r5 = Avx.Permute2x128(s1, s5, 0x31);
+        r6 = Avx.Permute2x128(s2, s6, 0x31); r7 = Avx.Permute2x128(s3, s7, 0x31);
+    }
+
     // dst[q * ldd + r] = src[r * lds + q] for an 8x8 block: unpack pairs, shuffle quads, swap 128-bit halves.
-    private static void Transpose8x8(float* src, int lds, float* dst, int ldd)
+    internal static void Transpose8x8(float* src, int lds, float* dst, int ldd)
     {
         var r0 = Avx.LoadVector256(src); var r1 = Avx.LoadVector256(src + lds);
         var r2 = Avx.LoadVector256(src + 2 * lds); var r3 = Avx.LoadVector256(src + 3 * lds);

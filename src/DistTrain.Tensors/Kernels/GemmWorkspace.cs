@@ -6,9 +6,18 @@ internal sealed unsafe class GemmWorkspace
 {
     [ThreadStatic] private static GemmWorkspace? _current;
 
-    private float[] _a = [], _b = [];
+    private float[] _a = [], _b = [], _b2 = [];
     public float* PackedA { get; private set; }
     public float* PackedB { get; private set; }
+
+    /// <summary>A second packed-B buffer of the same size, for a team that packs one K block while it computes the previous.</summary>
+    public float* SecondPackedB()
+    {
+        if (_b2.Length < _b.Length) _packedB2 = Allocate(_b.Length - 16, out _b2);
+        return _packedB2;
+    }
+
+    private float* _packedB2;
 
     public static GemmWorkspace ForThread(int mr, int nr)
     {

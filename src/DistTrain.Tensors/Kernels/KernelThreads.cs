@@ -15,7 +15,9 @@ internal static class KernelThreads
 {
     private static readonly object Gate = new();
     private static readonly SemaphoreSlim Start = new(0);
-    private static readonly ManualResetEventSlim Finished = new(false);
+    // Released once by the last helper to finish. Not a ManualResetEventSlim: that allocates its lock object
+    // (24 B) on the thread that first has to block on it, which can land in any call, however warm.
+    private static readonly SemaphoreSlim Finished = new(0);
     private static int _helpers;
     private static ParallelJob? _job;
     private static int _next, _count, _pending, _slotCounter;
@@ -43,7 +45,6 @@ internal static class KernelThreads
             }
             _job = job; _next = 0; _count = count; _error = null; _slotCounter = 0;
             Volatile.Write(ref _pending, helpers);
-            Finished.Reset();
             Start.Release(helpers);
             try { Drain(job, 0); }
             catch (Exception ex) { _error ??= ex; }
@@ -62,7 +63,7 @@ internal static class KernelThreads
             int slot = Interlocked.Increment(ref _slotCounter);
             try { Drain(_job!, slot); }
             catch (Exception e) { _error ??= e; }
-            if (Interlocked.Decrement(ref _pending) == 0) Finished.Set();
+            if (Interlocked.Decrement(ref _pending) == 0) Finished.Release();
         }
     }
 
