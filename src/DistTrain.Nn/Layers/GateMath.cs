@@ -18,6 +18,13 @@ internal static class GateMath
     /// <summary>y = tanh(x) = sign(x)·(1 − e^(−2|x|)) / (1 + e^(−2|x|)); x and y may be the same span.</summary>
     public static void Tanh(ReadOnlySpan<float> x, Span<float> y) => Run<TanhOp>(x, y);
 
+    /// <summary>The same sigmoid and tanh on one value or one Vector256, for fused cell kernels: an element
+    /// gets the same bits from these as from the span forms.</summary>
+    public static float Sigmoid(float x) => SigmoidOp.Invoke(x);
+    public static Vector256<float> Sigmoid(Vector256<float> x) => SigmoidOp.Invoke(x);
+    public static float Tanh(float x) => TanhOp.Invoke(x);
+    public static Vector256<float> Tanh(Vector256<float> x) => TanhOp.Invoke(x);
+
     private interface IUnaryOp
     {
         static abstract float Invoke(float x);

@@ -16,6 +16,7 @@ public sealed class Gru(int hiddenSize, bool returnSequences = false, int? input
     protected override string KindName => "GRU";
     protected override float[] HiddenGrads => _dgh;
     protected override bool DirectHiddenPath => true;
+    protected override bool FusedStep => false;
 
     // b_ih + [b_hr, b_hz, 0]: b_hn sits inside r⊙(·) and cannot be folded.
     protected override void FoldBias(Span<float> bias)
@@ -35,8 +36,7 @@ public sealed class Gru(int hiddenSize, bool returnSequences = false, int? input
     {
         int h = H, gh = GH;
         var hh = _hh.AsSpan(0, batch * gh);
-        if (t > 0)
-            DistTrain.Tensors.Kernels.Gemm.Sgemm(false, true, batch, gh, h, Hs.AsSpan(t * batch * h, batch * h), h, WeightHh.Value.Span, h, hh, gh);
+        if (t > 0) ProjectHidden(t, batch, hh);
         else hh.Clear();
         var bhn = BiasHh.Value.Span.Slice(2 * h, h);
         for (int i = 0; i < batch; i++)

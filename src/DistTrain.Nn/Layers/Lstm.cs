@@ -1,6 +1,9 @@
 // LSTM layer (PyTorch nn.LSTM, one layer, batch_first, zero initial h and c), gates in PyTorch's order
 // i, f, g, o: i,f,o = σ(·), g = tanh(·), c_t = f⊙c₍t−1₎ + i⊙g, h_t = o⊙tanh(c_t). See RecurrentLayer.
 using System.Numerics;
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
 using TensorPrimitives = System.Numerics.Tensors.TensorPrimitives;
 
 namespace DistTrain.Nn.Layers;
@@ -29,26 +32,50 @@ public sealed class Lstm(int hiddenSize, bool returnSequences = false, int? inpu
     {
         int h = H, gh = GH;
         var block = Gt.AsSpan(t * batch * gh, batch * gh);
-        if (t > 0)
-            Gemm(Hs.AsSpan(t * batch * h, batch * h), block, batch);
+        ProjectStep(t, batch, block);
         for (int i = 0; i < batch; i++)
-        {
-            var g = block.Slice(i * gh, gh);
-            GateMath.Sigmoid(g[..(2 * h)], g[..(2 * h)]);           // i, f
-            GateMath.Tanh(g.Slice(2 * h, h), g.Slice(2 * h, h));     // g
-            GateMath.Sigmoid(g.Slice(3 * h, h), g.Slice(3 * h, h));  // o
-            var cPrev = _c.AsSpan((t * batch + i) * h, h);
-            var c = _c.AsSpan(((t + 1) * batch + i) * h, h);
-            var tc = _tc.AsSpan((t * batch + i) * h, h);
-            TensorPrimitives.Multiply(g.Slice(h, h), cPrev, c);
-            TensorPrimitives.FusedMultiplyAdd(g[..h], g.Slice(2 * h, h), c, c);
-            GateMath.Tanh(c, tc);
-            TensorPrimitives.Multiply(g.Slice(3 * h, h), tc, HiddenRow(t + 1, batch, i));
-        }
+            Cell(block.Slice(i * gh, gh), _c.AsSpan((t * batch + i) * h, h), _c.AsSpan(((t + 1) * batch + i) * h, h),
+                _tc.AsSpan((t * batch + i) * h, h), HiddenRow(t + 1, batch, i));
     }
 
-    private void Gemm(ReadOnlySpan<float> hPrev, Span<float> block, int batch) =>
-        DistTrain.Tensors.Kernels.Gemm.Sgemm(false, true, batch, GH, H, hPrev, H, WeightHh.Value.Span, H, block, GH, accumulate: true);
+    // One sample's cell in one pass over its H lanes (gates, c, tanh c and h stay in registers):
+    // g (4H) pre-activations -> activations i, f, g, o; c = f⊙c₍t−1₎ + i⊙g (one FMA); tc = tanh(c); h = o⊙tc.
+    // The scalar tail repeats the vector body's operations (FMA included), so an element's bits do not
+    // depend on H or the vector width.
+    private static void Cell(Span<float> g, ReadOnlySpan<float> cPrev, Span<float> c, Span<float> tc, Span<float> hOut)
+    {
+        int h = c.Length, j = 0;
+        ref float gr = ref MemoryMarshal.GetReference(g);
+        ref float cp = ref MemoryMarshal.GetReference(cPrev);
+        ref float cr = ref MemoryMarshal.GetReference(c);
+        ref float tr = ref MemoryMarshal.GetReference(tc);
+        ref float hr = ref MemoryMarshal.GetReference(hOut);
+        nuint f = (nuint)h, gg = 2 * (nuint)h, o = 3 * (nuint)h;
+        for (; j <= h - 8; j += 8)
+        {
+            nuint u = (nuint)j;
+            var vi = GateMath.Sigmoid(Vector256.LoadUnsafe(ref gr, u));
+            var vf = GateMath.Sigmoid(Vector256.LoadUnsafe(ref gr, f + u));
+            var vg = GateMath.Tanh(Vector256.LoadUnsafe(ref gr, gg + u));
+            var vo = GateMath.Sigmoid(Vector256.LoadUnsafe(ref gr, o + u));
+            vi.StoreUnsafe(ref gr, u); vf.StoreUnsafe(ref gr, f + u); vg.StoreUnsafe(ref gr, gg + u); vo.StoreUnsafe(ref gr, o + u);
+            var vc = Vector256.FusedMultiplyAdd(vi, vg, vf * Vector256.LoadUnsafe(ref cp, u));
+            var vt = GateMath.Tanh(vc);
+            vc.StoreUnsafe(ref cr, u); vt.StoreUnsafe(ref tr, u);
+            (vo * vt).StoreUnsafe(ref hr, u);
+        }
+        for (; j < h; j++)
+        {
+            nuint u = (nuint)j;
+            float si = GateMath.Sigmoid(Unsafe.Add(ref gr, u)), sf = GateMath.Sigmoid(Unsafe.Add(ref gr, f + u));
+            float sg = GateMath.Tanh(Unsafe.Add(ref gr, gg + u)), so = GateMath.Sigmoid(Unsafe.Add(ref gr, o + u));
+            Unsafe.Add(ref gr, u) = si; Unsafe.Add(ref gr, f + u) = sf; Unsafe.Add(ref gr, gg + u) = sg; Unsafe.Add(ref gr, o + u) = so;
+            float sc = MathF.FusedMultiplyAdd(si, sg, sf * Unsafe.Add(ref cp, u));
+            float st = GateMath.Tanh(sc);
+            Unsafe.Add(ref cr, u) = sc; Unsafe.Add(ref tr, u) = st;
+            Unsafe.Add(ref hr, u) = so * st;
+        }
+    }
 
     protected override void BeginBackward(int batch) => _dc.AsSpan(0, batch * H).Clear();
 

@@ -20,10 +20,9 @@ public sealed class Rnn(int hiddenSize, bool returnSequences = false, int? input
     {
         int n = batch * H;
         var block = Gt.AsSpan(t * n, n);
-        if (t > 0)
-            DistTrain.Tensors.Kernels.Gemm.Sgemm(false, true, batch, H, H, Hs.AsSpan(t * n, n), H, WeightHh.Value.Span, H, block, H, accumulate: true);
+        ProjectStep(t, batch, block);
         GateMath.Tanh(block, block);
-        block.CopyTo(Hs.AsSpan((t + 1) * n, n));
+        for (int i = 0; i < batch; i++) block.Slice(i * H, H).CopyTo(HiddenRow(t + 1, batch, i));
     }
 
     // da = dh·(1 − h²), over the whole (B,H) block; mul/sub only, so any vector width gives the same bits.
