@@ -38,9 +38,12 @@ public sealed class TrainCommand : ICommandFactory
         var psShards = new Option<int>("--ps-shards") { Description = "Parameter-server shards the flat parameter vector is split into (cluster runtime).", DefaultValueFactory = _ => 1 };
         var clusterPort = new Option<int>("--cluster-port") { Description = "Listen for worker processes on this Akka port (this process is the seed node).", DefaultValueFactory = _ => 0 };
         var waitWorkers = new Option<int>("--wait-workers") { Description = "Workers (local + joining processes) to wait for before step 0 (default: --workers).", DefaultValueFactory = _ => 0 };
+        var checkpointEvery = new Option<long>("--checkpoint-every") { Description = "Also write DIR/checkpoint/step-N every N steps (checkpoints are written at every epoch end; -1 = none)." };
+        var resume = new Option<string?>("--resume") { Description = "Resume from the newest good checkpoint in this run folder (the output folder by default)." };
         var cmd = new Command("train", "Train a model and write DIR/model.safetensors and DIR/metrics.jsonl.")
         {
             model, dataset, epochs, batch, micro, optimizer, lr, schedule, wd, clip, seed, maxSteps, threads, init, output, workers, psShards, clusterPort, waitWorkers,
+            checkpointEvery, resume,
         };
         cmd.SetAction(r => CliErrors.Guard(() =>
         {
@@ -65,7 +68,10 @@ public sealed class TrainCommand : ICommandFactory
                 MaxSteps = r.GetValue(maxSteps),
             };
             job.TrainerOptions().Validate();
-            var outDir = r.GetValue(output) ?? Path.Combine("runs", spec.Name);
+            var resumeDir = r.GetValue(resume);
+            var outDir = r.GetValue(output) ?? resumeDir ?? Path.Combine("runs", spec.Name);
+            var checkpoints = new CheckpointOptions(r.GetValue(checkpointEvery), resumeDir);
+            if (resumeDir is not null && r.GetValue(init) is not null) throw new ArgumentException("--init and --resume exclude each other: --resume continues a run, --init starts a new one from weights.");
             Compute.Threads = t;
             bool cluster = r.GetValue(workers) != 1 || r.GetValue(psShards) != 1 || r.GetValue(clusterPort) > 0 || r.GetValue(waitWorkers) > 0;
             if (cluster)
@@ -73,7 +79,7 @@ public sealed class TrainCommand : ICommandFactory
                 if (r.GetValue(init) is not null) throw new ArgumentException("--init is not supported by the cluster runtime yet; use --workers 1.");
                 using var stop = new CancellationTokenSource();
                 Console.CancelKeyPress += (_, e) => { e.Cancel = true; stop.Cancel(); };
-                return ClusterRun.Run(job, outDir, r.GetValue(workers), r.GetValue(psShards), r.GetValue(clusterPort), r.GetValue(waitWorkers), Console.Out, stop.Token);
+                return ClusterRun.Run(job, outDir, r.GetValue(workers), r.GetValue(psShards), r.GetValue(clusterPort), r.GetValue(waitWorkers), Console.Out, stop.Token, checkpoints);
             }
             using var cancel = new CancellationTokenSource();
             ConsoleCancelEventHandler onCancel = (_, e) => { e.Cancel = true; cancel.Cancel(); Console.Error.WriteLine("stopping after this step; the model so far will be saved"); };
@@ -88,7 +94,7 @@ public sealed class TrainCommand : ICommandFactory
             try
             {
                 bool interactive = !Console.IsOutputRedirected && Spectre.Console.AnsiConsole.Profile.Capabilities.Interactive;
-                return LocalRun.Run(job, outDir, r.GetValue(init), Console.Out, interactive, cancel.Token);
+                return LocalRun.Run(job, outDir, r.GetValue(init), Console.Out, interactive, cancel.Token, checkpoints);
             }
             finally { Console.CancelKeyPress -= onCancel; }
         }));

@@ -9,7 +9,8 @@ namespace DistTrain.Cli.Training;
 
 public static class ClusterRun
 {
-    public static int Run(TrainJob job, string outDir, int workers, int psShards, int clusterPort, int waitWorkers, TextWriter console, CancellationToken cancel)
+    public static int Run(TrainJob job, string outDir, int workers, int psShards, int clusterPort, int waitWorkers, TextWriter console, CancellationToken cancel,
+        CheckpointOptions? checkpoints = null)
     {
         if (workers < 0) throw new ArgumentException($"--workers must be 0 or more, not {workers}.");
         if (psShards < 1) throw new ArgumentException($"--ps-shards must be at least 1, not {psShards}.");
@@ -21,6 +22,7 @@ public static class ClusterRun
             Roles = roles, Job = job, Workers = workers, PsActors = psShards, PsShards = psShards, MinWorkers = expected, OutDir = outDir,
             Overrides = clusterPort > 0 ? new ClusterOverrides { Port = clusterPort } : new ClusterOverrides(),
             OnProgress = line => console.WriteLine(line),
+            CheckpointEvery = checkpoints?.Every ?? 0, ResumeDir = checkpoints?.ResumeDir,
         });
         try
         {
@@ -37,9 +39,12 @@ public static class ClusterRun
         }
         catch (OperationCanceledException)
         {
-            console.WriteLine("interrupted: the cluster run stops (no checkpoint is written mid-run yet)");
+            console.WriteLine($"interrupted: the cluster run stops; continue it with --resume {outDir}");
             return 130;
         }
         finally { node.DisposeAsync().AsTask().GetAwaiter().GetResult(); }
     }
 }
+
+/// <summary>`--checkpoint-every N` (0 = at epoch ends only, negative = never) and `--resume DIR` of `disttrain train`.</summary>
+public sealed record CheckpointOptions(long Every, string? ResumeDir);

@@ -1,7 +1,8 @@
 // The coordinator (a cluster singleton): hands shards their key ranges, admits workers whose protocol
 // and model agree, plans steps from the seeded epoch plan, leases micro-batches to workers that ask,
-// re-queues the work of workers that leave, and at the end collects the parameters from the shards,
-// writes the checkpoint and evaluates. Bookkeeping lives in WorkQueue and StepLog; this wires it.
+// re-queues the work of workers that leave, collects the shards' state at step boundaries for
+// checkpoints (and resumes from one), and at the end writes the model and evaluates. Bookkeeping lives in
+// WorkQueue, StepLog and CoordinatorCheckpoints; this wires it.
 using System.Diagnostics;
 using System.Net;
 using Akka.Actor;
@@ -23,9 +24,15 @@ public sealed record CoordinatorSettings(int Shards, string OutDir, NodeEndpoint
 {
     public Action<RunCompleted>? OnCompleted { get; init; }
     public Action<string>? OnProgress { get; init; }
+    /// <summary>Checkpoint every N steps as well as at every epoch end; 0 = at epoch ends only; negative = never (only the final model).</summary>
+    public long CheckpointEvery { get; init; }
+    /// <summary>Start from this checkpoint (its step, weights, optimizer state and buffers) instead of step 0.</summary>
+    public DistTrain.Nn.Checkpoints.ResumePoint? Resume { get; init; }
+    /// <summary>Tests only: stop abruptly (no output, RunCompleted with an error) once this many steps are done, as if the process died.</summary>
+    public long CrashAfterStep { get; init; } = -1;
 }
 
-public sealed class CoordinatorActor : ReceiveActor, IFrameHandler
+public sealed class CoordinatorActor : ReceiveActor
 {
     private readonly TrainJob _job;
     private readonly JobDescription _description;
@@ -47,12 +54,10 @@ public sealed class CoordinatorActor : ReceiveActor, IFrameHandler
     private readonly StepLog _stepLog;
     private long _step = -1;
     private bool _finishing;
-    // checkpoint collection
-    private readonly Lock _gate = new();
-    private DataPlaneServer? _collector;
-    private float[] _collected = [];
-    private float[][] _collectStaging = [];
-    private bool[] _collectedShard = [];
+    // checkpoints: collection at step boundaries, restore on resume
+    private readonly CoordinatorCheckpoints _checkpoints;
+    private readonly bool[] _restored;
+    private Action? _afterSnapshot;
 
     private sealed record CollectionArrived : INoSerializationVerificationNeeded;
 
@@ -71,7 +76,12 @@ public sealed class CoordinatorActor : ReceiveActor, IFrameHandler
         _stepsPerEpoch = EpochPlan.CountSteps(trainCount, job.BatchSize);
         _totalSteps = job.TotalSteps(trainCount);
         _queue = new WorkQueue(settings.Shards, settings.LeaseTimeout);
-        _stepLog = new StepLog(Path.Combine(settings.OutDir, "metrics.jsonl"), _microBatches, _stepsPerEpoch, job.CreateSchedule(trainCount));
+        _stepLog = new StepLog(Path.Combine(settings.OutDir, "metrics.jsonl"), _microBatches, _stepsPerEpoch, job.CreateSchedule(trainCount),
+            append: settings.Resume is not null);
+        _checkpoints = new CoordinatorCheckpoints(job, _ranges, settings.Endpoints, () => _self.Tell(new CollectionArrived()));
+        _restored = new bool[settings.Shards];
+        if (settings.Resume is { } resume && resume.Values.Length != parameterCount)
+            throw new ArgumentException($"{resume} has {resume.Values.Length} parameters but the model has {parameterCount}.");
 
         Receive<RequestShard>(OnRequestShard);
         Receive<RegisterShard>(OnRegisterShard);
@@ -84,7 +94,8 @@ public sealed class CoordinatorActor : ReceiveActor, IFrameHandler
         Receive<VersionPublished>(OnPublished);
         Receive<MicroBatchDone>(d => _stepLog.Add(d));
         Receive<Terminated>(t => OnWorkerLeft(t.ActorRef));
-        Receive<CollectionArrived>(_ => TryFinish());
+        Receive<CollectionArrived>(_ => { var next = _afterSnapshot; _afterSnapshot = null; next?.Invoke(); });
+        Receive<ShardRestored>(OnShardRestored);
     }
 
     public static Props Props(TrainJob job, int trainCount, int parameterCount, CoordinatorSettings settings) =>
@@ -92,7 +103,7 @@ public sealed class CoordinatorActor : ReceiveActor, IFrameHandler
 
     protected override void PostStop()
     {
-        _collector?.Dispose();
+        _checkpoints.Dispose();
         _stepLog.Dispose();
     }
 
@@ -113,11 +124,27 @@ public sealed class CoordinatorActor : ReceiveActor, IFrameHandler
     private void OnRegisterShard(RegisterShard r)
     {
         _shards[r.Shard] = new ShardInfo(r.Shard, r.Offset, r.Length, r.OwnerAddress, r.DataHost, r.DataPort);
+        if (_settings.Resume is { } resume && !_restored[r.Shard] && _step < 0)
+        {
+            try { _checkpoints.SendRestore(resume, _shards[r.Shard]!, JobMapping.SenderIdOf("coordinator")); }
+            catch (IOException e) { _log.Error("Cannot send shard {0} its checkpoint state: {1}", r.Shard, e.Message); }
+            return; // up once it answers ShardRestored
+        }
+        _restored[r.Shard] = true;
         if (AllShardsUp) foreach (var (id, w) in _workers) Accept(id, w.Ref);
         MaybeStart();
     }
 
-    private bool AllShardsUp => _shards.All(s => s is not null);
+    private bool AllShardsUp => _shards.All(s => s is not null) && _restored.All(x => x);
+
+    private void OnShardRestored(ShardRestored r)
+    {
+        if ((uint)r.Shard >= (uint)_restored.Length || _restored[r.Shard]) return;
+        _restored[r.Shard] = true;
+        _settings.OnProgress?.Invoke($"PS shard {r.Shard} restored at step {r.Version}");
+        if (AllShardsUp) foreach (var (id, w) in _workers) Accept(id, w.Ref);
+        MaybeStart();
+    }
 
     private void OnRegisterWorker(RegisterWorker r)
     {
@@ -141,7 +168,9 @@ public sealed class CoordinatorActor : ReceiveActor, IFrameHandler
     private void MaybeStart()
     {
         if (_step >= 0 || !AllShardsUp || _workers.Count < _settings.MinWorkers) return;
-        BeginStep(0);
+        long first = _settings.Resume?.Step ?? 0;
+        if (first >= _totalSteps) { _step = first; Snapshot(first, Finish); return; } // resumed a finished run: write its output again
+        BeginStep(first);
     }
 
     private void BeginStep(long step)
@@ -190,8 +219,19 @@ public sealed class CoordinatorActor : ReceiveActor, IFrameHandler
         _stepLog.End(_step);
         long next = _step + 1;
         if (next % 20 == 0 || next == _totalSteps) _settings.OnProgress?.Invoke(_stepLog.Summary(next, _totalSteps));
-        if (next >= _totalSteps) { StartCollection(); return; }
-        BeginStep(next);
+        if (next == _settings.CrashAfterStep) { Crash(next); return; }
+        if (next >= _totalSteps) { Snapshot(next, Finish); return; }
+        if (!IsCheckpointStep(next)) { BeginStep(next); return; }
+        Snapshot(next, () => { WriteCheckpoint(next); BeginStep(next); });
+    }
+
+    private bool IsCheckpointStep(long step) =>
+        _settings.CheckpointEvery >= 0 && (step % _stepsPerEpoch == 0 || (_settings.CheckpointEvery > 0 && step % _settings.CheckpointEvery == 0));
+
+    private void Crash(long step)
+    {
+        _finishing = true;
+        _settings.OnCompleted?.Invoke(new RunCompleted(step, null, double.NaN, double.NaN, $"stopped after step {step} (CrashAfterStep, a test hook)"));
     }
 
     private void OnWorkerLeft(IActorRef who)
@@ -206,46 +246,45 @@ public sealed class CoordinatorActor : ReceiveActor, IFrameHandler
         ServeIdle();
     }
 
-    // ---- end of run: collect every shard's range over the data plane, then save and evaluate ----
+    // ---- checkpoints and the end of the run: collect every shard's state over the data plane ----
 
-    private void StartCollection()
+    /// <summary>Asks every shard for its state at <paramref name="version"/> (no step runs meanwhile), then runs <paramref name="then"/>.</summary>
+    private void Snapshot(long version, Action then)
     {
-        _finishing = true;
-        _collected = new float[_description.ParameterCount];
-        _collectStaging = _ranges.Select(r => new float[r.Length]).ToArray();
-        _collectedShard = new bool[_ranges.Length];
-        _collector = new DataPlaneServer(IPAddress.Parse(_settings.Endpoints.BindAddress), 0, this, _settings.Endpoints.MaxFrameBytes);
-        foreach (var s in _shardRefs) s!.Tell(new SendParameters(_settings.Endpoints.AdvertisedHost, _collector.Port, _totalSteps));
+        _afterSnapshot = then;
+        var ask = _checkpoints.Begin(version);
+        foreach (var s in _shardRefs) s!.Tell(ask);
     }
 
-    private void TryFinish()
+    private void WriteCheckpoint(long step)
     {
-        lock (_gate) if (!_collectedShard.All(x => x)) return;
+        try
+        {
+            var dir = _checkpoints.Write(_settings.OutDir, _stepsPerEpoch);
+            _settings.OnProgress?.Invoke($"checkpoint: step {step} -> {dir}");
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or ArgumentException)
+        {
+            // Training goes on; the previous checkpoint stays the one to resume from.
+            _log.Error("Checkpoint of step {0} not written: {1}", step, e.Message);
+            _settings.OnProgress?.Invoke($"checkpoint of step {step} NOT written: {e.Message}");
+        }
+    }
+
+    private void Finish()
+    {
+        _finishing = true;
+        if (_settings.CheckpointEvery >= 0) WriteCheckpoint(_totalSteps);
         RunCompleted result;
-        try { result = ModelOutput.SaveAndEvaluate(_job, _collected, _totalSteps, _settings.OutDir, _stepLog); }
+        try
+        {
+            var (values, buffers) = _checkpoints.Collected();
+            result = ModelOutput.SaveAndEvaluate(_job, values, _totalSteps, _settings.OutDir, _stepLog, buffers);
+        }
         catch (Exception e) { result = new RunCompleted(_totalSteps, null, double.NaN, double.NaN, e.Message); }
         var done = new TrainingDone(_totalSteps, _totalSteps, result.Error);
         foreach (var w in _workers.Values) w.Ref.Tell(done);
         foreach (var s in _shardRefs) s?.Tell(done);
         _settings.OnCompleted?.Invoke(result);
-    }
-
-    DropReason? IFrameHandler.Rent(FrameHeader header, out Span<float> destination)
-    {
-        destination = Span<float>.Empty;
-        if (header.Kind != FrameKind.Parameters || (uint)header.Shard >= (uint)_ranges.Length) return DropReason.Rejected;
-        if (_ranges[header.Shard].Length != header.Length || _ranges[header.Shard].Offset != header.Offset) return DropReason.WrongLength;
-        destination = _collectStaging[header.Shard];
-        return null;
-    }
-
-    void IFrameHandler.OnFrame(in FrameHeader header, ReadOnlySpan<float> payload)
-    {
-        lock (_gate)
-        {
-            payload.CopyTo(_collected.AsSpan((int)header.Offset, header.Length));
-            _collectedShard[header.Shard] = true;
-        }
-        _self.Tell(new CollectionArrived());
     }
 }

@@ -26,6 +26,7 @@ public sealed class ParameterServerActor : ReceiveActor, IFrameHandler
     private readonly Lock _gate = new();
     private readonly Dictionary<string, DataPlaneClient> _workers = [];
     private ParameterShard? _shard;
+    private ShardCheckpointing? _extras;    // BatchNorm statistics, checkpoint and restore (ShardCheckpointing.cs)
     private DataPlaneServer? _server;
     private int _microBatches;
     private int _senderId;
@@ -34,6 +35,7 @@ public sealed class ParameterServerActor : ReceiveActor, IFrameHandler
     private sealed record GradientArrived(int SenderId, long Step, int MicroBatch) : INoSerializationVerificationNeeded;
     private sealed record GradientDropped(int SenderId, long Step, int MicroBatch, string Reason) : INoSerializationVerificationNeeded;
     private sealed record AskForShard : INoSerializationVerificationNeeded;
+    private sealed record RestoreComplete : INoSerializationVerificationNeeded;
 
     public ParameterServerActor(IActorRef coordinator, string nodeId, NodeEndpoints endpoints)
     {
@@ -50,6 +52,8 @@ public sealed class ParameterServerActor : ReceiveActor, IFrameHandler
         Receive<GradientArrived>(OnGradient);
         Receive<GradientDropped>(d => _coordinator.Tell(new GradientRejected(_shard?.Shard ?? -1, d.SenderId.ToString(), d.Step, d.MicroBatch, d.Reason)));
         Receive<SendParameters>(OnSendParameters);
+        Receive<SendCheckpoint>(OnSendCheckpoint);
+        Receive<RestoreComplete>(_ => OnRestored());
         Receive<CoordinatorMessages.TrainingDone>(_ => Context.Stop(Self));
     }
 
@@ -81,6 +85,7 @@ public sealed class ParameterServerActor : ReceiveActor, IFrameHandler
         _shard = new ParameterShard(a.Shard, range, model.Store.Values.AsSpan(range.Offset, range.Length),
             job.CreateOptimizer(range.Length), job.CreateSchedule(trainCount), _microBatches);
         _shard.BeginStep(0, _microBatches);
+        _extras = new ShardCheckpointing(_shard, model, _microBatches);
         _senderId = JobMapping.SenderIdOf($"{_nodeId}/ps{a.Shard}");
         _server = new DataPlaneServer(IPAddress.Parse(_endpoints.BindAddress), 0, this, _endpoints.MaxFrameBytes);
         _coordinator.Tell(new RegisterShard(a.Shard, a.Offset, a.Length, _nodeId, _endpoints.AdvertisedHost, _server.Port, WireProtocol.Version));
@@ -108,7 +113,7 @@ public sealed class ParameterServerActor : ReceiveActor, IFrameHandler
         lock (_gate)
         {
             applied = shard.TryApply();
-            if (applied) shard.BeginStep(shard.Version, _microBatches);
+            if (applied) { shard.BeginStep(shard.Version, _microBatches); _extras!.StepApplied(); }
         }
         if (!applied) return;
         foreach (var (id, client) in _workers.ToArray())
@@ -126,6 +131,34 @@ public sealed class ParameterServerActor : ReceiveActor, IFrameHandler
         Push(client, _shard);
     }
 
+    private void OnSendCheckpoint(SendCheckpoint s)
+    {
+        if (_shard is null) return;
+        try
+        {
+            using var client = DataPlaneClient.Connect(s.DataHost, s.DataPort, _senderId, TimeSpan.FromSeconds(5));
+            lock (_gate) _extras!.Send(client, s.Version);
+        }
+        catch (Exception e) when (e is IOException or InvalidOperationException)
+        {
+            _log.Error("PS shard {0}: checkpoint of version {1} not sent: {2}", _shard.Shard, s.Version, e.Message);
+        }
+    }
+
+    private void OnRestored()
+    {
+        var shard = _shard!;
+        long version;
+        lock (_gate) version = _extras!.ApplyRestore();
+        foreach (var (id, client) in _workers.ToArray())
+        {
+            try { Push(client, shard); }
+            catch (IOException) { _workers.Remove(id); client.Dispose(); }
+        }
+        _log.Info("PS shard {0} restored at version {1}", shard.Shard, version);
+        _coordinator.Tell(new ShardRestored(shard.Shard, version));
+    }
+
     private static void Push(DataPlaneClient client, ParameterShard shard) =>
         client.Send(new FrameHeader(FrameKind.Parameters, shard.Version, 0, shard.Version, shard.Shard, shard.Range.Offset, shard.Range.Length, 0, 0),
             shard.Values);
@@ -136,10 +169,17 @@ public sealed class ParameterServerActor : ReceiveActor, IFrameHandler
     {
         destination = Span<float>.Empty;
         var shard = _shard;
-        if (header.Kind != FrameKind.Gradient || shard is null || header.Shard != shard.Shard || header.Offset != shard.Range.Offset)
+        if (shard is null) return WireDrop.Rejected;
+        if (header.Kind != FrameKind.Gradient) return RentOther(header, out destination);
+        if (header.Shard != shard.Shard || header.Offset != shard.Range.Offset)
             return WireDrop.Rejected;
         lock (_gate)
         {
+            if (!_extras!.StatisticsReady(header.Step, header.MicroBatch))
+            {
+                _self.Tell(new GradientDropped(header.SenderId, header.Step, header.MicroBatch, "its BatchNorm statistics did not arrive first"));
+                return WireDrop.Rejected;
+            }
             destination = shard.Aggregator.Reserve(header.Step, header.MicroBatch, header.Length, out var reason);
             if (reason == TrainingDrop.None) return null;
             _self.Tell(new GradientDropped(header.SenderId, header.Step, header.MicroBatch, reason.ToString()));
@@ -147,8 +187,35 @@ public sealed class ParameterServerActor : ReceiveActor, IFrameHandler
         }
     }
 
+    /// <summary>Statistics (worker → shard 0) and restore frames (coordinator → shard): staged by ShardCheckpointing.</summary>
+    private WireDrop? RentOther(FrameHeader header, out Span<float> destination)
+    {
+        lock (_gate)
+        {
+            if (header.Kind == FrameKind.Statistics)
+            {
+                destination = _extras!.RentStatistics(header, out var reason);
+                if (reason == TrainingDrop.None) return null;
+                if (reason != TrainingDrop.Duplicate)
+                    _self.Tell(new GradientDropped(header.SenderId, header.Step, header.MicroBatch, $"statistics: {reason}"));
+                return WireDrop.Rejected;
+            }
+            destination = header.Kind is FrameKind.Parameters or FrameKind.OptimizerState or FrameKind.Buffers
+                ? _extras!.RentRestore(header) : Span<float>.Empty;
+            return destination.IsEmpty && header.Length > 0 ? WireDrop.Rejected : null;
+        }
+    }
+
     void IFrameHandler.OnFrame(in FrameHeader header, ReadOnlySpan<float> payload)
     {
+        if (header.Kind == FrameKind.Statistics) { lock (_gate) _extras!.StatisticsArrived(header); return; }
+        if (header.Kind != FrameKind.Gradient)
+        {
+            bool complete;
+            lock (_gate) complete = _extras!.RestoreArrived(header);
+            if (complete) _self.Tell(new RestoreComplete());
+            return;
+        }
         bool ok;
         lock (_gate) ok = _shard!.Aggregator.Commit(header.Step, header.MicroBatch);
         _self.Tell(ok ? new GradientArrived(header.SenderId, header.Step, header.MicroBatch)
@@ -158,6 +225,8 @@ public sealed class ParameterServerActor : ReceiveActor, IFrameHandler
     void IFrameHandler.OnDropped(in FrameHeader header, WireDrop reason)
     {
         if (reason == WireDrop.Rejected) return; // Rent refused it and reported why
+        if (header.Kind == FrameKind.Statistics) { lock (_gate) _extras?.StatisticsDropped(header); return; }
+        if (header.Kind != FrameKind.Gradient) return; // a restore frame: the coordinator's send fails and it says so
         // A frame that failed after Rent (checksum, lost connection) frees its slot so it can arrive again.
         if (reason is WireDrop.BadChecksum or WireDrop.ConnectionLost)
             lock (_gate) _shard?.Aggregator.Abort(header.Step, header.MicroBatch, TrainingDrop.Corrupt);

@@ -36,6 +36,8 @@ public sealed class WorkerActor : ReceiveActor, IWithUnboundedStash, IFrameHandl
     private long[] _pendingVersion = [];
     private long _modelVersion = -1;
     private EpochPlan? _plan;
+    private RunningStatistics? _statistics;   // BatchNorm batch statistics, sent to shard 0 with each micro-batch
+    private float[] _statisticsBuffer = [];
     private ICancelable? _retry;
     private double _waitMs;
     private long _waitStarted;
@@ -85,6 +87,8 @@ public sealed class WorkerActor : ReceiveActor, IWithUnboundedStash, IFrameHandl
         _train = DistTrain.Data.Sources.DatasetSpec.Parse(train.Dataset).Load().Train;
         var model = spec.Build((ulong)(uint)train.Seed);
         _trainer = train.CreateTrainer(_train.Count, model);
+        _statistics = new RunningStatistics(model);
+        _statisticsBuffer = new float[_statistics.Length];
         _server = new DataPlaneServer(IPAddress.Parse(_endpoints.BindAddress), 0, this, _endpoints.MaxFrameBytes);
         _coordinator.Tell(new RegisterWorker(_workerId, Self.Path.Address.ToString(), _endpoints.AdvertisedHost, _server.Port,
             WireProtocol.Version, spec.Hash));
@@ -127,6 +131,7 @@ public sealed class WorkerActor : ReceiveActor, IWithUnboundedStash, IFrameHandl
         double computeMs = Stopwatch.GetElapsedTime(t0).TotalMilliseconds;
         var t1 = Stopwatch.GetTimestamp();
         long bytes = 0;
+        bytes += SendStatistics(w);
         var grads = trainer.Model.Store.Grads;
         for (int s = 0; s < _shards.Length; s++)
         {
@@ -139,6 +144,20 @@ public sealed class WorkerActor : ReceiveActor, IWithUnboundedStash, IFrameHandl
         _coordinator.Tell(new MicroBatchDone(_workerId, w.Step, w.MicroBatch, loss, mb.Size, correct, computeMs, commMs, _waitMs, bytes));
         _waitMs = 0;
         _coordinator.Tell(new RequestWork(_workerId, _modelVersion));
+    }
+
+    /// <summary>
+    /// Sends the micro-batch's BatchNorm statistics to shard 0 ahead of its gradient on the same connection, so the shard
+    /// holds them whenever it holds the gradient and folds them in micro-batch order (ShardCheckpointing.cs).
+    /// </summary>
+    private long SendStatistics(WorkAssignment w)
+    {
+        if (_statisticsBuffer.Length == 0) return 0;
+        _statistics!.Gather(_statisticsBuffer);
+        int s = ShardIndex(0);
+        var h = new FrameHeader(FrameKind.Statistics, w.Step, w.MicroBatch, w.Version, 0, 0, _statisticsBuffer.Length, 0, 0);
+        _clients[s]!.Send(h, _statisticsBuffer);
+        return (long)_statisticsBuffer.Length * sizeof(float);
     }
 
     /// <summary>Copies the pushed values into the model when every shard has exactly <paramref name="version"/>.</summary>
