@@ -58,6 +58,7 @@ public sealed class CoordinatorActor : ReceiveActor
     private readonly CoordinatorCheckpoints _checkpoints;
     private readonly bool[] _restored;
     private Action? _afterSnapshot;
+    private long _snapshotStarted;
 
     private sealed record CollectionArrived : INoSerializationVerificationNeeded;
 
@@ -252,6 +253,7 @@ public sealed class CoordinatorActor : ReceiveActor
     private void Snapshot(long version, Action then)
     {
         _afterSnapshot = then;
+        _snapshotStarted = Stopwatch.GetTimestamp();
         var ask = _checkpoints.Begin(version);
         foreach (var s in _shardRefs) s!.Tell(ask);
     }
@@ -261,7 +263,8 @@ public sealed class CoordinatorActor : ReceiveActor
         try
         {
             var dir = _checkpoints.Write(_settings.OutDir, _stepsPerEpoch);
-            _settings.OnProgress?.Invoke($"checkpoint: step {step} -> {dir}");
+            double ms = Stopwatch.GetElapsedTime(_snapshotStarted).TotalMilliseconds; // collection + write, while no step runs
+            _settings.OnProgress?.Invoke($"checkpoint: step {step} -> {dir} ({ms:F0} ms)");
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException or ArgumentException)
         {
