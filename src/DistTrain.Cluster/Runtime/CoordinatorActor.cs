@@ -79,7 +79,8 @@ public sealed class CoordinatorActor : ReceiveActor
         _queue = new WorkQueue(settings.Shards, settings.LeaseTimeout);
         _stepLog = new StepLog(Path.Combine(settings.OutDir, "metrics.jsonl"), _microBatches, _stepsPerEpoch, job.CreateSchedule(trainCount),
             append: settings.Resume is not null);
-        _checkpoints = new CoordinatorCheckpoints(job, _ranges, settings.Endpoints, () => _self.Tell(new CollectionArrived()));
+        _checkpoints = new CoordinatorCheckpoints(job, _ranges, settings.Endpoints, () => _self.Tell(new CollectionArrived()),
+            statistics: _description.Hyper.Mode == TrainingMode.Sync);
         _restored = new bool[settings.Shards];
         if (settings.Resume is { } resume && resume.Values.Length != parameterCount)
             throw new ArgumentException($"{resume} has {resume.Values.Length} parameters but the model has {parameterCount}.");

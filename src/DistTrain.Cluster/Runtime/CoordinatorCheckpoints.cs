@@ -27,7 +27,8 @@ public sealed class CoordinatorCheckpoints : IFrameHandler, IDisposable
     private DataPlaneServer? _server;
     private volatile SnapshotAssembly? _snapshot;
 
-    public CoordinatorCheckpoints(TrainJob job, KeyRange[] ranges, NodeEndpoints endpoints, Action onComplete)
+    /// <param name="statistics">Whether shard 0 keeps the BatchNorm buffers (sync mode); else the final model keeps the initial ones.</param>
+    public CoordinatorCheckpoints(TrainJob job, KeyRange[] ranges, NodeEndpoints endpoints, Action onComplete, bool statistics = true)
     {
         _job = job;
         _ranges = ranges;
@@ -37,7 +38,7 @@ public sealed class CoordinatorCheckpoints : IFrameHandler, IDisposable
         var optimizer = job.CreateOptimizer(1);
         _stateNames = optimizer.State.Select(s => s.Name).ToArray();
         _optimizerDescription = optimizer.ToString();
-        _buffersLength = new RunningStatistics(_replica).Length > 0 ? _replica.Store.Buffers.Length : 0;
+        _buffersLength = statistics && new RunningStatistics(_replica).Length > 0 ? _replica.Store.Buffers.Length : 0;
     }
 
     /// <summary>Starts collecting the state at <paramref name="version"/>; tell every shard the returned message.</summary>

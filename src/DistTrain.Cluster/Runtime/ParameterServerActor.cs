@@ -85,7 +85,7 @@ public sealed class ParameterServerActor : ReceiveActor, IFrameHandler
         _shard = new ParameterShard(a.Shard, range, model.Store.Values.AsSpan(range.Offset, range.Length),
             job.CreateOptimizer(range.Length), job.CreateSchedule(trainCount), _microBatches);
         _shard.BeginStep(0, _microBatches);
-        _extras = new ShardCheckpointing(_shard, model, _microBatches);
+        _extras = new ShardCheckpointing(_shard, model, _microBatches, foldStatistics: a.Job.Hyper.Mode == TrainingMode.Sync);
         _senderId = JobMapping.SenderIdOf($"{_nodeId}/ps{a.Shard}");
         _server = new DataPlaneServer(IPAddress.Parse(_endpoints.BindAddress), 0, this, _endpoints.MaxFrameBytes);
         _coordinator.Tell(new RegisterShard(a.Shard, a.Offset, a.Length, _nodeId, _endpoints.AdvertisedHost, _server.Port, WireProtocol.Version));

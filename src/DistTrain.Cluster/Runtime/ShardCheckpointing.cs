@@ -18,19 +18,22 @@ public sealed class ShardCheckpointing
     private readonly StatisticsLog _log;
     private readonly int _microBatches;
     private SnapshotAssembly? _restore;
+    private readonly bool _foldStatistics;
 
-    public ShardCheckpointing(ParameterShard shard, Sequential replica, int microBatches)
+    /// <param name="foldStatistics">Sync mode: fold the workers' BatchNorm statistics (other modes have no micro-batch order to follow).</param>
+    public ShardCheckpointing(ParameterShard shard, Sequential replica, int microBatches, bool foldStatistics = true)
     {
         _shard = shard;
         _replica = replica;
         _running = new RunningStatistics(replica);
+        _foldStatistics = foldStatistics;
         _microBatches = microBatches;
         _log = new StatisticsLog(KeepsStatistics ? _running.Length : 0, microBatches);
         _log.Begin(shard.Version, microBatches);
     }
 
     /// <summary>Shard 0 of a model with BatchNorm layers: receives statistics and owns the buffers.</summary>
-    public bool KeepsStatistics => _shard.Shard == 0 && _running.Length > 0;
+    public bool KeepsStatistics => _foldStatistics && _shard.Shard == 0 && _running.Length > 0;
     public bool Restored { get; private set; }
 
     // ---- BatchNorm statistics (worker → shard 0, before the micro-batch's gradient) ----

@@ -88,7 +88,8 @@ public sealed class WorkerActor : ReceiveActor, IWithUnboundedStash, IFrameHandl
         var model = spec.Build((ulong)(uint)train.Seed);
         _trainer = train.CreateTrainer(_train.Count, model);
         _statistics = new RunningStatistics(model);
-        _statisticsBuffer = new float[_statistics.Length];
+        // Sync mode only: there the shard folds them in micro-batch order (ShardCheckpointing.cs).
+        _statisticsBuffer = new float[job.Hyper.Mode == TrainingMode.Sync ? _statistics.Length : 0];
         _server = new DataPlaneServer(IPAddress.Parse(_endpoints.BindAddress), 0, this, _endpoints.MaxFrameBytes);
         _coordinator.Tell(new RegisterWorker(_workerId, Self.Path.Address.ToString(), _endpoints.AdvertisedHost, _server.Port,
             WireProtocol.Version, spec.Hash));

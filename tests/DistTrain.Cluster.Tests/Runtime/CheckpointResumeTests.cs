@@ -75,6 +75,29 @@ public class CheckpointResumeTests
     }
 
     [Fact]
+    public async Task ResnetPresetTrainsToTheOneProcessBitsWithOneAndThreeWorkers()
+    {
+        // Residual blocks nest their BatchNorm layers; 2 steps of 2 micro-batches keep the cost small.
+        var job = new TrainJob
+        {
+            ModelSpecJson = Presets.Resolve("resnet").CanonicalJson, Dataset = TestData.WriteIdx(48, 10),
+            Epochs = 1, BatchSize = 16, MicroBatch = 8, Optimizer = "adam", Lr = 2e-3f, Seed = 3, MaxSteps = 2,
+        };
+        var (train, _) = DatasetSpec.Parse(job.Dataset).Load();
+        var trainer = job.CreateTrainer(train.Count);
+        trainer.Fit(train);
+
+        var one = await Run(job, 1, 1, Directory.CreateTempSubdirectory("disttrain-res1-").FullName);
+        var three = await Run(job, 3, 2, Directory.CreateTempSubdirectory("disttrain-res3-").FullName);
+        Assert.Null(one.Error);
+        Assert.Null(three.Error);
+        var model = Load(job, one.ModelPath!);
+        Assert.Equal(trainer.Model.Store.Values, model.Store.Values);
+        Assert.Equal(trainer.Model.Store.Buffers, model.Store.Buffers);
+        Assert.Equal(Sha(one.ModelPath!), Sha(three.ModelPath!));
+    }
+
+    [Fact]
     public async Task ARunStoppedMidEpochAndResumedEndsBitIdentical()
     {
         var job = Job(TestData.WriteIdx(200, 50));
