@@ -38,9 +38,12 @@ public sealed class MultiProcessClusterTests(ITestOutputHelper output) : IDispos
         return port;
     }
 
-    private Process Start(string args, string name)
+    private Process Start(string args, string name, string? netns = null)
     {
-        var psi = new ProcessStartInfo("dotnet", $"\"{Dll()}\" {args}") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        var psi = netns is null
+            ? new ProcessStartInfo("dotnet", $"\"{Dll()}\" {args}")
+            : new ProcessStartInfo("ip", $"netns exec {netns} dotnet \"{Dll()}\" {args}");
+        psi.RedirectStandardOutput = true; psi.RedirectStandardError = true; psi.UseShellExecute = false;
         var p = Process.Start(psi)!;
         p.OutputDataReceived += (_, e) => { if (e.Data is not null) Log($"[{name}] {e.Data}"); };
         p.ErrorDataReceived += (_, e) => { if (e.Data is not null) Log($"[{name}!] {e.Data}"); };
@@ -138,6 +141,68 @@ public sealed class MultiProcessClusterTests(ITestOutputHelper output) : IDispos
         Assert.Equal(expected, Sha(Path.Combine(outDir, "model.safetensors")));
     }
 
+    [Fact]
+    public void NodeWhoseSeedCannotBeReachedExitsWithAClearErrorAfterTheJoinTimeout()
+    {
+        var config = Path.Combine(Directory.CreateTempSubdirectory("disttrain-cfg-").FullName, "short-join.hocon");
+        File.WriteAllText(config, "disttrain.join-timeout = 4s\nakka.remote.dot-netty.tcp.hostname = \"127.0.0.1\"\n");
+        int nobody = FreePort(); // nothing listens there
+        var lines = new List<string>();
+        var node = Start($"node --roles worker --config \"{config}\" --seed-nodes akka.tcp://disttrain@127.0.0.1:{nobody}", "lonely");
+        node.ErrorDataReceived += (_, e) => { if (e.Data is not null) lock (lines) lines.Add(e.Data); };
+        var clock = Stopwatch.StartNew();
+        Assert.True(node.WaitForExit(TimeSpan.FromSeconds(90)), "disttrain node kept waiting for an unreachable seed node");
+        node.WaitForExit(); // drain the redirected streams
+        Assert.Equal(3, node.ExitCode);
+        Assert.True(clock.Elapsed >= TimeSpan.FromSeconds(4), $"exited after {clock.Elapsed}, before the 4 s join timeout");
+        string err;
+        lock (lines) err = string.Join("\n", lines);
+        Assert.Contains("did not join the cluster within 4s", err);
+        Assert.Contains($"127.0.0.1:{nobody}", err);
+    }
+
+    [Fact]
+    public async Task WorkerBehindACutLinkIsDownedAndItsWorkRedoneWithoutChangingABit()
+    {
+        // A second "host": worker B runs in its own network namespace, joined to this one by a veth pair.
+        // Cutting the link (B's end down) leaves B's sockets open but silent — no RST, no FIN — so only
+        // Akka's failure detector and the split-brain resolver can tell; the coordinator side keeps the
+        // majority role, downs B, re-queues its leases, and the run ends with the in-process weights.
+        using var net = VethNamespace.Create();
+        var job = Job(TestData.WriteIdx(400, 50), 30);
+        var expected = await InProcess(job);
+        var config = Path.Combine(Directory.CreateTempSubdirectory("disttrain-cfg-").FullName, "two-hosts.hocon");
+        File.WriteAllText(config, """
+            disttrain { join-timeout = 60s, data-plane.host = "" }
+            akka.cluster.failure-detector.acceptable-heartbeat-pause = 2s
+            akka.cluster.split-brain-resolver.stable-after = 3s
+            """);
+        var specFile = Path.Combine(Directory.CreateTempSubdirectory("disttrain-spec-").FullName, "tiny.json");
+        File.WriteAllText(specFile, job.ModelSpecJson);
+        var outDir = Directory.CreateTempSubdirectory("disttrain-cut-").FullName;
+        int port = FreePort();
+        var seed = $"akka.tcp://disttrain@{net.HostAddress}:{port}";
+        var coord = Start($"train --model \"{specFile}\" --dataset \"{job.Dataset}\" --epochs {job.Epochs} --batch-size {job.BatchSize} " +
+            $"--micro-batch {job.MicroBatch} --optimizer {job.Optimizer} --lr {job.Lr} --seed {job.Seed} --max-steps {job.MaxSteps} " +
+            $"--workers 0 --cluster-port {port} --hostname {net.HostAddress} --config \"{config}\" --wait-workers 2 --out \"{outDir}\"", "coordinator");
+        var coordLines = new List<string>();
+        coord.OutputDataReceived += (_, e) => { if (e.Data is not null) lock (coordLines) coordLines.Add(e.Data); };
+        Start($"node --roles worker --hostname {net.HostAddress} --config \"{config}\" --seed-nodes {seed}", "workerA");
+        Start($"node --roles worker --hostname {net.PeerAddress} --config \"{config}\" --seed-nodes {seed}", "workerB", net.Namespace);
+
+        var metrics = Path.Combine(outDir, "metrics.jsonl");
+        var deadline = DateTime.UtcNow.AddMinutes(2);
+        while (DateTime.UtcNow < deadline && !coord.HasExited && (!File.Exists(metrics) || ReadLines(metrics) < 3)) await Task.Delay(100);
+        Assert.False(coord.HasExited, "the run ended before the link could be cut");
+        net.CutPeerLink();
+        Log($"cut the link to worker B after {ReadLines(metrics)} steps");
+        Assert.True(coord.WaitForExit(TimeSpan.FromMinutes(3)), "the coordinator process did not finish within 3 minutes after the cut");
+        coord.WaitForExit();
+        Assert.Equal(0, coord.ExitCode);
+        lock (coordLines) Assert.Contains(coordLines, l => l.Contains($"@{net.PeerAddress}:") && l.Contains(" left;")); // B itself was taken out
+        Assert.Equal(expected, Sha(Path.Combine(outDir, "model.safetensors")));
+    }
+
     private static int ReadLines(string file)
     {
         try
@@ -156,5 +221,64 @@ public sealed class MultiProcessClusterTests(ITestOutputHelper output) : IDispos
             try { if (!p.HasExited) p.Kill(entireProcessTree: true); } catch (InvalidOperationException) { }
             p.Dispose();
         }
+    }
+}
+
+/// <summary>A network namespace joined to this one by a veth pair (10.77.N.1 here, 10.77.N.2 inside);
+/// needs root and iproute2 (scripts/setup.sh installs it). Deleted on dispose.</summary>
+internal sealed class VethNamespace : IDisposable
+{
+    private readonly string _hostLink, _peerLink;
+
+    private VethNamespace(int n)
+    {
+        Namespace = $"dt-test-{n}";
+        _hostLink = $"dtv-h{n}";
+        _peerLink = $"dtv-p{n}";
+        HostAddress = $"10.77.{n}.1";
+        PeerAddress = $"10.77.{n}.2";
+    }
+
+    public string Namespace { get; }
+    public string HostAddress { get; }
+    public string PeerAddress { get; }
+
+    public static VethNamespace Create()
+    {
+        Assert.True(Environment.UserName == "root", "this test makes a network namespace and needs root (CI runs as root)");
+        var net = new VethNamespace(Random.Shared.Next(10, 250));
+        net.Dispose(); // leftovers of a crashed earlier run with the same number
+        Ip($"netns add {net.Namespace}");
+        Ip($"link add {net._hostLink} type veth peer name {net._peerLink}");
+        Ip($"link set {net._peerLink} netns {net.Namespace}");
+        Ip($"addr add {net.HostAddress}/24 dev {net._hostLink}");
+        Ip($"link set {net._hostLink} up");
+        Ip($"netns exec {net.Namespace} ip addr add {net.PeerAddress}/24 dev {net._peerLink}");
+        Ip($"netns exec {net.Namespace} ip link set {net._peerLink} up");
+        Ip($"netns exec {net.Namespace} ip link set lo up");
+        return net;
+    }
+
+    /// <summary>Takes the namespace's end of the link down: packets either way are dropped, sockets stay open.</summary>
+    public void CutPeerLink() => Ip($"netns exec {Namespace} ip link set {_peerLink} down");
+
+    private static void Ip(string args, bool check = true)
+    {
+        var psi = new ProcessStartInfo("ip", args) { RedirectStandardError = true, RedirectStandardOutput = true, UseShellExecute = false };
+        Process p;
+        try { p = Process.Start(psi)!; }
+        catch (System.ComponentModel.Win32Exception e) { throw new InvalidOperationException("`ip` (iproute2) is missing; run scripts/setup.sh.", e); }
+        using (p)
+        {
+            var err = p.StandardError.ReadToEnd();
+            p.WaitForExit();
+            if (check && p.ExitCode != 0) throw new InvalidOperationException($"ip {args} failed ({p.ExitCode}): {err.Trim()}");
+        }
+    }
+
+    public void Dispose()
+    {
+        Ip($"netns del {Namespace}", check: false);
+        Ip($"link del {_hostLink}", check: false);
     }
 }

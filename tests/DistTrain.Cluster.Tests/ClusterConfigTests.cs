@@ -69,14 +69,13 @@ public sealed class ClusterConfigTests
         Assert.Equal(128000, config.GetByteSize("akka.remote.dot-netty.tcp.maximum-frame-size"));
         Assert.True(settings.MaxMessageBytes < 128000);
         Assert.Equal("coordinator", config.GetString("akka.cluster.singleton.role"));
-        Assert.Equal(8L << 20, settings.DataPlane.SocketBufferBytes);
         Assert.Equal(256L << 20, settings.DataPlane.MaxFrameBytes);
 
-        var (stableAfter, pause, join, dataHost, dataPort) = env switch
+        var (stableAfter, pause, join, dataHost, dataPort, socketBuffer) = env switch
         {
-            "base" => (20, 3, 30, "127.0.0.1", 0),
-            "local" => (5, 3, 60, "10.1.2.3", 0),
-            "multinode" => (20, 6, 60, "10.1.2.3", 4060),
+            "base" => (20, 3, 30, "127.0.0.1", 0, 256 << 10),
+            "local" => (5, 3, 60, "10.1.2.3", 0, 256 << 10),
+            "multinode" => (20, 6, 60, "10.1.2.3", 4060, 8 << 20),
             _ => throw new InvalidOperationException($"new file {file}: add its expected values to this test"),
         };
         Assert.Equal(TimeSpan.FromSeconds(stableAfter), config.GetTimeSpan("akka.cluster.split-brain-resolver.stable-after", null, false));
@@ -84,6 +83,7 @@ public sealed class ClusterConfigTests
         Assert.Equal(TimeSpan.FromSeconds(join), settings.JoinTimeout);
         Assert.Equal(dataHost, settings.DataPlane.Host);
         Assert.Equal(dataPort, settings.DataPlane.Port);
+        Assert.Equal(socketBuffer, settings.DataPlane.SocketBufferBytes);
     }
 
     [Fact]

@@ -69,13 +69,16 @@ public sealed class DataPlaneTests
 
     private static FrameHeader Header(long step, int microBatch) => new(FrameKind.Gradient, step, microBatch, step - 1, 0, 0, 0, 0, 0);
 
-    [Fact]
-    public void An_8_MB_gradient_crosses_bit_for_bit()
+    [Theory]
+    [InlineData(DataPlaneDefaults.SocketBufferBytes)] // base.hocon: a frame 32 times the buffer
+    [InlineData(8 << 20)]                            // multinode.hocon
+    [InlineData(0)]                                  // kernel autotuning (bench transport --socket-buffer-bytes 0)
+    public void An_8_MB_gradient_crosses_bit_for_bit(int socketBufferBytes)
     {
         const int n = 2 * 1024 * 1024; // 8 MiB of floats
         var handler = new RecordingHandler(n);
-        using var server = new DataPlaneServer(IPAddress.Loopback, 0, handler);
-        using var client = DataPlaneClient.Connect("127.0.0.1", server.Port, senderId: 7, TimeSpan.FromSeconds(10));
+        using var server = new DataPlaneServer(IPAddress.Loopback, 0, handler, socketBufferBytes: socketBufferBytes);
+        using var client = DataPlaneClient.Connect("127.0.0.1", server.Port, senderId: 7, TimeSpan.FromSeconds(10), socketBufferBytes);
         var g = Gradient(n, 1);
         client.Send(Header(12, 3), g);
         handler.Wait();
@@ -242,5 +245,27 @@ public sealed class DataPlaneTests
         Assert.True(atPs.Disconnected.Wait(TimeSpan.FromSeconds(30)));   // the worker's connection into the PS
         Assert.True(atWorker.Disconnected.Wait(TimeSpan.FromSeconds(30))); // the PS's connection into the worker
         Assert.Throws<IOException>(() => ps.Send(2, Header(4, 0), g));
+    }
+
+    [Fact]
+    public void SendToAPeerThatStopsReadingFailsAfterTheSendTimeoutInsteadOfBlockingForever()
+    {
+        // A peer behind a cut link keeps its connection open and takes no bytes: a raw listener that never reads.
+        var silent = new System.Net.Sockets.TcpListener(IPAddress.Loopback, 0);
+        silent.Start();
+        try
+        {
+            int port = ((IPEndPoint)silent.LocalEndpoint).Port;
+            using var client = DataPlaneClient.Connect("127.0.0.1", port, 5, TimeSpan.FromSeconds(5), socketBufferBytes: 1 << 20, sendTimeout: TimeSpan.FromSeconds(1));
+            using var accepted = silent.AcceptSocket(); // accepted, never read
+            var big = new float[16 << 20]; // 64 MiB: far beyond both kernel buffers
+            var clock = System.Diagnostics.Stopwatch.StartNew();
+            var e = Assert.Throws<IOException>(() => client.Send(Header(1, 0), big));
+            Assert.InRange(clock.Elapsed.TotalSeconds, 0.9, 60);
+            Assert.Contains($"127.0.0.1:{port}", e.Message);
+            Assert.True(client.IsClosed);
+            Assert.Throws<IOException>(() => client.Send(Header(2, 0), big.AsSpan(0, 4))); // closed for good
+        }
+        finally { silent.Stop(); }
     }
 }

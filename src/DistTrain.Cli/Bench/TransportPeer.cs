@@ -42,7 +42,7 @@ internal sealed class BenchReceiver(int maxFloats, Action<FrameHeader, ReadOnlyS
 internal static class TransportPeer
 {
     /// <summary>Child mode: serve on 127.0.0.1, echo to the parent's port, answer "stats" lines until stdin closes.</summary>
-    public static int Serve(int replyPort, int maxFloats)
+    public static int Serve(int replyPort, int maxFloats, int bufferBytes)
     {
         DataPlaneClient? reply = null;
         var receiver = new BenchReceiver(maxFloats, (h, payload) =>
@@ -50,8 +50,8 @@ internal static class TransportPeer
             if (h.MicroBatch == BenchFrames.Echo) reply!.Send(h, payload);
             else if (h.MicroBatch == BenchFrames.Ack) reply!.Send(h, payload[..1]);
         });
-        using var server = new DataPlaneServer(IPAddress.Loopback, 0, receiver, maxFrameBytes: (long)maxFloats * 4);
-        reply = DataPlaneClient.Connect("127.0.0.1", replyPort, senderId: 2, TimeSpan.FromSeconds(10));
+        using var server = new DataPlaneServer(IPAddress.Loopback, 0, receiver, maxFrameBytes: (long)maxFloats * 4, bufferBytes);
+        reply = DataPlaneClient.Connect("127.0.0.1", replyPort, senderId: 2, TimeSpan.FromSeconds(10), bufferBytes);
         Console.WriteLine($"PORT {server.Port}");
         Console.Out.Flush();
         using var self = Process.GetCurrentProcess();

@@ -38,12 +38,14 @@ public sealed class TrainCommand : ICommandFactory
         var psShards = new Option<int>("--ps-shards") { Description = "Parameter-server shards the flat parameter vector is split into (cluster runtime).", DefaultValueFactory = _ => 1 };
         var clusterPort = new Option<int>("--cluster-port") { Description = "Listen for worker processes on this Akka port (this process is the seed node).", DefaultValueFactory = _ => 0 };
         var waitWorkers = new Option<int>("--wait-workers") { Description = "Workers (local + joining processes) to wait for before step 0 (default: --workers).", DefaultValueFactory = _ => 0 };
+        var hostname = new Option<string?>("--hostname") { Description = "With --cluster-port: the address this seed node binds and advertises (default from --config: 127.0.0.1 for local)." };
+        var config = new Option<string>("--config") { Description = "With --cluster-port: cluster config environment, local or multinode, or a .hocon file (cluster-config/*.hocon).", DefaultValueFactory = _ => "local" };
         var checkpointEvery = new Option<long>("--checkpoint-every") { Description = "Also write DIR/checkpoint/step-N every N steps (checkpoints are written at every epoch end; -1 = none)." };
         var resume = new Option<string?>("--resume") { Description = "Resume from the newest good checkpoint in this run folder (the output folder by default)." };
         var cmd = new Command("train", "Train a model and write DIR/model.safetensors and DIR/metrics.jsonl.")
         {
             model, dataset, epochs, batch, micro, optimizer, lr, schedule, wd, clip, seed, maxSteps, threads, init, output, workers, psShards, clusterPort, waitWorkers,
-            checkpointEvery, resume,
+            hostname, config, checkpointEvery, resume,
         };
         cmd.SetAction(r => CliErrors.Guard(() =>
         {
@@ -79,7 +81,8 @@ public sealed class TrainCommand : ICommandFactory
                 if (r.GetValue(init) is not null) throw new ArgumentException("--init is not supported by the cluster runtime yet; use --workers 1.");
                 using var stop = new CancellationTokenSource();
                 Console.CancelKeyPress += (_, e) => { e.Cancel = true; stop.Cancel(); };
-                return ClusterRun.Run(job, outDir, r.GetValue(workers), r.GetValue(psShards), r.GetValue(clusterPort), r.GetValue(waitWorkers), Console.Out, stop.Token, checkpoints);
+                return ClusterRun.Run(job, outDir, r.GetValue(workers), r.GetValue(psShards), r.GetValue(clusterPort), r.GetValue(waitWorkers), Console.Out, stop.Token,
+                    r.GetValue(config)!, r.GetValue(hostname), checkpoints);
             }
             using var cancel = new CancellationTokenSource();
             ConsoleCancelEventHandler onCancel = (_, e) => { e.Cancel = true; cancel.Cancel(); Console.Error.WriteLine("stopping after this step; the model so far will be saved"); };

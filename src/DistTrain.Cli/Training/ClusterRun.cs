@@ -10,7 +10,7 @@ namespace DistTrain.Cli.Training;
 public static class ClusterRun
 {
     public static int Run(TrainJob job, string outDir, int workers, int psShards, int clusterPort, int waitWorkers, TextWriter console, CancellationToken cancel,
-        CheckpointOptions? checkpoints = null)
+        string environment = "local", string? hostname = null, CheckpointOptions? checkpoints = null)
     {
         if (workers < 0) throw new ArgumentException($"--workers must be 0 or more, not {workers}.");
         if (psShards < 1) throw new ArgumentException($"--ps-shards must be at least 1, not {psShards}.");
@@ -20,7 +20,8 @@ public static class ClusterRun
         var node = ClusterNode.Start(new NodeOptions
         {
             Roles = roles, Job = job, Workers = workers, PsActors = psShards, PsShards = psShards, MinWorkers = expected, OutDir = outDir,
-            Overrides = clusterPort > 0 ? new ClusterOverrides { Port = clusterPort } : new ClusterOverrides(),
+            Environment = environment,
+            Overrides = clusterPort > 0 ? new ClusterOverrides { Port = clusterPort, Hostname = hostname } : new ClusterOverrides { Hostname = hostname },
             OnProgress = line => console.WriteLine(line),
             CheckpointEvery = checkpoints?.Every ?? 0, ResumeDir = checkpoints?.ResumeDir,
         });

@@ -34,8 +34,13 @@ public sealed class DataPlaneClient : IDisposable
 
     public long BytesSent { get; private set; }
 
-    /// <summary>Connects to a peer's data plane and introduces itself; fails with a clear <see cref="IOException"/> after <paramref name="timeout"/>.</summary>
-    public static DataPlaneClient Connect(string host, int port, int senderId, TimeSpan timeout, int socketBufferBytes = 8 << 20)
+    /// <summary>Default bound on one blocked send: a peer behind a cut link stops taking bytes without closing.</summary>
+    public static readonly TimeSpan DefaultSendTimeout = TimeSpan.FromSeconds(15);
+
+    /// <summary>Connects to a peer's data plane and introduces itself; fails with a clear <see cref="IOException"/> after <paramref name="timeout"/>.
+    /// A later <see cref="Send"/> that cannot hand its bytes to the kernel for <paramref name="sendTimeout"/> (default
+    /// <see cref="DefaultSendTimeout"/>) fails with an IOException and closes the connection, so a cut link never blocks the sender for good.</summary>
+    public static DataPlaneClient Connect(string host, int port, int senderId, TimeSpan timeout, int socketBufferBytes = DataPlaneDefaults.SocketBufferBytes, TimeSpan? sendTimeout = null)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(host);
         if (port is <= 0 or > 65535) throw new ArgumentOutOfRangeException(nameof(port), port, "data-plane port must be 1..65535.");
@@ -48,6 +53,7 @@ public sealed class DataPlaneClient : IDisposable
         try
         {
             SocketIo.Configure(socket, socketBufferBytes);
+            socket.SendTimeout = (int)Math.Clamp((sendTimeout ?? DefaultSendTimeout).TotalMilliseconds, 1, int.MaxValue);
             // A blocking connect, cut short by a timer: any async call would switch the socket to non-blocking mode
             // for good on Unix, and every later Send that finds the kernel buffer full would then allocate.
             using var timer = new Timer(_ => { timedOut = true; socket.Dispose(); }, null, timeout, Timeout.InfiniteTimeSpan);

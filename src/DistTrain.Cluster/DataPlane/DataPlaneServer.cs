@@ -23,7 +23,7 @@ public sealed class DataPlaneServer : IDisposable
     /// <param name="bind">Address to listen on (IPAddress.Loopback, IPAddress.Any, ...).</param>
     /// <param name="port">Port; 0 = any free port (see <see cref="Port"/>).</param>
     /// <param name="maxFrameBytes">Largest payload applied; larger frames are drained and counted as <see cref="DropReason.Oversized"/>.</param>
-    public DataPlaneServer(IPAddress bind, int port, IFrameHandler handler, long maxFrameBytes = 256L << 20, int socketBufferBytes = 8 << 20)
+    public DataPlaneServer(IPAddress bind, int port, IFrameHandler handler, long maxFrameBytes = 256L << 20, int socketBufferBytes = DataPlaneDefaults.SocketBufferBytes)
     {
         ArgumentNullException.ThrowIfNull(bind);
         ArgumentNullException.ThrowIfNull(handler);

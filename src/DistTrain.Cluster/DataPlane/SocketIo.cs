@@ -8,8 +8,10 @@ internal static class SocketIo
 {
     public static void Configure(Socket s, int bufferBytes)
     {
-        // NoDelay: a frame's small header must not wait for Nagle; large kernel buffers keep the pipe full.
+        // NoDelay: a frame's small header must not wait for Nagle. Buffers: large enough to keep the link busy, small
+        // enough that bytes are still cached when the receiver copies them out (DataPlaneDefaults.SocketBufferBytes).
         s.NoDelay = true;
+        if (bufferBytes == 0) return; // 0 (the benchmark's option): kernel autotuning within tcp_wmem / tcp_rmem
         s.SendBufferSize = bufferBytes;
         s.ReceiveBufferSize = bufferBytes;
     }

@@ -46,7 +46,8 @@ public sealed class CoordinatorActor : ReceiveActor
     private readonly Dictionary<IActorRef, string> _workerByRef = [];
     private readonly Queue<(string Id, IActorRef Ref)> _idle = new();
     private readonly HashSet<string> _withEndpoint = [];
-    private readonly WorkQueue _queue;
+    private readonly LookaheadQueue _queue;
+    private readonly Dictionary<string, IActorRef> _waitingAhead = []; // workers whose newest lease is of the next step
     private readonly long[] _published;
     private readonly int _microBatches;
     private readonly long _totalSteps;
@@ -57,10 +58,10 @@ public sealed class CoordinatorActor : ReceiveActor
     // checkpoints: collection at step boundaries, restore on resume
     private readonly CoordinatorCheckpoints _checkpoints;
     private readonly bool[] _restored;
-    private Action? _afterSnapshot;
-    private long _snapshotStarted;
+    private readonly Dictionary<long, Action> _snapshots = [];   // asked for, by version
+    private bool _allApplied, _finalCollected;
 
-    private sealed record CollectionArrived : INoSerializationVerificationNeeded;
+    private sealed record CollectionArrived(long Version) : INoSerializationVerificationNeeded;
 
     public CoordinatorActor(TrainJob job, int trainCount, int parameterCount, CoordinatorSettings settings)
     {
@@ -76,10 +77,10 @@ public sealed class CoordinatorActor : ReceiveActor
         _microBatches = JobMapping.MicroBatchesPerStep(_description);
         _stepsPerEpoch = EpochPlan.CountSteps(trainCount, job.BatchSize);
         _totalSteps = job.TotalSteps(trainCount);
-        _queue = new WorkQueue(settings.Shards, settings.LeaseTimeout);
+        _queue = new LookaheadQueue(settings.Shards, settings.LeaseTimeout, _microBatches, _totalSteps);
         _stepLog = new StepLog(Path.Combine(settings.OutDir, "metrics.jsonl"), _microBatches, _stepsPerEpoch, job.CreateSchedule(trainCount),
             append: settings.Resume is not null);
-        _checkpoints = new CoordinatorCheckpoints(job, _ranges, settings.Endpoints, () => _self.Tell(new CollectionArrived()),
+        _checkpoints = new CoordinatorCheckpoints(job, _ranges, settings.Endpoints, v => _self.Tell(new CollectionArrived(v)),
             statistics: _description.Hyper.Mode == TrainingMode.Sync);
         _restored = new bool[settings.Shards];
         if (settings.Resume is { } resume && resume.Values.Length != parameterCount)
@@ -96,7 +97,12 @@ public sealed class CoordinatorActor : ReceiveActor
         Receive<VersionPublished>(OnPublished);
         Receive<MicroBatchDone>(d => _stepLog.Add(d));
         Receive<Terminated>(t => OnWorkerLeft(t.ActorRef));
-        Receive<CollectionArrived>(_ => { var next = _afterSnapshot; _afterSnapshot = null; next?.Invoke(); });
+        Receive<CollectionArrived>(c =>
+        {
+            if (!_snapshots.Remove(c.Version, out var then)) return;
+            then();
+            _checkpoints.Release(c.Version);
+        });
         Receive<ShardRestored>(OnShardRestored);
     }
 
@@ -171,16 +177,43 @@ public sealed class CoordinatorActor : ReceiveActor
     {
         if (_step >= 0 || !AllShardsUp || _workers.Count < _settings.MinWorkers) return;
         long first = _settings.Resume?.Step ?? 0;
-        if (first >= _totalSteps) { _step = first; Snapshot(first, Finish); return; } // resumed a finished run: write its output again
+        if (first >= _totalSteps) { _step = first; _allApplied = true; Snapshot(first, Final); return; } // resumed a finished run: write its output again
         BeginStep(first);
     }
 
     private void BeginStep(long step)
     {
+        bool first = _step < 0;
+        if (first) _queue.Begin(step); // step 0, or the checkpoint's step on resume
+        else _queue.Advance(); // leases already taken on this step stay with their workers
         _step = step;
-        _queue.Begin(step, _microBatches);
+        _waitingAhead.Clear();
         _stepLog.Begin(step);
+        RequestSnapshots(step, first);
         ServeIdle();
+    }
+
+    /// <summary>
+    /// Asks the shards, when step t begins, for their state at version t+2 (t+1 too on the first step) if that is a
+    /// checkpoint or the end. With micro-batches leased one step ahead a shard can reach version t+2 before the coordinator
+    /// hears of t+1, so it must be told two steps early; it sends the moment it reaches the version
+    /// (ParameterServerActor.SendDueCheckpoints), from where nothing can move it on meanwhile.
+    /// </summary>
+    private void RequestSnapshots(long step, bool first)
+    {
+        for (long v = first ? step + 1 : step + 2; v <= Math.Min(step + 2, _totalSteps); v++)
+        {
+            long version = v;
+            if (version == _totalSteps) Snapshot(version, Final);
+            else if (IsCheckpointStep(version)) Snapshot(version, () => WriteCheckpoint(version));
+        }
+    }
+
+    private void Final() { _finalCollected = true; TryFinish(); }
+
+    private void TryFinish()
+    {
+        if (_allApplied && _finalCollected && !_finishing) Finish();
     }
 
     private void OnRequestWork(RequestWork r)
@@ -195,10 +228,28 @@ public sealed class CoordinatorActor : ReceiveActor
 
     private bool TryAssign(string id, IActorRef worker)
     {
-        if (_step < 0 || _finishing || _step >= _totalSteps || !_queue.TryLease(id, DateTime.UtcNow, out int mb)) return false;
-        var (epoch, _) = EpochPlan.Locate(_step, _stepsPerEpoch);
-        worker.Tell(new WorkAssignment(epoch, _step, mb, _microBatches, _step));
+        if (_step < 0 || _finishing || _step >= _totalSteps || !_queue.TryLease(id, DateTime.UtcNow, out long step, out int mb)) return false;
+        if (step != _step) _waitingAhead[id] = worker; // it waits for the shards' push of version step
+        Assign(worker, step, mb);
         return true;
+    }
+
+    private void Assign(IActorRef worker, long step, int mb)
+    {
+        var (epoch, _) = EpochPlan.Locate(step, _stepsPerEpoch);
+        worker.Tell(new WorkAssignment(epoch, step, mb, _microBatches, step));
+    }
+
+    /// <summary>Requeued work of the current step goes to workers that hold only a lease ahead: they are
+    /// idle until this step is applied, and nobody else may ask again.</summary>
+    private void ServeWaitingAhead()
+    {
+        foreach (var (id, worker) in _waitingAhead)
+        {
+            if (!_workers.ContainsKey(id)) continue;
+            if (!_queue.TryLeaseCurrent(id, DateTime.UtcNow, out int mb)) return;
+            Assign(worker, _step, mb);
+        }
     }
 
     private void ServeIdle()
@@ -222,9 +273,8 @@ public sealed class CoordinatorActor : ReceiveActor
         long next = _step + 1;
         if (next % 20 == 0 || next == _totalSteps) _settings.OnProgress?.Invoke(_stepLog.Summary(next, _totalSteps));
         if (next == _settings.CrashAfterStep) { Crash(next); return; }
-        if (next >= _totalSteps) { Snapshot(next, Finish); return; }
-        if (!IsCheckpointStep(next)) { BeginStep(next); return; }
-        Snapshot(next, () => { WriteCheckpoint(next); BeginStep(next); });
+        if (next >= _totalSteps) { _allApplied = true; TryFinish(); return; }
+        BeginStep(next);
     }
 
     private bool IsCheckpointStep(long step) =>
@@ -241,20 +291,21 @@ public sealed class CoordinatorActor : ReceiveActor
         if (!_workerByRef.Remove(who, out var id)) return;
         _workers.Remove(id);
         _withEndpoint.Remove(id);
+        _waitingAhead.Remove(id);
         int requeued = _queue.WorkerLeft(id);
         foreach (var s in _shardRefs) s?.Tell(new WorkerGone(id));
         _log.Warning("Worker {0} left; {1} micro-batch(es) of step {2} re-queued", id, requeued, _step);
         _settings.OnProgress?.Invoke($"worker {id} left; {requeued} micro-batch(es) re-queued, {_workers.Count} worker(s) remain");
         ServeIdle();
+        ServeWaitingAhead();
     }
 
     // ---- checkpoints and the end of the run: collect every shard's state over the data plane ----
 
-    /// <summary>Asks every shard for its state at <paramref name="version"/> (no step runs meanwhile), then runs <paramref name="then"/>.</summary>
+    /// <summary>Asks every shard for its state at <paramref name="version"/>, then runs <paramref name="then"/> once it is all here.</summary>
     private void Snapshot(long version, Action then)
     {
-        _afterSnapshot = then;
-        _snapshotStarted = Stopwatch.GetTimestamp();
+        if (!_snapshots.TryAdd(version, then)) return;
         var ask = _checkpoints.Begin(version);
         foreach (var s in _shardRefs) s!.Tell(ask);
     }
@@ -263,8 +314,9 @@ public sealed class CoordinatorActor : ReceiveActor
     {
         try
         {
-            var dir = _checkpoints.Write(_settings.OutDir, _stepsPerEpoch);
-            double ms = Stopwatch.GetElapsedTime(_snapshotStarted).TotalMilliseconds; // collection + write, while no step runs
+            var started = Stopwatch.GetTimestamp();
+            var dir = _checkpoints.Write(_settings.OutDir, _stepsPerEpoch, step);
+            double ms = Stopwatch.GetElapsedTime(started).TotalMilliseconds; // the write; the shards sent while training went on
             _settings.OnProgress?.Invoke($"checkpoint: step {step} -> {dir} ({ms:F0} ms)");
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException or ArgumentException)
@@ -282,7 +334,7 @@ public sealed class CoordinatorActor : ReceiveActor
         RunCompleted result;
         try
         {
-            var (values, buffers) = _checkpoints.Collected();
+            var (values, buffers) = _checkpoints.Collected(_totalSteps);
             result = ModelOutput.SaveAndEvaluate(_job, values, _totalSteps, _settings.OutDir, _stepLog, buffers);
         }
         catch (Exception e) { result = new RunCompleted(_totalSteps, null, double.NaN, double.NaN, e.Message); }

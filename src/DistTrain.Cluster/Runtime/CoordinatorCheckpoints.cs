@@ -1,4 +1,4 @@
-// The coordinator's side of checkpoints and resume (DESIGN contract 4): at a step boundary it asks every
+// The coordinator's side of checkpoints and resume (DESIGN contract 4): for a step boundary it asks every
 // shard for its range, optimizer state and (shard 0) the BatchNorm buffers, receives them over its own
 // data-plane server, and writes DIR/checkpoint/step-N in the one-process format (CheckpointSeries); on
 // resume it sends each shard its slice of the checkpoint before the first step. Frames arrive on
@@ -19,16 +19,17 @@ public sealed class CoordinatorCheckpoints : IFrameHandler, IDisposable
     private readonly TrainJob _job;
     private readonly KeyRange[] _ranges;
     private readonly NodeEndpoints _endpoints;
-    private readonly Action _onComplete;
+    private readonly Action<long> _onComplete;
     private readonly Sequential _replica;      // holds collected weights and buffers for writing
     private readonly string[] _stateNames;
     private readonly string _optimizerDescription;
     private readonly int _buffersLength;        // 0 when the model has no running statistics
     private DataPlaneServer? _server;
-    private volatile SnapshotAssembly? _snapshot;
+    // Snapshots in flight by version: the shards may be asked for two upcoming versions at once.
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<long, SnapshotAssembly> _snapshots = new();
 
     /// <param name="statistics">Whether shard 0 keeps the BatchNorm buffers (sync mode); else the final model keeps the initial ones.</param>
-    public CoordinatorCheckpoints(TrainJob job, KeyRange[] ranges, NodeEndpoints endpoints, Action onComplete, bool statistics = true)
+    public CoordinatorCheckpoints(TrainJob job, KeyRange[] ranges, NodeEndpoints endpoints, Action<long> onComplete, bool statistics = true)
     {
         _job = job;
         _ranges = ranges;
@@ -45,28 +46,34 @@ public sealed class CoordinatorCheckpoints : IFrameHandler, IDisposable
     public SendCheckpoint Begin(long version)
     {
         _server ??= new DataPlaneServer(IPAddress.Parse(_endpoints.BindAddress), 0, this, _endpoints.MaxFrameBytes);
-        _snapshot = new SnapshotAssembly(version, _ranges, _stateNames.Length, _buffersLength);
+        _snapshots[version] = new SnapshotAssembly(version, _ranges, _stateNames.Length, _buffersLength);
         return new SendCheckpoint(_endpoints.AdvertisedHost, _server.Port, version);
     }
 
     /// <summary>The collected weights and buffers (the initial buffers when the model keeps none).</summary>
-    public (float[] Values, float[] Buffers) Collected()
+    public (float[] Values, float[] Buffers) Collected(long version)
     {
-        var s = _snapshot ?? throw new InvalidOperationException("No checkpoint was collected.");
+        var s = Get(version);
         return (s.JoinValues(), _buffersLength > 0 ? s.Buffers : _replica.Store.Buffers.ToArray());
     }
 
     /// <summary>Writes the collected state as DIR/checkpoint/step-N; returns the folder.</summary>
-    public string Write(string outDir, int stepsPerEpoch)
+    public string Write(string outDir, int stepsPerEpoch, long version)
     {
-        var s = _snapshot ?? throw new InvalidOperationException("No checkpoint was collected.");
-        var (values, buffers) = Collected();
+        var s = Get(version);
+        var (values, buffers) = Collected(version);
         values.CopyTo(_replica.Store.Values, 0);
         buffers.CopyTo(_replica.Store.Buffers, 0);
         var state = _stateNames.Select((n, i) => (n, s.JoinState(i))).ToArray();
         int epoch = stepsPerEpoch == 0 ? 0 : (int)(s.Version / stepsPerEpoch);
         return CheckpointSeries.Write(outDir, _job, _replica.Store, state, _optimizerDescription, s.Version, epoch);
     }
+
+    /// <summary>Forgets a snapshot once it was used.</summary>
+    public void Release(long version) => _snapshots.TryRemove(version, out _);
+
+    private SnapshotAssembly Get(long version) =>
+        _snapshots.TryGetValue(version, out var s) ? s : throw new InvalidOperationException($"No checkpoint of version {version} was collected.");
 
     /// <summary>Sends shard <paramref name="shard"/> its slice of <paramref name="point"/> (it answers ShardRestored).</summary>
     public void SendRestore(ResumePoint point, ShardInfo shard, int senderId)
@@ -85,7 +92,7 @@ public sealed class CoordinatorCheckpoints : IFrameHandler, IDisposable
     DropReason? IFrameHandler.Rent(FrameHeader header, out Span<float> destination)
     {
         destination = Span<float>.Empty;
-        var s = _snapshot;
+        _snapshots.TryGetValue(header.Version, out var s);
         if (s is null || header.Kind is not (FrameKind.Parameters or FrameKind.OptimizerState or FrameKind.Buffers)) return DropReason.Rejected;
         var staging = s.Stage(ShardCheckpointing.PartOf(header.Kind), header.Version, header.Shard, header.MicroBatch, header.Offset, header.Length);
         if (staging is null) return DropReason.WrongLength;
@@ -95,9 +102,8 @@ public sealed class CoordinatorCheckpoints : IFrameHandler, IDisposable
 
     void IFrameHandler.OnFrame(in FrameHeader header, ReadOnlySpan<float> payload)
     {
-        var s = _snapshot;
-        if (s is not null && s.Version == header.Version && s.Arrived(ShardCheckpointing.PartOf(header.Kind), header.Shard, header.MicroBatch))
-            _onComplete();
+        if (_snapshots.TryGetValue(header.Version, out var s) && s.Arrived(ShardCheckpointing.PartOf(header.Kind), header.Shard, header.MicroBatch))
+            _onComplete(s.Version);
     }
 
     public void Dispose() => _server?.Dispose();

@@ -27,6 +27,7 @@ public sealed class ParameterServerActor : ReceiveActor, IFrameHandler
     private readonly Dictionary<string, DataPlaneClient> _workers = [];
     private ParameterShard? _shard;
     private ShardCheckpointing? _extras;    // BatchNorm statistics, checkpoint and restore (ShardCheckpointing.cs)
+    private readonly List<SendCheckpoint> _dueCheckpoints = [];   // asked for a version this shard has not reached yet
     private DataPlaneServer? _server;
     private int _microBatches;
     private int _senderId;
@@ -122,6 +123,7 @@ public sealed class ParameterServerActor : ReceiveActor, IFrameHandler
             catch (IOException) { _workers.Remove(id); client.Dispose(); }
         }
         _coordinator.Tell(new VersionPublished(shard.Shard, shard.Version, shard.Version - 1));
+        if (_dueCheckpoints.Count > 0) SendDueCheckpoints(); // after the push: workers go on meanwhile, the version cannot move here
     }
 
     private void OnSendParameters(SendParameters s)
@@ -134,6 +136,12 @@ public sealed class ParameterServerActor : ReceiveActor, IFrameHandler
     private void OnSendCheckpoint(SendCheckpoint s)
     {
         if (_shard is null) return;
+        if (s.Version > _shard.Version) { _dueCheckpoints.Add(s); return; } // sent the moment the shard gets there
+        if (s.Version < _shard.Version)
+        {
+            _log.Warning("PS shard {0} is at version {1}; the checkpoint of version {2} was asked for too late and is skipped", _shard.Shard, _shard.Version, s.Version);
+            return;
+        }
         try
         {
             using var client = DataPlaneClient.Connect(s.DataHost, s.DataPort, _senderId, TimeSpan.FromSeconds(5));
@@ -142,6 +150,18 @@ public sealed class ParameterServerActor : ReceiveActor, IFrameHandler
         catch (Exception e) when (e is IOException or InvalidOperationException)
         {
             _log.Error("PS shard {0}: checkpoint of version {1} not sent: {2}", _shard.Shard, s.Version, e.Message);
+        }
+    }
+
+    /// <summary>After applying a step: send the checkpoints asked for this version before anything can move it on.</summary>
+    private void SendDueCheckpoints()
+    {
+        for (int i = _dueCheckpoints.Count - 1; i >= 0; i--)
+        {
+            if (_dueCheckpoints[i].Version > _shard!.Version) continue;
+            var due = _dueCheckpoints[i];
+            _dueCheckpoints.RemoveAt(i);
+            OnSendCheckpoint(due);
         }
     }
 

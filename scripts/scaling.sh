@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Scaling experiment (issue 4): the same job on a local cluster with 1, then 2 (then more) worker
+# processes of one compute thread each, and a per-step breakdown from each run's metrics.jsonl.
+# The first --warmup steps are left out: the JIT keeps re-compiling hot methods (tier-1, PGO) for
+# tens of seconds after start, on the same two cores the workers compute on.
+#   scripts/scaling.sh                                   # cnn, batch 256, micro-batch 128, 1 and 2 workers
+#   scripts/scaling.sh --workers "1 2" --micro-batch 64 --steps 120 --warmup 40 [-- more train options]
+# Prints one row per worker count: samples/s, speed-up over the first row, step time and the
+# compute / communication / wait milliseconds (summed over a step's micro-batches), bytes sent per step.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+counts="1 2"; mb=128; steps=120; warmup=40; out=${TMPDIR:-/tmp}/disttrain-scaling
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --workers) counts=$2; shift 2 ;;
+    --micro-batch) mb=$2; shift 2 ;;
+    --steps) steps=$2; shift 2 ;;
+    --warmup) warmup=$2; shift 2 ;;
+    --out) out=$2; shift 2 ;;
+    --) shift; break ;;
+    *) echo "scaling.sh: unknown option $1 (expected --workers \"1 2\", --micro-batch M, --steps N, --warmup N, --out DIR, then -- and train options)" >&2; exit 2 ;;
+  esac
+done
+[ "$warmup" -lt "$steps" ] || { echo "scaling.sh: --warmup ($warmup) must be below --steps ($steps)" >&2; exit 2; }
+dotnet build src/DistTrain.Cli -c Release -nologo -v q >&2
+mkdir -p "$out"
+echo "# $(date -u +%FT%TZ)  $(lscpu | sed -n 's/^Model name: *//p')  load $(cut -d' ' -f1-3 /proc/loadavg)" >&2
+for w in $counts; do
+  echo "scaling: $w worker process(es), $steps steps ..." >&2
+  rm -rf "$out/w$w"
+  DISTTRAIN_REBUILD= scripts/local-cluster.sh --workers "$w" --worker-threads 1 -- --model cnn --dataset fashion-mnist \
+    --batch-size 256 --micro-batch "$mb" --max-steps "$steps" --out "$out/w$w" "$@" >"$out/w$w.log" 2>&1 \
+    || { echo "scaling: the run with $w worker(s) failed; see $out/w$w.log" >&2; exit 1; }
+done
+python3 - "$out" "$warmup" $counts <<'PY'
+import json, sys
+out, warmup, counts = sys.argv[1], int(sys.argv[2]), [int(c) for c in sys.argv[3:]]
+print("| worker processes | samples/s | speed-up | step ms | compute ms | communication ms | wait ms | bytes sent per step |")
+print("|---|---|---|---|---|---|---|---|")
+base = None
+for w in counts:
+    rows = [json.loads(l) for l in open(f"{out}/w{w}/metrics.jsonl")]
+    rows = [r for r in rows if r.get("kind") == "step" and r["step"] >= warmup]
+    n = len(rows)
+    mean = lambda k: sum(r[k] for r in rows) / n
+    step_s = mean("step_s")
+    rate = sum(r["samples"] for r in rows) / sum(r["step_s"] for r in rows)
+    base = base or rate
+    print(f"| {w} | {rate:,.0f} | {rate / base:.2f}× | {1000 * step_s:.1f} | {mean('compute_ms'):.1f} | "
+          f"{mean('communication_ms'):.1f} | {mean('wait_ms'):.1f} | {mean('bytes_sent') / 1e6:.2f} MB |")
+print(f"\n({n} steps per run after {warmup} warm-up steps; logs and metrics in {out})")
+PY

@@ -1,0 +1,66 @@
+// `disttrain bench transport` as a real process (it starts its receiver child itself): a short run moves
+// 1 MiB tensors both ways over the data plane through the socket buffer size it was given, and reports
+// rows whose transfers allocate nothing on the sender; a too-small buffer is refused before any socket opens.
+using System.Diagnostics;
+using System.Text.Json;
+using Xunit;
+
+namespace DistTrain.Cli.Tests;
+
+[Collection("Serial")]
+public sealed class BenchTransportCommandTests
+{
+    private static string Dll()
+    {
+        var dir = new DirectoryInfo(AppContext.BaseDirectory);
+        while (dir is not null && !File.Exists(Path.Combine(dir.FullName, "DistTrain.sln"))) dir = dir.Parent;
+        var dll = Path.Combine(dir!.FullName, "src", "DistTrain.Cli", "bin", "Release", "net10.0", "disttrain.dll");
+        Assert.True(File.Exists(dll), $"{dll} is missing: build the solution in Release first (scripts/test.sh does).");
+        return dll;
+    }
+
+    private static (int Code, string Out, string Err) Run(string args)
+    {
+        var psi = new ProcessStartInfo("dotnet", $"\"{Dll()}\" {args}") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        using var p = Process.Start(psi)!;
+        var err = p.StandardError.ReadToEndAsync();
+        var output = p.StandardOutput.ReadToEndAsync();
+        if (!p.WaitForExit(TimeSpan.FromSeconds(120)))
+        {
+            p.Kill(entireProcessTree: true);
+            Assert.Fail($"bench transport {args} did not finish within 120 s");
+        }
+        return (p.ExitCode, output.Result, err.Result);
+    }
+
+    [Theory]
+    [InlineData(262144)]
+    [InlineData(0)] // kernel autotuning
+    public void Moves_tensors_one_way_and_round_trip_and_the_sender_allocates_nothing(int socketBufferBytes)
+    {
+        var (code, output, err) = Run($"bench transport --sizes 1 --megabytes 8 --no-iperf --json --socket-buffer-bytes {socketBufferBytes}");
+        Assert.True(code == 0, err);
+        var rows = output.Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => JsonDocument.Parse(l).RootElement).ToList();
+        Assert.Equal(["one-way", "round-trip"], rows.Select(r => r.GetProperty("mode").GetString()!));
+        foreach (var r in rows)
+        {
+            Assert.Equal("dataplane", r.GetProperty("path").GetString());
+            Assert.Equal(1, r.GetProperty("MiB").GetInt32());
+            Assert.True(r.GetProperty("transfers").GetInt32() >= 4);
+            Assert.True(r.GetProperty("MB/s").GetDouble() > 0);
+            Assert.True(r.GetProperty("cpu_s/GB_send").GetDouble() > 0);
+            Assert.True(r.GetProperty("cpu_s/GB_recv").GetDouble() > 0);
+            Assert.Equal(0, r.GetProperty("alloc_B/transfer_send").GetDouble());
+            // A stray runtime object over the run is tolerated; an object per transfer (≥ 24 B) is not.
+            Assert.InRange(r.GetProperty("alloc_B/transfer_recv").GetDouble(), 0, 23);
+        }
+    }
+
+    [Fact]
+    public void A_socket_buffer_below_64_KiB_is_refused()
+    {
+        var (code, _, err) = Run("bench transport --sizes 1 --no-iperf --socket-buffer-bytes 100");
+        Assert.Equal(2, code);
+        Assert.Contains("--socket-buffer-bytes", err);
+    }
+}
