@@ -72,15 +72,15 @@ public sealed class MultiProcessClusterTests(ITestOutputHelper output) : IDispos
     }
 
     /// <summary>Starts the coordinator process and the worker processes; returns the coordinator and the output folder.</summary>
-    private (Process Coordinator, Process[] Workers, string Out) StartCluster(TrainJob job, int workers)
+    private (Process Coordinator, Process[] Workers, string Out) StartCluster(TrainJob job, int workers, string extra = "", string? outDir = null)
     {
         var specFile = Path.Combine(Directory.CreateTempSubdirectory("disttrain-spec-").FullName, "tiny.json");
         File.WriteAllText(specFile, job.ModelSpecJson);
-        var outDir = Directory.CreateTempSubdirectory("disttrain-mp-").FullName;
+        outDir ??= Directory.CreateTempSubdirectory("disttrain-mp-").FullName;
         int port = FreePort();
         var coord = Start($"train --model \"{specFile}\" --dataset \"{job.Dataset}\" --epochs {job.Epochs} --batch-size {job.BatchSize} " +
             $"--micro-batch {job.MicroBatch} --optimizer {job.Optimizer} --lr {job.Lr} --seed {job.Seed} --max-steps {job.MaxSteps} " +
-            $"--workers 0 --cluster-port {port} --wait-workers {workers} --out \"{outDir}\"", "coordinator");
+            $"--workers 0 --cluster-port {port} --wait-workers {workers} --out \"{outDir}\" {extra}", "coordinator");
         var ws = Enumerable.Range(0, workers)
             .Select(i => Start($"node --roles worker --seed-nodes akka.tcp://disttrain@127.0.0.1:{port}", $"worker{i}")).ToArray();
         return (coord, ws, outDir);
@@ -112,6 +112,32 @@ public sealed class MultiProcessClusterTests(ITestOutputHelper output) : IDispos
         Log($"killed worker1 after {ReadLines(metrics)} steps");
         Assert.True(coord.WaitForExit(TimeSpan.FromMinutes(3)), "the coordinator process did not finish within 3 minutes after the kill");
         Assert.Equal(0, coord.ExitCode);
+        Assert.Equal(expected, Sha(Path.Combine(outDir, "model.safetensors")));
+    }
+
+    [Fact]
+    public async Task CoordinatorKilledMidRunResumesFromItsCheckpointBitIdentical()
+    {
+        var job = Job(TestData.WriteIdx(400, 50), 30);
+        var expected = await InProcess(job);
+        var (coord, workers, outDir) = StartCluster(job, 2, "--checkpoint-every 5");
+        // SIGKILL the coordinator process (and with it the PS shard) once a checkpoint is on disk and training went past it.
+        var metrics = Path.Combine(outDir, "metrics.jsonl");
+        var deadline = DateTime.UtcNow.AddMinutes(2);
+        while (DateTime.UtcNow < deadline && !coord.HasExited &&
+               (DistTrain.Nn.Checkpoints.CheckpointSeries.List(outDir).Count == 0 || ReadLines(metrics) < 7)) await Task.Delay(50);
+        Assert.False(coord.HasExited, "the run ended before the coordinator could be killed");
+        coord.Kill();
+        foreach (var w in workers) w.Kill(); // the cluster is gone; the whole job restarts
+        coord.WaitForExit();
+        var left = DistTrain.Nn.Checkpoints.CheckpointSeries.List(outDir);
+        Log($"killed the coordinator after {ReadLines(metrics)} metric lines; checkpoints: {string.Join(", ", left.Select(c => c.Step))}");
+        Assert.False(File.Exists(Path.Combine(outDir, "model.safetensors")));
+        Assert.True(left[0].Step < 30);
+
+        var (again, _, _) = StartCluster(job, 2, $"--checkpoint-every 5 --resume \"{outDir}\"", outDir);
+        Assert.True(again.WaitForExit(TimeSpan.FromMinutes(3)), "the resumed coordinator did not finish within 3 minutes");
+        Assert.Equal(0, again.ExitCode);
         Assert.Equal(expected, Sha(Path.Combine(outDir, "model.safetensors")));
     }
 

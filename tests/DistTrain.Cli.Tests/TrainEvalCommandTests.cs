@@ -72,6 +72,30 @@ public sealed class TrainEvalCommandTests : IDisposable
     }
 
     [Fact]
+    public void One_process_run_resumed_from_a_checkpoint_writes_the_same_bytes()
+    {
+        var (code, output, err) = Run(TrainArgs("whole", "--max-steps", "30", "--checkpoint-every", "7"));
+        Assert.True(code == 0, err + output);
+        var whole = Path.Combine(_dir, "whole");
+        var kept = Nn.Checkpoints.CheckpointSeries.List(whole);
+        Assert.Equal([28L, 21L], kept.Select(c => c.Step)); // every 7 steps and the epoch end at 20; the newest two stay
+
+        // As if the process died after step 27: only the checkpoint of step 21 and no final model.
+        var cut = Path.Combine(_dir, "cut");
+        Directory.CreateDirectory(Path.Combine(cut, "checkpoint"));
+        var from = kept[1].Dir;
+        var to = Path.Combine(cut, "checkpoint", Path.GetFileName(from));
+        Directory.CreateDirectory(to);
+        foreach (var f in Directory.GetFiles(from)) File.Copy(f, Path.Combine(to, Path.GetFileName(f)));
+        var (rcode, rout, rerr) = Run([.. TrainArgs("cut", "--max-steps", "30", "--checkpoint-every", "7"), "--resume", cut]);
+        Assert.True(rcode == 0, rerr + rout);
+        Assert.Contains("resuming from checkpoint", rout);
+        Assert.Contains("step 21", rout);
+        foreach (var name in new[] { "model.safetensors", "model.optimizer.safetensors" })
+            Assert.Equal(Sha(Path.Combine(whole, name)), Sha(Path.Combine(cut, name)));
+    }
+
+    [Fact]
     public void Same_seed_writes_the_same_bytes_and_max_steps_stops_early()
     {
         var ra = Run(TrainArgs("a", "--threads", "1"));

@@ -48,6 +48,8 @@ public static class MessageSamples
         new RuntimeMessages.WorkerEndpoint("worker-1", 5, "127.0.0.1", 40010),
         new RuntimeMessages.WorkerGone("worker-1"),
         new RuntimeMessages.SendParameters("127.0.0.1", 40011, 470),
+        new RuntimeMessages.SendCheckpoint("127.0.0.1", 40012, 120),
+        new RuntimeMessages.ShardRestored(1, 120),
         new RuntimeMessages.RunCompleted(4690, "/runs/x/model.safetensors", 0.91, 0.25, null),
     ];
 }

@@ -44,10 +44,12 @@ public sealed class TrainCommand : ICommandFactory
         var mode = new Option<string>("--mode") { Description = "Training mode (cluster runtime): sync (deterministic), async (bounded staleness) or local-sgd (H local steps, then averaging). See docs/modes.md.", DefaultValueFactory = _ => "sync" };
         var staleness = new Option<int?>("--staleness") { Description = $"Async: a worker more than S versions behind the newest waits for fresh parameters before computing (default {ModeOptions.DefaultStaleness})." };
         var localSteps = new Option<int?>("--local-steps") { Description = $"Local-sgd: local optimizer steps H between two averagings (default {ModeOptions.DefaultLocalSteps})." };
+        var checkpointEvery = new Option<long>("--checkpoint-every") { Description = "Also write DIR/checkpoint/step-N every N steps (checkpoints are written at every epoch end; -1 = none)." };
+        var resume = new Option<string?>("--resume") { Description = "Resume from the newest good checkpoint in this run folder (the output folder by default)." };
         var cmd = new Command("train", "Train a model and write DIR/model.safetensors and DIR/metrics.jsonl.")
         {
             model, dataset, epochs, batch, micro, optimizer, lr, schedule, wd, clip, seed, maxSteps, threads, init, output, workers, psShards, clusterPort, waitWorkers,
-            hostname, config, mode, staleness, localSteps,
+            hostname, config, mode, staleness, localSteps, checkpointEvery, resume,
         };
         cmd.SetAction(r => CliErrors.Guard(() =>
         {
@@ -72,9 +74,14 @@ public sealed class TrainCommand : ICommandFactory
                 MaxSteps = r.GetValue(maxSteps),
             };
             job.TrainerOptions().Validate();
-            var outDir = r.GetValue(output) ?? Path.Combine("runs", spec.Name);
+            var resumeDir = r.GetValue(resume);
+            var outDir = r.GetValue(output) ?? resumeDir ?? Path.Combine("runs", spec.Name);
+            var checkpoints = new CheckpointOptions(r.GetValue(checkpointEvery), resumeDir);
+            if (resumeDir is not null && r.GetValue(init) is not null) throw new ArgumentException("--init and --resume exclude each other: --resume continues a run, --init starts a new one from weights.");
             Compute.Threads = t;
             var modeOptions = ModeOptions.Parse(r.GetValue(mode), r.GetValue(staleness), r.GetValue(localSteps));
+            if (resumeDir is not null && modeOptions.Mode != DistTrain.Cluster.Messages.TrainingMode.Sync)
+                throw new ArgumentException($"--resume continues sync runs only (checkpoints are written in sync mode); drop --resume or use --mode sync.");
             // Async and local-sgd exist only in the cluster runtime, so they use it even with one worker.
             bool cluster = r.GetValue(workers) != 1 || r.GetValue(psShards) != 1 || r.GetValue(clusterPort) > 0 || r.GetValue(waitWorkers) > 0
                 || modeOptions.Mode != DistTrain.Cluster.Messages.TrainingMode.Sync;
@@ -84,7 +91,7 @@ public sealed class TrainCommand : ICommandFactory
                 using var stop = new CancellationTokenSource();
                 Console.CancelKeyPress += (_, e) => { e.Cancel = true; stop.Cancel(); };
                 return ClusterRun.Run(job, modeOptions, outDir, r.GetValue(workers), r.GetValue(psShards), r.GetValue(clusterPort), r.GetValue(waitWorkers), Console.Out, stop.Token,
-                    r.GetValue(config)!, r.GetValue(hostname));
+                    r.GetValue(config)!, r.GetValue(hostname), checkpoints);
             }
             using var cancel = new CancellationTokenSource();
             ConsoleCancelEventHandler onCancel = (_, e) => { e.Cancel = true; cancel.Cancel(); Console.Error.WriteLine("stopping after this step; the model so far will be saved"); };
@@ -99,7 +106,7 @@ public sealed class TrainCommand : ICommandFactory
             try
             {
                 bool interactive = !Console.IsOutputRedirected && Spectre.Console.AnsiConsole.Profile.Capabilities.Interactive;
-                return LocalRun.Run(job, outDir, r.GetValue(init), Console.Out, interactive, cancel.Token);
+                return LocalRun.Run(job, outDir, r.GetValue(init), Console.Out, interactive, cancel.Token, checkpoints);
             }
             finally { Console.CancelKeyPress -= onCancel; }
         }));

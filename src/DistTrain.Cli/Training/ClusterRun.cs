@@ -11,7 +11,7 @@ namespace DistTrain.Cli.Training;
 public static class ClusterRun
 {
     public static int Run(TrainJob job, ModeOptions mode, string outDir, int workers, int psShards, int clusterPort, int waitWorkers, TextWriter console, CancellationToken cancel,
-        string environment = "local", string? hostname = null)
+        string environment = "local", string? hostname = null, CheckpointOptions? checkpoints = null)
     {
         if (workers < 0) throw new ArgumentException($"--workers must be 0 or more, not {workers}.");
         if (psShards < 1) throw new ArgumentException($"--ps-shards must be at least 1, not {psShards}.");
@@ -24,6 +24,7 @@ public static class ClusterRun
             Environment = environment,
             Overrides = clusterPort > 0 ? new ClusterOverrides { Port = clusterPort, Hostname = hostname } : new ClusterOverrides { Hostname = hostname },
             OnProgress = line => console.WriteLine(line),
+            CheckpointEvery = checkpoints?.Every ?? 0, ResumeDir = checkpoints?.ResumeDir,
         });
         try
         {
@@ -40,9 +41,12 @@ public static class ClusterRun
         }
         catch (OperationCanceledException)
         {
-            console.WriteLine("interrupted: the cluster run stops (no checkpoint is written mid-run yet)");
+            console.WriteLine($"interrupted: the cluster run stops; continue it with --resume {outDir}");
             return 130;
         }
         finally { node.DisposeAsync().AsTask().GetAwaiter().GetResult(); }
     }
 }
+
+/// <summary>`--checkpoint-every N` (0 = at epoch ends only, negative = never) and `--resume DIR` of `disttrain train`.</summary>
+public sealed record CheckpointOptions(long Every, string? ResumeDir);

@@ -49,7 +49,19 @@ public static class LocalRun
         return (weights, opt);
     }
 
-    public static int Run(TrainJob job, string outDir, string? initFile, TextWriter console, bool interactive, CancellationToken cancel)
+    /// <summary>Puts a checkpoint's weights, buffers and optimizer state into the trainer and moves it to the checkpoint's step.</summary>
+    private static void Resume(Trainer trainer, ResumePoint point)
+    {
+        var store = trainer.Model.Store;
+        point.Values.CopyTo(store.Values, 0);
+        point.Buffers.CopyTo(store.Buffers, 0);
+        var state = trainer.Optimizer.State;
+        for (int i = 0; i < state.Count; i++) point.OptimizerState[i].Data.CopyTo(state[i].Data, 0);
+        trainer.Resume(point.Step, point.Epoch);
+    }
+
+    public static int Run(TrainJob job, string outDir, string? initFile, TextWriter console, bool interactive, CancellationToken cancel,
+        CheckpointOptions? checkpoints = null)
     {
         var spec = job.Spec();
         var (train, test) = LoadData(job.Dataset, spec);
@@ -60,6 +72,7 @@ public static class LocalRun
             console.WriteLine($"init: weights from {initFile} (step {info.Step}, epoch {info.Epoch})");
         }
         var trainer = job.CreateTrainer(train.Count, model);
+        if (checkpoints?.ResumeDir is { } resumeDir) Resume(trainer, Cluster.Runtime.ClusterNode.FindResumePoint(resumeDir, job, console.WriteLine));
         console.WriteLine(model.Summary());
         console.WriteLine($"data: {train.Name} ({train.Count:N0} train, {test.Count:N0} test samples of {Tensors.Tensor.ShapeString(train.SampleShape)})");
         console.WriteLine(string.Create(CultureInfo.InvariantCulture,
@@ -69,10 +82,18 @@ public static class LocalRun
         Directory.CreateDirectory(outDir);
         var started = DateTime.UtcNow;
         EpochMetrics last = default;
-        using (var metrics = new MetricsLog(Path.Combine(outDir, "metrics.jsonl")))
+        int stepsPerEpoch = Data.Plans.EpochPlan.CountSteps(train.Count, job.BatchSize);
+        long every = checkpoints?.Every ?? 0;
+        using (var metrics = new MetricsLog(Path.Combine(outDir, "metrics.jsonl"), append: checkpoints?.ResumeDir is not null))
         {
             var progress = new TrainProgress(console, interactive, job.Epochs);
-            trainer.StepCompleted = m => { metrics.Step(m); progress.Step(m); };
+            trainer.StepCompleted = m =>
+            {
+                metrics.Step(m); progress.Step(m);
+                long done = m.Step + 1; // the same rule as the cluster coordinator: every epoch end, and every N steps
+                if (every >= 0 && (done % stepsPerEpoch == 0 || (every > 0 && done % every == 0)))
+                    CheckpointSeries.Write(outDir, job, model.Store, trainer.Optimizer.State, trainer.Optimizer.ToString(), done, (int)(done / stepsPerEpoch));
+            };
             trainer.EpochCompleted = m => { metrics.Epoch(m); progress.Epoch(m); };
             progress.Run(() => last = trainer.Fit(train, test, cancel));
         }

@@ -13,6 +13,12 @@ public enum FrameKind : byte
     Gradient = 1,
     /// <summary>Parameters of the key range [Offset, Offset+Length) at Version.</summary>
     Parameters = 2,
+    /// <summary>Worker → PS shard 0: the BatchNorm batch statistics of (Step, MicroBatch), sent before its gradient (Training/StatisticsLog.cs).</summary>
+    Statistics = 3,
+    /// <summary>Optimizer state buffer number MicroBatch over [Offset, Offset+Length) at Version (checkpoint and restore).</summary>
+    OptimizerState = 4,
+    /// <summary>The model's running-statistics buffers (ParameterStore.Buffers) at Version (checkpoint and restore).</summary>
+    Buffers = 5,
 }
 
 /// <summary>
@@ -60,7 +66,7 @@ public readonly record struct FrameHeader(
         var count = r.ReadArrayHeader();
         if (count != FieldCount) throw new InvalidDataException($"frame header has {count} fields, expected {FieldCount}");
         var kind = r.ReadByte();
-        if (kind > (byte)FrameKind.Parameters) throw new InvalidDataException($"frame kind {kind} is unknown");
+        if (kind > (byte)FrameKind.Buffers) throw new InvalidDataException($"frame kind {kind} is unknown");
         var h = new FrameHeader((FrameKind)kind, r.ReadInt64(), r.ReadInt32(), r.ReadInt64(), r.ReadInt32(), r.ReadInt64(), r.ReadInt32(), r.ReadUInt64(), r.ReadInt32());
         if (!r.End) throw new InvalidDataException("trailing bytes after the frame header");
         if (h.Length < 0 || h.Offset < 0) throw new InvalidDataException($"frame header has a negative range {h.Offset}+{h.Length}");

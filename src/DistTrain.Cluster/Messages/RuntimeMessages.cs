@@ -20,6 +20,15 @@ public static class RuntimeMessages
     /// <summary>Coordinator → PS shard: send your range at the current version to this endpoint (checkpoint collection).</summary>
     public sealed record SendParameters(string DataHost, int DataPort, long MinVersion) : IDistTrainMessage;
 
+    /// <summary>
+    /// Coordinator → PS shard, at a step boundary: send your range at <paramref name="Version"/> (parameters, each optimizer
+    /// state buffer, and on shard 0 the running-statistics buffers) to this data-plane endpoint, for a checkpoint.
+    /// </summary>
+    public sealed record SendCheckpoint(string DataHost, int DataPort, long Version) : IDistTrainMessage;
+
+    /// <summary>PS shard → Coordinator: the checkpoint state the coordinator sent over the data plane is in place at <paramref name="Version"/>.</summary>
+    public sealed record ShardRestored(int Shard, long Version) : IDistTrainMessage;
+
     /// <summary>Coordinator → CLI / test (same process): the run finished; where the model went.</summary>
     public sealed record RunCompleted(long Steps, string? ModelPath, double TestAccuracy, double TestLoss, string? Error) : IDistTrainMessage;
 }

@@ -35,6 +35,12 @@ public sealed record NodeOptions
     /// <summary>Compute threads per process; 0 = the cores divided among this node's workers.</summary>
     public int ComputeThreads { get; init; }
     public Action<string>? OnProgress { get; init; }
+    /// <summary>Checkpoint every N steps besides every epoch end (coordinator); 0 = epoch ends only; negative = never.</summary>
+    public long CheckpointEvery { get; init; }
+    /// <summary>Resume from the newest good checkpoint in this run folder's checkpoint/ (coordinator); null = start at step 0.</summary>
+    public string? ResumeDir { get; init; }
+    /// <summary>Tests only: the coordinator stops abruptly after this many steps (see CoordinatorSettings.CrashAfterStep).</summary>
+    public long CrashAfterStep { get; init; } = -1;
 }
 
 public sealed class ClusterNode : IAsyncDisposable
@@ -117,6 +123,9 @@ public sealed class ClusterNode : IAsyncDisposable
                 OnCompleted = r => node._done.TrySetResult(r),
                 OnProgress = o.OnProgress,
                 Mode = o.Mode,
+                CheckpointEvery = o.CheckpointEvery,
+                Resume = o.ResumeDir is null ? null : FindResumePoint(o.ResumeDir, job, o.OnProgress),
+                CrashAfterStep = o.CrashAfterStep,
             };
             system.ActorOf(ClusterSingletonManager.Props(CoordinatorActor.Props(job, train.Count, parameters, cs), PoisonPill.Instance,
                 ClusterSingletonManagerSettings.Create(system).WithRole("coordinator")), "coordinator");
@@ -134,6 +143,27 @@ public sealed class ClusterNode : IAsyncDisposable
                 node.Workers.Add(system.ActorOf(WorkerActor.Props(proxy, $"{self}/w{i}", endpoints).WithDispatcher("disttrain-compute-dispatcher"), $"worker{i}"));
         }
         return node;
+    }
+
+    /// <summary>The newest checkpoint of <paramref name="runDir"/> that verifies; says which, and why it skipped newer ones.</summary>
+    public static DistTrain.Nn.Checkpoints.ResumePoint FindResumePoint(string runDir, TrainJob job, Action<string>? say)
+    {
+        var found = DistTrain.Nn.Checkpoints.CheckpointSeries.List(runDir);
+        if (found.Count == 0)
+            throw new ArgumentException($"No checkpoint to resume from in {DistTrain.Nn.Checkpoints.CheckpointSeries.RootOf(runDir)}; start the run without --resume.");
+        var point = DistTrain.Nn.Checkpoints.CheckpointSeries.FindLatest(runDir, job, m => say?.Invoke(m))
+            ?? throw new ArgumentException($"None of the {found.Count} checkpoint(s) in {DistTrain.Nn.Checkpoints.CheckpointSeries.RootOf(runDir)} verifies (see above); " +
+                                           "restore one from a backup or start the run without --resume.");
+        say?.Invoke($"resuming from {point}");
+        return point;
+    }
+
+    /// <summary>Runs one process with every role as <paramref name="o"/> says (its Job, Workers, PsShards, OutDir, checkpoint options).</summary>
+    public static async Task<RunCompleted> RunLocal(NodeOptions o, CancellationToken cancel = default)
+    {
+        await using var node = Start(o with { PsActors = o.PsShards, MinWorkers = o.Workers });
+        using var reg = cancel.Register(() => node._done.TrySetCanceled(cancel));
+        return await node.Completion;
     }
 
     /// <summary>One process, every role: the coordinator, <paramref name="psShards"/> shards and <paramref name="workers"/> workers.</summary>

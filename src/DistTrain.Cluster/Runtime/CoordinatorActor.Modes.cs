@@ -38,7 +38,7 @@ public sealed partial class CoordinatorActor : IWithTimers
     private void BeginAsync()
     {
         _step = 0; // started; in async mode _step only marks that
-        if (_async!.Total == 0) { StartCollection(); return; }
+        if (_async!.Total == 0) { FinishAsync(); return; }
         Timers.StartPeriodicTimer("async-tick", new AsyncTick(), TimeSpan.FromSeconds(1));
         ServeIdle();
     }
@@ -70,9 +70,16 @@ public sealed partial class CoordinatorActor : IWithTimers
         {
             Timers.Cancel("async-tick");
             _stepLog.Record("staleness", [], [new("bound", _settings.Mode.Staleness), new("mean", _staleness.Mean), new("max", _staleness.Max), new("updates", _staleness.Count)]);
-            StartCollection();
+            FinishAsync();
             return;
         }
         ServeIdle(); // an expired lease may be handed out again
+    }
+
+    /// <summary>Every micro-batch is applied: collect the shards' final state (version = micro-batches applied), then finish.</summary>
+    private void FinishAsync()
+    {
+        _allApplied = true;
+        Snapshot(FinalVersion, Final);
     }
 }

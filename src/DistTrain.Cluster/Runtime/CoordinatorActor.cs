@@ -1,7 +1,8 @@
 // The coordinator (a cluster singleton): hands shards their key ranges, admits workers whose protocol
 // and model agree, plans steps from the seeded epoch plan, leases micro-batches to workers that ask,
-// re-queues the work of workers that leave, and at the end collects the parameters from the shards,
-// writes the checkpoint and evaluates. Bookkeeping lives in WorkQueue and StepLog; this wires it.
+// re-queues the work of workers that leave, collects the shards' state at step boundaries for
+// checkpoints (and resumes from one), and at the end writes the model and evaluates. Bookkeeping lives in
+// WorkQueue, StepLog and CoordinatorCheckpoints; this wires it.
 using System.Diagnostics;
 using System.Net;
 using Akka.Actor;
@@ -25,9 +26,16 @@ public sealed record CoordinatorSettings(int Shards, string OutDir, NodeEndpoint
     public Action<string>? OnProgress { get; init; }
     /// <summary>Training mode of the job (DESIGN contract 5); handed to every node in the JobDescription.</summary>
     public ModeOptions Mode { get; init; } = ModeOptions.Sync;
+    /// <summary>Checkpoint every N steps as well as at every epoch end; 0 = at epoch ends only; negative = never (only the final model).
+    /// Sync mode only: async and local-sgd runs write the final model alone.</summary>
+    public long CheckpointEvery { get; init; }
+    /// <summary>Start from this checkpoint (its step, weights, optimizer state and buffers) instead of step 0 (sync mode).</summary>
+    public DistTrain.Nn.Checkpoints.ResumePoint? Resume { get; init; }
+    /// <summary>Tests only: stop abruptly (no output, RunCompleted with an error) once this many steps are done, as if the process died.</summary>
+    public long CrashAfterStep { get; init; } = -1;
 }
 
-public sealed partial class CoordinatorActor : ReceiveActor, IFrameHandler
+public sealed partial class CoordinatorActor : ReceiveActor
 {
     private readonly TrainJob _job;
     private readonly JobDescription _description;
@@ -51,14 +59,13 @@ public sealed partial class CoordinatorActor : ReceiveActor, IFrameHandler
     private readonly StepLog _stepLog;
     private long _step = -1;
     private bool _finishing;
-    // checkpoint collection
-    private readonly Lock _gate = new();
-    private DataPlaneServer? _collector;
-    private float[] _collected = [];
-    private float[][] _collectStaging = [];
-    private bool[] _collectedShard = [];
+    // checkpoints: collection at step boundaries, restore on resume
+    private readonly CoordinatorCheckpoints _checkpoints;
+    private readonly bool[] _restored;
+    private readonly Dictionary<long, Action> _snapshots = [];   // asked for, by version
+    private bool _allApplied, _finalCollected;
 
-    private sealed record CollectionArrived : INoSerializationVerificationNeeded;
+    private sealed record CollectionArrived(long Version) : INoSerializationVerificationNeeded;
 
     public CoordinatorActor(TrainJob job, int trainCount, int parameterCount, CoordinatorSettings settings)
     {
@@ -76,10 +83,18 @@ public sealed partial class CoordinatorActor : ReceiveActor, IFrameHandler
         _planSteps = job.TotalSteps(trainCount);
         _totalSteps = settings.Mode.Units(_planSteps); // work units with a barrier after each: steps, or local-sgd rounds
         _queue = new LookaheadQueue(settings.Shards, settings.LeaseTimeout, _microBatches, _totalSteps);
-        _stepLog = new StepLog(Path.Combine(settings.OutDir, "metrics.jsonl"), _microBatches, _stepsPerEpoch, job.CreateSchedule(trainCount))
+        _stepLog = new StepLog(Path.Combine(settings.OutDir, "metrics.jsonl"), _microBatches, _stepsPerEpoch, job.CreateSchedule(trainCount),
+            append: settings.Resume is not null)
         {
             StepOfUnit = unit => settings.Mode.LastStepOf(unit, _planSteps),
         };
+        _checkpoints = new CoordinatorCheckpoints(job, _ranges, settings.Endpoints, v => _self.Tell(new CollectionArrived(v)),
+            statistics: _description.Hyper.Mode == TrainingMode.Sync);
+        _restored = new bool[settings.Shards];
+        if (settings.Resume is not null && settings.Mode.Mode != TrainingMode.Sync)
+            throw new ArgumentException($"--resume continues sync runs only; this run is {settings.Mode.Mode}.");
+        if (settings.Resume is { } resume && resume.Values.Length != parameterCount)
+            throw new ArgumentException($"{resume} has {resume.Values.Length} parameters but the model has {parameterCount}.");
         InitMode();
 
         Receive<RequestShard>(OnRequestShard);
@@ -93,7 +108,13 @@ public sealed partial class CoordinatorActor : ReceiveActor, IFrameHandler
         Receive<VersionPublished>(OnPublished);
         Receive<MicroBatchDone>(d => _stepLog.Add(d));
         Receive<Terminated>(t => OnWorkerLeft(t.ActorRef));
-        Receive<CollectionArrived>(_ => TryFinish());
+        Receive<CollectionArrived>(c =>
+        {
+            if (!_snapshots.Remove(c.Version, out var then)) return;
+            then();
+            _checkpoints.Release(c.Version);
+        });
+        Receive<ShardRestored>(OnShardRestored);
     }
 
     public static Props Props(TrainJob job, int trainCount, int parameterCount, CoordinatorSettings settings) =>
@@ -101,7 +122,7 @@ public sealed partial class CoordinatorActor : ReceiveActor, IFrameHandler
 
     protected override void PostStop()
     {
-        _collector?.Dispose();
+        _checkpoints.Dispose();
         _stepLog.Dispose();
     }
 
@@ -122,11 +143,27 @@ public sealed partial class CoordinatorActor : ReceiveActor, IFrameHandler
     private void OnRegisterShard(RegisterShard r)
     {
         _shards[r.Shard] = new ShardInfo(r.Shard, r.Offset, r.Length, r.OwnerAddress, r.DataHost, r.DataPort);
+        if (_settings.Resume is { } resume && !_restored[r.Shard] && _step < 0)
+        {
+            try { _checkpoints.SendRestore(resume, _shards[r.Shard]!, JobMapping.SenderIdOf("coordinator")); }
+            catch (IOException e) { _log.Error("Cannot send shard {0} its checkpoint state: {1}", r.Shard, e.Message); }
+            return; // up once it answers ShardRestored
+        }
+        _restored[r.Shard] = true;
         if (AllShardsUp) foreach (var (id, w) in _workers) Accept(id, w.Ref);
         MaybeStart();
     }
 
-    private bool AllShardsUp => _shards.All(s => s is not null);
+    private bool AllShardsUp => _shards.All(s => s is not null) && _restored.All(x => x);
+
+    private void OnShardRestored(ShardRestored r)
+    {
+        if ((uint)r.Shard >= (uint)_restored.Length || _restored[r.Shard]) return;
+        _restored[r.Shard] = true;
+        _settings.OnProgress?.Invoke($"PS shard {r.Shard} restored at step {r.Version}");
+        if (AllShardsUp) foreach (var (id, w) in _workers) Accept(id, w.Ref);
+        MaybeStart();
+    }
 
     private void OnRegisterWorker(RegisterWorker r)
     {
@@ -150,18 +187,45 @@ public sealed partial class CoordinatorActor : ReceiveActor, IFrameHandler
     private void MaybeStart()
     {
         if (_step >= 0 || !AllShardsUp || _workers.Count < _settings.MinWorkers) return;
-        BeginStep(0);
+        long first = _settings.Resume?.Step ?? 0;
+        if (first >= _totalSteps) { _step = first; _allApplied = true; Snapshot(first, Final); return; } // resumed a finished run: write its output again
+        BeginStep(first);
     }
 
     private void BeginStep(long step)
     {
         if (_async is not null) { BeginAsync(); return; }
-        if (step == 0) _queue.Begin(0);
+        bool first = _step < 0;
+        if (first) _queue.Begin(step); // step 0, or the checkpoint's step on resume
         else _queue.Advance(); // leases already taken on this step stay with their workers
         _step = step;
         _waitingAhead.Clear();
         _stepLog.Begin(step);
+        RequestSnapshots(step, first);
         ServeIdle();
+    }
+
+    /// <summary>
+    /// Asks the shards, when step t begins, for their state at version t+2 (t+1 too on the first step) if that is a
+    /// checkpoint or the end. With micro-batches leased one step ahead a shard can reach version t+2 before the coordinator
+    /// hears of t+1, so it must be told two steps early; it sends the moment it reaches the version
+    /// (ParameterServerActor.SendDueCheckpoints), from where nothing can move it on meanwhile.
+    /// </summary>
+    private void RequestSnapshots(long step, bool first)
+    {
+        for (long v = first ? step + 1 : step + 2; v <= Math.Min(step + 2, _totalSteps); v++)
+        {
+            long version = v;
+            if (version == _totalSteps) Snapshot(version, Final);
+            else if (IsCheckpointStep(version)) Snapshot(version, () => WriteCheckpoint(version));
+        }
+    }
+
+    private void Final() { _finalCollected = true; TryFinish(); }
+
+    private void TryFinish()
+    {
+        if (_allApplied && _finalCollected && !_finishing) Finish();
     }
 
     private void OnRequestWork(RequestWork r)
@@ -221,8 +285,21 @@ public sealed partial class CoordinatorActor : ReceiveActor, IFrameHandler
         _stepLog.End(_step);
         long next = _step + 1;
         if (next % 20 == 0 || next == _totalSteps) _settings.OnProgress?.Invoke(_stepLog.Summary(next, _totalSteps));
-        if (next >= _totalSteps) { StartCollection(); return; }
+        if (next == _settings.CrashAfterStep) { Crash(next); return; }
+        if (next >= _totalSteps) { _allApplied = true; TryFinish(); return; }
         BeginStep(next);
+    }
+
+    /// <summary>The shards' version at the end: one per step (sync) or round (local-sgd), one per micro-batch (async).</summary>
+    private long FinalVersion => _async?.Total ?? _totalSteps;
+
+    private bool IsCheckpointStep(long step) =>
+        _settings.CheckpointEvery >= 0 && _settings.Mode.Mode == TrainingMode.Sync && (step % _stepsPerEpoch == 0 || (_settings.CheckpointEvery > 0 && step % _settings.CheckpointEvery == 0));
+
+    private void Crash(long step)
+    {
+        _finishing = true;
+        _settings.OnCompleted?.Invoke(new RunCompleted(step, null, double.NaN, double.NaN, $"stopped after step {step} (CrashAfterStep, a test hook)"));
     }
 
     private void OnWorkerLeft(IActorRef who)
@@ -239,46 +316,47 @@ public sealed partial class CoordinatorActor : ReceiveActor, IFrameHandler
         ServeWaitingAhead();
     }
 
-    // ---- end of run: collect every shard's range over the data plane, then save and evaluate ----
+    // ---- checkpoints and the end of the run: collect every shard's state over the data plane ----
 
-    private void StartCollection()
+    /// <summary>Asks every shard for its state at <paramref name="version"/>, then runs <paramref name="then"/> once it is all here.</summary>
+    private void Snapshot(long version, Action then)
     {
-        _finishing = true;
-        _collected = new float[_description.ParameterCount];
-        _collectStaging = _ranges.Select(r => new float[r.Length]).ToArray();
-        _collectedShard = new bool[_ranges.Length];
-        _collector = new DataPlaneServer(IPAddress.Parse(_settings.Endpoints.BindAddress), 0, this, _settings.Endpoints.MaxFrameBytes);
-        foreach (var s in _shardRefs) s!.Tell(new SendParameters(_settings.Endpoints.AdvertisedHost, _collector.Port, _totalSteps));
+        if (!_snapshots.TryAdd(version, then)) return;
+        var ask = _checkpoints.Begin(version);
+        foreach (var s in _shardRefs) s!.Tell(ask);
     }
 
-    private void TryFinish()
+    private void WriteCheckpoint(long step)
     {
-        lock (_gate) if (!_collectedShard.All(x => x)) return;
+        try
+        {
+            var started = Stopwatch.GetTimestamp();
+            var dir = _checkpoints.Write(_settings.OutDir, _stepsPerEpoch, step);
+            double ms = Stopwatch.GetElapsedTime(started).TotalMilliseconds; // the write; the shards sent while training went on
+            _settings.OnProgress?.Invoke($"checkpoint: step {step} -> {dir} ({ms:F0} ms)");
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or ArgumentException)
+        {
+            // Training goes on; the previous checkpoint stays the one to resume from.
+            _log.Error("Checkpoint of step {0} not written: {1}", step, e.Message);
+            _settings.OnProgress?.Invoke($"checkpoint of step {step} NOT written: {e.Message}");
+        }
+    }
+
+    private void Finish()
+    {
+        _finishing = true;
+        if (_settings.CheckpointEvery >= 0 && _settings.Mode.Mode == TrainingMode.Sync) WriteCheckpoint(_totalSteps);
         RunCompleted result;
-        try { result = ModelOutput.SaveAndEvaluate(_job, _collected, _planSteps, _settings.OutDir, _stepLog, _settings.Mode.Metadata()); }
+        try
+        {
+            var (values, buffers) = _checkpoints.Collected(FinalVersion);
+            result = ModelOutput.SaveAndEvaluate(_job, values, _planSteps, _settings.OutDir, _stepLog, buffers, _settings.Mode.Metadata());
+        }
         catch (Exception e) { result = new RunCompleted(_planSteps, null, double.NaN, double.NaN, e.Message); }
         var done = new TrainingDone(_planSteps, _totalSteps, result.Error);
         foreach (var w in _workers.Values) w.Ref.Tell(done);
         foreach (var s in _shardRefs) s?.Tell(done);
         _settings.OnCompleted?.Invoke(result);
-    }
-
-    DropReason? IFrameHandler.Rent(FrameHeader header, out Span<float> destination)
-    {
-        destination = Span<float>.Empty;
-        if (header.Kind != FrameKind.Parameters || (uint)header.Shard >= (uint)_ranges.Length) return DropReason.Rejected;
-        if (_ranges[header.Shard].Length != header.Length || _ranges[header.Shard].Offset != header.Offset) return DropReason.WrongLength;
-        destination = _collectStaging[header.Shard];
-        return null;
-    }
-
-    void IFrameHandler.OnFrame(in FrameHeader header, ReadOnlySpan<float> payload)
-    {
-        lock (_gate)
-        {
-            payload.CopyTo(_collected.AsSpan((int)header.Offset, header.Length));
-            _collectedShard[header.Shard] = true;
-        }
-        _self.Tell(new CollectionArrived());
     }
 }

@@ -31,6 +31,8 @@ public sealed class ParameterServerActor : ReceiveActor, IFrameHandler
     private AsyncGradientQueue? _async;    // async mode only
     private float _share;                  // async: M/B, a micro-batch's share of a global batch's learning rate
     private readonly List<AsyncApplied> _applied = [];
+    private ShardCheckpointing? _extras;    // BatchNorm statistics, checkpoint and restore (ShardCheckpointing.cs)
+    private readonly List<SendCheckpoint> _dueCheckpoints = [];   // asked for a version this shard has not reached yet
     private DataPlaneServer? _server;
     private int _microBatches;
     private int _senderId;
@@ -39,6 +41,7 @@ public sealed class ParameterServerActor : ReceiveActor, IFrameHandler
     private sealed record GradientArrived(int SenderId, long Step, int MicroBatch) : INoSerializationVerificationNeeded;
     private sealed record GradientDropped(int SenderId, long Step, int MicroBatch, string Reason) : INoSerializationVerificationNeeded;
     private sealed record AskForShard : INoSerializationVerificationNeeded;
+    private sealed record RestoreComplete : INoSerializationVerificationNeeded;
 
     public ParameterServerActor(IActorRef coordinator, string nodeId, NodeEndpoints endpoints)
     {
@@ -55,6 +58,8 @@ public sealed class ParameterServerActor : ReceiveActor, IFrameHandler
         Receive<GradientArrived>(OnGradient);
         Receive<GradientDropped>(d => _coordinator.Tell(new GradientRejected(_shard?.Shard ?? -1, d.SenderId.ToString(), d.Step, d.MicroBatch, d.Reason)));
         Receive<SendParameters>(OnSendParameters);
+        Receive<SendCheckpoint>(OnSendCheckpoint);
+        Receive<RestoreComplete>(_ => OnRestored());
         Receive<CoordinatorMessages.TrainingDone>(_ => Context.Stop(Self));
     }
 
@@ -93,6 +98,7 @@ public sealed class ParameterServerActor : ReceiveActor, IFrameHandler
             _share = (float)a.Job.Hyper.MicroBatchSize / a.Job.Hyper.BatchSize;
         }
         _shard.BeginStep(0, _microBatches);
+        _extras = new ShardCheckpointing(_shard, model, _microBatches, foldStatistics: a.Job.Hyper.Mode == TrainingMode.Sync);
         _senderId = JobMapping.SenderIdOf($"{_nodeId}/ps{a.Shard}");
         _server = new DataPlaneServer(IPAddress.Parse(_endpoints.BindAddress), 0, this, _endpoints.MaxFrameBytes);
         _coordinator.Tell(new RegisterShard(a.Shard, a.Offset, a.Length, _nodeId, _endpoints.AdvertisedHost, _server.Port, WireProtocol.Version));
@@ -121,7 +127,7 @@ public sealed class ParameterServerActor : ReceiveActor, IFrameHandler
         lock (_gate)
         {
             applied = shard.TryApply();
-            if (applied) shard.BeginStep(shard.Version, _microBatches);
+            if (applied) { shard.BeginStep(shard.Version, _microBatches); _extras!.StepApplied(); }
         }
         if (!applied) return;
         PushAll(shard);
@@ -163,6 +169,7 @@ public sealed class ParameterServerActor : ReceiveActor, IFrameHandler
             try { Push(client, shard); }
             catch (IOException) { _workers.Remove(id); client.Dispose(); }
         }
+        if (_dueCheckpoints.Count > 0) SendDueCheckpoints(); // after the push: workers go on meanwhile, the version cannot move here
     }
 
     private void OnSendParameters(SendParameters s)
@@ -170,6 +177,52 @@ public sealed class ParameterServerActor : ReceiveActor, IFrameHandler
         if (_shard is null) return;
         using var client = DataPlaneClient.Connect(s.DataHost, s.DataPort, _senderId, TimeSpan.FromSeconds(5));
         Push(client, _shard);
+    }
+
+    private void OnSendCheckpoint(SendCheckpoint s)
+    {
+        if (_shard is null) return;
+        if (s.Version > _shard.Version) { _dueCheckpoints.Add(s); return; } // sent the moment the shard gets there
+        if (s.Version < _shard.Version)
+        {
+            _log.Warning("PS shard {0} is at version {1}; the checkpoint of version {2} was asked for too late and is skipped", _shard.Shard, _shard.Version, s.Version);
+            return;
+        }
+        try
+        {
+            using var client = DataPlaneClient.Connect(s.DataHost, s.DataPort, _senderId, TimeSpan.FromSeconds(5));
+            lock (_gate) _extras!.Send(client, s.Version);
+        }
+        catch (Exception e) when (e is IOException or InvalidOperationException)
+        {
+            _log.Error("PS shard {0}: checkpoint of version {1} not sent: {2}", _shard.Shard, s.Version, e.Message);
+        }
+    }
+
+    /// <summary>After applying a step: send the checkpoints asked for this version before anything can move it on.</summary>
+    private void SendDueCheckpoints()
+    {
+        for (int i = _dueCheckpoints.Count - 1; i >= 0; i--)
+        {
+            if (_dueCheckpoints[i].Version > _shard!.Version) continue;
+            var due = _dueCheckpoints[i];
+            _dueCheckpoints.RemoveAt(i);
+            OnSendCheckpoint(due);
+        }
+    }
+
+    private void OnRestored()
+    {
+        var shard = _shard!;
+        long version;
+        lock (_gate) version = _extras!.ApplyRestore();
+        foreach (var (id, client) in _workers.ToArray())
+        {
+            try { Push(client, shard); }
+            catch (IOException) { _workers.Remove(id); client.Dispose(); }
+        }
+        _log.Info("PS shard {0} restored at version {1}", shard.Shard, version);
+        _coordinator.Tell(new ShardRestored(shard.Shard, version));
     }
 
     private static void Push(DataPlaneClient client, ParameterShard shard) =>
@@ -182,10 +235,17 @@ public sealed class ParameterServerActor : ReceiveActor, IFrameHandler
     {
         destination = Span<float>.Empty;
         var shard = _shard;
-        if (header.Kind != FrameKind.Gradient || shard is null || header.Shard != shard.Shard || header.Offset != shard.Range.Offset)
+        if (shard is null) return WireDrop.Rejected;
+        if (header.Kind != FrameKind.Gradient) return RentOther(header, out destination);
+        if (header.Shard != shard.Shard || header.Offset != shard.Range.Offset)
             return WireDrop.Rejected;
         lock (_gate)
         {
+            if (_async is null && !_extras!.StatisticsReady(header.Step, header.MicroBatch))
+            {
+                _self.Tell(new GradientDropped(header.SenderId, header.Step, header.MicroBatch, "its BatchNorm statistics did not arrive first"));
+                return WireDrop.Rejected;
+            }
             destination = _async is { } q ? q.Reserve(header.Step, header.MicroBatch, header.Version, header.Length, out var reason)
                 : shard.Aggregator.Reserve(header.Step, header.MicroBatch, header.Length, out reason);
             if (reason == TrainingDrop.None) return null;
@@ -194,8 +254,35 @@ public sealed class ParameterServerActor : ReceiveActor, IFrameHandler
         }
     }
 
+    /// <summary>Statistics (worker → shard 0) and restore frames (coordinator → shard): staged by ShardCheckpointing.</summary>
+    private WireDrop? RentOther(FrameHeader header, out Span<float> destination)
+    {
+        lock (_gate)
+        {
+            if (header.Kind == FrameKind.Statistics)
+            {
+                destination = _extras!.RentStatistics(header, out var reason);
+                if (reason == TrainingDrop.None) return null;
+                if (reason != TrainingDrop.Duplicate)
+                    _self.Tell(new GradientDropped(header.SenderId, header.Step, header.MicroBatch, $"statistics: {reason}"));
+                return WireDrop.Rejected;
+            }
+            destination = header.Kind is FrameKind.Parameters or FrameKind.OptimizerState or FrameKind.Buffers
+                ? _extras!.RentRestore(header) : Span<float>.Empty;
+            return destination.IsEmpty && header.Length > 0 ? WireDrop.Rejected : null;
+        }
+    }
+
     void IFrameHandler.OnFrame(in FrameHeader header, ReadOnlySpan<float> payload)
     {
+        if (header.Kind == FrameKind.Statistics) { lock (_gate) _extras!.StatisticsArrived(header); return; }
+        if (header.Kind != FrameKind.Gradient)
+        {
+            bool complete;
+            lock (_gate) complete = _extras!.RestoreArrived(header);
+            if (complete) _self.Tell(new RestoreComplete());
+            return;
+        }
         bool ok;
         lock (_gate) ok = _async?.Commit(header.Step, header.MicroBatch) ?? _shard!.Aggregator.Commit(header.Step, header.MicroBatch);
         _self.Tell(ok ? new GradientArrived(header.SenderId, header.Step, header.MicroBatch)
@@ -205,6 +292,8 @@ public sealed class ParameterServerActor : ReceiveActor, IFrameHandler
     void IFrameHandler.OnDropped(in FrameHeader header, WireDrop reason)
     {
         if (reason == WireDrop.Rejected) return; // Rent refused it and reported why
+        if (header.Kind == FrameKind.Statistics) { lock (_gate) _extras?.StatisticsDropped(header); return; }
+        if (header.Kind != FrameKind.Gradient) return; // a restore frame: the coordinator's send fails and it says so
         // A frame that failed after Rent (checksum, lost connection) frees its slot so it can arrive again.
         if (reason is WireDrop.BadChecksum or WireDrop.ConnectionLost)
             lock (_gate)

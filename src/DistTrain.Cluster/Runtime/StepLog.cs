@@ -35,9 +35,9 @@ public sealed class StepLog : IDisposable
     private readonly Func<long, float> _learningRate;
 
     /// <param name="learningRate">The schedule (0-based step → rate), written beside each step.</param>
-    public StepLog(string path, int microBatches, int stepsPerEpoch, Func<long, float> learningRate)
+    public StepLog(string path, int microBatches, int stepsPerEpoch, Func<long, float> learningRate, bool append = false)
     {
-        _log = new MetricsLog(path);
+        _log = new MetricsLog(path, append);
         _microBatches = microBatches;
         _stepsPerEpoch = Math.Max(1, stepsPerEpoch);
         _learningRate = learningRate;

@@ -43,6 +43,8 @@ public sealed class WorkerActor : ReceiveActor, IWithUnboundedStash, IFrameHandl
     private long[] _modelShardVersion = [];   // async: the version of each shard's range the model holds
     private LocalSgdChunk? _local;
     private EpochPlan? _plan;
+    private RunningStatistics? _statistics;   // BatchNorm batch statistics, sent to shard 0 with each micro-batch
+    private float[] _statisticsBuffer = [];
     private ICancelable? _retry;
     private double _waitMs;
     private long _waitStarted;
@@ -96,6 +98,9 @@ public sealed class WorkerActor : ReceiveActor, IWithUnboundedStash, IFrameHandl
         if (_mode.Mode == TrainingMode.LocalSgd)
             _local = new LocalSgdChunk(_trainer, _train, _mode, train.Seed, job.Hyper.BatchSize, job.Hyper.MicroBatchSize,
                 train.TotalSteps(_train.Count), train.CreateSchedule(_train.Count));
+        _statistics = new RunningStatistics(model);
+        // Sync mode only: there the shard folds them in micro-batch order (ShardCheckpointing.cs).
+        _statisticsBuffer = new float[job.Hyper.Mode == TrainingMode.Sync ? _statistics.Length : 0];
         _server = new DataPlaneServer(IPAddress.Parse(_endpoints.BindAddress), 0, this, _endpoints.MaxFrameBytes);
         _coordinator.Tell(new RegisterWorker(_workerId, Self.Path.Address.ToString(), _endpoints.AdvertisedHost, _server.Port,
             WireProtocol.Version, spec.Hash));
@@ -152,6 +157,7 @@ public sealed class WorkerActor : ReceiveActor, IWithUnboundedStash, IFrameHandl
     {
         var t1 = Stopwatch.GetTimestamp();
         long bytes = 0;
+        bytes += SendStatistics(w);
         var grads = _trainer!.Model.Store.Grads;
         for (int s = 0; s < _shards.Length; s++)
         {
@@ -224,6 +230,20 @@ public sealed class WorkerActor : ReceiveActor, IWithUnboundedStash, IFrameHandl
             _modelVersion = oldest;
         }
         return true;
+    }
+
+    /// <summary>
+    /// Sends the micro-batch's BatchNorm statistics to shard 0 ahead of its gradient on the same connection, so the shard
+    /// holds them whenever it holds the gradient and folds them in micro-batch order (ShardCheckpointing.cs).
+    /// </summary>
+    private long SendStatistics(WorkAssignment w)
+    {
+        if (_statisticsBuffer.Length == 0) return 0;
+        _statistics!.Gather(_statisticsBuffer);
+        int s = ShardIndex(0);
+        var h = new FrameHeader(FrameKind.Statistics, w.Step, w.MicroBatch, w.Version, 0, 0, _statisticsBuffer.Length, 0, 0);
+        _clients[s]!.Send(h, _statisticsBuffer);
+        return (long)_statisticsBuffer.Length * sizeof(float);
     }
 
     /// <summary>Copies the pushed values into the model when every shard has exactly <paramref name="version"/>.</summary>

@@ -11,6 +11,7 @@ public abstract class BatchNormBase : Layer
 {
     private Tensor? _y, _dx, _xhat;          // y, dx, xhat (B, C, S...)
     private float[] _invStd = [];            // 1/sqrt(var + eps) per channel, as used by the last Forward
+    private float[] _batchStats = [];        // (mean[C], unbiased var[C]) of the last training Forward
     private bool _trained;                   // whether the last Forward used batch statistics
     private int _n;                          // B·S of the last Forward
 
@@ -51,6 +52,7 @@ public abstract class BatchNormBase : Layer
         RunningVar = DeclareBuffer("running_var", NumFeatures);
         NumBatchesTracked = DeclareBuffer("num_batches_tracked");
         _invStd = new float[NumFeatures];
+        _batchStats = new float[2 * NumFeatures];
         return (int[])inputShape.Clone();
     }
 
@@ -90,8 +92,8 @@ public abstract class BatchNormBase : Layer
                 for (int i = 0; i < b; i++) sq += LaneSums.SumSquaredDeviation(xs.Slice((i * c + ch) * s, s), mean);
                 double var = sq / _n;
                 invStd = (float)(1.0 / Math.Sqrt(var + Eps));
-                rm[ch] = (1 - Momentum) * rm[ch] + Momentum * mean;
-                rv[ch] = (1 - Momentum) * rv[ch] + Momentum * (float)(sq / (_n - 1));
+                _batchStats[ch] = mean;
+                _batchStats[c + ch] = (float)(sq / (_n - 1));
             }
             else
             {
@@ -109,8 +111,32 @@ public abstract class BatchNormBase : Layer
                 TensorPrimitives.Add(yr, bias[ch], yr);
             }
         }
-        if (_trained) NumBatchesTracked.Value[0] += 1f;
+        if (_trained) FoldStatistics(_batchStats);
         return y;
+    }
+
+    /// <summary>Floats of <see cref="CopyBatchStatistics"/>: the batch mean and unbiased variance per channel.</summary>
+    public int StatisticsLength => 2 * NumFeatures;
+
+    /// <summary>The statistics the last training Forward folded into the running buffers: mean[C], then unbiased var[C].</summary>
+    public void CopyBatchStatistics(Span<float> destination) => _batchStats.AsSpan().CopyTo(destination);
+
+    /// <summary>
+    /// The running-statistics update of one training batch (mean[C], unbiased var[C]), exactly as Forward applies it:
+    /// a cluster replays the workers' micro-batch statistics through this in micro-batch order and gets the bits of one process.
+    /// </summary>
+    public void FoldStatistics(ReadOnlySpan<float> stats)
+    {
+        int c = NumFeatures;
+        if (stats.Length != 2 * c)
+            throw new ArgumentException($"Layer {Name} {this}: {stats.Length} statistics given, {2 * c} (mean and variance per channel) expected.", nameof(stats));
+        var rm = RunningMean.Value.Span; var rv = RunningVar.Value.Span;
+        for (int ch = 0; ch < c; ch++)
+        {
+            rm[ch] = (1 - Momentum) * rm[ch] + Momentum * stats[ch];
+            rv[ch] = (1 - Momentum) * rv[ch] + Momentum * stats[c + ch];
+        }
+        NumBatchesTracked.Value[0] += 1f;
     }
 
     /// <summary>Train mode: dx = w·invstd·(dy − mean(dy) − x̂·mean(dy·x̂)); eval mode: dx = w·invstd·dy.</summary>

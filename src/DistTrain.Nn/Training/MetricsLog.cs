@@ -10,11 +10,12 @@ public sealed class MetricsLog : IDisposable
     private readonly FileStream _file;
     private readonly Utf8JsonWriter _json;
 
-    public MetricsLog(string path)
+    /// <param name="append">Continue an existing file (a resumed run) instead of starting a new one.</param>
+    public MetricsLog(string path, bool append = false)
     {
         Path = path;
         Directory.CreateDirectory(System.IO.Path.GetDirectoryName(System.IO.Path.GetFullPath(path))!);
-        _file = new FileStream(path, FileMode.Create, FileAccess.Write, FileShare.Read, 1 << 16);
+        _file = new FileStream(path, append ? FileMode.Append : FileMode.Create, FileAccess.Write, FileShare.Read, 1 << 16);
         _json = new Utf8JsonWriter(_file);
     }
 

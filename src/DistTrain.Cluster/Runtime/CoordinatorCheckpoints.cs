@@ -1,0 +1,110 @@
+// The coordinator's side of checkpoints and resume (DESIGN contract 4): for a step boundary it asks every
+// shard for its range, optimizer state and (shard 0) the BatchNorm buffers, receives them over its own
+// data-plane server, and writes DIR/checkpoint/step-N in the one-process format (CheckpointSeries); on
+// resume it sends each shard its slice of the checkpoint before the first step. Frames arrive on
+// receive threads; completion is reported through the callback, which the actor turns into a message.
+using System.Net;
+using DistTrain.Cluster.DataPlane;
+using DistTrain.Cluster.Training;
+using DistTrain.Nn.Checkpoints;
+using DistTrain.Nn.Models;
+using DistTrain.Nn.Training;
+using static DistTrain.Cluster.Messages.ParameterServerMessages;
+using static DistTrain.Cluster.Messages.RuntimeMessages;
+
+namespace DistTrain.Cluster.Runtime;
+
+public sealed class CoordinatorCheckpoints : IFrameHandler, IDisposable
+{
+    private readonly TrainJob _job;
+    private readonly KeyRange[] _ranges;
+    private readonly NodeEndpoints _endpoints;
+    private readonly Action<long> _onComplete;
+    private readonly Sequential _replica;      // holds collected weights and buffers for writing
+    private readonly string[] _stateNames;
+    private readonly string _optimizerDescription;
+    private readonly int _buffersLength;        // 0 when the model has no running statistics
+    private DataPlaneServer? _server;
+    // Snapshots in flight by version: the shards may be asked for two upcoming versions at once.
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<long, SnapshotAssembly> _snapshots = new();
+
+    /// <param name="statistics">Whether shard 0 keeps the BatchNorm buffers (sync mode); else the final model keeps the initial ones.</param>
+    public CoordinatorCheckpoints(TrainJob job, KeyRange[] ranges, NodeEndpoints endpoints, Action<long> onComplete, bool statistics = true)
+    {
+        _job = job;
+        _ranges = ranges;
+        _endpoints = endpoints;
+        _onComplete = onComplete;
+        _replica = job.Spec().Build((ulong)(uint)job.Seed);
+        var optimizer = job.CreateOptimizer(1);
+        _stateNames = optimizer.State.Select(s => s.Name).ToArray();
+        _optimizerDescription = optimizer.ToString();
+        _buffersLength = statistics && new RunningStatistics(_replica).Length > 0 ? _replica.Store.Buffers.Length : 0;
+    }
+
+    /// <summary>Starts collecting the state at <paramref name="version"/>; tell every shard the returned message.</summary>
+    public SendCheckpoint Begin(long version)
+    {
+        _server ??= new DataPlaneServer(IPAddress.Parse(_endpoints.BindAddress), 0, this, _endpoints.MaxFrameBytes);
+        _snapshots[version] = new SnapshotAssembly(version, _ranges, _stateNames.Length, _buffersLength);
+        return new SendCheckpoint(_endpoints.AdvertisedHost, _server.Port, version);
+    }
+
+    /// <summary>The collected weights and buffers (the initial buffers when the model keeps none).</summary>
+    public (float[] Values, float[] Buffers) Collected(long version)
+    {
+        var s = Get(version);
+        return (s.JoinValues(), _buffersLength > 0 ? s.Buffers : _replica.Store.Buffers.ToArray());
+    }
+
+    /// <summary>Writes the collected state as DIR/checkpoint/step-N; returns the folder.</summary>
+    public string Write(string outDir, int stepsPerEpoch, long version)
+    {
+        var s = Get(version);
+        var (values, buffers) = Collected(version);
+        values.CopyTo(_replica.Store.Values, 0);
+        buffers.CopyTo(_replica.Store.Buffers, 0);
+        var state = _stateNames.Select((n, i) => (n, s.JoinState(i))).ToArray();
+        int epoch = stepsPerEpoch == 0 ? 0 : (int)(s.Version / stepsPerEpoch);
+        return CheckpointSeries.Write(outDir, _job, _replica.Store, state, _optimizerDescription, s.Version, epoch);
+    }
+
+    /// <summary>Forgets a snapshot once it was used.</summary>
+    public void Release(long version) => _snapshots.TryRemove(version, out _);
+
+    private SnapshotAssembly Get(long version) =>
+        _snapshots.TryGetValue(version, out var s) ? s : throw new InvalidOperationException($"No checkpoint of version {version} was collected.");
+
+    /// <summary>Sends shard <paramref name="shard"/> its slice of <paramref name="point"/> (it answers ShardRestored).</summary>
+    public void SendRestore(ResumePoint point, ShardInfo shard, int senderId)
+    {
+        var r = _ranges[shard.Shard];
+        long v = point.Step;
+        using var client = DataPlaneClient.Connect(shard.DataHost, shard.DataPort, senderId, TimeSpan.FromSeconds(10));
+        client.Send(new FrameHeader(FrameKind.Parameters, v, 0, v, shard.Shard, r.Offset, r.Length, 0, 0), point.Values.AsSpan(r.Offset, r.Length));
+        for (int i = 0; i < point.OptimizerState.Count; i++)
+            client.Send(new FrameHeader(FrameKind.OptimizerState, v, i, v, shard.Shard, r.Offset, r.Length, 0, 0),
+                point.OptimizerState[i].Data.AsSpan(r.Offset, r.Length));
+        if (shard.Shard == 0 && _buffersLength > 0)
+            client.Send(new FrameHeader(FrameKind.Buffers, v, 0, v, 0, 0, _buffersLength, 0, 0), point.Buffers);
+    }
+
+    DropReason? IFrameHandler.Rent(FrameHeader header, out Span<float> destination)
+    {
+        destination = Span<float>.Empty;
+        _snapshots.TryGetValue(header.Version, out var s);
+        if (s is null || header.Kind is not (FrameKind.Parameters or FrameKind.OptimizerState or FrameKind.Buffers)) return DropReason.Rejected;
+        var staging = s.Stage(ShardCheckpointing.PartOf(header.Kind), header.Version, header.Shard, header.MicroBatch, header.Offset, header.Length);
+        if (staging is null) return DropReason.WrongLength;
+        destination = staging;
+        return null;
+    }
+
+    void IFrameHandler.OnFrame(in FrameHeader header, ReadOnlySpan<float> payload)
+    {
+        if (_snapshots.TryGetValue(header.Version, out var s) && s.Arrived(ShardCheckpointing.PartOf(header.Kind), header.Shard, header.MicroBatch))
+            _onComplete(s.Version);
+    }
+
+    public void Dispose() => _server?.Dispose();
+}

@@ -1,0 +1,110 @@
+// Mid-run checkpoints of a run folder (DESIGN contract 4): DIR/checkpoint/step-NNNNNNNNN/ holds
+// model.safetensors (weights and buffers, metadata: spec, step, epoch, seed, job) and
+// model.optimizer.safetensors — the one-process format. A checkpoint is written into a temporary
+// folder and renamed into place, so a crash leaves either the whole checkpoint or none; every file has
+// its SHA-256 manifest. Resume takes the newest checkpoint that verifies and says why it skipped others.
+using System.Globalization;
+using System.Text.Json;
+using DistTrain.Nn.Models;
+using DistTrain.Nn.Training;
+
+namespace DistTrain.Nn.Checkpoints;
+
+/// <summary>A verified checkpoint to resume from: the weights, buffers and optimizer state at <see cref="Step"/>.</summary>
+public sealed record ResumePoint(string Directory, long Step, int Epoch, float[] Values, float[] Buffers,
+    IReadOnlyList<(string Name, float[] Data)> OptimizerState)
+{
+    public override string ToString() => $"checkpoint {Directory} (step {Step}, epoch {Epoch}, {Values.Length} parameters)";
+}
+
+public static class CheckpointSeries
+{
+    public const string FolderName = "checkpoint", WeightsFile = "model.safetensors";
+    private const string Prefix = "step-";
+
+    /// <summary>How many checkpoints stay on disk (the newest ones); the older ones are deleted after a write.</summary>
+    public static int Keep { get; set; } = 2;
+
+    public static string RootOf(string runDir) => Path.Combine(runDir, FolderName);
+
+    /// <summary>Checkpoint folders of a run, newest first.</summary>
+    public static IReadOnlyList<(long Step, string Dir)> List(string runDir)
+    {
+        var root = RootOf(runDir);
+        if (!System.IO.Directory.Exists(root)) return [];
+        return System.IO.Directory.GetDirectories(root, Prefix + "*")
+            .Select(d => (Ok: long.TryParse(Path.GetFileName(d)[Prefix.Length..], NumberStyles.None, CultureInfo.InvariantCulture, out var s), Step: s, Dir: d))
+            .Where(x => x.Ok).OrderByDescending(x => x.Step).Select(x => (x.Step, x.Dir)).ToArray();
+    }
+
+    /// <summary>
+    /// Writes the checkpoint of <paramref name="step"/> atomically (temporary folder, then rename) and prunes old ones.
+    /// <paramref name="store"/> holds the weights and buffers; <paramref name="optimizerState"/> covers the whole flat vector.
+    /// </summary>
+    public static string Write(string runDir, TrainJob job, ParameterStore store, IReadOnlyList<(string Name, float[] Data)> optimizerState,
+        string optimizerDescription, long step, int epoch)
+    {
+        var root = RootOf(runDir);
+        System.IO.Directory.CreateDirectory(root);
+        var final = Path.Combine(root, string.Create(CultureInfo.InvariantCulture, $"{Prefix}{step:D9}"));
+        var tmp = final + ".tmp";
+        if (System.IO.Directory.Exists(tmp)) System.IO.Directory.Delete(tmp, true);
+        System.IO.Directory.CreateDirectory(tmp);
+        var weights = Path.Combine(tmp, WeightsFile);
+        SaveWeights(weights, job, store, step, epoch);
+        Checkpoint.SaveOptimizerState(Checkpoint.OptimizerPathFor(weights), optimizerState, step, optimizerDescription);
+        if (System.IO.Directory.Exists(final)) System.IO.Directory.Delete(final, true);
+        System.IO.Directory.Move(tmp, final);
+        foreach (var (_, old) in List(runDir).Skip(Math.Max(1, Keep)))
+            try { System.IO.Directory.Delete(old, true); } catch (IOException) { } // a reader may hold it; the next write retries
+        return final;
+    }
+
+    /// <summary>The weights file with the metadata `disttrain eval` and a resume need: spec, step, epoch, seed, spec hash, job.</summary>
+    public static void SaveWeights(string path, TrainJob job, ParameterStore store, long step, int epoch)
+    {
+        var spec = job.Spec();
+        var extra = new Dictionary<string, string>
+        {
+            ["spec_hash"] = spec.Hash,
+            ["job"] = JsonSerializer.Serialize(job with { ModelSpecJson = "" }),
+        };
+        Checkpoint.Save(path, store, new CheckpointInfo(spec.CanonicalJson, step, epoch, job.Seed) { Extra = extra });
+    }
+
+    /// <summary>
+    /// The newest checkpoint of <paramref name="runDir"/> that loads and verifies into <paramref name="job"/>'s model, or null
+    /// when there is none. A checkpoint that fails (bad checksum, truncated, another model) is reported through
+    /// <paramref name="warn"/> with the file and the reason, and the previous one is tried.
+    /// </summary>
+    public static ResumePoint? FindLatest(string runDir, TrainJob job, Action<string> warn)
+    {
+        foreach (var (_, dir) in List(runDir))
+        {
+            try { return Load(dir, job); }
+            catch (CheckpointException e) { warn($"skipping checkpoint {dir}: {e.Message}"); }
+        }
+        return null;
+    }
+
+    /// <summary>Loads one checkpoint folder into <paramref name="job"/>'s model and optimizer layout; throws CheckpointException naming the file.</summary>
+    public static ResumePoint Load(string dir, TrainJob job)
+    {
+        var weights = Path.Combine(dir, WeightsFile);
+        var spec = job.Spec();
+        var model = spec.Build((ulong)(uint)job.Seed);
+        if (!File.Exists(weights)) throw new CheckpointException(weights, "is missing; the checkpoint folder is incomplete.");
+        var info = Checkpoint.LoadInto(model.Store, weights);
+        if (info.Extra.TryGetValue("spec_hash", out var hash) && hash != spec.Hash)
+            throw new CheckpointException(weights, $"was written for model spec {hash[..Math.Min(12, hash.Length)]}, not this job's {spec.Hash[..12]}; resume with the same --model.");
+        if (info.Seed != job.Seed)
+            throw new CheckpointException(weights, $"was written with --seed {info.Seed}, not {job.Seed}; resume with the same seed.");
+        var optimizer = job.CreateOptimizer(model.ParameterCount);
+        var optPath = Checkpoint.OptimizerPathFor(weights);
+        if (!File.Exists(optPath)) throw new CheckpointException(optPath, "is missing; the checkpoint folder is incomplete.");
+        long t = Checkpoint.LoadOptimizerState(optimizer.State, optPath, optimizer.ToString());
+        if (t != info.Step) throw new CheckpointException(optPath, $"holds the optimizer after {t} updates but the weights are of step {info.Step}.");
+        return new ResumePoint(dir, info.Step, info.Epoch, model.Store.Values, model.Store.Buffers,
+            optimizer.State.Select(s => (s.Name, s.Data)).ToArray());
+    }
+}
