@@ -105,6 +105,8 @@ public sealed class TrainEvalCommandTests : IDisposable
     [InlineData("unknown scheme 'mnist'", "--dataset", "mnist")]
     [InlineData("Unknown learning-rate schedule", "--schedule", "exp")]
     [InlineData("--workers must be 0 or more", "--workers", "-1")]
+    [InlineData("\"rotate\" is not one of: none, crop:P", "--augment", "rotate")]
+    [InlineData("needs image inputs (C,H,W)", "--augment", "crop:2,flip")]
     public void Bad_input_is_one_clear_line_and_exit_code_2(string fragment, string option, string value)
     {
         if (value == "SPEC")

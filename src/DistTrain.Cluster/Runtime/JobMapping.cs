@@ -18,7 +18,7 @@ public static class JobMapping
             new Hyperparameters(
                 new OptimizerSpec(job.Optimizer, job.Lr, 0, 0, 0, 0, job.WeightDecay ?? float.NaN),
                 job.Schedule, 0, job.BatchSize, job.MicroBatch <= 0 ? job.BatchSize : job.MicroBatch, job.Seed,
-                job.Epochs, mode, 0, 0, job.MaxSteps));
+                job.Epochs, mode, 0, 0, job.MaxSteps, job.Augment));
     }
 
     public static TrainJob ToTrainJob(JobDescription d) => new()
@@ -34,6 +34,7 @@ public static class JobMapping
         WeightDecay = float.IsNaN(d.Hyper.Optimizer.WeightDecay) ? null : d.Hyper.Optimizer.WeightDecay,
         Seed = (int)d.Hyper.Seed,
         MaxSteps = d.Hyper.MaxSteps,
+        Augment = d.Hyper.Augment,
     };
 
     /// <summary>Micro-batches per step: every step has the same count because the plan drops the last partial batch.</summary>
