@@ -132,6 +132,8 @@ public sealed class TrainEvalCommandTests : IDisposable
     [InlineData("--mode 'semi' is unknown; use sync, async or local-sgd", "--mode", "semi")]
     [InlineData("--staleness applies only to --mode async", "--staleness", "2")]
     [InlineData("--local-steps applies only to --mode local-sgd", "--local-steps", "2")]
+    [InlineData("\"rotate\" is not one of: none, crop:P", "--augment", "rotate")]
+    [InlineData("needs image inputs (C,H,W)", "--augment", "crop:2,flip")]
     public void Bad_input_is_one_clear_line_and_exit_code_2(string fragment, string option, string value)
     {
         if (value == "SPEC")

@@ -5,6 +5,7 @@ using System.CommandLine;
 using System.Globalization;
 using DistTrain.Cli.Training;
 using DistTrain.Cluster.Training;
+using DistTrain.Data.Augmentation;
 using DistTrain.Nn.Models;
 using DistTrain.Nn.Training;
 using DistTrain.Tensors;
@@ -29,6 +30,7 @@ public sealed class TrainCommand : ICommandFactory
         var lr = new Option<float?>("--lr") { Description = "Base learning rate (default: the preset's)." };
         var schedule = new Option<string?>("--schedule") { Description = "constant | step:N:GAMMA | cosine[:T[:MIN]] | warmup:W[+...] (default: the preset's)." };
         var wd = new Option<float?>("--weight-decay") { Description = "L2 penalty (decoupled for adamw). Default: the optimizer's (0; adamw 0.01)." };
+        var augment = new Option<string?>("--augment") { Description = "Training-time image augmentation: none | crop:P (zero-pad P, random crop back) | flip (random horizontal flip), comma-separated, e.g. crop:2,flip (default: the preset's)." };
         var clip = new Option<float>("--clip-norm") { Description = "Clip the gradient to this global L2 norm (0 = off)." };
         var seed = new Option<int>("--seed") { Description = "Seed of the weights, the epoch plans and dropout.", DefaultValueFactory = _ => 1 };
         var maxSteps = new Option<long>("--max-steps") { Description = "Stop after this many optimizer steps (0 = no limit)." };
@@ -48,7 +50,7 @@ public sealed class TrainCommand : ICommandFactory
         var resume = new Option<string?>("--resume") { Description = "Resume from the newest good checkpoint in this run folder (the output folder by default)." };
         var cmd = new Command("train", "Train a model and write DIR/model.safetensors and DIR/metrics.jsonl.")
         {
-            model, dataset, epochs, batch, micro, optimizer, lr, schedule, wd, clip, seed, maxSteps, threads, init, output, workers, psShards, clusterPort, waitWorkers,
+            model, dataset, epochs, batch, micro, optimizer, lr, schedule, wd, augment, clip, seed, maxSteps, threads, init, output, workers, psShards, clusterPort, waitWorkers,
             hostname, config, mode, staleness, localSteps, checkpointEvery, resume,
         };
         cmd.SetAction(r => CliErrors.Guard(() =>
@@ -72,6 +74,7 @@ public sealed class TrainCommand : ICommandFactory
                 ClipNorm = r.GetValue(clip),
                 Seed = r.GetValue(seed),
                 MaxSteps = r.GetValue(maxSteps),
+                Augment = ImageAugmentation.Parse(r.GetValue(augment) ?? d.Augment).ToString(),
             };
             job.TrainerOptions().Validate();
             var resumeDir = r.GetValue(resume);

@@ -40,7 +40,8 @@ public static class CoordinatorMessages
     public sealed record OptimizerSpec(
         string Name, float LearningRate, float Momentum, float Beta1, float Beta2, float Epsilon, float WeightDecay) : IDistTrainMessage;
 
-    /// <summary>Everything that, with the model spec and the data, determines the weights after step t (DESIGN.md contract 2).</summary>
+    /// <summary>Everything that, with the model spec and the data, determines the weights after step t (DESIGN.md contract 2).
+    /// <paramref name="Augment"/> is the training-time image augmentation (ImageAugmentation text form, "none" = off).</summary>
     public sealed record Hyperparameters(
         OptimizerSpec Optimizer,
         string Schedule,
@@ -52,7 +53,8 @@ public static class CoordinatorMessages
         TrainingMode Mode,
         int Staleness,
         int LocalSteps,
-        long MaxSteps) : IDistTrainMessage;
+        long MaxSteps,
+        string Augment) : IDistTrainMessage;
 
     /// <summary>Coordinator → worker: the job. A worker builds the model from <paramref name="SpecJson"/> and registers with its hash.</summary>
     public sealed record JobDescription(

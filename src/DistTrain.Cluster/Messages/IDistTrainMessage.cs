@@ -8,5 +8,5 @@ public interface IDistTrainMessage;
 /// <summary>Version of the wire protocol (control messages and data-plane frames). Bump on any incompatible change.</summary>
 public static class WireProtocol
 {
-    public const int Version = 1;
+    public const int Version = 2; // 2: Hyperparameters.Augment
 }

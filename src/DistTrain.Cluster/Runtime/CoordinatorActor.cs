@@ -89,7 +89,7 @@ public sealed partial class CoordinatorActor : ReceiveActor
             StepOfUnit = unit => settings.Mode.LastStepOf(unit, _planSteps),
         };
         _checkpoints = new CoordinatorCheckpoints(job, _ranges, settings.Endpoints, v => _self.Tell(new CollectionArrived(v)),
-            statistics: _description.Hyper.Mode == TrainingMode.Sync);
+            statistics: _description.Hyper.Mode == TrainingMode.Sync, optimizerState: _description.Hyper.Mode != TrainingMode.LocalSgd);
         _restored = new bool[settings.Shards];
         if (settings.Resume is not null && settings.Mode.Mode != TrainingMode.Sync)
             throw new ArgumentException($"--resume continues sync runs only; this run is {settings.Mode.Mode}.");

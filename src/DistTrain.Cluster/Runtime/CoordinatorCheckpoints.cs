@@ -29,7 +29,10 @@ public sealed class CoordinatorCheckpoints : IFrameHandler, IDisposable
     private readonly System.Collections.Concurrent.ConcurrentDictionary<long, SnapshotAssembly> _snapshots = new();
 
     /// <param name="statistics">Whether shard 0 keeps the BatchNorm buffers (sync mode); else the final model keeps the initial ones.</param>
-    public CoordinatorCheckpoints(TrainJob job, KeyRange[] ranges, NodeEndpoints endpoints, Action<long> onComplete, bool statistics = true)
+    /// <param name="optimizerState">Whether the shards run the job's optimizer and send its state (not in local-sgd, where
+    /// they average deltas and hold no state).</param>
+    public CoordinatorCheckpoints(TrainJob job, KeyRange[] ranges, NodeEndpoints endpoints, Action<long> onComplete, bool statistics = true,
+        bool optimizerState = true)
     {
         _job = job;
         _ranges = ranges;
@@ -37,7 +40,7 @@ public sealed class CoordinatorCheckpoints : IFrameHandler, IDisposable
         _onComplete = onComplete;
         _replica = job.Spec().Build((ulong)(uint)job.Seed);
         var optimizer = job.CreateOptimizer(1);
-        _stateNames = optimizer.State.Select(s => s.Name).ToArray();
+        _stateNames = optimizerState ? optimizer.State.Select(s => s.Name).ToArray() : [];
         _optimizerDescription = optimizer.ToString();
         _buffersLength = statistics && new RunningStatistics(_replica).Length > 0 ? _replica.Store.Buffers.Length : 0;
     }

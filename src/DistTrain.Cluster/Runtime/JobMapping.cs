@@ -21,7 +21,7 @@ public static class JobMapping
             new Hyperparameters(
                 new OptimizerSpec(job.Optimizer, job.Lr, 0, 0, 0, 0, job.WeightDecay ?? float.NaN),
                 job.Schedule, 0, job.BatchSize, job.MicroBatch <= 0 ? job.BatchSize : job.MicroBatch, job.Seed,
-                job.Epochs, mode.Mode, mode.Staleness, mode.LocalSteps, job.MaxSteps));
+                job.Epochs, mode.Mode, mode.Staleness, mode.LocalSteps, job.MaxSteps, job.Augment));
     }
 
     public static TrainJob ToTrainJob(JobDescription d) => new()
@@ -37,6 +37,7 @@ public static class JobMapping
         WeightDecay = float.IsNaN(d.Hyper.Optimizer.WeightDecay) ? null : d.Hyper.Optimizer.WeightDecay,
         Seed = (int)d.Hyper.Seed,
         MaxSteps = d.Hyper.MaxSteps,
+        Augment = d.Hyper.Augment,
     };
 
     /// <summary>The run's mode as the job carries it to every node.</summary>

@@ -4,7 +4,10 @@
 namespace DistTrain.Nn.Models;
 
 /// <summary>Default hyper-parameters of a preset, used by `disttrain train` unless overridden.</summary>
-public sealed record PresetDefaults(string Optimizer, float Lr, int Epochs, int BatchSize, string Schedule, float WeightDecay, string Dataset);
+/// <param name="Augment">Training-time image augmentation (ImageAugmentation.Parse); "none" for every preset so far
+/// (crop:2,flip with AdamW 0.05 for 8 epochs did worse on resnet than none: docs/accuracy.md).</param>
+public sealed record PresetDefaults(string Optimizer, float Lr, int Epochs, int BatchSize, string Schedule, float WeightDecay, string Dataset,
+    string Augment = "none");
 
 public static class Presets
 {

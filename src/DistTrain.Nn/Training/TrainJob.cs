@@ -1,6 +1,7 @@
 // A training job: the model spec and every hyper-parameter, as plain values (what `disttrain train`
 // resolves from its options and defaults, and what a cluster coordinator hands to its workers), plus
 // the factories that turn it into a model, loss, optimizer, schedule and Trainer.
+using DistTrain.Data.Augmentation;
 using DistTrain.Nn.Losses;
 using DistTrain.Nn.Models;
 using DistTrain.Nn.Optimizers;
@@ -26,12 +27,15 @@ public sealed record TrainJob
     public float ClipNorm { get; init; }
     public int Seed { get; init; } = 1;
     public long MaxSteps { get; init; }
+    /// <summary>Training-time image augmentation (ImageAugmentation.Parse): "none" | "crop:P,flip" | ...</summary>
+    public string Augment { get; init; } = "none";
 
     public ModelSpec Spec() => ModelSpec.Parse(ModelSpecJson);
 
     public TrainerOptions TrainerOptions() => new()
     {
         Epochs = Epochs, BatchSize = BatchSize, MicroBatch = MicroBatch, Seed = Seed, MaxSteps = MaxSteps, ClipNorm = ClipNorm,
+        Augmentation = ImageAugmentation.Parse(Augment),
     };
 
     /// <summary>Optimizer updates the whole run takes (what a bare "cosine" anneals over).</summary>

@@ -5,6 +5,7 @@
 using System.Diagnostics;
 using TensorPrimitives = System.Numerics.Tensors.TensorPrimitives;
 using DistTrain.Data;
+using DistTrain.Data.Augmentation;
 using DistTrain.Data.Plans;
 using DistTrain.Nn.Losses;
 using DistTrain.Nn.Models;
@@ -28,6 +29,8 @@ public sealed record TrainerOptions
     public float ClipNorm { get; init; }
     /// <summary>Samples per forward pass during evaluation.</summary>
     public int EvalBatch { get; init; } = 500;
+    /// <summary>Training-time image augmentation, drawn from (seed, step, micro-batch, sample); never applied in evaluation.</summary>
+    public ImageAugmentation Augmentation { get; init; } = ImageAugmentation.None;
 
     public int EffectiveMicroBatch => MicroBatch <= 0 ? BatchSize : Math.Min(MicroBatch, BatchSize);
 
@@ -40,6 +43,7 @@ public sealed record TrainerOptions
         if (MaxSteps < 0) throw new ArgumentException($"max steps must be ≥ 0, not {MaxSteps}.", nameof(MaxSteps));
         if (ClipNorm < 0 || !float.IsFinite(ClipNorm)) throw new ArgumentException($"clip norm must be ≥ 0, not {ClipNorm}.", nameof(ClipNorm));
         if (EvalBatch < 1) throw new ArgumentException($"eval batch must be at least 1, not {EvalBatch}.", nameof(EvalBatch));
+        ArgumentNullException.ThrowIfNull(Augmentation);
     }
 }
 
@@ -64,6 +68,7 @@ public sealed partial class Trainer
     private readonly float[] _gradSum;
     private float[] _stepGrad;   // the step's summed gradient: _gradSum, or the model's own gradient when the step has one micro-batch
     private readonly Dictionary<int, Batch> _batches = [];
+    private readonly float[] _augmentScratch = [];
 
     /// <param name="schedule">learning rate for a 0-based step.</param>
     public Trainer(Sequential model, Loss loss, Optimizer optimizer, Func<long, float> schedule, TrainerOptions options)
@@ -75,6 +80,13 @@ public sealed partial class Trainer
         _objective = ObjectiveOf(loss);
         _gradSum = new float[model.Store.Count];
         _stepGrad = _gradSum;
+        if (options.Augmentation.Enabled)
+        {
+            var shape = model.InputShape;
+            if (shape.Length != 3)
+                throw new ArgumentException($"Augmentation {options.Augmentation} needs image inputs (C,H,W) but the model takes {Tensor.ShapeString(shape)}; use --augment none.", nameof(options));
+            _augmentScratch = new float[shape[1] * shape[2]];
+        }
     }
 
     public TrainerOptions Options { get; }
@@ -103,6 +115,12 @@ public sealed partial class Trainer
     {
         var b = BatchFor(data, indices.Length);
         data.Gather(indices, b.X, b.Labels);
+        var aug = Options.Augmentation;
+        if (aug.Enabled)
+        {
+            var s = _model.InputShape;
+            aug.Apply(b.X.Span, indices.Length, s[0], s[1], s[2], (ulong)(uint)Options.Seed, step, microBatch, _augmentScratch);
+        }
         GatherTargets(data, indices, b);
         _model.Store.ZeroGrad();
         var ctx = new StepContext(true, (ulong)(uint)Options.Seed, step, microBatch);

@@ -1,6 +1,7 @@
 // DESIGN contract 2 in one process: after K sync steps the weights are bit-identical for the plain
 // Trainer, 1 worker, 3 workers, and 3 workers with 2 PS shards; messages go through the serializer
-// (serialize-messages on) and gradients through the TCP data plane.
+// (serialize-messages on) and gradients through the TCP data plane. With crop+flip augmentation too:
+// the workers learn it from the job description and draw the same augmented micro-batches.
 using System.Security.Cryptography;
 using DistTrain.Cluster.Runtime;
 using DistTrain.Data.Sources;
@@ -14,10 +15,11 @@ namespace DistTrain.Cluster.Tests.Runtime;
 [Collection("cluster")]
 public class InProcessDeterminismTests
 {
-    private static TrainJob Job(string data) => new()
+    private static TrainJob Job(string data, string augment = "none") => new()
     {
         ModelSpecJson = ModelSpec.Parse(TestData.TinyCnn).CanonicalJson,
         Dataset = data, Epochs = 2, BatchSize = 32, MicroBatch = 8, Optimizer = "adam", Lr = 1e-2f, Seed = 11, MaxSteps = 10,
+        Augment = augment,
     };
 
     private static async Task<(float[] Values, string Sha)> RunCluster(TrainJob job, int workers, int shards)
@@ -49,5 +51,23 @@ public class InProcessDeterminismTests
         Assert.Equal(one.Sha, sharded.Sha);
         var initial = job.Spec().Build((ulong)job.Seed).Store.Values;
         Assert.NotEqual(initial, one.Values); // training moved the weights
+    }
+
+    [Fact]
+    public async Task AugmentedWeightsMatchTheOneProcessTrainerForThreeWorkersAndTwoShards()
+    {
+        var data = TestData.WriteIdx(200, 50);
+        var job = Job(data, "crop:2,flip");
+        var (train, _) = DatasetSpec.Parse(job.Dataset).Load();
+        var trainer = job.CreateTrainer(train.Count);
+        trainer.Fit(train);
+        var reference = trainer.Model.Store.Values.ToArray();
+        var plain = Job(data).CreateTrainer(train.Count);
+        plain.Fit(train);
+
+        var sharded = await RunCluster(job, 3, 2);
+
+        Assert.Equal(reference, sharded.Values);
+        Assert.NotEqual(plain.Model.Store.Values, sharded.Values); // the workers did augment
     }
 }

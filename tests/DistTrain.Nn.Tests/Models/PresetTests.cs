@@ -79,8 +79,19 @@ public class PresetTests
         {
             var d = Presets.Defaults(name);
             Assert.True(d.Lr > 0 && d.Epochs > 0 && d.BatchSize > 0, name);
+            // The augmentation default is in canonical form, and a trainer for the preset accepts it.
+            Assert.Equal(d.Augment, DistTrain.Data.Augmentation.ImageAugmentation.Parse(d.Augment).ToString());
             Assert.False(string.IsNullOrEmpty(Presets.Description(name)));
             Assert.Equal(name, Presets.Spec(name).Name);
         }
+    }
+
+    [Fact]
+    public void No_preset_augments_by_default_and_the_resnet_trainer_takes_crop_and_flip()
+    {
+        foreach (var name in Presets.Names) Assert.Equal("none", Presets.Defaults(name).Augment);
+        var job = new DistTrain.Nn.Training.TrainJob { ModelSpecJson = Presets.Spec("resnet").CanonicalJson, Dataset = "fashion-mnist", Augment = "crop:2,flip" };
+        var t = job.CreateTrainer(60_000);
+        Assert.Equal(new DistTrain.Data.Augmentation.ImageAugmentation(2, true), t.Options.Augmentation);
     }
 }

@@ -1,0 +1,35 @@
+// JobMapping: every hyper-parameter that decides the weights survives TrainJob → JobDescription → TrainJob,
+// including the augmentation, which a worker must apply exactly as the one-process trainer does.
+using DistTrain.Cluster.Runtime;
+using DistTrain.Nn.Models;
+using DistTrain.Nn.Training;
+using Xunit;
+
+namespace DistTrain.Cluster.Tests.Runtime;
+
+public class JobMappingTests
+{
+    [Theory]
+    [InlineData("none")]
+    [InlineData("crop:2,flip")]
+    [InlineData("flip")]
+    public void A_job_survives_the_round_trip_through_its_description(string augment)
+    {
+        var job = new TrainJob
+        {
+            ModelSpecJson = Presets.Spec("resnet").CanonicalJson, Dataset = "fashion-mnist", Epochs = 8, BatchSize = 128,
+            MicroBatch = 32, Optimizer = "adamw", Lr = 2e-3f, Schedule = "cosine", WeightDecay = 0.05f, Seed = 3,
+            MaxSteps = 900, Augment = augment,
+        };
+        var back = JobMapping.ToTrainJob(JobMapping.ToDescription(job, "job-1", 77_754));
+        Assert.Equal(job, back);
+        Assert.Equal(augment, back.TrainerOptions().Augmentation.ToString());
+    }
+
+    [Fact]
+    public void The_description_carries_the_augmentation_in_its_hyperparameters()
+    {
+        var job = new TrainJob { ModelSpecJson = Presets.Spec("cnn").CanonicalJson, Dataset = "fashion-mnist", Augment = "crop:3" };
+        Assert.Equal("crop:3", JobMapping.ToDescription(job, "j", 1).Hyper.Augment);
+    }
+}
