@@ -112,7 +112,8 @@ public sealed partial class CoordinatorActor : ReceiveActor
         {
             if (!_snapshots.Remove(c.Version, out var then)) return;
             then();
-            _checkpoints.Release(c.Version);
+            // The final state stays until Finish has written it: it can arrive before the last VersionPublished does.
+            if (c.Version != FinalVersion) _checkpoints.Release(c.Version);
         });
         Receive<ShardRestored>(OnShardRestored);
     }
