@@ -66,6 +66,7 @@ public sealed partial class CoordinatorActor : ReceiveActor
     private bool _allApplied, _finalCollected;
 
     private sealed record CollectionArrived(long Version) : INoSerializationVerificationNeeded;
+    private sealed record LeaseTick : INoSerializationVerificationNeeded;
 
     public CoordinatorActor(TrainJob job, int trainCount, int parameterCount, CoordinatorSettings settings)
     {
@@ -116,6 +117,7 @@ public sealed partial class CoordinatorActor : ReceiveActor
             if (c.Version != FinalVersion) _checkpoints.Release(c.Version);
         });
         Receive<ShardRestored>(OnShardRestored);
+        Receive<LeaseTick>(_ => { if (!_finishing) { ServeIdle(); ServeWaitingAhead(); } });
     }
 
     public static Props Props(TrainJob job, int trainCount, int parameterCount, CoordinatorSettings settings) =>
@@ -197,7 +199,13 @@ public sealed partial class CoordinatorActor : ReceiveActor
     {
         if (_async is not null) { BeginAsync(); return; }
         bool first = _step < 0;
-        if (first) _queue.Begin(step); // step 0, or the checkpoint's step on resume
+        if (first)
+        {
+            _queue.Begin(step); // step 0, or the checkpoint's step on resume
+            // An expired lease (a worker alive but stuck) is handed out again only when someone is served: the idle
+            // workers and those waiting ahead are served once a second, so a straggler costs at most its lease.
+            Timers.StartPeriodicTimer("lease-tick", new LeaseTick(), TimeSpan.FromSeconds(1));
+        }
         else _queue.Advance(); // leases already taken on this step stay with their workers
         _step = step;
         _waitingAhead.Clear();

@@ -72,6 +72,24 @@ public class LookaheadQueueTests
     }
 
     [Fact]
+    public void ExpiredLeaseOfTheCurrentStepGoesToAWorkerWaitingAhead()
+    {
+        var q = new LookaheadQueue(1, TimeSpan.FromSeconds(30), 2, 10);
+        q.Begin(0);
+        q.TryLease("stuck", T0, out _, out _);            // 0/0, never finishes
+        q.TryLease("fast", T0, out _, out _);             // 0/1
+        q.Acknowledge(0, 1, 0);
+        q.TryLease("fast", T0, out var s, out var m);     // waits ahead on 1/0
+        Assert.Equal((1L, 0), (s, m));
+        Assert.False(q.TryLeaseCurrent("fast", T0.AddSeconds(29), out _));
+        Assert.True(q.TryLeaseCurrent("fast", T0.AddSeconds(30), out var again)); // the coordinator's tick
+        Assert.Equal(0, again);
+        Assert.True(q.Acknowledge(0, 0, 0));
+        Assert.True(q.StepDone);
+        Assert.Equal(1, q.Requeued);
+    }
+
+    [Fact]
     public void AcknowledgementOfAnUnknownStepIsCountedNotApplied()
     {
         var q = new LookaheadQueue(1, TimeSpan.FromMinutes(1), 1, 10);
