@@ -105,8 +105,7 @@ public sealed class MultiProcessClusterTests(ITestOutputHelper output) : IDispos
         var (coord, workers, outDir) = StartCluster(job, 3);
         // Kill one worker (SIGKILL: no goodbye) once training is under way.
         var metrics = Path.Combine(outDir, "metrics.jsonl");
-        var deadline = DateTime.UtcNow.AddMinutes(2);
-        while (DateTime.UtcNow < deadline && !coord.HasExited && (!File.Exists(metrics) || ReadLines(metrics) < 3)) await Task.Delay(100);
+        await WaitForSteps(coord, metrics, 3);
         Assert.False(coord.HasExited, "the run ended before a worker could be killed");
         workers[1].Kill();
         Log($"killed worker1 after {ReadLines(metrics)} steps");
@@ -191,8 +190,7 @@ public sealed class MultiProcessClusterTests(ITestOutputHelper output) : IDispos
         Start($"node --roles worker --hostname {net.PeerAddress} --config \"{config}\" --seed-nodes {seed}", "workerB", net.Namespace);
 
         var metrics = Path.Combine(outDir, "metrics.jsonl");
-        var deadline = DateTime.UtcNow.AddMinutes(2);
-        while (DateTime.UtcNow < deadline && !coord.HasExited && (!File.Exists(metrics) || ReadLines(metrics) < 3)) await Task.Delay(100);
+        await WaitForSteps(coord, metrics, 3);
         Assert.False(coord.HasExited, "the run ended before the link could be cut");
         net.CutPeerLink();
         Log($"cut the link to worker B after {ReadLines(metrics)} steps");
@@ -201,6 +199,13 @@ public sealed class MultiProcessClusterTests(ITestOutputHelper output) : IDispos
         Assert.Equal(0, coord.ExitCode);
         lock (coordLines) Assert.Contains(coordLines, l => l.Contains($"@{net.PeerAddress}:") && l.Contains(" left;")); // B itself was taken out
         Assert.Equal(expected, Sha(Path.Combine(outDir, "model.safetensors")));
+    }
+
+    /// <summary>Waits (at most 2 minutes) until <paramref name="metrics"/> has <paramref name="lines"/> lines or the coordinator exited.</summary>
+    private static async Task WaitForSteps(Process coord, string metrics, int lines)
+    {
+        var deadline = DateTime.UtcNow.AddMinutes(2);
+        while (DateTime.UtcNow < deadline && !coord.HasExited && (!File.Exists(metrics) || ReadLines(metrics) < lines)) await Task.Delay(100);
     }
 
     private static int ReadLines(string file)

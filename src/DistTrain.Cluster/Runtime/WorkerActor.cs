@@ -134,17 +134,27 @@ public sealed class WorkerActor : ReceiveActor, IWithUnboundedStash, IFrameHandl
         }
         EndWait();
         if (_local is not null) { RunLocalChunk(w); return; }
+        ComputeAndSend(w, async: false);
+    }
+
+    /// <summary>
+    /// Computes micro-batch w.MicroBatch of step w.Step on the values the model holds and sends it. Sync: the gradient is
+    /// this micro-batch's share of the step's mean (sum over 1/B). Async: the micro-batch mean (sum over 1/M); the shard
+    /// applies it with the rate scaled by M/B (ParameterShard.ApplyMicroBatch).
+    /// </summary>
+    private void ComputeAndSend(WorkAssignment w, bool async)
+    {
         var job = _job!;
-        var trainer = _trainer!;
         var t0 = Stopwatch.GetTimestamp();
         int stepsPerEpoch = EpochPlan.CountSteps(_train!.Count, job.Hyper.BatchSize);
         var (epoch, stepInEpoch) = EpochPlan.Locate(w.Step, stepsPerEpoch);
         if (_plan is null || _plan.Epoch != epoch)
             _plan = EpochPlan.Create((int)job.Hyper.Seed, epoch, _train.Count, job.Hyper.BatchSize, job.Hyper.MicroBatchSize);
         var mb = _plan.MicroBatches(stepInEpoch)[w.MicroBatch];
-        var (loss, correct) = trainer.ComputeGradient(_train, _plan.Indices(mb), 1f / _plan.StepSize(stepInEpoch), w.Step, w.MicroBatch);
+        float scale = async ? 1f / job.Hyper.MicroBatchSize : 1f / _plan.StepSize(stepInEpoch);
+        var (loss, correct) = _trainer!.ComputeGradient(_train, _plan.Indices(mb), scale, w.Step, w.MicroBatch);
         double computeMs = Stopwatch.GetElapsedTime(t0).TotalMilliseconds;
-        SendAndReport(w, loss, mb.Size, correct, computeMs, perShardVersion: false);
+        SendAndReport(w, loss, mb.Size, correct, computeMs, perShardVersion: async);
     }
 
     private void EndWait()
@@ -197,17 +207,7 @@ public sealed class WorkerActor : ReceiveActor, IWithUnboundedStash, IFrameHandl
             return;
         }
         EndWait();
-        var job = _job!;
-        var t0 = Stopwatch.GetTimestamp();
-        int stepsPerEpoch = EpochPlan.CountSteps(_train!.Count, job.Hyper.BatchSize);
-        var (epoch, stepInEpoch) = EpochPlan.Locate(w.Step, stepsPerEpoch);
-        if (_plan is null || _plan.Epoch != epoch)
-            _plan = EpochPlan.Create((int)job.Hyper.Seed, epoch, _train.Count, job.Hyper.BatchSize, job.Hyper.MicroBatchSize);
-        var mb = _plan.MicroBatches(stepInEpoch)[w.MicroBatch];
-        // Sum over 1/M (the micro-batch mean); the shard applies it with the rate scaled by M/B (ParameterShard.ApplyMicroBatch).
-        var (loss, correct) = _trainer!.ComputeGradient(_train, _plan.Indices(mb), 1f / job.Hyper.MicroBatchSize, w.Step, w.MicroBatch);
-        double computeMs = Stopwatch.GetElapsedTime(t0).TotalMilliseconds;
-        SendAndReport(w, loss, mb.Size, correct, computeMs, perShardVersion: true);
+        ComputeAndSend(w, async: true);
     }
 
     /// <summary>Async: copies every shard's newest pushed range into the model when all are at least <paramref name="minVersion"/>.</summary>

@@ -55,19 +55,7 @@ public class CheckpointResumeTests
     public async Task BatchNormBuffersMatchTheOneProcessTrainerForAnyWorkerCount()
     {
         var job = Job(TestData.WriteIdx(200, 50));
-        var (train, _) = DatasetSpec.Parse(job.Dataset).Load();
-        var trainer = job.CreateTrainer(train.Count);
-        trainer.Fit(train);
-
-        var one = await Run(job, 1, 1, Directory.CreateTempSubdirectory("disttrain-bn1-").FullName);
-        var three = await Run(job, 3, 2, Directory.CreateTempSubdirectory("disttrain-bn3-").FullName);
-        Assert.Null(one.Error);
-        Assert.Null(three.Error);
-
-        var model = Load(job, one.ModelPath!);
-        Assert.Equal(trainer.Model.Store.Values, model.Store.Values);
-        Assert.Equal(trainer.Model.Store.Buffers, model.Store.Buffers);
-        Assert.Equal(Sha(one.ModelPath!), Sha(three.ModelPath!));
+        var model = await AssertOneAndThreeWorkersGiveTheOneProcessBits(job);
         // The buffers moved: 10 steps × 4 micro-batches of running-statistics updates, counted per layer.
         var initial = job.Spec().Build((ulong)job.Seed).Store.Buffers;
         Assert.NotEqual(initial, model.Store.Buffers);
@@ -83,18 +71,25 @@ public class CheckpointResumeTests
             ModelSpecJson = Presets.Resolve("resnet").CanonicalJson, Dataset = TestData.WriteIdx(48, 10),
             Epochs = 1, BatchSize = 16, MicroBatch = 8, Optimizer = "adam", Lr = 2e-3f, Seed = 3, MaxSteps = 2,
         };
+        await AssertOneAndThreeWorkersGiveTheOneProcessBits(job);
+    }
+
+    /// <summary>Weights and buffers of 1 worker equal the one-process Trainer's; 3 workers / 2 shards save the same file.</summary>
+    private static async Task<Sequential> AssertOneAndThreeWorkersGiveTheOneProcessBits(TrainJob job)
+    {
         var (train, _) = DatasetSpec.Parse(job.Dataset).Load();
         var trainer = job.CreateTrainer(train.Count);
         trainer.Fit(train);
 
-        var one = await Run(job, 1, 1, Directory.CreateTempSubdirectory("disttrain-res1-").FullName);
-        var three = await Run(job, 3, 2, Directory.CreateTempSubdirectory("disttrain-res3-").FullName);
+        var one = await Run(job, 1, 1, Directory.CreateTempSubdirectory("disttrain-cmp1-").FullName);
+        var three = await Run(job, 3, 2, Directory.CreateTempSubdirectory("disttrain-cmp3-").FullName);
         Assert.Null(one.Error);
         Assert.Null(three.Error);
         var model = Load(job, one.ModelPath!);
         Assert.Equal(trainer.Model.Store.Values, model.Store.Values);
         Assert.Equal(trainer.Model.Store.Buffers, model.Store.Buffers);
         Assert.Equal(Sha(one.ModelPath!), Sha(three.ModelPath!));
+        return model;
     }
 
     [Fact]
