@@ -41,6 +41,10 @@ public sealed record NodeOptions
     public string? ResumeDir { get; init; }
     /// <summary>Tests only: the coordinator stops abruptly after this many steps (see CoordinatorSettings.CrashAfterStep).</summary>
     public long CrashAfterStep { get; init; } = -1;
+    /// <summary>See CoordinatorSettings.SnapshotGrace.</summary>
+    public TimeSpan SnapshotGrace { get; init; } = TimeSpan.FromSeconds(20);
+    /// <summary>Tests only: the coordinator drops this many incoming checkpoint frames (see CoordinatorSettings.DropCheckpointFrames).</summary>
+    public int DropCheckpointFrames { get; init; }
 }
 
 public sealed class ClusterNode : IAsyncDisposable
@@ -126,6 +130,8 @@ public sealed class ClusterNode : IAsyncDisposable
                 CheckpointEvery = o.CheckpointEvery,
                 Resume = o.ResumeDir is null ? null : FindResumePoint(o.ResumeDir, job, o.OnProgress),
                 CrashAfterStep = o.CrashAfterStep,
+                SnapshotGrace = o.SnapshotGrace,
+                DropCheckpointFrames = o.DropCheckpointFrames,
             };
             system.ActorOf(ClusterSingletonManager.Props(CoordinatorActor.Props(job, train.Count, parameters, cs), PoisonPill.Instance,
                 ClusterSingletonManagerSettings.Create(system).WithRole("coordinator")), "coordinator");

@@ -33,6 +33,11 @@ public sealed record CoordinatorSettings(int Shards, string OutDir, NodeEndpoint
     public DistTrain.Nn.Checkpoints.ResumePoint? Resume { get; init; }
     /// <summary>Tests only: stop abruptly (no output, RunCompleted with an error) once this many steps are done, as if the process died.</summary>
     public long CrashAfterStep { get; init; } = -1;
+    /// <summary>How long a snapshot may stay incomplete after every shard has passed its version before the coordinator acts:
+    /// it asks again for the final state (the shards stay there) and gives up on an intermediate checkpoint (they moved on).</summary>
+    public TimeSpan SnapshotGrace { get; init; } = TimeSpan.FromSeconds(20);
+    /// <summary>Tests only: the coordinator drops this many incoming checkpoint frames, as if a shard's send had failed.</summary>
+    public int DropCheckpointFrames { get; init; }
 }
 
 public sealed partial class CoordinatorActor : ReceiveActor
@@ -63,10 +68,12 @@ public sealed partial class CoordinatorActor : ReceiveActor
     private readonly CoordinatorCheckpoints _checkpoints;
     private readonly bool[] _restored;
     private readonly Dictionary<long, Action> _snapshots = [];   // asked for, by version
+    private readonly Dictionary<long, DateTime> _overdueSince = [];  // snapshots whose version every shard has passed
     private bool _allApplied, _finalCollected;
 
     private sealed record CollectionArrived(long Version) : INoSerializationVerificationNeeded;
     private sealed record LeaseTick : INoSerializationVerificationNeeded;
+    private sealed record SnapshotWatch : INoSerializationVerificationNeeded;
 
     public CoordinatorActor(TrainJob job, int trainCount, int parameterCount, CoordinatorSettings settings)
     {
@@ -90,7 +97,10 @@ public sealed partial class CoordinatorActor : ReceiveActor
             StepOfUnit = unit => settings.Mode.LastStepOf(unit, _planSteps),
         };
         _checkpoints = new CoordinatorCheckpoints(job, _ranges, settings.Endpoints, v => _self.Tell(new CollectionArrived(v)),
-            statistics: _description.Hyper.Mode == TrainingMode.Sync, optimizerState: _description.Hyper.Mode != TrainingMode.LocalSgd);
+            statistics: _description.Hyper.Mode == TrainingMode.Sync, optimizerState: _description.Hyper.Mode != TrainingMode.LocalSgd)
+        {
+            DropFrames = settings.DropCheckpointFrames,
+        };
         _restored = new bool[settings.Shards];
         if (settings.Resume is not null && settings.Mode.Mode != TrainingMode.Sync)
             throw new ArgumentException($"--resume continues sync runs only; this run is {settings.Mode.Mode}.");
@@ -112,13 +122,18 @@ public sealed partial class CoordinatorActor : ReceiveActor
         Receive<CollectionArrived>(c =>
         {
             if (!_snapshots.Remove(c.Version, out var then)) return;
+            _overdueSince.Remove(c.Version);
             then();
             // The final state stays until Finish has written it: it can arrive before the last VersionPublished does.
             if (c.Version != FinalVersion) _checkpoints.Release(c.Version);
         });
         Receive<ShardRestored>(OnShardRestored);
         Receive<LeaseTick>(_ => { if (!_finishing) { ServeIdle(); ServeWaitingAhead(); } });
+        Receive<SnapshotWatch>(_ => WatchSnapshots());
     }
+
+    protected override void PreStart() =>
+        Timers.StartPeriodicTimer("snapshot-watch", new SnapshotWatch(), TimeSpan.FromSeconds(Math.Clamp(_settings.SnapshotGrace.TotalSeconds / 4, 0.1, 5)));
 
     public static Props Props(TrainJob job, int trainCount, int parameterCount, CoordinatorSettings settings) =>
         Akka.Actor.Props.Create(() => new CoordinatorActor(job, trainCount, parameterCount, settings));
@@ -333,6 +348,41 @@ public sealed partial class CoordinatorActor : ReceiveActor
         if (!_snapshots.TryAdd(version, then)) return;
         var ask = _checkpoints.Begin(version);
         foreach (var s in _shardRefs) s!.Tell(ask);
+    }
+
+    /// <summary>
+    /// A shard's checkpoint send can fail (a broken connection, a frame dropped as corrupt) and nothing else would notice:
+    /// without this the coordinator would wait for the final state forever. Once every shard has passed a snapshot's
+    /// version and its frames are still missing after the grace period, the final state is asked for again (the shards stay
+    /// at the last version, and frames that did arrive are simply overwritten with the same bits), and an intermediate
+    /// checkpoint is given up (the shards have moved on; the previous checkpoint stays the one to resume from).
+    /// </summary>
+    private void WatchSnapshots()
+    {
+        if (_finishing || _snapshots.Count == 0) return;
+        var now = DateTime.UtcNow;
+        foreach (var version in _snapshots.Keys.ToArray())
+        {
+            if (_published.Any(p => p < version)) continue; // not reached yet: nothing was due
+            if (!_overdueSince.TryGetValue(version, out var since)) { _overdueSince[version] = now; continue; }
+            if (now - since < _settings.SnapshotGrace) continue;
+            _overdueSince[version] = now;
+            if (version == FinalVersion)
+            {
+                _log.Warning("The shards' final state (version {0}) is incomplete after {1:F0} s; asking the shards again", version, _settings.SnapshotGrace.TotalSeconds);
+                _settings.OnProgress?.Invoke($"final state of version {version} incomplete after {_settings.SnapshotGrace.TotalSeconds:F0} s; asking the shards again");
+                var ask = _checkpoints.Ask(version);
+                foreach (var s in _shardRefs) s!.Tell(ask);
+            }
+            else
+            {
+                _snapshots.Remove(version);
+                _overdueSince.Remove(version);
+                _checkpoints.Release(version);
+                _log.Error("Checkpoint of step {0} not written: a shard's state did not arrive; the previous checkpoint stays the one to resume from", version);
+                _settings.OnProgress?.Invoke($"checkpoint of step {version} NOT written: a shard's state did not arrive within {_settings.SnapshotGrace.TotalSeconds:F0} s");
+            }
+        }
     }
 
     private void WriteCheckpoint(long step)

@@ -45,11 +45,21 @@ public sealed class CoordinatorCheckpoints : IFrameHandler, IDisposable
         _buffersLength = statistics && new RunningStatistics(_replica).Length > 0 ? _replica.Store.Buffers.Length : 0;
     }
 
+    /// <summary>Tests only: drop this many incoming frames, as if a shard's send had failed.</summary>
+    public int DropFrames { get => _dropFrames; init => _dropFrames = value; }
+    private int _dropFrames;
+
     /// <summary>Starts collecting the state at <paramref name="version"/>; tell every shard the returned message.</summary>
     public SendCheckpoint Begin(long version)
     {
-        _server ??= new DataPlaneServer(IPAddress.Parse(_endpoints.BindAddress), 0, this, _endpoints.MaxFrameBytes);
         _snapshots[version] = new SnapshotAssembly(version, _ranges, _stateNames.Length, _buffersLength);
+        return Ask(version);
+    }
+
+    /// <summary>The message that asks the shards for <paramref name="version"/> (again: what already arrived is kept).</summary>
+    public SendCheckpoint Ask(long version)
+    {
+        _server ??= new DataPlaneServer(IPAddress.Parse(_endpoints.BindAddress), 0, this, _endpoints.MaxFrameBytes);
         return new SendCheckpoint(_endpoints.AdvertisedHost, _server.Port, version);
     }
 
@@ -97,6 +107,7 @@ public sealed class CoordinatorCheckpoints : IFrameHandler, IDisposable
         destination = Span<float>.Empty;
         _snapshots.TryGetValue(header.Version, out var s);
         if (s is null || header.Kind is not (FrameKind.Parameters or FrameKind.OptimizerState or FrameKind.Buffers)) return DropReason.Rejected;
+        if (_dropFrames > 0 && Interlocked.Decrement(ref _dropFrames) >= 0) return DropReason.Rejected;
         var staging = s.Stage(ShardCheckpointing.PartOf(header.Kind), header.Version, header.Shard, header.MicroBatch, header.Offset, header.Length);
         if (staging is null) return DropReason.WrongLength;
         destination = staging;

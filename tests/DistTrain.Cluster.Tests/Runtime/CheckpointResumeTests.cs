@@ -31,12 +31,13 @@ public class CheckpointResumeTests
     };
 
     private static async Task<RunCompleted> Run(TrainJob job, int workers, int shards, string dir, long checkpointEvery = 0,
-        string? resume = null, long crashAfter = -1, List<string>? said = null)
+        string? resume = null, long crashAfter = -1, List<string>? said = null, int dropCheckpointFrames = 0)
     {
         var o = new NodeOptions
         {
             Job = job, Workers = workers, PsShards = shards, OutDir = dir, SerializeMessages = true,
             CheckpointEvery = checkpointEvery, ResumeDir = resume, CrashAfterStep = crashAfter,
+            DropCheckpointFrames = dropCheckpointFrames, SnapshotGrace = TimeSpan.FromSeconds(1),
             OnProgress = line => { lock (said ?? []) said?.Add(line); },
         };
         return await ClusterNode.RunLocal(o).WaitAsync(TimeSpan.FromMinutes(3));
@@ -128,6 +129,21 @@ public class CheckpointResumeTests
         Assert.Contains(said, l => l.Contains("skipping checkpoint") && l.Contains(newest));
         Assert.Contains(said, l => l.Contains("resuming from checkpoint") && l.Contains($"step {previousStep},"));
         Assert.Equal(Sha(whole.ModelPath!), Sha(fallback.ModelPath!));
+    }
+
+    [Fact]
+    public async Task AFinalStateFrameLostOnTheWayIsAskedForAgainAndTheModelIsTheSame()
+    {
+        // Without the coordinator's snapshot watch a lost frame of the final state left the run waiting forever.
+        var job = Job(TestData.WriteIdx(200, 50)) with { MaxSteps = 4 };
+        var clean = await Run(job, 2, 2, Directory.CreateTempSubdirectory("disttrain-clean-").FullName, checkpointEvery: -1);
+        Assert.Null(clean.Error);
+        var said = new List<string>();
+        var lossy = await Run(job, 2, 2, Directory.CreateTempSubdirectory("disttrain-lossy-").FullName, checkpointEvery: -1,
+            said: said, dropCheckpointFrames: 2);
+        Assert.Null(lossy.Error);
+        Assert.Contains(said, l => l.Contains("final state of version 4 incomplete") && l.Contains("asking the shards again"));
+        Assert.Equal(Sha(clean.ModelPath!), Sha(lossy.ModelPath!));
     }
 
     [Fact]
