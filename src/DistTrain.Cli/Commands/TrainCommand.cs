@@ -90,7 +90,12 @@ public sealed class TrainCommand : ICommandFactory
                 || modeOptions.Mode != DistTrain.Cluster.Messages.TrainingMode.Sync;
             if (cluster)
             {
-                if (r.GetValue(init) is not null) throw new ArgumentException("--init is not supported by the cluster runtime yet; use --workers 1.");
+                if (r.GetValue(init) is { } initFile)
+                {
+                    if (modeOptions.Mode != DistTrain.Cluster.Messages.TrainingMode.Sync)
+                        throw new ArgumentException($"--init works with --mode sync only on the cluster, not {modeOptions.Mode}; drop --init or use --mode sync.");
+                    checkpoints = checkpoints with { InitFile = initFile };
+                }
                 using var stop = new CancellationTokenSource();
                 Console.CancelKeyPress += (_, e) => { e.Cancel = true; stop.Cancel(); };
                 return ClusterRun.Run(job, modeOptions, outDir, r.GetValue(workers), r.GetValue(psShards), r.GetValue(clusterPort), r.GetValue(waitWorkers), Console.Out, stop.Token,

@@ -24,7 +24,7 @@ public static class ClusterRun
             Environment = environment,
             Overrides = clusterPort > 0 ? new ClusterOverrides { Port = clusterPort, Hostname = hostname } : new ClusterOverrides { Hostname = hostname },
             OnProgress = line => console.WriteLine(line),
-            CheckpointEvery = checkpoints?.Every ?? 0, ResumeDir = checkpoints?.ResumeDir,
+            CheckpointEvery = checkpoints?.Every ?? 0, ResumeDir = checkpoints?.ResumeDir, InitFile = checkpoints?.InitFile,
         });
         try
         {
@@ -49,4 +49,5 @@ public static class ClusterRun
 }
 
 /// <summary>`--checkpoint-every N` (0 = at epoch ends only, negative = never) and `--resume DIR` of `disttrain train`.</summary>
-public sealed record CheckpointOptions(long Every, string? ResumeDir);
+/// <param name="InitFile">`--init`: start from these weights with a fresh optimizer (cluster runs; LocalRun takes it directly).</param>
+public sealed record CheckpointOptions(long Every, string? ResumeDir, string? InitFile = null);

@@ -41,6 +41,9 @@ public sealed record NodeOptions
     public string? ResumeDir { get; init; }
     /// <summary>Tests only: the coordinator stops abruptly after this many steps (see CoordinatorSettings.CrashAfterStep).</summary>
     public long CrashAfterStep { get; init; } = -1;
+    /// <summary>Start from the weights (and running statistics) of this checkpoint file with a fresh optimizer at step 0
+    /// (coordinator; `train --init`); excludes ResumeDir.</summary>
+    public string? InitFile { get; init; }
     /// <summary>See CoordinatorSettings.SnapshotGrace.</summary>
     public TimeSpan SnapshotGrace { get; init; } = TimeSpan.FromSeconds(20);
     /// <summary>Tests only: the coordinator drops this many incoming checkpoint frames (see CoordinatorSettings.DropCheckpointFrames).</summary>
@@ -128,7 +131,8 @@ public sealed class ClusterNode : IAsyncDisposable
                 OnProgress = o.OnProgress,
                 Mode = o.Mode,
                 CheckpointEvery = o.CheckpointEvery,
-                Resume = o.ResumeDir is null ? null : FindResumePoint(o.ResumeDir, job, o.OnProgress),
+                Resume = o.ResumeDir is not null ? FindResumePoint(o.ResumeDir, job, o.OnProgress)
+                    : o.InitFile is not null ? InitialPoint(o.InitFile, job, o.OnProgress) : null,
                 CrashAfterStep = o.CrashAfterStep,
                 SnapshotGrace = o.SnapshotGrace,
                 DropCheckpointFrames = o.DropCheckpointFrames,
@@ -162,6 +166,20 @@ public sealed class ClusterNode : IAsyncDisposable
                                            "restore one from a backup or start the run without --resume.");
         say?.Invoke($"resuming from {point}");
         return point;
+    }
+
+    /// <summary>
+    /// `--init FILE` on the cluster: the file's weights and buffers (names and shapes checked against the job's model) with
+    /// a zero optimizer state at step 0 — what the one-process Trainer starts from with --init, handed to the shards
+    /// through the resume path.
+    /// </summary>
+    public static DistTrain.Nn.Checkpoints.ResumePoint InitialPoint(string file, TrainJob job, Action<string>? say)
+    {
+        var model = DistTrain.Nn.Models.ModelBuilder.Build(job.Spec(), (ulong)(uint)job.Seed);
+        var info = DistTrain.Nn.Checkpoints.Checkpoint.LoadInto(model.Store, file);
+        say?.Invoke($"init: weights from {file} (step {info.Step}, epoch {info.Epoch})");
+        var state = job.CreateOptimizer(model.ParameterCount).State.Select(s => (s.Name, new float[s.Data.Length])).ToArray();
+        return new DistTrain.Nn.Checkpoints.ResumePoint(file, 0, 0, model.Store.Values.ToArray(), model.Store.Buffers.ToArray(), state);
     }
 
     /// <summary>Runs one process with every role as <paramref name="o"/> says (its Job, Workers, PsShards, OutDir, checkpoint options).</summary>

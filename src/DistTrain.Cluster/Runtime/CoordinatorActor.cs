@@ -29,7 +29,8 @@ public sealed record CoordinatorSettings(int Shards, string OutDir, NodeEndpoint
     /// <summary>Checkpoint every N steps as well as at every epoch end; 0 = at epoch ends only; negative = never (only the final model).
     /// Sync mode only: async and local-sgd runs write the final model alone.</summary>
     public long CheckpointEvery { get; init; }
-    /// <summary>Start from this checkpoint (its step, weights, optimizer state and buffers) instead of step 0 (sync mode).</summary>
+    /// <summary>Start from this checkpoint (its step, weights, optimizer state and buffers) instead of step 0 (sync mode). A point at
+    /// step 0 is `--init` (ClusterNode.InitialPoint): weights with a fresh optimizer, and a new metrics.jsonl.</summary>
     public DistTrain.Nn.Checkpoints.ResumePoint? Resume { get; init; }
     /// <summary>Tests only: stop abruptly (no output, RunCompleted with an error) once this many steps are done, as if the process died.</summary>
     public long CrashAfterStep { get; init; } = -1;
@@ -92,7 +93,7 @@ public sealed partial class CoordinatorActor : ReceiveActor
         _totalSteps = settings.Mode.Units(_planSteps); // work units with a barrier after each: steps, or local-sgd rounds
         _queue = new LookaheadQueue(settings.Shards, settings.LeaseTimeout, _microBatches, _totalSteps);
         _stepLog = new StepLog(Path.Combine(settings.OutDir, "metrics.jsonl"), _microBatches, _stepsPerEpoch, job.CreateSchedule(trainCount),
-            append: settings.Resume is not null)
+            append: settings.Resume is { Step: > 0 })
         {
             StepOfUnit = unit => settings.Mode.LastStepOf(unit, _planSteps),
         };
@@ -103,7 +104,7 @@ public sealed partial class CoordinatorActor : ReceiveActor
         };
         _restored = new bool[settings.Shards];
         if (settings.Resume is not null && settings.Mode.Mode != TrainingMode.Sync)
-            throw new ArgumentException($"--resume continues sync runs only; this run is {settings.Mode.Mode}.");
+            throw new ArgumentException($"--resume and --init work with sync runs only on the cluster; this run is {settings.Mode.Mode}.");
         if (settings.Resume is { } resume && resume.Values.Length != parameterCount)
             throw new ArgumentException($"{resume} has {resume.Values.Length} parameters but the model has {parameterCount}.");
         InitMode();

@@ -31,13 +31,13 @@ public class CheckpointResumeTests
     };
 
     private static async Task<RunCompleted> Run(TrainJob job, int workers, int shards, string dir, long checkpointEvery = 0,
-        string? resume = null, long crashAfter = -1, List<string>? said = null, int dropCheckpointFrames = 0)
+        string? resume = null, long crashAfter = -1, List<string>? said = null, int dropCheckpointFrames = 0, string? init = null)
     {
         var o = new NodeOptions
         {
             Job = job, Workers = workers, PsShards = shards, OutDir = dir, SerializeMessages = true,
             CheckpointEvery = checkpointEvery, ResumeDir = resume, CrashAfterStep = crashAfter,
-            DropCheckpointFrames = dropCheckpointFrames, SnapshotGrace = TimeSpan.FromSeconds(1),
+            DropCheckpointFrames = dropCheckpointFrames, SnapshotGrace = TimeSpan.FromSeconds(1), InitFile = init,
             OnProgress = line => { lock (said ?? []) said?.Add(line); },
         };
         return await ClusterNode.RunLocal(o).WaitAsync(TimeSpan.FromMinutes(3));
@@ -144,6 +144,35 @@ public class CheckpointResumeTests
         Assert.Null(lossy.Error);
         Assert.Contains(said, l => l.Contains("final state of version 4 incomplete") && l.Contains("asking the shards again"));
         Assert.Equal(Sha(clean.ModelPath!), Sha(lossy.ModelPath!));
+    }
+
+    [Fact]
+    public async Task InitStartsTheClusterFromTheFileLikeTheOneProcessTrainer()
+    {
+        var job = Job(TestData.WriteIdx(200, 50)) with { MaxSteps = 4 };
+        var (train, _) = DatasetSpec.Parse(job.Dataset).Load();
+        // The init weights: another seed, trained 2 steps so the BatchNorm buffers moved too.
+        var donorJob = job with { Seed = 9, MaxSteps = 2 };
+        var donor = donorJob.CreateTrainer(train.Count);
+        donor.Fit(train);
+        var opt = donorJob.CreateOptimizer(donor.Model.ParameterCount);
+        var file = Path.Combine(CheckpointSeries.Write(Directory.CreateTempSubdirectory("disttrain-donor-").FullName, donorJob, donor.Model.Store,
+            opt.State, opt.ToString(), 2, 0), CheckpointSeries.WeightsFile);
+
+        var model = job.Spec().Build((ulong)job.Seed);
+        Checkpoint.LoadInto(model.Store, file);
+        var trainer = job.CreateTrainer(train.Count, model);
+        trainer.Fit(train);
+
+        var dir = Directory.CreateTempSubdirectory("disttrain-init-").FullName;
+        var said = new List<string>();
+        var run = await Run(job, 2, 2, dir, checkpointEvery: -1, said: said, init: file);
+        Assert.Null(run.Error);
+        Assert.Contains(said, l => l.Contains("init: weights from") && l.Contains(file));
+        var got = Load(job, run.ModelPath!);
+        // Equal to the Trainer that started from the file (a run from the job's own seed would differ everywhere).
+        Assert.Equal(trainer.Model.Store.Values, got.Store.Values);
+        Assert.Equal(trainer.Model.Store.Buffers, got.Store.Buffers);
     }
 
     [Fact]
