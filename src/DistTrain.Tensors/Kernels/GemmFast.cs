@@ -6,8 +6,18 @@ namespace DistTrain.Tensors.Kernels;
 
 public static partial class Gemm
 {
-    // KC: one B micro-panel (KC x NR) stays in L1 while a block of A (MC x KC) streams from L2.
-    internal const int KC = 256, MC = 192, NC = 2048;
+    // One B micro-panel (KC x NR) stays in L1 while a block of A (MC x KC) streams from L2. K is cut
+    // into blocks of equal depth up to KCMax (784 = 264 + 264 + 256, not 256 x 3 + 16): a shallow last
+    // block would reload and store every C tile for a few k steps. The blocking never changes the bits.
+    internal const int KCMax = 320, MC = 192, NC = 2048;
+
+    /// <summary>Depth of the K blocks for a reduction of length k: as few blocks as KCMax allows, of equal
+    /// depth rounded up to 8 (the packing transposes 8 k steps at a time); only the last may be shallower.</summary>
+    internal static int BlockDepth(int k)
+    {
+        int blocks = (k + KCMax - 1) / KCMax;
+        return Math.Min(KCMax, ((k + blocks - 1) / blocks + 7) / 8 * 8);
+    }
 
     private static unsafe void SgemmFast(bool transA, bool transB, int m, int n, int k,
         ReadOnlySpan<float> a, int lda, ReadOnlySpan<float> b, int ldb,
@@ -111,13 +121,14 @@ internal unsafe struct GemmJob
         var ws = GemmWorkspace.ForThread(mr, nr);
         float* tile = stackalloc float[mr * nr];
         int block = 0, barriers = 0, start = 0; // start: the claim counter's value when this block's claims begin
+        int depth = Gemm.BlockDepth(K);
         for (int jc = 0; jc < N; jc += Gemm.NC)
         {
             int nc = Math.Min(Gemm.NC, N - jc);
             int fullB = _directB ? nc / nr * nr : 0;
-            for (int pc = 0; pc < K; pc += Gemm.KC, block++)
+            for (int pc = 0; pc < K; pc += depth, block++)
             {
-                int kc = Math.Min(Gemm.KC, K - pc);
+                int kc = Math.Min(depth, K - pc);
                 // Packed panel jr sits at packedB + jr * kc; in-place ones are skipped.
                 float* packedB = (block & 1) == 0 ? _packedB0 : _packedB1;
                 if (fullB < nc)
