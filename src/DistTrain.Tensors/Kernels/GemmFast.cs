@@ -188,7 +188,7 @@ internal unsafe struct GemmJob
         {
             int mc = Math.Min(Gemm.MC, i1 - ic);
             int fullA = _directA ? mc / mr * mr : 0;
-            if (fullA < mc) GemmPack.PackA(TransA, A, Lda, ic + fullA, mc - fullA, pc, kc, ws.PackedA + (long)fullA * kc, mr, Avx);
+            if (fullA < mc) GemmPack.PackA(TransA, A, Lda, M, ic + fullA, mc - fullA, pc, kc, ws.PackedA + (long)fullA * kc, mr, Avx);
             for (int jr = j0; jr < j1; jr += nr)
             {
                 int cols = Math.Min(nr, nc - jr);

@@ -8,16 +8,25 @@ namespace DistTrain.Tensors.Kernels;
 
 internal static unsafe class GemmPack
 {
-    /// <summary>Packs op(A)[ic..ic+mc, pc..pc+kc) into dst as ceil(mc/mr) panels of (kc, mr).</summary>
-    public static void PackA(bool transA, float* a, int lda, int ic, int mc, int pc, int kc, float* dst, int mr, bool avx)
+    /// <summary>Packs op(A)[ic..ic+mc, pc..pc+kc) into dst as ceil(mc/mr) panels of (kc, mr); op(A) has m rows.</summary>
+    public static void PackA(bool transA, float* a, int lda, int m, int ic, int mc, int pc, int kc, float* dst, int mr, bool avx)
     {
         for (int ir = 0; ir < mc; ir += mr, dst += (long)mr * kc)
         {
             int rows = Math.Min(mr, mc - ir);
             if (transA)
             {
-                // op(A)[i, p] = a[p, i]: each k step is a contiguous run of rows.
+                // op(A)[i, p] = a[p, i]: each k step is a contiguous run of rows. A whole panel moves 8 floats
+                // per k step while the run stays inside A's row (ic + ir + 8 <= m, and m <= lda): the 8 - mr
+                // extra lanes land where the next k step writes next, so the last step goes by element.
                 float* src = a + (long)pc * lda + ic + ir;
+                if (avx && rows == mr && mr <= 8 && ic + ir + 8 <= m)
+                {
+                    int p = 0;
+                    for (; p < kc - 1; p++, src += lda) Avx.Store(dst + p * mr, Avx.LoadVector256(src));
+                    for (int r = 0; r < mr; r++) dst[p * mr + r] = src[r];
+                    continue;
+                }
                 for (int p = 0; p < kc; p++, src += lda)
                 {
                     float* d = dst + p * mr;
@@ -54,8 +63,16 @@ internal static unsafe class GemmPack
             int cols = Math.Min(nr, nc - jr);
             if (!transB)
             {
-                // op(B)[p, j] = b[p, j]: each k step copies one contiguous run of columns.
+                // op(B)[p, j] = b[p, j]: each k step copies one contiguous run of columns; a whole panel row
+                // as 256-bit moves (a Span copy of 16 floats is a Memmove call per row).
                 float* src = b + (long)pc * ldb + jc + jr;
+                if (avx && cols == nr && nr % 8 == 0)
+                {
+                    for (int p = 0; p < kc; p++, src += ldb)
+                        for (int j = 0; j < nr; j += 8)
+                            Avx.Store(dst + p * nr + j, Avx.LoadVector256(src + j));
+                    continue;
+                }
                 for (int p = 0; p < kc; p++, src += ldb)
                 {
                     float* d = dst + p * nr;
