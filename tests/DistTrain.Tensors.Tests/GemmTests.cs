@@ -120,7 +120,7 @@ public sealed class GemmTests
         int seed = 3000;
         foreach (int k in (int[])[321, 641, 784, 1000])
             foreach (var (ta, tb) in Transposes)
-                Check(path, new Case(seed++, ta, tb, 37, 45, k, accumulate: seed % 2 == 0, pad: seed % 3), 1, 2);
+                Check(path, new Case(seed++, ta, tb, 37, 261, k, accumulate: seed % 2 == 0, pad: seed % 3), 1, 2);
     }
 
     [Theory, MemberData(nameof(Paths))]
@@ -155,6 +155,9 @@ public sealed class GemmTests
         Check(Simd.Best, new Case(22, false, true, 64, 784, 256), 1, 2);
         Check(Simd.Best, new Case(23, true, false, 784, 256, 64, accumulate: true), 1, 2);
         Check(Simd.Best, new Case(24, false, false, 64, 512, 156), 1, 2);
+        // Batch 256, 256->128: dW reads B (1 KB rows) packed, not in place (L1 sets); B in place at a friendly stride.
+        Check(Simd.Best, new Case(25, true, false, 128, 256, 256, accumulate: true), 1, 2);
+        Check(Simd.Best, new Case(26, false, false, 100, 200, 300, pad: 4), 1, 2);
     }
 
     [Fact]

@@ -95,7 +95,8 @@ internal unsafe struct GemmJob
         // Packing pays for itself by being reused across many tiles; when the other dimension is small
         // the kernel reads an operand in place instead (B not transposed: rows of NR; A transposed: MR).
         // Decided on the whole call, so a thread's share never tips it (half of 256 rows would read B in place).
-        _directB = !TransB && M <= GemmTuning.DirectBMaxRows;
+        _directB = !TransB && (M <= GemmTuning.DirectBAnyStrideMaxRows
+            || M <= GemmTuning.DirectBMaxRows && GemmTuning.StrideKeepsPanelInL1(Ldb, Gemm.BlockDepth(K)));
         _directA = TransA && N <= GemmTuning.DirectAMaxCols;
         // Never more threads than worth waking, nor absurdly many (results never depend on it).
         int parts = (int)Math.Min(Math.Min(threads, 4 * Environment.ProcessorCount), Math.Max(1, flops / MinFlopsPerThread));
@@ -228,6 +229,19 @@ internal static class GemmTuning
     // Reading op(B) in place saves a copy of B but gives up L1-resident, TLB-friendly panels; it wins
     // while B is reused by few row tiles (the batch-64 layers of training).
     public const int DirectBMaxRows = 128;
+    // Up to this many rows (11 tiles) reading B from L2 again per tile still beats packing it, whatever
+    // the stride; above it, in place only when the panel stays in L1 (dW of a 256-wide layer: 56 -> 71 GFLOP/s).
+    public const int DirectBAnyStrideMaxRows = 64;
+
+    /// <summary>Whether kc rows of B read in place at stride ldb floats can all stay in L1 (32 KB, 8 ways,
+    /// 64 sets of 64-byte lines) beside the A panel. A stride of a multiple of 16 floats maps every row to
+    /// the same few sets (1 KB: 4 sets, 32 lines), and each row tile then reads its B panel again from L2.</summary>
+    public static bool StrideKeepsPanelInL1(int ldb, int kc)
+    {
+        if (ldb % 16 != 0) return true; // rows start at varying offsets in their lines: spread over the sets
+        int sets = 64 >> Math.Min(System.Numerics.BitOperations.TrailingZeroCount(ldb / 16), 6); // 64 / gcd(lines, 64)
+        return 8 * sets >= kc + 64;
+    }
     // Likewise A transposed (dW = Xᵀ·dY) when few column tiles reuse it.
     public const int DirectAMaxCols = 256;
 }
