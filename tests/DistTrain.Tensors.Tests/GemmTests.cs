@@ -147,6 +147,18 @@ public sealed class GemmTests
         Check(Simd.Best, new Case(53, false, false, 100, 2053, 600, pad: 3), 1, 2);
     }
 
+    [Theory, MemberData(nameof(Paths))]
+    public void PackedPanelsAcrossRowBlocksMatchReference(SimdPath path)
+    {
+        // A transposed and packed (more than 256 columns) over several MC row blocks, its last panels too
+        // close to the end of A's rows for 8-float loads; B packed row by row with an edge panel.
+        foreach (int m in (int[])[197, 400, 403])
+        {
+            Check(path, new Case(4000 + m, true, false, m, 300, 41, accumulate: true, pad: m % 2), 1, 2);
+            Check(path, new Case(5000 + m, false, false, m, 269, 37, pad: 1), 1, 2);
+        }
+    }
+
     [Fact]
     public void TrainingShapesMatchReference()
     {
