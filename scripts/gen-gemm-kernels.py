@@ -28,7 +28,7 @@ internal static unsafe partial class GemmKernels
 {
     private static readonly int W = Vector<float>.Count;
 '''
-def kernel(name, vt, w, mr, nv, fma):
+def kernel(name, vt, w, mr, nv, fma, prefetch=False, nlanes=0):
     L=[]
     T = f"{vt}<float>"
     ld = (lambda ptr: f"Unsafe.ReadUnaligned<{T}>({ptr})") if vt=="Vector" else (lambda ptr: f"{vt}.Load({ptr})")
@@ -50,6 +50,14 @@ def kernel(name, vt, w, mr, nv, fma):
     L.append("        {")
     L.append("            " + " = ".join(accs) + f" = {T}.Zero;")
     L.append("        }")
+    if prefetch:
+        L.append("        // Prefetch the next row tile's C (the driver walks down the rows): its chains start from C, and a")
+        L.append("        // load from L3 or memory would stall them; a prefetch past the end of C never faults.")
+        L.append("        float* next = c + " + str(mr) + " * (nint)ldc;")
+        offs = sorted(set(list(range(0, nlanes, 16)) + [nlanes - 1]))
+        for r in range(mr):
+            row = "next" if r==0 else f"next + {r} * (nint)ldc" if r>1 else "next + ldc"
+            L.append("        " + " ".join(f"Sse.Prefetch0({row}{'' if o==0 else f' + {o}'});" for o in offs))
     L.append("        for (int p = 0; p < kc; p++, a += aStep, b += bStep)")
     L.append("        {")
     L.append("            " + " ".join(f"var b{v} = {ld(f'b{off(v)}')};" for v in range(nv)))
@@ -65,7 +73,7 @@ def kernel(name, vt, w, mr, nv, fma):
 out = []
 for spec in sys.argv[1:]:
     kind, mr, nv = spec.split(":"); mr = int(mr); nv = int(nv)
-    if kind == "512": out.append(kernel(f"Avx512_{mr}x{nv*16}", "Vector512", 16, mr, nv, "Avx512F.FusedMultiplyAdd"))
-    if kind == "256": out.append(kernel(f"Avx2_{mr}x{nv*8}", "Vector256", 8, mr, nv, "Fma.MultiplyAdd"))
+    if kind == "512": out.append(kernel(f"Avx512_{mr}x{nv*16}", "Vector512", 16, mr, nv, "Avx512F.FusedMultiplyAdd", True, nv*16))
+    if kind == "256": out.append(kernel(f"Avx2_{mr}x{nv*8}", "Vector256", 8, mr, nv, "Fma.MultiplyAdd", True, nv*8))
     if kind == "vec": out.append(kernel(f"Portable_{mr}x{nv}W", "Vector", "W", mr, nv, "Vector.FusedMultiplyAdd"))
 print(HEADER + "\n" + "\n\n".join(out) + "\n}")

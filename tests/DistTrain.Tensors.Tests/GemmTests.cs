@@ -87,8 +87,8 @@ public sealed class GemmTests
     [Theory, MemberData(nameof(Paths))]
     public void EdgeSizesAroundTilesAndBlocksMatchReference(SimdPath path)
     {
-        // 31..257 straddle every tile width (6..32) and the M/K blocks (MC=192, KC=256).
-        int[] sizes = [31, 32, 33, 63, 64, 65, 127, 128, 129, 255, 256, 257];
+        // 31..321 straddle every tile width (6..32) and the M/K blocks (MC=192, KCMax=320).
+        int[] sizes = [31, 32, 33, 63, 64, 65, 127, 128, 129, 255, 256, 257, 319, 320, 321];
         int seed = 1000;
         foreach (int s in sizes)
         {
@@ -107,9 +107,20 @@ public sealed class GemmTests
     [Fact]
     public void WideOutputCrossesTheColumnBlock()
     {
-        // n > NC (2048) runs two column blocks; k > KC (256) continues the chains across K blocks.
+        // n > NC (2048) runs two column blocks; k > KCMax (320) continues the chains across K blocks.
         foreach (var (ta, tb) in Transposes)
-            Check(Simd.Best, new Case(7, ta, tb, 3, 2100, 260, accumulate: ta), 1, 2);
+            Check(Simd.Best, new Case(7, ta, tb, 3, 2100, 340, accumulate: ta), 1, 2);
+    }
+
+    [Theory, MemberData(nameof(Paths))]
+    public void DeepReductionsSplitIntoEqualBlocksMatchReference(SimdPath path)
+    {
+        // K cut into 2-4 blocks of equal depth (321 = 168 + 153, 784 = 264 + 264 + 256, 1000 = 256 x 3 + 232),
+        // each continuing the chains the previous one stored, with the row tiles shared by 1 or 2 threads.
+        int seed = 3000;
+        foreach (int k in (int[])[321, 641, 784, 1000])
+            foreach (var (ta, tb) in Transposes)
+                Check(path, new Case(seed++, ta, tb, 37, 261, k, accumulate: seed % 2 == 0, pad: seed % 3), 1, 2);
     }
 
     [Theory, MemberData(nameof(Paths))]
@@ -136,6 +147,18 @@ public sealed class GemmTests
         Check(Simd.Best, new Case(53, false, false, 100, 2053, 600, pad: 3), 1, 2);
     }
 
+    [Theory, MemberData(nameof(Paths))]
+    public void PackedPanelsAcrossRowBlocksMatchReference(SimdPath path)
+    {
+        // A transposed and packed (more than 256 columns) over several MC row blocks, its last panels too
+        // close to the end of A's rows for 8-float loads; B packed row by row with an edge panel.
+        foreach (int m in (int[])[197, 400, 403])
+        {
+            Check(path, new Case(4000 + m, true, false, m, 300, 41, accumulate: true, pad: m % 2), 1, 2);
+            Check(path, new Case(5000 + m, false, false, m, 269, 37, pad: 1), 1, 2);
+        }
+    }
+
     [Fact]
     public void TrainingShapesMatchReference()
     {
@@ -144,6 +167,9 @@ public sealed class GemmTests
         Check(Simd.Best, new Case(22, false, true, 64, 784, 256), 1, 2);
         Check(Simd.Best, new Case(23, true, false, 784, 256, 64, accumulate: true), 1, 2);
         Check(Simd.Best, new Case(24, false, false, 64, 512, 156), 1, 2);
+        // Batch 256, 256->128: dW reads B (1 KB rows) packed, not in place (L1 sets); B in place at a friendly stride.
+        Check(Simd.Best, new Case(25, true, false, 128, 256, 256, accumulate: true), 1, 2);
+        Check(Simd.Best, new Case(26, false, false, 100, 200, 300, pad: 4), 1, 2);
     }
 
     [Fact]

@@ -6,8 +6,18 @@ namespace DistTrain.Tensors.Kernels;
 
 public static partial class Gemm
 {
-    // KC: one B micro-panel (KC x NR) stays in L1 while a block of A (MC x KC) streams from L2.
-    internal const int KC = 256, MC = 192, NC = 2048;
+    // One B micro-panel (KC x NR) stays in L1 while a block of A (MC x KC) streams from L2. K is cut
+    // into blocks of equal depth up to KCMax (784 = 264 + 264 + 256, not 256 x 3 + 16): a shallow last
+    // block would reload and store every C tile for a few k steps. The blocking never changes the bits.
+    internal const int KCMax = 320, MC = 192, NC = 2048;
+
+    /// <summary>Depth of the K blocks for a reduction of length k: as few blocks as KCMax allows, of equal
+    /// depth rounded up to 8 (the packing transposes 8 k steps at a time); only the last may be shallower.</summary>
+    internal static int BlockDepth(int k)
+    {
+        int blocks = (k + KCMax - 1) / KCMax;
+        return Math.Min(KCMax, ((k + blocks - 1) / blocks + 7) / 8 * 8);
+    }
 
     private static unsafe void SgemmFast(bool transA, bool transB, int m, int n, int k,
         ReadOnlySpan<float> a, int lda, ReadOnlySpan<float> b, int ldb,
@@ -85,7 +95,8 @@ internal unsafe struct GemmJob
         // Packing pays for itself by being reused across many tiles; when the other dimension is small
         // the kernel reads an operand in place instead (B not transposed: rows of NR; A transposed: MR).
         // Decided on the whole call, so a thread's share never tips it (half of 256 rows would read B in place).
-        _directB = !TransB && M <= GemmTuning.DirectBMaxRows;
+        _directB = !TransB && (M <= GemmTuning.DirectBAnyStrideMaxRows
+            || M <= GemmTuning.DirectBMaxRows && GemmTuning.StrideKeepsPanelInL1(Ldb, Gemm.BlockDepth(K)));
         _directA = TransA && N <= GemmTuning.DirectAMaxCols;
         // Never more threads than worth waking, nor absurdly many (results never depend on it).
         int parts = (int)Math.Min(Math.Min(threads, 4 * Environment.ProcessorCount), Math.Max(1, flops / MinFlopsPerThread));
@@ -111,13 +122,14 @@ internal unsafe struct GemmJob
         var ws = GemmWorkspace.ForThread(mr, nr);
         float* tile = stackalloc float[mr * nr];
         int block = 0, barriers = 0, start = 0; // start: the claim counter's value when this block's claims begin
+        int depth = Gemm.BlockDepth(K);
         for (int jc = 0; jc < N; jc += Gemm.NC)
         {
             int nc = Math.Min(Gemm.NC, N - jc);
             int fullB = _directB ? nc / nr * nr : 0;
-            for (int pc = 0; pc < K; pc += Gemm.KC, block++)
+            for (int pc = 0; pc < K; pc += depth, block++)
             {
-                int kc = Math.Min(Gemm.KC, K - pc);
+                int kc = Math.Min(depth, K - pc);
                 // Packed panel jr sits at packedB + jr * kc; in-place ones are skipped.
                 float* packedB = (block & 1) == 0 ? _packedB0 : _packedB1;
                 if (fullB < nc)
@@ -177,7 +189,7 @@ internal unsafe struct GemmJob
         {
             int mc = Math.Min(Gemm.MC, i1 - ic);
             int fullA = _directA ? mc / mr * mr : 0;
-            if (fullA < mc) GemmPack.PackA(TransA, A, Lda, ic + fullA, mc - fullA, pc, kc, ws.PackedA + (long)fullA * kc, mr, Avx);
+            if (fullA < mc) GemmPack.PackA(TransA, A, Lda, M, ic + fullA, mc - fullA, pc, kc, ws.PackedA + (long)fullA * kc, mr, Avx);
             for (int jr = j0; jr < j1; jr += nr)
             {
                 int cols = Math.Min(nr, nc - jr);
@@ -217,6 +229,19 @@ internal static class GemmTuning
     // Reading op(B) in place saves a copy of B but gives up L1-resident, TLB-friendly panels; it wins
     // while B is reused by few row tiles (the batch-64 layers of training).
     public const int DirectBMaxRows = 128;
+    // Up to this many rows (11 tiles) reading B from L2 again per tile still beats packing it, whatever
+    // the stride; above it, in place only when the panel stays in L1 (dW of a 256-wide layer: 56 -> 71 GFLOP/s).
+    public const int DirectBAnyStrideMaxRows = 64;
+
+    /// <summary>Whether kc rows of B read in place at stride ldb floats can all stay in L1 (32 KB, 8 ways,
+    /// 64 sets of 64-byte lines) beside the A panel. A stride of a multiple of 16 floats maps every row to
+    /// the same few sets (1 KB: 4 sets, 32 lines), and each row tile then reads its B panel again from L2.</summary>
+    public static bool StrideKeepsPanelInL1(int ldb, int kc)
+    {
+        if (ldb % 16 != 0) return true; // rows start at varying offsets in their lines: spread over the sets
+        int sets = 64 >> Math.Min(System.Numerics.BitOperations.TrailingZeroCount(ldb / 16), 6); // 64 / gcd(lines, 64)
+        return 8 * sets >= kc + 64;
+    }
     // Likewise A transposed (dW = Xᵀ·dY) when few column tiles reuse it.
     public const int DirectAMaxCols = 256;
 }

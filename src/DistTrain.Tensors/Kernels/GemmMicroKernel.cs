@@ -41,6 +41,17 @@ internal static unsafe partial class GemmKernels
         {
             c00 = c01 = c10 = c11 = c20 = c21 = c30 = c31 = c40 = c41 = c50 = c51 = c60 = c61 = c70 = c71 = Vector512<float>.Zero;
         }
+        // Prefetch the next row tile's C (the driver walks down the rows): its chains start from C, and a
+        // load from L3 or memory would stall them; a prefetch past the end of C never faults.
+        float* next = c + 8 * (nint)ldc;
+        Sse.Prefetch0(next); Sse.Prefetch0(next + 16); Sse.Prefetch0(next + 31);
+        Sse.Prefetch0(next + ldc); Sse.Prefetch0(next + ldc + 16); Sse.Prefetch0(next + ldc + 31);
+        Sse.Prefetch0(next + 2 * (nint)ldc); Sse.Prefetch0(next + 2 * (nint)ldc + 16); Sse.Prefetch0(next + 2 * (nint)ldc + 31);
+        Sse.Prefetch0(next + 3 * (nint)ldc); Sse.Prefetch0(next + 3 * (nint)ldc + 16); Sse.Prefetch0(next + 3 * (nint)ldc + 31);
+        Sse.Prefetch0(next + 4 * (nint)ldc); Sse.Prefetch0(next + 4 * (nint)ldc + 16); Sse.Prefetch0(next + 4 * (nint)ldc + 31);
+        Sse.Prefetch0(next + 5 * (nint)ldc); Sse.Prefetch0(next + 5 * (nint)ldc + 16); Sse.Prefetch0(next + 5 * (nint)ldc + 31);
+        Sse.Prefetch0(next + 6 * (nint)ldc); Sse.Prefetch0(next + 6 * (nint)ldc + 16); Sse.Prefetch0(next + 6 * (nint)ldc + 31);
+        Sse.Prefetch0(next + 7 * (nint)ldc); Sse.Prefetch0(next + 7 * (nint)ldc + 16); Sse.Prefetch0(next + 7 * (nint)ldc + 31);
         for (int p = 0; p < kc; p++, a += aStep, b += bStep)
         {
             var b0 = Vector512.Load(b); var b1 = Vector512.Load(b + 16);
@@ -80,6 +91,15 @@ internal static unsafe partial class GemmKernels
         {
             c00 = c01 = c10 = c11 = c20 = c21 = c30 = c31 = c40 = c41 = c50 = c51 = Vector256<float>.Zero;
         }
+        // Prefetch the next row tile's C (the driver walks down the rows): its chains start from C, and a
+        // load from L3 or memory would stall them; a prefetch past the end of C never faults.
+        float* next = c + 6 * (nint)ldc;
+        Sse.Prefetch0(next); Sse.Prefetch0(next + 15);
+        Sse.Prefetch0(next + ldc); Sse.Prefetch0(next + ldc + 15);
+        Sse.Prefetch0(next + 2 * (nint)ldc); Sse.Prefetch0(next + 2 * (nint)ldc + 15);
+        Sse.Prefetch0(next + 3 * (nint)ldc); Sse.Prefetch0(next + 3 * (nint)ldc + 15);
+        Sse.Prefetch0(next + 4 * (nint)ldc); Sse.Prefetch0(next + 4 * (nint)ldc + 15);
+        Sse.Prefetch0(next + 5 * (nint)ldc); Sse.Prefetch0(next + 5 * (nint)ldc + 15);
         for (int p = 0; p < kc; p++, a += aStep, b += bStep)
         {
             var b0 = Vector256.Load(b); var b1 = Vector256.Load(b + 8);

@@ -8,10 +8,19 @@ namespace DistTrain.Tensors.Kernels;
 
 internal static unsafe class GemmPack
 {
-    /// <summary>Packs op(A)[ic..ic+mc, pc..pc+kc) into dst as ceil(mc/mr) panels of (kc, mr).</summary>
-    public static void PackA(bool transA, float* a, int lda, int ic, int mc, int pc, int kc, float* dst, int mr, bool avx)
+    /// <summary>Packs op(A)[ic..ic+mc, pc..pc+kc) into dst as ceil(mc/mr) panels of (kc, mr); op(A) has m rows.</summary>
+    public static void PackA(bool transA, float* a, int lda, int m, int ic, int mc, int pc, int kc, float* dst, int mr, bool avx)
     {
-        for (int ir = 0; ir < mc; ir += mr, dst += (long)mr * kc)
+        int start = 0;
+        if (transA && avx && mr <= 8)
+        {
+            // Whole panels whose 8-float loads stay inside A's rows (ic + ir + 8 <= m, and m <= lda).
+            int fit = m - 8 - ic, panels = fit < 0 ? 0 : Math.Min(mc / mr, fit / mr + 1);
+            PackATransposedRows(a + (long)pc * lda + ic, lda, kc, panels, dst, mr);
+            start = panels * mr;
+            dst += (long)start * kc;
+        }
+        for (int ir = start; ir < mc; ir += mr, dst += (long)mr * kc)
         {
             int rows = Math.Min(mr, mc - ir);
             if (transA)
@@ -46,10 +55,47 @@ internal static unsafe class GemmPack
         }
     }
 
+    // Panels [0, panels) of A transposed: one k step (a contiguous run of A's row) at a time across all panels,
+    // so A is read row by row, in order, rather than a few floats from each of kc rows per panel (4 KB apart
+    // at m = 1024: a new page and the same L1 set for every load). Each panel's step moves 8 floats; the
+    // 8 - mr extra lanes land where that panel's next step writes later, so the last step goes by element.
+    private static void PackATransposedRows(float* a, int lda, int kc, int panels, float* dst, int mr)
+    {
+        if (panels <= 0) return;
+        long panelSize = (long)mr * kc;
+        for (int p = 0; p < kc - 1; p++)
+        {
+            float* src = a + (long)p * lda, d = dst + p * mr;
+            for (int t = 0; t < panels; t++, src += mr, d += panelSize) Avx.Store(d, Avx.LoadVector256(src));
+        }
+        {
+            int p = kc - 1;
+            float* src = a + (long)p * lda, d = dst + p * mr;
+            for (int t = 0; t < panels; t++, src += mr, d += panelSize)
+                for (int r = 0; r < mr; r++) d[r] = src[r];
+        }
+    }
+
     /// <summary>Packs op(B)[pc..pc+kc, jc..jc+nc) into dst as ceil(nc/nr) panels of (kc, nr).</summary>
     public static void PackB(bool transB, float* b, int ldb, int pc, int kc, int jc, int nc, float* dst, int nr, bool avx)
     {
-        for (int jr = 0; jr < nc; jr += nr, dst += (long)nr * kc)
+        int start = 0;
+        if (!transB && avx && nr % 8 == 0)
+        {
+            // op(B)[p, j] = b[p, j]: whole panels one row of B at a time, in order (see PackATransposedRows),
+            // as 256-bit moves (a Span copy of 16 floats is a Memmove call).
+            int panels = nc / nr;
+            long panelSize = (long)nr * kc;
+            for (int p = 0; p < kc; p++)
+            {
+                float* src = b + (long)(pc + p) * ldb + jc, d = dst + p * nr;
+                for (int t = 0; t < panels; t++, src += nr, d += panelSize)
+                    for (int j = 0; j < nr; j += 8) Avx.Store(d + j, Avx.LoadVector256(src + j));
+            }
+            start = panels * nr;
+            dst += (long)start * kc;
+        }
+        for (int jr = start; jr < nc; jr += nr, dst += (long)nr * kc)
         {
             int cols = Math.Min(nr, nc - jr);
             if (!transB)

@@ -22,7 +22,7 @@ internal sealed unsafe class GemmWorkspace
     public static GemmWorkspace ForThread(int mr, int nr)
     {
         var ws = _current ??= new GemmWorkspace();
-        ws.Ensure(RoundUp(Gemm.MC, mr) * Gemm.KC, RoundUp(Gemm.NC, nr) * Gemm.KC);
+        ws.Ensure(RoundUp(Gemm.MC, mr) * Gemm.KCMax, RoundUp(Gemm.NC, nr) * Gemm.KCMax);
         return ws;
     }
 
