@@ -15,8 +15,8 @@ public sealed class ConvCollection;
 public class ConvWinogradTests
 {
     // (B, C, H, W, OC): odd sizes (partial tiles at the bottom and right), 1×1 and 2×3 images, odd
-    // channel counts, tile rows wider than one 8-tile vector (W = 20, 33), several chunks per group
-    // (14×14 with 3+ samples), more samples than weight-gradient groups (9).
+    // channel counts, tile rows wider than one 8-tile vector (W = 20, 33, 41), chunks of 64 tiles that
+    // end inside a tile row (14×14, 9×41), more samples than weight-gradient groups (9).
     public static TheoryData<int, int, int, int, int> Shapes => new()
     {
         { 1, 8, 1, 1, 8 },
@@ -28,6 +28,7 @@ public class ConvWinogradTests
         { 1, 11, 3, 33, 10 },
         { 9, 8, 7, 7, 8 },
         { 3, 32, 14, 14, 64 },
+        { 2, 8, 9, 41, 8 },
     };
 
     /// <summary>Direct convolution in double: values and, per output, the sum of |terms| it adds.</summary>

@@ -1,13 +1,14 @@
 // Winograd F(2×2, 3×3) convolution (Lavin & Gray 2015) for 3×3, stride-1, pad-1 layers with enough
-// channels: 16 multiplies per 2×2 output tile and channel pair instead of 36. Tiles are taken in chunks
-// of whole tile rows (flat over samples); per chunk the input tiles are transformed (WinogradTransforms),
-// multiplied by the transformed filters in 16 Gemm.Sgemm calls (one per ξ, channels as K), and
-// transformed back. The input gradient is the same pad-1 convolution of dy with the filters turned by
-// 180° and the channels swapped; the weight gradient sums (A dy Aᵀ) ⊙ (Bᵀ d B) over all tiles with the
-// tiles as K (F(3×3, 2×2)), then applies Gᵀ · G once.
-// Determinism: forward and input gradient outputs each come from their own tile, whatever the chunk
-// or thread; weight gradient sums run over a fixed number of sample groups (never the thread count),
-// each a chain of chunks in order, groups added in order. Gemm.Sgemm has the same bits on every path.
+// channels: 16 multiplies per 2×2 output tile and channel pair instead of 36. Tiles (flat over samples)
+// go in chunks; per chunk the input tiles are transformed (WinogradTransforms), multiplied by the
+// transformed filters (16 products, one per ξ, channels as K) and transformed back. The input gradient
+// is the same pad-1 convolution of dy with the filters turned by 180° and the channels swapped; the
+// weight gradient sums (A dy Aᵀ) ⊙ (Bᵀ x B) over all tiles with the tiles as K (F(3×3, 2×2)) in
+// Gemm.Sgemm, then applies Gᵀ · G once.
+// Determinism: forward and input-gradient outputs each come from their own tile, one FMA chain over the
+// channels per ξ, whatever the chunk or thread; weight-gradient sums run over a fixed number of sample
+// groups (never the thread count), each one chain over its tiles in order, groups added in order. The
+// products use the SGEMM micro-kernels, which give the same bits on every SIMD path.
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 
@@ -15,10 +16,11 @@ namespace DistTrain.Tensors.Kernels;
 
 internal static unsafe class ConvWinograd
 {
-    /// <summary>Fewer channels than this leave the 16 GEMMs too shallow (K) or narrow to pay for the transforms.</summary>
+    /// <summary>Fewer channels than this leave the products too shallow (K) or narrow to pay for the transforms.</summary>
     public const int MinChannels = 8;
-    /// <summary>Tiles per chunk: the chunk's transformed inputs and products (16·(C + OC)·tiles floats) stay near L2.</summary>
-    public const int ChunkTiles = 112;
+    /// <summary>Tiles per chunk: its transformed inputs (16·C·tiles floats) stay in L2 while each block of
+    /// output channels' 16 products (16·MR·tiles) stays in L1 until it is transformed back.</summary>
+    public const int ChunkTiles = 64;
     /// <summary>Backward splits the batch into this many fixed groups: the weight gradient's bits depend on it, never on threads.</summary>
     public const int WeightGradGroups = 8;
 
@@ -26,69 +28,99 @@ internal static unsafe class ConvWinograd
         s.KernelH == 3 && s.KernelW == 3 && s.Stride == 1 && s.Pad == 1
         && s.InChannels >= MinChannels && s.OutChannels >= MinChannels;
 
-    private static float* Ptr(float[] a) => (float*)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(a));
+    /// <summary>A 64-byte aligned pointer into a pinned array (the micro-kernel's B loads then never split a cache line).</summary>
+    private static float* Aligned(float[] a) => (float*)(((nint)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(a)) + 63) & ~(nint)63);
 
-    /// <summary>Chunking of one shape: TH × TW tiles per plane, rows of tiles per chunk, leading dimension of the tile matrices.</summary>
+    private static int RoundUp(int x, int unit) => (x + unit - 1) / unit * unit;
+
+    /// <summary>Tiles of one shape and the micro-kernel's layout: TH × TW tiles per plane, the leading dimension of
+    /// the tile matrices, channel counts padded to whole MR row tiles.</summary>
     internal readonly struct Plan
     {
-        public readonly int TH, TW, ChunkRows, TileRows;
-        public readonly long Ld;
+        public readonly int TH, TW, Tiles, Ld, PadC, PadOC;
+        public readonly MicroKernel Kernel;
 
-        public Plan(in ConvShape s)
+        public Plan(in ConvShape s, MicroKernel kernel)
         {
+            Kernel = kernel;
             TH = (s.Height + 1) / 2; TW = (s.Width + 1) / 2;
-            ChunkRows = Math.Max(1, ChunkTiles / TW);
-            TileRows = s.Batch * TH;
-            // + 8: a tile row's last 8-lane store may run 7 floats past the chunk's last tile.
-            Ld = (ChunkRows * TW + 7) / 8 * 8 + 8;
+            Tiles = s.Batch * TH * TW;
+            // Whole NR column tiles, + 8: a tile row's last 8-lane store may run 7 floats past the chunk's last
+            // tile; a multiple of 16 floats keeps rows on cache-line boundaries.
+            Ld = RoundUp(RoundUp(ChunkTiles, kernel.NR) + 8, 16);
+            PadC = RoundUp(s.InChannels, kernel.MR); PadOC = RoundUp(s.OutChannels, kernel.MR);
         }
 
-        /// <summary>Per-thread floats: tile matrices for C and OC channels, the de-interleaved rows, a margin.</summary>
-        public long ScratchLength(in ConvShape s) =>
-            16 * (s.InChannels + s.OutChannels) * Ld + (2L * ChunkRows + 2) * 2 * WinogradTransforms.HalfRow(TW) + 16;
+        public int Chunks => (Tiles + ChunkTiles - 1) / ChunkTiles;
+
+        /// <summary>
+        /// Floats from one channel's row of the 16 tile matrices to the next: the 16 rows (ξ) of a channel sit
+        /// together, so a transform writes (or reads) one compact block per channel; + one cache line, so the
+        /// K rows the micro-kernel walks down fall in different L1 sets.
+        /// </summary>
+        public long RowStride => 16L * Ld + 16;
+
+        /// <summary>Per-thread floats: tile matrices for both channel counts, one block of products, the transforms' rows.</summary>
+        public long ScratchLength =>
+            (PadC + PadOC + Kernel.MR) * RowStride + WinogradTransforms.ScratchLength(TH, TW, ChunkTiles) + 32;
     }
 
     public static void Forward(in ConvShape s, float* x, float* w, float* bias, float* y, ConvWorkspace ws, int threads)
     {
-        var plan = new Plan(s);
-        ws.SlotScratch(threads, plan.ScratchLength(s));
-        float[] u = ConvWorkspace.Grow(ref ws.WinogradWeights, 16L * s.OutChannels * s.InChannels);
-        WinogradTransforms.Weights(w, s.OutChannels, s.InChannels, rotate: false, Ptr(u));
+        var plan = new Plan(s, GemmKernels.Select(Simd.Path));
+        ws.SlotScratch(threads, plan.ScratchLength);
+        float[] u = ConvWorkspace.Grow(ref ws.WinogradWeights, 16L * s.InChannels * plan.PadOC + 16);
+        WinogradTransforms.Weights(w, s.OutChannels, s.InChannels, rotate: false, Aligned(u), plan.PadOC);
         var job = ws.WinogradForward;
-        job.S = s; job.P = plan; job.X = x; job.U = Ptr(u); job.Bias = bias; job.Y = y; job.Scratch = ws.Scratch;
-        KernelThreads.For(job, (plan.TileRows + plan.ChunkRows - 1) / plan.ChunkRows, threads);
+        job.S = s; job.P = plan; job.X = x; job.U = Aligned(u); job.Bias = bias; job.Y = y; job.Scratch = ws.Scratch;
+        KernelThreads.For(job, plan.Chunks, threads);
     }
 
     public static void Backward(in ConvShape s, float* x, float* w, float* dy, float* dx, float* dw, ConvWorkspace ws, int threads)
     {
         if (dx == null && dw == null) return;
-        var plan = new Plan(s);
-        ws.SlotScratch(threads, plan.ScratchLength(s));
+        var plan = new Plan(s, GemmKernels.Select(Simd.Path));
+        ws.SlotScratch(threads, plan.ScratchLength);
         int groups = Math.Min(s.Batch, WeightGradGroups);
-        long partLength = 16L * s.OutChannels * s.InChannels;
-        float[] u = ConvWorkspace.Grow(ref ws.WinogradWeights, partLength);
-        float[] part = ConvWorkspace.Grow(ref ws.WeightPart, groups * partLength);
-        if (dx != null) WinogradTransforms.Weights(w, s.OutChannels, s.InChannels, rotate: true, Ptr(u));
+        int partLength = 16 * s.OutChannels * s.InChannels;
+        float[] u = ConvWorkspace.Grow(ref ws.WinogradWeights, 16L * s.OutChannels * plan.PadC + 16);
+        float[] part = ConvWorkspace.Grow(ref ws.WeightPart, (long)groups * partLength);
+        if (dx != null) WinogradTransforms.Weights(w, s.OutChannels, s.InChannels, rotate: true, Aligned(u), plan.PadC);
         var job = ws.WinogradBackward;
-        job.S = s; job.P = plan; job.X = x; job.UT = Ptr(u); job.Dy = dy; job.Dx = dx; job.Part = dw == null ? null : Ptr(part);
+        job.S = s; job.P = plan; job.X = x; job.UT = Aligned(u); job.Dy = dy; job.Dx = dx;
+        job.Part = dw == null ? null : (float*)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(part));
         job.Groups = groups; job.Scratch = ws.Scratch;
         KernelThreads.For(job, groups, threads);
         if (dw == null) return;
-        var sum = part.AsSpan(0, (int)partLength);
+        var sum = part.AsSpan(0, partLength);
         for (int g = 1; g < groups; g++)
-            System.Numerics.Tensors.TensorPrimitives.Add(sum, part.AsSpan((int)(g * partLength), (int)partLength), sum);
-        WinogradTransforms.WeightGradient(Ptr(part), s.OutChannels, s.InChannels, dw);
+            System.Numerics.Tensors.TensorPrimitives.Add(sum, part.AsSpan(g * partLength, partLength), sum);
+        WinogradTransforms.WeightGradient(job.Part, s.OutChannels, s.InChannels, dw);
     }
 
-    /// <summary>m[ξ] (rows, ld) = a[ξ] (rows, k) · v[ξ] (k, ld) over the chunk's <paramref name="tiles"/> columns, ξ = 0..15.</summary>
-    private static void Products(float* a, int rows, int k, float* v, float* m, long ld, int tiles)
+    /// <summary>
+    /// out (B, m, H, W) over tiles [p0, p1) from their transformed inputs v[ξ] (k, Ld at RowStride): per block of MR
+    /// output channels, the 16 products block[ξ] (MR, Ld at RowStride) = u[ξ]ᵀ (MR of the m columns of (k, ldu)) · v[ξ], each
+    /// element one FMA chain over k in order from zero, then transformed back while still in L1.
+    /// Columns past the chunk's tiles (up to whole NR tiles) compute garbage that is never read.
+    /// </summary>
+    private static void Products(in Plan plan, float* u, int ldu, int k, int m, float* v, int p0, int p1, float* block,
+        float* bias, float* output, int h, int w)
     {
-        int l = (int)ld;
-        for (int xi = 0; xi < 16; xi++)
-            Gemm.Sgemm(false, false, rows, tiles, k,
-                new ReadOnlySpan<float>(a + (long)xi * rows * k, rows * k), k,
-                new ReadOnlySpan<float>(v + xi * k * ld, (k - 1) * l + tiles), l,
-                new Span<float>(m + xi * rows * ld, (rows - 1) * l + tiles), l, accumulate: false, threads: 1);
+        var kernel = plan.Kernel;
+        int mr = kernel.MR, nr = kernel.NR, ld = plan.Ld, cols = RoundUp(p1 - p0, nr);
+        long uXi = (long)k * ldu, rs = plan.RowStride;
+        int step = (int)rs;
+        for (int m0 = 0; m0 < m; m0 += mr)
+        {
+            for (int xi = 0; xi < 16; xi++)
+            {
+                float* a = u + xi * uXi + m0, b = v + xi * ld, c = block + xi * ld;
+                for (int j = 0; j < cols; j += nr)
+                    kernel.Fn(k, a, ldu, b + j, (nint)rs, c + j, step, false);
+            }
+            WinogradTransforms.OutputTiles(block, ld, rs, m0, Math.Min(m, m0 + mr), m, h, w, p0, p1, bias, output);
+        }
     }
 
     internal sealed class ForwardJob : ParallelJob
@@ -98,15 +130,14 @@ internal static unsafe class ConvWinograd
         public float* X, U, Bias, Y;
         public float[][] Scratch = [];
 
-        // Item: one chunk of tile rows.
+        // Item: one chunk of tiles.
         public override void Run(int chunk, int slot)
         {
             var s = S; var p = P;
-            int row0 = chunk * p.ChunkRows, row1 = Math.Min(p.TileRows, row0 + p.ChunkRows), tiles = (row1 - row0) * p.TW;
-            float* v = Ptr(Scratch[slot]), m = v + 16 * s.InChannels * p.Ld, rows = m + 16 * s.OutChannels * p.Ld;
-            WinogradTransforms.InputTiles(X, s.InChannels, s.Height, s.Width, row0, row1, v, p.Ld, rows);
-            Products(U, s.OutChannels, s.InChannels, v, m, p.Ld, tiles);
-            WinogradTransforms.OutputTiles(m, s.OutChannels, p.Ld, s.Height, s.Width, row0, row1, Bias, Y);
+            int p0 = chunk * ChunkTiles, p1 = Math.Min(p.Tiles, p0 + ChunkTiles);
+            float* v = Aligned(Scratch[slot]), block = v + p.PadC * p.RowStride, rest = block + p.Kernel.MR * p.RowStride;
+            WinogradTransforms.InputTiles(X, s.InChannels, s.Height, s.Width, p0, p1, v, p.Ld, p.RowStride, rest);
+            Products(p, U, p.PadOC, s.InChannels, s.OutChannels, v, p0, p1, block, Bias, Y, s.Height, s.Width);
         }
     }
 
@@ -118,35 +149,35 @@ internal static unsafe class ConvWinograd
         public int Groups;
         public float[][] Scratch = [];
 
-        // Item: one fixed group of samples, its tile rows in chunks, in order.
+        // Item: one fixed group of samples, its tiles in chunks, in order.
         public override void Run(int g, int slot)
         {
             var s = S; var p = P;
-            int c = s.InChannels, oc = s.OutChannels, l = (int)p.Ld;
+            int c = s.InChannels, oc = s.OutChannels, ld = p.Ld, rs = (int)p.RowStride, perSample = p.TH * p.TW;
             int b0 = (int)((long)g * s.Batch / Groups), b1 = (int)((long)(g + 1) * s.Batch / Groups);
-            float* vx = Ptr(Scratch[slot]), vdy = vx + 16 * c * p.Ld, rows = vdy + 16 * oc * p.Ld;
+            float* vx = Aligned(Scratch[slot]), vdy = vx + p.PadC * p.RowStride;
+            float* block = vdy + p.PadOC * p.RowStride, rest = block + p.Kernel.MR * p.RowStride;
             float* part = Part == null ? null : Part + (long)g * 16 * oc * c;
             if (part != null) new Span<float>(part, 16 * oc * c).Clear();
-            for (int row0 = b0 * p.TH; row0 < b1 * p.TH; row0 += p.ChunkRows)
+            for (int p0 = b0 * perSample; p0 < b1 * perSample; p0 += ChunkTiles)
             {
-                int row1 = Math.Min(b1 * p.TH, row0 + p.ChunkRows), tiles = (row1 - row0) * p.TW;
+                int p1 = Math.Min(b1 * perSample, p0 + ChunkTiles), tiles = p1 - p0;
                 if (part != null)
                 {
-                    // part[ξ] (OC, C) += (A dy Aᵀ)[ξ] (OC, tiles) · (Bᵀ x B)[ξ]ᵀ (tiles, C): a chain over the group's tiles in order.
-                    WinogradTransforms.InputTiles(X, c, s.Height, s.Width, row0, row1, vx, p.Ld, rows);
-                    WinogradTransforms.GradTiles(Dy, oc, s.Height, s.Width, row0, row1, vdy, p.Ld, rows);
+                    // part[ξ] (OC, C) += (A dy Aᵀ)[ξ] (OC, tiles) · (Bᵀ x B)[ξ]ᵀ (tiles, C): each element one chain over the group's tiles in order.
+                    WinogradTransforms.InputTiles(X, c, s.Height, s.Width, p0, p1, vx, ld, rs, rest);
+                    WinogradTransforms.GradTiles(Dy, oc, s.Height, s.Width, p0, p1, vdy, ld, rs, rest);
                     for (int xi = 0; xi < 16; xi++)
                         Gemm.Sgemm(false, true, oc, c, tiles,
-                            new ReadOnlySpan<float>(vdy + xi * oc * p.Ld, (oc - 1) * l + tiles), l,
-                            new ReadOnlySpan<float>(vx + xi * c * p.Ld, (c - 1) * l + tiles), l,
+                            new ReadOnlySpan<float>(vdy + xi * ld, (oc - 1) * rs + tiles), rs,
+                            new ReadOnlySpan<float>(vx + xi * ld, (c - 1) * rs + tiles), rs,
                             new Span<float>(part + xi * oc * c, oc * c), c, accumulate: true, threads: 1);
                 }
                 if (Dx != null)
                 {
-                    // dx = the pad-1 convolution of dy with the turned filters: dy tiles into vdy, products into vx.
-                    WinogradTransforms.InputTiles(Dy, oc, s.Height, s.Width, row0, row1, vdy, p.Ld, rows);
-                    Products(UT, c, oc, vdy, vx, p.Ld, tiles);
-                    WinogradTransforms.OutputTiles(vx, c, p.Ld, s.Height, s.Width, row0, row1, null, Dx);
+                    // dx: the pad-1 convolution of dy with the turned filters (dy tiles into vdy).
+                    WinogradTransforms.InputTiles(Dy, oc, s.Height, s.Width, p0, p1, vdy, ld, rs, rest);
+                    Products(p, UT, p.PadC, oc, c, vdy, p0, p1, block, null, Dx, s.Height, s.Width);
                 }
             }
         }

@@ -1,11 +1,13 @@
 // The tile transforms of Winograd F(2×2, 3×3) (Lavin & Gray 2015) for ConvWinograd, with
 //   Bᵀ = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1], G = [1 0 0; ½ ½ ½; ½ -½ ½; 0 0 1], Aᵀ = [1 1 1 0; 0 1 -1 -1].
 // A tile (ti, tj) of a plane covers outputs (2ti..2ti+1, 2tj..2tj+1) and, padded by one, inputs
-// (2ti-1..2ti+2, 2tj-1..2tj+2). Transformed tiles live as 16 matrices, one per ξ = 4·j + k (j vertical,
-// k horizontal), each (channels, ld) with the chunk's tiles p = local tile row · TW + tj contiguous.
-// Vectors run across 8 tiles of a tile row; every step is a plain add, subtract or exact halving, written
-// out in one order with Vector256 on every SIMD path, so the bits never depend on the machine.
+// (2ti-1..2ti+2, 2tj-1..2tj+2). Tiles are numbered flat, p = (b·TH + ti)·TW + tj, and handled in chunks
+// [p0, p1). Transformed tiles live as 16 matrices, one per ξ = 4·j + k (j vertical, k horizontal), each
+// (channels, ld) with the chunk's tiles contiguous, ξ·xi apart. Vectors run across 8 tiles of a tile row; every step
+// is a plain add, subtract or exact halving, written out in one order with Vector256 on every SIMD
+// path, so the bits never depend on the machine.
 using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
 
@@ -13,32 +15,40 @@ namespace DistTrain.Tensors.Kernels;
 
 internal static unsafe class WinogradTransforms
 {
-    /// <summary>Floats per half-row of the de-interleaved scratch: TW + 1 values, plus the overhang of 8-lane loads at tj + 1.</summary>
-    public static int HalfRow(int tw) => tw + 9;
+    /// <summary>Floats per half-row of the de-interleaved scratch (a multiple of 8): TW + 1 values, plus the overhang of 8-lane loads at tj + 1.</summary>
+    public static int HalfRow(int tw) => (tw + 9 + 7) / 8 * 8;
+
+    /// <summary>Scratch floats the tile transforms need for chunks of <paramref name="chunkTiles"/> tiles: de-interleaved rows and one zero-padded line.</summary>
+    public static long ScratchLength(int th, int tw, int chunkTiles)
+    {
+        int tileRows = Math.Min(th, chunkTiles / tw + 2);
+        return (2L * tileRows + 4) * 2 * HalfRow(tw) + 2 * HalfRow(tw) + 16;
+    }
 
     /// <summary>
-    /// u[(ξ·rows + r)·cols + col] = (G g Gᵀ)[ξ] for each (r, col) filter g (3×3): with rotate false
-    /// g = w[r, col] (u per ξ is (OC, C), the forward's); with rotate true g = w[col, r] turned by 180°
-    /// (u per ξ is (C, OC): the input gradient is a pad-1 convolution of dy with those filters).
+    /// u[(ξ·K + k)·ldu + m] = (G g Gᵀ)[ξ] for each filter g (3×3), zero for m past the last: with rotate
+    /// false g = w[m, k] (k = C, m = OC: the forward's filters); with rotate true g = w[k, m] turned by
+    /// 180° (k = OC, m = C: the input gradient is a pad-1 convolution of dy with those filters).
     /// </summary>
-    public static void Weights(float* w, int oc, int c, bool rotate, float* u)
+    public static void Weights(float* w, int oc, int c, bool rotate, float* u, int ldu)
     {
-        int rows = rotate ? c : oc, cols = rotate ? oc : c;
+        int kDim = rotate ? oc : c, mDim = rotate ? c : oc;
+        new Span<float>(u, 16 * kDim * ldu).Clear();
         float* g = stackalloc float[9];
         float* t = stackalloc float[12];
-        long plane = (long)rows * cols;
-        for (int r = 0; r < rows; r++)
-        for (int q = 0; q < cols; q++)
+        long plane = (long)kDim * ldu;
+        for (int k = 0; k < kDim; k++)
+        for (int m = 0; m < mDim; m++)
         {
-            float* src = rotate ? w + ((long)q * c + r) * 9 : w + ((long)r * c + q) * 9;
+            float* src = rotate ? w + ((long)k * c + m) * 9 : w + ((long)m * c + k) * 9;
             for (int i = 0; i < 9; i++) g[i] = rotate ? src[8 - i] : src[i];
-            // t = G g (4×3), then u = t Gᵀ (4×4).
-            for (int k = 0; k < 3; k++)
+            // t = G g (4×3), then G t Gᵀ = t Gᵀ row by row (4×4).
+            for (int q = 0; q < 3; q++)
             {
-                float g0 = g[k], g1 = g[3 + k], g2 = g[6 + k];
-                t[k] = g0; t[3 + k] = (g0 + g1 + g2) * 0.5f; t[6 + k] = (g0 - g1 + g2) * 0.5f; t[9 + k] = g2;
+                float g0 = g[q], g1 = g[3 + q], g2 = g[6 + q];
+                t[q] = g0; t[3 + q] = (g0 + g1 + g2) * 0.5f; t[6 + q] = (g0 - g1 + g2) * 0.5f; t[9 + q] = g2;
             }
-            float* dst = u + (long)r * cols + q;
+            float* dst = u + (long)k * ldu + m;
             for (int j = 0; j < 4; j++)
             {
                 float t0 = t[3 * j], t1 = t[3 * j + 1], t2 = t[3 * j + 2];
@@ -79,68 +89,95 @@ internal static unsafe class WinogradTransforms
         }
     }
 
+    /// <summary>The part of a chunk [p, p1) inside one plane: sample b, tile rows ti0..tiL (inclusive), the first
+    /// row from tj0, the last up to tjL (exclusive); returns the flat end of the part.</summary>
+    private static int Segment(int p, int p1, int th, int tw, out int b, out int ti0, out int tj0, out int tiL, out int tjL)
+    {
+        int perPlane = th * tw;
+        b = p / perPlane;
+        int rem = p - b * perPlane, end = Math.Min(p1, (b + 1) * perPlane), remEnd = end - b * perPlane;
+        ti0 = rem / tw; tj0 = rem % tw;
+        tiL = (remEnd - 1) / tw; tjL = (remEnd - 1) % tw + 1;
+        return end;
+    }
+
     /// <summary>
-    /// Copies rows [row0, row0 + count) of a (h, w) plane, zero outside it, de-interleaved into dst: row r
-    /// at dst + r·2·half holds E[i] = x[2i + shift] then, at + half, O[i] = x[2i + 1 + shift], i in [0, n),
-    /// zeros up to half. shift −1 lines up the pad-1 input patches, 0 the 2×2 output tiles.
+    /// Rows [row0, row0 + count) of a (h, w) plane, zero outside it, de-interleaved into dst: row r at
+    /// dst + r·2·half holds E[i] = x[2i − off] then, at + half, O[i] = x[2i + 1 − off], i in [0, half).
+    /// off 1 lines up the pad-1 input patches, 0 the 2×2 output tiles. line: 2·half + 16 floats, zeroed by
+    /// the caller; only its [off, off + w) is ever written, so the rest stays the zero padding.
     /// </summary>
-    private static void Deinterleave(float* plane, int h, int w, int row0, int count, int shift, int n, int half, float* dst)
+    private static void Deinterleave(float* plane, int h, int w, int row0, int count, int off, int half, float* line, float* dst)
     {
         for (int r = 0; r < count; r++, dst += 2 * half)
         {
             int row = row0 + r;
             if ((uint)row >= (uint)h) { new Span<float>(dst, 2 * half).Clear(); continue; }
-            float* src = plane + (long)row * w;
+            CopyRow(plane + (long)row * w, line + off, w);
             float* odd = dst + half;
-            for (int i = 0; i < n; i++)
+            if (Avx2.IsSupported)
             {
-                int e = 2 * i + shift, o = e + 1;
-                dst[i] = (uint)e < (uint)w ? src[e] : 0f;
-                odd[i] = (uint)o < (uint)w ? src[o] : 0f;
+                for (int i = 0; i < half; i += 8)
+                {
+                    // [x0..x7], [x8..x15] → evens [x0 x2 x4 x6 x8 ..] and odds: in-lane shuffle, then 64-bit lane order 0 2 1 3.
+                    var a = Avx.LoadVector256(line + 2 * i); var c = Avx.LoadVector256(line + 2 * i + 8);
+                    Avx.Store(dst + i, Avx2.Permute4x64(Avx.Shuffle(a, c, 0x88).AsDouble(), 0xD8).AsSingle());
+                    Avx.Store(odd + i, Avx2.Permute4x64(Avx.Shuffle(a, c, 0xDD).AsDouble(), 0xD8).AsSingle());
+                }
             }
-            for (int i = n; i < half; i++) { dst[i] = 0f; odd[i] = 0f; }
+            else
+                for (int i = 0; i < half; i++) { dst[i] = line[2 * i]; odd[i] = line[2 * i + 1]; }
         }
+    }
+
+    // Rows here are 1..a few hundred floats: 8-wide vectors with an overlapping last one beat a general copy's set-up.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void CopyRow(float* src, float* dst, int n)
+    {
+        if (n < 8) { for (int j = 0; j < n; j++) dst[j] = src[j]; return; }
+        for (int j = 0; j + 8 < n; j += 8) Vector256.Store(Vector256.Load(src + j), dst + j);
+        Vector256.Store(Vector256.Load(src + n - 8), dst + n - 8);
     }
 
     /// <summary>
-    /// v[(ξ·ci + c)·ld + p] = (Bᵀ d B)[ξ] for the pad-1 4×4 input patch d of each tile of the chunk's tile
-    /// rows [row0, row1) (flat over (b, ti)); src (B, ci, h, w). <paramref name="scratch"/> holds
-    /// 2·(rows + 1)·2·HalfRow(tw) floats. Each tile row's last vector spills up to 7 lanes past its tiles:
-    /// the next tile row overwrites them, and ld leaves room after the last.
+    /// v[ξ·xi + c·ld + p − p0] = (Bᵀ d B)[ξ] for the pad-1 4×4 input patch d of each tile p in [p0, p1);
+    /// src (B, ci, h, w). A tile row's last vector spills up to 7 lanes past its tiles: the tiles after
+    /// them are written later, and ld leaves room after the chunk's last.
     /// </summary>
-    public static void InputTiles(float* src, int ci, int h, int w, int row0, int row1, float* v, long ld, float* scratch)
+    public static void InputTiles(float* src, int ci, int h, int w, int p0, int p1, float* v, long xi, long ld, float* scratch)
     {
         int th = (h + 1) / 2, tw = (w + 1) / 2, half = HalfRow(tw);
-        long xi = ci * ld;
-        for (int r = row0; r < row1;)
+        float* line = scratch;
+        float* rows = scratch + 2 * half + 16;
+        new Span<float>(line, 2 * half + 16).Clear();
+        for (int p = p0; p < p1;)
         {
-            int b = r / th, t0 = r % th, t1 = Math.Min(th, t0 + (row1 - r));
-            float* vOut = v + (long)(r - row0) * tw;
+            int end = Segment(p, p1, th, tw, out int b, out int ti0, out int tj0, out int tiL, out int tjL);
+            long first = (long)(b * th + ti0) * tw - p0;   // chunk column of tile (ti0, 0)
             for (int c = 0; c < ci; c++)
             {
-                Deinterleave(src + ((long)b * ci + c) * h * w, h, w, 2 * t0 - 1, 2 * (t1 - t0) + 2, -1, tw + 1, half, scratch);
-                for (int t = t0; t < t1; t++)
-                    InputRow(scratch + (long)(t - t0) * 4 * half, half, tw, vOut + c * ld + (long)(t - t0) * tw, xi);
+                Deinterleave(src + ((long)b * ci + c) * h * w, h, w, 2 * ti0 - 1, 2 * (tiL - ti0) + 4, 1, half, line, rows);
+                for (int t = ti0; t <= tiL; t++)
+                {
+                    float* drow = rows + (long)(t - ti0) * 4 * half;
+                    float* dst = v + c * ld + first + (long)(t - ti0) * tw;
+                    int s = t == ti0 ? tj0 : 0, e = t == tiL ? tjL : tw;
+                    for (int tj = s; tj < e; tj += 8)
+                    {
+                        Vector256<float> t00, t01, t02, t03, t10, t11, t12, t13, t20, t21, t22, t23, t30, t31, t32, t33;
+                        Row(drow + tj, half, out t00, out t01, out t02, out t03);
+                        Row(drow + 2 * half + tj, half, out t10, out t11, out t12, out t13);
+                        Row(drow + 4 * half + tj, half, out t20, out t21, out t22, out t23);
+                        Row(drow + 6 * half + tj, half, out t30, out t31, out t32, out t33);
+                        float* d = dst + tj;
+                        Column(d, xi, 0, t00, t10, t20, t30);
+                        Column(d, xi, 1, t01, t11, t21, t31);
+                        Column(d, xi, 2, t02, t12, t22, t32);
+                        Column(d, xi, 3, t03, t13, t23, t33);
+                    }
+                }
             }
-            r += t1 - t0;
-        }
-    }
-
-    // One tile row: d rows at drow + r·2·half (r = 0..3), E then O. Bᵀ on each row, then down the columns.
-    private static void InputRow(float* drow, int half, int tw, float* dst, long xi)
-    {
-        for (int tj = 0; tj < tw; tj += 8)
-        {
-            Vector256<float> t00, t01, t02, t03, t10, t11, t12, t13, t20, t21, t22, t23, t30, t31, t32, t33;
-            Row(drow + tj, half, out t00, out t01, out t02, out t03);
-            Row(drow + 2 * half + tj, half, out t10, out t11, out t12, out t13);
-            Row(drow + 4 * half + tj, half, out t20, out t21, out t22, out t23);
-            Row(drow + 6 * half + tj, half, out t30, out t31, out t32, out t33);
-            float* d = dst + tj;
-            Column(d, xi, 0, t00, t10, t20, t30);
-            Column(d, xi, 1, t01, t11, t21, t31);
-            Column(d, xi, 2, t02, t12, t22, t32);
-            Column(d, xi, 3, t03, t13, t23, t33);
+            p = end;
         }
     }
 
@@ -163,25 +200,28 @@ internal static unsafe class WinogradTransforms
     }
 
     /// <summary>
-    /// g[(ξ·oc + o)·ld + p] = (A dy Aᵀ)[ξ] for the 2×2 output-gradient tile of each tile of rows [row0, row1)
+    /// g[ξ·xi + o·ld + p − p0] = (A dy Aᵀ)[ξ] for the 2×2 output-gradient tile of each tile p in [p0, p1)
     /// (zero past the plane), A = (Aᵀ)ᵀ: the weight gradient's transform of dy. dy (B, oc, h, w).
     /// </summary>
-    public static void GradTiles(float* dy, int oc, int h, int w, int row0, int row1, float* g, long ld, float* scratch)
+    public static void GradTiles(float* dy, int oc, int h, int w, int p0, int p1, float* g, long xi, long ld, float* scratch)
     {
         int th = (h + 1) / 2, tw = (w + 1) / 2, half = HalfRow(tw);
-        long xi = oc * ld;
-        for (int r = row0; r < row1;)
+        float* line = scratch;
+        float* rows = scratch + 2 * half + 16;
+        new Span<float>(line, 2 * half + 16).Clear();
+        for (int p = p0; p < p1;)
         {
-            int b = r / th, t0 = r % th, t1 = Math.Min(th, t0 + (row1 - r));
-            float* gOut = g + (long)(r - row0) * tw;
+            int end = Segment(p, p1, th, tw, out int b, out int ti0, out int tj0, out int tiL, out int tjL);
+            long first = (long)(b * th + ti0) * tw - p0;
             for (int o = 0; o < oc; o++)
             {
-                Deinterleave(dy + ((long)b * oc + o) * h * w, h, w, 2 * t0, 2 * (t1 - t0), 0, tw, half, scratch);
-                for (int t = t0; t < t1; t++)
+                Deinterleave(dy + ((long)b * oc + o) * h * w, h, w, 2 * ti0, 2 * (tiL - ti0) + 2, 0, half, line, rows);
+                for (int t = ti0; t <= tiL; t++)
                 {
-                    float* drow = scratch + (long)(t - t0) * 4 * half;
-                    float* dst = gOut + o * ld + (long)(t - t0) * tw;
-                    for (int tj = 0; tj < tw; tj += 8)
+                    float* drow = rows + (long)(t - ti0) * 4 * half;
+                    float* dst = g + o * ld + first + (long)(t - ti0) * tw;
+                    int s = t == ti0 ? tj0 : 0, e = t == tiL ? tjL : tw;
+                    for (int tj = s; tj < e; tj += 8)
                     {
                         // A [a0 a1] = [a0, a0 + a1, a0 − a1, −a1] along each row, then down the columns.
                         var e0 = Vector256.Load(drow + tj); var o0 = Vector256.Load(drow + half + tj);
@@ -194,7 +234,7 @@ internal static unsafe class WinogradTransforms
                     }
                 }
             }
-            r += t1 - t0;
+            p = end;
         }
     }
 
@@ -208,41 +248,42 @@ internal static unsafe class WinogradTransforms
     }
 
     /// <summary>
-    /// y[b, o, 2ti + i, 2tj + l] = (Aᵀ m A)[i, l] (+ bias[o]) for the tiles of rows [row0, row1), clipped
-    /// to the (h, w) plane; m[(ξ·oc + o)·ld + p]; y (B, oc, h, w).
+    /// y[b, o, 2ti + i, 2tj + l] = (Aᵀ m A)[i, l] (+ bias[o]) for channels o in [o0, o1) and tiles p in
+    /// [p0, p1), clipped to the (h, w) plane; m[ξ·xi + (o − o0)·ld + p − p0]; y (B, oc, h, w).
     /// </summary>
-    public static void OutputTiles(float* m, int oc, long ld, int h, int w, int row0, int row1, float* bias, float* y)
+    public static void OutputTiles(float* m, long xi, long ld, int o0, int o1, int oc, int h, int w, int p0, int p1, float* bias, float* y)
     {
         int th = (h + 1) / 2, tw = (w + 1) / 2;
-        long xi = oc * ld;
-        for (int r = row0; r < row1;)
+        for (int p = p0; p < p1;)
         {
-            int b = r / th, t0 = r % th, t1 = Math.Min(th, t0 + (row1 - r));
-            float* mIn = m + (long)(r - row0) * tw;
-            for (int o = 0; o < oc; o++)
+            int end = Segment(p, p1, th, tw, out int b, out int ti0, out int tj0, out int tiL, out int tjL);
+            long first = (long)(b * th + ti0) * tw - p0;
+            for (int o = o0; o < o1; o++)
             {
                 float* plane = y + ((long)b * oc + o) * h * w;
                 var bo = Vector256.Create(bias == null ? 0f : bias[o]);
-                for (int t = t0; t < t1; t++)
+                for (int t = ti0; t <= tiL; t++)
                 {
-                    float* src = mIn + o * ld + (long)(t - t0) * tw;
-                    for (int tj = 0; tj < tw; tj += 8)
+                    float* src = m + (o - o0) * ld + first + (long)(t - ti0) * tw;
+                    int s = t == ti0 ? tj0 : 0, e = t == tiL ? tjL : tw;
+                    float* row0 = plane + (long)2 * t * w;
+                    bool second = 2 * t + 1 < h;
+                    for (int tj = s; tj < e; tj += 8)
                     {
-                        float* s = src + tj;
                         // Aᵀ down the columns (s0 = m0 + m1 + m2, s1 = m1 − m2 − m3), then along the rows.
                         Vector256<float> s00, s01, s02, s03, s10, s11, s12, s13;
-                        Collapse(s, xi, 0, out s00, out s10);
-                        Collapse(s, xi, 1, out s01, out s11);
-                        Collapse(s, xi, 2, out s02, out s12);
-                        Collapse(s, xi, 3, out s03, out s13);
-                        int cols = Math.Min(16, w - 2 * tj);
-                        float* row = plane + (long)2 * t * w + 2 * tj;
-                        Store(row, cols, s00 + s01 + s02 + bo, s01 - s02 - s03 + bo);
-                        if (2 * t + 1 < h) Store(row + w, cols, s10 + s11 + s12 + bo, s11 - s12 - s13 + bo);
+                        float* q = src + tj;
+                        Collapse(q, xi, 0, out s00, out s10);
+                        Collapse(q, xi, 1, out s01, out s11);
+                        Collapse(q, xi, 2, out s02, out s12);
+                        Collapse(q, xi, 3, out s03, out s13);
+                        int cols = Math.Min(16, Math.Min(2 * (e - tj), w - 2 * tj));
+                        Store(row0 + 2 * tj, cols, s00 + s01 + s02 + bo, s01 - s02 - s03 + bo);
+                        if (second) Store(row0 + w + 2 * tj, cols, s10 + s11 + s12 + bo, s11 - s12 - s13 + bo);
                     }
                 }
             }
-            r += t1 - t0;
+            p = end;
         }
     }
 
@@ -254,7 +295,15 @@ internal static unsafe class WinogradTransforms
         s0 = m0 + m1 + m2; s1 = m1 - m2 - m3;
     }
 
-    /// <summary>dst[2t] = even[t], dst[2t + 1] = odd[t] for the first <paramref name="n"/> (1..16) floats.</summary>
+    // Lanes [8 − n, 16 − n) of this are the mask of the first n lanes.
+    private static ReadOnlySpan<int> MaskTable => [-1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0];
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<float> FirstLanes(int n) =>
+        Vector256.LoadUnsafe(ref MemoryMarshal.GetReference(MaskTable), (nuint)(8 - n)).AsSingle();
+
+    /// <summary>dst[2t] = even[t], dst[2t + 1] = odd[t] for the first <paramref name="n"/> (1..16) floats; nothing past them
+    /// is touched (the next floats may belong to another thread's chunk).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void Store(float* dst, int n, Vector256<float> even, Vector256<float> odd)
     {
@@ -262,10 +311,13 @@ internal static unsafe class WinogradTransforms
         {
             var lo = Avx.UnpackLow(even, odd); var hi = Avx.UnpackHigh(even, odd);
             var a = Avx.Permute2x128(lo, hi, 0x20); var c = Avx.Permute2x128(lo, hi, 0x31);
-            if (n == 16) { a.Store(dst); c.Store(dst + 8); return; }
-            float* tmp = stackalloc float[16];
-            a.Store(tmp); c.Store(tmp + 8);
-            for (int i = 0; i < n; i++) dst[i] = tmp[i];
+            if (n >= 8)
+            {
+                Avx.Store(dst, a);
+                if (n == 16) Avx.Store(dst + 8, c);
+                else if (n > 8) Avx.MaskStore(dst + 8, FirstLanes(n - 8), c);
+            }
+            else Avx.MaskStore(dst, FirstLanes(n), a);
             return;
         }
         for (int i = 0; i < n; i++) dst[i] = (i & 1) == 0 ? even.GetElement(i >> 1) : odd.GetElement(i >> 1);
