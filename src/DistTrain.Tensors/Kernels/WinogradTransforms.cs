@@ -15,14 +15,15 @@ namespace DistTrain.Tensors.Kernels;
 
 internal static unsafe class WinogradTransforms
 {
-    /// <summary>Floats per half-row of the de-interleaved scratch (a multiple of 8): TW + 1 values, plus the overhang of 8-lane loads at tj + 1.</summary>
-    public static int HalfRow(int tw) => (tw + 9 + 7) / 8 * 8;
+    /// <summary>Floats per half-row of the de-interleaved scratch (a multiple of 8): TW + 1 values, the overhang of 8-lane
+    /// loads at tj + 1, and one vector of slack for the de-interleave's last (shifted) store.</summary>
+    public static int HalfRow(int tw) => (tw + 16 + 7) / 8 * 8;
 
-    /// <summary>Scratch floats the tile transforms need for chunks of <paramref name="chunkTiles"/> tiles: de-interleaved rows and one zero-padded line.</summary>
+    /// <summary>Scratch floats the tile transforms need for chunks of <paramref name="chunkTiles"/> tiles: the de-interleaved rows.</summary>
     public static long ScratchLength(int th, int tw, int chunkTiles)
     {
         int tileRows = Math.Min(th, chunkTiles / tw + 2);
-        return (2L * tileRows + 4) * 2 * HalfRow(tw) + 2 * HalfRow(tw) + 16;
+        return (2L * tileRows + 4) * 2 * HalfRow(tw) + 16;
     }
 
     /// <summary>
@@ -103,40 +104,39 @@ internal static unsafe class WinogradTransforms
 
     /// <summary>
     /// Rows [row0, row0 + count) of a (h, w) plane, zero outside it, de-interleaved into dst: row r at
-    /// dst + r·2·half holds E[i] = x[2i − off] then, at + half, O[i] = x[2i + 1 − off], i in [0, half).
-    /// off 1 lines up the pad-1 input patches, 0 the 2×2 output tiles. line: 2·half + 16 floats, zeroed by
-    /// the caller; only its [off, off + w) is ever written, so the rest stays the zero padding.
+    /// dst + r·2·half holds E[i] = x[2i − off] then, at + half, O[i] = x[2i + 1 − off], for i in [0, half − 8)
+    /// (beyond: junk, never used). off 1 lines up the pad-1 input patches, 0 the 2×2 output tiles.
     /// </summary>
-    private static void Deinterleave(float* plane, int h, int w, int row0, int count, int off, int half, float* line, float* dst)
+    private static void Deinterleave(float* plane, int h, int w, int row0, int count, int off, int half, float* dst)
     {
         for (int r = 0; r < count; r++, dst += 2 * half)
         {
             int row = row0 + r;
             if ((uint)row >= (uint)h) { new Span<float>(dst, 2 * half).Clear(); continue; }
-            CopyRow(plane + (long)row * w, line + off, w);
-            float* odd = dst + half;
+            float* src = plane + (long)row * w;
+            // With off 1, x's even elements are O and its odd ones E shifted up by one (E[0] is the left padding).
+            float* evens = off == 0 ? dst : dst + half, odds = off == 0 ? dst + half : dst + 1;
+            if (off == 1) dst[0] = 0f;
             if (Avx2.IsSupported)
             {
-                for (int i = 0; i < half; i += 8)
+                // 16 floats of x at a time, masked past the row (masked lanes read 0 and never fault): in-lane
+                // shuffles pick the evens and the odds, then 64-bit lanes go into order 0 2 1 3. Loading x
+                // itself (not a staged copy) avoids loads that straddle recent unaligned stores.
+                for (int i = 0; i < half - 8; i += 8)
                 {
-                    // [x0..x7], [x8..x15] → evens [x0 x2 x4 x6 x8 ..] and odds: in-lane shuffle, then 64-bit lane order 0 2 1 3.
-                    var a = Avx.LoadVector256(line + 2 * i); var c = Avx.LoadVector256(line + 2 * i + 8);
-                    Avx.Store(dst + i, Avx2.Permute4x64(Avx.Shuffle(a, c, 0x88).AsDouble(), 0xD8).AsSingle());
-                    Avx.Store(odd + i, Avx2.Permute4x64(Avx.Shuffle(a, c, 0xDD).AsDouble(), 0xD8).AsSingle());
+                    var a = Avx.MaskLoad(src + 2 * i, FirstLanes(Math.Clamp(w - 2 * i, 0, 8)));
+                    var c = Avx.MaskLoad(src + 2 * i + 8, FirstLanes(Math.Clamp(w - 2 * i - 8, 0, 8)));
+                    Avx.Store(evens + i, Avx2.Permute4x64(Avx.Shuffle(a, c, 0x88).AsDouble(), 0xD8).AsSingle());
+                    Avx.Store(odds + i, Avx2.Permute4x64(Avx.Shuffle(a, c, 0xDD).AsDouble(), 0xD8).AsSingle());
                 }
             }
             else
-                for (int i = 0; i < half; i++) { dst[i] = line[2 * i]; odd[i] = line[2 * i + 1]; }
+                for (int i = 0; i < half - 8; i++)
+                {
+                    evens[i] = 2 * i < w ? src[2 * i] : 0f;
+                    odds[i] = 2 * i + 1 < w ? src[2 * i + 1] : 0f;
+                }
         }
-    }
-
-    // Rows here are 1..a few hundred floats: 8-wide vectors with an overlapping last one beat a general copy's set-up.
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void CopyRow(float* src, float* dst, int n)
-    {
-        if (n < 8) { for (int j = 0; j < n; j++) dst[j] = src[j]; return; }
-        for (int j = 0; j + 8 < n; j += 8) Vector256.Store(Vector256.Load(src + j), dst + j);
-        Vector256.Store(Vector256.Load(src + n - 8), dst + n - 8);
     }
 
     /// <summary>
@@ -147,16 +147,14 @@ internal static unsafe class WinogradTransforms
     public static void InputTiles(float* src, int ci, int h, int w, int p0, int p1, float* v, long xi, long ld, float* scratch)
     {
         int th = (h + 1) / 2, tw = (w + 1) / 2, half = HalfRow(tw);
-        float* line = scratch;
-        float* rows = scratch + 2 * half + 16;
-        new Span<float>(line, 2 * half + 16).Clear();
+        float* rows = scratch;
         for (int p = p0; p < p1;)
         {
             int end = Segment(p, p1, th, tw, out int b, out int ti0, out int tj0, out int tiL, out int tjL);
             long first = (long)(b * th + ti0) * tw - p0;   // chunk column of tile (ti0, 0)
             for (int c = 0; c < ci; c++)
             {
-                Deinterleave(src + ((long)b * ci + c) * h * w, h, w, 2 * ti0 - 1, 2 * (tiL - ti0) + 4, 1, half, line, rows);
+                Deinterleave(src + ((long)b * ci + c) * h * w, h, w, 2 * ti0 - 1, 2 * (tiL - ti0) + 4, 1, half, rows);
                 for (int t = ti0; t <= tiL; t++)
                 {
                     float* drow = rows + (long)(t - ti0) * 4 * half;
@@ -206,16 +204,14 @@ internal static unsafe class WinogradTransforms
     public static void GradTiles(float* dy, int oc, int h, int w, int p0, int p1, float* g, long xi, long ld, float* scratch)
     {
         int th = (h + 1) / 2, tw = (w + 1) / 2, half = HalfRow(tw);
-        float* line = scratch;
-        float* rows = scratch + 2 * half + 16;
-        new Span<float>(line, 2 * half + 16).Clear();
+        float* rows = scratch;
         for (int p = p0; p < p1;)
         {
             int end = Segment(p, p1, th, tw, out int b, out int ti0, out int tj0, out int tiL, out int tjL);
             long first = (long)(b * th + ti0) * tw - p0;
             for (int o = 0; o < oc; o++)
             {
-                Deinterleave(dy + ((long)b * oc + o) * h * w, h, w, 2 * ti0, 2 * (tiL - ti0) + 2, 0, half, line, rows);
+                Deinterleave(dy + ((long)b * oc + o) * h * w, h, w, 2 * ti0, 2 * (tiL - ti0) + 2, 0, half, rows);
                 for (int t = ti0; t <= tiL; t++)
                 {
                     float* drow = rows + (long)(t - ti0) * 4 * half;
@@ -268,6 +264,10 @@ internal static unsafe class WinogradTransforms
                     int s = t == ti0 ? tj0 : 0, e = t == tiL ? tjL : tw;
                     float* row0 = plane + (long)2 * t * w;
                     bool second = 2 * t + 1 < h;
+                    // A whole tile row in one vector (8 ≤ w ≤ 16) may store whole vectors: what runs past a row
+                    // lands in the next one, which this loop writes right after (masked stores are slow on some CPUs).
+                    bool whole = tw <= 8 && w >= 8 && s == 0 && e == tw;
+                    bool spill0 = whole && second, spill1 = whole && t < tiL;
                     for (int tj = s; tj < e; tj += 8)
                     {
                         // Aᵀ down the columns (s0 = m0 + m1 + m2, s1 = m1 − m2 − m3), then along the rows.
@@ -278,8 +278,8 @@ internal static unsafe class WinogradTransforms
                         Collapse(q, xi, 2, out s02, out s12);
                         Collapse(q, xi, 3, out s03, out s13);
                         int cols = Math.Min(16, Math.Min(2 * (e - tj), w - 2 * tj));
-                        Store(row0 + 2 * tj, cols, s00 + s01 + s02 + bo, s01 - s02 - s03 + bo);
-                        if (second) Store(row0 + w + 2 * tj, cols, s10 + s11 + s12 + bo, s11 - s12 - s13 + bo);
+                        Store(row0 + 2 * tj, cols, s00 + s01 + s02 + bo, s01 - s02 - s03 + bo, spill0);
+                        if (second) Store(row0 + w + 2 * tj, cols, s10 + s11 + s12 + bo, s11 - s12 - s13 + bo, spill1);
                     }
                 }
             }
@@ -302,15 +302,16 @@ internal static unsafe class WinogradTransforms
     private static Vector256<float> FirstLanes(int n) =>
         Vector256.LoadUnsafe(ref MemoryMarshal.GetReference(MaskTable), (nuint)(8 - n)).AsSingle();
 
-    /// <summary>dst[2t] = even[t], dst[2t + 1] = odd[t] for the first <paramref name="n"/> (1..16) floats; nothing past them
-    /// is touched (the next floats may belong to another thread's chunk).</summary>
+    /// <summary>dst[2t] = even[t], dst[2t + 1] = odd[t] for the first <paramref name="n"/> (1..16) floats; past them, junk
+    /// up to 16 floats when <paramref name="spill"/>, else nothing is touched (the next floats may belong to another thread's chunk).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Store(float* dst, int n, Vector256<float> even, Vector256<float> odd)
+    private static void Store(float* dst, int n, Vector256<float> even, Vector256<float> odd, bool spill)
     {
         if (Avx.IsSupported)
         {
             var lo = Avx.UnpackLow(even, odd); var hi = Avx.UnpackHigh(even, odd);
             var a = Avx.Permute2x128(lo, hi, 0x20); var c = Avx.Permute2x128(lo, hi, 0x31);
+            if (spill) { Avx.Store(dst, a); Avx.Store(dst + 8, c); return; }
             if (n >= 8)
             {
                 Avx.Store(dst, a);
