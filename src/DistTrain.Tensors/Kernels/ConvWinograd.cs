@@ -46,8 +46,8 @@ internal static unsafe class ConvWinograd
             TH = (s.Height + 1) / 2; TW = (s.Width + 1) / 2;
             Tiles = s.Batch * TH * TW;
             // Whole NR column tiles, + 8: a tile row's last 8-lane store may run 7 floats past the chunk's last
-            // tile; a multiple of 16 floats keeps rows on cache-line boundaries.
-            Ld = RoundUp(RoundUp(ChunkTiles, kernel.NR) + 8, 16);
+            // tile. A multiple of 8 floats keeps every 8-lane load inside one cache line.
+            Ld = RoundUp(ChunkTiles, kernel.NR) + 8;
             PadC = RoundUp(s.InChannels, kernel.MR); PadOC = RoundUp(s.OutChannels, kernel.MR);
         }
 
@@ -60,9 +60,12 @@ internal static unsafe class ConvWinograd
         /// </summary>
         public long RowStride => 16L * Ld + 16;
 
+        /// <summary>Rows of tile matrices the first scratch region holds: the forward's C, the backward's C then OC.</summary>
+        public int RegionRows => Math.Max(PadC, PadOC);
+
         /// <summary>Per-thread floats: tile matrices for both channel counts, one block of products, the transforms' rows.</summary>
         public long ScratchLength =>
-            (PadC + PadOC + Kernel.MR) * RowStride + WinogradTransforms.ScratchLength(TH, TW, ChunkTiles) + 32;
+            (RegionRows + PadOC + Kernel.MR) * RowStride + WinogradTransforms.ScratchLength(TH, TW, ChunkTiles) + 32;
     }
 
     public static void Forward(in ConvShape s, float* x, float* w, float* bias, float* y, ConvWorkspace ws, int threads)
@@ -70,7 +73,7 @@ internal static unsafe class ConvWinograd
         var plan = new Plan(s, GemmKernels.Select(Simd.Path));
         ws.SlotScratch(threads, plan.ScratchLength);
         float[] u = ConvWorkspace.Grow(ref ws.WinogradWeights, 16L * s.InChannels * plan.PadOC + 16);
-        WinogradTransforms.Weights(w, s.OutChannels, s.InChannels, rotate: false, Aligned(u), plan.PadOC);
+        WinogradTransforms.Weights(w, s.OutChannels, s.InChannels, rotate: false, Aligned(u), plan.Kernel.MR);
         var job = ws.WinogradForward;
         job.S = s; job.P = plan; job.X = x; job.U = Aligned(u); job.Bias = bias; job.Y = y; job.Scratch = ws.Scratch;
         KernelThreads.For(job, plan.Chunks, threads);
@@ -85,7 +88,7 @@ internal static unsafe class ConvWinograd
         int partLength = 16 * s.OutChannels * s.InChannels;
         float[] u = ConvWorkspace.Grow(ref ws.WinogradWeights, 16L * s.OutChannels * plan.PadC + 16);
         float[] part = ConvWorkspace.Grow(ref ws.WeightPart, (long)groups * partLength);
-        if (dx != null) WinogradTransforms.Weights(w, s.OutChannels, s.InChannels, rotate: true, Aligned(u), plan.PadC);
+        if (dx != null) WinogradTransforms.Weights(w, s.OutChannels, s.InChannels, rotate: true, Aligned(u), plan.Kernel.MR);
         var job = ws.WinogradBackward;
         job.S = s; job.P = plan; job.X = x; job.UT = Aligned(u); job.Dy = dy; job.Dx = dx;
         job.Part = dw == null ? null : (float*)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(part));
@@ -100,24 +103,24 @@ internal static unsafe class ConvWinograd
 
     /// <summary>
     /// out (B, m, H, W) over tiles [p0, p1) from their transformed inputs v[ξ] (k, Ld at RowStride): per block of MR
-    /// output channels, the 16 products block[ξ] (MR, Ld at RowStride) = u[ξ]ᵀ (MR of the m columns of (k, ldu)) · v[ξ], each
+    /// output channels, the 16 products block[ξ] (MR, Ld at RowStride) = u[block, ξ] (k, MR)ᵀ · v[ξ], each
     /// element one FMA chain over k in order from zero, then transformed back while still in L1.
     /// Columns past the chunk's tiles (up to whole NR tiles) compute garbage that is never read.
     /// </summary>
-    private static void Products(in Plan plan, float* u, int ldu, int k, int m, float* v, int p0, int p1, float* block,
+    private static void Products(in Plan plan, float* u, int k, int m, float* v, int p0, int p1, float* block,
         float* bias, float* output, int h, int w)
     {
         var kernel = plan.Kernel;
         int mr = kernel.MR, nr = kernel.NR, ld = plan.Ld, cols = RoundUp(p1 - p0, nr);
-        long uXi = (long)k * ldu, rs = plan.RowStride;
+        long uXi = (long)k * mr, rs = plan.RowStride;
         int step = (int)rs;
         for (int m0 = 0; m0 < m; m0 += mr)
         {
             for (int xi = 0; xi < 16; xi++)
             {
-                float* a = u + xi * uXi + m0, b = v + xi * ld, c = block + xi * ld;
+                float* a = u + (m0 / mr * 16 + xi) * uXi, b = v + xi * ld, c = block + xi * ld;
                 for (int j = 0; j < cols; j += nr)
-                    kernel.Fn(k, a, ldu, b + j, (nint)rs, c + j, step, false);
+                    kernel.Fn(k, a, mr, b + j, (nint)rs, c + j, step, false);
             }
             WinogradTransforms.OutputTiles(block, ld, rs, m0, Math.Min(m, m0 + mr), m, h, w, p0, p1, bias, output);
         }
@@ -135,9 +138,9 @@ internal static unsafe class ConvWinograd
         {
             var s = S; var p = P;
             int p0 = chunk * ChunkTiles, p1 = Math.Min(p.Tiles, p0 + ChunkTiles);
-            float* v = Aligned(Scratch[slot]), block = v + p.PadC * p.RowStride, rest = block + p.Kernel.MR * p.RowStride;
+            float* v = Aligned(Scratch[slot]), block = v + p.RegionRows * p.RowStride, rest = block + p.Kernel.MR * p.RowStride;
             WinogradTransforms.InputTiles(X, s.InChannels, s.Height, s.Width, p0, p1, v, p.Ld, p.RowStride, rest);
-            Products(p, U, p.PadOC, s.InChannels, s.OutChannels, v, p0, p1, block, Bias, Y, s.Height, s.Width);
+            Products(p, U, s.InChannels, s.OutChannels, v, p0, p1, block, Bias, Y, s.Height, s.Width);
         }
     }
 
@@ -155,8 +158,10 @@ internal static unsafe class ConvWinograd
             var s = S; var p = P;
             int c = s.InChannels, oc = s.OutChannels, ld = p.Ld, rs = (int)p.RowStride, perSample = p.TH * p.TW;
             int b0 = (int)((long)g * s.Batch / Groups), b1 = (int)((long)(g + 1) * s.Batch / Groups);
-            float* vx = Aligned(Scratch[slot]), vdy = vx + p.PadC * p.RowStride;
-            float* block = vdy + p.PadOC * p.RowStride, rest = block + p.Kernel.MR * p.RowStride;
+            // x tiles (then, once the weight gradient has used them, dy's input tiles) in the first region, dy's
+            // gradient tiles in the second: less scratch to keep in L2.
+            float* vx = Aligned(Scratch[slot]), vg = vx + p.RegionRows * p.RowStride;
+            float* block = vg + p.PadOC * p.RowStride, rest = block + p.Kernel.MR * p.RowStride;
             float* part = Part == null ? null : Part + (long)g * 16 * oc * c;
             if (part != null) new Span<float>(part, 16 * oc * c).Clear();
             for (int p0 = b0 * perSample; p0 < b1 * perSample; p0 += ChunkTiles)
@@ -166,18 +171,18 @@ internal static unsafe class ConvWinograd
                 {
                     // part[ξ] (OC, C) += (A dy Aᵀ)[ξ] (OC, tiles) · (Bᵀ x B)[ξ]ᵀ (tiles, C): each element one chain over the group's tiles in order.
                     WinogradTransforms.InputTiles(X, c, s.Height, s.Width, p0, p1, vx, ld, rs, rest);
-                    WinogradTransforms.GradTiles(Dy, oc, s.Height, s.Width, p0, p1, vdy, ld, rs, rest);
+                    WinogradTransforms.GradTiles(Dy, oc, s.Height, s.Width, p0, p1, vg, ld, rs, rest);
                     for (int xi = 0; xi < 16; xi++)
                         Gemm.Sgemm(false, true, oc, c, tiles,
-                            new ReadOnlySpan<float>(vdy + xi * ld, (oc - 1) * rs + tiles), rs,
+                            new ReadOnlySpan<float>(vg + xi * ld, (oc - 1) * rs + tiles), rs,
                             new ReadOnlySpan<float>(vx + xi * ld, (c - 1) * rs + tiles), rs,
                             new Span<float>(part + xi * oc * c, oc * c), c, accumulate: true, threads: 1);
                 }
                 if (Dx != null)
                 {
-                    // dx: the pad-1 convolution of dy with the turned filters (dy tiles into vdy).
-                    WinogradTransforms.InputTiles(Dy, oc, s.Height, s.Width, p0, p1, vdy, ld, rs, rest);
-                    Products(p, UT, p.PadC, oc, c, vdy, p0, p1, block, null, Dx, s.Height, s.Width);
+                    // dx: the pad-1 convolution of dy with the turned filters.
+                    WinogradTransforms.InputTiles(Dy, oc, s.Height, s.Width, p0, p1, vx, ld, rs, rest);
+                    Products(p, UT, oc, c, vx, p0, p1, block, null, Dx, s.Height, s.Width);
                 }
             }
         }

@@ -27,17 +27,18 @@ internal static unsafe class WinogradTransforms
     }
 
     /// <summary>
-    /// u[(ξ·K + k)·ldu + m] = (G g Gᵀ)[ξ] for each filter g (3×3), zero for m past the last: with rotate
+    /// u[((m / mr · 16 + ξ)·K + k)·mr + m % mr] = (G g Gᵀ)[ξ] for each filter g (3×3), zero for m past the
+    /// last (blocks of mr: the micro-kernel's A panel for one block and ξ is contiguous): with rotate
     /// false g = w[m, k] (k = C, m = OC: the forward's filters); with rotate true g = w[k, m] turned by
     /// 180° (k = OC, m = C: the input gradient is a pad-1 convolution of dy with those filters).
     /// </summary>
-    public static void Weights(float* w, int oc, int c, bool rotate, float* u, int ldu)
+    public static void Weights(float* w, int oc, int c, bool rotate, float* u, int mr)
     {
-        int kDim = rotate ? oc : c, mDim = rotate ? c : oc;
-        new Span<float>(u, 16 * kDim * ldu).Clear();
+        int kDim = rotate ? oc : c, mDim = rotate ? c : oc, blocks = (mDim + mr - 1) / mr;
+        new Span<float>(u, blocks * 16 * kDim * mr).Clear();
         float* g = stackalloc float[9];
         float* t = stackalloc float[12];
-        long plane = (long)kDim * ldu;
+        long plane = (long)kDim * mr;
         for (int k = 0; k < kDim; k++)
         for (int m = 0; m < mDim; m++)
         {
@@ -49,7 +50,7 @@ internal static unsafe class WinogradTransforms
                 float g0 = g[q], g1 = g[3 + q], g2 = g[6 + q];
                 t[q] = g0; t[3 + q] = (g0 + g1 + g2) * 0.5f; t[6 + q] = (g0 - g1 + g2) * 0.5f; t[9 + q] = g2;
             }
-            float* dst = u + (long)k * ldu + m;
+            float* dst = u + (m / mr * 16L * kDim + k) * mr + m % mr;
             for (int j = 0; j < 4; j++)
             {
                 float t0 = t[3 * j], t1 = t[3 * j + 1], t2 = t[3 * j + 2];
