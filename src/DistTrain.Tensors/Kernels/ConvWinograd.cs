@@ -85,7 +85,8 @@ internal static unsafe class ConvWinograd
         var plan = new Plan(s, GemmKernels.Select(Simd.Path));
         ws.SlotScratch(threads, plan.ScratchLength);
         int groups = Math.Min(s.Batch, WeightGradGroups);
-        int partLength = 16 * s.OutChannels * s.InChannels;
+        // Rows padded to whole MR row tiles (the pad rows' products are junk, never read): no edge tiles in the GEMMs.
+        int partLength = 16 * plan.PadOC * s.InChannels;
         float[] u = ConvWorkspace.Grow(ref ws.WinogradWeights, 16L * s.OutChannels * plan.PadC + 16);
         float[] part = ConvWorkspace.Grow(ref ws.WeightPart, (long)groups * partLength);
         if (dx != null) WinogradTransforms.Weights(w, s.OutChannels, s.InChannels, rotate: true, Aligned(u), plan.Kernel.MR);
@@ -98,7 +99,7 @@ internal static unsafe class ConvWinograd
         var sum = part.AsSpan(0, partLength);
         for (int g = 1; g < groups; g++)
             System.Numerics.Tensors.TensorPrimitives.Add(sum, part.AsSpan(g * partLength, partLength), sum);
-        WinogradTransforms.WeightGradient(job.Part, s.OutChannels, s.InChannels, dw);
+        WinogradTransforms.WeightGradient(job.Part, s.OutChannels, s.InChannels, (long)plan.PadOC * s.InChannels, dw);
     }
 
     /// <summary>
@@ -162,21 +163,27 @@ internal static unsafe class ConvWinograd
             // gradient tiles in the second: less scratch to keep in L2.
             float* vx = Aligned(Scratch[slot]), vg = vx + p.RegionRows * p.RowStride;
             float* block = vg + p.PadOC * p.RowStride, rest = block + p.Kernel.MR * p.RowStride;
-            float* part = Part == null ? null : Part + (long)g * 16 * oc * c;
-            if (part != null) new Span<float>(part, 16 * oc * c).Clear();
+            int pc = p.PadOC;
+            float* part = Part == null ? null : Part + (long)g * 16 * pc * c;
+            if (part != null)
+            {
+                new Span<float>(part, 16 * pc * c).Clear();
+                // The gradient tiles' pad rows enter the GEMMs as A rows: zeros, so the junk rows stay finite.
+                for (int r = oc; r < pc; r++) new Span<float>(vg + r * p.RowStride, (int)p.RowStride).Clear();
+            }
             for (int p0 = b0 * perSample; p0 < b1 * perSample; p0 += ChunkTiles)
             {
                 int p1 = Math.Min(b1 * perSample, p0 + ChunkTiles), tiles = p1 - p0;
                 if (part != null)
                 {
-                    // part[ξ] (OC, C) += (A dy Aᵀ)[ξ] (OC, tiles) · (Bᵀ x B)[ξ]ᵀ (tiles, C): each element one chain over the group's tiles in order.
+                    // part[ξ] (PadOC, C) += (A dy Aᵀ)[ξ] (PadOC, tiles) · (Bᵀ x B)[ξ]ᵀ (tiles, C): each element one chain over the group's tiles in order.
                     WinogradTransforms.InputTiles(X, c, s.Height, s.Width, p0, p1, vx, ld, rs, rest);
                     WinogradTransforms.GradTiles(Dy, oc, s.Height, s.Width, p0, p1, vg, ld, rs, rest);
                     for (int xi = 0; xi < 16; xi++)
-                        Gemm.Sgemm(false, true, oc, c, tiles,
-                            new ReadOnlySpan<float>(vg + xi * ld, (oc - 1) * rs + tiles), rs,
+                        Gemm.Sgemm(false, true, pc, c, tiles,
+                            new ReadOnlySpan<float>(vg + xi * ld, (pc - 1) * rs + tiles), rs,
                             new ReadOnlySpan<float>(vx + xi * ld, (c - 1) * rs + tiles), rs,
-                            new Span<float>(part + xi * oc * c, oc * c), c, accumulate: true, threads: 1);
+                            new Span<float>(part + xi * pc * c, pc * c), c, accumulate: true, threads: 1);
                 }
                 if (Dx != null)
                 {

@@ -63,12 +63,11 @@ internal static unsafe class WinogradTransforms
     }
 
     /// <summary>
-    /// dw[o, c, :, :] += Gᵀ m[·, o, c] G for each (o, c), m per ξ (OC, C): the weight gradient from its
+    /// dw[o, c, :, :] += Gᵀ m[·, o, c] G for each (o, c), m[ξ·plane + o·c + c]: the weight gradient from its
     /// Winograd-domain sums (the transpose of <see cref="Weights"/>' G g Gᵀ).
     /// </summary>
-    public static void WeightGradient(float* m, int oc, int c, float* dw)
+    public static void WeightGradient(float* m, int oc, int c, long plane, float* dw)
     {
-        long plane = (long)oc * c;
         float* t = stackalloc float[12];
         for (int o = 0; o < oc; o++)
         for (int q = 0; q < c; q++)
