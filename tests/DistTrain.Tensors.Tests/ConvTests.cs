@@ -164,7 +164,7 @@ public class ConvTests
 
     [Theory]
     [InlineData(1, 32, 28)]   // direct path
-    [InlineData(4, 16, 14)]   // gemm path (Winograd needs 8+ channels)
+    [InlineData(4, 16, 14)]   // gemm path (Winograd needs 16+ channels)
     public void SteadyStateAllocatesNothing(int c, int oc, int hw)
     {
         var s = new ConvShape(4, c, hw, hw, oc, 3, 3, 1, 1);

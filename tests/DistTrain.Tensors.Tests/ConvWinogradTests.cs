@@ -19,16 +19,16 @@ public class ConvWinogradTests
     // end inside a tile row (14×14, 9×41), more samples than weight-gradient groups (9).
     public static TheoryData<int, int, int, int, int> Shapes => new()
     {
-        { 1, 8, 1, 1, 8 },
-        { 3, 9, 7, 7, 11 },
-        { 1, 8, 5, 9, 13 },
-        { 2, 8, 2, 3, 8 },
-        { 3, 13, 14, 14, 8 },
-        { 2, 16, 6, 20, 9 },
-        { 1, 11, 3, 33, 10 },
-        { 9, 8, 7, 7, 8 },
+        { 1, 16, 1, 1, 16 },
+        { 3, 17, 7, 7, 19 },
+        { 1, 16, 5, 9, 21 },
+        { 2, 16, 2, 3, 16 },
+        { 3, 21, 14, 14, 16 },
+        { 2, 16, 6, 20, 17 },
+        { 1, 19, 3, 33, 18 },
+        { 9, 16, 7, 7, 16 },
         { 3, 32, 14, 14, 64 },
-        { 2, 8, 9, 41, 8 },
+        { 2, 16, 9, 41, 16 },
     };
 
     /// <summary>Direct convolution in double: values and, per output, the sum of |terms| it adds.</summary>
@@ -116,9 +116,9 @@ public class ConvWinogradTests
     {
         // One input pixel of 1 and one filter tap of w: every output is 0 or w times a power of two, and
         // the transforms (adds and halvings of exact values) must return exactly w where the tap lands.
-        var s = new ConvShape(1, 8, 5, 5, 8, 3, 3, 1, 1);
+        var s = new ConvShape(1, 16, 5, 5, 16, 3, 3, 1, 1);
         var x = new float[s.InputLength]; x[(3 * 5 + 2) * 5 + 2] = 1f;     // channel 3, pixel (2, 2)
-        var w = new float[s.WeightLength]; w[((6 * 8 + 3) * 3 + 0) * 3 + 2] = 0.375f; // o 6, c 3, tap (0, 2)
+        var w = new float[s.WeightLength]; w[((6 * 16 + 3) * 3 + 0) * 3 + 2] = 0.375f; // o 6, c 3, tap (0, 2)
         var y = new float[s.OutputLength];
         Conv2d.Forward(s, x, w, default, y);
         for (int i = 0; i < y.Length; i++)
@@ -130,9 +130,9 @@ public class ConvWinogradTests
     }
 
     [Theory]
-    [InlineData(5, 9, 7, 7, 11)]
+    [InlineData(5, 17, 7, 7, 19)]
     [InlineData(4, 16, 14, 14, 24)]
-    [InlineData(3, 8, 6, 20, 8)]
+    [InlineData(3, 16, 6, 20, 16)]
     public void BitIdenticalAcrossThreadsAndSimdPaths(int batch, int c, int h, int w, int oc)
     {
         var s = new ConvShape(batch, c, h, w, oc, 3, 3, 1, 1);
@@ -159,8 +159,8 @@ public class ConvWinogradTests
     [Fact]
     public void SwitchedOffTheShapeRunsOnIm2ColBitForBitLikeTheReference()
     {
-        var s = new ConvShape(2, 16, 7, 7, 8, 3, 3, 1, 1);
-        var x = ConvTests.Random(s.InputLength, 31); var wt = ConvTests.Random(s.WeightLength, 32); var b = ConvTests.Random(8, 33);
+        var s = new ConvShape(2, 16, 7, 7, 16, 3, 3, 1, 1);
+        var x = ConvTests.Random(s.InputLength, 31); var wt = ConvTests.Random(s.WeightLength, 32); var b = ConvTests.Random(16, 33);
         var y = new float[s.OutputLength]; var ry = new float[s.OutputLength];
         ConvReference.Forward(s, x, wt, b, ry);
         Conv2d.Winograd = false;
@@ -178,7 +178,7 @@ public class ConvWinogradTests
 
     [Theory]
     [InlineData(32, 64, 14)]
-    [InlineData(9, 8, 7)]
+    [InlineData(17, 16, 7)]
     public void SteadyStateAllocatesNothing(int c, int oc, int hw)
     {
         var s = new ConvShape(4, c, hw, hw, oc, 3, 3, 1, 1);

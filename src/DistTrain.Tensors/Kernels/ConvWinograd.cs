@@ -16,8 +16,9 @@ namespace DistTrain.Tensors.Kernels;
 
 internal static unsafe class ConvWinograd
 {
-    /// <summary>Fewer channels than this leave the products too shallow (K) or narrow to pay for the transforms.</summary>
-    public const int MinChannels = 8;
+    /// <summary>Fewer channels than this leave the products too shallow (K) or narrow to pay for the transforms:
+    /// measured (batch 64, in-process against im2col) 8→8 and 8→16 at 28×28 ran 0.8–0.9× as fast, 16→16 1.3×.</summary>
+    public const int MinChannels = 16;
     /// <summary>Tiles per chunk: its transformed inputs (16·C·tiles floats) stay in L2 while each block of
     /// output channels' 16 products (16·MR·tiles) stays in L1 until it is transformed back.</summary>
     public const int ChunkTiles = 64;
