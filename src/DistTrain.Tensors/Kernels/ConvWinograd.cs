@@ -8,7 +8,9 @@
 // Determinism: forward and input-gradient outputs each come from their own tile, one FMA chain over the
 // channels per ξ, whatever the chunk or thread; weight-gradient sums run over a fixed number of sample
 // groups (never the thread count), each one chain over its tiles in order, groups added in order. The
-// products use the SGEMM micro-kernels, which give the same bits on every SIMD path.
+// forward and input-gradient products call the SGEMM micro-kernel (GemmKernels.Select) directly, on
+// operands laid out for it, because 16 small GEMMs per chunk through Gemm.Sgemm paid more in packing,
+// edge tiles and call set-up than in multiplies; its chains give the same bits on every SIMD path.
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 
