@@ -63,7 +63,7 @@ public sealed class BenchConvCommand : ICommandFactory
         return 0;
     }
 
-    private static string Conv2dPath(ConvShape s) => Conv2d.UsesDirectKernel(s) ? "direct" : "im2col+gemm";
+    private static string Conv2dPath(ConvShape s) => Conv2d.UsesDirectKernel(s) ? "direct" : Conv2d.UsesWinograd(s) ? "winograd" : "im2col+gemm";
 
     /// <summary>
     /// Timed repetitions of ~0.3 s until <paramref name="reps"/> clean ones (other processes used under 0.1

@@ -1,6 +1,8 @@
 // Fast convolution entry points: checks operands, then runs the direct 3x3 kernel (tiny C·KH·KW, e.g.
-// the 1→32 input layer) or im2col + Gemm.Sgemm. Both reduce each output in (c, kh, kw) order from the
-// bias, so results do not depend on thread count or SIMD path. Letters as in Conv.cs.
+// the 1→32 input layer), Winograd F(2×2, 3×3) (3x3 stride 1 pad 1 with enough channels) or im2col +
+// Gemm.Sgemm. The direct and im2col paths reduce each output in (c, kh, kw) order from the bias;
+// Winograd in its own fixed order (ConvWinograd.cs). None depends on thread count or SIMD path.
+// Letters as in Conv.cs.
 namespace DistTrain.Tensors.Kernels;
 
 public static unsafe class Conv2d
@@ -20,12 +22,23 @@ public static unsafe class Conv2d
         fixed (float* px = x, pw = w, pb = bias, py = y)
         {
             if (ConvDirect.Applies(s)) ConvDirect.Forward(s, px, pw, bias.IsEmpty ? null : pb, py, ws, threads);
+            else if (UsesWinograd(s)) ConvWinograd.Forward(s, px, pw, bias.IsEmpty ? null : pb, py, ws, threads);
             else ConvGemm.Forward(s, px, pw, bias.IsEmpty ? null : pb, py, ws, threads);
         }
     }
 
     /// <summary>True when <paramref name="s"/> runs on the direct 3x3 kernel rather than im2col + GEMM (a function of the shape only).</summary>
     public static bool UsesDirectKernel(in ConvShape s) => ConvDirect.Applies(s);
+
+    /// <summary>
+    /// Whether 3x3 stride-1 pad-1 convolutions with enough channels may run as Winograd F(2×2, 3×3)
+    /// (default true; the environment variable DISTTRAIN_CONV_WINOGRAD=0 turns it off, for A/B runs).
+    /// Off, they run on im2col + GEMM, whose forward is bit-identical to ConvReference.
+    /// </summary>
+    public static bool Winograd { get; set; } = Environment.GetEnvironmentVariable("DISTTRAIN_CONV_WINOGRAD") != "0";
+
+    /// <summary>True when <paramref name="s"/> runs as Winograd F(2×2, 3×3) (a function of the shape and <see cref="Winograd"/>).</summary>
+    public static bool UsesWinograd(in ConvShape s) => Winograd && !ConvDirect.Applies(s) && ConvWinograd.Applies(s);
 
     /// <summary>dx (overwritten; may be empty to skip), dw and db accumulated into (dw, db may be empty).</summary>
     public static void Backward(in ConvShape s, ReadOnlySpan<float> x, ReadOnlySpan<float> w, ReadOnlySpan<float> dy,
@@ -47,6 +60,7 @@ public static unsafe class Conv2d
             float* dxp = dx.IsEmpty ? null : pdx, dwp = dw.IsEmpty ? null : pdw;
             if (!db.IsEmpty) BiasGrad(s, pdy, pdb, ws, threads);
             if (ConvDirect.Applies(s)) ConvDirect.Backward(s, px, pw, pdy, dxp, dwp, ws, threads);
+            else if (UsesWinograd(s)) ConvWinograd.Backward(s, px, pw, pdy, dxp, dwp, ws, threads);
             else ConvGemm.Backward(s, px, pw, pdy, dxp, dwp, ws, threads);
         }
     }
@@ -100,13 +114,15 @@ internal sealed unsafe class ConvWorkspace
     [ThreadStatic] private static ConvWorkspace? _current;
     public static ConvWorkspace Current => _current ??= new ConvWorkspace();
 
-    public float[] BiasPart = [], WeightPart = [];
+    public float[] BiasPart = [], WeightPart = [], WinogradWeights = [];
     public float[][] Scratch = [];
     public readonly Conv2d.BiasSumJob BiasJob = new();
     public readonly ConvGemm.ForwardJob GemmForward = new();
     public readonly ConvGemm.BackwardJob GemmBackward = new();
     public readonly ConvDirect.ForwardJob DirectForward = new();
     public readonly ConvDirect.BackwardJob DirectBackward = new();
+    public readonly ConvWinograd.ForwardJob WinogradForward = new();
+    public readonly ConvWinograd.BackwardJob WinogradBackward = new();
 
     public static float[] Grow(ref float[] a, long n)
     {

@@ -1,0 +1,202 @@
+// Winograd F(2×2, 3×3) convolution (ConvWinograd) against a double-precision direct convolution, with
+// an error bound scaled by each output's sum of |terms|; bit-identity across threads and SIMD paths;
+// the switch back to im2col; zero steady-state allocation.
+using DistTrain.Tensors;
+using DistTrain.Tensors.Kernels;
+using Xunit;
+
+namespace DistTrain.Tensors.Tests;
+
+/// <summary>Conv test classes share Compute.Threads and the Winograd switch, so they run one after another.</summary>
+[CollectionDefinition("Conv")]
+public sealed class ConvCollection;
+
+[Collection("Conv")]
+public class ConvWinogradTests
+{
+    // (B, C, H, W, OC): odd sizes (partial tiles at the bottom and right), 1×1 and 2×3 images, odd
+    // channel counts, tile rows wider than one 8-tile vector (W = 20, 33, 41), chunks of 64 tiles that
+    // end inside a tile row (14×14, 9×41), more samples than weight-gradient groups (9).
+    public static TheoryData<int, int, int, int, int> Shapes => new()
+    {
+        { 1, 16, 1, 1, 16 },
+        { 3, 17, 7, 7, 19 },
+        { 1, 16, 5, 9, 21 },
+        { 2, 16, 2, 3, 16 },
+        { 3, 21, 14, 14, 16 },
+        { 2, 16, 6, 20, 17 },
+        { 1, 19, 3, 33, 18 },
+        { 9, 16, 7, 7, 16 },
+        { 3, 32, 14, 14, 64 },
+        { 2, 16, 9, 41, 16 },
+    };
+
+    /// <summary>Direct convolution in double: values and, per output, the sum of |terms| it adds.</summary>
+    private static (double[] y, double[] yAbs, double[] dx, double[] dxAbs, double[] dw, double[] dwAbs) Exact(
+        ConvShape s, float[] x, float[] w, float[] b, float[] dy)
+    {
+        int oh = s.OutH, ow = s.OutW, c = s.InChannels, oc = s.OutChannels, h = s.Height, wd = s.Width;
+        var y = new double[s.OutputLength]; var yAbs = new double[s.OutputLength];
+        var dx = new double[s.InputLength]; var dxAbs = new double[s.InputLength];
+        var dw = new double[s.WeightLength]; var dwAbs = new double[s.WeightLength];
+        for (int n = 0; n < s.Batch; n++)
+        for (int o = 0; o < oc; o++)
+        for (int i = 0; i < oh; i++)
+        for (int j = 0; j < ow; j++)
+        {
+            int yi = ((n * oc + o) * oh + i) * ow + j;
+            y[yi] = b[o]; yAbs[yi] = Math.Abs(b[o]);
+            for (int ci = 0; ci < c; ci++)
+            for (int p = 0; p < 3; p++)
+            for (int q = 0; q < 3; q++)
+            {
+                int hi = i - 1 + p, wi = j - 1 + q;
+                if ((uint)hi >= (uint)h || (uint)wi >= (uint)wd) continue;
+                int xi = ((n * c + ci) * h + hi) * wd + wi, wk = ((o * c + ci) * 3 + p) * 3 + q;
+                double xw = (double)x[xi] * w[wk], gw = (double)dy[yi] * w[wk], gx = (double)dy[yi] * x[xi];
+                y[yi] += xw; yAbs[yi] += Math.Abs(xw);
+                dx[xi] += gw; dxAbs[xi] += Math.Abs(gw);
+                dw[wk] += gx; dwAbs[wk] += Math.Abs(gx);
+            }
+        }
+        return (y, yAbs, dx, dxAbs, dw, dwAbs);
+    }
+
+    /// <summary>
+    /// |actual − exact| ≤ (n + 32)·ε·Σ|terms| + (init): n·ε is the classic bound of a float chain of n terms,
+    /// and 32 covers Winograd's transforms, whose constants (at most 4 adds a side, halvings) grow the
+    /// error by a few ε relative to the terms' magnitude.
+    /// </summary>
+    private static void Within(double[] exact, double[] abs, float[] actual, int n, string what, ConvShape s, float[]? start = null)
+    {
+        double eps = Math.Pow(2, -24);
+        for (int i = 0; i < exact.Length; i++)
+        {
+            double want = exact[i] + (start?[i] ?? 0), mag = abs[i] + Math.Abs(start?[i] ?? 0);
+            double bound = (n + 32) * eps * mag + 1e-30;
+            if (!(Math.Abs(actual[i] - want) <= bound))
+                Assert.Fail($"{what}[{i}] of {s}: exact {want:R}, Winograd {actual[i]:R}, error {Math.Abs(actual[i] - want):E2} > bound {bound:E2}.");
+        }
+    }
+
+    private static (float[] y, float[] dx, float[] dw, float[] db) Run(ConvShape s, float[] x, float[] w, float[] b, float[] dy)
+    {
+        var y = new float[s.OutputLength];
+        Conv2d.Forward(s, x, w, b, y);
+        var dx = new float[s.InputLength];
+        var dw = ConvTests.Random(s.WeightLength, 7);
+        var db = ConvTests.Random(s.OutChannels, 8);
+        Conv2d.Backward(s, x, w, dy, dx, dw, db);
+        return (y, dx, dw, db);
+    }
+
+    [Theory]
+    [MemberData(nameof(Shapes))]
+    public void MatchesExactConvolutionWithinTheFloatBound(int batch, int c, int h, int w, int oc)
+    {
+        var s = new ConvShape(batch, c, h, w, oc, 3, 3, 1, 1);
+        Assert.True(Conv2d.UsesWinograd(s));
+        var x = ConvTests.Random(s.InputLength, 1); var wt = ConvTests.Random(s.WeightLength, 2);
+        var b = ConvTests.Random(oc, 3); var dy = ConvTests.Random(s.OutputLength, 4);
+        var (y, dx, dw, db) = Run(s, x, wt, b, dy);
+        var e = Exact(s, x, wt, b, dy);
+        Within(e.y, e.yAbs, y, c * 9 + 1, "y", s);
+        Within(e.dx, e.dxAbs, dx, oc * 9, "dx", s);
+        // dw chains run over a group's tiles, then over the (at most 8) groups.
+        int tiles = (h + 1) / 2 * ((w + 1) / 2) * ((batch + 7) / 8) + 8;
+        Within(e.dw, e.dwAbs, dw, tiles, "dw", s, ConvTests.Random(s.WeightLength, 7));
+        // The bias gradient does not go through Winograd: the same fixed sums as every other path.
+        var rdb = ConvTests.Random(oc, 8);
+        ConvReference.Backward(s, x, wt, dy, default, default, rdb);
+        ConvTests.Close(rdb, db, 1e-6 * batch * h * w + 1e-6, "db");
+    }
+
+    [Fact]
+    public void ATileFedByOneInputAloneGivesThatProductExactly()
+    {
+        // One input pixel of 1 and one filter tap of w: every output is 0 or w times a power of two, and
+        // the transforms (adds and halvings of exact values) must return exactly w where the tap lands.
+        var s = new ConvShape(1, 16, 5, 5, 16, 3, 3, 1, 1);
+        var x = new float[s.InputLength]; x[(3 * 5 + 2) * 5 + 2] = 1f;     // channel 3, pixel (2, 2)
+        var w = new float[s.WeightLength]; w[((6 * 16 + 3) * 3 + 0) * 3 + 2] = 0.375f; // o 6, c 3, tap (0, 2)
+        var y = new float[s.OutputLength];
+        Conv2d.Forward(s, x, w, default, y);
+        for (int i = 0; i < y.Length; i++)
+        {
+            // y[6, i, j] = x[i − 1 + 0, j − 1 + 2] · w: the pixel (2, 2) reaches output (3, 1).
+            float want = i == (6 * 5 + 3) * 5 + 1 ? 0.375f : 0f;
+            Assert.True(y[i] == want, $"y[{i}] = {y[i]:R}, expected {want}");
+        }
+    }
+
+    [Theory]
+    [InlineData(5, 17, 7, 7, 19)]
+    [InlineData(4, 16, 14, 14, 24)]
+    [InlineData(3, 16, 6, 20, 16)]
+    public void BitIdenticalAcrossThreadsAndSimdPaths(int batch, int c, int h, int w, int oc)
+    {
+        var s = new ConvShape(batch, c, h, w, oc, 3, 3, 1, 1);
+        Assert.True(Conv2d.UsesWinograd(s));
+        var x = ConvTests.Random(s.InputLength, 11); var wt = ConvTests.Random(s.WeightLength, 12);
+        var b = ConvTests.Random(oc, 13); var dy = ConvTests.Random(s.OutputLength, 14);
+        (float[], float[], float[], float[])? first = null;
+        int saved = Compute.Threads;
+        try
+        {
+            foreach (var path in new[] { Simd.Best, SimdPath.Avx2, SimdPath.Portable })
+            foreach (int t in new[] { 1, 2, 3 })
+            {
+                using var _ = Simd.Force(path);
+                Compute.Threads = t;
+                var r = Run(s, x, wt, b, dy);
+                if (first is not { } f) { first = r; continue; }
+                Assert.Equal(f.Item1, r.y); Assert.Equal(f.Item2, r.dx); Assert.Equal(f.Item3, r.dw); Assert.Equal(f.Item4, r.db);
+            }
+        }
+        finally { Compute.Threads = saved; }
+    }
+
+    [Fact]
+    public void SwitchedOffTheShapeRunsOnIm2ColBitForBitLikeTheReference()
+    {
+        var s = new ConvShape(2, 16, 7, 7, 16, 3, 3, 1, 1);
+        var x = ConvTests.Random(s.InputLength, 31); var wt = ConvTests.Random(s.WeightLength, 32); var b = ConvTests.Random(16, 33);
+        var y = new float[s.OutputLength]; var ry = new float[s.OutputLength];
+        ConvReference.Forward(s, x, wt, b, ry);
+        Conv2d.Winograd = false;
+        try
+        {
+            Assert.False(Conv2d.UsesWinograd(s));
+            Conv2d.Forward(s, x, wt, b, y);
+            Assert.Equal(ry, y);
+        }
+        finally { Conv2d.Winograd = true; }
+        Assert.True(Conv2d.UsesWinograd(s));
+        Conv2d.Forward(s, x, wt, b, y);
+        Assert.NotEqual(ry, y);   // a different (bounded, see above) rounding: the switch really changes path
+    }
+
+    [Theory]
+    [InlineData(32, 64, 14)]
+    [InlineData(17, 16, 7)]
+    public void SteadyStateAllocatesNothing(int c, int oc, int hw)
+    {
+        var s = new ConvShape(4, c, hw, hw, oc, 3, 3, 1, 1);
+        Assert.True(Conv2d.UsesWinograd(s));
+        var x = ConvTests.Random(s.InputLength, 1); var w = ConvTests.Random(s.WeightLength, 2); var b = new float[oc];
+        var y = new float[s.OutputLength]; var dx = new float[s.InputLength]; var dw = new float[s.WeightLength]; var db = new float[oc];
+        int saved = Compute.Threads;
+        try
+        {
+            foreach (int t in new[] { 1, 2 })
+            {
+                Compute.Threads = t;
+                for (int i = 0; i < 3; i++) { Conv2d.Forward(s, x, w, b, y); Conv2d.Backward(s, x, w, y, dx, dw, db); }
+                long before = GC.GetAllocatedBytesForCurrentThread();
+                for (int i = 0; i < 3; i++) { Conv2d.Forward(s, x, w, b, y); Conv2d.Backward(s, x, w, y, dx, dw, db); }
+                Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
+            }
+        }
+        finally { Compute.Threads = saved; }
+    }
+}
