@@ -70,6 +70,7 @@ public sealed class ClusterConfigTests
         Assert.True(settings.MaxMessageBytes < 128000);
         Assert.Equal("coordinator", config.GetString("akka.cluster.singleton.role"));
         Assert.Equal(256L << 20, settings.DataPlane.MaxFrameBytes);
+        Assert.Equal(TimeSpan.FromMilliseconds(100), config.GetTimeSpan("akka.scheduler.tick-duration", null, false));
 
         var (stableAfter, pause, join, dataHost, dataPort, socketBuffer) = env switch
         {

@@ -74,12 +74,18 @@ public sealed class DataPlaneClient : IDisposable
     /// Sends one frame: <paramref name="header"/> with Length, Checksum and SenderId filled in from <paramref name="payload"/>.
     /// Blocks until the bytes are in the kernel's buffer. Throws <see cref="IOException"/> if the connection is closed or fails.
     /// </summary>
-    public void Send(FrameHeader header, ReadOnlySpan<float> payload)
-    {
-        var bytes = MemoryMarshal.AsBytes(payload);
-        var checksum = payload.IsEmpty ? 0UL : XxHash3.HashToUInt64(bytes);
-        SendRaw(header with { Length = payload.Length, Checksum = checksum, SenderId = SenderId }, bytes);
-    }
+    public void Send(FrameHeader header, ReadOnlySpan<float> payload) => Send(header, payload, Checksum(payload));
+
+    /// <summary>
+    /// As <see cref="Send(FrameHeader, ReadOnlySpan{float})"/> with the payload's <see cref="Checksum"/> computed by the caller:
+    /// a PS shard pushes the same values to every worker and hashes them once.
+    /// </summary>
+    public void Send(FrameHeader header, ReadOnlySpan<float> payload, ulong checksum) =>
+        SendRaw(header with { Length = payload.Length, Checksum = checksum, SenderId = SenderId }, MemoryMarshal.AsBytes(payload));
+
+    /// <summary>The checksum a frame header carries for <paramref name="payload"/> (XxHash3 of its bytes; 0 when empty).</summary>
+    public static ulong Checksum(ReadOnlySpan<float> payload) =>
+        payload.IsEmpty ? 0UL : XxHash3.HashToUInt64(MemoryMarshal.AsBytes(payload));
 
     /// <summary>Sends a header and payload exactly as given (tests use it to send a wrong checksum or length).</summary>
     public void SendRaw(in FrameHeader header, ReadOnlySpan<byte> payload)

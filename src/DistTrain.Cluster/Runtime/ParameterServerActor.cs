@@ -164,11 +164,15 @@ public sealed class ParameterServerActor : ReceiveActor, IFrameHandler
 
     private void PushAll(ParameterShard shard)
     {
-        foreach (var (id, client) in _workers.ToArray())
+        ulong checksum = DataPlaneClient.Checksum(shard.Values); // the same bytes go to every worker: hash them once
+        List<string>? failed = null;
+        foreach (var (id, client) in _workers)
         {
-            try { Push(client, shard); }
-            catch (IOException) { _workers.Remove(id); client.Dispose(); }
+            try { Push(client, shard, checksum); }
+            catch (IOException) { (failed ??= []).Add(id); }
         }
+        if (failed is not null)
+            foreach (var id in failed) if (_workers.Remove(id, out var c)) c.Dispose();
         if (_dueCheckpoints.Count > 0) SendDueCheckpoints(); // after the push: workers go on meanwhile, the version cannot move here
     }
 
@@ -225,9 +229,11 @@ public sealed class ParameterServerActor : ReceiveActor, IFrameHandler
         _coordinator.Tell(new ShardRestored(shard.Shard, version));
     }
 
-    private static void Push(DataPlaneClient client, ParameterShard shard) =>
+    private static void Push(DataPlaneClient client, ParameterShard shard) => Push(client, shard, DataPlaneClient.Checksum(shard.Values));
+
+    private static void Push(DataPlaneClient client, ParameterShard shard, ulong checksum) =>
         client.Send(new FrameHeader(FrameKind.Parameters, shard.Version, 0, shard.Version, shard.Shard, shard.Range.Offset, shard.Range.Length, 0, 0),
-            shard.Values);
+            shard.Values, checksum);
 
     // ---- data plane (called on receive threads) ----
 

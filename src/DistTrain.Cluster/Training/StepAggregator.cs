@@ -116,11 +116,7 @@ public sealed class StepAggregator
     // Plain float adds, element by element: vector width changes nothing since lanes are independent.
     private static void AddInPlace(float[] sum, float[] g) => System.Numerics.Tensors.TensorPrimitives.Add(sum, g, sum);
 
-    private static bool AllFinite(float[] g)
-    {
-        // x - x is 0 for finite x and NaN for ±Inf/NaN, so one pass of sums detects both.
-        float acc = 0;
-        foreach (var v in g) acc += v - v;
-        return acc == 0;
-    }
+    // Vectorized: the scalar `acc += v - v` chain was one dependent add per float, ~0.6 ms for 421k floats on the
+    // receive thread of the step's last gradient, i.e. on the synchronous barrier; this reads at memory speed.
+    private static bool AllFinite(float[] g) => System.Numerics.Tensors.TensorPrimitives.IsFiniteAll<float>(g);
 }

@@ -69,6 +69,32 @@ public class StepAggregatorTests
     }
 
     [Fact]
+    public void ANonFiniteValueAnywhereIsDroppedAtEveryLengthAndPosition()
+    {
+        // The check is vectorized: a bad value in the vector body, in the scalar tail, first or last must be found,
+        // and the largest finite values must pass (their x - x is 0, their sum would overflow).
+        foreach (int length in new[] { 1, 7, 8, 9, 15, 16, 17, 31, 33, 64, 67, 257 })
+        {
+            var agg = new StepAggregator(length, 1);
+            long step = 0;
+            var big = Enumerable.Repeat(float.MaxValue, length).ToArray();
+            big[0] = float.MinValue;
+            agg.Begin(step, 1);
+            Assert.Equal(GradientDrop.None, agg.Accept(step++, 0, big));
+            foreach (int at in new[] { 0, length / 2, length - 1 }.Distinct())
+                foreach (float bad in new[] { float.NaN, float.PositiveInfinity, float.NegativeInfinity })
+                {
+                    var g = new float[length];
+                    g[at] = bad;
+                    agg.Begin(step, 1);
+                    Assert.Equal(GradientDrop.NotFinite, agg.Accept(step, 0, g));
+                    Assert.False(agg.IsComplete);
+                    step++;
+                }
+        }
+    }
+
+    [Fact]
     public void AbortedReceiveCanArriveAgainAndSlotsAreReusedAcrossSteps()
     {
         var agg = new StepAggregator(3, 2);
