@@ -154,6 +154,7 @@ internal static unsafe class GemmPack
     }
 
     // In-register 8x8 transpose: unpack pairs, shuffle quads, swap 128-bit halves.
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
     private static void Transpose(ref Vector256<float> r0, ref Vector256<float> r1, ref Vector256<float> r2, ref Vector256<float> r3,
         ref Vector256<float> r4, ref Vector256<float> r5, ref Vector256<float> r6, ref Vector256<float> r7)
     {
@@ -171,24 +172,15 @@ internal static unsafe class GemmPack
         r6 = Avx.Permute2x128(s2, s6, 0x31); r7 = Avx.Permute2x128(s3, s7, 0x31);
     }
 
-    // dst[q * ldd + r] = src[r * lds + q] for an 8x8 block: unpack pairs, shuffle quads, swap 128-bit halves.
+    // dst[q * ldd + r] = src[r * lds + q] for an 8x8 block, through the in-register Transpose.
     internal static void Transpose8x8(float* src, int lds, float* dst, int ldd)
     {
         var r0 = Avx.LoadVector256(src); var r1 = Avx.LoadVector256(src + lds);
         var r2 = Avx.LoadVector256(src + 2 * lds); var r3 = Avx.LoadVector256(src + 3 * lds);
         var r4 = Avx.LoadVector256(src + 4 * lds); var r5 = Avx.LoadVector256(src + 5 * lds);
         var r6 = Avx.LoadVector256(src + 6 * lds); var r7 = Avx.LoadVector256(src + 7 * lds);
-        var t0 = Avx.UnpackLow(r0, r1); var t1 = Avx.UnpackHigh(r0, r1);
-        var t2 = Avx.UnpackLow(r2, r3); var t3 = Avx.UnpackHigh(r2, r3);
-        var t4 = Avx.UnpackLow(r4, r5); var t5 = Avx.UnpackHigh(r4, r5);
-        var t6 = Avx.UnpackLow(r6, r7); var t7 = Avx.UnpackHigh(r6, r7);
-        var s0 = Avx.Shuffle(t0, t2, 0x44); var s1 = Avx.Shuffle(t0, t2, 0xEE);
-        var s2 = Avx.Shuffle(t1, t3, 0x44); var s3 = Avx.Shuffle(t1, t3, 0xEE);
-        var s4 = Avx.Shuffle(t4, t6, 0x44); var s5 = Avx.Shuffle(t4, t6, 0xEE);
-        var s6 = Avx.Shuffle(t5, t7, 0x44); var s7 = Avx.Shuffle(t5, t7, 0xEE);
-        Avx.Store(dst, Avx.Permute2x128(s0, s4, 0x20)); Avx.Store(dst + ldd, Avx.Permute2x128(s1, s5, 0x20));
-        Avx.Store(dst + 2 * ldd, Avx.Permute2x128(s2, s6, 0x20)); Avx.Store(dst + 3 * ldd, Avx.Permute2x128(s3, s7, 0x20));
-        Avx.Store(dst + 4 * ldd, Avx.Permute2x128(s0, s4, 0x31)); Avx.Store(dst + 5 * ldd, Avx.Permute2x128(s1, s5, 0x31));
-        Avx.Store(dst + 6 * ldd, Avx.Permute2x128(s2, s6, 0x31)); Avx.Store(dst + 7 * ldd, Avx.Permute2x128(s3, s7, 0x31));
+        Transpose(ref r0, ref r1, ref r2, ref r3, ref r4, ref r5, ref r6, ref r7);
+        Avx.Store(dst, r0); Avx.Store(dst + ldd, r1); Avx.Store(dst + 2 * ldd, r2); Avx.Store(dst + 3 * ldd, r3);
+        Avx.Store(dst + 4 * ldd, r4); Avx.Store(dst + 5 * ldd, r5); Avx.Store(dst + 6 * ldd, r6); Avx.Store(dst + 7 * ldd, r7);
     }
 }
