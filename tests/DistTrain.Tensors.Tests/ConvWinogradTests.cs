@@ -79,17 +79,6 @@ public class ConvWinogradTests
         }
     }
 
-    private static (float[] y, float[] dx, float[] dw, float[] db) Run(ConvShape s, float[] x, float[] w, float[] b, float[] dy)
-    {
-        var y = new float[s.OutputLength];
-        Conv2d.Forward(s, x, w, b, y);
-        var dx = new float[s.InputLength];
-        var dw = ConvTests.Random(s.WeightLength, 7);
-        var db = ConvTests.Random(s.OutChannels, 8);
-        Conv2d.Backward(s, x, w, dy, dx, dw, db);
-        return (y, dx, dw, db);
-    }
-
     [Theory]
     [MemberData(nameof(Shapes))]
     public void MatchesExactConvolutionWithinTheFloatBound(int batch, int c, int h, int w, int oc)
@@ -98,7 +87,7 @@ public class ConvWinogradTests
         Assert.True(Conv2d.UsesWinograd(s));
         var x = ConvTests.Random(s.InputLength, 1); var wt = ConvTests.Random(s.WeightLength, 2);
         var b = ConvTests.Random(oc, 3); var dy = ConvTests.Random(s.OutputLength, 4);
-        var (y, dx, dw, db) = Run(s, x, wt, b, dy);
+        var (y, dx, dw, db) = ConvTests.RunFast(s, x, wt, b, dy);
         var e = Exact(s, x, wt, b, dy);
         Within(e.y, e.yAbs, y, c * 9 + 1, "y", s);
         Within(e.dx, e.dxAbs, dx, oc * 9, "dx", s);
@@ -137,23 +126,7 @@ public class ConvWinogradTests
     {
         var s = new ConvShape(batch, c, h, w, oc, 3, 3, 1, 1);
         Assert.True(Conv2d.UsesWinograd(s));
-        var x = ConvTests.Random(s.InputLength, 11); var wt = ConvTests.Random(s.WeightLength, 12);
-        var b = ConvTests.Random(oc, 13); var dy = ConvTests.Random(s.OutputLength, 14);
-        (float[], float[], float[], float[])? first = null;
-        int saved = Compute.Threads;
-        try
-        {
-            foreach (var path in new[] { Simd.Best, SimdPath.Avx2, SimdPath.Portable })
-            foreach (int t in new[] { 1, 2, 3 })
-            {
-                using var _ = Simd.Force(path);
-                Compute.Threads = t;
-                var r = Run(s, x, wt, b, dy);
-                if (first is not { } f) { first = r; continue; }
-                Assert.Equal(f.Item1, r.y); Assert.Equal(f.Item2, r.dx); Assert.Equal(f.Item3, r.dw); Assert.Equal(f.Item4, r.db);
-            }
-        }
-        finally { Compute.Threads = saved; }
+        ConvTests.AssertBitsIndependentOfPathAndThreads(s);
     }
 
     [Fact]
