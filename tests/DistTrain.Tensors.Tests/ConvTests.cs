@@ -173,7 +173,13 @@ public class ConvTests
     [InlineData(4, 16, 14)]   // gemm path (Winograd needs 16+ channels)
     public void SteadyStateAllocatesNothing(int c, int oc, int hw)
     {
-        var s = new ConvShape(4, c, hw, hw, oc, 3, 3, 1, 1);
+        AssertSteadyStateAllocatesNothing(new ConvShape(4, c, hw, hw, oc, 3, 3, 1, 1));
+    }
+
+    /// <summary>After warm-up, forward + backward of <paramref name="s"/> allocate no managed bytes at 1 and 2 threads.</summary>
+    internal static void AssertSteadyStateAllocatesNothing(ConvShape s)
+    {
+        int oc = s.OutChannels;
         var x = Random(s.InputLength, 1); var w = Random(s.WeightLength, 2); var b = new float[oc];
         var y = new float[s.OutputLength]; var dx = new float[s.InputLength]; var dw = new float[s.WeightLength]; var db = new float[oc];
         int saved = Compute.Threads;

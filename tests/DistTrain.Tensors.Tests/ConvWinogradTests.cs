@@ -156,20 +156,6 @@ public class ConvWinogradTests
     {
         var s = new ConvShape(4, c, hw, hw, oc, 3, 3, 1, 1);
         Assert.True(Conv2d.UsesWinograd(s));
-        var x = ConvTests.Random(s.InputLength, 1); var w = ConvTests.Random(s.WeightLength, 2); var b = new float[oc];
-        var y = new float[s.OutputLength]; var dx = new float[s.InputLength]; var dw = new float[s.WeightLength]; var db = new float[oc];
-        int saved = Compute.Threads;
-        try
-        {
-            foreach (int t in new[] { 1, 2 })
-            {
-                Compute.Threads = t;
-                for (int i = 0; i < 3; i++) { Conv2d.Forward(s, x, w, b, y); Conv2d.Backward(s, x, w, y, dx, dw, db); }
-                long before = GC.GetAllocatedBytesForCurrentThread();
-                for (int i = 0; i < 3; i++) { Conv2d.Forward(s, x, w, b, y); Conv2d.Backward(s, x, w, y, dx, dw, db); }
-                Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
-            }
-        }
-        finally { Compute.Threads = saved; }
+        ConvTests.AssertSteadyStateAllocatesNothing(s);
     }
 }
