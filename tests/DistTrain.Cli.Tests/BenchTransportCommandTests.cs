@@ -10,18 +10,9 @@ namespace DistTrain.Cli.Tests;
 [Collection("Serial")]
 public sealed class BenchTransportCommandTests
 {
-    private static string Dll()
-    {
-        var dir = new DirectoryInfo(AppContext.BaseDirectory);
-        while (dir is not null && !File.Exists(Path.Combine(dir.FullName, "DistTrain.sln"))) dir = dir.Parent;
-        var dll = Path.Combine(dir!.FullName, "src", "DistTrain.Cli", "bin", "Release", "net10.0", "disttrain.dll");
-        Assert.True(File.Exists(dll), $"{dll} is missing: build the solution in Release first (scripts/test.sh does).");
-        return dll;
-    }
-
     private static (int Code, string Out, string Err) Run(string args)
     {
-        var psi = new ProcessStartInfo("dotnet", $"\"{Dll()}\" {args}") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        var psi = new ProcessStartInfo("dotnet", $"\"{MultiProcessClusterTests.Dll()}\" {args}") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
         using var p = Process.Start(psi)!;
         var err = p.StandardError.ReadToEndAsync();
         var output = p.StandardOutput.ReadToEndAsync();

@@ -20,7 +20,8 @@ public sealed class MultiProcessClusterTests(ITestOutputHelper output) : IDispos
 {
     private readonly List<Process> _processes = [];
 
-    private static string Dll()
+    /// <summary>The built CLI (the Release output of the solution this test runs from).</summary>
+    internal static string Dll()
     {
         var dir = new DirectoryInfo(AppContext.BaseDirectory);
         while (dir is not null && !File.Exists(Path.Combine(dir.FullName, "DistTrain.sln"))) dir = dir.Parent;
