@@ -24,9 +24,10 @@ public sealed class BenchTrainCommand : ICommandFactory
         var reps = new Option<int>("--reps") { Description = "Timed repetitions (median reported).", DefaultValueFactory = _ => 5 };
         var seconds = new Option<double>("--rep-seconds") { Description = "Target length of one rep.", DefaultValueFactory = _ => 1.0 };
         var json = new Option<bool>("--json") { Description = "One JSON object per measurement per line." };
+        var layers = new Option<bool>("--layers") { Description = "Also time each top-level layer's forward and backward (one extra rep; printed as a table, or JSON lines with \"layer\")." };
         var cmd = new Command("train", "Training throughput: forward + backward + update on random data, samples/s.")
         {
-            model, batch, threads, reps, seconds, json,
+            model, batch, threads, reps, seconds, json, layers,
         };
         cmd.SetAction(r => Training.CliErrors.Guard(() =>
         {
@@ -38,17 +39,30 @@ public sealed class BenchTrainCommand : ICommandFactory
             var models = r.GetValue(model)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
             Compute.Threads = t;
             var output = new BenchOutput(r.GetValue(json));
+            var profiles = new List<Dictionary<string, object?>>();
             output.Note($"training step (forward+backward+SGD) on {Simd.Path}, {t} thread(s), median of {n} reps of ~{r.GetValue(seconds)} s");
             foreach (var m in models)
                 foreach (int b in batches)
-                    output.Add(Measure(m, b, t, n, r.GetValue(seconds)));
+                {
+                    output.Add(Measure(m, b, t, n, r.GetValue(seconds), out var profile));
+                    if (r.GetValue(layers)) profiles.AddRange(profile);
+                }
+            output.Flush();
+            foreach (var row in profiles) output.Add(row);
             output.Flush();
             return 0;
         }));
         return cmd;
     }
 
-    public static Dictionary<string, object?> Measure(string modelName, int batch, int threads, int reps, double repSeconds)
+    public static Dictionary<string, object?> Measure(string modelName, int batch, int threads, int reps, double repSeconds) =>
+        Measure(modelName, batch, threads, reps, repSeconds, out _);
+
+    /// <summary>As above; <paramref name="layers"/> gets one row per top-level layer: forward and backward ms
+    /// per step and its share of the step, from one more rep with <see cref="Sequential.LayerTicks"/> on.
+    /// The rest of the step (loss, optimizer update, batch assembly) is the row "(rest)".</summary>
+    public static Dictionary<string, object?> Measure(string modelName, int batch, int threads, int reps, double repSeconds,
+        out List<Dictionary<string, object?>> layers)
     {
         var spec = Presets.Resolve(modelName);
         var net = spec.Build(1);
@@ -78,6 +92,7 @@ public sealed class BenchTrainCommand : ICommandFactory
         }
         long alloc = GC.GetAllocatedBytesForCurrentThread() - allocBefore;
         double cpu = (Process.GetCurrentProcess().TotalProcessorTime - cpuBefore).TotalSeconds;
+        layers = ProfileLayers(spec.Name, batch, threads, net, () => trainer.TrainStep(data, step), iters);
         double samples = (double)reps * iters * batch;
         rates.Sort();
         double median = rates.Count % 2 == 1 ? rates[rates.Count / 2] : 0.5 * (rates[rates.Count / 2 - 1] + rates[rates.Count / 2]);
@@ -99,6 +114,35 @@ public sealed class BenchTrainCommand : ICommandFactory
             ["peak_rss_bytes"] = PeakRss(),
             ["loss"] = Math.Round(loss, 4),
         };
+    }
+
+    private static List<Dictionary<string, object?>> ProfileLayers(string model, int batch, int threads, Sequential net, Action step, int iters)
+    {
+        var ticks = new long[2 * net.Layers.Count];
+        net.LayerTicks = ticks;
+        long t0 = Stopwatch.GetTimestamp();
+        try { for (int i = 0; i < iters; i++) step(); }
+        finally { net.LayerTicks = null; }
+        long total = Stopwatch.GetTimestamp() - t0;
+        double Ms(long t) => Math.Round(1000.0 * t / Stopwatch.Frequency / iters, 3);
+        double Share(long t) => Math.Round(100.0 * t / total, 1);
+        var rows = new List<Dictionary<string, object?>>();
+        for (int i = 0; i < net.Layers.Count; i++)
+        {
+            long f = ticks[2 * i], b = ticks[2 * i + 1];
+            rows.Add(new Dictionary<string, object?>
+            {
+                ["model"] = model, ["batch"] = batch, ["threads"] = threads, ["layer"] = net.Layers[i].Name, ["kind"] = net.Layers[i].ToString(),
+                ["forward_ms"] = Ms(f), ["backward_ms"] = Ms(b), ["percent_of_step"] = Share(f + b),
+            });
+        }
+        long rest = total - ticks.Sum();
+        rows.Add(new Dictionary<string, object?>
+        {
+            ["model"] = model, ["batch"] = batch, ["threads"] = threads, ["layer"] = "(rest)", ["kind"] = "loss, update, batch assembly",
+            ["forward_ms"] = Ms(rest), ["backward_ms"] = 0.0, ["percent_of_step"] = Share(rest),
+        });
+        return rows;
     }
 
     /// <summary>B samples of the model's input shape, uniform in [0,1) like scaled pixels, labels uniform over the classes.</summary>

@@ -135,8 +135,28 @@ public sealed class Sequential
         if (x.Rank != InputShape.Length + 1 || !x.Shape.AsSpan(1).SequenceEqual(InputShape) || x.Dim(0) < 1)
             throw new ArgumentException($"Model input {x} does not match (B, {string.Join(",", InputShape)}) with B ≥ 1.", nameof(x));
         var h = x;
-        for (int i = 0; i < _layers.Length; i++) h = _layers[i].Forward(h, ctx);
+        var ticks = LayerTicks;
+        if (ticks is null)
+        {
+            for (int i = 0; i < _layers.Length; i++) h = _layers[i].Forward(h, ctx);
+            return h;
+        }
+        for (int i = 0; i < _layers.Length; i++)
+        {
+            long t0 = System.Diagnostics.Stopwatch.GetTimestamp();
+            h = _layers[i].Forward(h, ctx);
+            ticks[2 * i] += System.Diagnostics.Stopwatch.GetTimestamp() - t0;
+        }
         return h;
+    }
+
+    /// <summary>When set (length 2 × top-level layers), Forward adds each layer's Stopwatch ticks to
+    /// [2i] and Backward to [2i+1]: a per-layer profile for `disttrain bench train --layers`. Null = off.</summary>
+    public long[]? LayerTicks
+    {
+        get;
+        set => field = value is null || value.Length == 2 * _layers.Length ? value
+            : throw new ArgumentException($"LayerTicks needs {2 * _layers.Length} entries (2 per layer), not {value.Length}.", nameof(value));
     }
 
     /// <summary>Back-propagates dOutput (B, ...OutputShape) through every layer, ADDING into the parameter
@@ -145,7 +165,18 @@ public sealed class Sequential
     public Tensor Backward(Tensor dOutput)
     {
         var g = dOutput;
-        for (int i = _layers.Length - 1; i >= 0; i--) g = _layers[i].Backward(g);
+        var ticks = LayerTicks;
+        if (ticks is null)
+        {
+            for (int i = _layers.Length - 1; i >= 0; i--) g = _layers[i].Backward(g);
+            return g;
+        }
+        for (int i = _layers.Length - 1; i >= 0; i--)
+        {
+            long t0 = System.Diagnostics.Stopwatch.GetTimestamp();
+            g = _layers[i].Backward(g);
+            ticks[2 * i + 1] += System.Diagnostics.Stopwatch.GetTimestamp() - t0;
+        }
         return g;
     }
 
