@@ -85,4 +85,43 @@ public class DeterminismTests
         for (int i = 0; i < 128; i++) Assert.Equal(h[i] * expected[i], y1[i]);
         Assert.Equal(h, model.Forward(x, StepContext.Eval).ToArray());
     }
+
+    /// <summary>Sequential runs ReLU → MaxPool2d as one fused pool: loss, every parameter gradient and the input
+    /// gradient must equal the unfused chain's bit for bit, for the cnn preset's shapes (28×28 and 14×14 planes:
+    /// the 2x2 rows' whole and masked blocks) with 1 and 2 threads.</summary>
+    [Fact]
+    public void ReluMaxPoolFusionChangesNoBit()
+    {
+        int saved = Compute.Threads;
+        try
+        {
+            foreach (int threads in new[] { 1, 2 })
+            {
+                Compute.Threads = threads;
+                (double, float[], float[], float[]) Run(bool fuse)
+                {
+                    var m = DistTrain.Nn.Models.ModelBuilder.Build(DistTrain.Nn.Models.Presets.Spec("cnn"), 5);
+                    Assert.True(m.FuseReluPool);   // on by default
+                    m.FuseReluPool = fuse;
+                    m.InputGrad = true;
+                    var x = GradCheck.Fill(new Tensor(3, 1, 28, 28), new Random(6), null);
+                    var ctx = new StepContext(true, Seed: 1, Step: 0, MicroBatch: 0);
+                    double loss = m.TrainStepGradient(x, [3, 7, 1], null, new SoftmaxCrossEntropy(), 1f / 3, ctx);
+                    var grads = (float[])m.Store.Grads.Clone();
+                    var output = m.Forward(x, ctx).ToArray();
+                    var dOut = GradCheck.Fill(new Tensor(3, 10), new Random(7), null);
+                    var dx = m.Backward(dOut).ToArray();
+                    return (loss, grads, output, dx);
+                }
+                var (fl, fg, fo, fdx) = Run(true);
+                var (ul, ug, uo, udx) = Run(false);
+                Assert.Equal(ul, fl);
+                Assert.Contains(fg, g => g != 0);
+                Assert.Equal(ug.Select(BitConverter.SingleToInt32Bits), fg.Select(BitConverter.SingleToInt32Bits));
+                Assert.Equal(uo.Select(BitConverter.SingleToInt32Bits), fo.Select(BitConverter.SingleToInt32Bits));
+                Assert.Equal(udx.Select(BitConverter.SingleToInt32Bits), fdx.Select(BitConverter.SingleToInt32Bits));
+            }
+        }
+        finally { Compute.Threads = saved; }
+    }
 }

@@ -12,6 +12,8 @@ public class PoolTests
     {
         { 2, 3, 28, 28, 2, 2 }, { 1, 1, 7, 7, 2, 2 }, { 3, 2, 9, 33, 3, 2 }, { 1, 4, 8, 5, 3, 3 },
         { 2, 1, 6, 6, 3, 1 }, { 1, 1, 1, 1, 1, 1 }, { 1, 2, 14, 14, 2, 2 }, { 0, 2, 4, 4, 2, 2 },
+        // 2x2 rows: whole blocks of 8 plus masked tails (ow 15, 2, 9, 1), odd sizes leave a row / column uncovered
+        { 2, 3, 6, 30, 2, 2 }, { 1, 2, 15, 17, 2, 2 }, { 3, 1, 3, 5, 2, 2 }, { 1, 1, 5, 19, 2, 2 }, { 2, 2, 2, 2, 2, 2 },
     };
 
     [Theory]
@@ -48,6 +50,52 @@ public class PoolTests
         finally { Compute.Threads = saved; }
     }
 
+    /// <summary>
+    /// The fused ReLU (pool, then ReLU on the output) against the unfused chain of references: ReLU (as
+    /// TensorPrimitives.Max(x, 0)), max pool, pool backward, then ReLU backward from ReLU's output. Outputs and
+    /// input gradients must match bit for bit (argmax may differ where the window holds no positive value: the
+    /// gradient there is 0 either way). Inputs are mostly negative, with −0, +0, ties and a NaN.
+    /// </summary>
+    [Theory]
+    [MemberData(nameof(Shapes))]
+    public void FusedReluMatchesReluThenPoolBitForBit(int b, int c, int h, int w, int k, int stride)
+    {
+        var s = new PoolShape(b, c, h, w, k, stride);
+        var x = ConvTests.Random(s.InputLength, 3);
+        for (int i = 0; i < x.Length; i++) x[i] -= 0.3f;
+        for (int i = 0; i < x.Length; i += 7) x[i] = -0f;
+        for (int i = 3; i < x.Length; i += 11) x[i] = 0f;
+        for (int i = 0; i < x.Length; i += 5) x[i] = x[Math.Max(0, i - 1)];
+        if (x.Length > 40) x[37] = float.NaN;
+        var dy = ConvTests.Random(s.OutputLength, 4);
+        for (int i = 0; i < dy.Length; i += 9) dy[i] = -0f;
+
+        var relu = new float[x.Length];
+        System.Numerics.Tensors.TensorPrimitives.Max(x, 0f, relu);
+        var ry = new float[s.OutputLength]; var ra = new int[s.OutputLength]; var poolDx = new float[s.InputLength];
+        var rdx = new float[s.InputLength];
+        if (b > 0)
+        {
+            ConvReference.MaxPoolForward(s, relu, ry, ra); ConvReference.MaxPoolBackward(s, dy, ra, poolDx);
+            for (int i = 0; i < rdx.Length; i++) rdx[i] = relu[i] > 0f ? poolDx[i] : 0f;
+        }
+        int saved = Compute.Threads;
+        try
+        {
+            foreach (var path in new[] { Simd.Best, SimdPath.Portable })
+            foreach (int t in new[] { 1, 2 })
+            {
+                using var _ = Simd.Force(path);
+                Compute.Threads = t;
+                var y = new float[s.OutputLength]; var a = new int[s.OutputLength]; var dx = new float[s.InputLength];
+                Pool2d.MaxForward(s, x, y, a, relu: true); Pool2d.MaxBackward(s, dy, a, dx, y);
+                Assert.Equal(ry.Select(BitConverter.SingleToInt32Bits), y.Select(BitConverter.SingleToInt32Bits));
+                Assert.Equal(rdx.Select(BitConverter.SingleToInt32Bits), dx.Select(BitConverter.SingleToInt32Bits));
+            }
+        }
+        finally { Compute.Threads = saved; }
+    }
+
     [Fact]
     public void MaxTakesFirstIndexOnTiesAndKeepsLeadingNaN()
     {
@@ -70,6 +118,16 @@ public class PoolTests
         var bad = new int[8]; bad[3] = 99;
         e = Assert.Throws<ArgumentException>(() => Pool2d.MaxBackward(s, new float[8], bad, new float[32]));
         Assert.Equal("argmax", e.ParamName);
+        bad = new int[8]; for (int i = 0; i < 8; i++) bad[i] = i / 4 * 16 + i % 4 / 2 * 8 + i % 2 * 2;   // each window's own first index
+        bad[5] += 2;   // inside the plane but in the neighbouring window: every path must refuse it
+        foreach (var path in new[] { Simd.Best, SimdPath.Portable })
+        {
+            using var _ = Simd.Force(path);
+            Pool2d.MaxBackward(s, new float[8], bad.Select((v, i) => i == 5 ? v - 2 : v).ToArray(), new float[32]);
+            e = Assert.Throws<ArgumentException>(() => Pool2d.MaxBackward(s, new float[8], bad, new float[32]));
+            Assert.Equal("argmax", e.ParamName);
+        }
+        Assert.Throws<ArgumentException>(() => Pool2d.MaxBackward(s, new float[8], new int[8], new float[32], new float[7]));
         Assert.Throws<ArgumentException>(() => Pool2d.AvgForward(new PoolShape(1, 1, 2, 2, 3, 1), new float[4], new float[1]));
     }
 }

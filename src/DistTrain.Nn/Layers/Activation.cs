@@ -18,9 +18,14 @@ public abstract class Activation : Layer
         return inputShape;
     }
 
+    /// <summary>Set by Sequential when the next layer applies this activation itself (ReLU before MaxPool2d):
+    /// Forward then returns x and Backward dy, untouched.</summary>
+    internal bool PassThrough { get; set; }
+
     // x (B, ...) -> y (B, ...) same shape
     public sealed override Tensor Forward(Tensor x, in StepContext ctx)
     {
+        if (PassThrough) return X = Y = x;
         X = x;
         Y = Workspace.Ensure(ref _y, x.Dim(0), _shape);
         Apply(x.Span, Y.Span);
@@ -31,6 +36,7 @@ public abstract class Activation : Layer
     public sealed override Tensor Backward(Tensor dy)
     {
         if (X is null) throw new InvalidOperationException($"Layer {Name} {this}: Backward called before Forward.");
+        if (PassThrough) return dy;
         var dx = Workspace.Ensure(ref _dx, dy.Dim(0), _shape);
         if (ComputeInputGrad) Gradient(X.Span, Y.Span, dy.Span, dx.Span);
         return dx;

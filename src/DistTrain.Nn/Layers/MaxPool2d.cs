@@ -8,13 +8,19 @@ public sealed class MaxPool2d(int kernelSize, int? stride = null) : Pool2dLayer(
 {
     private int[] _argmax = [];
 
+    /// <summary>Set by Sequential when the layer before is a ReLU (which then passes its input through): this
+    /// layer pools the ReLU's input and applies ReLU to the 4× smaller output — the same bits, since ReLU is
+    /// monotone and its gradient is 0 wherever the window's max is not positive.</summary>
+    internal bool FusedRelu { get; set; }
+
     // argmax remembers each max's input index (reused across steps of the same batch size)
     protected override void PoolForward(in PoolShape s, ReadOnlySpan<float> x, Span<float> y)
     {
         if (_argmax.Length != y.Length) _argmax = new int[y.Length];
-        Pool2d.MaxForward(s, x, y, _argmax);
+        Pool2d.MaxForward(s, x, y, _argmax, FusedRelu);
     }
 
-    // each dy goes to its max's position
-    protected override void PoolBackward(in PoolShape s, ReadOnlySpan<float> dy, Span<float> dx) => Pool2d.MaxBackward(s, dy, _argmax, dx);
+    // each dy goes to its max's position (with the fused ReLU, only where the output is positive)
+    protected override void PoolBackward(in PoolShape s, ReadOnlySpan<float> dy, Span<float> dx) =>
+        Pool2d.MaxBackward(s, dy, _argmax, dx, FusedRelu ? LastOutput : default);
 }

@@ -51,6 +51,9 @@ public abstract class Pool2dLayer : Layer
         return dx;
     }
 
+    /// <summary>The last Forward's output (this layer's workspace; the next layer reads it, never writes it).</summary>
+    protected ReadOnlySpan<float> LastOutput => _y is null ? default : _y.Span;
+
     protected abstract void PoolForward(in PoolShape s, ReadOnlySpan<float> x, Span<float> y);
     protected abstract void PoolBackward(in PoolShape s, ReadOnlySpan<float> dy, Span<float> dx);
 

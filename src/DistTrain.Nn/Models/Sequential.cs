@@ -54,6 +54,7 @@ public sealed class Sequential
         }
         OutputShape = shape;
         SetInputGradFlags();
+        FuseReluPool = Environment.GetEnvironmentVariable("DISTTRAIN_FUSE_RELU_POOL") != "0";
 
         var all = new List<Param>();
         foreach (var layer in _all)
@@ -92,6 +93,24 @@ public sealed class Sequential
         set { _inputGrad = value; SetInputGradFlags(); }
     }
     private bool _inputGrad;
+
+    /// <summary>
+    /// A ReLU directly followed by a MaxPool2d is done by the pool (pool first, then ReLU on the 4× smaller output,
+    /// in one pass): the same output and gradients bit for bit, two memory-bound passes over the largest activation
+    /// fewer (cnn preset, batch 256: ~15 % of a step). On by default; <c>DISTTRAIN_FUSE_RELU_POOL=0</c> turns it off.
+    /// </summary>
+    public bool FuseReluPool
+    {
+        get => _fuseReluPool;
+        set
+        {
+            _fuseReluPool = value;
+            for (int i = 0; i + 1 < _layers.Length; i++)
+                if (_layers[i] is Layers.ReLU relu && _layers[i + 1] is Layers.MaxPool2d pool)
+                    relu.PassThrough = pool.FusedRelu = value;
+        }
+    }
+    private bool _fuseReluPool;
 
     private void SetInputGradFlags()
     {
