@@ -198,7 +198,7 @@ public sealed class MultiProcessClusterTests(ITestOutputHelper output) : IDispos
         Assert.True(coord.WaitForExit(TimeSpan.FromMinutes(3)), "the coordinator process did not finish within 3 minutes after the cut");
         coord.WaitForExit();
         Assert.Equal(0, coord.ExitCode);
-        lock (coordLines) Assert.Contains(coordLines, l => l.Contains($"@{net.PeerAddress}:") && l.Contains(" left;")); // B itself was taken out
+        lock (coordLines) Assert.Contains(coordLines, l => l.Contains($"@{net.PeerAddress}:") && l.Contains(" left")); // B itself was taken out (during the run, or while it finished)
         Assert.Equal(expected, Sha(Path.Combine(outDir, "model.safetensors")));
     }
 

@@ -335,6 +335,12 @@ public sealed partial class CoordinatorActor : ReceiveActor
         _waitingAhead.Remove(id);
         int requeued = _async?.WorkerLeft(id) ?? _queue.WorkerLeft(id);
         foreach (var s in _shardRefs) s?.Tell(new WorkerGone(id));
+        if (_finishing)
+        {
+            // The run is over and the workers are shutting down: expected, nothing to re-queue, not a warning.
+            _settings.OnProgress?.Invoke($"worker {id} left after the run");
+            return;
+        }
         _log.Warning("Worker {0} left; {1} micro-batch(es) of step {2} re-queued", id, requeued, _step);
         _settings.OnProgress?.Invoke($"worker {id} left; {requeued} micro-batch(es) re-queued, {_workers.Count} worker(s) remain");
         ServeIdle();
