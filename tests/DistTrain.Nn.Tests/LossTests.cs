@@ -21,6 +21,53 @@ public class LossTests
         GradCheck.Loss(new SoftmaxCrossEntropy(), Random(b * 11 + k, 3, b, k), [], Probabilities(b, k));
     }
 
+    [Theory]
+    [InlineData(1, 10, 0.1f)]
+    [InlineData(3, 7, 0.3f)]
+    [InlineData(2, 1, 0.1f)]
+    public void SoftmaxCrossEntropyWithLabelSmoothingGradient(int b, int k, float eps)
+    {
+        var labels = Enumerable.Range(0, b).Select(i => (i * 5 + 1) % k).ToArray();
+        GradCheck.Loss(new SoftmaxCrossEntropy(eps), Random(b * 10 + k, 3, b, k), labels, null);
+        GradCheck.Loss(new SoftmaxCrossEntropy(eps), Random(b * 11 + k, 3, b, k), [], Probabilities(b, k));
+    }
+
+    /// <summary>Against −Σ_k target_k · log softmax(z)_k in double with target = (1 − ε)·onehot + ε/K, and the
+    /// closed form at equal logits (log K for every ε); hard labels equal their one-hot soft targets.</summary>
+    [Fact]
+    public void LabelSmoothingValueMatchesTheSmoothedTargetInDouble()
+    {
+        const int b = 4, k = 6; const float eps = 0.2f;
+        var z = Random(3, 4, b, k);
+        int[] labels = [0, 5, 2, 2];
+        var d = new Tensor(b, k);
+        double loss = new SoftmaxCrossEntropy(eps).Compute(z, labels, null, d, 0.25f);
+        double expected = 0;
+        for (int i = 0; i < b; i++)
+        {
+            var zi = z.ToArray().AsSpan(i * k, k).ToArray().Select(v => (double)v).ToArray();
+            double m = zi.Max(), lse = m + Math.Log(zi.Sum(v => Math.Exp(v - m)));
+            for (int c = 0; c < k; c++)
+            {
+                double t = (c == labels[i] ? 1 - eps : 0) + eps / k;
+                expected += t * (lse - zi[c]);
+                Assert.Equal(0.25 * (Math.Exp(zi[c] - lse) - t), d[i * k + c], 1e-6);
+            }
+        }
+        Assert.Equal(expected, loss, 4);
+
+        var oneHot = new Tensor(b, k);
+        for (int i = 0; i < b; i++) oneHot[i * k + labels[i]] = 1f;
+        var d2 = new Tensor(b, k);
+        Assert.Equal(loss, new SoftmaxCrossEntropy(eps).Compute(z, [], oneHot, d2, 0.25f), 4);
+        for (int i = 0; i < d.Length; i++) Assert.Equal(d[i], d2[i], 1e-7);
+
+        var flat = new Tensor(2, k);
+        Assert.Equal(2 * Math.Log(k), new SoftmaxCrossEntropy(eps).Compute(flat, [1, 3], null, new Tensor(2, k), 1f), 5);
+        Assert.Throws<ArgumentException>(() => new SoftmaxCrossEntropy(1f));
+        Assert.Throws<ArgumentException>(() => new SoftmaxCrossEntropy(-0.1f));
+    }
+
     private static Tensor Probabilities(int b, int k)
     {
         var t = Random(99, 1, b, k);

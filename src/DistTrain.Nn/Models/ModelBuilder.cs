@@ -31,7 +31,8 @@ public static class ModelBuilder
     }
 
     /// <summary>The spec's loss function.</summary>
-    public static Loss CreateLoss(this ModelSpec spec) => CreateLoss(spec.Loss);
+    public static Loss CreateLoss(this ModelSpec spec) =>
+        spec.LabelSmoothing != 0f ? new SoftmaxCrossEntropy(spec.LabelSmoothing) : CreateLoss(spec.Loss);
 
     public static Loss CreateLoss(string name) => name switch
     {

@@ -49,13 +49,13 @@ public sealed class LayerSpec
 
 public sealed class ModelSpec
 {
-    private static readonly string[] TopFields = ["name", "input", "loss", "layers", "description", "seed_init"];
+    private static readonly string[] TopFields = ["name", "input", "loss", "label_smoothing", "layers", "description", "seed_init"];
     /// <summary>Loss names a spec may use.</summary>
     public static readonly string[] LossNames = ["cross_entropy", "mse", "bce_with_logits"];
 
-    private ModelSpec(string name, int[] input, string loss, IReadOnlyList<LayerSpec> layers, string canonical)
+    private ModelSpec(string name, int[] input, string loss, float labelSmoothing, IReadOnlyList<LayerSpec> layers, string canonical)
     {
-        Name = name; Input = input; Loss = loss; Layers = layers; CanonicalJson = canonical;
+        Name = name; Input = input; Loss = loss; LabelSmoothing = labelSmoothing; Layers = layers; CanonicalJson = canonical;
         Hash = Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(canonical)));
     }
 
@@ -64,6 +64,8 @@ public sealed class ModelSpec
     public int[] Input { get; }
     /// <summary>`cross_entropy`, `mse` or `bce_with_logits`.</summary>
     public string Loss { get; }
+    /// <summary>`label_smoothing` of a cross_entropy loss (PyTorch's meaning), 0 when absent.</summary>
+    public float LabelSmoothing { get; }
     public IReadOnlyList<LayerSpec> Layers { get; }
     /// <summary>Per-sample output shape of the last layer.</summary>
     public int[] Output => Layers.Count == 0 ? Input : Layers[^1].OutputShape;
@@ -95,11 +97,20 @@ public sealed class ModelSpec
             var input = ReadShape(inputEl, "input");
             string loss = root.TryGetProperty("loss", out var l) ? RequireString(l, "loss") : "cross_entropy";
             if (!LossNames.Contains(loss)) throw new ModelSpecException("loss", $"unknown loss \"{loss}\"; valid: {string.Join(", ", LossNames)}.");
+            float smoothing = 0f;
+            if (root.TryGetProperty("label_smoothing", out var ls))
+            {
+                if (ls.ValueKind != JsonValueKind.Number || !(ls.GetDouble() is >= 0 and < 1))
+                    throw new ModelSpecException("label_smoothing", $"must be a number in [0, 1) (0.1 is usual), not {Describe(ls)}.");
+                if (loss != "cross_entropy")
+                    throw new ModelSpecException("label_smoothing", $"applies to the cross_entropy loss only, not \"{loss}\"; remove the field.");
+                smoothing = (float)ls.GetDouble();
+            }
             if (!root.TryGetProperty("layers", out var layersEl) || layersEl.ValueKind != JsonValueKind.Array || layersEl.GetArrayLength() == 0)
                 throw new ModelSpecException("layers", "missing or empty; give a non-empty array of layers.");
             var names = new HashSet<string>(StringComparer.Ordinal);
             var layers = ParseLayers(layersEl, "layers", input, names, out _);
-            return new ModelSpec(name, input, loss, layers, Canonical(root));
+            return new ModelSpec(name, input, loss, smoothing, layers, Canonical(root));
         }
     }
 

@@ -103,7 +103,22 @@ public class ModelSpecTests
         { """[1,2]""", "", "a model spec is a JSON object" },
         { """{"input":[1,28,28],"layers":[{"type":"residual","out":8,"stride":0}]}""", "layers[0].stride", "positive integer" },
         { """{"input":[6],"layers":[{"type":"batchnorm2d"}]}""", "layers[0]", "(C,H,W) image input" },
+        { """{"input":[4],"label_smoothing":1,"layers":[{"type":"dense","out":3}]}""", "label_smoothing", "a number in [0, 1)" },
+        { """{"input":[4],"label_smoothing":"0.1","layers":[{"type":"dense","out":3}]}""", "label_smoothing", "a number in [0, 1)" },
+        { """{"input":[4],"loss":"mse","label_smoothing":0.1,"layers":[{"type":"dense","out":3}]}""", "label_smoothing", "cross_entropy loss only" },
     };
+
+    [Fact]
+    public void Label_smoothing_reaches_the_loss_and_the_hash()
+    {
+        var plain = ModelSpec.Parse("""{"input":[4],"layers":[{"type":"dense","out":3}]}""");
+        var smooth = ModelSpec.Parse("""{"input":[4],"label_smoothing":0.1,"layers":[{"type":"dense","out":3}]}""");
+        Assert.Equal(0f, plain.LabelSmoothing);
+        Assert.Equal(0.1f, smooth.LabelSmoothing);
+        Assert.NotEqual(plain.Hash, smooth.Hash);   // workers of another smoothing are refused like another model
+        Assert.Equal(0.1f, Assert.IsType<DistTrain.Nn.Losses.SoftmaxCrossEntropy>(smooth.CreateLoss()).LabelSmoothing);
+        Assert.Equal(0f, Assert.IsType<DistTrain.Nn.Losses.SoftmaxCrossEntropy>(plain.CreateLoss()).LabelSmoothing);
+    }
 
     [Theory, MemberData(nameof(Bad))]
     public void Bad_spec_names_the_field(string json, string path, string fragment)
