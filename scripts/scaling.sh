@@ -5,11 +5,14 @@
 # tens of seconds after start, on the same two cores the workers compute on.
 #   scripts/scaling.sh                                   # cnn, batch 256, micro-batch 128, 1 and 2 workers
 #   scripts/scaling.sh --workers "1 2" --micro-batch 64 --steps 120 --warmup 40 [-- more train options]
+#   scripts/scaling.sh --repeat 5 --steps 300 --warmup 100      # 5 rounds, order alternating, median speed-up
 # Prints one row per worker count: samples/s, speed-up over the first row, step time and the
 # compute / communication / wait milliseconds (summed over a step's micro-batches), bytes sent per step.
+# With --repeat R: R rounds (the worker counts in forward, then reverse order, so a drift of the shared host
+# does not always favour the same count), a table per round and the median speed-up of each count.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-counts="1 2"; mb=128; steps=120; warmup=40; out=${TMPDIR:-/tmp}/disttrain-scaling
+counts="1 2"; mb=128; steps=120; warmup=40; repeat=1; out=${TMPDIR:-/tmp}/disttrain-scaling
 while [ $# -gt 0 ]; do
   case "$1" in
     --workers) counts=$2; shift 2 ;;
@@ -17,36 +20,52 @@ while [ $# -gt 0 ]; do
     --steps) steps=$2; shift 2 ;;
     --warmup) warmup=$2; shift 2 ;;
     --out) out=$2; shift 2 ;;
+    --repeat) repeat=$2; shift 2 ;;
     --) shift; break ;;
-    *) echo "scaling.sh: unknown option $1 (expected --workers \"1 2\", --micro-batch M, --steps N, --warmup N, --out DIR, then -- and train options)" >&2; exit 2 ;;
+    *) echo "scaling.sh: unknown option $1 (expected --workers \"1 2\", --micro-batch M, --steps N, --warmup N, --repeat R, --out DIR, then -- and train options)" >&2; exit 2 ;;
   esac
 done
 [ "$warmup" -lt "$steps" ] || { echo "scaling.sh: --warmup ($warmup) must be below --steps ($steps)" >&2; exit 2; }
 dotnet build src/DistTrain.Cli -c Release -nologo -v q >&2
 mkdir -p "$out"
 echo "# $(date -u +%FT%TZ)  $(lscpu | sed -n 's/^Model name: *//p')  load $(cut -d' ' -f1-3 /proc/loadavg)" >&2
-for w in $counts; do
-  echo "scaling: $w worker process(es), $steps steps ..." >&2
-  rm -rf "$out/w$w"
-  DISTTRAIN_REBUILD= scripts/local-cluster.sh --workers "$w" --worker-threads 1 -- --model cnn --dataset fashion-mnist \
-    --batch-size 256 --micro-batch "$mb" --max-steps "$steps" --out "$out/w$w" "$@" >"$out/w$w.log" 2>&1 \
-    || { echo "scaling: the run with $w worker(s) failed; see $out/w$w.log" >&2; exit 1; }
+[ "$repeat" -ge 1 ] 2>/dev/null || { echo "scaling.sh: --repeat ($repeat) must be a positive integer" >&2; exit 2; }
+reversed=$(echo $counts | tr ' ' '\n' | tac | tr '\n' ' ')
+for r in $(seq 1 "$repeat"); do
+  order=$counts; [ $((r % 2)) -eq 0 ] && order=$reversed
+  for w in $order; do
+    dir="$out/w$w"; [ "$repeat" -gt 1 ] && dir="$out/r$r/w$w"
+    echo "scaling: round $r of $repeat, $w worker process(es), $steps steps ..." >&2
+    rm -rf "$dir"; mkdir -p "$(dirname "$dir")"
+    DISTTRAIN_REBUILD= scripts/local-cluster.sh --workers "$w" --worker-threads 1 -- --model cnn --dataset fashion-mnist \
+      --batch-size 256 --micro-batch "$mb" --max-steps "$steps" --out "$dir" "$@" >"$dir.log" 2>&1 \
+      || { echo "scaling: the run with $w worker(s) failed; see $dir.log" >&2; exit 1; }
+  done
 done
-python3 - "$out" "$warmup" $counts <<'PY'
-import json, sys
-out, warmup, counts = sys.argv[1], int(sys.argv[2]), [int(c) for c in sys.argv[3:]]
-print("| worker processes | samples/s | speed-up | step ms | compute ms | communication ms | wait ms | bytes sent per step |")
-print("|---|---|---|---|---|---|---|---|")
-base = None
-for w in counts:
-    rows = [json.loads(l) for l in open(f"{out}/w{w}/metrics.jsonl")]
-    rows = [r for r in rows if r.get("kind") == "step" and r["step"] >= warmup]
-    n = len(rows)
-    mean = lambda k: sum(r[k] for r in rows) / n
-    step_s = mean("step_s")
-    rate = sum(r["samples"] for r in rows) / sum(r["step_s"] for r in rows)
-    base = base or rate
-    print(f"| {w} | {rate:,.0f} | {rate / base:.2f}× | {1000 * step_s:.1f} | {mean('compute_ms'):.1f} | "
-          f"{mean('communication_ms'):.1f} | {mean('wait_ms'):.1f} | {mean('bytes_sent') / 1e6:.2f} MB |")
+python3 - "$out" "$warmup" "$repeat" $counts <<'PY'
+import json, statistics, sys
+out, warmup, repeat, counts = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), [int(c) for c in sys.argv[4:]]
+speedups = {w: [] for w in counts}
+for r in range(1, repeat + 1):
+    folder = out if repeat == 1 else f"{out}/r{r}"
+    if repeat > 1: print(f"\nround {r}:")
+    print("| worker processes | samples/s | speed-up | step ms | compute ms | communication ms | wait ms | bytes sent per step |")
+    print("|---|---|---|---|---|---|---|---|")
+    base = None
+    for w in counts:
+        rows = [json.loads(l) for l in open(f"{folder}/w{w}/metrics.jsonl")]
+        rows = [x for x in rows if x.get("kind") == "step" and x["step"] >= warmup]
+        n = len(rows)
+        mean = lambda k: sum(x[k] for x in rows) / n
+        step_s = mean("step_s")
+        rate = sum(x["samples"] for x in rows) / sum(x["step_s"] for x in rows)
+        base = base or rate
+        speedups[w].append(rate / base)
+        print(f"| {w} | {rate:,.0f} | {rate / base:.2f}× | {1000 * step_s:.1f} | {mean('compute_ms'):.1f} | "
+              f"{mean('communication_ms'):.1f} | {mean('wait_ms'):.1f} | {mean('bytes_sent') / 1e6:.2f} MB |")
 print(f"\n({n} steps per run after {warmup} warm-up steps; logs and metrics in {out})")
+if repeat > 1:
+    for w in counts[1:]:
+        s = sorted(speedups[w])
+        print(f"{w} workers: speed-up median {statistics.median(s):.2f}× over {repeat} rounds (each: {', '.join(f'{v:.2f}' for v in speedups[w])})")
 PY
