@@ -191,4 +191,37 @@ public class NormLayerTests
         var dl = GradCheckRnn.RandomTensor(rng, 1f, 4, 6, 33);
         Assert.Equal(0, GradCheckRnn.AllocatedBytes(() => { ln.Forward(xl, Train); ln.Backward(dl); }));
     }
+
+    /// <summary>BatchNorm's one-pass rows against the four TensorPrimitives passes they replace: the same bits, on
+    /// lengths around every vector width (tails included) and with negative zeros and large values.</summary>
+    [Fact]
+    public void OnePassNormalizeRowsEqualTheFourPassFormBitForBit()
+    {
+        var rng = new Random(8);
+        foreach (int n in new[] { 0, 1, 7, 8, 9, 15, 16, 17, 49, 196, 784 })
+        {
+            var x = Enumerable.Range(0, n).Select(i => i % 13 == 0 ? -0f : (float)((rng.NextDouble() - 0.5) * (i % 5 == 0 ? 1e4 : 3))).ToArray();
+            var dy = Enumerable.Range(0, n).Select(_ => (float)(rng.NextDouble() - 0.5)).ToArray();
+            float mean = 0.37f, invStd = 1.9f, w = -0.8f, b = 0.15f, a = -0.021f, c = 0.013f, k = 1.37f;
+
+            var h4 = new float[n]; var y4 = new float[n];
+            System.Numerics.Tensors.TensorPrimitives.Subtract(x, mean, h4);
+            System.Numerics.Tensors.TensorPrimitives.Multiply(h4, invStd, h4);
+            System.Numerics.Tensors.TensorPrimitives.Multiply(h4, w, y4);
+            System.Numerics.Tensors.TensorPrimitives.Add(y4, b, y4);
+            var h1 = new float[n]; var y1 = new float[n];
+            Elementwise.NormalizeAffine(x, mean, invStd, w, b, h1, y1);
+            Assert.Equal(h4.Select(BitConverter.SingleToInt32Bits), h1.Select(BitConverter.SingleToInt32Bits));
+            Assert.Equal(y4.Select(BitConverter.SingleToInt32Bits), y1.Select(BitConverter.SingleToInt32Bits));
+
+            var d4 = new float[n];
+            System.Numerics.Tensors.TensorPrimitives.Multiply(h4, a, d4);
+            System.Numerics.Tensors.TensorPrimitives.Add(d4, dy, d4);
+            System.Numerics.Tensors.TensorPrimitives.Add(d4, c, d4);
+            System.Numerics.Tensors.TensorPrimitives.Multiply(d4, k, d4);
+            var d1 = new float[n];
+            Elementwise.NormalizeBackward(h1, dy, a, c, k, d1);
+            Assert.Equal(d4.Select(BitConverter.SingleToInt32Bits), d1.Select(BitConverter.SingleToInt32Bits));
+        }
+    }
 }

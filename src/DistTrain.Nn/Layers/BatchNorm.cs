@@ -104,11 +104,7 @@ public abstract class BatchNormBase : Layer
             for (int i = 0; i < b; i++)
             {
                 int o = (i * c + ch) * s;
-                var hr = hs.Slice(o, s); var yr = ys.Slice(o, s);
-                TensorPrimitives.Subtract(xs.Slice(o, s), mean, hr);
-                TensorPrimitives.Multiply(hr, invStd, hr);
-                TensorPrimitives.Multiply(hr, w[ch], yr);
-                TensorPrimitives.Add(yr, bias[ch], yr);
+                Elementwise.NormalizeAffine(xs.Slice(o, s), mean, invStd, w[ch], bias[ch], hs.Slice(o, s), ys.Slice(o, s));
             }
         }
         if (_trained) FoldStatistics(_batchStats);
@@ -166,13 +162,7 @@ public abstract class BatchNormBase : Layer
             {
                 int o = (i * c + ch) * s;
                 var xr = xs.Slice(o, s);
-                if (_trained)
-                {
-                    TensorPrimitives.Multiply(hs.Slice(o, s), -meanDyx, xr);
-                    TensorPrimitives.Add(xr, ds.Slice(o, s), xr);
-                    TensorPrimitives.Add(xr, -meanDy, xr);
-                    TensorPrimitives.Multiply(xr, k, xr);
-                }
+                if (_trained) Elementwise.NormalizeBackward(hs.Slice(o, s), ds.Slice(o, s), -meanDyx, -meanDy, k, xr);
                 else TensorPrimitives.Multiply(ds.Slice(o, s), k, xr);
             }
         }

@@ -27,6 +27,54 @@ internal static class Elementwise
         for (; i < n; i++) dx[i] = y[i] > 0f ? dy[i] : 0f;
     }
 
+    /// <summary>
+    /// BatchNorm's normalise-and-scale row in one pass: x̂ = (x − mean)·invStd, y = x̂·w + b — the same operations in
+    /// the same order as four TensorPrimitives passes (no fused multiply-add), so the same bits, reading x once.
+    /// </summary>
+    public static void NormalizeAffine(ReadOnlySpan<float> x, float mean, float invStd, float w, float b, Span<float> xhat, Span<float> y)
+    {
+        int n = x.Length, i = 0;
+        if (xhat.Length < n || y.Length < n) throw new ArgumentException($"NormalizeAffine: outputs of {xhat.Length} and {y.Length} floats for {n} inputs.");
+        if (Vector.IsHardwareAccelerated)
+        {
+            var vx = MemoryMarshal.Cast<float, Vector<float>>(x);
+            var vh = MemoryMarshal.Cast<float, Vector<float>>(xhat);
+            var vy = MemoryMarshal.Cast<float, Vector<float>>(y);
+            Vector<float> m = new(mean), s = new(invStd), vw = new(w), vb = new(b);
+            for (int v = 0; v < vx.Length; v++)
+            {
+                var h = (vx[v] - m) * s;
+                vh[v] = h;
+                vy[v] = h * vw + vb;
+            }
+            i = vx.Length * Vector<float>.Count;
+        }
+        for (; i < n; i++)
+        {
+            float h = (x[i] - mean) * invStd;
+            xhat[i] = h;
+            y[i] = h * w + b;
+        }
+    }
+
+    /// <summary>BatchNorm's training-mode input gradient row in one pass: dx = ((x̂·a + dy) + c)·k, with a = −mean(dy·x̂),
+    /// c = −mean(dy), k = w·invStd — the operations and order of the four-pass form.</summary>
+    public static void NormalizeBackward(ReadOnlySpan<float> xhat, ReadOnlySpan<float> dy, float a, float c, float k, Span<float> dx)
+    {
+        int n = xhat.Length, i = 0;
+        if (dy.Length < n || dx.Length < n) throw new ArgumentException($"NormalizeBackward: dy of {dy.Length} and dx of {dx.Length} floats for {n} values.");
+        if (Vector.IsHardwareAccelerated)
+        {
+            var vh = MemoryMarshal.Cast<float, Vector<float>>(xhat);
+            var vd = MemoryMarshal.Cast<float, Vector<float>>(dy);
+            var vx = MemoryMarshal.Cast<float, Vector<float>>(dx);
+            Vector<float> va = new(a), vc = new(c), vk = new(k);
+            for (int v = 0; v < vh.Length; v++) vx[v] = (vh[v] * va + vd[v] + vc) * vk;
+            i = vh.Length * Vector<float>.Count;
+        }
+        for (; i < n; i++) dx[i] = (xhat[i] * a + dy[i] + c) * k;
+    }
+
     /// <summary>y = x &gt; 0 ? x : slope·x.</summary>
     public static void LeakyRelu(ReadOnlySpan<float> x, float slope, Span<float> y)
     {
