@@ -160,6 +160,44 @@ public sealed class GemmTests
     }
 
     [Fact]
+    public void NextTileIsTheTileTheWalkComputesNextAndItsOwn()
+    {
+        // Compute walks a row block panel by panel, each top to bottom; the C prefetch must name exactly the tile
+        // that comes next (edge rows and columns included) and nothing outside the member's columns [j0, j1).
+        foreach (var (mr, nr) in (ReadOnlySpan<(int, int)>)[(6, 16), (8, 32), (6, 8)])
+            foreach (int mc in (int[])[1, 5, 6, 7, 12, 13, 192])
+                foreach (int nc in (int[])[1, 15, 16, 17, 48, 50])
+                    for (int j0 = 0; j0 < nc; j0 += nr)
+                        for (int j1 = j0 + nr; j1 < nc + nr; j1 += nr)
+                        {
+                            int end = Math.Min(j1, nc);
+                            var walk = new List<(int Ir, int Jr, int Rows, int Cols)>();
+                            for (int jr = j0; jr < end; jr += nr)
+                                for (int ir = 0; ir < mc; ir += mr)
+                                    walk.Add((ir, jr, Math.Min(mr, mc - ir), Math.Min(nr, nc - jr)));
+                            for (int i = 0; i < walk.Count; i++)
+                            {
+                                bool has = GemmJob.NextTile(walk[i].Ir, walk[i].Jr, mr, nr, mc, nc, end, out int ir, out int jr, out int rows, out int cols);
+                                string at = $"mr={mr} nr={nr} mc={mc} nc={nc} columns [{j0},{end}) after tile {walk[i]}";
+                                Assert.True(has == (i + 1 < walk.Count), $"{at}: next tile {(has ? "named past the end" : "missing")}");
+                                if (has) Assert.True(walk[i + 1] == (ir, jr, rows, cols), $"{at}: named {(ir, jr, rows, cols)}, walk goes to {walk[i + 1]}");
+                            }
+                        }
+    }
+
+    [Fact]
+    public void SquareTeamOfTwoMatchesReference()
+    {
+        // 256^3, the two-thread benchmark shape (one K block, C written from zero or continued), every transpose.
+        int seed = 6000;
+        foreach (var (ta, tb) in Transposes)
+        {
+            Check(Simd.Best, new Case(seed++, ta, tb, 256, 256, 256), 1, 2);
+            Check(Simd.Best, new Case(seed++, ta, tb, 256, 256, 256, accumulate: true), 2);
+        }
+    }
+
+    [Fact]
     public void TrainingShapesMatchReference()
     {
         // Dense 784->256 at batch 64: forward, dX = dY·Wᵀ, dW = Xᵀ·dY (accumulated as a gradient is).

@@ -2,6 +2,8 @@
 // a register-blocked micro-kernel per SIMD path, and a team of threads that packs B together and claims row tiles.
 // Determinism: K blocks run in order and each continues its C elements' FMA chains from the values the
 // previous block stored, so the bits equal GemmReference whatever the path, blocking or thread count.
+using System.Runtime.Intrinsics.X86;
+
 namespace DistTrain.Tensors.Kernels;
 
 public static partial class Gemm
@@ -203,10 +205,38 @@ internal unsafe struct GemmJob
                     float* ap = inPlaceA ? A + (long)pc * Lda + ic + ir : ws.PackedA + (long)ir * kc;
                     nint aStep = inPlaceA ? Lda : mr;
                     float* cp = C + (long)(ic + ir) * Ldc + jc + jr;
+                    if (NextTile(ir, jr, mr, nr, mc, nc, j1, out int nextIr, out int nextJr, out int nextRows, out int nextCols))
+                        PrefetchTile(C + (long)(ic + nextIr) * Ldc + jc + nextJr, nextRows, nextCols);
                     if (rows == mr && cols == nr) Kernel.Fn(kc, ap, aStep, bp, bStep, cp, Ldc, load);
                     else EdgeTile(kc, ap, aStep, bp, bStep, cp, rows, cols, load, tile);
                 }
             }
+        }
+    }
+
+    /// <summary>The tile Compute's walk of one row block (mc rows; panels from jr up to j1, of a block nc wide) reaches
+    /// after tile (ir, jr): down the rows, then the top of the next panel. False after the block's last tile: the
+    /// next block's rows are packed first, and past j1 the columns belong to another member.</summary>
+    internal static bool NextTile(int ir, int jr, int mr, int nr, int mc, int nc, int j1,
+        out int nextIr, out int nextJr, out int rows, out int cols)
+    {
+        (nextIr, nextJr) = ir + mr < mc ? (ir + mr, jr) : (0, jr + nr);
+        rows = Math.Min(mr, mc - nextIr);
+        cols = Math.Min(nr, nc - nextJr);
+        return nextJr < j1;
+    }
+
+    // Brings the C tile at c (rows x cols) towards L1 while the kernel computes the current one: a chain that starts
+    // from C would stall on a miss, and a tile written from zero would miss at its stores (C larger than L2). Only
+    // this thread's next tile: a prefetch of rows another member claimed pulls lines it is writing away from it
+    // (the kernels used to prefetch the next 6 rows, across a claim edge every few tiles at 2 threads).
+    private void PrefetchTile(float* c, int rows, int cols)
+    {
+        if (!Sse.IsSupported) return;
+        for (int r = 0; r < rows; r++, c += Ldc)
+        {
+            for (int j = 0; j < cols; j += 16) Sse.Prefetch0(c + j);
+            Sse.Prefetch0(c + cols - 1); // the row's last line when it starts inside one
         }
     }
 
