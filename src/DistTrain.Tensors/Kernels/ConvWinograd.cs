@@ -77,8 +77,13 @@ internal static unsafe class ConvWinograd
         /// <summary>Floats of one ξ's weight-gradient sums (PadOC, PadCN): whole micro-kernel tiles, no edge cases.</summary>
         public int PartPlane => PadOC * PadCN;
 
-        /// <summary>Floats of one ξ's A panels (dy's transformed tiles, PadOC / MR of them) for the weight gradient.</summary>
-        public int APanels => PadOC / Kernel.MR * WinogradPanels.APanel(Kernel.MR, ChunkTiles);
+        /// <summary>Floats from one ξ's A panels (dy's transformed tiles, PadOC / MR of them) to the next, for the weight
+        /// gradient; + one cache line, as for BXi.</summary>
+        public int AXi => RoundUp(PadOC / Kernel.MR * WinogradPanels.APanel(Kernel.MR, ChunkTiles), 16) + 16;
+
+        /// <summary>Floats from one ξ's B panels (x's transformed tiles) to the next: + one cache line, so the 16 stores
+        /// of a tile's transform (8 KB apart at 32 channels) do not all fall in one L1 set.</summary>
+        public int BXi => PadCN * ChunkTiles + 16;
 
         /// <summary>Channel stride of dy's staged pixels for the weight gradient.</summary>
         public int GradChannels => WinogradPanels.GradChannels(PadOC, Kernel.MR);
@@ -90,7 +95,7 @@ internal static unsafe class ConvWinograd
         /// </summary>
         public long BackwardScratchLength =>
             (RegionRows + Kernel.MR) * RowStride + WinogradTransforms.ScratchLength(TH, TW, ChunkTiles)
-            + 16L * (APanels + (long)PadCN * ChunkTiles) + WinogradPanels.StageLength(TH, TW, ChunkTiles, PadCN, GradChannels) + 64;
+            + 16L * (AXi + (long)BXi) + WinogradPanels.StageLength(TH, TW, ChunkTiles, PadCN, GradChannels) + 64;
     }
 
     public static void Forward(in ConvShape s, float* x, float* w, float* bias, float* y, ConvWorkspace ws, int threads)
@@ -165,7 +170,7 @@ internal static unsafe class ConvWinograd
         int panel = WinogradPanels.APanel(mr, ChunkTiles);
         for (int xi = 0; xi < 16; xi++)
         {
-            float* ax = a + (long)xi * plan.APanels, bx = b + (long)xi * pcn * ChunkTiles, sums = part + (long)xi * plan.PartPlane;
+            float* ax = a + (long)xi * plan.AXi, bx = b + (long)xi * plan.BXi, sums = part + (long)xi * plan.PartPlane;
             // One B panel stays in L1 while the A panels stream past it, walking down C's rows as the kernel prefetches.
             for (int j = 0; j < pcn; j += nr)
                 for (int i = 0; i < blocks; i++)
@@ -210,7 +215,7 @@ internal static unsafe class ConvWinograd
             float* vx = Aligned(Scratch[slot]);
             float* block = vx + p.RegionRows * p.RowStride, rest = block + p.Kernel.MR * p.RowStride;
             float* pa = Line(rest + WinogradTransforms.ScratchLength(p.TH, p.TW, ChunkTiles));
-            float* pb = Line(pa + 16L * p.APanels), stage = Line(pb + 16L * p.PadCN * ChunkTiles);
+            float* pb = Line(pa + 16L * p.AXi), stage = Line(pb + 16L * p.BXi);
             float* part = Part == null ? null : Part + (long)g * 16 * p.PartPlane;
             if (part != null) new Span<float>(part, 16 * p.PartPlane).Clear();
             for (int p0 = b0 * perSample; p0 < b1 * perSample; p0 += ChunkTiles)
@@ -220,8 +225,8 @@ internal static unsafe class ConvWinograd
                 {
                     // part[ξ] (PadOC, PadCN) += (A dy Aᵀ)[ξ] (PadOC, tiles) · (Bᵀ x B)[ξ]ᵀ (tiles, PadCN): each element one
                     // chain over the group's tiles in order.
-                    WinogradPanels.InputPanels(X, c, s.Height, s.Width, p0, p1, pb, p.Kernel.NR, ChunkTiles, p.PadCN, stage);
-                    WinogradPanels.GradPanels(Dy, oc, s.Height, s.Width, p0, p1, pa, p.Kernel.MR, p.PadOC / p.Kernel.MR, ChunkTiles, p.GradChannels, stage);
+                    WinogradPanels.InputPanels(X, c, s.Height, s.Width, p0, p1, pb, p.BXi, p.Kernel.NR, ChunkTiles, p.PadCN, stage);
+                    WinogradPanels.GradPanels(Dy, oc, s.Height, s.Width, p0, p1, pa, p.AXi, p.Kernel.MR, p.PadOC / p.Kernel.MR, ChunkTiles, p.GradChannels, stage);
                     WeightProducts(p, pa, pb, tiles, part);
                 }
                 if (Dx != null)

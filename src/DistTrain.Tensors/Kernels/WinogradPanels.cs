@@ -33,13 +33,13 @@ internal static unsafe class WinogradPanels
     }
 
     /// <summary>
-    /// b[ξ·cs·chunk + (c / nr)·nr·chunk + (p − p0)·nr + c % nr] = (Bᵀ d B)[ξ] for the pad-1 4×4 input patch d of
+    /// b[ξ·xi + (c / nr)·nr·chunk + (p − p0)·nr + c % nr] = (Bᵀ d B)[ξ] for the pad-1 4×4 input patch d of
     /// channel c of each tile p in [p0, p1), c &lt; cs (zeros past ci; cs a multiple of nr, nr of 8); x (B, ci, h, w).
     /// </summary>
-    public static void InputPanels(float* x, int ci, int h, int w, int p0, int p1, float* b, int nr, int chunk, int cs, float* stage)
+    public static void InputPanels(float* x, int ci, int h, int w, int p0, int p1, float* b, long xi, int nr, int chunk, int cs, float* stage)
     {
         int th = (h + 1) / 2, tw = (w + 1) / 2, cols = 2 * tw + 2;
-        long xi = (long)cs * chunk, row = (long)cols * cs;
+        long row = (long)cols * cs;
         for (int p = p0; p < p1;)
         {
             int end = WinogradTransforms.Segment(p, p1, th, tw, out int n, out int ti0, out int tj0, out int tiL, out int tjL);
@@ -90,13 +90,13 @@ internal static unsafe class WinogradPanels
     }
 
     /// <summary>
-    /// a[ξ·blocks·APanel + (o / mr)·APanel + (p − p0)·mr + o % mr] = (A dy Aᵀ)[ξ] for the 2×2 output-gradient tile
+    /// a[ξ·xi + (o / mr)·APanel + (p − p0)·mr + o % mr] = (A dy Aᵀ)[ξ] for the 2×2 output-gradient tile
     /// (zero past the plane) of channel o of each tile p in [p0, p1), o &lt; blocks·mr (zeros past oc); dy (B, oc, h, w).
     /// </summary>
-    public static void GradPanels(float* dy, int oc, int h, int w, int p0, int p1, float* a, int mr, int blocks, int chunk, int cs, float* stage)
+    public static void GradPanels(float* dy, int oc, int h, int w, int p0, int p1, float* a, long xi, int mr, int blocks, int chunk, int cs, float* stage)
     {
         int th = (h + 1) / 2, tw = (w + 1) / 2, cols = 2 * tw, panel = APanel(mr, chunk);
-        long xi = (long)blocks * panel, row = (long)cols * cs;
+        long row = (long)cols * cs;
         for (int p = p0; p < p1;)
         {
             int end = WinogradTransforms.Segment(p, p1, th, tw, out int n, out int ti0, out int tj0, out int tiL, out int tjL);
