@@ -40,7 +40,7 @@ internal static unsafe class ConvWinograd
     private static int RoundUp(int x, int unit) => (x + unit - 1) / unit * unit;
 
     /// <summary>Tiles of one shape and the micro-kernel's layout: TH × TW tiles per plane, the leading dimension of
-    /// the tile matrices, channel counts padded to whole MR row tiles.</summary>
+    /// the tile matrices, channel counts padded to whole MR row tiles (and C to whole NR column tiles for the weight gradient).</summary>
     internal readonly struct Plan
     {
         public readonly int TH, TW, Tiles, Ld, PadC, PadOC, PadCN;
@@ -67,12 +67,12 @@ internal static unsafe class ConvWinograd
         /// </summary>
         public long RowStride => 16L * Ld + 16;
 
-        /// <summary>Rows of tile matrices the first scratch region holds: the forward's C, the backward's C then OC.</summary>
+        /// <summary>Rows of tile matrices the first scratch region holds: the forward's C, the backward's OC (dy's input tiles).</summary>
         public int RegionRows => Math.Max(PadC, PadOC);
 
-        /// <summary>Per-thread floats: tile matrices for both channel counts, one block of products, the transforms' rows.</summary>
+        /// <summary>Per-thread floats: tile matrices, one block of products, the transforms' rows.</summary>
         public long ScratchLength =>
-            (RegionRows + PadOC + Kernel.MR) * RowStride + WinogradTransforms.ScratchLength(TH, TW, ChunkTiles) + 32;
+            (RegionRows + Kernel.MR) * RowStride + WinogradTransforms.ScratchLength(TH, TW, ChunkTiles) + 32;
 
         /// <summary>Floats of one ξ's weight-gradient sums (PadOC, PadCN): whole micro-kernel tiles, no edge cases.</summary>
         public int PartPlane => PadOC * PadCN;
@@ -88,14 +88,10 @@ internal static unsafe class ConvWinograd
         /// <summary>Channel stride of dy's staged pixels for the weight gradient.</summary>
         public int GradChannels => WinogradPanels.GradChannels(PadOC, Kernel.MR);
 
-        /// <summary>
-        /// Backward's per-thread floats: the input gradient's tile matrices (dy's, OC rows) and block of products,
-        /// the transforms' rows, then the weight gradient's A and B panels for all 16 ξ and the staged pixels,
-        /// each region on its own cache line.
-        /// </summary>
+        /// <summary>Backward's per-thread floats: the forward's regions (for the input gradient), then the weight
+        /// gradient's A and B panels for all 16 ξ and the staged pixels, each on its own cache line.</summary>
         public long BackwardScratchLength =>
-            (RegionRows + Kernel.MR) * RowStride + WinogradTransforms.ScratchLength(TH, TW, ChunkTiles)
-            + 16L * (AXi + (long)BXi) + WinogradPanels.StageLength(TH, TW, ChunkTiles, PadCN, GradChannels) + 64;
+            ScratchLength + 16L * (AXi + (long)BXi) + WinogradPanels.StageLength(TH, TW, ChunkTiles, PadCN, GradChannels) + 48;
     }
 
     public static void Forward(in ConvShape s, float* x, float* w, float* bias, float* y, ConvWorkspace ws, int threads)
