@@ -265,9 +265,11 @@ internal static unsafe class WinogradTransforms
                     float* row0 = plane + (long)2 * t * w;
                     bool second = 2 * t + 1 < h;
                     // A whole tile row in one vector (8 ≤ w ≤ 16) may store whole vectors: what runs past a row
-                    // lands in the next one, which this loop writes right after (masked stores are slow on some CPUs).
+                    // (16 − w floats) lands in the next one, which this loop writes right after (masked stores are
+                    // slow on some CPUs) — but only where this chunk owns those columns: a chunk that ends early in
+                    // the next tile row leaves them to another chunk, maybe on another thread, maybe already written.
                     bool whole = tw <= 8 && w >= 8 && s == 0 && e == tw;
-                    bool spill0 = whole && second, spill1 = whole && t < tiL;
+                    bool spill0 = whole && second, spill1 = whole && (t + 1 < tiL || (t + 1 == tiL && 2 * tjL >= 16 - w));
                     for (int tj = s; tj < e; tj += 8)
                     {
                         // Aᵀ down the columns (s0 = m0 + m1 + m2, s1 = m1 − m2 − m3), then along the rows.
