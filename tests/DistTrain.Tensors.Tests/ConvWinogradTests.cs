@@ -31,6 +31,23 @@ public class ConvWinogradTests
         { 2, 16, 9, 41, 16 },
     };
 
+    // (B, C, H, W, OC) for the weight gradient's packed panels (WinogradPanels): channel counts that are not whole
+    // micro-kernel tiles (C past a multiple of NR = 16 or 32 and of 8 lanes: 17, 33, 18, 20; OC not a multiple of
+    // MR = 6 or 8: 23, 31, 17, 40, 20), C a multiple of 8 but not of 16 (24); batches 1..9 (fewer samples than
+    // groups, and one group of two); tile counts below one chunk (1×9, 7×9 = 63), exactly one chunk per sample
+    // (16×16: 64), chunks that split a sample (17×17: 81) or end inside a tile row; odd heights and widths.
+    public static TheoryData<int, int, int, int, int> PanelShapes => new()
+    {
+        { 1, 17, 5, 5, 23 },
+        { 7, 33, 5, 5, 16 },
+        { 9, 16, 9, 9, 31 },
+        { 2, 24, 16, 16, 40 },
+        { 5, 16, 3, 30, 17 },
+        { 4, 20, 11, 13, 16 },
+        { 8, 16, 17, 17, 16 },
+        { 6, 18, 7, 7, 20 },
+    };
+
     /// <summary>Direct convolution in double: values and, per output, the sum of |terms| it adds.</summary>
     private static (double[] y, double[] yAbs, double[] dx, double[] dxAbs, double[] dw, double[] dwAbs) Exact(
         ConvShape s, float[] x, float[] w, float[] b, float[] dy)
@@ -98,6 +115,38 @@ public class ConvWinogradTests
         var rdb = ConvTests.Random(oc, 8);
         ConvReference.Backward(s, x, wt, dy, default, default, rdb);
         ConvTests.Close(rdb, db, 1e-6 * batch * h * w + 1e-6, "db");
+    }
+
+    [Theory]
+    [MemberData(nameof(PanelShapes))]
+    public void PanelEdgeShapesMatchExactConvolutionWithinTheFloatBound(int batch, int c, int h, int w, int oc) =>
+        MatchesExactConvolutionWithinTheFloatBound(batch, c, h, w, oc);
+
+    [Theory]
+    [InlineData(7, 33, 5, 5, 16)]
+    [InlineData(9, 16, 9, 9, 31)]
+    [InlineData(1, 17, 5, 5, 23)]
+    public void PanelEdgeShapesAreBitIdenticalAcrossThreadsAndSimdPaths(int batch, int c, int h, int w, int oc)
+    {
+        var s = new ConvShape(batch, c, h, w, oc, 3, 3, 1, 1);
+        Assert.True(Conv2d.UsesWinograd(s));
+        ConvTests.AssertBitsIndependentOfPathAndThreads(s);
+    }
+
+    [Theory]
+    [InlineData(9, 17, 9, 9, 23)]
+    [InlineData(3, 32, 14, 14, 64)]
+    public void WeightGradientAloneGivesTheBitsOfTheFullBackward(int batch, int c, int h, int w, int oc)
+    {
+        // Without dx the job skips the input gradient's tiles but shares the scratch regions: the weight gradient
+        // (accumulated onto what dw held) must not change.
+        var s = new ConvShape(batch, c, h, w, oc, 3, 3, 1, 1);
+        Assert.True(Conv2d.UsesWinograd(s));
+        var x = ConvTests.Random(s.InputLength, 41); var wt = ConvTests.Random(s.WeightLength, 42); var dy = ConvTests.Random(s.OutputLength, 43);
+        var dwFull = ConvTests.Random(s.WeightLength, 44); var dwAlone = (float[])dwFull.Clone();
+        Conv2d.Backward(s, x, wt, dy, new float[s.InputLength], dwFull, default);
+        Conv2d.Backward(s, x, wt, dy, default, dwAlone, default);
+        Assert.Equal(dwFull, dwAlone);
     }
 
     [Fact]

@@ -63,16 +63,16 @@ internal static unsafe class WinogradTransforms
     }
 
     /// <summary>
-    /// dw[o, c, :, :] += Gᵀ m[·, o, c] G for each (o, c), m[ξ·plane + o·c + c]: the weight gradient from its
+    /// dw[o, c, :, :] += Gᵀ m[·, o, c] G for each (o, c), m[ξ·plane + o·ldm + c]: the weight gradient from its
     /// Winograd-domain sums (the transpose of <see cref="Weights"/>' G g Gᵀ).
     /// </summary>
-    public static void WeightGradient(float* m, int oc, int c, long plane, float* dw)
+    public static void WeightGradient(float* m, int oc, int c, long plane, int ldm, float* dw)
     {
         float* t = stackalloc float[12];
         for (int o = 0; o < oc; o++)
         for (int q = 0; q < c; q++)
         {
-            float* src = m + (long)o * c + q;
+            float* src = m + (long)o * ldm + q;
             // t = Gᵀ m (3×4), then r = t G (3×3).
             for (int k = 0; k < 4; k++)
             {
@@ -92,7 +92,7 @@ internal static unsafe class WinogradTransforms
 
     /// <summary>The part of a chunk [p, p1) inside one plane: sample b, tile rows ti0..tiL (inclusive), the first
     /// row from tj0, the last up to tjL (exclusive); returns the flat end of the part.</summary>
-    private static int Segment(int p, int p1, int th, int tw, out int b, out int ti0, out int tj0, out int tiL, out int tjL)
+    internal static int Segment(int p, int p1, int th, int tw, out int b, out int ti0, out int tj0, out int tiL, out int tjL)
     {
         int perPlane = th * tw;
         b = p / perPlane;
@@ -265,9 +265,11 @@ internal static unsafe class WinogradTransforms
                     float* row0 = plane + (long)2 * t * w;
                     bool second = 2 * t + 1 < h;
                     // A whole tile row in one vector (8 ≤ w ≤ 16) may store whole vectors: what runs past a row
-                    // lands in the next one, which this loop writes right after (masked stores are slow on some CPUs).
+                    // (16 − w floats) lands in the next one, which this loop writes right after (masked stores are
+                    // slow on some CPUs) — but only where this chunk owns those columns: a chunk that ends early in
+                    // the next tile row leaves them to another chunk, maybe on another thread, maybe already written.
                     bool whole = tw <= 8 && w >= 8 && s == 0 && e == tw;
-                    bool spill0 = whole && second, spill1 = whole && t < tiL;
+                    bool spill0 = whole && second, spill1 = whole && (t + 1 < tiL || (t + 1 == tiL && 2 * tjL >= 16 - w));
                     for (int tj = s; tj < e; tj += 8)
                     {
                         // Aᵀ down the columns (s0 = m0 + m1 + m2, s1 = m1 − m2 − m3), then along the rows.
@@ -299,7 +301,7 @@ internal static unsafe class WinogradTransforms
     private static ReadOnlySpan<int> MaskTable => [-1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0];
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector256<float> FirstLanes(int n) =>
+    internal static Vector256<float> FirstLanes(int n) =>
         Vector256.LoadUnsafe(ref MemoryMarshal.GetReference(MaskTable), (nuint)(8 - n)).AsSingle();
 
     /// <summary>dst[2t] = even[t], dst[2t + 1] = odd[t] for the first <paramref name="n"/> (1..16) floats; past them, junk
