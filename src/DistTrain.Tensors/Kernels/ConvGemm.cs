@@ -17,12 +17,25 @@ internal static unsafe class ConvGemm
 
     private static float* Ptr(float[] a) => (float*)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(a));
 
+    /// <summary>
+    /// Items call Gemm.Sgemm on whichever thread runs them, and it packs into that thread's GemmWorkspace. Which items
+    /// the calling thread gets depends on the scheduler, so without this its workspace could first be allocated in a
+    /// warm call (under load the helper may take every item of the warm-up calls): a steady-state allocation that
+    /// came and went with the machine's load. Ensured here, outside the items, it exists from the first call.
+    /// </summary>
+    private static void EnsureCallerGemmWorkspace()
+    {
+        var kernel = GemmKernels.Select(Simd.Path);
+        GemmWorkspace.ForThread(kernel.MR, kernel.NR);
+    }
+
     public static void Forward(in ConvShape s, float* x, float* w, float* bias, float* y, ConvWorkspace ws, int threads)
     {
         long colLen = (long)s.InChannels * s.KernelH * s.KernelW * s.OutH * s.OutW;
         ws.SlotScratch(threads, colLen + PaddedLength(s) + (long)s.OutH * s.OutW * s.OutChannels);
         var job = ws.GemmForward;
         job.ColLength = colLen; job.S = s; job.X = x; job.W = w; job.Bias = bias; job.Y = y; job.Scratch = ws.Scratch;
+        EnsureCallerGemmWorkspace();
         KernelThreads.For(job, s.Batch, threads);
     }
 
@@ -36,6 +49,7 @@ internal static unsafe class ConvGemm
         var job = ws.GemmBackward;
         job.S = s; job.X = x; job.W = w; job.Dy = dy; job.Dx = dx; job.Part = dw == null ? null : Ptr(part);
         job.Groups = groups; job.Scratch = ws.Scratch; job.ColLength = colLen;
+        EnsureCallerGemmWorkspace();
         KernelThreads.For(job, groups, threads);
         if (dw == null) return;
         var dws = new Span<float>(dw, wl);
