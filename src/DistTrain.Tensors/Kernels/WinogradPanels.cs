@@ -115,24 +115,12 @@ internal static unsafe class WinogradPanels
                         // A [a0 a1] = [a0, a0 + a1, a0 − a1, −a1] along each row, then down the columns.
                         var e0 = Vector256.Load(q); var o0v = Vector256.Load(q + cs);
                         var e1 = Vector256.Load(q + row); var o1 = Vector256.Load(q + row + cs);
-                        GradColumn(d, xi, 0, e0, e1);
-                        GradColumn(d, xi, 1, e0 + o0v, e1 + o1);
-                        GradColumn(d, xi, 2, e0 - o0v, e1 - o1);
-                        GradColumn(d, xi, 3, -o0v, -o1);
+                        WinogradTransforms.GradTile(d, xi, e0, o0v, e1, o1);
                     }
                 }
             }
             p = end;
         }
-    }
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void GradColumn(float* d, long xi, int k, Vector256<float> t0, Vector256<float> t1)
-    {
-        t0.Store(d + k * xi);
-        (t0 + t1).Store(d + (4 + k) * xi);
-        (t0 - t1).Store(d + (8 + k) * xi);
-        (-t1).Store(d + (12 + k) * xi);
     }
 
     /// <summary>

@@ -222,16 +222,23 @@ internal static unsafe class WinogradTransforms
                         // A [a0 a1] = [a0, a0 + a1, a0 − a1, −a1] along each row, then down the columns.
                         var e0 = Vector256.Load(drow + tj); var o0 = Vector256.Load(drow + half + tj);
                         var e1 = Vector256.Load(drow + 2 * half + tj); var o1 = Vector256.Load(drow + 3 * half + tj);
-                        float* d = dst + tj;
-                        GradColumn(d, xi, 0, e0, e1);
-                        GradColumn(d, xi, 1, e0 + o0, e1 + o1);
-                        GradColumn(d, xi, 2, e0 - o0, e1 - o1);
-                        GradColumn(d, xi, 3, -o0, -o1);
+                        GradTile(dst + tj, xi, e0, o0, e1, o1);
                     }
                 }
             }
             p = end;
         }
+    }
+
+    /// <summary>A dy Aᵀ of 8 tiles: rows (e0, o0) and (e1, o1) of the tiles' 2×2 blocks, even and odd columns, to the
+    /// 16 ξ rows at d + ξ·xi — shared by the input-gradient tiles and the weight gradient's packed panels.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static void GradTile(float* d, long xi, Vector256<float> e0, Vector256<float> o0, Vector256<float> e1, Vector256<float> o1)
+    {
+        GradColumn(d, xi, 0, e0, e1);
+        GradColumn(d, xi, 1, e0 + o0, e1 + o1);
+        GradColumn(d, xi, 2, e0 - o0, e1 - o1);
+        GradColumn(d, xi, 3, -o0, -o1);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
