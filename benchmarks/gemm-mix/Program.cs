@@ -21,15 +21,7 @@ var fns = dirs.Select(d => {
 }).ToArray();
 foreach (var shape in shapes)
 {
-    var parts = shape.Split(':');
-    bool ta = parts[0][0] == 't', tb = parts[0][1] == 't', acc = parts[1].EndsWith("+acc");
-    var d = parts[1].Replace("+acc", "").Split('x').Select(int.Parse).ToArray();
-    int m = d[0], n = d[1], k = d[2];
-    var rng = new Random(1);
-    var a = new float[m * k]; var b = new float[k * n]; var c = new float[m * n];
-    for (int i = 0; i < a.Length; i++) a[i] = (float)rng.NextDouble() - 0.5f;
-    for (int i = 0; i < b.Length; i++) b[i] = (float)rng.NextDouble() - 0.5f;
-    int lda = ta ? m : k, ldb = tb ? k : n;
+    var (ta, tb, acc, m, n, k, a, b, c, lda, ldb) = GemmCase.Parse(shape);
     var times = fns.Select(_ => new List<long>()).ToArray();
     var cpu = new long[fns.Length]; var calls = new long[fns.Length];
     foreach (var f in fns) for (int i = 0; i < 20; i++) f(ta, tb, m, n, k, a, lda, b, ldb, c, n, acc, threads);
@@ -62,5 +54,3 @@ foreach (var shape in shapes)
 static long ThreadCpuNs() { clock_gettime(3, out var ts); return ts.Sec * 1_000_000_000L + ts.Nsec; }
 [DllImport("libc")] static extern int clock_gettime(int clock, out Timespec ts);
 internal struct Timespec { public long Sec; public long Nsec; }
-internal delegate void SgemmFn(bool transA, bool transB, int m, int n, int k, ReadOnlySpan<float> a, int lda,
-    ReadOnlySpan<float> b, int ldb, Span<float> c, int ldc, bool accumulate, int threads);
