@@ -123,17 +123,6 @@ public class ConvWinogradTests
         MatchesExactConvolutionWithinTheFloatBound(batch, c, h, w, oc);
 
     [Theory]
-    [InlineData(7, 33, 5, 5, 16)]
-    [InlineData(9, 16, 9, 9, 31)]
-    [InlineData(1, 17, 5, 5, 23)]
-    public void PanelEdgeShapesAreBitIdenticalAcrossThreadsAndSimdPaths(int batch, int c, int h, int w, int oc)
-    {
-        var s = new ConvShape(batch, c, h, w, oc, 3, 3, 1, 1);
-        Assert.True(Conv2d.UsesWinograd(s));
-        ConvTests.AssertBitsIndependentOfPathAndThreads(s);
-    }
-
-    [Theory]
     [InlineData(9, 17, 9, 9, 23)]
     [InlineData(3, 32, 14, 14, 64)]
     public void WeightGradientAloneGivesTheBitsOfTheFullBackward(int batch, int c, int h, int w, int oc)
@@ -171,6 +160,10 @@ public class ConvWinogradTests
     [InlineData(5, 17, 7, 7, 19)]
     [InlineData(4, 16, 14, 14, 24)]
     [InlineData(3, 16, 6, 20, 16)]
+    // the weight gradient's panel edges: channels not whole MR / NR tiles, 9 tiles per sample, batch 1 and 9
+    [InlineData(7, 33, 5, 5, 16)]
+    [InlineData(9, 16, 9, 9, 31)]
+    [InlineData(1, 17, 5, 5, 23)]
     public void BitIdenticalAcrossThreadsAndSimdPaths(int batch, int c, int h, int w, int oc)
     {
         var s = new ConvShape(batch, c, h, w, oc, 3, 3, 1, 1);
