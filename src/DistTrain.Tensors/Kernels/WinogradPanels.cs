@@ -59,11 +59,8 @@ internal static unsafe class WinogradPanels
                         Row(q + row, cs, out t10, out t11, out t12, out t13);
                         Row(q + 2 * row, cs, out t20, out t21, out t22, out t23);
                         Row(q + 3 * row, cs, out t30, out t31, out t32, out t33);
-                        float* d = b + (long)(c0 / nr) * nr * chunk + k * nr + c0 % nr;
-                        Column(d, xi, 0, t00, t10, t20, t30);
-                        Column(d, xi, 1, t01, t11, t21, t31);
-                        Column(d, xi, 2, t02, t12, t22, t32);
-                        Column(d, xi, 3, t03, t13, t23, t33);
+                        WinogradTransforms.InputTile(b + (long)(c0 / nr) * nr * chunk + k * nr + c0 % nr, xi,
+                            t00, t01, t02, t03, t10, t11, t12, t13, t20, t21, t22, t23, t30, t31, t32, t33);
                     }
                 }
             }
@@ -78,15 +75,6 @@ internal static unsafe class WinogradPanels
         var d0 = Vector256.Load(q); var d1 = Vector256.Load(q + cs);
         var d2 = Vector256.Load(q + 2 * cs); var d3 = Vector256.Load(q + 3 * cs);
         k0 = d0 - d2; k1 = d1 + d2; k2 = d2 - d1; k3 = d1 - d3;
-    }
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Column(float* d, long xi, int k, Vector256<float> t0, Vector256<float> t1, Vector256<float> t2, Vector256<float> t3)
-    {
-        (t0 - t2).Store(d + k * xi);
-        (t1 + t2).Store(d + (4 + k) * xi);
-        (t2 - t1).Store(d + (8 + k) * xi);
-        (t1 - t3).Store(d + (12 + k) * xi);
     }
 
     /// <summary>

@@ -167,11 +167,7 @@ internal static unsafe class WinogradTransforms
                         Row(drow + 2 * half + tj, half, out t10, out t11, out t12, out t13);
                         Row(drow + 4 * half + tj, half, out t20, out t21, out t22, out t23);
                         Row(drow + 6 * half + tj, half, out t30, out t31, out t32, out t33);
-                        float* d = dst + tj;
-                        Column(d, xi, 0, t00, t10, t20, t30);
-                        Column(d, xi, 1, t01, t11, t21, t31);
-                        Column(d, xi, 2, t02, t12, t22, t32);
-                        Column(d, xi, 3, t03, t13, t23, t33);
+                        InputTile(dst + tj, xi, t00, t01, t02, t03, t10, t11, t12, t13, t20, t21, t22, t23, t30, t31, t32, t33);
                     }
                 }
             }
@@ -186,6 +182,21 @@ internal static unsafe class WinogradTransforms
         var e0 = Vector256.Load(e); var e1 = Vector256.Load(e + 1);
         var o0 = Vector256.Load(e + half); var o1 = Vector256.Load(e + half + 1);
         k0 = e0 - e1; k1 = o0 + e1; k2 = e1 - o0; k3 = o0 - o1;
+    }
+
+    /// <summary>Bᵀ down the columns of 8 tiles whose rows went through Row (t_rk: row r, column k), stored to the 16 ξ
+    /// rows at d + ξ·xi — shared by the input tiles and the weight gradient's packed panels.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static void InputTile(float* d, long xi,
+        Vector256<float> t00, Vector256<float> t01, Vector256<float> t02, Vector256<float> t03,
+        Vector256<float> t10, Vector256<float> t11, Vector256<float> t12, Vector256<float> t13,
+        Vector256<float> t20, Vector256<float> t21, Vector256<float> t22, Vector256<float> t23,
+        Vector256<float> t30, Vector256<float> t31, Vector256<float> t32, Vector256<float> t33)
+    {
+        Column(d, xi, 0, t00, t10, t20, t30);
+        Column(d, xi, 1, t01, t11, t21, t31);
+        Column(d, xi, 2, t02, t12, t22, t32);
+        Column(d, xi, 3, t03, t13, t23, t33);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
