@@ -44,8 +44,8 @@ public sealed class BenchTrainCommand : ICommandFactory
             foreach (var m in models)
                 foreach (int b in batches)
                 {
-                    output.Add(Measure(m, b, t, n, r.GetValue(seconds), out var profile));
-                    if (r.GetValue(layers)) profiles.AddRange(profile);
+                    output.Add(Measure(m, b, t, n, r.GetValue(seconds), r.GetValue(layers), out var profile));
+                    profiles.AddRange(profile);
                 }
             output.Flush();
             foreach (var row in profiles) output.Add(row);
@@ -55,14 +55,11 @@ public sealed class BenchTrainCommand : ICommandFactory
         return cmd;
     }
 
-    public static Dictionary<string, object?> Measure(string modelName, int batch, int threads, int reps, double repSeconds) =>
-        Measure(modelName, batch, threads, reps, repSeconds, out _);
-
-    /// <summary>As above; <paramref name="layers"/> gets one row per top-level layer: forward and backward ms
-    /// per step and its share of the step, from one more rep with <see cref="Sequential.LayerTicks"/> on.
-    /// The rest of the step (loss, optimizer update, batch assembly) is the row "(rest)".</summary>
+    /// <summary>The throughput row; with <paramref name="profileLayers"/>, <paramref name="layers"/> gets one row per
+    /// top-level layer: forward and backward ms per step and its share of the step, from one more rep with
+    /// <see cref="Sequential.LayerTicks"/> on; the rest of the step (loss, update, batch assembly) is the row "(rest)".</summary>
     public static Dictionary<string, object?> Measure(string modelName, int batch, int threads, int reps, double repSeconds,
-        out List<Dictionary<string, object?>> layers)
+        bool profileLayers, out List<Dictionary<string, object?>> layers)
     {
         var spec = Presets.Resolve(modelName);
         var net = spec.Build(1);
@@ -92,7 +89,7 @@ public sealed class BenchTrainCommand : ICommandFactory
         }
         long alloc = GC.GetAllocatedBytesForCurrentThread() - allocBefore;
         double cpu = (Process.GetCurrentProcess().TotalProcessorTime - cpuBefore).TotalSeconds;
-        layers = ProfileLayers(spec.Name, batch, threads, net, () => trainer.TrainStep(data, step), iters);
+        layers = profileLayers ? ProfileLayers(spec.Name, batch, threads, net, () => trainer.TrainStep(data, step), iters) : [];
         double samples = (double)reps * iters * batch;
         rates.Sort();
         double median = rates.Count % 2 == 1 ? rates[rates.Count / 2] : 0.5 * (rates[rates.Count / 2 - 1] + rates[rates.Count / 2]);

@@ -31,12 +31,12 @@ public static class ModelBuilder
     }
 
     /// <summary>The spec's loss function.</summary>
-    public static Loss CreateLoss(this ModelSpec spec) =>
-        spec.LabelSmoothing != 0f ? new SoftmaxCrossEntropy(spec.LabelSmoothing) : CreateLoss(spec.Loss);
+    public static Loss CreateLoss(this ModelSpec spec) => CreateLoss(spec.Loss, spec.LabelSmoothing);
 
-    public static Loss CreateLoss(string name) => name switch
+    /// <param name="labelSmoothing">cross_entropy's label smoothing (ModelSpec refuses it for the other losses).</param>
+    public static Loss CreateLoss(string name, float labelSmoothing = 0f) => name switch
     {
-        "cross_entropy" => new SoftmaxCrossEntropy(),
+        "cross_entropy" => new SoftmaxCrossEntropy(labelSmoothing),
         "mse" => new MeanSquaredError(),
         "bce_with_logits" => new BinaryCrossEntropyWithLogits(),
         _ => throw new ModelSpecException("loss", $"unknown loss \"{name}\"; valid: {string.Join(", ", ModelSpec.LossNames)}."),

@@ -1,6 +1,7 @@
 // A model as a chain of layers (PyTorch nn.Sequential): builds shapes in order, names parameters
 // "<index>.<param>" (children "<parent>.<child>.<param>"), binds them to one flat ParameterStore,
 // and runs Forward / Backward / a whole micro-batch gradient. Relies on the Layer contract only.
+using System.Diagnostics;
 using System.Text;
 using DistTrain.Nn.Losses;
 using DistTrain.Tensors;
@@ -155,16 +156,11 @@ public sealed class Sequential
             throw new ArgumentException($"Model input {x} does not match (B, {string.Join(",", InputShape)}) with B ≥ 1.", nameof(x));
         var h = x;
         var ticks = LayerTicks;
-        if (ticks is null)
-        {
-            for (int i = 0; i < _layers.Length; i++) h = _layers[i].Forward(h, ctx);
-            return h;
-        }
         for (int i = 0; i < _layers.Length; i++)
         {
-            long t0 = System.Diagnostics.Stopwatch.GetTimestamp();
+            long t0 = ticks is null ? 0 : Stopwatch.GetTimestamp();
             h = _layers[i].Forward(h, ctx);
-            ticks[2 * i] += System.Diagnostics.Stopwatch.GetTimestamp() - t0;
+            if (ticks is not null) ticks[2 * i] += Stopwatch.GetTimestamp() - t0;
         }
         return h;
     }
@@ -185,16 +181,11 @@ public sealed class Sequential
     {
         var g = dOutput;
         var ticks = LayerTicks;
-        if (ticks is null)
-        {
-            for (int i = _layers.Length - 1; i >= 0; i--) g = _layers[i].Backward(g);
-            return g;
-        }
         for (int i = _layers.Length - 1; i >= 0; i--)
         {
-            long t0 = System.Diagnostics.Stopwatch.GetTimestamp();
+            long t0 = ticks is null ? 0 : Stopwatch.GetTimestamp();
             g = _layers[i].Backward(g);
-            ticks[2 * i + 1] += System.Diagnostics.Stopwatch.GetTimestamp() - t0;
+            if (ticks is not null) ticks[2 * i + 1] += Stopwatch.GetTimestamp() - t0;
         }
         return g;
     }
