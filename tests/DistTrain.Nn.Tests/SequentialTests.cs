@@ -228,4 +228,34 @@ public class SequentialTests
         double mean = v.Average(x => (double)x);
         return Math.Sqrt(v.Sum(x => (x - mean) * (x - mean)) / v.Length);
     }
+
+    [Fact]
+    public void GradientReadyReportsSuffixesThatAreAlreadyFinal()
+    {
+        // Residual blocks (children), a parameter-free tail (pool, flatten) and dense layers: after each top-level layer's
+        // backward, everything from the reported offset on must already equal the finished gradient.
+        var m = new Sequential([1, 8, 8], [new Conv2d(1, 4, 3, padding: 1), new ReLU(), ResidualBlock.Basic(4, 6, stride: 2, norm: c => new BatchNorm2d(c)),
+            new MaxPool2d(2), new Flatten(), new Dense(24, 7), new ReLU(), new Dense(7, 3)]);
+        var rng = new Random(3);
+        var x = GradCheck.Fill(new Tensor(2, 1, 8, 8), rng, null);
+        var loss = new SoftmaxCrossEntropy();
+        var reported = new List<(int From, float[] Grads)>();
+        m.GradientReady = from => reported.Add((from, (float[])m.Store.Grads.Clone()));
+        m.TrainStepGradient(x, [0, 2], null, loss, 0.5f, new StepContext(true));
+        m.GradientReady = null;
+        var final = m.Store.Grads;
+        Assert.Equal(8, reported.Count); // one call per top-level layer, last to first
+        Assert.Equal(0, reported[^1].From);
+        for (int i = 1; i < reported.Count; i++) Assert.True(reported[i].From <= reported[i - 1].From);
+        // Offsets are exactly the starts of the layers' runs: Dense 7→3, Dense 24→7, the block, the first conv.
+        int dense2 = m.Parameters().First(p => p.Name == "7.weight").Offset, dense1 = m.Parameters().First(p => p.Name == "5.weight").Offset;
+        int block = m.Parameters().First(p => p.Name == "2.conv1.weight").Offset;
+        Assert.Equal([dense2, dense2, dense1, dense1, dense1, block, block, 0], reported.Select(r => r.From));
+        foreach (var (from, grads) in reported)
+        {
+            Assert.Equal(final.AsSpan(from).ToArray(), grads.AsSpan(from).ToArray());
+            // and the part before it is not final yet (still zero or partial) wherever a layer before has parameters
+            if (from > 0) Assert.NotEqual(final.AsSpan(0, from).ToArray(), grads.AsSpan(0, from).ToArray());
+        }
+    }
 }

@@ -4,7 +4,10 @@ using Akka.Configuration;
 
 namespace DistTrain.Cluster.Configuration;
 
-public sealed record DataPlaneSettings(string Host, int Port, long MaxFrameBytes, int SocketBufferBytes, TimeSpan ConnectTimeout);
+/// <param name="GradientChunkFloats">Sync mode: a worker sends a gradient part as soon as its layers' backward is done, in frames of
+/// at least this many floats (the rest after the backward); 0 = the whole range after the backward.</param>
+public sealed record DataPlaneSettings(string Host, int Port, long MaxFrameBytes, int SocketBufferBytes, TimeSpan ConnectTimeout,
+    int GradientChunkFloats = DistTrain.Cluster.Runtime.NodeEndpoints.DefaultGradientChunkFloats);
 
 public sealed record DistTrainSettings(
     string SystemName, int ProtocolVersion, int MaxMessageBytes, TimeSpan JoinTimeout, DataPlaneSettings DataPlane)
@@ -14,7 +17,7 @@ public sealed record DistTrainSettings(
     [
         "disttrain.system-name", "disttrain.protocol-version", "disttrain.max-message-bytes", "disttrain.join-timeout",
         "disttrain.data-plane.host", "disttrain.data-plane.port", "disttrain.data-plane.max-frame-bytes",
-        "disttrain.data-plane.socket-buffer-bytes", "disttrain.data-plane.connect-timeout",
+        "disttrain.data-plane.socket-buffer-bytes", "disttrain.data-plane.connect-timeout", "disttrain.data-plane.gradient-chunk-floats",
     ];
 
     public static DistTrainSettings From(Config config)
@@ -48,6 +51,8 @@ public sealed record DistTrainSettings(
         if (buffer < 64 * 1024) throw new ArgumentException($"disttrain.data-plane.socket-buffer-bytes = {buffer} is too small; use at least 65536 (262144 measured best on loopback, 8388608 across machines).");
         var connect = config.GetTimeSpan("disttrain.data-plane.connect-timeout", null, false);
         if (connect <= TimeSpan.Zero) throw new ArgumentException("disttrain.data-plane.connect-timeout must be positive, e.g. 5s.");
+        var chunk = config.GetInt("disttrain.data-plane.gradient-chunk-floats", -1);
+        if (chunk < 0) throw new ArgumentException($"disttrain.data-plane.gradient-chunk-floats = {chunk} must be 0 (send after the backward) or a positive number of floats, e.g. 65536.");
         var join = config.GetTimeSpan("disttrain.join-timeout", null, false);
         if (join <= TimeSpan.Zero) throw new ArgumentException("disttrain.join-timeout must be positive, e.g. 30s.");
         var protocol = config.GetInt("disttrain.protocol-version", 0);
@@ -56,6 +61,6 @@ public sealed record DistTrainSettings(
         if (string.IsNullOrWhiteSpace(name) || !name.All(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_'))
             throw new ArgumentException($"disttrain.system-name = '{name}' must be letters, digits, '-' or '_'.");
 
-        return new DistTrainSettings(name, protocol, maxMessage, join, new DataPlaneSettings(dpHost, dpPort, maxFrame, buffer, connect));
+        return new DistTrainSettings(name, protocol, maxMessage, join, new DataPlaneSettings(dpHost, dpPort, maxFrame, buffer, connect, chunk));
     }
 }

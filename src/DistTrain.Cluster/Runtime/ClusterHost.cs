@@ -118,7 +118,7 @@ public sealed class ClusterNode : IAsyncDisposable
         if (config.GetStringList("akka.cluster.seed-nodes").Count == 0) cluster.Join(cluster.SelfAddress);
         string self = cluster.SelfAddress.ToString();
         var host = settings.DataPlane.Host is { Length: > 0 } h ? h : cluster.SelfAddress.Host ?? "127.0.0.1";
-        var endpoints = new NodeEndpoints(host, host, settings.DataPlane.MaxFrameBytes);
+        var endpoints = new NodeEndpoints(host, host, settings.DataPlane.MaxFrameBytes, settings.DataPlane.GradientChunkFloats);
 
         if (o.Roles.Contains("coordinator"))
         {
@@ -192,10 +192,12 @@ public sealed class ClusterNode : IAsyncDisposable
 
     /// <summary>One process, every role: the coordinator, <paramref name="psShards"/> shards and <paramref name="workers"/> workers.</summary>
     public static async Task<RunCompleted> RunLocal(TrainJob job, int workers, int psShards, string outDir,
-        Action<string>? progress = null, bool serializeMessages = false, CancellationToken cancel = default, ModeOptions? mode = null)
+        Action<string>? progress = null, bool serializeMessages = false, CancellationToken cancel = default, ModeOptions? mode = null,
+        string? hocon = null)
     {
         await using var node = Start(new NodeOptions
         {
+            Overrides = new ClusterOverrides { Hocon = hocon },
             Job = job, Mode = mode ?? ModeOptions.Sync, Workers = workers, PsActors = psShards, PsShards = psShards, MinWorkers = workers, OutDir = outDir,
             OnProgress = progress, SerializeMessages = serializeMessages,
         });

@@ -243,8 +243,10 @@ public sealed class ParameterServerActor : ReceiveActor, IFrameHandler
         var shard = _shard;
         if (shard is null) return WireDrop.Rejected;
         if (header.Kind != FrameKind.Gradient) return RentOther(header, out destination);
-        if (header.Shard != shard.Shard || header.Offset != shard.Range.Offset)
+        if (header.Shard != shard.Shard || header.Offset < shard.Range.Offset || _async is not null && header.Offset != shard.Range.Offset)
             return WireDrop.Rejected;
+        // Sync: a micro-batch's gradient may come as several chunks of the range (sent during the worker's backward).
+        int chunkOffset = (int)Math.Min(header.Offset - shard.Range.Offset, int.MaxValue);
         lock (_gate)
         {
             if (_async is null && !_extras!.StatisticsReady(header.Step, header.MicroBatch))
@@ -253,7 +255,7 @@ public sealed class ParameterServerActor : ReceiveActor, IFrameHandler
                 return WireDrop.Rejected;
             }
             destination = _async is { } q ? q.Reserve(header.Step, header.MicroBatch, header.Version, header.Length, out var reason)
-                : shard.Aggregator.Reserve(header.Step, header.MicroBatch, header.Length, out reason);
+                : shard.Aggregator.Reserve(header.Step, header.MicroBatch, chunkOffset, header.Length, out reason);
             if (reason == TrainingDrop.None) return null;
             _self.Tell(new GradientDropped(header.SenderId, header.Step, header.MicroBatch, reason.ToString()));
             return WireDrop.Rejected; // reported above with the precise reason
@@ -289,11 +291,16 @@ public sealed class ParameterServerActor : ReceiveActor, IFrameHandler
             if (complete) _self.Tell(new RestoreComplete());
             return;
         }
-        bool ok;
-        lock (_gate) ok = _async?.Commit(header.Step, header.MicroBatch) ?? _shard!.Aggregator.Commit(header.Step, header.MicroBatch);
-        _self.Tell(ok ? new GradientArrived(header.SenderId, header.Step, header.MicroBatch)
-                     : new GradientDropped(header.SenderId, header.Step, header.MicroBatch, "gradient is not finite (NaN or infinity)"));
+        ChunkCommit result;
+        lock (_gate)
+            result = _async is { } q ? (q.Commit(header.Step, header.MicroBatch) ? ChunkCommit.Completed : ChunkCommit.NotFinite)
+                : _shard!.Aggregator.Commit(header.Step, header.MicroBatch, ChunkOffset(header), header.Length);
+        if (result == ChunkCommit.Stored) return; // more chunks of this micro-batch to come
+        _self.Tell(result == ChunkCommit.Completed ? new GradientArrived(header.SenderId, header.Step, header.MicroBatch)
+                     : new GradientDropped(header.SenderId, header.Step, header.MicroBatch, $"gradient chunk {header.Offset}+{header.Length} is not finite (NaN or infinity)"));
     }
+
+    private int ChunkOffset(in FrameHeader header) => (int)(header.Offset - _shard!.Range.Offset);
 
     void IFrameHandler.OnDropped(in FrameHeader header, WireDrop reason)
     {
@@ -305,14 +312,18 @@ public sealed class ParameterServerActor : ReceiveActor, IFrameHandler
             lock (_gate)
             {
                 if (_async is not null) _async.Abort(header.Step, header.MicroBatch, TrainingDrop.Corrupt);
-                else _shard?.Aggregator.Abort(header.Step, header.MicroBatch, TrainingDrop.Corrupt);
+                else _shard?.Aggregator.Abort(header.Step, header.MicroBatch, ChunkOffset(header), header.Length, TrainingDrop.Corrupt);
             }
         _self.Tell(new GradientDropped(header.SenderId, header.Step, header.MicroBatch, reason.ToString()));
     }
 }
 
-/// <summary>Where a node's data-plane servers bind and what address they advertise to peers.</summary>
-public sealed record NodeEndpoints(string BindAddress, string AdvertisedHost, long MaxFrameBytes)
+/// <summary>Where a node's data-plane servers bind and what address they advertise to peers, and how its workers cut
+/// gradients into frames (DataPlaneSettings.GradientChunkFloats).</summary>
+public sealed record NodeEndpoints(string BindAddress, string AdvertisedHost, long MaxFrameBytes, int GradientChunkFloats = NodeEndpoints.DefaultGradientChunkFloats)
 {
+    /// <summary>256 KB: the cnn preset's 1.6 MB dense-layer gradient leaves during the convolutions' backward, the rest after.</summary>
+    public const int DefaultGradientChunkFloats = 1 << 16;
+
     public static NodeEndpoints Loopback { get; } = new("127.0.0.1", "127.0.0.1", 256L << 20);
 }

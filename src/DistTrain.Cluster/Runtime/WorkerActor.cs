@@ -46,6 +46,13 @@ public sealed class WorkerActor : ReceiveActor, IWithUnboundedStash, IFrameHandl
     private RunningStatistics? _statistics;   // BatchNorm batch statistics, sent to shard 0 with each micro-batch
     private float[] _statisticsBuffer = [];
     private ICancelable? _retry;
+    // Sync: the micro-batch whose gradient goes out while the backward still runs (OnGradientReady), and per shard the
+    // start of the part of its range sent so far; a shard's range goes in chunks of at least _endpoints.GradientChunkFloats.
+    private WorkAssignment? _streaming;
+    private long[] _sentFrom = [];
+    private bool _statisticsSent;
+    private long _streamedBytes;
+    private long _streamTicks;
     private double _waitMs;
     private long _waitStarted;
 
@@ -99,6 +106,7 @@ public sealed class WorkerActor : ReceiveActor, IWithUnboundedStash, IFrameHandl
             _local = new LocalSgdChunk(_trainer, _train, _mode, train.Seed, job.Hyper.BatchSize, job.Hyper.MicroBatchSize,
                 train.TotalSteps(_train.Count), train.CreateSchedule(_train.Count));
         _statistics = new RunningStatistics(model);
+        if (_mode.Mode == TrainingMode.Sync && _endpoints.GradientChunkFloats > 0) model.GradientReady = OnGradientReady;
         // Sync mode only: there the shard folds them in micro-batch order (ShardCheckpointing.cs).
         _statisticsBuffer = new float[job.Hyper.Mode == TrainingMode.Sync ? _statistics.Length : 0];
         _server = new DataPlaneServer(IPAddress.Parse(_endpoints.BindAddress), 0, this, _endpoints.MaxFrameBytes);
@@ -116,6 +124,7 @@ public sealed class WorkerActor : ReceiveActor, IWithUnboundedStash, IFrameHandl
             _pending = new float[a.Layout.ParameterCount];
             _pendingVersion = shards.Select(_ => -1L).ToArray();
             _modelShardVersion = shards.Select(_ => -1L).ToArray();
+            _sentFrom = shards.Select(s => s.Offset + s.Length).ToArray();
         }
         _clients = shards.Select(s => (DataPlaneClient?)DataPlaneClient.Connect(s.DataHost, s.DataPort, _senderId, TimeSpan.FromSeconds(10))).ToArray();
         _log.Info("Worker {0} registered: {1}", _workerId, a.Layout);
@@ -152,8 +161,10 @@ public sealed class WorkerActor : ReceiveActor, IWithUnboundedStash, IFrameHandl
             _plan = EpochPlan.Create((int)job.Hyper.Seed, epoch, _train.Count, job.Hyper.BatchSize, job.Hyper.MicroBatchSize);
         var mb = _plan.MicroBatches(stepInEpoch)[w.MicroBatch];
         float scale = async ? 1f / job.Hyper.MicroBatchSize : 1f / _plan.StepSize(stepInEpoch);
+        BeginGradient(async ? null : w);
         var (loss, correct) = _trainer!.ComputeGradient(_train, _plan.Indices(mb), scale, w.Step, w.MicroBatch);
-        double computeMs = Stopwatch.GetElapsedTime(t0).TotalMilliseconds;
+        _streaming = null;
+        double computeMs = (Stopwatch.GetElapsedTime(t0) - Stopwatch.GetElapsedTime(0, _streamTicks)).TotalMilliseconds;
         SendAndReport(w, loss, mb.Size, correct, computeMs, perShardVersion: async);
     }
 
@@ -170,21 +181,58 @@ public sealed class WorkerActor : ReceiveActor, IWithUnboundedStash, IFrameHandl
         // version, or the worker idles on it; traced under load, it came after the push for a third of the micro-batches.
         _coordinator.Tell(new RequestWork(_workerId, _modelVersion));
         var t1 = Stopwatch.GetTimestamp();
+        long bytes = SendGradient(w, perShardVersion, 0, final: true) + _streamedBytes;
+        double commMs = (Stopwatch.GetElapsedTime(t1) + Stopwatch.GetElapsedTime(0, _streamTicks)).TotalMilliseconds;
+        _coordinator.Tell(new MicroBatchDone(_workerId, w.Step, w.MicroBatch, loss, samples, correct, computeMs, commMs, _waitMs, bytes));
+        _waitMs = 0;
+        BeginGradient(null);
+    }
+
+    /// <summary>Resets the per-micro-batch send state; with <paramref name="streamed"/> set, the backward's progress
+    /// (OnGradientReady) sends that micro-batch's gradient chunks as they become final.</summary>
+    private void BeginGradient(WorkAssignment? streamed)
+    {
+        _streaming = streamed;
+        for (int s = 0; s < _shards.Length; s++) _sentFrom[s] = _shards[s].Offset + _shards[s].Length;
+        _statisticsSent = false;
+        _streamedBytes = 0;
+        _streamTicks = 0;
+    }
+
+    /// <summary>Sequential.GradientReady (compute thread, during the backward): the gradient from <paramref name="finalFrom"/>
+    /// to the end is final. Sends it (chunks of at least GradientChunkFloats) so the shard receives and checks it meanwhile.</summary>
+    private void OnGradientReady(int finalFrom)
+    {
+        if (_streaming is not { } w) return; // async, local-sgd, or not computing for the cluster
+        var t0 = Stopwatch.GetTimestamp();
+        _streamedBytes += SendGradient(w, perShardVersion: false, finalFrom, final: false);
+        _streamTicks += Stopwatch.GetTimestamp() - t0;
+    }
+
+    /// <summary>
+    /// Sends each shard the unsent part of its range from <paramref name="finalFrom"/> on (final: all of it, at least one frame
+    /// per shard even for an empty range; else only parts of at least GradientChunkFloats), the BatchNorm statistics before the
+    /// first frame. Returns the bytes sent.
+    /// </summary>
+    private long SendGradient(WorkAssignment w, bool perShardVersion, long finalFrom, bool final)
+    {
         long bytes = 0;
-        bytes += SendStatistics(w);
         var grads = _trainer!.Model.Store.Grads;
         for (int s = 0; s < _shards.Length; s++)
         {
             var info = _shards[s];
+            long end = info.Offset + info.Length, lo = Math.Max(finalFrom, info.Offset), hi = _sentFrom[s];
+            bool nothingSent = hi == end;
+            if (final ? lo >= hi && !nothingSent : hi - lo < _endpoints.GradientChunkFloats) continue;
+            if (!_statisticsSent) { bytes += SendStatistics(w); _statisticsSent = true; }
             // Async: the header carries the version of this shard's range the gradient was computed on (for its staleness).
             long version = perShardVersion ? _modelShardVersion[s] : w.Version;
-            var h = new FrameHeader(FrameKind.Gradient, w.Step, w.MicroBatch, version, info.Shard, info.Offset, info.Length, 0, 0);
-            _clients[s]!.Send(h, grads.AsSpan((int)info.Offset, info.Length));
-            bytes += (long)info.Length * sizeof(float);
+            var h = new FrameHeader(FrameKind.Gradient, w.Step, w.MicroBatch, version, info.Shard, lo, (int)(hi - lo), 0, 0);
+            _clients[s]!.Send(h, grads.AsSpan((int)lo, (int)(hi - lo)));
+            bytes += (hi - lo) * sizeof(float);
+            _sentFrom[s] = lo;
         }
-        double commMs = Stopwatch.GetElapsedTime(t1).TotalMilliseconds;
-        _coordinator.Tell(new MicroBatchDone(_workerId, w.Step, w.MicroBatch, loss, samples, correct, computeMs, commMs, _waitMs, bytes));
-        _waitMs = 0;
+        return bytes;
     }
 
     /// <summary>Local-sgd: chunk w.MicroBatch of round w.Step from the round's parameters; sends δ = θ_local − θ_r.</summary>

@@ -2,9 +2,15 @@
 // range in any order, and folds them into the step's sum strictly in micro-batch index order
 // (DESIGN contract 2d), so the bits never depend on arrival order or worker count. Zero-copy: the data
 // plane receives straight into a slot that Reserve hands out; nothing is allocated after construction.
+// A micro-batch may arrive in chunks (sub-ranges, any order: a worker sends a layer's gradient while it is
+// still back-propagating through the layers before it); it counts as arrived when its chunks cover the range.
 namespace DistTrain.Cluster.Training;
 
 public enum GradientDrop { None, UnknownStep, Duplicate, WrongLength, OutOfRange, NotFinite, Corrupt }
+
+/// <summary>What a committed chunk did: stored (the micro-batch still misses chunks), completed the micro-batch, or was
+/// dropped as not finite (then it can arrive again).</summary>
+public enum ChunkCommit { Stored, Completed, NotFinite }
 
 public sealed class StepAggregator
 {
@@ -12,9 +18,17 @@ public sealed class StepAggregator
     private readonly float[][] _slots;          // out-of-order arrivals wait here, one slot per micro-batch
     private readonly int[] _slotOf;             // micro-batch -> slot index, -1 when none
     private readonly byte[] _state;             // per micro-batch: 0 missing, 1 receiving, 2 arrived, 3 folded
+    private readonly int[] _received;           // per micro-batch: floats of committed chunks
+    private readonly Chunk[][] _chunks;         // per micro-batch: the reserved chunks (committed or not), _chunkCount of them
+    private readonly int[] _chunkCount;
     private readonly Stack<int> _free = new();
     private readonly long[] _dropped = new long[Enum.GetValues<GradientDrop>().Length];
     private int _folded;
+
+    /// <summary>At most this many chunks per micro-batch (a frame per layer of a deep model stays well below it).</summary>
+    public const int MaxChunks = 64;
+
+    private struct Chunk { public int Offset, Length; public bool Committed; }
 
     public StepAggregator(int rangeLength, int maxMicroBatches)
     {
@@ -26,6 +40,10 @@ public sealed class StepAggregator
         for (int i = 0; i < maxMicroBatches; i++) { _slots[i] = new float[rangeLength]; _free.Push(maxMicroBatches - 1 - i); }
         _slotOf = new int[maxMicroBatches];
         _state = new byte[maxMicroBatches];
+        _received = new int[maxMicroBatches];
+        _chunkCount = new int[maxMicroBatches];
+        _chunks = new Chunk[maxMicroBatches][];
+        for (int i = 0; i < maxMicroBatches; i++) _chunks[i] = new Chunk[MaxChunks];
         Step = -1;
     }
 
@@ -50,34 +68,64 @@ public sealed class StepAggregator
         for (int i = _slots.Length - 1; i >= 0; i--) _free.Push(i);
         Array.Fill(_slotOf, -1);
         Array.Clear(_state);
+        Array.Clear(_received);
+        Array.Clear(_chunkCount);
     }
 
     /// <summary>
-    /// A buffer to receive micro-batch <paramref name="microBatch"/>'s gradient of <paramref name="length"/> floats
+    /// A buffer to receive micro-batch <paramref name="microBatch"/>'s whole gradient of <paramref name="length"/> floats
     /// into, or an empty span and the reason when the gradient must be dropped (counted).
     /// </summary>
     public Span<float> Reserve(long step, int microBatch, int length, out GradientDrop reason)
     {
-        reason = step != Step || MicroBatchCount == 0 ? GradientDrop.UnknownStep
-            : (uint)microBatch >= (uint)MicroBatchCount ? GradientDrop.OutOfRange
-            : length != RangeLength ? GradientDrop.WrongLength
-            : _state[microBatch] != 0 ? GradientDrop.Duplicate
-            : GradientDrop.None;
-        if (reason != GradientDrop.None) { _dropped[(int)reason]++; return Span<float>.Empty; }
-        int slot = _free.Pop();
-        _slotOf[microBatch] = slot;
-        _state[microBatch] = 1;
-        return _slots[slot];
+        if (length != RangeLength && step == Step && MicroBatchCount > 0 && (uint)microBatch < (uint)MicroBatchCount)
+        {
+            reason = GradientDrop.WrongLength;
+            _dropped[(int)reason]++;
+            return Span<float>.Empty;
+        }
+        return Reserve(step, microBatch, 0, length, out reason);
     }
 
-    /// <summary>The reserved buffer was filled and verified: fold whatever is now contiguous from the front.
-    /// Returns false (and counts it) when the gradient is not finite; the micro-batch can then arrive again.</summary>
-    public bool Commit(long step, int microBatch)
+    /// <summary>
+    /// A buffer for the chunk [<paramref name="offset"/>, offset + <paramref name="length"/>) (relative to the range) of
+    /// micro-batch <paramref name="microBatch"/>'s gradient, or an empty span and the reason when it must be dropped
+    /// (counted): outside the range or empty (WrongLength), overlapping a chunk already reserved (Duplicate).
+    /// </summary>
+    public Span<float> Reserve(long step, int microBatch, int offset, int length, out GradientDrop reason)
     {
-        if (step != Step || (uint)microBatch >= (uint)MicroBatchCount || _state[microBatch] != 1)
-            throw new InvalidOperationException($"Commit of step {step} micro-batch {microBatch} without a Reserve.");
+        reason = step != Step || MicroBatchCount == 0 ? GradientDrop.UnknownStep
+            : (uint)microBatch >= (uint)MicroBatchCount ? GradientDrop.OutOfRange
+            : offset < 0 || length < 0 || (long)offset + length > RangeLength || (length == 0 && RangeLength > 0) ? GradientDrop.WrongLength
+            : _state[microBatch] >= 2 || Overlaps(microBatch, offset, length) ? GradientDrop.Duplicate
+            : _chunkCount[microBatch] == MaxChunks ? GradientDrop.WrongLength
+            : GradientDrop.None;
+        if (reason != GradientDrop.None) { _dropped[(int)reason]++; return Span<float>.Empty; }
+        if (_state[microBatch] == 0)
+        {
+            _slotOf[microBatch] = _free.Pop();
+            _state[microBatch] = 1;
+        }
+        _chunks[microBatch][_chunkCount[microBatch]++] = new Chunk { Offset = offset, Length = length };
+        return _slots[_slotOf[microBatch]].AsSpan(offset, length);
+    }
+
+    /// <summary>The reserved whole-range buffer was filled and verified: fold whatever is now contiguous from the front.
+    /// Returns false (and counts it) when the gradient is not finite; the micro-batch can then arrive again.</summary>
+    public bool Commit(long step, int microBatch) => Commit(step, microBatch, 0, RangeLength) != ChunkCommit.NotFinite;
+
+    /// <summary>A reserved chunk was filled and verified. When the micro-batch's chunks now cover its range, folds whatever
+    /// is contiguous from the front (Completed). A chunk that is not finite is dropped (counted) and can arrive again.</summary>
+    public ChunkCommit Commit(long step, int microBatch, int offset, int length)
+    {
+        int c = step == Step && (uint)microBatch < (uint)MicroBatchCount && _state[microBatch] == 1 ? Find(microBatch, offset, length) : -1;
+        if (c < 0 || _chunks[microBatch][c].Committed)
+            throw new InvalidOperationException($"Commit of step {step} micro-batch {microBatch} chunk {offset}+{length} without a Reserve.");
         var slot = _slots[_slotOf[microBatch]];
-        if (!AllFinite(slot)) { Abort(step, microBatch, GradientDrop.NotFinite); return false; }
+        if (!AllFinite(slot.AsSpan(offset, length))) { Abort(step, microBatch, offset, length, GradientDrop.NotFinite); return ChunkCommit.NotFinite; }
+        _chunks[microBatch][c].Committed = true;
+        _received[microBatch] += length;
+        if (_received[microBatch] < RangeLength) return ChunkCommit.Stored;
         _state[microBatch] = 2;
         while (_folded < MicroBatchCount && _state[_folded] == 2)
         {
@@ -89,17 +137,50 @@ public sealed class StepAggregator
             _state[_folded] = 3;
             _folded++;
         }
-        return true;
+        return ChunkCommit.Completed;
     }
 
-    /// <summary>The receive failed (checksum, connection lost): release the slot so the micro-batch can arrive again.</summary>
-    public void Abort(long step, int microBatch, GradientDrop reason)
+    /// <summary>The whole-range receive failed (checksum, connection lost): release it so the micro-batch can arrive again.</summary>
+    public void Abort(long step, int microBatch, GradientDrop reason) => Abort(step, microBatch, 0, RangeLength, reason);
+
+    /// <summary>The receive of a chunk failed (checksum, connection lost, not finite): forget it so it can arrive again;
+    /// the slot is released when the micro-batch holds no other chunk.</summary>
+    public void Abort(long step, int microBatch, int offset, int length, GradientDrop reason)
     {
         if (step != Step || (uint)microBatch >= (uint)MicroBatchCount || _state[microBatch] != 1) return;
-        _free.Push(_slotOf[microBatch]);
-        _slotOf[microBatch] = -1;
-        _state[microBatch] = 0;
+        int c = Find(microBatch, offset, length);
+        if (c < 0) return;
+        var chunks = _chunks[microBatch];
+        if (chunks[c].Committed) _received[microBatch] -= length;
+        chunks[c] = chunks[--_chunkCount[microBatch]];
+        if (_chunkCount[microBatch] == 0)
+        {
+            _free.Push(_slotOf[microBatch]);
+            _slotOf[microBatch] = -1;
+            _state[microBatch] = 0;
+            _received[microBatch] = 0;
+        }
         _dropped[(int)reason]++;
+    }
+
+    private bool Overlaps(int microBatch, int offset, int length)
+    {
+        var chunks = _chunks[microBatch];
+        for (int i = 0; i < _chunkCount[microBatch]; i++)
+        {
+            ref var k = ref chunks[i];
+            // Two empty chunks (a zero-length range) count as the same chunk.
+            if (offset < k.Offset + k.Length && k.Offset < offset + length || length == 0 && k.Length == 0) return true;
+        }
+        return false;
+    }
+
+    private int Find(int microBatch, int offset, int length)
+    {
+        var chunks = _chunks[microBatch];
+        for (int i = 0; i < _chunkCount[microBatch]; i++)
+            if (chunks[i].Offset == offset && chunks[i].Length == length) return i;
+        return -1;
     }
 
     /// <summary>Convenience for callers that already hold the gradient: Reserve + copy + Commit.</summary>
@@ -118,5 +199,5 @@ public sealed class StepAggregator
 
     // Vectorized: the scalar `acc += v - v` chain was one dependent add per float, ~0.6 ms for 421k floats on the
     // receive thread of the step's last gradient, i.e. on the synchronous barrier; this reads at memory speed.
-    private static bool AllFinite(float[] g) => System.Numerics.Tensors.TensorPrimitives.IsFiniteAll<float>(g);
+    private static bool AllFinite(ReadOnlySpan<float> g) => System.Numerics.Tensors.TensorPrimitives.IsFiniteAll<float>(g);
 }

@@ -68,7 +68,29 @@ public sealed class Sequential
         if (dupName is not null) throw new ArgumentException($"Two parameters are both named '{dupName.Key}'; give the layers distinct names.");
         Store = new ParameterStore(all);
         ResetParameters(seed);
+
+        // A top-level layer's parameters (its own, then its children's: pre-order) are one contiguous run of the flat
+        // buffer, after those of the layers before it; so once layer i's backward is done, [offset of i's run, end) is final.
+        _gradientFinalFrom = new int[_layers.Length];
+        int from = Store.Count;
+        for (int i = _layers.Length - 1; i >= 0; i--)
+        {
+            int end = i + 1 < _layers.Length ? _layers[i + 1].Index : _all.Length;
+            for (int j = end - 1; j >= _layers[i].Index; j--)
+                foreach (var p in _all[j].OwnParams)
+                    if (!p.IsBuffer) from = Math.Min(from, p.Offset);
+            _gradientFinalFrom[i] = from;
+        }
     }
+
+    private readonly int[] _gradientFinalFrom;
+
+    /// <summary>
+    /// When set, <see cref="Backward"/> calls it after each top-level layer with the flat offset from which every
+    /// parameter gradient is final (non-increasing; 0 after the first layer with parameters): a cluster worker sends
+    /// that part of the gradient while the layers before it are still back-propagating. Null = off.
+    /// </summary>
+    public Action<int>? GradientReady { get; set; }
 
     // Pre-order: a layer, then its children; Index = position in this order (the per-layer seed index).
     private static void Assign(Layer layer, string name, List<Layer> flat, HashSet<Layer> unique)
@@ -186,6 +208,7 @@ public sealed class Sequential
             long t0 = ticks is null ? 0 : Stopwatch.GetTimestamp();
             g = _layers[i].Backward(g);
             if (ticks is not null) ticks[2 * i + 1] += Stopwatch.GetTimestamp() - t0;
+            GradientReady?.Invoke(_gradientFinalFrom[i]);
         }
         return g;
     }

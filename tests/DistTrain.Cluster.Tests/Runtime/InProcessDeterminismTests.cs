@@ -22,10 +22,14 @@ public class InProcessDeterminismTests
         Augment = augment,
     };
 
-    private static async Task<(float[] Values, string Sha)> RunCluster(TrainJob job, int workers, int shards)
+    // Gradients sent during the backward in frames of ≥ 16 floats: every layer with parameters gets its own frame(s).
+    private const string SmallChunks = "disttrain.data-plane.gradient-chunk-floats = 16";
+    private const string NoChunks = "disttrain.data-plane.gradient-chunk-floats = 0";
+
+    private static async Task<(float[] Values, string Sha)> RunCluster(TrainJob job, int workers, int shards, string? hocon = null)
     {
         var dir = Directory.CreateTempSubdirectory("disttrain-run-").FullName;
-        var result = await ClusterNode.RunLocal(job, workers, shards, dir, serializeMessages: true).WaitAsync(TimeSpan.FromMinutes(3));
+        var result = await ClusterNode.RunLocal(job, workers, shards, dir, serializeMessages: true, hocon: hocon).WaitAsync(TimeSpan.FromMinutes(3));
         Assert.Null(result.Error);
         Assert.Equal(10, result.Steps);
         var model = job.Spec().Build(0);
@@ -42,13 +46,15 @@ public class InProcessDeterminismTests
         trainer.Fit(train);
         var reference = trainer.Model.Store.Values.ToArray();
 
-        var one = await RunCluster(job, 1, 1);
+        var one = await RunCluster(job, 1, 1, NoChunks);
         var three = await RunCluster(job, 3, 1);
         var sharded = await RunCluster(job, 3, 2);
+        var chunked = await RunCluster(job, 3, 2, SmallChunks);
 
         Assert.Equal(reference, one.Values);
         Assert.Equal(one.Sha, three.Sha);
         Assert.Equal(one.Sha, sharded.Sha);
+        Assert.Equal(one.Sha, chunked.Sha);
         var initial = job.Spec().Build((ulong)job.Seed).Store.Values;
         Assert.NotEqual(initial, one.Values); // training moved the weights
     }
@@ -69,5 +75,23 @@ public class InProcessDeterminismTests
 
         Assert.Equal(reference, sharded.Values);
         Assert.NotEqual(plain.Model.Store.Values, sharded.Values); // the workers did augment
+    }
+
+    [Fact]
+    public async Task BatchNormModelIsBitIdenticalWhenGradientsGoInChunks()
+    {
+        // BatchNorm: each micro-batch's batch statistics must reach shard 0 before the first chunk of its gradient.
+        var job = Job(TestData.WriteIdx(160, 40)) with
+        {
+            ModelSpecJson = ModelSpec.Parse("""
+                {"name":"bn-cnn","input":[1,28,28],"loss":"cross_entropy","layers":[
+                  {"type":"conv2d","out":4,"kernel":3,"padding":1},{"type":"batchnorm2d"},{"type":"relu"},{"type":"maxpool2d","kernel":2},
+                  {"type":"flatten"},{"type":"dense","out":16},{"type":"batchnorm1d"},{"type":"relu"},{"type":"dense","out":10}]}
+                """).CanonicalJson,
+        };
+        var whole = await RunCluster(job, 2, 2, NoChunks);
+        var chunked = await RunCluster(job, 2, 2, SmallChunks);
+        Assert.Equal(whole.Sha, chunked.Sha);
+        Assert.NotEqual(job.Spec().Build((ulong)job.Seed).Store.Values, chunked.Values);
     }
 }

@@ -123,4 +123,110 @@ public class StepAggregatorTests
         for (int s = 1; s < 20; s++) Run(s);
         Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
     }
+
+    // Chunks (sub-ranges sent during a worker's backward), interleaved across micro-batches in a shuffled order.
+    private static void AcceptChunks(StepAggregator agg, long step, float[][] g, (int Mb, int Off, int Len)[] chunks, int seed)
+    {
+        var rng = new Random(seed);
+        foreach (var (mb, off, len) in chunks.OrderBy(_ => rng.Next()).ToArray())
+        {
+            var dst = agg.Reserve(step, mb, off, len, out var reason);
+            Assert.Equal(GradientDrop.None, reason);
+            g[mb].AsSpan(off, len).CopyTo(dst);
+            var result = agg.Commit(step, mb, off, len);
+            Assert.NotEqual(ChunkCommit.NotFinite, result);
+        }
+    }
+
+    [Theory]
+    [InlineData(1)]
+    [InlineData(2)]
+    [InlineData(3)]
+    public void ChunkedArrivalsSumBitIdenticallyToWholeOnes(int seed)
+    {
+        var g = Gradients(4, 1000, seed);
+        var rng = new Random(seed);
+        var chunks = new List<(int, int, int)>();
+        for (int mb = 0; mb < 4; mb++)
+        {
+            // Cut [0, 1000) at random points (mb 3 arrives whole).
+            var cuts = mb == 3 ? new List<int>() : Enumerable.Range(0, 1 + mb * 3).Select(_ => rng.Next(1, 1000)).Distinct().Order().ToList();
+            int from = 0;
+            foreach (var c in cuts.Append(1000)) { chunks.Add((mb, from, c - from)); from = c; }
+        }
+        var agg = new StepAggregator(1000, 4);
+        agg.Begin(5, 4);
+        AcceptChunks(agg, 5, g, chunks.ToArray(), seed);
+        Assert.True(agg.IsComplete);
+        Assert.Equal(InOrderSum(g).Select(BitConverter.SingleToInt32Bits), agg.Sum.ToArray().Select(BitConverter.SingleToInt32Bits));
+    }
+
+    [Fact]
+    public void MicroBatchCompletesOnlyWhenItsChunksCoverTheRange()
+    {
+        var g = Gradients(1, 10, 4);
+        var agg = new StepAggregator(10, 2);
+        agg.Begin(0, 1);
+        g[0].AsSpan(6, 4).CopyTo(agg.Reserve(0, 0, 6, 4, out _));
+        Assert.Equal(ChunkCommit.Stored, agg.Commit(0, 0, 6, 4));
+        Assert.False(agg.HasArrived(0));
+        g[0].AsSpan(0, 6).CopyTo(agg.Reserve(0, 0, 0, 6, out _));
+        Assert.False(agg.IsComplete); // reserved, not yet committed
+        Assert.Equal(ChunkCommit.Completed, agg.Commit(0, 0, 0, 6));
+        Assert.True(agg.IsComplete);
+        Assert.Equal(g[0], agg.Sum.ToArray());
+    }
+
+    [Fact]
+    public void OverlappingOutOfRangeAndBadChunksAreDroppedAndCounted()
+    {
+        var agg = new StepAggregator(10, 2);
+        agg.Begin(1, 2);
+        agg.Reserve(1, 0, 2, 4, out var r);
+        Assert.Equal(GradientDrop.None, r);
+        agg.Reserve(1, 0, 5, 2, out r); Assert.Equal(GradientDrop.Duplicate, r);   // overlaps [2,6)
+        agg.Reserve(1, 0, 0, 3, out r); Assert.Equal(GradientDrop.Duplicate, r);
+        agg.Reserve(1, 0, 8, 3, out r); Assert.Equal(GradientDrop.WrongLength, r);  // past the range
+        agg.Reserve(1, 0, -1, 2, out r); Assert.Equal(GradientDrop.WrongLength, r);
+        agg.Reserve(1, 0, 6, 0, out r); Assert.Equal(GradientDrop.WrongLength, r);  // empty chunk of a non-empty range
+        agg.Reserve(1, 1, 0, 3, out r); Assert.Equal(GradientDrop.None, r);        // other micro-batch: no overlap
+        // A chunk that is not finite is forgotten: the same chunk can arrive again, the others are kept.
+        agg.Reserve(1, 0, 2, 4, out _); // still a duplicate
+        var c = agg.Reserve(1, 0, 6, 4, out r);
+        Assert.Equal(GradientDrop.None, r);
+        c.Fill(1f); c[2] = float.PositiveInfinity;
+        Assert.Equal(ChunkCommit.NotFinite, agg.Commit(1, 0, 6, 4));
+        agg.Reserve(1, 0, 6, 4, out r).Fill(1f);
+        Assert.Equal(GradientDrop.None, r);
+        Assert.Equal(ChunkCommit.Stored, agg.Commit(1, 0, 6, 4));
+        Assert.Equal(3, agg.Dropped(GradientDrop.Duplicate));
+        Assert.Equal(3, agg.Dropped(GradientDrop.WrongLength));
+        Assert.Equal(1, agg.Dropped(GradientDrop.NotFinite));
+        // Aborting a lost chunk frees its place; once every chunk is gone, the slot is free again.
+        agg.Abort(1, 1, 0, 3, GradientDrop.Corrupt);
+        Assert.Equal(GradientDrop.None, agg.Accept(1, 1, new float[10]));
+        Assert.Throws<InvalidOperationException>(() => agg.Commit(1, 0, 0, 2)); // never reserved
+    }
+
+    [Fact]
+    public void ChunkedStepsAllocateNothingAfterWarmUp()
+    {
+        var g = Gradients(2, 300, 6);
+        var agg = new StepAggregator(300, 2);
+        var chunks = new[] { (1, 200, 100), (0, 100, 200), (1, 0, 200), (0, 0, 100) };
+        void Run(long s)
+        {
+            agg.Begin(s, 2);
+            foreach (var (mb, off, len) in chunks)
+            {
+                g[mb].AsSpan(off, len).CopyTo(agg.Reserve(s, mb, off, len, out _));
+                agg.Commit(s, mb, off, len);
+            }
+        }
+        Run(0); Run(1);
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        for (int s = 2; s < 20; s++) Run(s);
+        Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
+        Assert.True(agg.IsComplete);
+    }
 }
