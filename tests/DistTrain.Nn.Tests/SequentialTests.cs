@@ -258,4 +258,35 @@ public class SequentialTests
             if (from > 0) Assert.NotEqual(final.AsSpan(0, from).ToArray(), grads.AsSpan(0, from).ToArray());
         }
     }
+
+    [Fact]
+    public void ParametersNeededAnnouncesEveryValueBeforeTheForwardReadsIt()
+    {
+        // Values the forward has not asked for yet are NaN; each announcement restores [previous, to). If any layer read a
+        // value before its announcement, the output would differ from the plain forward (NaN spreads).
+        var m = new Sequential([1, 8, 8], [new Conv2d(1, 4, 3, padding: 1), new ReLU(), ResidualBlock.Basic(4, 6, stride: 2, norm: c => new BatchNorm2d(c)),
+            new MaxPool2d(2), new Flatten(), new Dense(24, 7), new ReLU(), new Dense(7, 3)]);
+        var x = GradCheck.Fill(new Tensor(2, 1, 8, 8), new Random(5), null);
+        var expected = m.Forward(x, StepContext.Eval).Span.ToArray();
+        var truth = m.Store.Values.ToArray();
+        var announced = new List<int>();
+        int restored = 0;
+        m.Store.Values.AsSpan().Fill(float.NaN);
+        m.ParametersNeeded = to =>
+        {
+            announced.Add(to);
+            if (to > restored) { truth.AsSpan(restored, to - restored).CopyTo(m.Store.Values.AsSpan(restored)); restored = to; }
+        };
+        var y = m.Forward(x, StepContext.Eval).Span.ToArray();
+        m.ParametersNeeded = null;
+        Assert.Equal(expected, y);
+        Assert.Equal(m.ParameterCount, restored);
+        Assert.Equal(8, announced.Count);
+        for (int i = 1; i < announced.Count; i++) Assert.True(announced[i] >= announced[i - 1]);
+        for (int i = 0; i < 8; i++) Assert.Equal(m.ParameterRunEnd(i), announced[i]);
+        // Runs tile the buffer in layer order; parameter-free layers have empty runs.
+        Assert.Equal(0, m.ParameterRunStart(0));
+        for (int i = 1; i < 8; i++) Assert.Equal(m.ParameterRunEnd(i - 1), m.ParameterRunStart(i));
+        Assert.Equal(m.ParameterRunStart(1), m.ParameterRunEnd(1)); // ReLU
+    }
 }

@@ -35,6 +35,7 @@ public sealed class ParameterServerActor : ReceiveActor, IFrameHandler
     private readonly List<SendCheckpoint> _dueCheckpoints = [];   // asked for a version this shard has not reached yet
     private DataPlaneServer? _server;
     private int _microBatches;
+    private KeyRange[] _pushChunks = [];   // sync: a new version goes out in these frames, first layers first
     private int _senderId;
     private ICancelable? _retry;
 
@@ -98,6 +99,9 @@ public sealed class ParameterServerActor : ReceiveActor, IFrameHandler
             _share = (float)a.Job.Hyper.MicroBatchSize / a.Job.Hyper.BatchSize;
         }
         _shard.BeginStep(0, _microBatches);
+        _pushChunks = mode.Mode == TrainingMode.Sync
+            ? Training.ShardLayout.PushChunks(range, Enumerable.Range(0, model.Layers.Count).Select(model.ParameterRunStart), _endpoints.GradientChunkFloats)
+            : [range];
         _extras = new ShardCheckpointing(_shard, model, _microBatches, foldStatistics: a.Job.Hyper.Mode == TrainingMode.Sync);
         _senderId = JobMapping.SenderIdOf($"{_nodeId}/ps{a.Shard}");
         _server = new DataPlaneServer(IPAddress.Parse(_endpoints.BindAddress), 0, this, _endpoints.MaxFrameBytes);
@@ -164,12 +168,19 @@ public sealed class ParameterServerActor : ReceiveActor, IFrameHandler
 
     private void PushAll(ParameterShard shard)
     {
-        ulong checksum = DataPlaneClient.Checksum(shard.Values); // the same bytes go to every worker: hash them once
         List<string>? failed = null;
-        foreach (var (id, client) in _workers)
+        // Each frame to every worker before the next frame: the first layers' values reach all of them first.
+        foreach (var chunk in _pushChunks)
         {
-            try { Push(client, shard, checksum); }
-            catch (IOException) { (failed ??= []).Add(id); }
+            ReadOnlySpan<float> values = shard.Values.AsSpan(chunk.Offset - shard.Range.Offset, chunk.Length);
+            ulong checksum = DataPlaneClient.Checksum(values); // the same bytes go to every worker: hash them once
+            var header = new FrameHeader(FrameKind.Parameters, shard.Version, 0, shard.Version, shard.Shard, chunk.Offset, chunk.Length, 0, 0);
+            foreach (var (id, client) in _workers)
+            {
+                if (failed?.Contains(id) == true) continue;
+                try { client.Send(header, values, checksum); }
+                catch (IOException) { (failed ??= []).Add(id); }
+            }
         }
         if (failed is not null)
             foreach (var id in failed) if (_workers.Remove(id, out var c)) c.Dispose();

@@ -36,8 +36,16 @@ public sealed class WorkerActor : ReceiveActor, IWithUnboundedStash, IFrameHandl
     private ParameterServerMessages.ShardInfo[] _shards = [];
     private DataPlaneClient?[] _clients = [];
     private float[][] _staging = [];       // per shard: receive buffer (written before the checksum is checked)
-    private float[] _pending = [];         // newest complete values per shard, copied into the model before computing
-    private long[] _pendingVersion = [];
+    private float[] _pending = [];         // newest pushed values per shard, copied into the model before (or while) computing
+    private ParameterArrivals _arrivals = new([]);   // which version of each shard's range has arrived, and how much
+    private readonly object _arrived = new(); // pulsed by the receive threads after each parameter frame
+    // Sync: the version the forward is taking layer by layer as its frames arrive (Sequential.ParametersNeeded),
+    // and how far the model's values hold it; -1 when the model holds one whole version (or in other modes).
+    private long _gateVersion = -1;
+    private int _copiedTo;
+    private long _gateWaitTicks;
+    private bool _gated;
+    private static readonly TimeSpan ParameterWaitLimit = TimeSpan.FromMinutes(2);
     private long _modelVersion = -1;
     private ModeOptions _mode = ModeOptions.Sync;
     private long[] _modelShardVersion = [];   // async: the version of each shard's range the model holds
@@ -106,7 +114,12 @@ public sealed class WorkerActor : ReceiveActor, IWithUnboundedStash, IFrameHandl
             _local = new LocalSgdChunk(_trainer, _train, _mode, train.Seed, job.Hyper.BatchSize, job.Hyper.MicroBatchSize,
                 train.TotalSteps(_train.Count), train.CreateSchedule(_train.Count));
         _statistics = new RunningStatistics(model);
-        if (_mode.Mode == TrainingMode.Sync && _endpoints.GradientChunkFloats > 0) model.GradientReady = OnGradientReady;
+        if (_mode.Mode == TrainingMode.Sync && _endpoints.GradientChunkFloats > 0)
+        {
+            model.GradientReady = OnGradientReady;
+            model.ParametersNeeded = OnParametersNeeded;
+            _gated = true;
+        }
         // Sync mode only: there the shard folds them in micro-batch order (ShardCheckpointing.cs).
         _statisticsBuffer = new float[job.Hyper.Mode == TrainingMode.Sync ? _statistics.Length : 0];
         _server = new DataPlaneServer(IPAddress.Parse(_endpoints.BindAddress), 0, this, _endpoints.MaxFrameBytes);
@@ -122,7 +135,7 @@ public sealed class WorkerActor : ReceiveActor, IWithUnboundedStash, IFrameHandl
             _shards = shards;
             _staging = shards.Select(s => new float[s.Length]).ToArray();
             _pending = new float[a.Layout.ParameterCount];
-            _pendingVersion = shards.Select(_ => -1L).ToArray();
+            _arrivals = new ParameterArrivals(shards.Select(s => new KeyRange((int)s.Offset, s.Length)).ToArray());
             _modelShardVersion = shards.Select(_ => -1L).ToArray();
             _sentFrom = shards.Select(s => s.Offset + s.Length).ToArray();
         }
@@ -134,7 +147,7 @@ public sealed class WorkerActor : ReceiveActor, IWithUnboundedStash, IFrameHandl
     private void OnAssignment(WorkAssignment w)
     {
         if (_mode.Mode == TrainingMode.Async) { OnAsyncAssignment(w); return; }
-        if (!TryTakeVersion(w.Version, out bool stale))
+        if (!(_gated && _local is null ? TryBeginVersion(w.Version, out bool stale) : TryTakeVersion(w.Version, out stale)))
         {
             if (stale) { _coordinator.Tell(new RequestWork(_workerId, _modelVersion)); return; }
             if (_waitStarted == 0) _waitStarted = Stopwatch.GetTimestamp();
@@ -162,9 +175,12 @@ public sealed class WorkerActor : ReceiveActor, IWithUnboundedStash, IFrameHandl
         var mb = _plan.MicroBatches(stepInEpoch)[w.MicroBatch];
         float scale = async ? 1f / job.Hyper.MicroBatchSize : 1f / _plan.StepSize(stepInEpoch);
         BeginGradient(async ? null : w);
+        _gateWaitTicks = 0;
         var (loss, correct) = _trainer!.ComputeGradient(_train, _plan.Indices(mb), scale, w.Step, w.MicroBatch);
         _streaming = null;
-        double computeMs = (Stopwatch.GetElapsedTime(t0) - Stopwatch.GetElapsedTime(0, _streamTicks)).TotalMilliseconds;
+        if (_gateVersion >= 0) EndVersion();
+        _waitMs += Stopwatch.GetElapsedTime(0, _gateWaitTicks).TotalMilliseconds;
+        double computeMs = (Stopwatch.GetElapsedTime(t0) - Stopwatch.GetElapsedTime(0, _streamTicks + _gateWaitTicks)).TotalMilliseconds;
         SendAndReport(w, loss, mb.Size, correct, computeMs, perShardVersion: async);
     }
 
@@ -266,15 +282,15 @@ public sealed class WorkerActor : ReceiveActor, IWithUnboundedStash, IFrameHandl
     {
         lock (_gate)
         {
-            foreach (var v in _pendingVersion) if (v < minVersion) return false;
+            for (int s = 0; s < _shards.Length; s++) if (_arrivals.CompleteVersion(s) < minVersion || !_arrivals.Intact(s)) return false;
             long oldest = long.MaxValue;
             for (int s = 0; s < _shards.Length; s++)
             {
-                if (_pendingVersion[s] != _modelShardVersion[s])
+                if (_arrivals.CompleteVersion(s) != _modelShardVersion[s])
                 {
                     var info = _shards[s];
                     _pending.AsSpan((int)info.Offset, info.Length).CopyTo(_trainer!.Model.Store.Values.AsSpan((int)info.Offset, info.Length));
-                    _modelShardVersion[s] = _pendingVersion[s];
+                    _modelShardVersion[s] = _arrivals.CompleteVersion(s);
                 }
                 oldest = Math.Min(oldest, _modelShardVersion[s]);
             }
@@ -297,6 +313,67 @@ public sealed class WorkerActor : ReceiveActor, IWithUnboundedStash, IFrameHandl
         return (long)_statisticsBuffer.Length * sizeof(float);
     }
 
+    /// <summary>
+    /// Sync, gated: true when every shard has begun pushing exactly <paramref name="version"/> (or the model holds it);
+    /// the forward then takes each layer's values as they arrive (OnParametersNeeded) instead of waiting for all of them.
+    /// </summary>
+    private bool TryBeginVersion(long version, out bool stale)
+    {
+        stale = false;
+        if (_modelVersion == version) return true;
+        lock (_gate)
+            if (!_arrivals.AllBegun(version, out stale)) return false;
+        _gateVersion = version;
+        _copiedTo = 0;
+        _modelVersion = -1; // the model is a mix until EndVersion: nothing but the gated forward may read it
+        return true;
+    }
+
+    /// <summary>Sequential.ParametersNeeded (compute thread, before a layer's forward): the values below
+    /// <paramref name="to"/> must be those of the version being computed on; waits for their frames if need be.</summary>
+    private void OnParametersNeeded(int to)
+    {
+        if (_gateVersion < 0 || to <= _copiedTo) return;
+        TakeArrived(_copiedTo, to);
+        _copiedTo = to;
+    }
+
+    /// <summary>After the gated forward: the rest of the version (layers after the last one with parameters: none), then the
+    /// model holds that version whole.</summary>
+    private void EndVersion()
+    {
+        int count = _pending.Length;
+        if (_copiedTo < count) TakeArrived(_copiedTo, count);
+        _modelVersion = _gateVersion;
+        _gateVersion = -1;
+    }
+
+    private void TakeArrived(int from, int to)
+    {
+        long started = 0;
+        lock (_arrived)
+        {
+            while (!TryCopyArrived(from, to))
+            {
+                if (started == 0) started = Stopwatch.GetTimestamp();
+                else if (Stopwatch.GetElapsedTime(started) > ParameterWaitLimit)
+                    throw new TimeoutException($"Worker {_workerId} waited {ParameterWaitLimit.TotalSeconds:0} s for parameters [{from}, {to}) of version {_gateVersion}; is a PS shard gone?");
+                Monitor.Wait(_arrived, 1000); // the receive thread pulses under the same lock after each frame: no lost wake-up
+            }
+        }
+        if (started != 0) _gateWaitTicks += Stopwatch.GetTimestamp() - started;
+    }
+
+    private bool TryCopyArrived(int from, int to)
+    {
+        lock (_gate)
+        {
+            if (!_arrivals.Covers(_gateVersion, from, to)) return false;
+            _pending.AsSpan(from, to - from).CopyTo(_trainer!.Model.Store.Values.AsSpan(from, to - from));
+            return true;
+        }
+    }
+
     /// <summary>Copies the pushed values into the model when every shard has exactly <paramref name="version"/>.</summary>
     private bool TryTakeVersion(long version, out bool stale)
     {
@@ -304,11 +381,7 @@ public sealed class WorkerActor : ReceiveActor, IWithUnboundedStash, IFrameHandl
         if (_modelVersion == version) return true;
         lock (_gate)
         {
-            foreach (var v in _pendingVersion)
-            {
-                if (v > version) { stale = true; return false; }
-                if (v < version) return false;
-            }
+            if (!_arrivals.AllComplete(version, out stale)) return false;
             _pending.AsSpan().CopyTo(_trainer!.Model.Store.Values);
         }
         _modelVersion = version;
@@ -330,9 +403,11 @@ public sealed class WorkerActor : ReceiveActor, IWithUnboundedStash, IFrameHandl
         lock (_gate)
         {
             int s = ShardIndex(header.Shard);
-            if (s < 0 || _shards[s].Offset != header.Offset) return DropReason.Rejected;
-            if (_shards[s].Length != header.Length) return DropReason.WrongLength;
-            destination = _staging[s];
+            if (s < 0 || header.Offset < _shards[s].Offset) return DropReason.Rejected;
+            // A push may come as several frames, each a piece of the shard's range (ShardLayout.PushChunks).
+            long rel = header.Offset - _shards[s].Offset;
+            if (rel + header.Length > _shards[s].Length) return DropReason.WrongLength;
+            destination = _staging[s].AsSpan((int)rel, header.Length);
             return null;
         }
     }
@@ -342,10 +417,10 @@ public sealed class WorkerActor : ReceiveActor, IWithUnboundedStash, IFrameHandl
         lock (_gate)
         {
             int s = ShardIndex(header.Shard);
-            if (header.Version < _pendingVersion[s]) return;
+            if (!_arrivals.Accept(s, header.Version, (int)(header.Offset - _shards[s].Offset), header.Length)) return;
             payload.CopyTo(_pending.AsSpan((int)header.Offset, header.Length));
-            _pendingVersion[s] = header.Version;
         }
+        lock (_arrived) Monitor.PulseAll(_arrived);
         _self.Tell(new ParametersArrived());
     }
 }

@@ -32,4 +32,24 @@ public static class ShardLayout
         }
         return ranges;
     }
+
+    /// <summary>
+    /// The frames a sync shard pushes a new version of <paramref name="range"/> in, in key order: cut only at layer
+    /// boundaries (<paramref name="runStarts"/>: where each layer's parameters begin), walking from the end and cutting
+    /// where the piece behind reaches <paramref name="minChunk"/> floats, so the first layers' values come first in one
+    /// small frame (a worker starts its forward on them) and the big later layers follow while it computes. The same
+    /// cuts a worker's backward sends its gradient in. minChunk ≤ 0: the whole range in one frame.
+    /// </summary>
+    public static KeyRange[] PushChunks(KeyRange range, IEnumerable<int> runStarts, int minChunk)
+    {
+        ArgumentNullException.ThrowIfNull(runStarts);
+        if (minChunk <= 0 || range.Length == 0) return [range];
+        var cuts = new List<KeyRange>();
+        int end = range.End;
+        foreach (var b in runStarts.Where(b => b > range.Offset && b < range.End).Distinct().OrderDescending())
+            if (end - b >= minChunk) { cuts.Add(new KeyRange(b, end - b)); end = b; }
+        cuts.Add(new KeyRange(range.Offset, end - range.Offset));
+        cuts.Reverse();
+        return cuts.ToArray();
+    }
 }

@@ -92,6 +92,21 @@ public sealed class Sequential
     /// </summary>
     public Action<int>? GradientReady { get; set; }
 
+    /// <summary>
+    /// When set, <see cref="Forward"/> calls it before each top-level layer with the end of that layer's parameter run:
+    /// from then on the forward reads the values below it (non-decreasing; the parameter count before the last layer
+    /// with parameters). A cluster worker starts the forward when the first layers' new values have arrived and waits
+    /// here for the rest. Null = off.
+    /// </summary>
+    public Action<int>? ParametersNeeded { get; set; }
+
+    /// <summary>Start of top-level layer i's parameter run (its own and its children's values, contiguous); the run is
+    /// empty (start = end) for a layer without parameters.</summary>
+    public int ParameterRunStart(int layer) => _gradientFinalFrom[layer];
+
+    /// <summary>End of top-level layer i's parameter run.</summary>
+    public int ParameterRunEnd(int layer) => layer + 1 < _layers.Length ? _gradientFinalFrom[layer + 1] : Store.Count;
+
     // Pre-order: a layer, then its children; Index = position in this order (the per-layer seed index).
     private static void Assign(Layer layer, string name, List<Layer> flat, HashSet<Layer> unique)
     {
@@ -180,6 +195,7 @@ public sealed class Sequential
         var ticks = LayerTicks;
         for (int i = 0; i < _layers.Length; i++)
         {
+            ParametersNeeded?.Invoke(ParameterRunEnd(i));
             long t0 = ticks is null ? 0 : Stopwatch.GetTimestamp();
             h = _layers[i].Forward(h, ctx);
             if (ticks is not null) ticks[2 * i] += Stopwatch.GetTimestamp() - t0;

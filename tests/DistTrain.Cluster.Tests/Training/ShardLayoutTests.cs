@@ -24,4 +24,36 @@ public class ShardLayoutTests
         Assert.Throws<ArgumentOutOfRangeException>(() => ShardLayout.Split(10, 0));
         Assert.Throws<ArgumentOutOfRangeException>(() => ShardLayout.Split(-1, 1));
     }
+
+    // The cnn preset's layer runs: c1 [0,320), c2 [320,18816), l1 [18816,420352), l2 [420352,421642); ReLU/pool/flatten empty.
+    private static readonly int[] CnnRunStarts = [0, 320, 320, 320, 18816, 18816, 18816, 18816, 420352, 420352];
+
+    [Fact]
+    public void PushChunksPutTheSmallFirstLayersFirstAndCutOnlyAtLayerBoundaries()
+    {
+        Assert.Equal([new KeyRange(0, 18816), new KeyRange(18816, 402826)], ShardLayout.PushChunks(new KeyRange(0, 421642), CnnRunStarts, 65536));
+        // Small chunks: every layer with parameters on its own.
+        Assert.Equal([new KeyRange(0, 320), new KeyRange(320, 18496), new KeyRange(18816, 401536), new KeyRange(420352, 1290)],
+            ShardLayout.PushChunks(new KeyRange(0, 421642), CnnRunStarts, 16));
+        // Off, or a range without an inner boundary: one frame.
+        Assert.Equal([new KeyRange(0, 421642)], ShardLayout.PushChunks(new KeyRange(0, 421642), CnnRunStarts, 0));
+        Assert.Equal([new KeyRange(20000, 100000)], ShardLayout.PushChunks(new KeyRange(20000, 100000), CnnRunStarts, 16));
+        Assert.Equal([new KeyRange(5, 0)], ShardLayout.PushChunks(new KeyRange(5, 0), CnnRunStarts, 16));
+    }
+
+    [Theory]
+    [InlineData(0, 421642, 1)] [InlineData(0, 210816, 1000)] [InlineData(210816, 210826, 4096)] [InlineData(300, 30000, 100)]
+    public void PushChunksTileTheRangeInOrder(int offset, int length, int minChunk)
+    {
+        var range = new KeyRange(offset, length);
+        var chunks = ShardLayout.PushChunks(range, CnnRunStarts, minChunk);
+        Assert.Equal(offset, chunks[0].Offset);
+        for (int i = 1; i < chunks.Length; i++) Assert.Equal(chunks[i - 1].End, chunks[i].Offset);
+        Assert.Equal(range.End, chunks[^1].End);
+        for (int i = 1; i < chunks.Length; i++)
+        {
+            Assert.Contains(chunks[i].Offset, CnnRunStarts);
+            Assert.True(chunks[i].Length >= minChunk);
+        }
+    }
 }
