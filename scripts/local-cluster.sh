@@ -17,7 +17,8 @@ while [ $# -gt 0 ]; do
   esac
 done
 [ "$port" -gt 0 ] 2>/dev/null || port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-dll=src/DistTrain.Cli/bin/Release/net10.0/disttrain.dll
+# DISTTRAIN_DLL: another build of disttrain.dll (an A/B of two builds on the same machine).
+dll=${DISTTRAIN_DLL:-src/DistTrain.Cli/bin/Release/net10.0/disttrain.dll}
 [ -f "$dll" ] && [ -z "${DISTTRAIN_REBUILD:-}" ] || dotnet build src/DistTrain.Cli -c Release -nologo -v q >&2
 logs=$(mktemp -d /tmp/disttrain-cluster.XXXXXX)
 pids=()
