@@ -147,6 +147,30 @@ public sealed class GemmTests
         Check(Simd.Best, new Case(53, false, false, 100, 2053, 600, pad: 3), 1, 2);
     }
 
+    [Fact]
+    public void TeamCallsKeepTheBitsWhileTheCoresAreBusy()
+    {
+        // Busy threads on every core make the pool's members start late or never (then the caller calls them off and
+        // claims their packing and tiles): every call must still give the reference bits. Several K blocks (double-
+        // buffered B panels) and a row split; 2 and 3 threads, 60 calls each.
+        var cases = new[] { new Case(61, false, false, 70, 300, 700, accumulate: true), new Case(62, true, true, 150, 96, 650) };
+        var expected = cases.Select(c => c.Reference()).ToArray();
+        using var stop = new CancellationTokenSource();
+        var busy = Enumerable.Range(0, Environment.ProcessorCount).Select(_ => Task.Run(() =>
+        {
+            double x = 1;
+            while (!stop.IsCancellationRequested) for (int i = 0; i < 100_000; i++) x = x * 1.0000001 + 1e-9;
+            return x;
+        })).ToArray();
+        try
+        {
+            for (int rep = 0; rep < 60; rep++)
+                for (int i = 0; i < cases.Length; i++)
+                    cases[i].AssertSame(expected[i], cases[i].Fast(2 + rep % 2), $"rep {rep} case {i}");
+        }
+        finally { stop.Cancel(); Task.WaitAll(busy); }
+    }
+
     [Theory, MemberData(nameof(Paths))]
     public void PackedPanelsAcrossRowBlocksMatchReference(SimdPath path)
     {

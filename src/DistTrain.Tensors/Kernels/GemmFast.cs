@@ -65,13 +65,16 @@ public static partial class Gemm
 }
 
 /// <summary>
-/// One SGEMM call, run by a team of threads. Per (NC column block, KC deep block): the team packs the B
-/// panel together (each member a share of its NR micro-panels) into a buffer shared by all, meets at a
-/// barrier, then members claim chunks of MR row tiles from an atomic counter (large chunks first, small
-/// at the end, so members finish a block together even when one ran slower) and pack their own rows of A.
-/// The B panel is double-buffered across K blocks, so one barrier per block suffices: a member packs
-/// block b+1 while another still computes block b, and nobody computes block b+1 before everyone has
-/// finished block b, which keeps each C element's K blocks in order (the determinism contract).
+/// One SGEMM call, run by a team of threads. Per (NC column block, KC deep block): members claim the B
+/// panel's NR micro-panels from an atomic counter and pack them into a buffer shared by all; once every
+/// micro-panel is packed, members claim chunks of MR row tiles (large chunks first, small at the end, so
+/// members finish a block together even when one ran slower) and pack their own rows of A.
+/// The B panel is double-buffered across K blocks: block b+1 is packed while block b is still computed; it
+/// is computed only once all of block b is (each C element's K blocks stay in order: the determinism
+/// contract), and packing block b+2 into block b's buffer waits until block b is computed.
+/// Nothing waits for a member as such, only for work that someone claimed: a member that starts late
+/// (its core busy elsewhere) finds the work done and leaves, and one that never started is called off
+/// (GemmPool), so a shared machine's late thread costs the call its help, not a wait.
 /// </summary>
 internal unsafe struct GemmJob
 {
@@ -83,8 +86,10 @@ internal unsafe struct GemmJob
     private bool _directA, _directB, _claimColumns;
     private int _team;           // threads running this call (1 when the pool was busy)
     private float* _packedB0, _packedB1;
-    private int _claimed;        // tiles handed out so far, over all blocks of the call
-    private int _arrived;        // barrier arrivals so far
+    private int _claimed;        // units (row tiles or column panels) handed out so far, over all blocks of the call
+    private int _computed;       // units computed so far (blocks complete in order: see RunMember)
+    private int _packClaimed;    // B micro-panels handed out for packing so far, over all blocks
+    private int _packed;         // B micro-panels packed so far
 
     // Below this much work a second thread costs more in wake-up than it saves.
     private const long MinFlopsPerThread = 1L << 20;
@@ -112,7 +117,7 @@ internal unsafe struct GemmJob
     public void Prepare(int team, GemmWorkspace callerWs)
     {
         _team = team;
-        _claimed = 0; _arrived = 0;
+        _claimed = 0; _computed = 0; _packClaimed = 0; _packed = 0;
         _packedB0 = callerWs.PackedB;
         _packedB1 = team > 1 ? callerWs.SecondPackedB() : _packedB0; // alone, nobody reads a block while the next is packed
     }
@@ -123,7 +128,8 @@ internal unsafe struct GemmJob
         int mr = Kernel.MR, nr = Kernel.NR;
         var ws = GemmWorkspace.ForThread(mr, nr);
         float* tile = stackalloc float[mr * nr];
-        int block = 0, barriers = 0, start = 0; // start: the claim counter's value when this block's claims begin
+        int block = 0, start = 0, packStart = 0; // the claim counters' values when this block's claims begin
+        int computedBefore = 0, computedTwoBefore = 0; // _computed once blocks b-1 and b-2 are complete
         int depth = Gemm.BlockDepth(K);
         for (int jc = 0; jc < N; jc += Gemm.NC)
         {
@@ -134,23 +140,32 @@ internal unsafe struct GemmJob
                 int kc = Math.Min(depth, K - pc);
                 // Packed panel jr sits at packedB + jr * kc; in-place ones are skipped.
                 float* packedB = (block & 1) == 0 ? _packedB0 : _packedB1;
-                if (fullB < nc)
+                int panels = fullB < nc ? (nc - fullB + nr - 1) / nr : 0;
+                if (panels > 0)
                 {
-                    int panels = (nc - fullB + nr - 1) / nr;
-                    int p0 = (int)((long)panels * member / _team), p1 = (int)((long)panels * (member + 1) / _team);
-                    int c0 = fullB + p0 * nr, c1 = Math.Min(nc, fullB + p1 * nr);
-                    if (c0 < c1) GemmPack.PackB(TransB, B, Ldb, pc, kc, jc + c0, c1 - c0, packedB + (long)c0 * kc, nr, Avx);
+                    // This buffer last held block b-2's panel: nobody may still be computing on it.
+                    if (_team > 1) WaitFor(ref _computed, computedTwoBefore);
+                    while (ClaimPanels(packStart, panels, out int p0, out int p1))
+                    {
+                        int c0 = fullB + p0 * nr, c1 = Math.Min(nc, fullB + p1 * nr);
+                        GemmPack.PackB(TransB, B, Ldb, pc, kc, jc + c0, c1 - c0, packedB + (long)c0 * kc, nr, Avx);
+                        if (_team > 1) Interlocked.Add(ref _packed, p1 - p0);
+                    }
+                    if (_team > 1) WaitFor(ref _packed, packStart + panels);
                 }
-                // Nothing to wait for before the first block when B is read in place.
-                // Every member takes the same decisions, so their barrier counts agree.
-                if (_team > 1 && (fullB < nc || block > 0)) Barrier(barriers++);
+                // Block b continues the FMA chains block b-1 stored: all of it must be computed first.
+                if (_team > 1) WaitFor(ref _computed, computedBefore);
                 int units = _claimColumns ? (nc + nr - 1) / nr : (M + mr - 1) / mr;
                 while (Claim(start, units, out int u0, out int u1))
                 {
                     if (_claimColumns) Compute(0, M, jc, nc, Math.Min(nc, u0 * nr), Math.Min(nc, u1 * nr), pc, kc, fullB, packedB, ws, tile);
                     else Compute(u0 * mr, Math.Min(M, u1 * mr), jc, nc, 0, nc, pc, kc, fullB, packedB, ws, tile);
+                    if (_team > 1) Interlocked.Add(ref _computed, u1 - u0);
                 }
+                computedTwoBefore = computedBefore;
+                computedBefore = start + units;
                 start += units;
+                packStart += panels;
             }
         }
     }
@@ -172,14 +187,29 @@ internal unsafe struct GemmJob
         }
     }
 
-    // The number-th barrier of the call: every member has packed its share of this block's B panel, and so
-    // has finished computing the block before. Spins (yielding, never sleeping): a block lasts microseconds.
-    private void Barrier(int number)
+    // Hands out B micro-panels [p0, p1) of this block to pack: a quarter of what is left per claim (at least one), so a
+    // member that is alone packs in few claims and two members share the panel evenly.
+    private bool ClaimPanels(int start, int panels, out int p0, out int p1)
     {
-        int target = (number + 1) * _team;
-        Interlocked.Increment(ref _arrived);
+        int cur = Volatile.Read(ref _packClaimed);
+        while (true)
+        {
+            int rest = start + panels - cur;
+            if (rest <= 0) { p0 = p1 = 0; return false; }
+            int chunk = _team == 1 ? rest : Math.Max(1, rest / 4);
+            int seen = Interlocked.CompareExchange(ref _packClaimed, cur + chunk, cur);
+            if (seen == cur) { p0 = cur - start; p1 = p0 + chunk; return true; }
+            cur = seen;
+        }
+    }
+
+    // Until a counter of finished work (packed panels, computed units) reaches target: only claimed work is waited
+    // for, and whoever claimed it is running it. Spins (yielding, never sleeping): a block lasts microseconds.
+    private static void WaitFor(ref int counter, int target)
+    {
+        if (Volatile.Read(ref counter) >= target) return;
         var spin = new SpinWait();
-        while (Volatile.Read(ref _arrived) < target) spin.SpinOnce(sleep1Threshold: -1);
+        while (Volatile.Read(ref counter) < target) spin.SpinOnce(sleep1Threshold: -1);
     }
 
     /// <summary>C[i0..i1, jc+j0..jc+j1) over K block [pc, pc+kc): packs op(A) rows (unless read in place), then the tiles.</summary>

@@ -3,6 +3,8 @@
 // allocates nothing. One call at a time: a caller that cannot enter runs the call alone (results never
 // depend on the team size). Workers spin briefly after a call before they sleep, because training and
 // the benchmarks issue GEMMs back to back and a sleeping thread takes tens of microseconds to wake.
+// A member that has not started when the caller is done is called off: on a shared machine its core may be
+// busy elsewhere, and the call (which never waits for a member as such: GemmJob) needs nothing from it.
 using System.Diagnostics;
 
 namespace DistTrain.Tensors.Kernels;
@@ -28,7 +30,8 @@ internal static unsafe class GemmPool
     public static void Exit() => Monitor.Exit(Gate);
 
     /// <summary>Runs fn(member, ctx) for members 0..parts-1 at once, member 0 on the calling thread, which must hold the pool.
-    /// Members may wait for each other (barriers), so every one of them gets its own thread.</summary>
+    /// Each member gets its own thread, but members that have not started by the time member 0 is done never run:
+    /// fn must leave no work that only a given member can do (claim work from shared counters instead).</summary>
     public static void Run(int parts, delegate*<int, void*, void> fn, void* ctx)
     {
         while (Workers.Count < parts - 1) Workers.Add(new Worker(Workers.Count + 1));
@@ -38,12 +41,19 @@ internal static unsafe class GemmPool
         try { fn(0, ctx); }
         finally
         {
-            // Members may still be running: never return (and free the context) before they finish. Spin first
-            // (the others are usually microseconds behind), then take the release, which always comes.
-            long until = Stopwatch.GetTimestamp() + SpinTicks;
-            var spin = new SpinWait();
-            while (Volatile.Read(ref _pending) > 0 && Stopwatch.GetTimestamp() < until) spin.SpinOnce(sleep1Threshold: -1);
-            Done.Wait();
+            // Call off the members that have not started; whoever brings _pending to 0 is the last one out.
+            bool last = false;
+            for (int p = 1; p < parts; p++)
+                if (Workers[p - 1].TryRevoke() && Interlocked.Decrement(ref _pending) == 0) last = true;
+            if (!last)
+            {
+                // Members that started may still be running: never return (and free the context) before they finish.
+                // Spin first (they are usually microseconds behind), then take the release, which always comes.
+                long until = Stopwatch.GetTimestamp() + SpinTicks;
+                var spin = new SpinWait();
+                while (Volatile.Read(ref _pending) > 0 && Stopwatch.GetTimestamp() < until) spin.SpinOnce(sleep1Threshold: -1);
+                Done.Wait();
+            }
             _fn = null; _ctx = null;
         }
     }
@@ -67,12 +77,16 @@ internal static unsafe class GemmPool
             if (Interlocked.Exchange(ref _sleeping, 0) == 1) _wake.Release();
         }
 
+        /// <summary>Calls off the posted call if this worker has not taken it yet (then it never runs it).</summary>
+        public bool TryRevoke() => Interlocked.CompareExchange(ref _posted, 0, 1) == 1;
+
         private void Loop()
         {
             while (true)
             {
                 WaitForCall();
-                Volatile.Write(ref _posted, 0);
+                // Take the call, unless the caller called it off in the meantime (then wait for the next one).
+                if (Interlocked.CompareExchange(ref _posted, 0, 1) != 1) continue;
                 try { _fn(_member, _ctx); }
                 finally { if (Interlocked.Decrement(ref _pending) == 0) Done.Release(); }
             }
