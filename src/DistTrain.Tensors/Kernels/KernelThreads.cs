@@ -1,6 +1,8 @@
 // A tiny persistent thread team for kernels that split work into independent items (a sample, a
 // channel plane): no allocation per call (Parallel.For allocates), the caller works too.
 // Items write disjoint outputs, so which thread runs which item never changes the result.
+// Helpers that have not woken up by the time the caller has run out of items are called off (their start
+// tokens taken back), so a small call or a helper whose core is busy elsewhere never makes the caller wait.
 namespace DistTrain.Tensors.Kernels;
 
 /// <summary>One parallel loop body. Kernels keep one instance per calling thread and set its fields per call.</summary>
@@ -48,7 +50,10 @@ internal static class KernelThreads
             Start.Release(helpers);
             try { Drain(job, 0); }
             catch (Exception ex) { _error ??= ex; }
-            Finished.Wait();   // helpers may still be running items: never return before they finish
+            int revoked = 0;
+            while (revoked < helpers && Start.Wait(0)) revoked++; // start tokens no helper took: those never run this call
+            // Helpers that did start may still be running items: never return before they finish.
+            if (revoked == 0 || Interlocked.Add(ref _pending, -revoked) > 0) Finished.Wait();
             _job = null;
             if (_error is { } e) throw new AggregateException("A parallel kernel item failed.", e);
         }
