@@ -20,9 +20,12 @@ public class PresetTests
         { "autoencoder", 784 * 256 + 256 + 256 * 32 + 32 + 32 * 256 + 256 + 256 * 784 + 784 },
         { "resnet", 16 * 9 + 2 * 16                                                  // stem conv (no bias), bn
                     + 2 * (16 * 16 * 9 + 2 * 16)                                     // block1: two convs + bns
+                    + 2 * (16 * 16 * 9 + 2 * 16)                                     // block1b (identity shortcut)
                     + (16 * 32 * 9 + 32 * 32 * 9 + 4 * 32) + (16 * 32 + 2 * 32)      // block2 + projection
+                    + 2 * (32 * 32 * 9 + 2 * 32)                                     // block2b
                     + (32 * 64 * 9 + 64 * 64 * 9 + 4 * 64) + (32 * 64 + 2 * 64)      // block3 + projection
-                    + 64 * 10 + 10 },
+                    + 2 * (64 * 64 * 9 + 2 * 64)                                     // block3b
+                    + 64 * 10 + 10 },                                                // 174,970
     };
 
     [Theory, MemberData(nameof(Counts))]
