@@ -155,6 +155,7 @@ public sealed class ClusterConfigTests
     [InlineData("disttrain.max-message-bytes = 200000", "maximum-frame-size")]
     [InlineData("disttrain.data-plane.port = 70000", "data-plane.port")]
     [InlineData("disttrain.data-plane.socket-buffer-bytes = 100", "socket-buffer-bytes")]
+    [InlineData("disttrain.data-plane.gradient-chunk-floats = -1", "gradient-chunk-floats")]
     [InlineData("disttrain.protocol-version = 0", "protocol-version")]
     [InlineData("disttrain.system-name = \"a b\"", "system-name")]
     public void An_impossible_value_is_a_clear_error(string hocon, string mention)
