@@ -282,7 +282,7 @@ public sealed class WorkerActor : ReceiveActor, IWithUnboundedStash, IFrameHandl
     {
         lock (_gate)
         {
-            for (int s = 0; s < _shards.Length; s++) if (_arrivals.CompleteVersion(s) < minVersion || !_arrivals.Intact(s)) return false;
+            for (int s = 0; s < _shards.Length; s++) if (_arrivals.CompleteVersion(s) < minVersion) return false; // -1 while a newer one is half arrived
             long oldest = long.MaxValue;
             for (int s = 0; s < _shards.Length; s++)
             {

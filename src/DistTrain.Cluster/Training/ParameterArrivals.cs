@@ -9,7 +9,6 @@ public sealed class ParameterArrivals
     private readonly KeyRange[] _shards;
     private readonly long[] _version;    // per shard: the version arriving (or arrived), -1 before the first frame
     private readonly int[] _received;    // per shard: floats of that version arrived, from the start of the range
-    private readonly long[] _complete;   // per shard: the newest version that arrived whole
 
     public ParameterArrivals(KeyRange[] shards)
     {
@@ -17,10 +16,11 @@ public sealed class ParameterArrivals
         _shards = shards;
         _version = shards.Select(_ => -1L).ToArray();
         _received = new int[shards.Length];
-        _complete = shards.Select(_ => -1L).ToArray();
     }
 
-    public long CompleteVersion(int shard) => _complete[shard];
+    /// <summary>The version shard <paramref name="shard"/>'s pending values hold whole, or -1 while one is half arrived
+    /// (its frames overwrite the older version's from the range's start).</summary>
+    public long CompleteVersion(int shard) => Intact(shard) ? _version[shard] : -1;
 
     /// <summary>
     /// A frame of <paramref name="version"/> for [offset, offset+length) of shard <paramref name="shard"/>'s range arrived
@@ -41,7 +41,6 @@ public sealed class ParameterArrivals
         }
         else if (offset > _received[shard]) return false;
         _received[shard] = Math.Max(_received[shard], offset + length);
-        if (_received[shard] == _shards[shard].Length) _complete[shard] = version;
         return true;
     }
 
@@ -49,18 +48,13 @@ public sealed class ParameterArrivals
     /// one (whose frames overwrite the pending values from the range's start, so the older version is no longer there whole).</summary>
     public bool AllComplete(long version, out bool stale)
     {
-        stale = false;
-        bool ready = true;
-        for (int s = 0; s < _shards.Length; s++)
-        {
-            if (_version[s] > version) { stale = true; return false; }
-            if (_complete[s] < version) ready = false;
-        }
-        return ready;
+        if (!AllBegun(version, out stale)) return false;
+        for (int s = 0; s < _shards.Length; s++) if (!Intact(s)) return false;
+        return true;
     }
 
     /// <summary>Whether shard <paramref name="shard"/>'s pending values are one whole version (no newer one half arrived).</summary>
-    public bool Intact(int shard) => _version[shard] == _complete[shard];
+    public bool Intact(int shard) => _version[shard] >= 0 && _received[shard] == _shards[shard].Length;
 
     /// <summary>Whether every shard has begun sending <paramref name="version"/> (its first frame arrived); <paramref name="stale"/>
     /// when some shard sends a newer one.</summary>

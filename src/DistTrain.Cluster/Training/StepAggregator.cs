@@ -18,7 +18,6 @@ public sealed class StepAggregator
     private readonly float[][] _slots;          // out-of-order arrivals wait here, one slot per micro-batch
     private readonly int[] _slotOf;             // micro-batch -> slot index, -1 when none
     private readonly byte[] _state;             // per micro-batch: 0 missing, 1 receiving, 2 arrived, 3 folded
-    private readonly int[] _received;           // per micro-batch: floats of committed chunks
     private readonly Chunk[][] _chunks;         // per micro-batch: the reserved chunks (committed or not), _chunkCount of them
     private readonly int[] _chunkCount;
     private readonly Stack<int> _free = new();
@@ -40,7 +39,6 @@ public sealed class StepAggregator
         for (int i = 0; i < maxMicroBatches; i++) { _slots[i] = new float[rangeLength]; _free.Push(maxMicroBatches - 1 - i); }
         _slotOf = new int[maxMicroBatches];
         _state = new byte[maxMicroBatches];
-        _received = new int[maxMicroBatches];
         _chunkCount = new int[maxMicroBatches];
         _chunks = new Chunk[maxMicroBatches][];
         for (int i = 0; i < maxMicroBatches; i++) _chunks[i] = new Chunk[MaxChunks];
@@ -68,7 +66,6 @@ public sealed class StepAggregator
         for (int i = _slots.Length - 1; i >= 0; i--) _free.Push(i);
         Array.Fill(_slotOf, -1);
         Array.Clear(_state);
-        Array.Clear(_received);
         Array.Clear(_chunkCount);
     }
 
@@ -124,8 +121,7 @@ public sealed class StepAggregator
         var slot = _slots[_slotOf[microBatch]];
         if (!AllFinite(slot.AsSpan(offset, length))) { Abort(step, microBatch, offset, length, GradientDrop.NotFinite); return ChunkCommit.NotFinite; }
         _chunks[microBatch][c].Committed = true;
-        _received[microBatch] += length;
-        if (_received[microBatch] < RangeLength) return ChunkCommit.Stored;
+        if (CommittedFloats(microBatch) < RangeLength) return ChunkCommit.Stored;
         _state[microBatch] = 2;
         while (_folded < MicroBatchCount && _state[_folded] == 2)
         {
@@ -151,16 +147,23 @@ public sealed class StepAggregator
         int c = Find(microBatch, offset, length);
         if (c < 0) return;
         var chunks = _chunks[microBatch];
-        if (chunks[c].Committed) _received[microBatch] -= length;
         chunks[c] = chunks[--_chunkCount[microBatch]];
         if (_chunkCount[microBatch] == 0)
         {
             _free.Push(_slotOf[microBatch]);
             _slotOf[microBatch] = -1;
             _state[microBatch] = 0;
-            _received[microBatch] = 0;
         }
         _dropped[(int)reason]++;
+    }
+
+    // Chunks never overlap (Reserve refuses that), so their committed lengths add up to the floats that arrived.
+    private int CommittedFloats(int microBatch)
+    {
+        int sum = 0;
+        var chunks = _chunks[microBatch];
+        for (int i = 0; i < _chunkCount[microBatch]; i++) if (chunks[i].Committed) sum += chunks[i].Length;
+        return sum;
     }
 
     private bool Overlaps(int microBatch, int offset, int length)

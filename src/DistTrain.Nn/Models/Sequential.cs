@@ -70,8 +70,8 @@ public sealed class Sequential
         ResetParameters(seed);
 
         // A top-level layer's parameters (its own, then its children's: pre-order) are one contiguous run of the flat
-        // buffer, after those of the layers before it; so once layer i's backward is done, [offset of i's run, end) is final.
-        _gradientFinalFrom = new int[_layers.Length];
+        // buffer, after those of the layers before it; a layer without parameters has an empty run where the next begins.
+        _runStart = new int[_layers.Length];
         int from = Store.Count;
         for (int i = _layers.Length - 1; i >= 0; i--)
         {
@@ -79,11 +79,11 @@ public sealed class Sequential
             for (int j = end - 1; j >= _layers[i].Index; j--)
                 foreach (var p in _all[j].OwnParams)
                     if (!p.IsBuffer) from = Math.Min(from, p.Offset);
-            _gradientFinalFrom[i] = from;
+            _runStart[i] = from;
         }
     }
 
-    private readonly int[] _gradientFinalFrom;
+    private readonly int[] _runStart;
 
     /// <summary>
     /// When set, <see cref="Backward"/> calls it after each top-level layer with the flat offset from which every
@@ -102,10 +102,10 @@ public sealed class Sequential
 
     /// <summary>Start of top-level layer i's parameter run (its own and its children's values, contiguous); the run is
     /// empty (start = end) for a layer without parameters.</summary>
-    public int ParameterRunStart(int layer) => _gradientFinalFrom[layer];
+    public int ParameterRunStart(int layer) => _runStart[layer];
 
     /// <summary>End of top-level layer i's parameter run.</summary>
-    public int ParameterRunEnd(int layer) => layer + 1 < _layers.Length ? _gradientFinalFrom[layer + 1] : Store.Count;
+    public int ParameterRunEnd(int layer) => layer + 1 < _layers.Length ? _runStart[layer + 1] : Store.Count;
 
     // Pre-order: a layer, then its children; Index = position in this order (the per-layer seed index).
     private static void Assign(Layer layer, string name, List<Layer> flat, HashSet<Layer> unique)
@@ -224,7 +224,7 @@ public sealed class Sequential
             long t0 = ticks is null ? 0 : Stopwatch.GetTimestamp();
             g = _layers[i].Backward(g);
             if (ticks is not null) ticks[2 * i + 1] += Stopwatch.GetTimestamp() - t0;
-            GradientReady?.Invoke(_gradientFinalFrom[i]);
+            GradientReady?.Invoke(_runStart[i]); // layers i.. are done: everything from i's run on is final
         }
         return g;
     }
