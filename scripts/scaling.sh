@@ -7,7 +7,8 @@
 #   scripts/scaling.sh --workers "1 2" --micro-batch 64 --steps 120 --warmup 40 [-- more train options]
 #   scripts/scaling.sh --repeat 5 --steps 300 --warmup 100      # 5 rounds, order alternating, median speed-up
 # Prints one row per worker count: samples/s, speed-up over the first row, step time and the
-# compute / communication / wait milliseconds (summed over a step's micro-batches), bytes sent per step.
+# compute / communication / wait milliseconds (summed over a step's micro-batches), the fastest and slowest micro-batch's
+# compute (their gap is what a sync step waits for), bytes sent per step.
 # With --repeat R: R rounds (the worker counts in forward, then reverse order, so a drift of the shared host
 # does not always favour the same count), a table per round and the median speed-up of each count.
 set -euo pipefail
@@ -46,12 +47,13 @@ python3 - "$out" "$warmup" "$repeat" $counts <<'PY'
 import json, statistics, sys
 out, warmup, repeat, counts = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), [int(c) for c in sys.argv[4:]]
 speedups = {w: [] for w in counts}
+same_speed = {w: [] for w in counts}
 for r in range(1, repeat + 1):
     folder = out if repeat == 1 else f"{out}/r{r}"
     if repeat > 1: print(f"\nround {r}:")
-    print("| worker processes | samples/s | speed-up | step ms | compute ms | communication ms | wait ms | bytes sent per step |")
-    print("|---|---|---|---|---|---|---|---|")
-    base = None
+    print("| worker processes | samples/s | speed-up | at equal compute speed | step ms | compute ms | micro-batch compute ms, fastest / slowest | communication ms | wait ms | bytes sent per step |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    base = base_mb = None
     for w in counts:
         rows = [json.loads(l) for l in open(f"{folder}/w{w}/metrics.jsonl")]
         rows = [x for x in rows if x.get("kind") == "step" and x["step"] >= warmup]
@@ -60,12 +62,18 @@ for r in range(1, repeat + 1):
         step_s = mean("step_s")
         rate = sum(x["samples"] for x in rows) / sum(x["step_s"] for x in rows)
         base = base or rate
-        speedups[w].append(rate / base)
-        print(f"| {w} | {rate:,.0f} | {rate / base:.2f}× | {1000 * step_s:.1f} | {mean('compute_ms'):.1f} | "
-              f"{mean('communication_ms'):.1f} | {mean('wait_ms'):.1f} | {mean('bytes_sent') / 1e6:.2f} MB |")
+        # Compute ms per sample: the same work in every run, so its ratio is how much faster or slower the host let
+        # this run compute than the first one. Scaling by it gives the speed-up had both runs computed equally fast
+        # (an estimate that separates the host's drift, or its co-tenants on the second core, from our own overheads).
+        mb_ms = sum(x["compute_ms"] for x in rows) / sum(x["samples"] for x in rows)
+        base_mb = base_mb or mb_ms
+        speedups[w].append(rate / base); same_speed[w].append(rate / base * mb_ms / base_mb)
+        print(f"| {w} | {rate:,.0f} | {rate / base:.2f}× | {rate / base * mb_ms / base_mb:.2f}× | {1000 * step_s:.1f} | {mean('compute_ms'):.1f} | "
+              f"{mean('compute_min_ms'):.1f} / {mean('compute_max_ms'):.1f} | {mean('communication_ms'):.1f} | {mean('wait_ms'):.1f} | {mean('bytes_sent') / 1e6:.2f} MB |")
 print(f"\n({n} steps per run after {warmup} warm-up steps; logs and metrics in {out})")
 if repeat > 1:
     for w in counts[1:]:
         s = sorted(speedups[w])
-        print(f"{w} workers: speed-up median {statistics.median(s):.2f}× over {repeat} rounds (each: {', '.join(f'{v:.2f}' for v in speedups[w])})")
+        print(f"{w} workers: speed-up median {statistics.median(s):.2f}× over {repeat} rounds (each: {', '.join(f'{v:.2f}' for v in speedups[w])}); "
+              f"at equal compute speed median {statistics.median(same_speed[w]):.2f}× (each: {', '.join(f'{v:.2f}' for v in same_speed[w])})")
 PY

@@ -35,6 +35,35 @@ public sealed class BenchGemmCommandTests
         Assert.NotEqual(0, RunCode(out _, "bench", "gemm", "--sizes", "8", "--simd", "sse9"));
     }
 
+    [Fact]
+    public void PairReportsAloneTwoCopiesAndTheTeamWithTheirRatios()
+    {
+        var lines = Run("bench", "pair", "--gemm", "48", "--rounds", "3", "--phase-ms", "5", "--warmup-seconds", "0", "--json");
+        var r = JsonDocument.Parse(lines.Single(l => l.StartsWith('{'))).RootElement;
+        Assert.Equal("sgemm", r.GetProperty("work").GetString());
+        Assert.Equal(3, r.GetProperty("rounds").GetInt32());
+        foreach (var key in new[] { "alone", "pair_sum", "team" }) Assert.True(r.GetProperty(key).GetDouble() > 0, key);
+        foreach (var ratio in new[] { "pair_over_alone", "team_over_alone" })
+        {
+            double p25 = r.GetProperty(ratio + "_p25").GetDouble(), med = r.GetProperty(ratio).GetDouble(), p75 = r.GetProperty(ratio + "_p75").GetDouble();
+            Assert.True(p25 > 0 && p25 <= med && med <= p75, $"{ratio}: {p25} {med} {p75}");
+        }
+        var model = JsonDocument.Parse(Run("bench", "pair", "--model", "mlp", "--batch", "8", "--rounds", "2", "--phase-ms", "5", "--warmup-seconds", "0", "--json")
+            .Single(l => l.StartsWith('{'))).RootElement;
+        Assert.Equal("train_step", model.GetProperty("work").GetString());
+        Assert.True(model.GetProperty("pair_over_alone").GetDouble() > 0);
+        Assert.False(model.TryGetProperty("team", out _)); // a training step has no two-thread team phase
+    }
+
+    [Fact]
+    public void PairRefusesTwoKindsOfWork()
+    {
+        Assert.NotEqual(0, RunCode(out var text, "bench", "pair", "--gemm", "64", "--model", "cnn"));
+        Assert.Contains("--gemm and --model", text);
+        Assert.NotEqual(0, RunCode(out text, "bench", "pair", "--rounds", "0"));
+        Assert.Contains("--rounds", text);
+    }
+
     private static string[] Run(params string[] args)
     {
         Assert.Equal(0, RunCode(out var text, args));

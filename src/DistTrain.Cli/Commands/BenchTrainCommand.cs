@@ -143,7 +143,7 @@ public sealed class BenchTrainCommand : ICommandFactory
     }
 
     /// <summary>B samples of the model's input shape, uniform in [0,1) like scaled pixels, labels uniform over the classes.</summary>
-    private static Dataset RandomData(ModelSpec spec, int batch, int classes)
+    internal static Dataset RandomData(ModelSpec spec, int batch, int classes)
     {
         var rng = new Random(42);
         int len = spec.Input.Aggregate(1, (a, b) => a * b);

@@ -26,6 +26,7 @@ public sealed class StepLog : IDisposable
         public long Started = Stopwatch.GetTimestamp();
         public double Seconds = double.NaN;
         public double Loss, Compute, Comm, Wait;
+        public double ComputeMin = double.PositiveInfinity, ComputeMax; // the fastest and slowest micro-batch: the spread a sync step waits on
         public long Bytes;
         public int Samples, Correct;
         public long StaleSum, StaleMax, StaleCount;
@@ -67,7 +68,7 @@ public sealed class StepLog : IDisposable
     {
         if (!_open.TryGetValue(d.Step, out var e) || (uint)d.MicroBatch >= (uint)_microBatches || e.Seen[d.MicroBatch]) return;
         e.Seen[d.MicroBatch] = true; e.Count++;
-        e.Loss += d.Loss; e.Compute += d.ComputeMs; e.Comm += d.CommunicationMs; e.Wait += d.WaitMs; e.Bytes += d.BytesSent;
+        e.Loss += d.Loss; e.Compute += d.ComputeMs; e.ComputeMin = Math.Min(e.ComputeMin, d.ComputeMs); e.ComputeMax = Math.Max(e.ComputeMax, d.ComputeMs); e.Comm += d.CommunicationMs; e.Wait += d.WaitMs; e.Bytes += d.BytesSent;
         e.Samples += d.SampleCount; e.Correct += d.Correct;
         SamplesTotal += d.SampleCount;
         _lossSinceReport += d.Loss; _samplesSinceReport += d.SampleCount;
@@ -95,6 +96,8 @@ public sealed class StepLog : IDisposable
     private void Write(long step, Entry e)
     {
         _extra["compute_ms"] = Math.Round(e.Compute, 3);
+        _extra["compute_min_ms"] = e.Count == 0 ? double.NaN : Math.Round(e.ComputeMin, 3);
+        _extra["compute_max_ms"] = Math.Round(e.ComputeMax, 3);
         _extra["communication_ms"] = Math.Round(e.Comm, 3);
         _extra["wait_ms"] = Math.Round(e.Wait, 3);
         _extra["bytes_sent"] = e.Bytes;

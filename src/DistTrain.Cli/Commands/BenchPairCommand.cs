@@ -1,0 +1,224 @@
+// `disttrain bench pair`: how much two cores of this machine give over one, for our own work, measured so that the
+// host's drift cancels. Two threads each own an independent copy of the work (a training step of a model, or a
+// one-thread SGEMM); phases of ~--phase-ms alternate in one process: "alone" (thread A works, B waits), "pair"
+// (A and B work at once, sharing nothing but the machine) and, for SGEMM, "team" (one two-thread SGEMM on A).
+// The per-round ratio pair / alone is the ceiling of any two-worker speed-up on this host in that sitting: two
+// worker processes of a cluster do the same compute plus communication, and a two-thread SGEMM team the same
+// arithmetic plus sharing. Phases are seconds apart at most, so a host that slows down for a minute slows both.
+using System.CommandLine;
+using System.Diagnostics;
+using DistTrain.Cli.Bench;
+using DistTrain.Data;
+using DistTrain.Nn.Models;
+using DistTrain.Nn.Optimizers;
+using DistTrain.Nn.Training;
+using DistTrain.Tensors;
+using DistTrain.Tensors.Kernels;
+
+namespace DistTrain.Cli.Commands;
+
+public sealed class BenchPairCommand : ICommandFactory
+{
+    public string? Parent => "bench";
+
+    public Command Create()
+    {
+        var model = new Option<string?>("--model", "-m") { Description = "Preset or spec file whose training step each thread runs (default cnn unless --gemm is given)." };
+        var batch = new Option<int>("--batch", "-b") { Description = "Batch size of each thread's step.", DefaultValueFactory = _ => 128 };
+        var gemm = new Option<int?>("--gemm") { Description = "Instead of a model: square SGEMM n×n×n, one thread per copy; adds the two-thread team phase." };
+        var rounds = new Option<int>("--rounds") { Description = "Rounds of alone / pair (/ team) phases.", DefaultValueFactory = _ => 30 };
+        var phaseMs = new Option<double>("--phase-ms") { Description = "Target length of one phase, ms (at least one unit of work runs).", DefaultValueFactory = _ => 500 };
+        var warmup = new Option<double>("--warmup-seconds") { Description = "Both copies run this long before the first phase (the JIT tiers hot methods up for seconds).", DefaultValueFactory = _ => 8 };
+        var json = new Option<bool>("--json") { Description = "One JSON object per line." };
+        var cmd = new Command("pair", "Two-core ceiling: the same one-thread work alone and as two independent copies at once, alternating, median ratio.")
+        {
+            model, batch, gemm, rounds, phaseMs, warmup, json,
+        };
+        cmd.SetAction(r => Training.CliErrors.Guard(() =>
+        {
+            int n = r.GetValue(rounds), b = r.GetValue(batch);
+            double ms = r.GetValue(phaseMs), warm = r.GetValue(warmup);
+            int? g = r.GetValue(gemm);
+            string? m = r.GetValue(model);
+            if (n < 1) throw new ArgumentException($"--rounds must be at least 1, not {n}.");
+            if (b < 1) throw new ArgumentException($"--batch must be at least 1, not {b}.");
+            if (warm < 0) throw new ArgumentException($"--warmup-seconds must not be negative, not {warm}.");
+            if (ms <= 0) throw new ArgumentException($"--phase-ms must be positive, not {ms}.");
+            if (g is { } gn && gn < 1) throw new ArgumentException($"--gemm must be a positive size, not {gn}.");
+            if (g is not null && m is not null) throw new ArgumentException("--gemm and --model exclude each other: give one kind of work.");
+            if (Environment.ProcessorCount < 2) throw new ArgumentException($"bench pair needs two CPUs; this machine shows {Environment.ProcessorCount}.");
+            Compute.Threads = 1;
+            var output = new BenchOutput(r.GetValue(json));
+            var row = g is { } size ? RunGemm(size, n, ms, warm) : RunModel(m ?? "cnn", b, n, ms, warm);
+            output.Note($"two-core ceiling on {Simd.Path}: {n} rounds of ~{ms} ms phases, alternating in one process");
+            output.Add(row);
+            output.Flush();
+            return 0;
+        }));
+        return cmd;
+    }
+
+    /// <summary>One copy of the work: <c>Run()</c> does one unit and returns its size (samples or flops).</summary>
+    private interface IWork { double Run(); }
+
+    private sealed class StepWork : IWork
+    {
+        private readonly Trainer _trainer;
+        private readonly Dataset _data;
+        private readonly int[][] _step;
+        private readonly int _batch;
+
+        public StepWork(string modelName, int batch)
+        {
+            var spec = Presets.Resolve(modelName);
+            var net = spec.Build(1);
+            _data = BenchTrainCommand.RandomData(spec, batch, net.OutputShape[^1]);
+            _trainer = new Trainer(net, spec.CreateLoss(), OptimizerFactory.Create("sgd", net.ParameterCount), _ => 0.01f,
+                new TrainerOptions { BatchSize = batch, Seed = 1 });
+            _step = [Enumerable.Range(0, batch).ToArray()];
+            _batch = batch;
+        }
+
+        public double Run() { _trainer.TrainStep(_data, _step); return _batch; }
+    }
+
+    private sealed class GemmWork(int n, int threads) : IWork
+    {
+        private readonly float[] _a = Filled(n * n, 1), _b = Filled(n * n, 2), _c = new float[n * n];
+
+        public double Run() { Gemm.Sgemm(false, false, n, n, n, _a, n, _b, n, _c, n, false, threads); return 2.0 * n * n * n; }
+
+        private static float[] Filled(int len, int seed)
+        {
+            var rng = new Random(seed); var x = new float[len];
+            for (int i = 0; i < x.Length; i++) x[i] = (float)rng.NextDouble() - 0.5f;
+            return x;
+        }
+    }
+
+    private static Dictionary<string, object?> RunModel(string model, int batch, int rounds, double phaseMs, double warmSeconds)
+    {
+        var res = Alternate(() => new StepWork(model, batch), null, rounds, phaseMs, warmSeconds);
+        var row = new Dictionary<string, object?> { ["work"] = "train_step", ["model"] = Presets.Resolve(model).Name, ["batch"] = batch, ["unit"] = "samples/s" };
+        return Fill(row, res);
+    }
+
+    private static Dictionary<string, object?> RunGemm(int n, int rounds, double phaseMs, double warmSeconds)
+    {
+        var res = Alternate(() => new GemmWork(n, 1), new GemmWork(n, 2), rounds, phaseMs, warmSeconds);
+        var row = new Dictionary<string, object?> { ["work"] = "sgemm", ["m"] = n, ["n"] = n, ["k"] = n, ["unit"] = "GFLOP/s" };
+        return Fill(row, res, 1e-9);
+    }
+
+    private static Dictionary<string, object?> Fill(Dictionary<string, object?> row, Result r, double scale = 1)
+    {
+        row["rounds"] = r.PairRatio.Count;
+        row["alone"] = Math.Round(Median(r.Alone) * scale, 1);
+        row["pair_sum"] = Math.Round(Median(r.Pair) * scale, 1);
+        row["pair_over_alone"] = Math.Round(Median(r.PairRatio), 3);
+        row["pair_over_alone_p25"] = Math.Round(Quantile(r.PairRatio, 0.25), 3);
+        row["pair_over_alone_p75"] = Math.Round(Quantile(r.PairRatio, 0.75), 3);
+        if (r.Team.Count > 0)
+        {
+            row["team"] = Math.Round(Median(r.Team) * scale, 1);
+            row["team_over_alone"] = Math.Round(Median(r.TeamRatio), 3);
+            row["team_over_alone_p25"] = Math.Round(Quantile(r.TeamRatio, 0.25), 3);
+            row["team_over_alone_p75"] = Math.Round(Quantile(r.TeamRatio, 0.75), 3);
+            row["team_over_pair"] = Math.Round(Median(r.TeamRatio.Zip(r.PairRatio, (t, p) => t / p).ToList()), 3);
+        }
+        return row;
+    }
+
+    private sealed record Result(List<double> Alone, List<double> Pair, List<double> Team, List<double> PairRatio, List<double> TeamRatio);
+
+    /// <summary>Rounds of alone (A), pair (A and B), team (the two-thread work on A, when given), then the next
+    /// round's alone; each round's ratios divide by the mean of the alone phases on either side of it.</summary>
+    private static Result Alternate(Func<IWork> make, IWork? team, int rounds, double phaseMs, double warmSeconds)
+    {
+        var a = make();
+        IWork? b = null;
+        // B builds and owns its copy on its own thread (per-thread scratch is made where it is used).
+        using var go = new SemaphoreSlim(0);
+        using var done = new SemaphoreSlim(0);
+        double bRate = 0;
+        bool stop = false;
+        long phaseTicks = (long)(phaseMs * Stopwatch.Frequency / 1000), warmTicks = (long)(warmSeconds * Stopwatch.Frequency);
+        var thread = new Thread(() =>
+        {
+            b = make();
+            Phase(b, warmTicks);
+            done.Release();
+            while (true)
+            {
+                go.Wait();
+                if (Volatile.Read(ref stop)) return;
+                bRate = Phase(b, phaseTicks);
+                done.Release();
+            }
+        }) { IsBackground = true, Name = "bench-pair-b" };
+        thread.Start();
+        Phase(a, warmTicks);
+        if (team is not null) Phase(team, warmTicks / 4);
+        done.Wait();
+
+        var alone = new List<double>(); var pair = new List<double>(); var teamRates = new List<double>();
+        var pairRatio = new List<double>(); var teamRatio = new List<double>();
+        double prevAlone = Phase(a, phaseTicks);
+        alone.Add(prevAlone);
+        var bar = new ProgressLine(rounds);
+        for (int r = 0; r < rounds; r++)
+        {
+            go.Release();
+            double aRate = Phase(a, phaseTicks);
+            done.Wait();
+            double p = aRate + bRate;
+            double t = team is null ? double.NaN : Phase(team, phaseTicks);
+            double nextAlone = Phase(a, phaseTicks);
+            double mid = 0.5 * (prevAlone + nextAlone);
+            pair.Add(p); pairRatio.Add(p / mid);
+            if (team is not null) { teamRates.Add(t); teamRatio.Add(t / mid); }
+            alone.Add(nextAlone); prevAlone = nextAlone;
+            bar.Step(r + 1, p / mid);
+        }
+        bar.Done();
+        Volatile.Write(ref stop, true);
+        go.Release();
+        thread.Join();
+        return new Result(alone, pair, teamRates, pairRatio, teamRatio);
+    }
+
+    /// <summary>Units of work until the phase's time is up (at least one); their size per second.</summary>
+    private static double Phase(IWork w, long ticks)
+    {
+        long t0 = Stopwatch.GetTimestamp(), end = t0 + ticks;
+        double size = 0;
+        do size += w.Run(); while (Stopwatch.GetTimestamp() < end);
+        return size / Stopwatch.GetElapsedTime(t0).TotalSeconds;
+    }
+
+    /// <summary>Progress on stderr (rounds done, the running median ratio); stdout keeps only the result.</summary>
+    private sealed class ProgressLine(int total)
+    {
+        private readonly List<double> _ratios = [];
+        private readonly bool _tty = !Console.IsErrorRedirected;
+
+        public void Step(int done, double ratio)
+        {
+            _ratios.Add(ratio);
+            if (_tty) Console.Error.Write($"\rbench pair: round {done}/{total}, pair/alone median so far {Median(_ratios):F2}   ");
+        }
+
+        public void Done() { if (_tty) Console.Error.WriteLine(); }
+    }
+
+    private static double Median(List<double> v) => Quantile(v, 0.5);
+
+    private static double Quantile(List<double> v, double q)
+    {
+        if (v.Count == 0) return double.NaN;
+        var s = v.OrderBy(x => x).ToArray();
+        double pos = q * (s.Length - 1);
+        int lo = (int)Math.Floor(pos), hi = Math.Min(lo + 1, s.Length - 1);
+        return s[lo] + (pos - lo) * (s[hi] - s[lo]);
+    }
+}
