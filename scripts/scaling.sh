@@ -11,9 +11,13 @@
 # compute (their gap is what a sync step waits for), bytes sent per step.
 # With --repeat R: R rounds (the worker counts in forward, then reverse order, so a drift of the shared host
 # does not always favour the same count), a table per round and the median speed-up of each count.
+# With --ceiling: after each round, `disttrain bench pair` (the same micro-batch's training step alone and as two
+# independent copies at once, alternating in one process) gives the two-core ceiling of that round: what two
+# workers could reach here if communication and the barrier cost nothing. The host's second core is often shared
+# with another tenant, and then the ceiling itself drops below 1.8x.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-counts="1 2"; mb=128; steps=120; warmup=40; repeat=1; out=${TMPDIR:-/tmp}/disttrain-scaling
+counts="1 2"; mb=128; steps=120; warmup=40; repeat=1; ceiling=0; out=${TMPDIR:-/tmp}/disttrain-scaling
 while [ $# -gt 0 ]; do
   case "$1" in
     --workers) counts=$2; shift 2 ;;
@@ -22,8 +26,9 @@ while [ $# -gt 0 ]; do
     --warmup) warmup=$2; shift 2 ;;
     --out) out=$2; shift 2 ;;
     --repeat) repeat=$2; shift 2 ;;
+    --ceiling) ceiling=1; shift ;;
     --) shift; break ;;
-    *) echo "scaling.sh: unknown option $1 (expected --workers \"1 2\", --micro-batch M, --steps N, --warmup N, --repeat R, --out DIR, then -- and train options)" >&2; exit 2 ;;
+    *) echo "scaling.sh: unknown option $1 (expected --workers \"1 2\", --micro-batch M, --steps N, --warmup N, --repeat R, --ceiling, --out DIR, then -- and train options)" >&2; exit 2 ;;
   esac
 done
 [ "$warmup" -lt "$steps" ] || { echo "scaling.sh: --warmup ($warmup) must be below --steps ($steps)" >&2; exit 2; }
@@ -42,11 +47,18 @@ for r in $(seq 1 "$repeat"); do
       --batch-size 256 --micro-batch "$mb" --max-steps "$steps" --out "$dir" "$@" >"$dir.log" 2>&1 \
       || { echo "scaling: the run with $w worker(s) failed; see $dir.log" >&2; exit 1; }
   done
+  if [ "$ceiling" = 1 ]; then
+    echo "scaling: round $r of $repeat, two-core ceiling (bench pair) ..." >&2
+    folder=$out; [ "$repeat" -gt 1 ] && folder=$out/r$r
+    dotnet "${DISTTRAIN_DLL:-src/DistTrain.Cli/bin/Release/net10.0/disttrain.dll}" bench pair --model cnn --batch "$mb" --rounds 12 --json \
+      2>/dev/null | grep '^{' >"$folder/ceiling.json" || { echo "scaling: bench pair failed" >&2; exit 1; }
+  fi
 done
 python3 - "$out" "$warmup" "$repeat" $counts <<'PY'
 import json, statistics, sys
 out, warmup, repeat, counts = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), [int(c) for c in sys.argv[4:]]
 speedups = {w: [] for w in counts}
+ceilings = []
 same_speed = {w: [] for w in counts}
 for r in range(1, repeat + 1):
     folder = out if repeat == 1 else f"{out}/r{r}"
@@ -70,10 +82,19 @@ for r in range(1, repeat + 1):
         speedups[w].append(rate / base); same_speed[w].append(rate / base * mb_ms / base_mb)
         print(f"| {w} | {rate:,.0f} | {rate / base:.2f}× | {rate / base * mb_ms / base_mb:.2f}× | {1000 * step_s:.1f} | {mean('compute_ms'):.1f} | "
               f"{mean('compute_min_ms'):.1f} / {mean('compute_max_ms'):.1f} | {mean('communication_ms'):.1f} | {mean('wait_ms'):.1f} | {mean('bytes_sent') / 1e6:.2f} MB |")
+    try: c = json.load(open(f"{folder}/ceiling.json"))
+    except FileNotFoundError: c = None
+    if c:
+        ceilings.append(c["pair_over_alone"])
+        print(f"\ntwo-core ceiling this round (bench pair, micro-batch step alone vs two copies at once): {c['pair_over_alone']:.2f}× "
+              f"(quartiles {c['pair_over_alone_p25']:.2f}–{c['pair_over_alone_p75']:.2f}); 2 workers reached "
+              f"{speedups[counts[-1]][-1] / c['pair_over_alone']:.0%} of it" if len(counts) > 1 else "")
 print(f"\n({n} steps per run after {warmup} warm-up steps; logs and metrics in {out})")
 if repeat > 1:
     for w in counts[1:]:
         s = sorted(speedups[w])
         print(f"{w} workers: speed-up median {statistics.median(s):.2f}× over {repeat} rounds (each: {', '.join(f'{v:.2f}' for v in speedups[w])}); "
               f"at equal compute speed median {statistics.median(same_speed[w]):.2f}× (each: {', '.join(f'{v:.2f}' for v in same_speed[w])})")
+    if ceilings:
+        print(f"two-core ceiling median {statistics.median(ceilings):.2f}× (each: {', '.join(f'{v:.2f}' for v in ceilings)})")
 PY
