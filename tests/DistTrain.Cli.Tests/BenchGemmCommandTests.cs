@@ -56,6 +56,18 @@ public sealed class BenchGemmCommandTests
     }
 
     [Fact]
+    public void PairCountsOnlyUnitsRunWhileBothCopiesRan()
+    {
+        long ms = System.Diagnostics.Stopwatch.Frequency / 1000;
+        List<long> T(params int[] at) => at.Select(t => t * ms).ToList();
+        // A: units 0-10-20-30-40 ms; B: 5-25-45. Both ran from 5 to 40: A's units 10-40 (3 in 30 ms) and B's 5-25
+        // (1 in 20 ms) lie inside; A's first and B's last unit ran partly alone.
+        Assert.Equal(3 / 0.030 + 2 * (1 / 0.020), Commands.BenchPairCommand.Overlapped(T(0, 10, 20, 30, 40), 1, T(5, 25, 45), 2), 6);
+        // B's one unit is longer than the overlap: its whole phase counts.
+        Assert.Equal(4 / 0.040 + 1 / 0.045, Commands.BenchPairCommand.Overlapped(T(0, 10, 20, 30, 40), 1, T(0, 45), 1), 6);
+    }
+
+    [Fact]
     public void PairRefusesTwoKindsOfWork()
     {
         Assert.NotEqual(0, RunCode(out var text, "bench", "pair", "--gemm", "64", "--model", "cnn"));

@@ -5,6 +5,7 @@
 // The per-round ratio pair / alone is the ceiling of any two-worker speed-up on this host in that sitting: two
 // worker processes of a cluster do the same compute plus communication, and a two-thread SGEMM team the same
 // arithmetic plus sharing. Phases are seconds apart at most, so a host that slows down for a minute slows both.
+// A pair phase counts only the units each copy ran while the other was running too (Overlapped).
 using System.CommandLine;
 using System.Diagnostics;
 using DistTrain.Cli.Bench;
@@ -140,7 +141,8 @@ public sealed class BenchPairCommand : ICommandFactory
         // B builds and owns its copy on its own thread (per-thread scratch is made where it is used).
         using var go = new SemaphoreSlim(0);
         using var done = new SemaphoreSlim(0);
-        double bRate = 0;
+        var aMarks = new List<long>(); var bMarks = new List<long>();
+        double bSize = 0;
         bool stop = false;
         long phaseTicks = (long)(phaseMs * Stopwatch.Frequency / 1000), warmTicks = (long)(warmSeconds * Stopwatch.Frequency);
         var thread = new Thread(() =>
@@ -152,7 +154,7 @@ public sealed class BenchPairCommand : ICommandFactory
             {
                 go.Wait();
                 if (Volatile.Read(ref stop)) return;
-                bRate = Phase(b, phaseTicks);
+                bSize = Phase(b, phaseTicks, bMarks);
                 done.Release();
             }
         }) { IsBackground = true, Name = "bench-pair-b" };
@@ -169,9 +171,9 @@ public sealed class BenchPairCommand : ICommandFactory
         for (int r = 0; r < rounds; r++)
         {
             go.Release();
-            double aRate = Phase(a, phaseTicks);
+            double aSize = Phase(a, phaseTicks, aMarks);
             done.Wait();
-            double p = aRate + bRate;
+            double p = Overlapped(aMarks, aSize, bMarks, bSize);
             double t = team is null ? double.NaN : Phase(team, phaseTicks);
             double nextAlone = Phase(a, phaseTicks);
             double mid = 0.5 * (prevAlone + nextAlone);
@@ -194,6 +196,37 @@ public sealed class BenchPairCommand : ICommandFactory
         double size = 0;
         do size += w.Run(); while (Stopwatch.GetTimestamp() < end);
         return size / Stopwatch.GetElapsedTime(t0).TotalSeconds;
+    }
+
+    /// <summary>As <see cref="Phase(IWork, long)"/>, but returns the size of one unit and leaves the start of the
+    /// first unit and the end of every unit in <paramref name="marks"/> (the units run back to back).</summary>
+    private static double Phase(IWork w, long ticks, List<long> marks)
+    {
+        marks.Clear();
+        long t0 = Stopwatch.GetTimestamp(), end = t0 + ticks;
+        marks.Add(t0);
+        double size;
+        do { size = w.Run(); marks.Add(Stopwatch.GetTimestamp()); } while (marks[^1] < end);
+        return size;
+    }
+
+    /// <summary>Work per second of the two copies together, counting only the time both ran: the two phases start
+    /// a wake-up apart and end up to a unit apart, and a unit run while the other copy had stopped would count
+    /// one core's speed as two cores' share. Each copy's rate comes from its units that lie wholly inside the
+    /// overlap; a copy with none there (a unit longer than the overlap) falls back to its whole phase.</summary>
+    public static double Overlapped(List<long> a, double aSize, List<long> b, double bSize)
+    {
+        long from = Math.Max(a[0], b[0]), to = Math.Min(a[^1], b[^1]);
+        return Rate(a, aSize, from, to) + Rate(b, bSize, from, to);
+
+        static double Rate(List<long> marks, double size, long from, long to)
+        {
+            int first = -1, last = -1; // unit i runs from marks[i] to marks[i + 1]
+            for (int i = 0; i + 1 < marks.Count; i++)
+                if (marks[i] >= from && marks[i + 1] <= to) { if (first < 0) first = i; last = i; }
+            if (first < 0) { first = 0; last = marks.Count - 2; }
+            return (last - first + 1) * size / ((marks[last + 1] - marks[first]) / (double)Stopwatch.Frequency);
+        }
     }
 
     /// <summary>Progress on stderr (rounds done, the running median ratio); stdout keeps only the result.</summary>
