@@ -143,6 +143,9 @@ public sealed class GemmTests
             Check(Simd.Best, new Case(51, ta, tb, 97, 2100, 530, accumulate: true), 1, 2, 3);
             Check(Simd.Best, new Case(52, ta, tb, 11, 2300, 300), 1, 2, 3);
         }
+        // 256 rows and more: each member packs its own B panels; K blocks still in order (3 of them here).
+        foreach (var (ta, tb) in Transposes)
+            Check(Simd.Best, new Case(54, ta, tb, 300, 200, 700, accumulate: tb), 1, 2, 3);
         // A column-block edge that is not a whole panel (B in place for the rest) with several K blocks.
         Check(Simd.Best, new Case(53, false, false, 100, 2053, 600, pad: 3), 1, 2);
     }
@@ -153,7 +156,8 @@ public sealed class GemmTests
         // Busy threads on every core make the pool's members start late or never (then the caller calls them off and
         // claims their packing and tiles): every call must still give the reference bits. Several K blocks (double-
         // buffered B panels) and a row split; 2 and 3 threads, 60 calls each.
-        var cases = new[] { new Case(61, false, false, 70, 300, 700, accumulate: true), new Case(62, true, true, 150, 96, 650) };
+        var cases = new[] { new Case(61, false, false, 70, 300, 700, accumulate: true), new Case(62, true, true, 150, 96, 650),
+            new Case(63, false, true, 260, 90, 400) }; // the last: members pack their own B (a late one may skip it)
         var expected = cases.Select(c => c.Reference()).ToArray();
         using var stop = new CancellationTokenSource();
         var busy = Enumerable.Range(0, Environment.ProcessorCount).Select(_ => Task.Run(() =>

@@ -72,6 +72,8 @@ public static partial class Gemm
 /// The B panel is double-buffered across K blocks: block b+1 is packed while block b is still computed; it
 /// is computed only once all of block b is (each C element's K blocks stay in order: the determinism
 /// contract), and packing block b+2 into block b's buffer waits until block b is computed.
+/// With 256 rows or more shared out by rows, each member instead packs its own copy of every B panel (no
+/// shared buffer, no packing handover): only the K-block order is waited for.
 /// Nothing waits for a member as such, only for work that someone claimed: a member that starts late
 /// (its core busy elsewhere) finds the work done and leaves, and one that never started is called off
 /// (GemmPool), so a shared machine's late thread costs the call its help, not a wait.
@@ -84,6 +86,7 @@ internal unsafe struct GemmJob
     public MicroKernel Kernel;
     public bool Avx; // the packing may use 256-bit shuffles (Simd.Path is AVX2 or wider)
     private bool _directA, _directB, _claimColumns;
+    private bool _privateB;      // team members pack their own copy of each B panel (Prepare)
     private int _team;           // threads running this call (1 when the pool was busy)
     private float* _packedB0, _packedB1;
     private int _claimed;        // units (row tiles or column panels) handed out so far, over all blocks of the call
@@ -119,7 +122,12 @@ internal unsafe struct GemmJob
         _team = team;
         _claimed = 0; _computed = 0; _packClaimed = 0; _packed = 0;
         _packedB0 = callerWs.PackedB;
-        _packedB1 = team > 1 ? callerWs.SecondPackedB() : _packedB0; // alone, nobody reads a block while the next is packed
+        // Rows shared out and enough of them that a second packing of B costs little next to the member's tiles (a
+        // copy of K x N against M x N x K / team FMAs: ~5 % at 256 rows): each member packs all of B itself. Reading
+        // the half another core packed costs more than that at 256 (cross-core lines) and the pack-then-compute
+        // handover goes; gemm-mix: 256^3 nn/tn +2-5 % per call at 2 threads, 512^3 and 1024^3 equal.
+        _privateB = team > 1 && !_claimColumns && M >= GemmTuning.PrivateBMinRows;
+        _packedB1 = team > 1 && !_privateB ? callerWs.SecondPackedB() : _packedB0; // alone, nobody reads a block while the next is packed
     }
 
     /// <summary>One member's part of the call; <paramref name="member"/> in [0, team).</summary>
@@ -139,10 +147,20 @@ internal unsafe struct GemmJob
             {
                 int kc = Math.Min(depth, K - pc);
                 // Packed panel jr sits at packedB + jr * kc; in-place ones are skipped.
-                float* packedB = (block & 1) == 0 ? _packedB0 : _packedB1;
                 int panels = fullB < nc ? (nc - fullB + nr - 1) / nr : 0;
-                if (panels > 0)
+                int units = _claimColumns ? (nc + nr - 1) / nr : (M + mr - 1) / mr;
+                float* packedB;
+                if (_privateB)
                 {
+                    // Each member packs the whole panel into its own buffer (never read by another core, nothing to wait
+                    // for), unless the block's tiles are all claimed already (a late member).
+                    packedB = ws.PackedB;
+                    if (panels > 0 && Volatile.Read(ref _claimed) < start + units)
+                        GemmPack.PackB(TransB, B, Ldb, pc, kc, jc + fullB, nc - fullB, packedB + (long)fullB * kc, nr, Avx);
+                }
+                else if (panels > 0)
+                {
+                    packedB = (block & 1) == 0 ? _packedB0 : _packedB1;
                     // This buffer last held block b-2's panel: nobody may still be computing on it.
                     if (_team > 1) WaitFor(ref _computed, computedTwoBefore);
                     while (ClaimPanels(packStart, panels, out int p0, out int p1))
@@ -153,9 +171,9 @@ internal unsafe struct GemmJob
                     }
                     if (_team > 1) WaitFor(ref _packed, packStart + panels);
                 }
+                else packedB = null; // every panel of this block is read in place
                 // Block b continues the FMA chains block b-1 stored: all of it must be computed first.
                 if (_team > 1) WaitFor(ref _computed, computedBefore);
-                int units = _claimColumns ? (nc + nr - 1) / nr : (M + mr - 1) / mr;
                 while (Claim(start, units, out int u0, out int u1))
                 {
                     if (_claimColumns) Compute(0, M, jc, nc, Math.Min(nc, u0 * nr), Math.Min(nc, u1 * nr), pc, kc, fullB, packedB, ws, tile);
@@ -165,7 +183,7 @@ internal unsafe struct GemmJob
                 computedTwoBefore = computedBefore;
                 computedBefore = start + units;
                 start += units;
-                packStart += panels;
+                if (!_privateB) packStart += panels;
             }
         }
     }
@@ -304,4 +322,6 @@ internal static class GemmTuning
     }
     // Likewise A transposed (dW = Xᵀ·dY) when few column tiles reuse it.
     public const int DirectAMaxCols = 256;
+    // From this many rows up, each member of a row-sharing team packs its own copy of B (GemmJob.Prepare).
+    public const int PrivateBMinRows = 256;
 }
