@@ -145,23 +145,29 @@ public sealed class BenchPairCommand : ICommandFactory
         double bSize = 0;
         bool stop = false;
         long phaseTicks = (long)(phaseMs * Stopwatch.Frequency / 1000), warmTicks = (long)(warmSeconds * Stopwatch.Frequency);
+        Exception? bFailed = null;
         var thread = new Thread(() =>
         {
-            b = make();
-            Phase(b, warmTicks);
-            done.Release();
-            while (true)
+            try
             {
-                go.Wait();
-                if (Volatile.Read(ref stop)) return;
-                bSize = Phase(b, phaseTicks, bMarks);
+                b = make();
+                Phase(b, warmTicks);
                 done.Release();
+                while (true)
+                {
+                    go.Wait();
+                    if (Volatile.Read(ref stop)) return;
+                    bSize = Phase(b, phaseTicks, bMarks);
+                    done.Release();
+                }
             }
+            catch (Exception e) { bFailed = e; done.Release(); } // the main thread rethrows it instead of waiting forever
         }) { IsBackground = true, Name = "bench-pair-b" };
         thread.Start();
         Phase(a, warmTicks);
         if (team is not null) Phase(team, warmTicks / 4);
         done.Wait();
+        if (bFailed is not null) throw new InvalidOperationException("bench pair: the second copy failed: " + bFailed.Message, bFailed);
 
         var alone = new List<double>(); var pair = new List<double>(); var teamRates = new List<double>();
         var pairRatio = new List<double>(); var teamRatio = new List<double>();
@@ -173,6 +179,7 @@ public sealed class BenchPairCommand : ICommandFactory
             go.Release();
             double aSize = Phase(a, phaseTicks, aMarks);
             done.Wait();
+            if (bFailed is not null) throw new InvalidOperationException("bench pair: the second copy failed: " + bFailed.Message, bFailed);
             double p = Overlapped(aMarks, aSize, bMarks, bSize);
             double t = team is null ? double.NaN : Phase(team, phaseTicks);
             double nextAlone = Phase(a, phaseTicks);

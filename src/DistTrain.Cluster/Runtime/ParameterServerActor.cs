@@ -55,7 +55,7 @@ public sealed class ParameterServerActor : ReceiveActor, IFrameHandler
         Receive<ShardAssignment>(OnAssignment);
         Receive<CoordinatorMessages.RegisterRejected>(r => { _log.Error("PS {0} refused: {1}", _nodeId, r.Reason); Context.Stop(Self); });
         Receive<WorkerEndpoint>(OnWorker);
-        Receive<WorkerGone>(g => { if (_workers.Remove(g.WorkerId, out var c)) c.Dispose(); });
+        Receive<WorkerGone>(OnWorkerGone);
         Receive<GradientArrived>(OnGradient);
         Receive<GradientDropped>(d => _coordinator.Tell(new GradientRejected(_shard?.Shard ?? -1, d.SenderId.ToString(), d.Step, d.MicroBatch, d.Reason)));
         Receive<SendParameters>(OnSendParameters);
@@ -120,6 +120,19 @@ public sealed class ParameterServerActor : ReceiveActor, IFrameHandler
             Push(client, _shard);
         }
         catch (IOException e) { _log.Warning("PS {0}: cannot reach worker {1}: {2}", _shard.Shard, w.WorkerId, e.Message); }
+    }
+
+    /// <summary>
+    /// The worker left the cluster: stop pushing to it and close its gradient connections here too. A frame it was
+    /// sending when its link was cut holds its chunk's slot (Rent) until the connection ends, and a cut link never
+    /// ends one by itself: the worker that redoes the micro-batch would find that chunk "Duplicate" every time.
+    /// Closing fails the frame in flight, which frees the slot (OnDropped, ConnectionLost).
+    /// </summary>
+    private void OnWorkerGone(WorkerGone g)
+    {
+        if (_workers.Remove(g.WorkerId, out var c)) c.Dispose();
+        int closed = _server?.Close(JobMapping.SenderIdOf(g.WorkerId)) ?? 0;
+        if (closed > 0) _log.Info("PS {0}: closed {1} data-plane connection(s) of worker {2}, which left", _shard?.Shard, closed, g.WorkerId);
     }
 
     private void OnGradient(GradientArrived g)
