@@ -169,7 +169,9 @@ public sealed class MultiProcessClusterTests(ITestOutputHelper output) : IDispos
         // Akka's failure detector and the split-brain resolver can tell; the coordinator side keeps the
         // majority role, downs B, re-queues its leases, and the run ends with the in-process weights.
         using var net = VethNamespace.Create();
-        var job = Job(TestData.WriteIdx(400, 50), 30);
+        // 120 steps (1,600 samples, 50 steps an epoch): the whole run of 30 steps this test used to have took ~2 s, and once
+        // the cut came only after its last step (B never left during the run, and the test failed for the wrong reason).
+        var job = Job(TestData.WriteIdx(1600, 50), 120);
         var expected = await InProcess(job);
         var config = Path.Combine(Directory.CreateTempSubdirectory("disttrain-cfg-").FullName, "two-hosts.hocon");
         File.WriteAllText(config, """
@@ -194,7 +196,9 @@ public sealed class MultiProcessClusterTests(ITestOutputHelper output) : IDispos
         await WaitForSteps(coord, metrics, 3);
         Assert.False(coord.HasExited, "the run ended before the link could be cut");
         net.CutPeerLink();
-        Log($"cut the link to worker B after {ReadLines(metrics)} steps");
+        int linesAtCut = ReadLines(metrics);
+        Log($"cut the link to worker B after {linesAtCut} metrics lines");
+        Assert.True(linesAtCut < job.MaxSteps, $"the run had logged {linesAtCut} lines of {job.MaxSteps} steps when the link was cut: too late to test anything");
         Assert.True(coord.WaitForExit(TimeSpan.FromMinutes(3)), "the coordinator process did not finish within 3 minutes after the cut");
         coord.WaitForExit();
         Assert.Equal(0, coord.ExitCode);
