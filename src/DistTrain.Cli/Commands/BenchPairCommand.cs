@@ -11,7 +11,6 @@ using System.Diagnostics;
 using DistTrain.Cli.Bench;
 using DistTrain.Data;
 using DistTrain.Nn.Models;
-using DistTrain.Nn.Optimizers;
 using DistTrain.Nn.Training;
 using DistTrain.Tensors;
 using DistTrain.Tensors.Kernels;
@@ -62,25 +61,11 @@ public sealed class BenchPairCommand : ICommandFactory
     /// <summary>One copy of the work: <c>Run()</c> does one unit and returns its size (samples or flops).</summary>
     private interface IWork { double Run(); }
 
-    private sealed class StepWork : IWork
+    private sealed class StepWork(string modelName, int batch) : IWork
     {
-        private readonly Trainer _trainer;
-        private readonly Dataset _data;
-        private readonly int[][] _step;
-        private readonly int _batch;
+        private readonly (ModelSpec Spec, Sequential Net, Trainer Trainer, Dataset Data, int[][] Step) _s = BenchTrainCommand.NewStep(modelName, batch);
 
-        public StepWork(string modelName, int batch)
-        {
-            var spec = Presets.Resolve(modelName);
-            var net = spec.Build(1);
-            _data = BenchTrainCommand.RandomData(spec, batch, net.OutputShape[^1]);
-            _trainer = new Trainer(net, spec.CreateLoss(), OptimizerFactory.Create("sgd", net.ParameterCount), _ => 0.01f,
-                new TrainerOptions { BatchSize = batch, Seed = 1 });
-            _step = [Enumerable.Range(0, batch).ToArray()];
-            _batch = batch;
-        }
-
-        public double Run() { _trainer.TrainStep(_data, _step); return _batch; }
+        public double Run() { _s.Trainer.TrainStep(_s.Data, _s.Step); return batch; }
     }
 
     private sealed class GemmWork(int n, int threads) : IWork

@@ -61,12 +61,7 @@ public sealed class BenchTrainCommand : ICommandFactory
     public static Dictionary<string, object?> Measure(string modelName, int batch, int threads, int reps, double repSeconds,
         bool profileLayers, out List<Dictionary<string, object?>> layers)
     {
-        var spec = Presets.Resolve(modelName);
-        var net = spec.Build(1);
-        var data = RandomData(spec, batch, net.OutputShape[^1]);
-        var trainer = new Trainer(net, spec.CreateLoss(), OptimizerFactory.Create("sgd", net.ParameterCount), _ => 0.01f,
-            new TrainerOptions { BatchSize = batch, Seed = 1 });
-        int[][] step = [Enumerable.Range(0, batch).ToArray()];
+        var (spec, net, trainer, data, step) = NewStep(modelName, batch);
         for (int i = 0; i < 5; i++) trainer.TrainStep(data, step);
 
         var sw = Stopwatch.StartNew();
@@ -142,8 +137,20 @@ public sealed class BenchTrainCommand : ICommandFactory
         return rows;
     }
 
+    /// <summary>What one timed training step needs: the model, an SGD trainer over it, random data of one batch and
+    /// the batch's sample indices (bench pair builds one per thread).</summary>
+    internal static (ModelSpec Spec, Sequential Net, Trainer Trainer, Dataset Data, int[][] Step) NewStep(string modelName, int batch)
+    {
+        var spec = Presets.Resolve(modelName);
+        var net = spec.Build(1);
+        var data = RandomData(spec, batch, net.OutputShape[^1]);
+        var trainer = new Trainer(net, spec.CreateLoss(), OptimizerFactory.Create("sgd", net.ParameterCount), _ => 0.01f,
+            new TrainerOptions { BatchSize = batch, Seed = 1 });
+        return (spec, net, trainer, data, [Enumerable.Range(0, batch).ToArray()]);
+    }
+
     /// <summary>B samples of the model's input shape, uniform in [0,1) like scaled pixels, labels uniform over the classes.</summary>
-    internal static Dataset RandomData(ModelSpec spec, int batch, int classes)
+    private static Dataset RandomData(ModelSpec spec, int batch, int classes)
     {
         var rng = new Random(42);
         int len = spec.Input.Aggregate(1, (a, b) => a * b);
