@@ -3,8 +3,11 @@
 # processes of one compute thread each, and a per-step breakdown from each run's metrics.jsonl.
 # The first --warmup steps are left out: the JIT keeps re-compiling hot methods (tier-1, PGO) for
 # tens of seconds after start, on the same two cores the workers compute on.
-#   scripts/scaling.sh                                   # cnn, batch 256, micro-batch 128, 1 and 2 workers
-#   scripts/scaling.sh --workers "1 2" --micro-batch 64 --steps 120 --warmup 40 [-- more train options]
+#   scripts/scaling.sh                                   # cnn, batch 256, micro-batch 128, 1 and 2 workers, 460 steps
+#   scripts/scaling.sh --workers "1 2" --micro-batch 64 --steps 120 --warmup 40 [-- more train options]   # a quick look
+# The default window (steps 240-459) is the steady state: until ~step 250 the JIT's tier-up thread still takes 5-8 ms of
+# CPU per step over the processes, which two workers pay from their compute and one worker from an idle core; it also
+# leaves out the epoch-end evaluations at steps 235 and 470.
 #   scripts/scaling.sh --repeat 5 --steps 300 --warmup 100      # 5 rounds, order alternating, median speed-up
 # Prints one row per worker count: samples/s, speed-up over the first row, step time and the
 # compute / communication / wait milliseconds (summed over a step's micro-batches), the fastest and slowest micro-batch's
@@ -17,7 +20,7 @@
 # with another tenant, and then the ceiling itself drops below 1.8x.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-counts="1 2"; mb=128; steps=120; warmup=40; repeat=1; ceiling=0; out=${TMPDIR:-/tmp}/disttrain-scaling
+counts="1 2"; mb=128; steps=460; warmup=240; repeat=1; ceiling=0; out=${TMPDIR:-/tmp}/disttrain-scaling
 while [ $# -gt 0 ]; do
   case "$1" in
     --workers) counts=$2; shift 2 ;;
