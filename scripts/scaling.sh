@@ -68,7 +68,7 @@ for r in range(1, repeat + 1):
     if repeat > 1: print(f"\nround {r}:")
     print("| worker processes | samples/s | speed-up | at equal compute speed | step ms | compute ms | micro-batch compute ms, fastest / slowest | communication ms | wait ms | bytes sent per step |")
     print("|---|---|---|---|---|---|---|---|---|---|")
-    base = base_mb = None
+    base = base_ms_per_sample = None
     for w in counts:
         rows = [json.loads(l) for l in open(f"{folder}/w{w}/metrics.jsonl")]
         rows = [x for x in rows if x.get("kind") == "step" and x["step"] >= warmup]
@@ -80,17 +80,17 @@ for r in range(1, repeat + 1):
         # Compute ms per sample: the same work in every run, so its ratio is how much faster or slower the host let
         # this run compute than the first one. Scaling by it gives the speed-up had both runs computed equally fast
         # (an estimate that separates the host's drift, or its co-tenants on the second core, from our own overheads).
-        mb_ms = sum(x["compute_ms"] for x in rows) / sum(x["samples"] for x in rows)
-        base_mb = base_mb or mb_ms
-        speedups[w].append(rate / base); same_speed[w].append(rate / base * mb_ms / base_mb)
-        print(f"| {w} | {rate:,.0f} | {rate / base:.2f}× | {rate / base * mb_ms / base_mb:.2f}× | {1000 * step_s:.1f} | {mean('compute_ms'):.1f} | "
+        ms_per_sample = sum(x["compute_ms"] for x in rows) / sum(x["samples"] for x in rows)
+        base_ms_per_sample = base_ms_per_sample or ms_per_sample
+        speedups[w].append(rate / base); same_speed[w].append(rate / base * ms_per_sample / base_ms_per_sample)
+        print(f"| {w} | {rate:,.0f} | {speedups[w][-1]:.2f}× | {same_speed[w][-1]:.2f}× | {1000 * step_s:.1f} | {mean('compute_ms'):.1f} | "
               f"{mean('compute_min_ms'):.1f} / {mean('compute_max_ms'):.1f} | {mean('communication_ms'):.1f} | {mean('wait_ms'):.1f} | {mean('bytes_sent') / 1e6:.2f} MB |")
     try: c = json.load(open(f"{folder}/ceiling.json"))
     except FileNotFoundError: c = None
     if c:
         ceilings.append(c["pair_over_alone"])
         print(f"\ntwo-core ceiling this round (bench pair, micro-batch step alone vs two copies at once): {c['pair_over_alone']:.2f}× "
-              f"(quartiles {c['pair_over_alone_p25']:.2f}–{c['pair_over_alone_p75']:.2f}); 2 workers reached "
+              f"(quartiles {c['pair_over_alone_p25']:.2f}–{c['pair_over_alone_p75']:.2f}); {counts[-1]} workers reached "
               f"{speedups[counts[-1]][-1] / c['pair_over_alone']:.0%} of it" if len(counts) > 1 else "")
 print(f"\n({n} steps per run after {warmup} warm-up steps; logs and metrics in {out})")
 if repeat > 1:

@@ -63,12 +63,6 @@ public sealed class BenchGemmCommand : ICommandFactory
     private static readonly (bool TransA, bool TransB, string Name)[] Variants =
         [(false, false, "nn"), (false, true, "nt"), (true, false, "tn")];
 
-    private static double Median(IEnumerable<double> xs)
-    {
-        var v = xs.Order().ToArray();
-        return v.Length == 0 ? double.NaN : v.Length % 2 == 1 ? v[v.Length / 2] : (v[v.Length / 2 - 1] + v[v.Length / 2]) / 2;
-    }
-
     private static SimdPath ParsePath(string? s) => s?.ToLowerInvariant() switch
     {
         null or "" => Simd.Best,
@@ -115,7 +109,7 @@ public sealed class BenchGemmCommand : ICommandFactory
         }
         bool isClean = clean.Count >= 3;
         var used = isClean ? clean : all;
-        double median = Median(used), best = all.Min();
+        double median = Stats.Median(used), best = all.Min();
 
         // Managed bytes over further calls, on all threads of the process (the pool's workers included).
         long allocBefore = GC.GetTotalAllocatedBytes(precise: true);

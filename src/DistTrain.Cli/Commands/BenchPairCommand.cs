@@ -99,18 +99,18 @@ public sealed class BenchPairCommand : ICommandFactory
     private static Dictionary<string, object?> Fill(Dictionary<string, object?> row, Result r, double scale = 1)
     {
         row["rounds"] = r.PairRatio.Count;
-        row["alone"] = Math.Round(Median(r.Alone) * scale, 1);
-        row["pair_sum"] = Math.Round(Median(r.Pair) * scale, 1);
-        row["pair_over_alone"] = Math.Round(Median(r.PairRatio), 3);
-        row["pair_over_alone_p25"] = Math.Round(Quantile(r.PairRatio, 0.25), 3);
-        row["pair_over_alone_p75"] = Math.Round(Quantile(r.PairRatio, 0.75), 3);
+        row["alone"] = Math.Round(Stats.Median(r.Alone) * scale, 1);
+        row["pair_sum"] = Math.Round(Stats.Median(r.Pair) * scale, 1);
+        row["pair_over_alone"] = Math.Round(Stats.Median(r.PairRatio), 3);
+        row["pair_over_alone_p25"] = Math.Round(Stats.Quantile(r.PairRatio, 0.25), 3);
+        row["pair_over_alone_p75"] = Math.Round(Stats.Quantile(r.PairRatio, 0.75), 3);
         if (r.Team.Count > 0)
         {
-            row["team"] = Math.Round(Median(r.Team) * scale, 1);
-            row["team_over_alone"] = Math.Round(Median(r.TeamRatio), 3);
-            row["team_over_alone_p25"] = Math.Round(Quantile(r.TeamRatio, 0.25), 3);
-            row["team_over_alone_p75"] = Math.Round(Quantile(r.TeamRatio, 0.75), 3);
-            row["team_over_pair"] = Math.Round(Median(r.TeamRatio.Zip(r.PairRatio, (t, p) => t / p).ToList()), 3);
+            row["team"] = Math.Round(Stats.Median(r.Team) * scale, 1);
+            row["team_over_alone"] = Math.Round(Stats.Median(r.TeamRatio), 3);
+            row["team_over_alone_p25"] = Math.Round(Stats.Quantile(r.TeamRatio, 0.25), 3);
+            row["team_over_alone_p75"] = Math.Round(Stats.Quantile(r.TeamRatio, 0.75), 3);
+            row["team_over_pair"] = Math.Round(Stats.Median(r.TeamRatio.Zip(r.PairRatio, (t, p) => t / p).ToList()), 3);
         }
         return row;
     }
@@ -136,7 +136,7 @@ public sealed class BenchPairCommand : ICommandFactory
             try
             {
                 b = make();
-                Phase(b, warmTicks);
+                Phase(b, warmTicks, bMarks);
                 done.Release();
                 while (true)
                 {
@@ -149,14 +149,14 @@ public sealed class BenchPairCommand : ICommandFactory
             catch (Exception e) { bFailed = e; done.Release(); } // the main thread rethrows it instead of waiting forever
         }) { IsBackground = true, Name = "bench-pair-b" };
         thread.Start();
-        Phase(a, warmTicks);
-        if (team is not null) Phase(team, warmTicks / 4);
+        Phase(a, warmTicks, aMarks);
+        if (team is not null) Phase(team, warmTicks / 4, aMarks);
         done.Wait();
         if (bFailed is not null) throw new InvalidOperationException("bench pair: the second copy failed: " + bFailed.Message, bFailed);
 
         var alone = new List<double>(); var pair = new List<double>(); var teamRates = new List<double>();
         var pairRatio = new List<double>(); var teamRatio = new List<double>();
-        double prevAlone = Phase(a, phaseTicks);
+        double prevAlone = Alone(a, phaseTicks, aMarks);
         alone.Add(prevAlone);
         var bar = new ProgressLine(rounds);
         for (int r = 0; r < rounds; r++)
@@ -166,13 +166,13 @@ public sealed class BenchPairCommand : ICommandFactory
             done.Wait();
             if (bFailed is not null) throw new InvalidOperationException("bench pair: the second copy failed: " + bFailed.Message, bFailed);
             double p = Overlapped(aMarks, aSize, bMarks, bSize);
-            double t = team is null ? double.NaN : Phase(team, phaseTicks);
-            double nextAlone = Phase(a, phaseTicks);
+            double t = team is null ? double.NaN : Alone(team, phaseTicks, aMarks);
+            double nextAlone = Alone(a, phaseTicks, aMarks);
             double mid = 0.5 * (prevAlone + nextAlone);
             pair.Add(p); pairRatio.Add(p / mid);
             if (team is not null) { teamRates.Add(t); teamRatio.Add(t / mid); }
             alone.Add(nextAlone); prevAlone = nextAlone;
-            bar.Step(r + 1, p / mid);
+            bar.Step(pairRatio);
         }
         bar.Done();
         Volatile.Write(ref stop, true);
@@ -181,17 +181,8 @@ public sealed class BenchPairCommand : ICommandFactory
         return new Result(alone, pair, teamRates, pairRatio, teamRatio);
     }
 
-    /// <summary>Units of work until the phase's time is up (at least one); their size per second.</summary>
-    private static double Phase(IWork w, long ticks)
-    {
-        long t0 = Stopwatch.GetTimestamp(), end = t0 + ticks;
-        double size = 0;
-        do size += w.Run(); while (Stopwatch.GetTimestamp() < end);
-        return size / Stopwatch.GetElapsedTime(t0).TotalSeconds;
-    }
-
-    /// <summary>As <see cref="Phase(IWork, long)"/>, but returns the size of one unit and leaves the start of the
-    /// first unit and the end of every unit in <paramref name="marks"/> (the units run back to back).</summary>
+    /// <summary>Units of work until the phase's time is up (at least one), back to back; returns the size of one unit
+    /// and leaves the start of the first unit and the end of every unit in <paramref name="marks"/>.</summary>
     private static double Phase(IWork w, long ticks, List<long> marks)
     {
         marks.Clear();
@@ -210,40 +201,36 @@ public sealed class BenchPairCommand : ICommandFactory
     {
         long from = Math.Max(a[0], b[0]), to = Math.Min(a[^1], b[^1]);
         return Rate(a, aSize, from, to) + Rate(b, bSize, from, to);
+    }
 
-        static double Rate(List<long> marks, double size, long from, long to)
-        {
-            int first = -1, last = -1; // unit i runs from marks[i] to marks[i + 1]
-            for (int i = 0; i + 1 < marks.Count; i++)
-                if (marks[i] >= from && marks[i + 1] <= to) { if (first < 0) first = i; last = i; }
-            if (first < 0) { first = 0; last = marks.Count - 2; }
-            return (last - first + 1) * size / ((marks[last + 1] - marks[first]) / (double)Stopwatch.Frequency);
-        }
+    /// <summary>Size per second of the units wholly inside [from, to] (all of them when none is).</summary>
+    private static double Rate(List<long> marks, double size, long from, long to)
+    {
+        int first = -1, last = -1; // unit i runs from marks[i] to marks[i + 1]
+        for (int i = 0; i + 1 < marks.Count; i++)
+            if (marks[i] >= from && marks[i + 1] <= to) { if (first < 0) first = i; last = i; }
+        if (first < 0) { first = 0; last = marks.Count - 2; }
+        return (last - first + 1) * size / ((marks[last + 1] - marks[first]) / (double)Stopwatch.Frequency);
+    }
+
+    /// <summary>One copy alone for a phase: its size per second.</summary>
+    private static double Alone(IWork w, long ticks, List<long> marks)
+    {
+        double size = Phase(w, ticks, marks);
+        return Rate(marks, size, marks[0], marks[^1]);
     }
 
     /// <summary>Progress on stderr (rounds done, the running median ratio); stdout keeps only the result.</summary>
     private sealed class ProgressLine(int total)
     {
-        private readonly List<double> _ratios = [];
         private readonly bool _tty = !Console.IsErrorRedirected;
 
-        public void Step(int done, double ratio)
+        public void Step(List<double> ratios)
         {
-            _ratios.Add(ratio);
-            if (_tty) Console.Error.Write($"\rbench pair: round {done}/{total}, pair/alone median so far {Median(_ratios):F2}   ");
+            if (_tty) Console.Error.Write($"\rbench pair: round {ratios.Count}/{total}, pair/alone median so far {Stats.Median(ratios):F2}   ");
         }
 
         public void Done() { if (_tty) Console.Error.WriteLine(); }
     }
 
-    private static double Median(List<double> v) => Quantile(v, 0.5);
-
-    private static double Quantile(List<double> v, double q)
-    {
-        if (v.Count == 0) return double.NaN;
-        var s = v.OrderBy(x => x).ToArray();
-        double pos = q * (s.Length - 1);
-        int lo = (int)Math.Floor(pos), hi = Math.Min(lo + 1, s.Length - 1);
-        return s[lo] + (pos - lo) * (s[hi] - s[lo]);
-    }
 }

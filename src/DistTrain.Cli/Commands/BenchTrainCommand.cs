@@ -87,7 +87,7 @@ public sealed class BenchTrainCommand : ICommandFactory
         layers = profileLayers ? ProfileLayers(spec.Name, batch, threads, net, () => trainer.TrainStep(data, step), iters) : [];
         double samples = (double)reps * iters * batch;
         rates.Sort();
-        double median = rates.Count % 2 == 1 ? rates[rates.Count / 2] : 0.5 * (rates[rates.Count / 2 - 1] + rates[rates.Count / 2]);
+        double median = Stats.Median(rates);
         return new Dictionary<string, object?>
         {
             ["model"] = spec.Name,
