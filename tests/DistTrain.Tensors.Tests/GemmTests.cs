@@ -146,6 +146,14 @@ public sealed class GemmTests
         // 256 rows and more: each member packs its own B panels; K blocks still in order (3 of them here).
         foreach (var (ta, tb) in Transposes)
             Check(Simd.Best, new Case(54, ta, tb, 300, 200, 700, accumulate: tb), 1, 2, 3);
+        // A short A (at most MC rows) beside a wider packed B: members claim column panels, pack those and A themselves;
+        // several K blocks, one and two column blocks, an edge panel, and 193 rows (one past MC: rows again).
+        foreach (var (ta, tb) in Transposes)
+        {
+            Check(Simd.Best, new Case(55, ta, tb, 64, 790, 700, accumulate: true), 1, 2, 3);
+            Check(Simd.Best, new Case(56, ta, tb, 192, 2100, 330), 1, 2, 3);
+            Check(Simd.Best, new Case(57, ta, tb, 193, 600, 650, accumulate: true), 1, 2);
+        }
         // A column-block edge that is not a whole panel (B in place for the rest) with several K blocks.
         Check(Simd.Best, new Case(53, false, false, 100, 2053, 600, pad: 3), 1, 2);
     }
@@ -157,7 +165,8 @@ public sealed class GemmTests
         // claims their packing and tiles): every call must still give the reference bits. Several K blocks (double-
         // buffered B panels) and a row split; 2 and 3 threads, 60 calls each.
         var cases = new[] { new Case(61, false, false, 70, 300, 700, accumulate: true), new Case(62, true, true, 150, 96, 650),
-            new Case(63, false, true, 260, 90, 400) }; // the last: members pack their own B (a late one may skip it)
+            new Case(63, false, true, 260, 90, 400), // members pack their own B (a late one may skip it)
+            new Case(64, false, true, 64, 790, 700, accumulate: true) }; // members pack the B panels they claim, and A
         var expected = cases.Select(c => c.Reference()).ToArray();
         using var stop = new CancellationTokenSource();
         var busy = Enumerable.Range(0, Environment.ProcessorCount).Select(_ => Task.Run(() =>

@@ -73,7 +73,9 @@ public static partial class Gemm
 /// is computed only once all of block b is (each C element's K blocks stay in order: the determinism
 /// contract), and packing block b+2 into block b's buffer waits until block b is computed.
 /// With 256 rows or more shared out by rows, each member instead packs its own copy of every B panel (no
-/// shared buffer, no packing handover): only the K-block order is waited for.
+/// shared buffer, no packing handover): only the K-block order is waited for. A team that shares out column panels
+/// of a short A (at most MC rows) packs nothing together either: each member packs the B panels it claimed, and all
+/// of A once per K block, into its own buffers.
 /// Nothing waits for a member as such, only for work that someone claimed: a member that starts late
 /// (its core busy elsewhere) finds the work done and leaves, and one that never started is called off
 /// (GemmPool), so a shared machine's late thread costs the call its help, not a wait.
@@ -87,6 +89,7 @@ internal unsafe struct GemmJob
     public bool Avx; // the packing may use 256-bit shuffles (Simd.Path is AVX2 or wider)
     private bool _directA, _directB, _claimColumns;
     private bool _privateB;      // team members pack their own copy of each B panel (Prepare)
+    private bool _privateColumns; // team members pack the B panels they claim and their own copy of A (Prepare)
     private int _team;           // threads running this call (1 when the pool was busy)
     private float* _packedB0, _packedB1;
     private int _claimed;        // units (row tiles or column panels) handed out so far, over all blocks of the call
@@ -111,8 +114,11 @@ internal unsafe struct GemmJob
         // Never more threads than worth waking, nor absurdly many (results never depend on it).
         int parts = (int)Math.Min(Math.Min(threads, 4 * Environment.ProcessorCount), Math.Max(1, flops / MinFlopsPerThread));
         // Rows are the natural unit (each member packs only its own A rows); a few rows and many columns
-        // are shared out by column panels instead.
-        _claimColumns = tilesM < 4 * parts && tilesN > tilesM;
+        // are shared out by column panels instead, and so is a short A (one MC block) beside a wider B that must be
+        // packed: each member then packs A, the smaller operand, whole and only its own columns of B (the batch-64
+        // dX = dY·Wᵀ of a dense layer: 64 rows, 784 columns, B transposed).
+        _claimColumns = tilesM < 4 * parts && tilesN > tilesM
+            || parts > 1 && M <= Gemm.MC && N > M && tilesN >= 4 * parts && !_directB;
         return Math.Max(1, Math.Min(parts, _claimColumns ? tilesN : tilesM));
     }
 
@@ -127,7 +133,10 @@ internal unsafe struct GemmJob
         // the half another core packed costs more than that at 256 (cross-core lines) and the pack-then-compute
         // handover goes; gemm-mix: 256^3 nn/tn +2-5 % per call at 2 threads, 512^3 and 1024^3 equal.
         _privateB = team > 1 && !_claimColumns && M >= GemmTuning.PrivateBMinRows;
-        _packedB1 = team > 1 && !_privateB ? callerWs.SecondPackedB() : _packedB0; // alone, nobody reads a block while the next is packed
+        // Columns of a short A: claims are disjoint panels of B, so a member's own panels need nobody else's packing,
+        // and A is packed once per K block rather than for every claim (a claim may be 2 panels against 64 rows of A).
+        _privateColumns = team > 1 && _claimColumns && M <= Gemm.MC;
+        _packedB1 = team > 1 && !_privateB && !_privateColumns ? callerWs.SecondPackedB() : _packedB0; // alone, nobody reads a block while the next is packed
     }
 
     /// <summary>One member's part of the call; <paramref name="member"/> in [0, team).</summary>
@@ -150,7 +159,8 @@ internal unsafe struct GemmJob
                 int panels = fullB < nc ? (nc - fullB + nr - 1) / nr : 0;
                 int units = _claimColumns ? (nc + nr - 1) / nr : (M + mr - 1) / mr;
                 float* packedB;
-                if (_privateB)
+                if (_privateColumns) packedB = null; // packed claim by claim below
+                else if (_privateB)
                 {
                     // Each member packs the whole panel into its own buffer (never read by another core, nothing to wait
                     // for), unless the block's tiles are all claimed already (a late member).
@@ -174,9 +184,19 @@ internal unsafe struct GemmJob
                 else packedB = null; // every panel of this block is read in place
                 // Block b continues the FMA chains block b-1 stored: all of it must be computed first.
                 if (_team > 1) WaitFor(ref _computed, computedBefore);
+                bool packA = true; // A of this block is not in this member's buffer yet
                 while (Claim(start, units, out int u0, out int u1))
                 {
-                    if (_claimColumns) Compute(0, M, jc, nc, Math.Min(nc, u0 * nr), Math.Min(nc, u1 * nr), pc, kc, fullB, packedB, ws, tile);
+                    if (_privateColumns)
+                    {
+                        // This claim's panels that are not read in place go to the front of the member's own buffer;
+                        // Compute finds panel jr at packedB + jr * kc.
+                        int c0 = Math.Max(fullB, u0 * nr), c1 = Math.Min(nc, u1 * nr);
+                        if (c0 < c1) GemmPack.PackB(TransB, B, Ldb, pc, kc, jc + c0, c1 - c0, ws.PackedB, nr, Avx);
+                        Compute(0, M, jc, nc, Math.Min(nc, u0 * nr), c1, pc, kc, fullB, ws.PackedB - (long)c0 * kc, ws, tile, packA);
+                        packA = false; // M <= MC: one row block, packed whole by the first claim
+                    }
+                    else if (_claimColumns) Compute(0, M, jc, nc, Math.Min(nc, u0 * nr), Math.Min(nc, u1 * nr), pc, kc, fullB, packedB, ws, tile);
                     else Compute(u0 * mr, Math.Min(M, u1 * mr), jc, nc, 0, nc, pc, kc, fullB, packedB, ws, tile);
                     if (_team > 1) Interlocked.Add(ref _computed, u1 - u0);
                 }
@@ -230,8 +250,10 @@ internal unsafe struct GemmJob
         while (Volatile.Read(ref counter) < target) spin.SpinOnce(sleep1Threshold: -1);
     }
 
-    /// <summary>C[i0..i1, jc+j0..jc+j1) over K block [pc, pc+kc): packs op(A) rows (unless read in place), then the tiles.</summary>
-    private void Compute(int i0, int i1, int jc, int nc, int j0, int j1, int pc, int kc, int fullB, float* packedB, GemmWorkspace ws, float* tile)
+    /// <summary>C[i0..i1, jc+j0..jc+j1) over K block [pc, pc+kc): packs op(A) rows (unless read in place, or already
+    /// packed when <paramref name="packA"/> is false), then the tiles.</summary>
+    private void Compute(int i0, int i1, int jc, int nc, int j0, int j1, int pc, int kc, int fullB, float* packedB, GemmWorkspace ws, float* tile,
+        bool packA = true)
     {
         int mr = Kernel.MR, nr = Kernel.NR;
         bool load = Accumulate || pc > 0;
@@ -239,7 +261,7 @@ internal unsafe struct GemmJob
         {
             int mc = Math.Min(Gemm.MC, i1 - ic);
             int fullA = _directA ? mc / mr * mr : 0;
-            if (fullA < mc) GemmPack.PackA(TransA, A, Lda, M, ic + fullA, mc - fullA, pc, kc, ws.PackedA + (long)fullA * kc, mr, Avx);
+            if (packA && fullA < mc) GemmPack.PackA(TransA, A, Lda, M, ic + fullA, mc - fullA, pc, kc, ws.PackedA + (long)fullA * kc, mr, Avx);
             for (int jr = j0; jr < j1; jr += nr)
             {
                 int cols = Math.Min(nr, nc - jr);
