@@ -25,8 +25,26 @@ public sealed class BenchGemmCommandTests
             Assert.True(r.GetProperty("gflops").GetDouble() > 0);
             Assert.True(r.GetProperty("alloc_bytes_per_call").GetDouble() >= 0);
             Assert.False(string.IsNullOrEmpty(r.GetProperty("simd").GetString()));
+            // Two threads: the one-thread reps around them and the speed-up taken against them.
+            Assert.True(r.GetProperty("gflops_1t_interleaved").GetDouble() > 0);
+            double p25 = r.GetProperty("speedup_vs_1t_p25").GetDouble(), med = r.GetProperty("speedup_vs_1t").GetDouble();
+            Assert.True(p25 > 0 && p25 <= med && med <= r.GetProperty("speedup_vs_1t_p75").GetDouble());
         }
+        var single = Run("bench", "gemm", "--sizes", "8", "--reps", "1", "--no-training-shapes", "--json").Where(l => l.StartsWith('{'))
+            .Select(l => JsonDocument.Parse(l).RootElement);
+        Assert.All(single, r => Assert.False(r.TryGetProperty("speedup_vs_1t", out _))); // one thread: nothing to compare
         Assert.Equal(["nn", "nt", "tn"], rows.Take(3).Select(r => r.GetProperty("variant").GetString()!));
+    }
+
+    [Fact]
+    public void EachTeamRepIsComparedWithTheOneThreadRepsOnEitherSide()
+    {
+        // One-thread reps 2.0, 2.4, 1.6 ms around team reps 1.1 and 1.0 ms: (2.0 + 2.4) / 2 / 1.1 and (2.4 + 1.6) / 2 / 1.0.
+        var s = Commands.BenchGemmCommand.BracketedSpeedups([2.0, 2.4, 1.6], [1.1, 1.0]);
+        Assert.Equal(2, s.Length);
+        Assert.Equal(2.0, s[0], 12);
+        Assert.Equal(2.0, s[1], 12);
+        Assert.Throws<ArgumentException>(() => Commands.BenchGemmCommand.BracketedSpeedups([1.0], [1.0]));
     }
 
     [Fact]

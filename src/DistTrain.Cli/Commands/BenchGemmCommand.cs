@@ -1,5 +1,8 @@
 // `disttrain bench gemm`: SGEMM GFLOP/s (median of reps) and managed bytes allocated per call, for square
-// sizes in the nn / nt / tn variants and for the small shapes training runs (Dense and LSTM layers).
+// sizes in the nn / nt / tn variants and for the small shapes training runs (Dense and LSTM layers). With
+// --threads T > 1 every rep is bracketed by one-thread reps of the same calls, and the speed-up over one thread is
+// taken rep by rep against them: a process run minutes after another sees another host (2T/1T from two processes
+// a quarter of an hour apart read anywhere from 1.0x to 1.9x for the same build).
 using System.CommandLine;
 using System.Diagnostics;
 using DistTrain.Cli.Bench;
@@ -82,6 +85,7 @@ public sealed class BenchGemmCommand : ICommandFactory
         for (int i = 0; i < b.Length; i++) b[i] = (float)(rng.NextDouble() - 0.5);
         int lda = ta ? m : k, ldb = tb ? k : n;
         void Call() => Gemm.Sgemm(ta, tb, m, n, k, a, lda, b, ldb, c, n, false, threads);
+        void CallAlone() => Gemm.Sgemm(ta, tb, m, n, k, a, lda, b, ldb, c, n, false, 1);
 
         double flops = 2.0 * m * n * k;
         // Warm up (~0.2 s: tiered JIT settles, workspaces grow), then ~0.1 s per rep: long enough for timer,
@@ -96,6 +100,14 @@ public sealed class BenchGemmCommand : ICommandFactory
         var clean = new List<double>();
         var load = new ForeignLoad();
         double foreignSum = 0;
+        var alone = new List<double>(); // one-thread reps around the team's (threads > 1 only)
+        double AloneRep()
+        {
+            sw.Restart();
+            for (int i = 0; i < calls; i++) CallAlone();
+            return sw.Elapsed.TotalSeconds / calls;
+        }
+        if (threads > 1) alone.Add(AloneRep());
         while (clean.Count < reps && all.Count < 3 * reps)
         {
             load.Start();
@@ -106,6 +118,7 @@ public sealed class BenchGemmCommand : ICommandFactory
             foreignSum += foreign;
             all.Add(wall);
             if (foreign < 0.1) clean.Add(wall);
+            if (threads > 1) alone.Add(AloneRep());
         }
         bool isClean = clean.Count >= 3;
         var used = isClean ? clean : all;
@@ -116,12 +129,33 @@ public sealed class BenchGemmCommand : ICommandFactory
         for (int i = 0; i < calls; i++) Call();
         long alloc = GC.GetTotalAllocatedBytes(precise: true) - allocBefore;
 
-        return new Dictionary<string, object?>
+        var row = new Dictionary<string, object?>
         {
             ["kernel"] = "sgemm", ["variant"] = variant, ["m"] = m, ["n"] = n, ["k"] = k, ["threads"] = threads,
             ["simd"] = Simd.Path.ToString(), ["ms"] = median * 1e3, ["gflops"] = flops / median / 1e9, ["best_gflops"] = flops / best / 1e9,
             ["alloc_bytes_per_call"] = (double)alloc / calls,
             ["clean"] = isClean, ["reps"] = $"{clean.Count}/{all.Count}", ["foreign_cores"] = foreignSum / all.Count,
         };
+        if (threads > 1)
+        {
+            // Every rep counts here, clean or not: its one-thread neighbours ran under the same load.
+            var speedups = BracketedSpeedups(alone, all);
+            row["gflops_1t_interleaved"] = flops / Stats.Median(alone) / 1e9;
+            row["speedup_vs_1t"] = Stats.Median(speedups);
+            row["speedup_vs_1t_p25"] = Stats.Quantile(speedups, 0.25);
+            row["speedup_vs_1t_p75"] = Stats.Quantile(speedups, 0.75);
+        }
+        return row;
+    }
+
+    /// <summary>
+    /// Speed-up of each team rep over one thread: the mean time per call of the one-thread reps just before and just
+    /// after it, over its own. <paramref name="alone"/> holds one more rep than <paramref name="team"/> (one on each side).
+    /// </summary>
+    public static double[] BracketedSpeedups(IReadOnlyList<double> alone, IReadOnlyList<double> team)
+    {
+        if (alone.Count != team.Count + 1)
+            throw new ArgumentException($"Bracketing needs one more one-thread rep than team reps: {alone.Count} and {team.Count}.", nameof(alone));
+        return team.Select((t, i) => (alone[i] + alone[i + 1]) / 2 / t).ToArray();
     }
 }
