@@ -37,6 +37,23 @@ public sealed class BenchGemmCommandTests
     }
 
     [Fact]
+    public void ConvJsonCarriesTheShapeAndTheBracketedSpeedUpAtTwoThreads()
+    {
+        var rows = Run("bench", "conv", "--batch", "1", "--reps", "1", "--threads", "2", "--json").Where(l => l.StartsWith('{'))
+            .Select(l => JsonDocument.Parse(l).RootElement).ToList();
+        Assert.Equal(6, rows.Count); // 2 shapes x (fwd+bwd, fwd, bwd)
+        foreach (var r in rows)
+        {
+            Assert.Equal(2, r.GetProperty("threads").GetInt32());
+            Assert.True(r.GetProperty("gflops").GetDouble() > 0 && r.GetProperty("gflops_1t_interleaved").GetDouble() > 0);
+            Assert.True(r.GetProperty("speedup_vs_1t").GetDouble() > 0);
+            Assert.True(r.GetProperty("alloc_bytes_per_call").GetDouble() >= 0);
+        }
+        Assert.Equal(2, DistTrain.Tensors.Compute.Threads); // the one-thread reps gave the setting back
+        DistTrain.Tensors.Compute.Threads = 1;
+    }
+
+    [Fact]
     public void EachTeamRepIsComparedWithTheOneThreadRepsOnEitherSide()
     {
         // One-thread reps 2.0, 2.4, 1.6 ms around team reps 1.1 and 1.0 ms: (2.0 + 2.4) / 2 / 1.1 and (2.4 + 1.6) / 2 / 1.0.

@@ -1,5 +1,7 @@
 // `disttrain bench conv`: Conv2d forward + backward (input, weight, bias gradients) at the cnn preset's
-// shapes, batch 64, 3x3 pad 1. GFLOP/s counts 3× the forward flops, as libtorch's peer harness does.
+// shapes, batch 64, 3x3 pad 1. GFLOP/s counts 3× the forward flops, as libtorch's peer harness does. With --threads
+// T > 1 each rep is bracketed by one-thread reps, and speedup_vs_1t takes every rep against its two neighbours (as
+// `bench gemm` does: two processes minutes apart see another host).
 using System.CommandLine;
 using System.Diagnostics;
 using DistTrain.Cli.Bench;
@@ -55,7 +57,7 @@ public sealed class BenchConvCommand : ICommandFactory
                     ["kernel"] = name, ["batch"] = batch, ["in_channels"] = c, ["out_channels"] = oc, ["height"] = hw, ["width"] = hw,
                     ["kernel_h"] = 3, ["kernel_w"] = 3, ["stride"] = 1, ["pad"] = 1, ["threads"] = threads, ["path"] = Conv2dPath(s),
                 };
-                foreach (var kv in Measure(body, flops, reps)) row[kv.Key] = kv.Value;
+                foreach (var kv in Measure(body, flops, reps, threads)) row[kv.Key] = kv.Value;
                 output.Add(row);
             }
         }
@@ -69,9 +71,11 @@ public sealed class BenchConvCommand : ICommandFactory
     /// Timed repetitions of ~0.3 s until <paramref name="reps"/> clean ones (other processes used under 0.1
     /// core, as the libtorch peer counts them) or 3× reps. Median wall GFLOP/s over the clean reps when
     /// there are at least 3, else over all (clean = false); best rep; GFLOP/s per process-CPU second;
-    /// managed bytes allocated per call on the calling thread (kernel helpers allocate nothing either).
+    /// managed bytes allocated per call on the calling thread (kernel helpers allocate nothing either). With
+    /// <paramref name="threads"/> > 1 (the value of Compute.Threads the body runs with), every rep is bracketed by reps
+    /// at one thread, for speedup_vs_1t (BenchGemmCommand.BracketedSpeedups).
     /// </summary>
-    internal static Dictionary<string, object?> Measure(Action body, double flops, int reps)
+    internal static Dictionary<string, object?> Measure(Action body, double flops, int reps, int threads = 1)
     {
         for (int i = 0; i < 3; i++) body();
         var sw = Stopwatch.StartNew(); int calls = 0;
@@ -81,6 +85,19 @@ public sealed class BenchConvCommand : ICommandFactory
         double foreignSum = 0;
         long allocated = 0, total = 0;
         var load = new ForeignLoad();
+        List<double> alone = [], wall = [];
+        double AloneRep()
+        {
+            Compute.Threads = 1;
+            try
+            {
+                long t0 = Stopwatch.GetTimestamp();
+                for (int i = 0; i < iters; i++) body();
+                return Stopwatch.GetElapsedTime(t0).TotalSeconds;
+            }
+            finally { Compute.Threads = threads; }
+        }
+        if (threads > 1) alone.Add(AloneRep());
         while (clean.Count < reps && all.Count < 3 * reps)
         {
             load.Start();
@@ -96,17 +113,28 @@ public sealed class BenchConvCommand : ICommandFactory
             total += iters;
             double rate = flops * iters / sec / 1e9;
             all.Add(rate);
+            wall.Add(sec);
             if (foreign < 0.1) clean.Add(rate);
+            if (threads > 1) alone.Add(AloneRep());
         }
         bool isClean = clean.Count >= 3;
         var used = isClean ? clean : all;
         used.Sort(); cpu.Sort();
         double med = used[used.Count / 2];
-        return new Dictionary<string, object?>
+        var row = new Dictionary<string, object?>
         {
             ["ms_per_call"] = flops / med / 1e6, ["gflops"] = med, ["gflops_best"] = all.Max(), ["gflops_cpu"] = cpu[cpu.Count / 2],
             ["clean"] = isClean, ["reps"] = $"{clean.Count}/{all.Count}", ["foreign_cores"] = foreignSum / all.Count,
             ["alloc_bytes_per_call"] = (double)allocated / total,
         };
+        if (threads > 1)
+        {
+            var speedups = BenchGemmCommand.BracketedSpeedups(alone, wall);
+            row["gflops_1t_interleaved"] = flops * iters / Stats.Median(alone) / 1e9;
+            row["speedup_vs_1t"] = Stats.Median(speedups);
+            row["speedup_vs_1t_p25"] = Stats.Quantile(speedups, 0.25);
+            row["speedup_vs_1t_p75"] = Stats.Quantile(speedups, 0.75);
+        }
+        return row;
     }
 }
