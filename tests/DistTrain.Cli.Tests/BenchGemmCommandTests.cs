@@ -57,11 +57,19 @@ public sealed class BenchGemmCommandTests
     public void EachTeamRepIsComparedWithTheOneThreadRepsOnEitherSide()
     {
         // One-thread reps 2.0, 2.4, 1.6 ms around team reps 1.1 and 1.0 ms: (2.0 + 2.4) / 2 / 1.1 and (2.4 + 1.6) / 2 / 1.0.
-        var s = Commands.BenchGemmCommand.BracketedSpeedups([2.0, 2.4, 1.6], [1.1, 1.0]);
+        var s = Bench.Bracketing.Speedups([2.0, 2.4, 1.6], [1.1, 1.0]);
         Assert.Equal(2, s.Length);
         Assert.Equal(2.0, s[0], 12);
         Assert.Equal(2.0, s[1], 12);
-        Assert.Throws<ArgumentException>(() => Commands.BenchGemmCommand.BracketedSpeedups([1.0], [1.0]));
+        Assert.Throws<ArgumentException>(() => Bench.Bracketing.Speedups([1.0], [1.0]));
+        // The row: one-thread GFLOP/s from the median one-thread time, the speed-up's median and quartiles.
+        var row = new Dictionary<string, object?>();
+        // A third team rep of 1.2 between 1.6 and 2.0: speed-ups 2.0, 2.0, 1.5; one-thread reps' median 2.0.
+        Bench.Bracketing.AddTo(row, [2.0, 2.4, 1.6, 2.0], [1.1, 1.0, 1.2], 4e9);
+        Assert.Equal(4e9 / 2.0 / 1e9, (double)row["gflops_1t_interleaved"]!, 12);
+        Assert.Equal(2.0, (double)row["speedup_vs_1t"]!, 12);
+        Assert.Equal(1.75, (double)row["speedup_vs_1t_p25"]!, 12);
+        Assert.Equal(2.0, (double)row["speedup_vs_1t_p75"]!, 12);
     }
 
     [Fact]

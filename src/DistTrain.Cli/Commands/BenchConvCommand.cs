@@ -1,7 +1,7 @@
 // `disttrain bench conv`: Conv2d forward + backward (input, weight, bias gradients) at the cnn preset's
 // shapes, batch 64, 3x3 pad 1. GFLOP/s counts 3× the forward flops, as libtorch's peer harness does. With --threads
-// T > 1 each rep is bracketed by one-thread reps, and speedup_vs_1t takes every rep against its two neighbours (as
-// `bench gemm` does: two processes minutes apart see another host).
+// T > 1 each rep is bracketed by one-thread reps, and speedup_vs_1t takes every rep against its two neighbours
+// (Bench/Bracketing, as `bench gemm` does).
 using System.CommandLine;
 using System.Diagnostics;
 using DistTrain.Cli.Bench;
@@ -73,7 +73,7 @@ public sealed class BenchConvCommand : ICommandFactory
     /// there are at least 3, else over all (clean = false); best rep; GFLOP/s per process-CPU second;
     /// managed bytes allocated per call on the calling thread (kernel helpers allocate nothing either). With
     /// <paramref name="threads"/> > 1 (the value of Compute.Threads the body runs with), every rep is bracketed by reps
-    /// at one thread, for speedup_vs_1t (BenchGemmCommand.BracketedSpeedups).
+    /// at one thread, for speedup_vs_1t (Bench/Bracketing).
     /// </summary>
     internal static Dictionary<string, object?> Measure(Action body, double flops, int reps, int threads = 1)
     {
@@ -127,14 +127,7 @@ public sealed class BenchConvCommand : ICommandFactory
             ["clean"] = isClean, ["reps"] = $"{clean.Count}/{all.Count}", ["foreign_cores"] = foreignSum / all.Count,
             ["alloc_bytes_per_call"] = (double)allocated / total,
         };
-        if (threads > 1)
-        {
-            var speedups = BenchGemmCommand.BracketedSpeedups(alone, wall);
-            row["gflops_1t_interleaved"] = flops * iters / Stats.Median(alone) / 1e9;
-            row["speedup_vs_1t"] = Stats.Median(speedups);
-            row["speedup_vs_1t_p25"] = Stats.Quantile(speedups, 0.25);
-            row["speedup_vs_1t_p75"] = Stats.Quantile(speedups, 0.75);
-        }
+        if (threads > 1) Bracketing.AddTo(row, alone, wall, flops * iters); // seconds per rep of iters calls on both sides
         return row;
     }
 }

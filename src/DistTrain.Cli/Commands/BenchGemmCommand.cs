@@ -1,8 +1,7 @@
 // `disttrain bench gemm`: SGEMM GFLOP/s (median of reps) and managed bytes allocated per call, for square
 // sizes in the nn / nt / tn variants and for the small shapes training runs (Dense and LSTM layers). With
 // --threads T > 1 every rep is bracketed by one-thread reps of the same calls, and the speed-up over one thread is
-// taken rep by rep against them: a process run minutes after another sees another host (2T/1T from two processes
-// a quarter of an hour apart read anywhere from 1.0x to 1.9x for the same build).
+// taken rep by rep against them (Bench/Bracketing).
 using System.CommandLine;
 using System.Diagnostics;
 using DistTrain.Cli.Bench;
@@ -136,26 +135,7 @@ public sealed class BenchGemmCommand : ICommandFactory
             ["alloc_bytes_per_call"] = (double)alloc / calls,
             ["clean"] = isClean, ["reps"] = $"{clean.Count}/{all.Count}", ["foreign_cores"] = foreignSum / all.Count,
         };
-        if (threads > 1)
-        {
-            // Every rep counts here, clean or not: its one-thread neighbours ran under the same load.
-            var speedups = BracketedSpeedups(alone, all);
-            row["gflops_1t_interleaved"] = flops / Stats.Median(alone) / 1e9;
-            row["speedup_vs_1t"] = Stats.Median(speedups);
-            row["speedup_vs_1t_p25"] = Stats.Quantile(speedups, 0.25);
-            row["speedup_vs_1t_p75"] = Stats.Quantile(speedups, 0.75);
-        }
+        if (threads > 1) Bracketing.AddTo(row, alone, all, flops); // seconds per call on both sides
         return row;
-    }
-
-    /// <summary>
-    /// Speed-up of each team rep over one thread: the mean time per call of the one-thread reps just before and just
-    /// after it, over its own. <paramref name="alone"/> holds one more rep than <paramref name="team"/> (one on each side).
-    /// </summary>
-    public static double[] BracketedSpeedups(IReadOnlyList<double> alone, IReadOnlyList<double> team)
-    {
-        if (alone.Count != team.Count + 1)
-            throw new ArgumentException($"Bracketing needs one more one-thread rep than team reps: {alone.Count} and {team.Count}.", nameof(alone));
-        return team.Select((t, i) => (alone[i] + alone[i + 1]) / 2 / t).ToArray();
     }
 }
