@@ -42,11 +42,12 @@ internal static class LayerKinds
     [
         new("dense", [new("out", FieldKind.PositiveInt, true), new("in", FieldKind.PositiveInt), .. WeightFields], d =>
         {
-            if (d.Input.Length != 1)
+            // (F) features, or (T,F) tokens: applied to each token (PyTorch's Linear over the last dimension).
+            if (d.Input.Length is not (1 or 2))
                 throw d.Error($"dense needs a flat input (features) but gets {d.Shape}; put {{\"type\":\"flatten\"}} before it.");
-            int inF = d.Int("in", d.Input[0]);
-            if (inF != d.Input[0]) throw d.Error($"dense \"in\" is {inF} but the previous layer gives {d.Input[0]} features.");
-            return [d.Int("out", 0)];
+            int inF = d.Int("in", d.Input[^1]);
+            if (inF != d.Input[^1]) throw d.Error($"dense \"in\" is {inF} but the previous layer gives {d.Input[^1]} features.");
+            return d.Input.Length == 1 ? [d.Int("out", 0)] : [d.Input[0], d.Int("out", 0)];
         }),
         new("conv2d", [new("out", FieldKind.PositiveInt, true), new("kernel", FieldKind.PositiveInt, true), new("stride", FieldKind.PositiveInt),
             new("padding", FieldKind.NonNegativeInt), new("in", FieldKind.PositiveInt), .. WeightFields], d =>
@@ -95,6 +96,7 @@ internal static class LayerKinds
             int s = d.Int("stride", 1);
             return [d.Int("out", 0), (h - 1) / s + 1, (w - 1) / s + 1];
         }),
+        .. SequenceLayerKinds.All,
     ];
 
     private static readonly Dictionary<string, LayerKind> ByType = All.ToDictionary(k => k.Type);

@@ -50,7 +50,7 @@ public static class ModelBuilder
         var inp = s.InputShape;
         return s.Type switch
         {
-            "dense" => new Dense(inp[0], s.Int("out", 0), s.Bool("bias", true), Init(s)),
+            "dense" => new Dense(inp[^1], s.Int("out", 0), s.Bool("bias", true), Init(s)),
             "conv2d" => new Conv2d(inp[0], s.Int("out", 0), s.Int("kernel", 0), s.Int("stride", 1), s.Int("padding", 0), s.Bool("bias", true), Init(s)),
             "maxpool2d" => new MaxPool2d(s.Int("kernel", 0), s.Fields.ContainsKey("stride") ? s.Int("stride", 0) : null),
             "avgpool2d" => new AvgPool2d(s.Int("kernel", 0), s.Fields.ContainsKey("stride") ? s.Int("stride", 0) : null),
@@ -69,6 +69,7 @@ public static class ModelBuilder
             "gru" => new Gru(s.Int("hidden", 0), s.Bool("return_sequences", false), inp[1]),
             "residual" => ResidualBlock.Basic(inp[0], s.Int("out", 0), s.Int("stride", 1),
                 s.Bool("batch_norm", true) ? c => new BatchNorm2d(c) : null),
+            _ when SequenceLayerKinds.Create(s) is { } layer => layer,
             _ => throw new ModelSpecException(s.Path, $"layer type \"{s.Type}\" has no builder."),
         };
     }

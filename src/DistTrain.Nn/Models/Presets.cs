@@ -60,6 +60,19 @@ public static class Presets
               {"type":"dense","out":8,"name":"hidden"},{"type":"tanh","name":"act"},
               {"type":"dense","out":4,"name":"out"}]}
             """, new("adam", 0.05f, 30, 32, "constant", 0f, "synthetic:quadrants"), "the classic 2-8-4 network that classifies a point (x,y) into its quadrant"),
+        ["vit"] = new("""
+            {"name":"vit","input":[1,28,28],"loss":"cross_entropy","layers":[
+              {"type":"patches","size":7,"name":"patchify"},
+              {"type":"dense","out":64,"name":"embed"},
+              {"type":"class_token","name":"cls"},
+              {"type":"positional_embedding","name":"pos"},
+              {"type":"transformer_encoder","heads":4,"mlp":128,"name":"block1"},
+              {"type":"transformer_encoder","heads":4,"mlp":128,"name":"block2"},
+              {"type":"token_pool","mode":"cls","name":"pool"},
+              {"type":"layernorm","name":"norm"},
+              {"type":"dense","out":10,"name":"head"}]}
+            """, new("adamw", 2e-3f, 20, 128, "warmup:500+cosine", 0.05f, "fashion-mnist"),
+            "vision Transformer: 16 patches of 7x7, dim 64, class token, learned positions, 2 pre-norm blocks (4 heads, GELU MLP 128), 72,074 parameters (peer: TorchSharp `vit`)"),
     };
 
     private static string Recurrent(string type) => $$"""
