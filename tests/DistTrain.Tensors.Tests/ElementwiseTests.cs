@@ -15,6 +15,15 @@ public class ElementwiseTests
     private static double Tanh(double u) => Math.Tanh(u);
     private static double GeluRef(double x) => 0.5 * x * (1 + Tanh(Math.Sqrt(2 / Math.PI) * (x + 0.044715 * x * x * x)));
 
+    /// <summary>erf by its series of positive terms, 2/√π·e^(−x²)·Σ 2ⁿx^(2n+1)/(1·3·…·(2n+1)) (no cancellation; ~1e-15 here).</summary>
+    private static double Erf(double x)
+    {
+        double term = x, sum = x;
+        for (int n = 1; n < 200 && Math.Abs(term) > 1e-18 * Math.Abs(sum); n++) sum += term *= 2 * x * x / (2 * n + 1);
+        return 2 / Math.Sqrt(Math.PI) * Math.Exp(-x * x) * sum;
+    }
+    private static double Phi(double x) => 0.5 * (1 + Erf(x / Math.Sqrt(2)));
+
     // name, op (x, dy, out), closed form (x, dy) -> expected, tolerance (absolute + relative)
     public static IEnumerable<object[]> Ops()
     {
@@ -23,6 +32,8 @@ public class ElementwiseTests
         yield return new object[] { "leaky_relu_backward" };
         yield return new object[] { "gelu" };
         yield return new object[] { "gelu_backward" };
+        yield return new object[] { "gelu_erf" };
+        yield return new object[] { "gelu_erf_backward" };
         yield return new object[] { "sigmoid_backward" };
         yield return new object[] { "tanh_backward" };
         yield return new object[] { "clamp" };
@@ -39,6 +50,8 @@ public class ElementwiseTests
             case "leaky_relu_backward": Elementwise.LeakyReluBackward(x, dy, o, 0.1f); break;
             case "gelu": Elementwise.Gelu(x, o); break;
             case "gelu_backward": Elementwise.GeluBackward(x, dy, o); break;
+            case "gelu_erf": Elementwise.GeluErf(x, o); break;
+            case "gelu_erf_backward": Elementwise.GeluErfBackward(x, dy, o); break;
             case "sigmoid_backward": Elementwise.SigmoidBackward(x, dy, o); break;
             case "tanh_backward": Elementwise.TanhBackward(x, dy, o); break;
             case "clamp": Elementwise.Clamp(x, o, -0.5f, 2f); break;
@@ -54,6 +67,8 @@ public class ElementwiseTests
         "leaky_relu_backward" => x > 0 ? dy : 0.1 * dy,
         "gelu" => GeluRef(x),
         "gelu_backward" => dy * (GeluRef(x + 1e-5) - GeluRef(x - 1e-5)) / 2e-5,
+        "gelu_erf" => x * Phi(x),
+        "gelu_erf_backward" => dy * (Phi(x) + x * Math.Exp(-x * x / 2) / Math.Sqrt(2 * Math.PI)),
         "sigmoid_backward" => dy * x * (1 - x),
         "tanh_backward" => dy * (1 - x * x),
         "clamp" => Math.Min(Math.Max(x, -0.5), 2),
@@ -162,6 +177,7 @@ public class ElementwiseTests
         CheckUnary(new GeluOperator()); CheckUnary(new LeakyReluOperator(0.2f)); CheckUnary(new ClampOperator(-1f, 0.5f));
         CheckUnary(new ExpOperator()); CheckUnary(new ExpShiftOperator(1.5f));
         CheckBinary(new GeluBackwardOperator()); CheckBinary(new ReluBackwardOperator()); CheckBinary(new LeakyReluBackwardOperator(0.2f));
+        CheckUnary(new GeluErfOperator()); CheckBinary(new GeluErfBackwardOperator());
         CheckBinary(new SigmoidBackwardOperator()); CheckBinary(new TanhBackwardOperator()); CheckBinary(new AxpyOperator(-0.7f));
     }
 

@@ -1,11 +1,11 @@
 // GELU: PyTorch's default exact form y = x·Φ(x) = ½x(1 + erf(x/√2)), or approximate="tanh":
 // y = ½x(1 + tanh(√(2/π)(x + 0.044715x³))). erf is Abramowitz–Stegun 7.1.26 (|error| ≤ 1.5e-7,
-// below float32 resolution of Φ), as in PyTorch's vectorized CPU erf.
+// below float32 resolution of Φ), as in PyTorch's vectorized CPU erf; the exact form runs on the SIMD
+// core (Elementwise.GeluErf), the same bits on every path.
 namespace DistTrain.Nn.Layers;
 
 public sealed class GELU : Activation
 {
-    private const float InvSqrt2 = 0.70710678118654752f, InvSqrt2Pi = 0.39894228040143268f;
     private const float Sqrt2OverPi = 0.79788456080286536f, Kappa = 0.044715f;
 
     public GELU(string approximate = "none")
@@ -26,7 +26,7 @@ public sealed class GELU : Activation
                 y[i] = 0.5f * v * (1f + MathF.Tanh(Sqrt2OverPi * (v + Kappa * v * v * v)));
             }
         else
-            for (int i = 0; i < x.Length; i++) y[i] = 0.5f * x[i] * (1f + Erf(x[i] * InvSqrt2));
+            DistTrain.Tensors.Kernels.Elementwise.GeluErf(x, y);
     }
 
     // dy/dx = Φ(x) + x·φ(x) (exact); for tanh: ½(1+t) + ½x(1−t²)·√(2/π)(1 + 3κx²)
@@ -39,12 +39,7 @@ public sealed class GELU : Activation
                 dx[i] = dy[i] * (0.5f * (1f + t) + 0.5f * v * (1f - t * t) * Sqrt2OverPi * (1f + 3f * Kappa * v * v));
             }
         else
-            for (int i = 0; i < x.Length; i++)
-            {
-                float v = x[i];
-                float cdf = 0.5f * (1f + Erf(v * InvSqrt2)), pdf = InvSqrt2Pi * MathF.Exp(-0.5f * v * v);
-                dx[i] = dy[i] * (cdf + v * pdf);
-            }
+            DistTrain.Tensors.Kernels.Elementwise.GeluErfBackward(x, dy, dx);
     }
 
     /// <summary>erf(x), Abramowitz–Stegun 7.1.26, odd-symmetric; absolute error ≤ 1.5e-7.</summary>

@@ -69,6 +69,9 @@ public static class Elementwise
     /// <summary>GELU, tanh approximation.</summary>
     public static void Gelu(ReadOnlySpan<float> x, Span<float> y) => Unary(x, y, new GeluOperator());
     public static void GeluBackward(ReadOnlySpan<float> x, ReadOnlySpan<float> dy, Span<float> dx) => Binary(x, dy, dx, new GeluBackwardOperator());
+    /// <summary>GELU, exact erf form (PyTorch's default).</summary>
+    public static void GeluErf(ReadOnlySpan<float> x, Span<float> y) => Unary(x, y, new GeluErfOperator());
+    public static void GeluErfBackward(ReadOnlySpan<float> x, ReadOnlySpan<float> dy, Span<float> dx) => Binary(x, dy, dx, new GeluErfBackwardOperator());
     /// <summary>dx = dy·y(1−y) from the sigmoid's output y.</summary>
     public static void SigmoidBackward(ReadOnlySpan<float> y, ReadOnlySpan<float> dy, Span<float> dx) => Binary(y, dy, dx, new SigmoidBackwardOperator());
     /// <summary>dx = dy·(1−y²) from the tanh's output y.</summary>
