@@ -1,9 +1,10 @@
 // Multi-head scaled dot-product self-attention with PyTorch nn.MultiheadAttention's parameters
 // (batch_first=True, query = key = value = x, no mask, no dropout): in_proj_weight (3E,E),
 // in_proj_bias (3E), out_proj.weight (E,E), out_proj.bias (E). out_proj is held here rather than as a
-// Dense child so that its bias is zeroed after its weight's init, as PyTorch does. Per (sample, head) the scores, the
-// softmax and the weighted sum are GEMMs and row softmaxes of the SIMD core on strided views of the
-// packed QKV buffer, so no head is copied out. Naive double-precision oracle: tests/AttentionReference.
+// Dense child so that its bias is zeroed after its weight's init, as PyTorch does. Per (sample, head) the
+// scores, the softmax and the weighted sum are small GEMMs (Gemm.SgemmSmall: no packing, which would cost
+// more than a 17×17×16 product) and row softmaxes of the SIMD core on strided views of the packed QKV
+// buffer, so no head is copied out. Naive double-precision oracle: AttentionTests.NaiveAttention.
 // Letters: B batch, T tokens, E embed dim, H heads, D = E/H head dim.
 using DistTrain.Nn.Init;
 using DistTrain.Tensors;
@@ -80,10 +81,10 @@ public sealed class MultiheadAttention : Layer
             {
                 int q0 = s * t * e3 + h * D;
                 var ph = ps.Slice((s * Heads + h) * t * t, t * t);
-                Gemm.Sgemm(false, true, t, t, D, qs[q0..], e3, qs[(q0 + e)..], e3, ph, t);
+                Gemm.SgemmSmall(false, true, t, t, D, qs[q0..], e3, qs[(q0 + e)..], e3, ph, t);
                 TensorPrimitives.Multiply(ph, _scale, ph);
                 SoftmaxKernel.Forward(ph, ph, t, t);
-                Gemm.Sgemm(false, false, t, D, t, ph, t, qs[(q0 + 2 * e)..], e3, os[(s * t * e + h * D)..], e);
+                Gemm.SgemmSmall(false, false, t, D, t, ph, t, qs[(q0 + 2 * e)..], e3, os[(s * t * e + h * D)..], e);
             }
         _x = x;
         var y = Workspace.Ensure(ref _y, b, _oShape);
@@ -113,12 +114,12 @@ public sealed class MultiheadAttention : Layer
             {
                 int q0 = s * t * e3 + h * D, o0 = s * t * e + h * D;
                 var ph = ps.Slice((s * Heads + h) * t * t, t * t);
-                Gemm.Sgemm(false, true, t, t, D, dos[o0..], e, qs[(q0 + 2 * e)..], e3, dp, t);
-                Gemm.Sgemm(true, false, t, D, t, ph, t, dos[o0..], e, ds[(q0 + 2 * e)..], e3);
+                Gemm.SgemmSmall(false, true, t, t, D, dos[o0..], e, qs[(q0 + 2 * e)..], e3, dp, t);
+                Gemm.SgemmSmall(true, false, t, D, t, ph, t, dos[o0..], e, ds[(q0 + 2 * e)..], e3);
                 SoftmaxKernel.Backward(ph, dp, dp, t, t);
                 TensorPrimitives.Multiply(dp, _scale, dp);
-                Gemm.Sgemm(false, false, t, D, t, dp, t, qs[(q0 + e)..], e3, ds[q0..], e3);
-                Gemm.Sgemm(true, false, t, D, t, dp, t, qs[q0..], e3, ds[(q0 + e)..], e3);
+                Gemm.SgemmSmall(false, false, t, D, t, dp, t, qs[(q0 + e)..], e3, ds[q0..], e3);
+                Gemm.SgemmSmall(true, false, t, D, t, dp, t, qs[q0..], e3, ds[(q0 + e)..], e3);
             }
         Gemm.Sgemm(true, false, e3, e, rows, ds, e3, x.Span, e, InProjWeight.Grad.Span, e, accumulate: true);
         var db = InProjBias.Grad.Span;
