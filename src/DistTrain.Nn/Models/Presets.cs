@@ -71,8 +71,19 @@ public static class Presets
               {"type":"token_pool","mode":"cls","name":"pool"},
               {"type":"layernorm","name":"norm"},
               {"type":"dense","out":10,"name":"head"}]}
-            """, new("adamw", 2e-3f, 20, 128, "warmup:500+cosine", 0.05f, "fashion-mnist"),
+            """, new("adamw", 2e-3f, 10, 128, "warmup:500+cosine", 0.05f, "fashion-mnist"),
             "vision Transformer: 16 patches of 7x7, dim 64, class token, learned positions, 2 pre-norm blocks (4 heads, GELU MLP 128), 72,074 parameters (peer: TorchSharp `vit`)"),
+        ["mamba"] = new("""
+            {"name":"mamba","input":[1,28,28],"loss":"cross_entropy","layers":[
+              {"type":"reshape","shape":[28,28],"name":"rows"},
+              {"type":"dense","out":64,"name":"embed"},
+              {"type":"mamba","d_state":16,"expand":2,"d_conv":4,"name":"block1"},
+              {"type":"mamba","d_state":16,"expand":2,"d_conv":4,"name":"block2"},
+              {"type":"layernorm","name":"norm_f"},
+              {"type":"token_pool","mode":"mean","name":"pool"},
+              {"type":"dense","out":10,"name":"head"}]}
+            """, new("adamw", 2e-3f, 10, 128, "warmup:300+cosine", 0.01f, "fashion-mnist"),
+            "image read row by row (28 steps x 28 features, as the lstm preset): embedding 28-64, two Mamba blocks (d_state 16, expand 2, conv 4), mean over steps, 64-10"),
     };
 
     private static string Recurrent(string type) => $$"""

@@ -1,4 +1,4 @@
-// Layer kinds for token-sequence models (vision Transformer, Mamba): their spec fields, shape rules
+// Layer kinds for token-sequence models (vision Transformer, Mamba residual blocks): their spec fields, shape rules
 // and builders, kept apart from LayerKinds/ModelBuilder, which each list them with one line.
 using System.Text.Json;
 using DistTrain.Nn.Layers;
@@ -22,6 +22,8 @@ internal static class SequenceLayerKinds
         new("multihead_attention", [new("heads", FieldKind.PositiveInt, true)], d => { Heads(d, "multihead_attention"); return d.Input; }),
         new("transformer_encoder", [new("heads", FieldKind.PositiveInt, true), new("mlp", FieldKind.PositiveInt, true), new("eps", FieldKind.PositiveFloat)],
             d => { Heads(d, "transformer_encoder"); return d.Input; }),
+        new("mamba", [new("d_state", FieldKind.PositiveInt), new("expand", FieldKind.PositiveInt), new("d_conv", FieldKind.PositiveInt), new("eps", FieldKind.PositiveFloat)],
+            d => { Tokens(d, "mamba"); return d.Input; }),
     ];
 
     /// <summary>The layer for a spec of one of these kinds, else null.</summary>
@@ -33,6 +35,7 @@ internal static class SequenceLayerKinds
         "token_pool" => new TokenPool(s.String("mode") ?? "cls"),
         "multihead_attention" => new MultiheadAttention(s.InputShape[1], s.Int("heads", 0)),
         "transformer_encoder" => new TransformerEncoderLayer(s.InputShape[1], s.Int("heads", 0), s.Int("mlp", 0), s.Float("eps", 1e-5f)),
+        "mamba" => new MambaBlock(s.InputShape[1], s.Int("d_state", 16), s.Int("expand", 2), s.Int("d_conv", 4), s.Float("eps", 1e-5f)),
         _ => null,
     };
 
