@@ -48,7 +48,7 @@ public class MambaTests
         var at = new float[n * di];
         for (int c = 0; c < di; c++) for (int k = 0; k < n; k++) at[k * di + c] = a[c * n + k];
         var y = new float[t * di];
-        SelectiveScan.Forward(t, di, n, u, delta, at, bm, cm, n, d, y, new float[t * n * di], new float[t * n * di], new float[di]);
+        SelectiveScan.Forward(t, di, n, u, delta, at, bm, cm, n, d, y, new float[t * n * di], new float[t * n * di]);
         var expected = NaiveScan(t, di, n, u, delta, a, bm, cm, d);
         for (int i = 0; i < y.Length; i++)
             Assert.True(Math.Abs(y[i] - expected[i]) <= 2e-5 + 2e-5 * Math.Abs(expected[i]), $"y[{i}] = {y[i]}, reference {expected[i]}");
@@ -58,7 +58,7 @@ public class MambaTests
     public void Scan_backward_matches_double_precision_finite_differences()
     {
         // Central differences of the naive double scan (step 1e-4) against SelectiveScan.Backward, for every input.
-        const int t = 4, di = 5, n = 3;
+        const int t = 4, di = 13, n = 3;   // one 8-channel block and a 5-channel rest
         var r = new Random(3);
         var u = Rand(r, t * di, -2, 2); var delta = Rand(r, t * di, 0.05, 1.2);
         var a = Rand(r, di * n, -3, -0.1); var bm = Rand(r, t * n, -1, 1); var cm = Rand(r, t * n, -1, 1); var d = Rand(r, di, -1, 1);
@@ -66,10 +66,10 @@ public class MambaTests
         var at = new float[n * di];
         for (int c = 0; c < di; c++) for (int k = 0; k < n; k++) at[k * di + c] = a[c * n + k];
         var h = new float[t * n * di]; var abar = new float[t * n * di];
-        SelectiveScan.Forward(t, di, n, u, delta, at, bm, cm, n, d, new float[t * di], h, abar, new float[di]);
+        SelectiveScan.Forward(t, di, n, u, delta, at, bm, cm, n, d, new float[t * di], h, abar);
         float[] du = new float[t * di], dDelta = new float[t * di], dat = new float[n * di], dbm = new float[t * n], dcm = new float[t * n], dd = new float[di];
         SelectiveScan.Backward(t, di, n, u, delta, at, bm, cm, n, d, h, abar, dy, du, dDelta, dat, dbm, dcm, dd,
-            new float[n * di], new float[di], new float[di], new float[di], new float[di]);
+            new float[SelectiveScan.ScratchLength(t, di, n)], new double[2 * t * n]);
 
         double L() => NaiveScan(t, di, n, u, delta, a, bm, cm, d).Select((v, i) => v * dy[i]).Sum();
         void Check(string what, float[] values, Func<int, float> analytic)

@@ -17,9 +17,10 @@ public sealed class Mamba : Layer
     private readonly Dense _inProj, _xProj, _outProj;
     private int _t;
     private int[] _diShape = [], _rShape = [], _hShape = [], _xzShape = [], _xwShape = [];
-    private Tensor? _x, _xz, _xdbl, _xc, _u, _delta0, _dtr, _delta, _yScan, _gated, _h, _abar;   // (B,T,Di) unless noted; h, abar (B,T,N,Di); delta0 (B,T,R)
+    private Tensor? _x, _xz, _xdbl, _xc, _sxc, _sz, _u, _delta0, _dtr, _delta, _yScan, _gated, _h, _abar;   // (B,T,Di) unless noted; h, abar (B,T,N,Di); delta0 (B,T,R)
     private Tensor? _dxz, _du, _dDelta, _dxdbl, _dDtr, _dyScan;
-    private float[] _at = [], _dat = [], _dh = [], _g = [], _dxu = [], _xu = [], _tmp = [];
+    private float[] _at = [], _dat = [], _wt = [], _dwt = [], _scanScratch = [];
+    private double[] _scanSums = [];
 
     public Mamba(int dModel, int dState = 16, int expand = 2, int dConv = 4, int? dtRank = null)
     {
@@ -62,8 +63,8 @@ public sealed class Mamba : Layer
         _xProj.Build([_t, di]);
         _outProj.Build([_t, di]);
         _diShape = [_t, di]; _rShape = [_t, DtRank]; _hShape = [_t, n, di]; _xzShape = [_t, 2 * di]; _xwShape = [_t, Xw];
-        _at = new float[n * di]; _dat = new float[n * di]; _dh = new float[n * di];
-        _g = new float[di]; _dxu = new float[di]; _xu = new float[di]; _tmp = new float[di];
+        _at = new float[n * di]; _dat = new float[n * di]; _wt = new float[DConv * di]; _dwt = new float[DConv * di];
+        _scanScratch = new float[SelectiveScan.ScratchLength(_t, di, n)]; _scanSums = new double[2 * _t * n];
         return inputShape;
     }
 
@@ -85,8 +86,6 @@ public sealed class Mamba : Layer
         D.Value.Span.Fill(1f);
     }
 
-    private static float Sigmoid(float v) => 1f / (1f + FastExp.Exp(-v));
-
     // x (B,T,Dm) -> y (B,T,Dm)
     public override Tensor Forward(Tensor x, in StepContext ctx)
     {
@@ -97,18 +96,21 @@ public sealed class Mamba : Layer
         var xc = Workspace.Ensure(ref _xc, b, _diShape).Span;  // conv output, before SiLU
         var u = Workspace.Ensure(ref _u, b, _diShape);
         var us = u.Span; var w = ConvWeight.Value.Span; var cb = ConvBias.Value.Span;
+        for (int c = 0; c < di; c++)
+            for (int j = 0; j < k; j++) _wt[j * di + c] = w[c * k + j];
+        // Channels are the vector dimension: each output row is the bias plus K scaled input rows (taps in order).
         for (int s = 0; s < b; s++)
             for (int i = 0; i < t; i++)
             {
                 int row = s * t + i;
-                for (int c = 0; c < di; c++)
-                {
-                    float acc = cb[c];
-                    for (int j = Math.Max(0, k - 1 - i); j < k; j++) acc += w[c * k + j] * xz[(row - (k - 1) + j) * 2 * di + c];
-                    xc[row * di + c] = acc;
-                    us[row * di + c] = acc * Sigmoid(acc);
-                }
+                var xcr = xc.Slice(row * di, di);
+                cb.CopyTo(xcr);
+                for (int j = Math.Max(0, k - 1 - i); j < k; j++)
+                    TensorPrimitives.MultiplyAdd(xz.Slice((row - (k - 1) + j) * 2 * di, di), _wt.AsSpan(j * di, di), xcr, xcr);
             }
+        var sxc = Workspace.Ensure(ref _sxc, b, _diShape).Span;   // σ(xc), kept for SiLU'
+        TensorPrimitives.Sigmoid(xc, sxc);
+        TensorPrimitives.Multiply(xc, sxc, us);
         _xdbl = _xProj.Forward(u, ctx);                        // (B,T,R+2N) rows [δ | B | C]
         var xdbl = _xdbl.Span;
         var d0 = Workspace.Ensure(ref _delta0, b, _rShape).Span;
@@ -118,7 +120,12 @@ public sealed class Mamba : Layer
         for (int row = 0; row < b * t; row++) bias.CopyTo(dtr.Slice(row * di, di));
         Gemm.Sgemm(false, true, b * t, di, r, d0, r, DtWeight.Value.Span, r, dtr, di, accumulate: true);
         var delta = Workspace.Ensure(ref _delta, b, _diShape).Span;
-        for (int i = 0; i < delta.Length; i++) delta[i] = dtr[i] > 20f ? dtr[i] : MathF.Log(1f + FastExp.Exp(dtr[i]));   // softplus, PyTorch's threshold 20
+        // softplus log(1 + eˣ), the input itself above PyTorch's threshold 20
+        TensorPrimitives.Min(dtr, 20f, delta);
+        TensorPrimitives.Exp(delta, delta);
+        TensorPrimitives.Add(delta, 1f, delta);
+        TensorPrimitives.Log(delta, delta);
+        for (int i = 0; i < delta.Length; i++) if (dtr[i] > 20f) delta[i] = dtr[i];
 
         var al = ALog.Value.Span;
         for (int c = 0; c < di; c++)
@@ -129,20 +136,22 @@ public sealed class Mamba : Layer
         int sd = t * di, sh = t * n * di;
         for (int s = 0; s < b; s++)
             SelectiveScan.Forward(t, di, n, us.Slice(s * sd, sd), delta.Slice(s * sd, sd), _at, xdbl[(s * t * xw + r)..], xdbl[(s * t * xw + r + n)..],
-                xw, D.Value.Span, y.Slice(s * sd, sd), h.Slice(s * sh, sh), abar.Slice(s * sh, sh), _tmp);
+                xw, D.Value.Span, y.Slice(s * sd, sd), h.Slice(s * sh, sh), abar.Slice(s * sh, sh));
 
         var gated = Workspace.Ensure(ref _gated, b, _diShape);
         var gs = gated.Span;
+        var sz = Workspace.Ensure(ref _sz, b, _diShape).Span;      // σ(z), kept for the gate's backward
         for (int row = 0; row < b * t; row++)
-            for (int c = 0; c < di; c++)
-            {
-                float z = xz[row * 2 * di + di + c];
-                gs[row * di + c] = y[row * di + c] * z * Sigmoid(z);
-            }
+        {
+            var z = xz.Slice(row * 2 * di + di, di); var szr = sz.Slice(row * di, di); var gr = gs.Slice(row * di, di);
+            TensorPrimitives.Sigmoid(z, szr);
+            TensorPrimitives.Multiply(y.Slice(row * di, di), z, gr);
+            TensorPrimitives.Multiply(gr, szr, gr);
+        }
         return _outProj.Forward(gated, ctx);
     }
 
-    // dy (B,T,Dm) -> dx (B,T,Dm): the chain above in reverse; the conv, SiLU and softplus derivatives are scalar loops
+    // dy (B,T,Dm) -> dx (B,T,Dm): the chain above in reverse
     public override Tensor Backward(Tensor dyOut)
     {
         var x = _x ?? throw new InvalidOperationException($"Layer {Name} {this}: Backward called before Forward.");
@@ -152,14 +161,20 @@ public sealed class Mamba : Layer
         var dxzT = Workspace.Ensure(ref _dxz, b, _xzShape);
         var dxz = dxzT.Span;
         var dy = Workspace.Ensure(ref _dyScan, b, _diShape).Span;
-        // gate: out = y ⊙ z σ(z)
+        // gate: out = y ⊙ z σ(z): ∂y = ∂out ⊙ z σ(z), ∂z = ∂out ⊙ y ⊙ σ(z)(1 + z(1 − σ(z)))
+        var sz = _sz!.Span;
         for (int row = 0; row < rows; row++)
-            for (int c = 0; c < di; c++)
-            {
-                float z = xz[row * 2 * di + di + c], sg = Sigmoid(z), go = dGated[row * di + c];
-                dy[row * di + c] = go * z * sg;
-                dxz[row * 2 * di + di + c] = go * y[row * di + c] * sg * (1f + z * (1f - sg));
-            }
+        {
+            var z = xz.Slice(row * 2 * di + di, di); var szr = sz.Slice(row * di, di); var go = dGated.Slice(row * di, di);
+            var dyr = dy.Slice(row * di, di); var dz = dxz.Slice(row * 2 * di + di, di);
+            TensorPrimitives.Multiply(go, z, dyr);
+            TensorPrimitives.Multiply(dyr, szr, dyr);
+            TensorPrimitives.Subtract(1f, szr, dz);
+            TensorPrimitives.MultiplyAdd(z, dz, 1f, dz);
+            TensorPrimitives.Multiply(dz, szr, dz);
+            TensorPrimitives.Multiply(dz, go, dz);
+            TensorPrimitives.Multiply(dz, y.Slice(row * di, di), dz);
+        }
 
         // selective scan
         var us = _u!.Span; var delta = _delta!.Span; var xdbl = _xdbl!.Span;
@@ -174,7 +189,7 @@ public sealed class Mamba : Layer
             SelectiveScan.Backward(t, di, n, us.Slice(s * sd, sd), delta.Slice(s * sd, sd), _at, xdbl[(s * t * xw + r)..], xdbl[(s * t * xw + r + n)..], xw,
                 D.Value.Span, h.Slice(s * sh, sh), abar.Slice(s * sh, sh), dy.Slice(s * sd, sd),
                 du.Slice(s * sd, sd), dDelta.Slice(s * sd, sd), _dat, dxdbl[(s * t * xw + r)..], dxdbl[(s * t * xw + r + n)..], D.Grad.Span,
-                _dh, _g, _dxu, _xu, _tmp);
+                _scanScratch, _scanSums);
         // A = −exp(A_log): ∂A_log = ∂A ⊙ A
         var dal = ALog.Grad.Span;
         for (int c = 0; c < di; c++)
@@ -183,7 +198,9 @@ public sealed class Mamba : Layer
         // Δ = softplus(dtr): ∂dtr = ∂Δ ⊙ σ(dtr); dt_proj: ∂W += ∂dtrᵀ δ, ∂b += Σ ∂dtr, ∂δ = ∂dtr W
         var dtr = _dtr!.Span;
         var dDtr = Workspace.Ensure(ref _dDtr, b, _diShape).Span;
-        for (int i = 0; i < dDtr.Length; i++) dDtr[i] = dtr[i] > 20f ? dDelta[i] : dDelta[i] * Sigmoid(dtr[i]);
+        TensorPrimitives.Sigmoid(dtr, dDtr);
+        TensorPrimitives.Multiply(dDtr, dDelta, dDtr);
+        for (int i = 0; i < dDtr.Length; i++) if (dtr[i] > 20f) dDtr[i] = dDelta[i];
         Gemm.Sgemm(true, false, di, r, rows, dDtr, di, _delta0!.Span, r, DtWeight.Grad.Span, r, accumulate: true);
         var dbias = DtBias.Grad.Span;
         for (int row = 0; row < rows; row++) TensorPrimitives.Add(dbias, dDtr.Slice(row * di, di), dbias);
@@ -192,29 +209,32 @@ public sealed class Mamba : Layer
         var duX = _xProj.Backward(dxdblT).Span;
         TensorPrimitives.Add(du, duX, du);
 
-        // u = SiLU(xc); xc = causal depthwise conv of x
-        var xc = _xc!.Span; var w = ConvWeight.Value.Span; var dw = ConvWeight.Grad.Span; var dcb = ConvBias.Grad.Span;
-        for (int i = 0; i < du.Length; i++) { float v = xc[i], sg = Sigmoid(v); du[i] *= sg * (1f + v * (1f - sg)); }
-        for (int row = 0; row < rows; row++)
-        {
-            TensorPrimitives.Add(dcb, du.Slice(row * di, di), dcb);
-            for (int c = 0; c < di; c++) dxz[row * 2 * di + c] = 0f;
-        }
+        // u = SiLU(xc): ∂xc = ∂u ⊙ σ(1 + xc(1 − σ)); xc = causal depthwise conv of x, channels as the vector dimension
+        var xc = _xc!.Span; var sxc = _sxc!.Span; var dw = ConvWeight.Grad.Span; var dcb = ConvBias.Grad.Span;
+        var tmp = dDtr;   // its last use was above
+        TensorPrimitives.Subtract(1f, sxc, tmp);
+        TensorPrimitives.MultiplyAdd(xc, tmp, 1f, tmp);
+        TensorPrimitives.Multiply(tmp, sxc, tmp);
+        TensorPrimitives.Multiply(du, tmp, du);
+        Array.Clear(_dwt);
         for (int s = 0; s < b; s++)
             for (int i = 0; i < t; i++)
             {
                 int row = s * t + i;
-                for (int c = 0; c < di; c++)
+                var g = du.Slice(row * di, di);
+                TensorPrimitives.Add(dcb, g, dcb);
+                dxz.Slice(row * 2 * di, di).Clear();
+                for (int j = Math.Max(0, k - 1 - i); j < k; j++)
                 {
-                    float g = du[row * di + c];
-                    for (int j = Math.Max(0, k - 1 - i); j < k; j++)
-                    {
-                        int src = (row - (k - 1) + j) * 2 * di + c;
-                        dw[c * k + j] += g * xz[src];
-                        dxz[src] += g * w[c * k + j];
-                    }
+                    int src = (row - (k - 1) + j) * 2 * di;
+                    var dwj = _dwt.AsSpan(j * di, di);
+                    TensorPrimitives.MultiplyAdd(g, xz.Slice(src, di), dwj, dwj);
+                    var dxs = dxz.Slice(src, di);
+                    TensorPrimitives.MultiplyAdd(g, _wt.AsSpan(j * di, di), dxs, dxs);
                 }
             }
+        for (int c = 0; c < di; c++)
+            for (int j = 0; j < k; j++) dw[c * k + j] += _dwt[j * di + c];
         _inProj.ComputeInputGrad = ComputeInputGrad;
         return _inProj.Backward(dxzT);
     }
