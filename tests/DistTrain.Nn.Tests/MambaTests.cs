@@ -58,7 +58,7 @@ public class MambaTests
     public void Scan_backward_matches_double_precision_finite_differences()
     {
         // Central differences of the naive double scan (step 1e-4) against SelectiveScan.Backward, for every input.
-        const int t = 4, di = 13, n = 3;   // one 8-channel block and a 5-channel rest
+        const int t = 4, di = 29, n = 3;   // a 16-channel block (AVX-512), an 8-channel block and a 5-channel rest
         var r = new Random(3);
         var u = Rand(r, t * di, -2, 2); var delta = Rand(r, t * di, 0.05, 1.2);
         var a = Rand(r, di * n, -3, -0.1); var bm = Rand(r, t * n, -1, 1); var cm = Rand(r, t * n, -1, 1); var d = Rand(r, di, -1, 1);
@@ -90,6 +90,28 @@ public class MambaTests
         Check("B", bm, i => dbm[i]);
         Check("C", cm, i => dcm[i]);
         Check("D", d, i => dd[i]);
+    }
+
+    [Fact]
+    public void Scan_gives_the_same_bits_on_every_simd_path()
+    {
+        const int t = 6, di = 45, n = 5;   // a 16-channel block, two 8-channel blocks, a 5-channel rest
+        var r = new Random(11);
+        var u = Rand(r, t * di, -2, 2); var delta = Rand(r, t * di, 0.01, 1.2); var at = Rand(r, n * di, -3, -0.1);
+        var bm = Rand(r, t * n, -1, 1); var cm = Rand(r, t * n, -1, 1); var d = Rand(r, di, -1, 1); var dy = Rand(r, t * di, -1, 1);
+        float[]? first = null;
+        foreach (var path in new[] { SimdPath.Avx512, SimdPath.Avx2, SimdPath.Portable }.Where(p => p <= Simd.Best))
+        {
+            using var _ = Simd.Force(path);
+            var y = new float[t * di]; var h = new float[t * n * di]; var abar = new float[t * n * di];
+            SelectiveScan.Forward(t, di, n, u, delta, at, bm, cm, n, d, y, h, abar);
+            float[] du = new float[t * di], dDelta = new float[t * di], dat = new float[n * di], dbm = new float[t * n], dcm = new float[t * n], dd = new float[di];
+            SelectiveScan.Backward(t, di, n, u, delta, at, bm, cm, n, d, h, abar, dy, du, dDelta, dat, dbm, dcm, dd,
+                new float[SelectiveScan.ScratchLength(t, di, n)], new double[2 * t * n]);
+            var all = y.Concat(du).Concat(dDelta).Concat(dat).Concat(dbm).Concat(dcm).Concat(dd).ToArray();
+            if (first is null) first = all;
+            else Assert.Equal(first.Select(BitConverter.SingleToInt32Bits), all.Select(BitConverter.SingleToInt32Bits));
+        }
     }
 
     private static readonly GradCheck.Options Smooth = new() { MaxChecks = 30, H = 4e-3f, Atol = 2e-3, Rtol = 2e-2 };
