@@ -204,8 +204,8 @@ public sealed class Mamba : Layer
         Gemm.Sgemm(true, false, di, r, rows, dDtr, di, _delta0!.Span, r, DtWeight.Grad.Span, r, accumulate: true);
         var dbias = DtBias.Grad.Span;
         for (int row = 0; row < rows; row++) TensorPrimitives.Add(dbias, dDtr.Slice(row * di, di), dbias);
-        Gemm.Sgemm(false, false, rows, r, di, dDtr, di, DtWeight.Value.Span, r, dxdbl, xw);   // δ columns of each row (ldc = xw)
-        // the δ columns were zero; the GEMM wrote only them
+        // ∂δ written into the δ columns of each x_proj row (ldc = xw); the B and C columns keep the scan's gradients
+        Gemm.Sgemm(false, false, rows, r, di, dDtr, di, DtWeight.Value.Span, r, dxdbl, xw);
         var duX = _xProj.Backward(dxdblT).Span;
         TensorPrimitives.Add(du, duX, du);
 
