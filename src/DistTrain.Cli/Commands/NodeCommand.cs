@@ -57,6 +57,11 @@ public sealed class NodeCommand : ICommandFactory
             Console.WriteLine($"node {Akka.Cluster.Cluster.Get(node.System).SelfAddress} is up with roles {roles}");
             try { await node.WhenLocalActorsStopped().WaitAsync(cancel); }
             catch (OperationCanceledException) { Console.WriteLine("interrupted; leaving the cluster"); return 130; }
+            if (node.Refusal is { } why)
+            {
+                Console.Error.WriteLine($"disttrain node: the coordinator refused this node: {why}");
+                return 4;
+            }
             Console.WriteLine("node finished");
             return 0;
         }

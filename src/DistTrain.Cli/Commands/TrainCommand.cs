@@ -39,6 +39,7 @@ public sealed class TrainCommand : ICommandFactory
         var output = new Option<string?>("--out", "-o") { Description = "Output folder (default: runs/<model>)." };
         var workers = new Option<int>("--workers") { Description = "Worker actors in this process; 1 (without the options below) trains without the cluster runtime.", DefaultValueFactory = _ => 1 };
         var psShards = new Option<int>("--ps-shards") { Description = "Parameter-server shards the flat parameter vector is split into (cluster runtime).", DefaultValueFactory = _ => 1 };
+        var psLocal = new Option<int?>("--ps-local") { Description = "Shards this process hosts (default: all of --ps-shards); the others are taken by `disttrain node --roles ps` processes that join." };
         var clusterPort = new Option<int>("--cluster-port") { Description = "Listen for worker processes on this Akka port (this process is the seed node).", DefaultValueFactory = _ => 0 };
         var waitWorkers = new Option<int>("--wait-workers") { Description = "Workers (local + joining processes) to wait for before step 0 (default: --workers).", DefaultValueFactory = _ => 0 };
         var hostname = new Option<string?>("--hostname") { Description = "With --cluster-port: the address this seed node binds and advertises (default from --config: 127.0.0.1 for local)." };
@@ -50,7 +51,7 @@ public sealed class TrainCommand : ICommandFactory
         var resume = new Option<string?>("--resume") { Description = "Resume from the newest good checkpoint in this run folder (the output folder by default)." };
         var cmd = new Command("train", "Train a model and write DIR/model.safetensors and DIR/metrics.jsonl.")
         {
-            model, dataset, epochs, batch, micro, optimizer, lr, schedule, wd, augment, clip, seed, maxSteps, threads, init, output, workers, psShards, clusterPort, waitWorkers,
+            model, dataset, epochs, batch, micro, optimizer, lr, schedule, wd, augment, clip, seed, maxSteps, threads, init, output, workers, psShards, psLocal, clusterPort, waitWorkers,
             hostname, config, mode, staleness, localSteps, checkpointEvery, resume,
         };
         cmd.SetAction(r => CliErrors.Guard(() =>
@@ -86,7 +87,7 @@ public sealed class TrainCommand : ICommandFactory
             if (resumeDir is not null && modeOptions.Mode != DistTrain.Cluster.Messages.TrainingMode.Sync)
                 throw new ArgumentException($"--resume continues sync runs only (checkpoints are written in sync mode); drop --resume or use --mode sync.");
             // Async and local-sgd exist only in the cluster runtime, so they use it even with one worker.
-            bool cluster = r.GetValue(workers) != 1 || r.GetValue(psShards) != 1 || r.GetValue(clusterPort) > 0 || r.GetValue(waitWorkers) > 0
+            bool cluster = r.GetValue(workers) != 1 || r.GetValue(psShards) != 1 || r.GetValue(psLocal) is not null || r.GetValue(clusterPort) > 0 || r.GetValue(waitWorkers) > 0
                 || modeOptions.Mode != DistTrain.Cluster.Messages.TrainingMode.Sync;
             if (cluster)
             {
@@ -98,7 +99,7 @@ public sealed class TrainCommand : ICommandFactory
                 }
                 using var stop = new CancellationTokenSource();
                 Console.CancelKeyPress += (_, e) => { e.Cancel = true; stop.Cancel(); };
-                return ClusterRun.Run(job, modeOptions, outDir, r.GetValue(workers), r.GetValue(psShards), r.GetValue(clusterPort), r.GetValue(waitWorkers), Console.Out, stop.Token,
+                return ClusterRun.Run(job, modeOptions, outDir, r.GetValue(workers), new ShardPlacement(r.GetValue(psShards), r.GetValue(psLocal)), r.GetValue(clusterPort), r.GetValue(waitWorkers), Console.Out, stop.Token,
                     r.GetValue(config)!, r.GetValue(hostname), checkpoints);
             }
             using var cancel = new CancellationTokenSource();

@@ -12,6 +12,24 @@ public static class ParameterServerMessages
     {
         public override string ToString() =>
             $"ShardLayout(parameters={ParameterCount}, shards=[{string.Join(", ", Shards.Select(s => $"{s.Shard}:{s.Offset}+{s.Length}@{s.DataHost}:{s.DataPort}"))}])";
+
+        /// <summary>Null when the shards, in key order, tile [0, ParameterCount) without a gap or an overlap; else what is wrong, naming the ranges.</summary>
+        public string? TilingError()
+        {
+            long next = 0;
+            for (int i = 0; i < Shards.Length; i++)
+            {
+                var s = Shards[i];
+                if (s is null) return $"shard {i} has no owner yet";
+                if (s.Shard != i) return $"shard at position {i} says it is shard {s.Shard}";
+                if (s.Length < 0 || s.Offset != next)
+                    return $"shard {i} owns [{s.Offset}, {s.Offset + s.Length}) but the ranges must continue at {next}: " + Ranges();
+                next = s.Offset + s.Length;
+            }
+            return next == ParameterCount ? null : $"the ranges end at {next}, not at the parameter count {ParameterCount}: " + Ranges();
+        }
+
+        private string Ranges() => string.Join(", ", Shards.Select((s, i) => s is null ? $"{i}: none" : $"{i}: [{s.Offset}, {s.Offset + s.Length})"));
     }
 
     /// <summary>PS shard → Coordinator: the shard is up, owns this range and listens for data-plane frames at DataHost:DataPort.</summary>

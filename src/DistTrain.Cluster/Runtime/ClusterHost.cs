@@ -62,6 +62,9 @@ public sealed class ClusterNode : IAsyncDisposable
     public List<IActorRef> Workers { get; } = [];
     public List<IActorRef> Shards { get; } = [];
     public DistTrainSettings Settings { get; private init; } = null!;
+    /// <summary>Why the coordinator refused an actor of this node (the first refusal), or null.</summary>
+    public string? Refusal { get; private set; }
+    private void Refused(string reason) { lock (_done) Refusal ??= reason; }
 
     /// <summary>Completes when this node is Up in the cluster; fails with a clear message after the join timeout.</summary>
     public async Task WaitUntilUp()
@@ -144,13 +147,13 @@ public sealed class ClusterNode : IAsyncDisposable
             ClusterSingletonProxySettings.Create(system).WithRole("coordinator")), "coordinator-proxy");
         if (o.Roles.Contains("ps"))
             for (int i = 0; i < o.PsActors; i++)
-                node.Shards.Add(system.ActorOf(ParameterServerActor.Props(proxy, $"{self}/ps{i}", endpoints), $"ps{i}"));
+                node.Shards.Add(system.ActorOf(ParameterServerActor.Props(proxy, $"{self}/ps{i}", endpoints, node.Refused), $"ps{i}"));
         if (o.Roles.Contains("worker"))
         {
             // Each worker computes on its own thread; the kernels split the cores between them.
             Compute.Threads = o.ComputeThreads > 0 ? o.ComputeThreads : Math.Max(1, Environment.ProcessorCount / Math.Max(1, o.Workers));
             for (int i = 0; i < o.Workers; i++)
-                node.Workers.Add(system.ActorOf(WorkerActor.Props(proxy, $"{self}/w{i}", endpoints).WithDispatcher("disttrain-compute-dispatcher"), $"worker{i}"));
+                node.Workers.Add(system.ActorOf(WorkerActor.Props(proxy, $"{self}/w{i}", endpoints, node.Refused).WithDispatcher("disttrain-compute-dispatcher"), $"worker{i}"));
         }
         return node;
     }

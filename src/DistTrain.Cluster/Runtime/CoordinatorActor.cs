@@ -153,7 +153,14 @@ public sealed partial class CoordinatorActor : ReceiveActor
         if (r.ProtocolVersion != WireProtocol.Version) { Sender.Tell(new RegisterRejected(r.NodeId, VersionMismatch(r.ProtocolVersion))); return; }
         int s = Array.FindIndex(_shardRefs, x => x is not null && x.Equals(Sender));
         if (s < 0) s = Array.FindIndex(_shardRefs, x => x is null);
-        if (s < 0) { Sender.Tell(new RegisterRejected(r.NodeId, $"all {_shards.Length} parameter-server shards are taken; start the job with more --ps-shards.")); return; }
+        if (s < 0)
+        {
+            var taken = string.Join(", ", _ranges.Select((k, i) => $"shard {i} {k} on {_shards[i]?.OwnerAddress ?? _shardRefs[i]!.Path.Address.ToString()}"));
+            _log.Warning("Parameter-server actor {0} refused: every key range is taken ({1})", r.NodeId, taken);
+            Sender.Tell(new RegisterRejected(r.NodeId, $"all {_shards.Length} key ranges of the {_description.ParameterCount} parameters are taken ({taken}); " +
+                "start the job with more --ps-shards, or a lower --ps-local so the coordinator's process hosts fewer of them."));
+            return;
+        }
         _shardRefs[s] = Sender;
         Context.Watch(Sender);
         Sender.Tell(new ShardAssignment(s, _shards.Length, _ranges[s].Offset, _ranges[s].Length, _description));

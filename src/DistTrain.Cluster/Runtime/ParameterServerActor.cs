@@ -44,8 +44,11 @@ public sealed class ParameterServerActor : ReceiveActor, IFrameHandler
     private sealed record AskForShard : INoSerializationVerificationNeeded;
     private sealed record RestoreComplete : INoSerializationVerificationNeeded;
 
-    public ParameterServerActor(IActorRef coordinator, string nodeId, NodeEndpoints endpoints)
+    private readonly Action<string>? _onRefused;
+
+    public ParameterServerActor(IActorRef coordinator, string nodeId, NodeEndpoints endpoints, Action<string>? onRefused = null)
     {
+        _onRefused = onRefused;
         _coordinator = coordinator;
         _nodeId = nodeId;
         _self = Self; // frame handlers run on data-plane threads, where Self is unavailable
@@ -53,7 +56,7 @@ public sealed class ParameterServerActor : ReceiveActor, IFrameHandler
         _senderId = JobMapping.SenderIdOf(nodeId);
         Receive<AskForShard>(_ => _coordinator.Tell(new RequestShard(_nodeId, WireProtocol.Version)));
         Receive<ShardAssignment>(OnAssignment);
-        Receive<CoordinatorMessages.RegisterRejected>(r => { _log.Error("PS {0} refused: {1}", _nodeId, r.Reason); Context.Stop(Self); });
+        Receive<CoordinatorMessages.RegisterRejected>(r => { _log.Error("PS {0} refused: {1}", _nodeId, r.Reason); _onRefused?.Invoke(r.Reason); Context.Stop(Self); });
         Receive<WorkerEndpoint>(OnWorker);
         Receive<WorkerGone>(OnWorkerGone);
         Receive<GradientArrived>(OnGradient);
@@ -64,8 +67,8 @@ public sealed class ParameterServerActor : ReceiveActor, IFrameHandler
         Receive<CoordinatorMessages.TrainingDone>(_ => Context.Stop(Self));
     }
 
-    public static Props Props(IActorRef coordinator, string nodeId, NodeEndpoints endpoints) =>
-        Akka.Actor.Props.Create(() => new ParameterServerActor(coordinator, nodeId, endpoints));
+    public static Props Props(IActorRef coordinator, string nodeId, NodeEndpoints endpoints, Action<string>? onRefused = null) =>
+        Akka.Actor.Props.Create(() => new ParameterServerActor(coordinator, nodeId, endpoints, onRefused));
 
     protected override void PreStart()
     {

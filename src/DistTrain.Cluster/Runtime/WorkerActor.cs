@@ -69,8 +69,11 @@ public sealed class WorkerActor : ReceiveActor, IWithUnboundedStash, IFrameHandl
     private sealed record AskForJob : INoSerializationVerificationNeeded;
     private sealed record ParametersArrived : INoSerializationVerificationNeeded;
 
-    public WorkerActor(IActorRef coordinator, string workerId, NodeEndpoints endpoints)
+    private readonly Action<string>? _onRefused;
+
+    public WorkerActor(IActorRef coordinator, string workerId, NodeEndpoints endpoints, Action<string>? onRefused = null)
     {
+        _onRefused = onRefused;
         _coordinator = coordinator;
         _workerId = workerId;
         _self = Self; // frame handlers run on data-plane threads, where Self is unavailable
@@ -78,7 +81,7 @@ public sealed class WorkerActor : ReceiveActor, IWithUnboundedStash, IFrameHandl
         _senderId = JobMapping.SenderIdOf(workerId);
         Receive<AskForJob>(_ => _coordinator.Tell(new RequestJob(_workerId, WireProtocol.Version)));
         Receive<JobDescription>(OnJob);
-        Receive<RegisterRejected>(r => { _log.Error("Worker {0} refused by the coordinator: {1}", _workerId, r.Reason); Context.Stop(Self); });
+        Receive<RegisterRejected>(r => { _log.Error("Worker {0} refused by the coordinator: {1}", _workerId, r.Reason); _onRefused?.Invoke(r.Reason); Context.Stop(Self); });
         Receive<RegisterAccepted>(OnAccepted);
         Receive<WorkAssignment>(OnAssignment);
         Receive<ParametersArrived>(_ => Stash.UnstashAll());
@@ -86,8 +89,8 @@ public sealed class WorkerActor : ReceiveActor, IWithUnboundedStash, IFrameHandl
         Receive<TrainingDone>(_ => Context.Stop(Self));
     }
 
-    public static Props Props(IActorRef coordinator, string workerId, NodeEndpoints endpoints) =>
-        Akka.Actor.Props.Create(() => new WorkerActor(coordinator, workerId, endpoints));
+    public static Props Props(IActorRef coordinator, string workerId, NodeEndpoints endpoints, Action<string>? onRefused = null) =>
+        Akka.Actor.Props.Create(() => new WorkerActor(coordinator, workerId, endpoints, onRefused));
 
     protected override void PreStart() =>
         _retry = Context.System.Scheduler.ScheduleTellRepeatedlyCancelable(TimeSpan.Zero, TimeSpan.FromSeconds(1), Self, new AskForJob(), Self);
@@ -129,6 +132,14 @@ public sealed class WorkerActor : ReceiveActor, IWithUnboundedStash, IFrameHandl
 
     private void OnAccepted(RegisterAccepted a)
     {
+        if (a.Layout.TilingError() is { } bad)
+        {
+            string why = $"the shard layout does not cover the parameter vector: {bad}";
+            _log.Error("Worker {0} refused the coordinator's layout: {1}", _workerId, why);
+            _onRefused?.Invoke(why);
+            Context.Stop(Self);
+            return;
+        }
         var shards = a.Layout.Shards;
         lock (_gate)
         {
