@@ -158,6 +158,11 @@ public sealed class ClusterConfigTests
     [InlineData("disttrain.data-plane.gradient-chunk-floats = -1", "gradient-chunk-floats")]
     [InlineData("disttrain.protocol-version = 0", "protocol-version")]
     [InlineData("disttrain.system-name = \"a b\"", "system-name")]
+    // Values of the wrong type name their key too.
+    [InlineData("disttrain.data-plane.port = \"abc\"", "disttrain.data-plane.port = 'abc' is not an integer port")]
+    [InlineData("disttrain.data-plane.connect-timeout = soon", "disttrain.data-plane.connect-timeout")]
+    [InlineData("disttrain.join-timeout = \"x\"", "disttrain.join-timeout")]
+    [InlineData("disttrain.data-plane.socket-buffer-bytes = lots", "disttrain.data-plane.socket-buffer-bytes")]
     public void An_impossible_value_is_a_clear_error(string hocon, string mention)
     {
         var e = Assert.Throws<ArgumentException>(() => ClusterConfig.Load("local", new ClusterOverrides { Hocon = hocon }));

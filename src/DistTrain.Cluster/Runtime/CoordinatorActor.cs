@@ -98,7 +98,7 @@ public sealed partial class CoordinatorActor : ReceiveActor
             StepOfUnit = unit => settings.Mode.LastStepOf(unit, _planSteps),
         };
         _checkpoints = new CoordinatorCheckpoints(job, _ranges, settings.Endpoints, v => _self.Tell(new CollectionArrived(v)),
-            statistics: _description.Hyper.Mode == TrainingMode.Sync, optimizerState: _description.Hyper.Mode != TrainingMode.LocalSgd)
+            optimizerState: _description.Hyper.Mode != TrainingMode.LocalSgd)
         {
             DropFrames = settings.DropCheckpointFrames,
         };

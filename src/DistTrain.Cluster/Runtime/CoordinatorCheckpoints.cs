@@ -59,7 +59,7 @@ public sealed class CoordinatorCheckpoints : IFrameHandler, IDisposable
     /// <summary>The message that asks the shards for <paramref name="version"/> (again: what already arrived is kept).</summary>
     public SendCheckpoint Ask(long version)
     {
-        _server ??= new DataPlaneServer(IPAddress.Parse(_endpoints.BindAddress), 0, this, _endpoints.MaxFrameBytes);
+        _server ??= _endpoints.Listen(this);
         return new SendCheckpoint(_endpoints.AdvertisedHost, _server.Port, version);
     }
 
@@ -93,7 +93,7 @@ public sealed class CoordinatorCheckpoints : IFrameHandler, IDisposable
     {
         var r = _ranges[shard.Shard];
         long v = point.Step;
-        using var client = DataPlaneClient.Connect(shard.DataHost, shard.DataPort, senderId, TimeSpan.FromSeconds(10));
+        using var client = _endpoints.Connect(shard.DataHost, shard.DataPort, senderId);
         client.Send(new FrameHeader(FrameKind.Parameters, v, 0, v, shard.Shard, r.Offset, r.Length, 0, 0), point.Values.AsSpan(r.Offset, r.Length));
         for (int i = 0; i < point.OptimizerState.Count; i++)
             client.Send(new FrameHeader(FrameKind.OptimizerState, v, i, v, shard.Shard, r.Offset, r.Length, 0, 0),

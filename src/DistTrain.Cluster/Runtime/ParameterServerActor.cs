@@ -105,9 +105,9 @@ public sealed class ParameterServerActor : ReceiveActor, IFrameHandler
         _pushChunks = mode.Mode == TrainingMode.Sync
             ? Training.ShardLayout.PushChunks(range, Enumerable.Range(0, model.Layers.Count).Select(model.ParameterRunStart), _endpoints.GradientChunkFloats)
             : [range];
-        _extras = new ShardCheckpointing(_shard, model, _microBatches, foldStatistics: a.Job.Hyper.Mode == TrainingMode.Sync);
+        _extras = new ShardCheckpointing(_shard, model, _microBatches, mode, job.TotalSteps(trainCount));
         _senderId = JobMapping.SenderIdOf($"{_nodeId}/ps{a.Shard}");
-        _server = new DataPlaneServer(IPAddress.Parse(_endpoints.BindAddress), 0, this, _endpoints.MaxFrameBytes);
+        _server = _endpoints.Listen(this);
         _coordinator.Tell(new RegisterShard(a.Shard, a.Offset, a.Length, _nodeId, _endpoints.AdvertisedHost, _server.Port, WireProtocol.Version));
         _log.Info("PS shard {0}/{1} owns {2}, data plane on {3}:{4}", a.Shard, a.ShardCount, range, _endpoints.AdvertisedHost, _server.Port);
     }
@@ -117,7 +117,7 @@ public sealed class ParameterServerActor : ReceiveActor, IFrameHandler
         if (_shard is null) return;
         try
         {
-            var client = DataPlaneClient.Connect(w.DataHost, w.DataPort, _senderId, TimeSpan.FromSeconds(5));
+            var client = _endpoints.Connect(w.DataHost, w.DataPort, _senderId);
             if (_workers.Remove(w.WorkerId, out var old)) old.Dispose();
             _workers[w.WorkerId] = client;
             Push(client, _shard);
@@ -174,7 +174,7 @@ public sealed class ParameterServerActor : ReceiveActor, IFrameHandler
                 gradient = queue.Gradient(a);
             }
             long staleness = shard.ApplyMicroBatch(gradient, a.Step, _share, a.Version);
-            lock (_gate) queue.Release(a);
+            lock (_gate) { queue.Release(a); _extras!.MicroBatchApplied(a.Step, a.MicroBatch); }
             _applied.Add(new AsyncApplied(shard.Shard, a.Step, a.MicroBatch, shard.Version, staleness));
         }
         if (_applied.Count == 0) return;
@@ -206,7 +206,7 @@ public sealed class ParameterServerActor : ReceiveActor, IFrameHandler
     private void OnSendParameters(SendParameters s)
     {
         if (_shard is null) return;
-        using var client = DataPlaneClient.Connect(s.DataHost, s.DataPort, _senderId, TimeSpan.FromSeconds(5));
+        using var client = _endpoints.Connect(s.DataHost, s.DataPort, _senderId);
         Push(client, _shard);
     }
 
@@ -221,7 +221,7 @@ public sealed class ParameterServerActor : ReceiveActor, IFrameHandler
         }
         try
         {
-            using var client = DataPlaneClient.Connect(s.DataHost, s.DataPort, _senderId, TimeSpan.FromSeconds(5));
+            using var client = _endpoints.Connect(s.DataHost, s.DataPort, _senderId);
             lock (_gate) _extras!.Send(client, s.Version);
         }
         catch (Exception e) when (e is IOException or InvalidOperationException)
@@ -276,7 +276,8 @@ public sealed class ParameterServerActor : ReceiveActor, IFrameHandler
         int chunkOffset = (int)Math.Min(header.Offset - shard.Range.Offset, int.MaxValue);
         lock (_gate)
         {
-            if (_async is null && !_extras!.StatisticsReady(header.Step, header.MicroBatch))
+            // (An async copy of a micro-batch already applied goes on to be refused as the Duplicate it is.)
+            if (!_extras!.StatisticsReady(header.Step, header.MicroBatch) && _async?.IsAppliedOrUnknown(header.Step, header.MicroBatch) != true)
             {
                 _self.Tell(new GradientDropped(header.SenderId, header.Step, header.MicroBatch, "its BatchNorm statistics did not arrive first"));
                 return WireDrop.Rejected;
@@ -296,7 +297,10 @@ public sealed class ParameterServerActor : ReceiveActor, IFrameHandler
         {
             if (header.Kind == FrameKind.Statistics)
             {
-                destination = _extras!.RentStatistics(header, out var reason);
+                // Async: statistics of a micro-batch already applied (a re-executed copy) would never be folded.
+                var reason = TrainingDrop.Duplicate;
+                destination = _async is { } q && q.IsAppliedOrUnknown(header.Step, header.MicroBatch) ? Span<float>.Empty
+                    : _extras!.RentStatistics(header, out reason);
                 if (reason == TrainingDrop.None) return null;
                 if (reason != TrainingDrop.Duplicate)
                     _self.Tell(new GradientDropped(header.SenderId, header.Step, header.MicroBatch, $"statistics: {reason}"));
@@ -349,6 +353,24 @@ public sealed class ParameterServerActor : ReceiveActor, IFrameHandler
 /// gradients into frames (DataPlaneSettings.GradientChunkFloats).</summary>
 public sealed record NodeEndpoints(string BindAddress, string AdvertisedHost, long MaxFrameBytes, int GradientChunkFloats = NodeEndpoints.DefaultGradientChunkFloats)
 {
+    /// <summary>disttrain.data-plane.port: the first of this node's listener ports (one per coordinator, shard and worker
+    /// actor: Port + PortSlot), so a firewall can open a known range; 0 = any free port.</summary>
+    public int Port { get; init; }
+    /// <summary>Which of the node's listeners this actor's is (ClusterNode numbers them).</summary>
+    public int PortSlot { get; init; }
+    /// <summary>disttrain.data-plane.socket-buffer-bytes.</summary>
+    public int SocketBufferBytes { get; init; } = DataPlaneDefaults.SocketBufferBytes;
+    /// <summary>disttrain.data-plane.connect-timeout.</summary>
+    public TimeSpan ConnectTimeout { get; init; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>This actor's data-plane listener, on its slot of the node's port range (or any free port).</summary>
+    public DataPlaneServer Listen(IFrameHandler handler) =>
+        new(IPAddress.Parse(BindAddress), Port == 0 ? 0 : Port + PortSlot, handler, MaxFrameBytes, SocketBufferBytes);
+
+    /// <summary>A connection to a peer's listener with this node's buffer size and connect timeout.</summary>
+    public DataPlaneClient Connect(string host, int port, int senderId) =>
+        DataPlaneClient.Connect(host, port, senderId, ConnectTimeout, SocketBufferBytes);
+
     /// <summary>256 KB: the cnn preset's 1.6 MB dense-layer gradient leaves during the convolutions' backward, the rest after.</summary>
     public const int DefaultGradientChunkFloats = 1 << 16;
 

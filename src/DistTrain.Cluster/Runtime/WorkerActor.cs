@@ -123,9 +123,9 @@ public sealed class WorkerActor : ReceiveActor, IWithUnboundedStash, IFrameHandl
             model.ParametersNeeded = OnParametersNeeded;
             _gated = true;
         }
-        // Sync mode only: there the shard folds them in micro-batch order (ShardCheckpointing.cs).
-        _statisticsBuffer = new float[job.Hyper.Mode == TrainingMode.Sync ? _statistics.Length : 0];
-        _server = new DataPlaneServer(IPAddress.Parse(_endpoints.BindAddress), 0, this, _endpoints.MaxFrameBytes);
+        // Every mode: shard 0 folds them in the order its mode applies work (ShardCheckpointing.cs).
+        _statisticsBuffer = new float[ShardCheckpointing.FrameLength(_statistics, _mode)];
+        _server = _endpoints.Listen(this);
         _coordinator.Tell(new RegisterWorker(_workerId, Self.Path.Address.ToString(), _endpoints.AdvertisedHost, _server.Port,
             WireProtocol.Version, spec.Hash));
     }
@@ -150,7 +150,7 @@ public sealed class WorkerActor : ReceiveActor, IWithUnboundedStash, IFrameHandl
             _modelShardVersion = shards.Select(_ => -1L).ToArray();
             _sentFrom = shards.Select(s => s.Offset + s.Length).ToArray();
         }
-        _clients = shards.Select(s => (DataPlaneClient?)DataPlaneClient.Connect(s.DataHost, s.DataPort, _senderId, TimeSpan.FromSeconds(10))).ToArray();
+        _clients = shards.Select(s => (DataPlaneClient?)_endpoints.Connect(s.DataHost, s.DataPort, _senderId)).ToArray();
         _log.Info("Worker {0} registered: {1}", _workerId, a.Layout);
         _coordinator.Tell(new RequestWork(_workerId, _modelVersion));
     }
@@ -266,7 +266,7 @@ public sealed class WorkerActor : ReceiveActor, IWithUnboundedStash, IFrameHandl
     private void RunLocalChunk(WorkAssignment w)
     {
         var t0 = Stopwatch.GetTimestamp();
-        var (loss, correct, samples) = _local!.Run(w.Step, w.MicroBatch);
+        var (loss, correct, samples) = _local!.Run(w.Step, w.MicroBatch, _statistics, _statisticsBuffer);
         double computeMs = Stopwatch.GetElapsedTime(t0).TotalMilliseconds;
         _modelVersion = -1; // the replica now holds θ_local: the next chunk starts again from the pushed θ_r
         SendAndReport(w, loss, samples, correct, computeMs, perShardVersion: false);
@@ -317,7 +317,7 @@ public sealed class WorkerActor : ReceiveActor, IWithUnboundedStash, IFrameHandl
     private long SendStatistics(WorkAssignment w)
     {
         if (_statisticsBuffer.Length == 0) return 0;
-        _statistics!.Gather(_statisticsBuffer);
+        if (_local is null) _statistics!.Gather(_statisticsBuffer); // local-sgd: the chunk gathered one vector per local step
         int s = ShardIndex(0);
         var h = new FrameHeader(FrameKind.Statistics, w.Step, w.MicroBatch, w.Version, 0, 0, _statisticsBuffer.Length, 0, 0);
         _clients[s]!.Send(h, _statisticsBuffer);
