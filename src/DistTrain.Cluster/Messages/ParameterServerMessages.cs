@@ -1,5 +1,4 @@
-// Messages of the parameter-server shards: the shard layout, version publication, gradient receipts
-// and parameter pulls. Tensor bytes never travel in these; they go over the data plane (DataPlane/).
+// Messages of the parameter-server shards: the shard layout, version publication and gradient receipts. Tensor bytes never travel in these; they go over the data plane (DataPlane/).
 namespace DistTrain.Cluster.Messages;
 
 public static class ParameterServerMessages
@@ -51,15 +50,5 @@ public static class ParameterServerMessages
     /// <summary>PS shard → Coordinator: a gradient frame was dropped (wrong length, unknown step, duplicate); never applied.</summary>
     public sealed record GradientRejected(int Shard, string WorkerId, long Step, int MicroBatch, string Reason) : IDistTrainMessage;
 
-    /// <summary>Worker → PS shard: send me your range at version ≥ MinVersion over the data plane to DataHost:DataPort.</summary>
-    public sealed record PullParameters(string WorkerId, int Shard, long MinVersion, string DataHost, int DataPort) : IDistTrainMessage;
 
-    /// <summary>
-    /// A small slice of parameters inside a control message — only for tiny ranges (below disttrain.max-message-bytes),
-    /// e.g. tests and checkpoint metadata; tensors of real models go over the data plane. Prints its length and version, never values.
-    /// </summary>
-    public sealed record ParameterSlice(int Shard, long Version, long Offset, float[] Values) : IDistTrainMessage
-    {
-        public override string ToString() => $"ParameterSlice(shard={Shard}, version={Version}, offset={Offset}, shape=[{Values.Length}])";
-    }
 }

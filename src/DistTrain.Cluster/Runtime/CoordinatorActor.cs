@@ -83,7 +83,7 @@ public sealed partial class CoordinatorActor : ReceiveActor
         _self = Self; // frame handlers run on data-plane threads, where Self is unavailable
         _description = JobMapping.ToDescription(job, Guid.NewGuid().ToString("N")[..12], parameterCount, settings.Mode);
         _description = _description with { Dataset = _description.Dataset with { TrainSamples = trainCount } };
-        _ranges = DistTrain.Cluster.Training.ShardLayout.Split(parameterCount, settings.Shards);
+        _ranges = DistTrain.Cluster.Training.KeyRanges.Split(parameterCount, settings.Shards);
         _shards = new ShardInfo?[settings.Shards];
         _shardRefs = new IActorRef?[settings.Shards];
         _published = new long[settings.Shards];

@@ -61,7 +61,6 @@ public sealed class ParameterServerActor : ReceiveActor, IFrameHandler
         Receive<WorkerGone>(OnWorkerGone);
         Receive<GradientArrived>(OnGradient);
         Receive<GradientDropped>(d => _coordinator.Tell(new GradientRejected(_shard?.Shard ?? -1, d.SenderId.ToString(), d.Step, d.MicroBatch, d.Reason)));
-        Receive<SendParameters>(OnSendParameters);
         Receive<SendCheckpoint>(OnSendCheckpoint);
         Receive<RestoreComplete>(_ => OnRestored());
         Receive<CoordinatorMessages.TrainingDone>(_ => Context.Stop(Self));
@@ -103,7 +102,7 @@ public sealed class ParameterServerActor : ReceiveActor, IFrameHandler
         }
         _shard.BeginStep(0, _microBatches);
         _pushChunks = mode.Mode == TrainingMode.Sync
-            ? Training.ShardLayout.PushChunks(range, Enumerable.Range(0, model.Layers.Count).Select(model.ParameterRunStart), _endpoints.GradientChunkFloats)
+            ? Training.KeyRanges.PushChunks(range, Enumerable.Range(0, model.Layers.Count).Select(model.ParameterRunStart), _endpoints.GradientChunkFloats)
             : [range];
         _extras = new ShardCheckpointing(_shard, model, _microBatches, mode, job.TotalSteps(trainCount));
         _senderId = JobMapping.SenderIdOf($"{_nodeId}/ps{a.Shard}");
@@ -201,13 +200,6 @@ public sealed class ParameterServerActor : ReceiveActor, IFrameHandler
         if (failed is not null)
             foreach (var id in failed) if (_workers.Remove(id, out var c)) c.Dispose();
         if (_dueCheckpoints.Count > 0) SendDueCheckpoints(); // after the push: workers go on meanwhile, the version cannot move here
-    }
-
-    private void OnSendParameters(SendParameters s)
-    {
-        if (_shard is null) return;
-        using var client = _endpoints.Connect(s.DataHost, s.DataPort, _senderId);
-        Push(client, _shard);
     }
 
     private void OnSendCheckpoint(SendCheckpoint s)

@@ -85,7 +85,6 @@ public sealed class WorkerActor : ReceiveActor, IWithUnboundedStash, IFrameHandl
         Receive<RegisterAccepted>(OnAccepted);
         Receive<WorkAssignment>(OnAssignment);
         Receive<ParametersArrived>(_ => Stash.UnstashAll());
-        Receive<NoWorkYet>(n => Context.System.Scheduler.ScheduleTellOnce(n.RetryAfterMs, _coordinator, new RequestWork(_workerId, _modelVersion), Self));
         Receive<TrainingDone>(_ => Context.Stop(Self));
     }
 
@@ -415,7 +414,7 @@ public sealed class WorkerActor : ReceiveActor, IWithUnboundedStash, IFrameHandl
         {
             int s = ShardIndex(header.Shard);
             if (s < 0 || header.Offset < _shards[s].Offset) return DropReason.Rejected;
-            // A push may come as several frames, each a piece of the shard's range (ShardLayout.PushChunks).
+            // A push may come as several frames, each a piece of the shard's range (KeyRanges.PushChunks).
             long rel = header.Offset - _shards[s].Offset;
             if (rel + header.Length > _shards[s].Length) return DropReason.WrongLength;
             destination = _staging[s].AsSpan((int)rel, header.Length);
