@@ -101,6 +101,7 @@ public sealed partial class CoordinatorActor : ReceiveActor
             optimizerState: _description.Hyper.Mode != TrainingMode.LocalSgd)
         {
             DropFrames = settings.DropCheckpointFrames,
+            RunMetadata = settings.Mode.Metadata(),
         };
         _restored = new bool[settings.Shards];
         if (settings.Resume is not null && settings.Mode.Mode != TrainingMode.Sync)
@@ -424,7 +425,8 @@ public sealed partial class CoordinatorActor : ReceiveActor
         try
         {
             var (values, buffers) = _checkpoints.Collected(FinalVersion);
-            result = ModelOutput.SaveAndEvaluate(_job, values, _planSteps, _settings.OutDir, _stepLog, buffers, _settings.Mode.Metadata());
+            result = ModelOutput.SaveAndEvaluate(_job, values, _planSteps, _settings.OutDir, _stepLog, buffers, _settings.Mode.Metadata(),
+                _checkpoints.CollectedState(FinalVersion), _checkpoints.OptimizerDescription);
         }
         catch (Exception e) { result = new RunCompleted(_planSteps, null, double.NaN, double.NaN, e.Message); }
         var done = new TrainingDone(_planSteps, _totalSteps, result.Error);

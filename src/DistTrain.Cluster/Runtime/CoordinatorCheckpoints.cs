@@ -45,6 +45,17 @@ public sealed class CoordinatorCheckpoints : IFrameHandler, IDisposable
         _buffersLength = statistics && new RunningStatistics(_replica).Length > 0 ? _replica.Store.Buffers.Length : 0;
     }
 
+    /// <summary>How the run trains (the mode), written into every checkpoint's metadata.</summary>
+    public IReadOnlyDictionary<string, string> RunMetadata { get; init; } = new Dictionary<string, string>();
+    public string OptimizerDescription => _optimizerDescription;
+
+    /// <summary>The collected optimizer state, one buffer per state name joined in key order (none in local-sgd).</summary>
+    public (string Name, float[] Data)[] CollectedState(long version)
+    {
+        var s = Get(version);
+        return _stateNames.Select((n, i) => (n, s.JoinState(i))).ToArray();
+    }
+
     /// <summary>Tests only: drop this many incoming frames, as if a shard's send had failed.</summary>
     public int DropFrames { get => _dropFrames; init => _dropFrames = value; }
     private int _dropFrames;
@@ -77,9 +88,8 @@ public sealed class CoordinatorCheckpoints : IFrameHandler, IDisposable
         var (values, buffers) = Collected(version);
         values.CopyTo(_replica.Store.Values, 0);
         buffers.CopyTo(_replica.Store.Buffers, 0);
-        var state = _stateNames.Select((n, i) => (n, s.JoinState(i))).ToArray();
         int epoch = stepsPerEpoch == 0 ? 0 : (int)(s.Version / stepsPerEpoch);
-        return CheckpointSeries.Write(outDir, _job, _replica.Store, state, _optimizerDescription, s.Version, epoch);
+        return CheckpointSeries.Write(outDir, _job, _replica.Store, CollectedState(version), _optimizerDescription, s.Version, epoch, RunMetadata);
     }
 
     /// <summary>Forgets a snapshot once it was used.</summary>
