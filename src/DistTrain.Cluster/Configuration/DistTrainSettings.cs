@@ -10,12 +10,12 @@ public sealed record DataPlaneSettings(string Host, int Port, long MaxFrameBytes
     int GradientChunkFloats = DistTrain.Cluster.Runtime.NodeEndpoints.DefaultGradientChunkFloats);
 
 public sealed record DistTrainSettings(
-    string SystemName, int ProtocolVersion, int MaxMessageBytes, TimeSpan JoinTimeout, DataPlaneSettings DataPlane)
+    string SystemName, int MaxMessageBytes, TimeSpan JoinTimeout, DataPlaneSettings DataPlane)
 {
     /// <summary>Every key allowed under `disttrain`; anything else in a config file is an error.</summary>
     public static readonly HashSet<string> KnownKeys =
     [
-        "disttrain.system-name", "disttrain.protocol-version", "disttrain.max-message-bytes", "disttrain.join-timeout",
+        "disttrain.system-name", "disttrain.max-message-bytes", "disttrain.join-timeout",
         "disttrain.data-plane.host", "disttrain.data-plane.port", "disttrain.data-plane.max-frame-bytes",
         "disttrain.data-plane.socket-buffer-bytes", "disttrain.data-plane.connect-timeout", "disttrain.data-plane.gradient-chunk-floats",
     ];
@@ -55,13 +55,11 @@ public sealed record DistTrainSettings(
         if (chunk < 0) throw new ArgumentException($"disttrain.data-plane.gradient-chunk-floats = {chunk} must be 0 (send after the backward) or a positive number of floats, e.g. 65536.");
         var join = Read(config, "disttrain.join-timeout", c => c.GetTimeSpan("disttrain.join-timeout", null, false), "a duration such as 30s");
         if (join <= TimeSpan.Zero) throw new ArgumentException("disttrain.join-timeout must be positive, e.g. 30s.");
-        var protocol = Read(config, "disttrain.protocol-version", c => c.GetInt("disttrain.protocol-version", 0), "an integer");
-        if (protocol <= 0) throw new ArgumentException($"disttrain.protocol-version = {protocol} must be positive.");
         var name = config.GetString("disttrain.system-name", "");
         if (string.IsNullOrWhiteSpace(name) || !name.All(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_'))
             throw new ArgumentException($"disttrain.system-name = '{name}' must be letters, digits, '-' or '_'.");
 
-        return new DistTrainSettings(name, protocol, maxMessage, join, new DataPlaneSettings(dpHost, dpPort, maxFrame, buffer, connect, chunk));
+        return new DistTrainSettings(name, maxMessage, join, new DataPlaneSettings(dpHost, dpPort, maxFrame, buffer, connect, chunk));
     }
 
     /// <summary>A value of the wrong type (e.g. port = "abc") fails here with the key's name, not deep inside Akka's parser.</summary>

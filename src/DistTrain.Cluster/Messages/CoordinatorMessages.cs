@@ -54,7 +54,8 @@ public static class CoordinatorMessages
         int Staleness,
         int LocalSteps,
         long MaxSteps,
-        string Augment) : IDistTrainMessage;
+        string Augment,
+        float ClipNorm) : IDistTrainMessage;
 
     /// <summary>Coordinator → worker: the job. A worker builds the model from <paramref name="SpecJson"/> and registers with its hash.</summary>
     public sealed record JobDescription(

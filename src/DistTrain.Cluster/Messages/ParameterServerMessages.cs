@@ -38,6 +38,18 @@ public static class ParameterServerMessages
     /// <summary>PS shard → Coordinator and workers: a new version of the shard's range exists (after the step's update).</summary>
     public sealed record VersionPublished(int Shard, long Version, long Step) : IDistTrainMessage;
 
+    /// <summary>
+    /// PS shard → Coordinator, sync with --clip-norm: the step's sum over this shard's range is complete; its exact Σ g²
+    /// (ExactSquareSum digits) so the coordinator can form the global norm, which no single shard sees.
+    /// </summary>
+    public sealed record NormShare(int Shard, long Step, uint[] Digits) : IDistTrainMessage
+    {
+        public override string ToString() => $"NormShare(shard={Shard}, step={Step}, digits=[{Digits.Length}])";
+    }
+
+    /// <summary>Coordinator → every PS shard: the global gradient norm of <paramref name="Step"/>; clip with it and apply.</summary>
+    public sealed record ApplyClipped(long Step, double GlobalNorm) : IDistTrainMessage;
+
     /// <summary>PS shard → Coordinator: the gradient of (step, micro-batch) for this shard arrived intact and was kept.</summary>
     public sealed record GradientAccepted(int Shard, string WorkerId, long Step, int MicroBatch) : IDistTrainMessage;
 

@@ -119,6 +119,7 @@ public sealed partial class CoordinatorActor : ReceiveActor
         Receive<GradientAccepted>(OnAccepted);
         Receive<GradientRejected>(r => _log.Warning("Shard {0} dropped a gradient of step {1} micro-batch {2} from {3}: {4}", r.Shard, r.Step, r.MicroBatch, r.WorkerId, r.Reason));
         Receive<VersionPublished>(OnPublished);
+        Receive<NormShare>(OnNormShare);
         Receive<MicroBatchDone>(d => _stepLog.Add(d));
         Receive<Terminated>(t => OnWorkerLeft(t.ActorRef));
         Receive<CollectionArrived>(c =>
@@ -308,6 +309,30 @@ public sealed partial class CoordinatorActor : ReceiveActor
             if (!TryAssign(id, r)) _idle.Enqueue((id, r));
         }
     }
+
+    /// <summary>--clip-norm (sync): merges the shards' exact Σ g² of a step (order-free, so the bits equal one process's
+    /// norm over the whole vector) and tells every shard the global norm once all have sent theirs.</summary>
+    private void OnNormShare(NormShare n)
+    {
+        // A shard that applied step t can complete t+1 before this actor has heard every shard publish t: one step ahead is normal.
+        if ((uint)n.Shard >= (uint)_shardRefs.Length || n.Step < _step || n.Step > _step + 1 || n.Digits.Length != DistTrain.Nn.Optimizers.ExactSquareSum.SerializedLength)
+        {
+            _log.Warning("Ignored a malformed or stale norm share (shard {0}, step {1}) during step {2}", n.Shard, n.Step, _step);
+            return;
+        }
+        foreach (var old in _normShares.Keys.Where(k => k < _step).ToArray()) _normShares.Remove(old);
+        if (!_normShares.TryGetValue(n.Step, out var parts)) _normShares[n.Step] = parts = new DistTrain.Nn.Optimizers.ExactSquareSum?[_shardRefs.Length];
+        if (parts[n.Shard] is not null) return;
+        parts[n.Shard] = DistTrain.Nn.Optimizers.ExactSquareSum.FromDigits(n.Digits);
+        if (parts.Any(p => p is null)) return;
+        _normShares.Remove(n.Step);
+        var total = new DistTrain.Nn.Optimizers.ExactSquareSum();
+        foreach (var part in parts) total.Add(part!.Value);
+        var clip = new ApplyClipped(n.Step, Math.Sqrt(total.ToDouble()));
+        foreach (var s in _shardRefs) s!.Tell(clip);
+    }
+
+    private readonly Dictionary<long, DistTrain.Nn.Optimizers.ExactSquareSum?[]> _normShares = [];
 
     private void OnAccepted(GradientAccepted a) => _queue.Acknowledge(a.Step, a.MicroBatch, a.Shard);
 

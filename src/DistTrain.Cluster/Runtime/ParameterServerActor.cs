@@ -38,6 +38,8 @@ public sealed class ParameterServerActor : ReceiveActor, IFrameHandler
     private KeyRange[] _pushChunks = [];   // sync: a new version goes out in these frames, first layers first
     private int _senderId;
     private ICancelable? _retry;
+    private float _clipNorm;               // sync --clip-norm: a complete step waits for the coordinator's global norm
+    private long _normSentFor = -1;        // the step whose NormShare went out
 
     private sealed record GradientArrived(int SenderId, long Step, int MicroBatch) : INoSerializationVerificationNeeded;
     private sealed record GradientDropped(int SenderId, long Step, int MicroBatch, string Reason) : INoSerializationVerificationNeeded;
@@ -59,6 +61,7 @@ public sealed class ParameterServerActor : ReceiveActor, IFrameHandler
         Receive<CoordinatorMessages.RegisterRejected>(r => { _log.Error("PS {0} refused: {1}", _nodeId, r.Reason); _onRefused?.Invoke(r.Reason); Context.Stop(Self); });
         Receive<WorkerEndpoint>(OnWorker);
         Receive<WorkerGone>(OnWorkerGone);
+        Receive<ApplyClipped>(OnApplyClipped);
         Receive<GradientArrived>(OnGradient);
         Receive<GradientDropped>(d => _coordinator.Tell(new GradientRejected(_shard?.Shard ?? -1, d.SenderId.ToString(), d.Step, d.MicroBatch, d.Reason)));
         Receive<SendCheckpoint>(OnSendCheckpoint);
@@ -101,6 +104,8 @@ public sealed class ParameterServerActor : ReceiveActor, IFrameHandler
             _share = (float)a.Job.Hyper.MicroBatchSize / a.Job.Hyper.BatchSize;
         }
         _shard.BeginStep(0, _microBatches);
+        // Async and local-sgd clip on the worker, where each update's whole gradient is; sync needs every shard's share.
+        _clipNorm = mode.Mode == TrainingMode.Sync ? a.Job.Hyper.ClipNorm : 0f;
         _pushChunks = mode.Mode == TrainingMode.Sync
             ? Training.KeyRanges.PushChunks(range, Enumerable.Range(0, model.Layers.Count).Select(model.ParameterRunStart), _endpoints.GradientChunkFloats)
             : [range];
@@ -142,10 +147,39 @@ public sealed class ParameterServerActor : ReceiveActor, IFrameHandler
         if (_async is not null) { ApplyArrivals(); return; }
         var shard = _shard!;
         _coordinator.Tell(new GradientAccepted(shard.Shard, g.SenderId.ToString(), g.Step, g.MicroBatch));
+        if (_clipNorm > 0) { SendNormShare(shard); return; }
+        Apply(shard, 0f, double.NaN);
+    }
+
+    /// <summary>Sync with clipping: once the step's sum is complete, the coordinator gets this range's exact Σ g² and answers
+    /// every shard with the global norm (ApplyClipped); the step is applied then.</summary>
+    private void SendNormShare(ParameterShard shard)
+    {
+        uint[] digits;
+        long step;
+        lock (_gate)
+        {
+            if (!shard.StepComplete || _normSentFor == shard.Version) return;
+            step = shard.Version;
+            digits = new uint[DistTrain.Nn.Optimizers.ExactSquareSum.SerializedLength];
+            shard.SquareSum().CopyTo(digits);
+        }
+        _normSentFor = step;
+        _coordinator.Tell(new NormShare(shard.Shard, step, digits));
+    }
+
+    private void OnApplyClipped(ApplyClipped c)
+    {
+        if (_shard is not { } shard || _clipNorm <= 0 || c.Step != shard.Version || _normSentFor != c.Step) return; // stale or unasked
+        Apply(shard, _clipNorm, c.GlobalNorm);
+    }
+
+    private void Apply(ParameterShard shard, float maxNorm, double globalNorm)
+    {
         bool applied;
         lock (_gate)
         {
-            applied = shard.TryApply();
+            applied = shard.TryApply(maxNorm, globalNorm);
             if (applied) { shard.BeginStep(shard.Version, _microBatches); _extras!.StepApplied(); }
         }
         if (!applied) return;

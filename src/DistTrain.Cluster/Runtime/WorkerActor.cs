@@ -187,6 +187,8 @@ public sealed class WorkerActor : ReceiveActor, IWithUnboundedStash, IFrameHandl
         BeginGradient(async ? null : w);
         _gateWaitTicks = 0;
         var (loss, correct) = _trainer!.ComputeGradient(_train, _plan.Indices(mb), scale, w.Step, w.MicroBatch);
+        // Async --clip-norm: each micro-batch is its own update, and its whole gradient is here (sync clips on the shards).
+        if (async && _trainer.Options.ClipNorm > 0) DistTrain.Nn.Optimizers.GradientClipping.ClipByGlobalNorm(_trainer.Model.Store.Grads, _trainer.Options.ClipNorm);
         _streaming = null;
         if (_gateVersion >= 0) EndVersion();
         _waitMs += Stopwatch.GetElapsedTime(0, _gateWaitTicks).TotalMilliseconds;

@@ -55,6 +55,8 @@ public sealed class LocalSgdChunk
             // The micro-batch's sum over 1/M: its mean for a full micro-batch, as a local step on M samples would take.
             var r = _trainer.ComputeGradient(_train, _plan.Indices(mb), 1f / _micro, step, chunk);
             if (statistics is { Length: > 0 }) statistics.Gather(statisticsOut.Slice(h * statistics.Length, statistics.Length));
+            // --clip-norm: each local step clips its own gradient, as a one-process step clips its batch's.
+            if (_trainer.Options.ClipNorm > 0) DistTrain.Nn.Optimizers.GradientClipping.ClipByGlobalNorm(_trainer.Model.Store.Grads, _trainer.Options.ClipNorm);
             _trainer.Optimizer.Step(values, _trainer.Model.Store.Grads, _schedule(step), h + 1);
             loss += r.LossSum; correct += r.Correct; samples += mb.Size;
         }

@@ -95,6 +95,24 @@ public class InProcessDeterminismTests
     }
 
     [Fact]
+    public async Task ClippedRunOnTheClusterMatchesTheOneProcessTrainerBitForBit()
+    {
+        // --clip-norm needs the global norm over every shard's range: each shard sends its exact share, the coordinator
+        // merges them, so 3 workers and 2 shards clip with the bits one process computes over the whole vector.
+        var job = Job(TestData.WriteIdx(200, 50)) with { ClipNorm = 0.05f, Schedule = "warmup:3+cosine" };
+        var (train, _) = DatasetSpec.Parse(job.Dataset).Load();
+        var trainer = job.CreateTrainer(train.Count);
+        var norms = new List<double>();
+        trainer.StepCompleted = m => norms.Add(m.GradNorm);
+        trainer.Fit(train);
+        Assert.Contains(norms, n => n > 0.05); // the threshold bit: some steps were really clipped
+        var sharded = await RunCluster(job, 3, 2);
+        Assert.Equal(trainer.Model.Store.Values, sharded.Values);
+        var unclipped = await RunCluster(job with { ClipNorm = 0 }, 3, 2);
+        Assert.NotEqual(sharded.Sha, unclipped.Sha);
+    }
+
+    [Fact]
     public async Task AugmentedWeightsMatchTheOneProcessTrainerForThreeWorkersAndTwoShards()
     {
         var data = TestData.WriteIdx(200, 50);
