@@ -35,7 +35,7 @@ public static class ParameterServerMessages
     public sealed record RegisterShard(int Shard, long Offset, int Length, string OwnerAddress, string DataHost, int DataPort, int ProtocolVersion)
         : IDistTrainMessage;
 
-    /// <summary>PS shard → Coordinator and workers: a new version of the shard's range exists (after the step's update).</summary>
+    /// <summary>PS shard → Coordinator: a new version of the shard's range exists (after the step's update; workers get the values as frames).</summary>
     public sealed record VersionPublished(int Shard, long Version, long Step) : IDistTrainMessage;
 
     /// <summary>

@@ -39,15 +39,13 @@ public sealed record NodeOptions
     public long CheckpointEvery { get; init; }
     /// <summary>Resume from the newest good checkpoint in this run folder's checkpoint/ (coordinator); null = start at step 0.</summary>
     public string? ResumeDir { get; init; }
-    /// <summary>Tests only: the coordinator stops abruptly after this many steps (see CoordinatorSettings.CrashAfterStep).</summary>
-    public long CrashAfterStep { get; init; } = -1;
     /// <summary>Start from the weights (and running statistics) of this checkpoint file with a fresh optimizer at step 0
     /// (coordinator; `train --init`); excludes ResumeDir.</summary>
     public string? InitFile { get; init; }
     /// <summary>See CoordinatorSettings.SnapshotGrace.</summary>
     public TimeSpan SnapshotGrace { get; init; } = TimeSpan.FromSeconds(20);
-    /// <summary>Tests only: the coordinator drops this many incoming checkpoint frames (see CoordinatorSettings.DropCheckpointFrames).</summary>
-    public int DropCheckpointFrames { get; init; }
+    /// <summary>Faults a test injects into the coordinator (null in production).</summary>
+    public ICoordinatorFaults? Faults { get; init; }
 }
 
 public sealed class ClusterNode : IAsyncDisposable
@@ -143,9 +141,8 @@ public sealed class ClusterNode : IAsyncDisposable
                 CheckpointEvery = o.CheckpointEvery,
                 Resume = o.ResumeDir is not null ? FindResumePoint(o.ResumeDir, job, o.OnProgress)
                     : o.InitFile is not null ? InitialPoint(o.InitFile, job, o.OnProgress) : null,
-                CrashAfterStep = o.CrashAfterStep,
                 SnapshotGrace = o.SnapshotGrace,
-                DropCheckpointFrames = o.DropCheckpointFrames,
+                Faults = o.Faults,
             };
             system.ActorOf(ClusterSingletonManager.Props(CoordinatorActor.Props(job, train.Count, parameters, cs), PoisonPill.Instance,
                 ClusterSingletonManagerSettings.Create(system).WithRole("coordinator")), "coordinator");

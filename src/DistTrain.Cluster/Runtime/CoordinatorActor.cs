@@ -32,13 +32,11 @@ public sealed record CoordinatorSettings(int Shards, string OutDir, NodeEndpoint
     /// <summary>Start from this checkpoint (its step, weights, optimizer state and buffers) instead of step 0 (sync mode). A point at
     /// step 0 is `--init` (ClusterNode.InitialPoint): weights with a fresh optimizer, and a new metrics.jsonl.</summary>
     public DistTrain.Nn.Checkpoints.ResumePoint? Resume { get; init; }
-    /// <summary>Tests only: stop abruptly (no output, RunCompleted with an error) once this many steps are done, as if the process died.</summary>
-    public long CrashAfterStep { get; init; } = -1;
     /// <summary>How long a snapshot may stay incomplete after every shard has passed its version before the coordinator acts:
     /// it asks again for the final state (the shards stay there) and gives up on an intermediate checkpoint (they moved on).</summary>
     public TimeSpan SnapshotGrace { get; init; } = TimeSpan.FromSeconds(20);
-    /// <summary>Tests only: the coordinator drops this many incoming checkpoint frames, as if a shard's send had failed.</summary>
-    public int DropCheckpointFrames { get; init; }
+    /// <summary>Faults a test injects (null in production).</summary>
+    public ICoordinatorFaults? Faults { get; init; }
 }
 
 public sealed partial class CoordinatorActor : ReceiveActor
@@ -100,7 +98,7 @@ public sealed partial class CoordinatorActor : ReceiveActor
         _checkpoints = new CoordinatorCheckpoints(job, _ranges, settings.Endpoints, v => _self.Tell(new CollectionArrived(v)),
             optimizerState: _description.Hyper.Mode != TrainingMode.LocalSgd)
         {
-            DropFrames = settings.DropCheckpointFrames,
+            DropFrame = settings.Faults is { } faults ? faults.DropCheckpointFrame : null,
             RunMetadata = settings.Mode.Metadata(),
         };
         _restored = new bool[settings.Shards];
@@ -343,7 +341,7 @@ public sealed partial class CoordinatorActor : ReceiveActor
         _stepLog.End(_step);
         long next = _step + 1;
         if (next % 20 == 0 || next == _totalSteps) _settings.OnProgress?.Invoke(_stepLog.Summary(next, _totalSteps));
-        if (next == _settings.CrashAfterStep) { Crash(next); return; }
+        if (_settings.Faults?.CrashAfter(next) == true) { Crash(next); return; }
         if (next >= _totalSteps) { _allApplied = true; TryFinish(); return; }
         BeginStep(next);
     }
@@ -357,7 +355,7 @@ public sealed partial class CoordinatorActor : ReceiveActor
     private void Crash(long step)
     {
         _finishing = true;
-        _settings.OnCompleted?.Invoke(new RunCompleted(step, null, double.NaN, double.NaN, $"stopped after step {step} (CrashAfterStep, a test hook)"));
+        _settings.OnCompleted?.Invoke(new RunCompleted(step, null, double.NaN, double.NaN, $"stopped after step {step} (an injected fault)"));
     }
 
     private void OnWorkerLeft(IActorRef who)

@@ -28,7 +28,7 @@ public sealed class CoordinatorCheckpoints : IFrameHandler, IDisposable
     // Snapshots in flight by version: the shards may be asked for two upcoming versions at once.
     private readonly System.Collections.Concurrent.ConcurrentDictionary<long, SnapshotAssembly> _snapshots = new();
 
-    /// <param name="statistics">Whether shard 0 keeps the BatchNorm buffers (sync mode); else the final model keeps the initial ones.</param>
+    /// <param name="statistics">Whether shard 0 keeps the BatchNorm buffers (it does in every mode); false keeps the model's initial ones.</param>
     /// <param name="optimizerState">Whether the shards run the job's optimizer and send its state (not in local-sgd, where
     /// they average deltas and hold no state).</param>
     public CoordinatorCheckpoints(TrainJob job, KeyRange[] ranges, NodeEndpoints endpoints, Action<long> onComplete, bool statistics = true,
@@ -56,9 +56,8 @@ public sealed class CoordinatorCheckpoints : IFrameHandler, IDisposable
         return _stateNames.Select((n, i) => (n, s.JoinState(i))).ToArray();
     }
 
-    /// <summary>Tests only: drop this many incoming frames, as if a shard's send had failed.</summary>
-    public int DropFrames { get => _dropFrames; init => _dropFrames = value; }
-    private int _dropFrames;
+    /// <summary>An injected fault (tests): asked for each incoming frame, true drops it as if the shard's send had failed.</summary>
+    public Func<bool>? DropFrame { get; init; }
 
     /// <summary>Starts collecting the state at <paramref name="version"/>; tell every shard the returned message.</summary>
     public SendCheckpoint Begin(long version)
@@ -117,7 +116,7 @@ public sealed class CoordinatorCheckpoints : IFrameHandler, IDisposable
         destination = Span<float>.Empty;
         _snapshots.TryGetValue(header.Version, out var s);
         if (s is null || header.Kind is not (FrameKind.Parameters or FrameKind.OptimizerState or FrameKind.Buffers)) return DropReason.Rejected;
-        if (_dropFrames > 0 && Interlocked.Decrement(ref _dropFrames) >= 0) return DropReason.Rejected;
+        if (DropFrame?.Invoke() == true) return DropReason.Rejected;
         var staging = s.Stage(ShardCheckpointing.PartOf(header.Kind), header.Version, header.Shard, header.MicroBatch, header.Offset, header.Length);
         if (staging is null) return DropReason.WrongLength;
         destination = staging;

@@ -1,3 +1,4 @@
+using DistTrain.Cluster.Messages;
 using DistTrain.Cluster.Training;
 using Xunit;
 
@@ -55,5 +56,18 @@ public class KeyRangesTests
             Assert.Contains(chunks[i].Offset, CnnRunStarts);
             Assert.True(chunks[i].Length >= minChunk);
         }
+    }
+
+    [Fact]
+    public void ALayoutThatDoesNotTileTheVectorIsNamedWithItsRanges()
+    {
+        static ParameterServerMessages.ShardInfo S(int i, long offset, int length) => new(i, offset, length, "node", "127.0.0.1", 1);
+        Assert.Null(new ParameterServerMessages.ShardLayout(100, [S(0, 0, 60), S(1, 60, 40)]).TilingError());
+        var gap = new ParameterServerMessages.ShardLayout(100, [S(0, 0, 50), S(1, 60, 40)]).TilingError();
+        Assert.Contains("shard 1 owns [60, 100) but the ranges must continue at 50", gap);
+        Assert.Contains("0: [0, 50), 1: [60, 100)", gap);
+        Assert.Contains("end at 90, not at the parameter count 100",
+            new ParameterServerMessages.ShardLayout(100, [S(0, 0, 50), S(1, 50, 40)]).TilingError());
+        Assert.Contains("says it is shard 0", new ParameterServerMessages.ShardLayout(100, [S(0, 0, 50), S(0, 50, 50)]).TilingError());
     }
 }
