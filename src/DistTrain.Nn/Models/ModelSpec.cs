@@ -14,6 +14,8 @@ public sealed class ModelSpecException(string path, string message)
 {
     /// <summary>JSON path of the offending field (`layers[3].out`), or "" for the document.</summary>
     public string Path { get; } = path;
+    /// <summary>The message without the path in front.</summary>
+    public string Detail { get; } = message;
 }
 
 /// <summary>One layer of a spec: its kind, optional name, its fields, and the shapes it maps.</summary>
