@@ -19,7 +19,7 @@ public static class OnnxExport
     /// <summary>Layer types the exporter handles; any other is refused by name before anything is written.</summary>
     public static readonly string[] Supported =
         ["Dense", "Conv2d", "MaxPool2d", "AvgPool2d", "Flatten", "Reshape", "ReLU", "LeakyReLU", "Sigmoid", "Tanh", "GELU", "Softmax",
-         "Dropout", "Standardize", "BatchNorm1d", "BatchNorm2d", "LayerNorm", "ResidualBlock"];
+         "Dropout", "Standardize", "BatchNorm1d", "BatchNorm2d", "LayerNorm", "ResidualBlock", "Rnn", "Lstm", "Gru"];
 
     /// <summary>Writes <paramref name="model"/> to <paramref name="path"/> (atomically: a temporary file, then a rename).</summary>
     public static void Write(Sequential model, string path, string name = "disttrain")
@@ -200,9 +200,40 @@ public static class OnnxExport
                     foreach (var (_, l) in block.Shortcut) (s, _) = Emit(l, s, shape);
                     return (Op("Relu", n + ".relu", [Op("Add", n + ".add", [h, s])]), hs);
                 }
+                case RecurrentLayer rec:
+                    return Recurrent(rec, n, x, shape);
                 default:
                     throw Refuse(layer, $"{layer.GetType().Name} layers are not exported yet (exported: {string.Join(", ", Supported)})");
             }
+        }
+
+        // x (B,T,F) -> ONNX RNN / LSTM / GRU over (T,B,F) with a zero initial state -> (B,H), or (B,T,H) with return_sequences.
+        (string, int[]) Recurrent(RecurrentLayer rec, string n, string x, int[] shape)
+        {
+            int h = rec.HiddenSize, f = rec.InputSize, g = rec.Gates;
+            // ONNX's gate blocks in PyTorch's order: LSTM i,o,f,c from i,f,g,o; GRU z,r,h from r,z,n.
+            int[] order = rec switch { Lstm => [0, 3, 1, 2], Gru => [1, 0, 2], _ => [0] };
+            float[] Blocks(Param p, int cols)
+            {
+                var src = p.Value.Span;
+                var dst = new float[g * h * cols];
+                for (int k = 0; k < g; k++) src.Slice(order[k] * h * cols, h * cols).CopyTo(dst.AsSpan(k * h * cols));
+                return dst;
+            }
+            var w = Initializer(n + ".W", [1, g * h, f], Blocks(rec.WeightIh, f));
+            var r = Initializer(n + ".R", [1, g * h, h], Blocks(rec.WeightHh, h));
+            var b = Initializer(n + ".B", [1, 2 * g * h], [.. Blocks(rec.BiasIh, 1), .. Blocks(rec.BiasHh, 1)]);
+            var tbf = Op("Transpose", n + ".time_major", [x], Ints("perm", 1, 0, 2));
+            string y = Fresh(n + ".Y"), yh = Fresh(n + ".Y_h");
+            var attributes = new List<AttributeProto> { Int("hidden_size", h) };
+            if (rec is Gru) attributes.Add(Int("linear_before_reset", 1)); // PyTorch: n = tanh(W_in x + b_in + r ⊙ (W_hn h + b_hn))
+            string op = rec switch { Lstm => "LSTM", Gru => "GRU", _ => "RNN" };
+            var outputs = rec is Lstm ? new[] { y, yh, Fresh(n + ".Y_c") } : new[] { y, yh };
+            Proto.Node.Add(Node(op, [tbf, w, r, b], outputs, n, [.. attributes]));
+            if (!rec.ReturnSequences)
+                return (Op("Squeeze", n + ".last", [yh, Int64s(Fresh(n + ".axes"), 0)]), [h]); // (1,B,H) -> (B,H)
+            var seq = Op("Squeeze", n + ".seq", [y, Int64s(Fresh(n + ".axes"), 1)]);   // (T,1,B,H) -> (T,B,H)
+            return (Op("Transpose", n + ".batch_major", [seq], Ints("perm", 1, 0, 2)), [shape[0], h]);
         }
 
         static ArgumentException Refuse(Layer layer, string why) =>
