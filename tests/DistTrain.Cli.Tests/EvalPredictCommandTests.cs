@@ -99,6 +99,28 @@ public sealed class EvalPredictCommandTests : IDisposable
     }
 
     [Fact]
+    public void A_final_model_without_its_dataset_is_evaluated_on_the_one_its_checkpoints_record()
+    {
+        var run = Path.Combine(_dir, "run");
+        const string data = "synthetic:quadrants:n=200:test-n=60:seed=3";
+        var (code, _, err) = Run("train", "--model", "quadrant", "--dataset", data, "--epochs", "2", "--batch-size", "20", "--out", run);
+        Assert.True(code == 0, err);
+        // As a cluster run writes it: the same weights and spec, no job metadata.
+        var file = Path.Combine(run, "model.safetensors");
+        var info = Checkpoint.ReadInfo(file);
+        var spec = ModelSpec.Parse(info.ModelSpec);
+        var model = spec.Build();
+        Checkpoint.LoadInto(model.Store, file);
+        Checkpoint.Save(file, model.Store, new CheckpointInfo(info.ModelSpec, info.Step, info.Epoch, info.Seed));
+        Assert.False(Checkpoint.ReadInfo(file).Extra.ContainsKey("job"));
+        var (ecode, eout, eerr) = Run("eval", "--checkpoint", run, "--json");
+        Assert.True(ecode == 0, eerr);
+        var e = JsonDocument.Parse(eout.Trim()).RootElement;
+        Assert.Equal(data, e.GetProperty("dataset").GetString());
+        Assert.Equal(60, e.GetProperty("samples").GetInt32());
+    }
+
+    [Fact]
     public void Predict_labels_idx_images_as_a_forward_pass_does()
     {
         var (file, model) = ImageModel();

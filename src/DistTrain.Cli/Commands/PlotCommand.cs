@@ -17,7 +17,8 @@ public sealed class PlotCommand : ICommandFactory
         var runs = new Argument<string[]>("RUN") { Description = "Run folders (written by `disttrain train --out DIR`) or metrics.jsonl files.", Arity = ArgumentArity.OneOrMore };
         var output = new Option<string?>("--out", "-o") { Description = "Folder for the PNGs (default: the run's folder for one run, ./plots for several)." };
         var noConfusion = new Option<bool>("--no-confusion") { Description = "Skip the confusion matrix (it evaluates each run's checkpoint on its test split)." };
-        var cmd = new Command("plot", "Draw loss, accuracy, step-time and confusion-matrix PNGs of one or more runs.") { runs, output, noConfusion };
+        var dataset = new Option<string?>("--dataset") { Description = "Dataset for the confusion matrix where a run's checkpoints do not record theirs." };
+        var cmd = new Command("plot", "Draw loss, accuracy, step-time and confusion-matrix PNGs of one or more runs.") { runs, output, noConfusion, dataset };
         cmd.SetAction(r => CliErrors.Guard(() =>
         {
             var dirs = r.GetValue(runs)!;
@@ -30,7 +31,7 @@ public sealed class PlotCommand : ICommandFactory
             if (!r.GetValue(noConfusion))
                 foreach (var dir in dirs.Where(Directory.Exists))
                 {
-                    var matrix = RunEvaluation.TryConfusion(dir, out var classNames, out var skipped);
+                    var matrix = RunEvaluation.TryConfusion(dir, out var classNames, out var skipped, r.GetValue(dataset));
                     if (matrix is null) { Console.Error.WriteLine($"note: no confusion matrix for {dir}: {skipped}."); continue; }
                     var file = dirs.Length == 1 ? "confusion.png" : $"confusion_{Path.GetFileName(Path.GetFullPath(dir))}.png";
                     written.Add(RunPlots.SavePng(RunPlots.Confusion(matrix, classNames), Path.Combine(outDir, file)));

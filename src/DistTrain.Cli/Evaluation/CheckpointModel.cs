@@ -25,15 +25,32 @@ public sealed record CheckpointModel(string File, CheckpointInfo Info, ModelSpec
         return new CheckpointModel(file, info, spec, model);
     }
 
-    /// <summary>The dataset spec the run was trained on, from the checkpoint's job metadata; null when not recorded.</summary>
-    public string? TrainedOn
+    /// <summary>The dataset spec the run was trained on: from the checkpoint's job metadata, else from the newest
+    /// checkpoint of its run folder (a cluster run's final model may lack it); null when neither records one.</summary>
+    public string? TrainedOn => DatasetOf(Info) ?? DatasetOfCheckpoints(Path.GetDirectoryName(Path.GetFullPath(File))!);
+
+    /// <summary>The dataset spec in a checkpoint's job metadata, or null.</summary>
+    public static string? DatasetOf(CheckpointInfo info)
     {
-        get
+        if (!info.Extra.TryGetValue("job", out var job)) return null;
+        try { return JsonSerializer.Deserialize<TrainJob>(job)?.Dataset; }
+        catch (JsonException) { return null; }
+    }
+
+    /// <summary>The dataset recorded by the newest checkpoint under RUN/checkpoint/ (a cluster run's final model may not record it).</summary>
+    public static string? DatasetOfCheckpoints(string runDir)
+    {
+        foreach (var (_, dir) in DistTrain.Nn.Checkpoints.CheckpointSeries.List(runDir))
         {
-            if (!Info.Extra.TryGetValue("job", out var job)) return null;
-            try { return JsonSerializer.Deserialize<TrainJob>(job)?.Dataset; }
-            catch (JsonException) { return null; }
+            var file = Path.Combine(dir, "model.safetensors");
+            if (!System.IO.File.Exists(file)) continue;
+            try
+            {
+                if (DatasetOf(Checkpoint.ReadInfo(file)) is { } d) return d;
+            }
+            catch (CheckpointException) { }
         }
+        return null;
     }
 
     public bool IsClassifier => Spec.Loss == "cross_entropy" && Spec.Output.Length == 1;

@@ -19,7 +19,8 @@ public static class RunEvaluation
 
     /// <summary>The test-split confusion matrix of RUN/model.safetensors when it is a classifier whose dataset
     /// loads here; null otherwise, with the reason in <paramref name="skipped"/>.</summary>
-    public static ConfusionMatrix? TryConfusion(string runDir, out IReadOnlyList<string>? classNames, out string? skipped)
+    /// <param name="dataset">The dataset spec to evaluate on when the run's checkpoints do not record one.</param>
+    public static ConfusionMatrix? TryConfusion(string runDir, out IReadOnlyList<string>? classNames, out string? skipped, string? dataset = null)
     {
         classNames = null;
         var file = Path.Combine(runDir, "model.safetensors");
@@ -28,7 +29,8 @@ public static class RunEvaluation
         {
             var m = CheckpointModel.Load(file);
             if (!m.IsClassifier) { skipped = $"{m.Spec.Name} is not a classifier"; return null; }
-            if (m.TrainedOn is not { } dataset) { skipped = $"{file} does not record its dataset"; return null; }
+            dataset = m.TrainedOn ?? dataset;
+            if (dataset is null) { skipped = $"{file} does not record its dataset; give --dataset"; return null; }
             classNames = CheckpointModel.ClassNames(dataset);
             skipped = null;
             return Confusion(m, m.LoadData(dataset).Test);
@@ -41,4 +43,5 @@ public static class RunEvaluation
     }
 
     public static ConfusionMatrix? TryConfusion(string runDir, out IReadOnlyList<string>? classNames) => TryConfusion(runDir, out classNames, out _);
+
 }
