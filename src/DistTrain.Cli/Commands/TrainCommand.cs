@@ -49,16 +49,17 @@ public sealed class TrainCommand : ICommandFactory
         var localSteps = new Option<int?>("--local-steps") { Description = $"Local-sgd: local optimizer steps H between two averagings (default {ModeOptions.DefaultLocalSteps})." };
         var checkpointEvery = new Option<long>("--checkpoint-every") { Description = "Also write DIR/checkpoint/step-N every N steps (checkpoints are written at every epoch end; -1 = none)." };
         var resume = new Option<string?>("--resume") { Description = "Resume from the newest good checkpoint in this run folder (the output folder by default)." };
+        var standardize = new Option<string>("--standardize") { Description = Models.ModelForData.StandardizeHelp, DefaultValueFactory = _ => "auto" };
         var cmd = new Command("train", "Train a model and write DIR/model.safetensors and DIR/metrics.jsonl.")
         {
             model, dataset, epochs, batch, micro, optimizer, lr, schedule, wd, augment, clip, seed, maxSteps, threads, init, output, workers, psShards, psLocal, clusterPort, waitWorkers,
-            hostname, config, mode, staleness, localSteps, checkpointEvery, resume,
+            hostname, config, mode, staleness, localSteps, checkpointEvery, resume, standardize,
         };
         cmd.SetAction(r => CliErrors.Guard(() =>
         {
             var name = r.GetValue(model)!;
-            var spec = Presets.Resolve(name);
             var d = Presets.Exists(name) ? Presets.Defaults(name) : SpecDefaults;
+            var spec = Models.ModelForData.Resolve(name, r.GetValue(dataset) ?? d.Dataset, r.GetValue(standardize)!, Console.WriteLine);
             int t = r.GetValue(threads);
             if (t < 1) throw new ArgumentException($"--threads must be at least 1, not {t}.");
             var job = new TrainJob

@@ -90,6 +90,33 @@ public sealed class DatasetSpec
         }
     }
 
+    /// <summary>The training split's per-sample shape and class count, read from file headers where the format has
+    /// them (Fashion-MNIST, IDX) and otherwise by loading the data.</summary>
+    public (int[] SampleShape, int Classes) Describe()
+    {
+        switch (Kind)
+        {
+            case "fashion-mnist":
+                return ([1, 28, 28], FashionMnist.Classes);
+            case "idx":
+            {
+                var stem = IdxDirectory.Stem(DataSplit.Train, labels: false);
+                var file = IdxDirectory.Find(Target!, stem) ?? throw new DataException(Path.Combine(Target!, stem),
+                    $"not found: looked in {Path.GetFullPath(Target!)} for {string.Join(", ", IdxDirectory.Candidates(stem))}", IdxReader.InstallHint);
+                var (_, rows, cols) = IdxReader.ReadImageHeader(file);
+                return ([1, rows, cols], Int("classes", 10));
+            }
+            default:
+            {
+                var (train, test) = Load();
+                return (train.SampleShape, Math.Max(train.Classes, test.Classes));
+            }
+        }
+    }
+
+    /// <summary>True for data whose samples are feature vectors (CSV tables), which are standardized per feature.</summary>
+    public bool IsTabular => Kind == "csv";
+
     /// <summary>The canonical text (options sorted): Parse(ToString()) gives an equal spec.</summary>
     public override string ToString()
     {

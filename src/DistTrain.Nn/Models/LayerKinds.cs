@@ -99,6 +99,12 @@ internal static class LayerKinds
 
     private static readonly Dictionary<string, LayerKind> ByType = All.ToDictionary(k => k.Type);
 
+    /// <summary>Each layer type's fields (besides "type" and "name"), which of them are required, and the aliases that
+    /// name it: what docs/model-spec.schema.json must say (a test holds the two together).</summary>
+    internal static IEnumerable<(string Type, string[] Fields, string[] Required, string[] Aliases)> Catalog() =>
+        All.Select(k => (k.Type, k.Fields.Select(f => f.Name).ToArray(), k.Fields.Where(f => f.Required).Select(f => f.Name).ToArray(),
+            Aliases.Where(a => a.Value == k.Type).Select(a => a.Key).ToArray()));
+
     /// <summary>Valid layer type names, for error messages and documentation.</summary>
     public static IEnumerable<string> TypeNames => All.Select(k => k.Type);
 
@@ -113,6 +119,17 @@ internal static class LayerKinds
         if (!ByType.TryGetValue(type, out var kind))
             throw new ModelSpecException(Join(path, "type"), $"unknown layer \"{raw}\"; valid: {string.Join(", ", TypeNames)}.");
 
+        var label = el.TryGetProperty("name", out var nameEl) && nameEl.ValueKind == JsonValueKind.String ? $"{type} layer \"{nameEl.GetString()}\"" : $"{type} layer";
+        try { return ParseKind(el, path, input, names, kind, type); }
+        catch (ModelSpecException e) when (e.Path.StartsWith(path, StringComparison.Ordinal) && !e.Detail.Contains(" (in the ", StringComparison.Ordinal))
+        {
+            // Name the layer beside its path: "layers[4].out: must be a positive integer, not 0 (in the dense layer "l2")."
+            throw new ModelSpecException(e.Path, $"{e.Detail.TrimEnd('.')} (in the {label}).");
+        }
+    }
+
+    private static LayerSpec ParseKind(JsonElement el, string path, int[] input, HashSet<string> names, LayerKind kind, string type)
+    {
         string? name = null;
         var fields = new Dictionary<string, JsonElement>(StringComparer.Ordinal);
         var allowed = kind.Fields.Select(f => f.Name).Append("type").Append("name").ToArray();

@@ -1,6 +1,7 @@
 // Turns a parsed ModelSpec into a Sequential of real layers and its loss. Names: a layer's "name",
 // else its index in the sequence (nn.Sequential). A dense/conv2d "activation" becomes its own layer
-// right after it (named "<name>_act", or its index). Initial weights follow from the seed alone.
+// right after it (named "<name>_act", or its index). A spec's "standardize" becomes a first layer named
+// "standardize". Initial weights follow from the seed alone.
 using System.Globalization;
 using DistTrain.Nn.Layers;
 using DistTrain.Nn.Losses;
@@ -13,9 +14,13 @@ public static class ModelBuilder
     public static Sequential Build(this ModelSpec spec, ulong seed = 1)
     {
         var layers = new List<(string Name, Layer Layer)>();
+        // The standardization step goes first under its own name and takes no index, so the other layers keep
+        // the names (and a checkpoint the state_dict) they have without it.
+        int first = 0;
+        if (spec.StandardizeMean is { } mean) { layers.Add(("standardize", new Standardize(mean, spec.StandardizeStd!))); first = 1; }
         foreach (var ls in spec.Layers)
         {
-            string Name() => ls.Name ?? layers.Count.ToString(CultureInfo.InvariantCulture);
+            string Name() => ls.Name ?? (layers.Count - first).ToString(CultureInfo.InvariantCulture);
             layers.Add((Name(), Create(ls)));
             if (ls.String("activation") is { } act)
                 layers.Add((ls.Name is null ? Name() : ls.Name + "_act", Activation(act, 0.01f)));
