@@ -36,6 +36,7 @@ internal static class LayerKinds
     {
         ["linear"] = "dense", ["fc"] = "dense", ["conv"] = "conv2d", ["maxpool"] = "maxpool2d", ["avgpool"] = "avgpool2d",
         ["leakyrelu"] = "leaky_relu", ["batchnorm"] = "batchnorm", ["bn"] = "batchnorm", ["rnn_tanh"] = "rnn",
+        ["convtranspose2d"] = "conv_transpose2d", ["deconv"] = "conv_transpose2d", ["conv_transpose"] = "conv_transpose2d",
     };
 
     private static readonly LayerKind[] All =
@@ -57,6 +58,18 @@ internal static class LayerKinds
             int k = d.Int("kernel", 0), s = d.Int("stride", 1), p = d.Int("padding", 0);
             int oh = (h + 2 * p - k) / s + 1, ow = (w + 2 * p - k) / s + 1;
             if (h + 2 * p < k || w + 2 * p < k) throw d.Error($"conv2d kernel {k} is larger than the padded input {d.Shape} (padding {p}).");
+            return [d.Int("out", 0), oh, ow];
+        }),
+        new("conv_transpose2d", [new("out", FieldKind.PositiveInt, true), new("kernel", FieldKind.PositiveInt, true), new("stride", FieldKind.PositiveInt),
+            new("padding", FieldKind.NonNegativeInt), new("output_padding", FieldKind.NonNegativeInt), new("in", FieldKind.PositiveInt), .. WeightFields], d =>
+        {
+            var (c, h, w) = Chw(d, "conv_transpose2d");
+            int inC = d.Int("in", c);
+            if (inC != c) throw d.Error($"conv_transpose2d \"in\" is {inC} but the input has {c} channels.");
+            int k = d.Int("kernel", 0), s = d.Int("stride", 1), p = d.Int("padding", 0), op = d.Int("output_padding", 0);
+            if (op >= s) throw d.Error($"conv_transpose2d \"output_padding\" {op} must be smaller than the stride {s}.");
+            int oh = Layers.ConvTranspose2d.OutputSize(h, k, s, p, op), ow = Layers.ConvTranspose2d.OutputSize(w, k, s, p, op);
+            if (oh <= 0 || ow <= 0) throw d.Error($"conv_transpose2d padding {p} leaves no output for the input {d.Shape} (kernel {k}, stride {s}).");
             return [d.Int("out", 0), oh, ow];
         }),
         new("maxpool2d", [new("kernel", FieldKind.PositiveInt, true), new("stride", FieldKind.PositiveInt)], d => Pool(d, "maxpool2d")),

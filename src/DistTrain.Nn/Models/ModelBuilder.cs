@@ -52,6 +52,8 @@ public static class ModelBuilder
         {
             "dense" => new Dense(inp[0], s.Int("out", 0), s.Bool("bias", true), Init(s)),
             "conv2d" => new Conv2d(inp[0], s.Int("out", 0), s.Int("kernel", 0), s.Int("stride", 1), s.Int("padding", 0), s.Bool("bias", true), Init(s)),
+            "conv_transpose2d" => new ConvTranspose2d(inp[0], s.Int("out", 0), s.Int("kernel", 0), s.Int("stride", 1), s.Int("padding", 0),
+                s.Int("output_padding", 0), s.Bool("bias", true), Init(s)),
             "maxpool2d" => new MaxPool2d(s.Int("kernel", 0), s.Fields.ContainsKey("stride") ? s.Int("stride", 0) : null),
             "avgpool2d" => new AvgPool2d(s.Int("kernel", 0), s.Fields.ContainsKey("stride") ? s.Int("stride", 0) : null),
             "flatten" => new Flatten(),

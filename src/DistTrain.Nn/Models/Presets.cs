@@ -55,6 +55,16 @@ public static class Presets
               {"type":"dense","out":256,"name":"dec1"},{"type":"relu","name":"dec1_relu"},
               {"type":"dense","out":784,"name":"dec2"},{"type":"sigmoid","name":"out"}]}
             """, new("adam", 1e-3f, 10, 128, "constant", 0f, "fashion-mnist"), "784-256-32-256-784 autoencoder, sigmoid output, MSE against the input"),
+        ["conv_autoencoder"] = new("""
+            {"name":"conv_autoencoder","input":[1,28,28],"loss":"mse","layers":[
+              {"type":"conv2d","out":16,"kernel":3,"stride":2,"padding":1,"name":"enc1"},{"type":"relu","name":"enc1_relu"},
+              {"type":"conv2d","out":32,"kernel":3,"stride":2,"padding":1,"name":"enc2"},{"type":"relu","name":"enc2_relu"},
+              {"type":"conv2d","out":32,"kernel":7,"name":"code"},{"type":"relu","name":"code_relu"},
+              {"type":"conv_transpose2d","out":32,"kernel":7,"name":"dec1"},{"type":"relu","name":"dec1_relu"},
+              {"type":"conv_transpose2d","out":16,"kernel":3,"stride":2,"padding":1,"output_padding":1,"name":"dec2"},{"type":"relu","name":"dec2_relu"},
+              {"type":"conv_transpose2d","out":1,"kernel":3,"stride":2,"padding":1,"output_padding":1,"name":"dec3"},{"type":"sigmoid","name":"out"}]}
+            """, new("adam", 1e-3f, 10, 128, "constant", 0f, "fashion-mnist"),
+            "convolutional autoencoder: conv 1-16-32 (stride 2) to a 32-value code (7x7 conv), mirrored by transposed convolutions, sigmoid output, MSE"),
         ["quadrant"] = new("""
             {"name":"quadrant","input":[2],"loss":"cross_entropy","layers":[
               {"type":"dense","out":8,"name":"hidden"},{"type":"tanh","name":"act"},
