@@ -35,7 +35,7 @@ internal static class LayerKinds
     private static readonly Dictionary<string, string> Aliases = new()
     {
         ["linear"] = "dense", ["fc"] = "dense", ["conv"] = "conv2d", ["maxpool"] = "maxpool2d", ["avgpool"] = "avgpool2d",
-        ["leakyrelu"] = "leaky_relu", ["batchnorm"] = "batchnorm", ["bn"] = "batchnorm", ["rnn_tanh"] = "rnn",
+        ["leakyrelu"] = "leaky_relu", ["batchnorm"] = "batchnorm", ["bn"] = "batchnorm", ["rnn_tanh"] = "rnn", ["gaussian_sample"] = "reparameterize",
         ["convtranspose2d"] = "conv_transpose2d", ["deconv"] = "conv_transpose2d", ["conv_transpose"] = "conv_transpose2d",
     };
 
@@ -89,6 +89,14 @@ internal static class LayerKinds
         new("tanh", [], d => d.Input),
         new("gelu", [], d => d.Input),
         new("softmax", [], d => d.Input),
+        new("reparameterize", [new("kl_weight", FieldKind.Float)], d =>
+        {
+            if (d.Input.Length != 1 || d.Input[0] % 2 != 0)
+                throw d.Error($"reparameterize needs (2Z) input, μ and log σ² side by side (a dense layer with an even \"out\"), but gets {d.Shape}.");
+            if (d.Fields.TryGetValue("kl_weight", out var kw) && kw.GetDouble() < 0)
+                throw d.Error($"\"kl_weight\" must be ≥ 0 (1 = the ELBO), not {kw.GetDouble()}.");
+            return [d.Input[0] / 2];
+        }),
         new("batchnorm", [new("eps", FieldKind.PositiveFloat), new("momentum", FieldKind.Probability)], d =>
             d.Input.Length is >= 1 and <= 3 ? d.Input : throw d.Error($"batchnorm needs (C), (C,L) or (C,H,W) input but gets {d.Shape}.")),
         new("batchnorm1d", [new("eps", FieldKind.PositiveFloat), new("momentum", FieldKind.Probability)], d =>

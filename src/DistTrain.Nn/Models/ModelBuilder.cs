@@ -31,7 +31,12 @@ public static class ModelBuilder
     }
 
     /// <summary>The spec's loss function.</summary>
-    public static Loss CreateLoss(this ModelSpec spec) => CreateLoss(spec.Loss, spec.LabelSmoothing);
+    public static Loss CreateLoss(this ModelSpec spec) => spec.Loss switch
+    {
+        "mse" => new MeanSquaredError(spec.Reduction == "sum"),
+        "bce_with_logits" => new BinaryCrossEntropyWithLogits(spec.Reduction == "sum", spec.Target == "values"),
+        _ => CreateLoss(spec.Loss, spec.LabelSmoothing),
+    };
 
     /// <param name="labelSmoothing">cross_entropy's label smoothing (ModelSpec refuses it for the other losses).</param>
     public static Loss CreateLoss(string name, float labelSmoothing = 0f) => name switch
@@ -61,6 +66,7 @@ public static class ModelBuilder
             "dropout" => new Dropout(s.Float("p", 0.5f)),
             "relu" or "leaky_relu" or "sigmoid" or "tanh" or "gelu" => Activation(s.Type, s.Float("slope", 0.01f)),
             "softmax" => new Softmax(),
+            "reparameterize" => new Reparameterize(s.Float("kl_weight", 1f)),
             "batchnorm" => inp.Length == 3 ? new BatchNorm2d(inp[0], s.Float("eps", 1e-5f), s.Float("momentum", 0.1f))
                                            : new BatchNorm1d(inp[0], s.Float("eps", 1e-5f), s.Float("momentum", 0.1f)),
             "batchnorm1d" => new BatchNorm1d(inp[0], s.Float("eps", 1e-5f), s.Float("momentum", 0.1f)),

@@ -49,13 +49,15 @@ public sealed class LayerSpec
 
 public sealed class ModelSpec
 {
-    private static readonly string[] TopFields = ["name", "input", "loss", "label_smoothing", "layers", "description", "seed_init"];
+    private static readonly string[] TopFields = ["name", "input", "loss", "label_smoothing", "reduction", "target", "layers", "description", "seed_init"];
     /// <summary>Loss names a spec may use.</summary>
     public static readonly string[] LossNames = ["cross_entropy", "mse", "bce_with_logits"];
 
-    private ModelSpec(string name, int[] input, string loss, float labelSmoothing, IReadOnlyList<LayerSpec> layers, string canonical)
+    private ModelSpec(string name, int[] input, string loss, float labelSmoothing, IReadOnlyList<LayerSpec> layers, string canonical,
+        string reduction = "mean", string target = "labels")
     {
         Name = name; Input = input; Loss = loss; LabelSmoothing = labelSmoothing; Layers = layers; CanonicalJson = canonical;
+        Reduction = reduction; Target = loss == "mse" ? "values" : target;
         Hash = Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(canonical)));
     }
 
@@ -66,6 +68,11 @@ public sealed class ModelSpec
     public string Loss { get; }
     /// <summary>`label_smoothing` of a cross_entropy loss (PyTorch's meaning), 0 when absent.</summary>
     public float LabelSmoothing { get; }
+    /// <summary>How a sample's elements combine into its loss: `mean` (default) or `sum` (mse, bce_with_logits).</summary>
+    public string Reduction { get; }
+    /// <summary>What the loss compares the output with: `labels` (class labels) or `values` (the dataset's target values,
+    /// or the input itself when it has none). mse always uses values; bce_with_logits either (default labels).</summary>
+    public string Target { get; }
     public IReadOnlyList<LayerSpec> Layers { get; }
     /// <summary>Per-sample output shape of the last layer.</summary>
     public int[] Output => Layers.Count == 0 ? Input : Layers[^1].OutputShape;
@@ -106,11 +113,28 @@ public sealed class ModelSpec
                     throw new ModelSpecException("label_smoothing", $"applies to the cross_entropy loss only, not \"{loss}\"; remove the field.");
                 smoothing = (float)ls.GetDouble();
             }
+            string reduction = "mean", target = "labels";
+            if (root.TryGetProperty("reduction", out var red))
+            {
+                reduction = RequireString(red, "reduction");
+                if (reduction is not ("mean" or "sum"))
+                    throw new ModelSpecException("reduction", $"must be \"mean\" or \"sum\" (how a sample's elements combine), not \"{reduction}\".");
+                if (reduction == "sum" && loss is not ("mse" or "bce_with_logits"))
+                    throw new ModelSpecException("reduction", $"\"sum\" applies to the mse and bce_with_logits losses, not \"{loss}\"; remove the field.");
+            }
+            if (root.TryGetProperty("target", out var tg))
+            {
+                target = RequireString(tg, "target");
+                if (target is not ("labels" or "values"))
+                    throw new ModelSpecException("target", $"must be \"labels\" or \"values\" (the dataset's target values, or the input itself), not \"{target}\".");
+                if (loss != "bce_with_logits" && target != (loss == "mse" ? "values" : "labels"))
+                    throw new ModelSpecException("target", $"the {loss} loss always compares with {(loss == "mse" ? "values" : "labels")}; remove the field.");
+            }
             if (!root.TryGetProperty("layers", out var layersEl) || layersEl.ValueKind != JsonValueKind.Array || layersEl.GetArrayLength() == 0)
                 throw new ModelSpecException("layers", "missing or empty; give a non-empty array of layers.");
             var names = new HashSet<string>(StringComparer.Ordinal);
             var layers = ParseLayers(layersEl, "layers", input, names, out _);
-            return new ModelSpec(name, input, loss, smoothing, layers, Canonical(root));
+            return new ModelSpec(name, input, loss, smoothing, layers, Canonical(root), reduction, target);
         }
     }
 

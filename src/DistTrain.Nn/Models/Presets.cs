@@ -65,6 +65,16 @@ public static class Presets
               {"type":"conv_transpose2d","out":1,"kernel":3,"stride":2,"padding":1,"output_padding":1,"name":"dec3"},{"type":"sigmoid","name":"out"}]}
             """, new("adam", 1e-3f, 10, 128, "constant", 0f, "fashion-mnist"),
             "convolutional autoencoder: conv 1-16-32 (stride 2) to a 32-value code (7x7 conv), mirrored by transposed convolutions, sigmoid output, MSE"),
+        ["vae"] = new("""
+            {"name":"vae","input":[1,28,28],"loss":"bce_with_logits","reduction":"sum","target":"values","layers":[
+              {"type":"flatten","name":"flat"},
+              {"type":"dense","out":400,"name":"fc1"},{"type":"relu","name":"fc1_relu"},
+              {"type":"dense","out":40,"name":"fc2"},
+              {"type":"reparameterize","name":"z"},
+              {"type":"dense","out":400,"name":"fc3"},{"type":"relu","name":"fc3_relu"},
+              {"type":"dense","out":784,"name":"fc4"}]}
+            """, new("adam", 1e-3f, 10, 128, "constant", 0f, "fashion-mnist"),
+            "variational autoencoder 784-400-20 (PyTorch's example): fc2 gives μ and log σ², z = μ + ε·σ, loss BCE (summed over pixels) + KL, in nats per image"),
         ["quadrant"] = new("""
             {"name":"quadrant","input":[2],"loss":"cross_entropy","layers":[
               {"type":"dense","out":8,"name":"hidden"},{"type":"tanh","name":"act"},

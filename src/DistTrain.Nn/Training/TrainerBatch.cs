@@ -90,6 +90,7 @@ public sealed partial class Trainer
 
     private static Objective ObjectiveOf(Loss loss) => loss switch
     {
+        { ComparesWithTargets: true } => Objective.Regression,
         MeanSquaredError => Objective.Regression,
         BinaryCrossEntropyWithLogits => Objective.Binary,
         _ => Objective.Classification,
