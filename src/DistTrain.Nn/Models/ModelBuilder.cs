@@ -44,6 +44,7 @@ public static class ModelBuilder
         "cross_entropy" => new SoftmaxCrossEntropy(labelSmoothing),
         "mse" => new MeanSquaredError(),
         "bce_with_logits" => new BinaryCrossEntropyWithLogits(),
+        "perceptron" => new PerceptronCriterion(),
         _ => throw new ModelSpecException("loss", $"unknown loss \"{name}\"; valid: {string.Join(", ", ModelSpec.LossNames)}."),
     };
 

@@ -75,6 +75,11 @@ public static class Presets
               {"type":"dense","out":784,"name":"fc4"}]}
             """, new("adam", 1e-3f, 10, 128, "constant", 0f, "fashion-mnist"),
             "variational autoencoder 784-400-20 (PyTorch's example): fc2 gives μ and log σ², z = μ + ε·σ, loss BCE (summed over pixels) + KL, in nats per image"),
+        ["perceptron"] = new("""
+            {"name":"perceptron","input":[2],"loss":"perceptron","layers":[
+              {"type":"dense","out":1,"init":"zeros","name":"fc"}]}
+            """, new("sgd", 1f, 10, 1, "constant", 0f, "synthetic:separable:margin=0.05"),
+            "Rosenblatt's perceptron: one score w·x + b from w = 0, step activation at prediction, SGD with rate 1 and batch 1 on the perceptron criterion (updates only on mistakes)"),
         ["quadrant"] = new("""
             {"name":"quadrant","input":[2],"loss":"cross_entropy","layers":[
               {"type":"dense","out":8,"name":"hidden"},{"type":"tanh","name":"act"},

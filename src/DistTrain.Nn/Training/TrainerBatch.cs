@@ -92,7 +92,7 @@ public sealed partial class Trainer
     {
         { ComparesWithTargets: true } => Objective.Regression,
         MeanSquaredError => Objective.Regression,
-        BinaryCrossEntropyWithLogits => Objective.Binary,
+        BinaryCrossEntropyWithLogits or PerceptronCriterion => Objective.Binary,
         _ => Objective.Classification,
     };
 }
