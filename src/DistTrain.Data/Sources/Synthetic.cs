@@ -7,7 +7,7 @@ namespace DistTrain.Data.Sources;
 
 public static class Synthetic
 {
-    public static readonly IReadOnlyList<string> Names = ["quadrants", "spirals", "xor", "separable"];
+    public static readonly IReadOnlyList<string> Names = ["quadrants", "spirals", "xor", "separable", "mackey-glass"];
 
     // Distinct stream domains so the sets never share random draws for the same seed.
     const ulong QuadrantsDomain = 0x5155414452414E54, SpiralsDomain = 0x53504952414C5300, XorDomain = 0x584F520000000000,
@@ -99,6 +99,7 @@ public static class Synthetic
         "quadrants" => Quadrants(count, seed, margin, split),
         "xor" => Xor(count, seed, margin, split),
         "separable" => Separable(count, seed, margin, split),
+        "mackey-glass" => MackeyGlass.Create(count, seed, split),
         "spirals" or "two-spirals" => TwoSpirals(count, seed, noise, split: split),
         _ => throw new ArgumentException($"Unknown synthetic dataset '{name}'. Valid names: {string.Join(", ", Names)}.", nameof(name)),
     };

@@ -56,7 +56,7 @@ public static class ModelBuilder
         var inp = s.InputShape;
         return s.Type switch
         {
-            "dense" => new Dense(inp[0], s.Int("out", 0), s.Bool("bias", true), Init(s)),
+            "dense" => new Dense(inp[^1], s.Int("out", 0), s.Bool("bias", true), Init(s)),
             "conv2d" => new Conv2d(inp[0], s.Int("out", 0), s.Int("kernel", 0), s.Int("stride", 1), s.Int("padding", 0), s.Bool("bias", true), Init(s)),
             "conv_transpose2d" => new ConvTranspose2d(inp[0], s.Int("out", 0), s.Int("kernel", 0), s.Int("stride", 1), s.Int("padding", 0),
                 s.Int("output_padding", 0), s.Bool("bias", true), Init(s)),
@@ -67,6 +67,8 @@ public static class ModelBuilder
             "dropout" => new Dropout(s.Float("p", 0.5f)),
             "relu" or "leaky_relu" or "sigmoid" or "tanh" or "gelu" => Activation(s.Type, s.Float("slope", 0.01f)),
             "softmax" => new Softmax(),
+            "esn" => new EchoStateReservoir(s.Int("units", 0), s.Float("spectral_radius", 0.9f), s.Float("leak", 1f), s.Float("input_scale", 1f),
+                s.Float("density", 0.1f), s.Bool("include_input", true), s.Int("washout", 0)),
             "reparameterize" => new Reparameterize(s.Float("kl_weight", 1f)),
             "batchnorm" => inp.Length == 3 ? new BatchNorm2d(inp[0], s.Float("eps", 1e-5f), s.Float("momentum", 0.1f))
                                            : new BatchNorm1d(inp[0], s.Float("eps", 1e-5f), s.Float("momentum", 0.1f)),

@@ -80,6 +80,13 @@ public static class Presets
               {"type":"dense","out":1,"init":"zeros","name":"fc"}]}
             """, new("sgd", 1f, 10, 1, "constant", 0f, "synthetic:separable:margin=0.05"),
             "Rosenblatt's perceptron: one score w·x + b from w = 0, step activation at prediction, SGD with rate 1 and batch 1 on the perceptron criterion (updates only on mistakes)"),
+        ["esn"] = new("""
+            {"name":"esn","input":[400,1],"loss":"mse","layers":[
+              {"type":"esn","units":300,"spectral_radius":0.9,"leak":1,"input_scale":1,"density":0.1,"washout":100,"name":"reservoir"},
+              {"type":"dense","out":1,"name":"readout"}]}
+            """, new("ridge", 1f, 1, 8, "constant", 1e-6f, "synthetic:mackey-glass:n=40:test-n=10"),
+            "echo state network: a fixed 300-unit reservoir (spectral radius 0.9) and a linear readout fitted by ridge regression in closed form " +
+            "(--optimizer ridge, λ = --weight-decay); one-step prediction of Mackey–Glass (τ = 17)"),
         ["quadrant"] = new("""
             {"name":"quadrant","input":[2],"loss":"cross_entropy","layers":[
               {"type":"dense","out":8,"name":"hidden"},{"type":"tanh","name":"act"},
