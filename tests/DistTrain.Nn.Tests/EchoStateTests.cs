@@ -175,6 +175,8 @@ public class EchoStateTests
         double nrmse = RidgeReadout.Nrmse(model, test);
         Assert.True(fit.TrainNrmse < 0.01, $"train NRMSE {fit.TrainNrmse}");
         Assert.True(nrmse < 0.01, $"test NRMSE {nrmse}");
+        double persistence = RidgeReadout.PersistenceNrmse(model, test);
+        Assert.True(persistence > 10 * nrmse, $"persistence {persistence} vs {nrmse}");
         // The same readout untrained (its random initial weights) is far off: the fit did the work.
         var untrained = spec.Build(1);
         Assert.True(RidgeReadout.Nrmse(untrained, test) > 0.5);

@@ -27,6 +27,8 @@ internal static class RidgeFitRun
         var fit = RidgeReadout.Fit(model, train, ridge, micro);
         double testNrmse = test.Count > 0 ? RidgeReadout.Nrmse(model, test) : double.NaN;
         console.WriteLine($"done: ridge fit on {fit.Rows:N0} steps in {sw.Elapsed.TotalSeconds:F1} s; one-step NRMSE train {F(fit.TrainNrmse)} | test {F(testNrmse)}");
+        if (test.Count > 0 && spec.Input[^1] == 1 && spec.Output[^1] == 1 && test.Targets?.Length == test.Features.Length)
+            console.WriteLine($"baseline: persistence (next = current) one-step NRMSE test {F(RidgeReadout.PersistenceNrmse(model, test))}");
         Directory.CreateDirectory(outDir);
         var weights = Path.Combine(outDir, "model.safetensors");
         var extra = new Dictionary<string, string>

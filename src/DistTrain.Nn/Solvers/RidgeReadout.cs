@@ -161,4 +161,24 @@ public static class RidgeReadout
         double mean = sum / n, variance = sumSq / n - mean * mean;
         return Math.Sqrt(se / n) / Math.Sqrt(variance);
     }
+
+    /// <summary>The persistence baseline's one-step NRMSE on the same steps: predict the next value as the current
+    /// input (for a model with one input and one output per step).</summary>
+    public static double PersistenceNrmse(Sequential model, Dataset data)
+    {
+        if (data.Targets is null || data.Targets.Length != data.Features.Length)
+            throw new ArgumentException($"Dataset {data.Name}: persistence needs one target per input value.", nameof(data));
+        int washout = Washout(model), steps = data.SampleLength;
+        double se = 0, sum = 0, sumSq = 0;
+        long n = 0;
+        for (int s = 0; s < data.Count; s++)
+            for (int t = washout; t < steps; t++)
+            {
+                int i = s * steps + t;
+                double y = data.Targets[i], e = data.Features[i] - y;
+                se += e * e; sum += y; sumSq += y * y; n++;
+            }
+        double mean = sum / n;
+        return Math.Sqrt(se / n) / Math.Sqrt(sumSq / n - mean * mean);
+    }
 }
