@@ -181,4 +181,34 @@ public class EchoStateTests
         var untrained = spec.Build(1);
         Assert.True(RidgeReadout.Nrmse(untrained, test) > 0.5);
     }
+
+    [Fact]
+    public void OneStepFreeRunIsTheTeacherForcedPredictionAndLongerHorizonsFeedBack()
+    {
+        var spec = Presets.Spec("esn");
+        var model = spec.Build(1);
+        var (train, test) = DatasetSpec.Parse("synthetic:mackey-glass:n=4:test-n=1").Load();
+        RidgeReadout.Fit(model, train, 1e-8, 4);
+        const int stride = 50;
+        var one = EchoStateForecast.FreeRun(model, test, horizon: 1, stride: stride);
+
+        // The same errors from the model's ordinary forward: prediction at step start − 1 against the value at start.
+        var y = model.Forward(new Tensor(test.Features, 0, 1, MackeyGlass.Window, 1), StepContext.Eval).ToArray();
+        double se = 0, sp = 0; int count = 0;
+        for (int start = 100; start < MackeyGlass.Window; start += stride, count++)
+        {
+            double truth = test.Features[start];
+            se += (y[start - 1] - truth) * (y[start - 1] - truth);
+            sp += (test.Features[start - 1] - truth) * (test.Features[start - 1] - truth);
+        }
+        double mean = test.Features.Average(v => (double)v), std = Math.Sqrt(test.Features.Average(v => (v - mean) * (v - mean)));
+        Assert.Equal(count, one.Forecasts);
+        Assert.Equal(Math.Sqrt(se / count) / std, one.Nrmse, 4);
+        Assert.Equal(Math.Sqrt(sp / count) / std, one.PersistenceNrmse, 6);
+
+        // Feeding predictions back compounds the error, and 84 steps ahead persistence is far off.
+        var far = EchoStateForecast.FreeRun(model, test, horizon: 84, stride: stride);
+        Assert.True(far.Nrmse > one.Nrmse);
+        Assert.True(far.PersistenceNrmse > 0.5);
+    }
 }

@@ -4,6 +4,7 @@
 using System.Globalization;
 using DistTrain.Cli.Training;
 using DistTrain.Nn.Checkpoints;
+using DistTrain.Nn.Layers;
 using DistTrain.Nn.Models;
 using DistTrain.Nn.Solvers;
 using DistTrain.Nn.Training;
@@ -28,7 +29,14 @@ internal static class RidgeFitRun
         double testNrmse = test.Count > 0 ? RidgeReadout.Nrmse(model, test) : double.NaN;
         console.WriteLine($"done: ridge fit on {fit.Rows:N0} steps in {sw.Elapsed.TotalSeconds:F1} s; one-step NRMSE train {F(fit.TrainNrmse)} | test {F(testNrmse)}");
         if (test.Count > 0 && spec.Input[^1] == 1 && spec.Output[^1] == 1 && test.Targets?.Length == test.Features.Length)
+        {
             console.WriteLine($"baseline: persistence (next = current) one-step NRMSE test {F(RidgeReadout.PersistenceNrmse(model, test))}");
+            if (model.Layers is [EchoStateReservoir { IncludeInput: true }, Dense] && test.SampleLength > 84 + model.Layers.OfType<EchoStateReservoir>().First().Washout)
+            {
+                var free = EchoStateForecast.FreeRun(model, test, 84);
+                console.WriteLine($"free-running: 84-step NRMSE test {F(free.Nrmse)} | persistence {F(free.PersistenceNrmse)} ({free.Forecasts} forecasts)");
+            }
+        }
         Directory.CreateDirectory(outDir);
         var weights = Path.Combine(outDir, "model.safetensors");
         var extra = new Dictionary<string, string>

@@ -106,23 +106,30 @@ public sealed class EchoStateReservoir : Layer
         return Math.Exp(logSum / iterations);
     }
 
+    /// <summary>One step of the reservoir: h ← (1 − a)·h + a·tanh(W_in·u + b + W·h) for the input u (F), h (N) in place.
+    /// What Forward does per step; a free-running forecast calls it with its own predictions as u.</summary>
+    public void Step(ReadOnlySpan<float> u, Span<float> h)
+    {
+        var w = _w.Value.Span; var wIn = _wIn.Value.Span; var b = _b.Value.Span;
+        int n = Units;
+        for (int i = 0; i < n; i++)
+            _pre[i] = b[i] + Reductions.DotFixed(wIn.Slice(i * _f, _f), u) + Reductions.DotFixed(w.Slice(i * n, n), h);
+        for (int i = 0; i < n; i++) h[i] = (1f - Leak) * h[i] + Leak * MathF.Tanh(_pre[i]);
+    }
+
     // u (B,T,F) -> y (B,T,F+N) = [u_t | h_t] per step (or (B,T,N) without the input)
     public override Tensor Forward(Tensor x, in StepContext ctx)
     {
         int batch = x.Dim(0), n = Units, o = OutputFeatures;
         var y = Workspace.Ensure(ref _y, batch, _outShape);
         var u = x.Span; var ys = y.Span;
-        var w = _w.Value.Span; var wIn = _wIn.Value.Span; var b = _b.Value.Span;
-        float a = Leak;
         for (int s = 0; s < batch; s++)
         {
             Array.Clear(_h);
             for (int t = 0; t < _t; t++)
             {
                 var ut = u.Slice((s * _t + t) * _f, _f);
-                for (int i = 0; i < n; i++)
-                    _pre[i] = b[i] + Reductions.DotFixed(wIn.Slice(i * _f, _f), ut) + Reductions.DotFixed(w.Slice(i * n, n), _h);
-                for (int i = 0; i < n; i++) _h[i] = (1f - a) * _h[i] + a * MathF.Tanh(_pre[i]);
+                Step(ut, _h);
                 var row = ys.Slice((s * _t + t) * o, o);
                 if (IncludeInput) { ut.CopyTo(row); _h.CopyTo(row.Slice(_f)); }
                 else _h.CopyTo(row);

@@ -84,7 +84,7 @@ public static class Presets
             {"name":"esn","input":[400,1],"loss":"mse","layers":[
               {"type":"esn","units":300,"spectral_radius":0.9,"leak":1,"input_scale":1,"density":0.1,"washout":100,"name":"reservoir"},
               {"type":"dense","out":1,"name":"readout"}]}
-            """, new("ridge", 1f, 1, 8, "constant", 1e-6f, "synthetic:mackey-glass:n=40:test-n=10"),
+            """, new("ridge", 1f, 1, 8, "constant", 1e-8f, "synthetic:mackey-glass:n=40:test-n=10"),
             "echo state network: a fixed 300-unit reservoir (spectral radius 0.9) and a linear readout fitted by ridge regression in closed form " +
             "(--optimizer ridge, λ = --weight-decay); one-step prediction of Mackey–Glass (τ = 17)"),
         ["quadrant"] = new("""
