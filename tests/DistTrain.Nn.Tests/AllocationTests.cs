@@ -55,6 +55,7 @@ public class AllocationTests
     [InlineData("conv_autoencoder")]
     [InlineData("vae")]
     [InlineData("perceptron")]
+    [InlineData("rbm")]
     public void PresetStepAllocatesNothingAfterWarmUp(string preset)
     {
         int saved = Compute.Threads;

@@ -90,6 +90,8 @@ internal static class LayerKinds
         new("tanh", [], d => d.Input),
         new("gelu", [], d => d.Input),
         new("softmax", [], d => d.Input),
+        new("rbm", [new("hidden", FieldKind.PositiveInt, true), new("k", FieldKind.PositiveInt)], d =>
+            d.Input.Length == 1 ? d.Input : throw d.Error($"rbm needs flat visible units but gets {d.Shape}; put {{\"type\":\"flatten\"}} before it.")),
         new("reparameterize", [new("kl_weight", FieldKind.Float)], d =>
         {
             if (d.Input.Length != 1 || d.Input[0] % 2 != 0)

@@ -45,6 +45,7 @@ public static class ModelBuilder
         "mse" => new MeanSquaredError(),
         "bce_with_logits" => new BinaryCrossEntropyWithLogits(),
         "perceptron" => new PerceptronCriterion(),
+        "none" => new NoOutputLoss(),
         _ => throw new ModelSpecException("loss", $"unknown loss \"{name}\"; valid: {string.Join(", ", ModelSpec.LossNames)}."),
     };
 
@@ -69,6 +70,7 @@ public static class ModelBuilder
             "softmax" => new Softmax(),
             "esn" => new EchoStateReservoir(s.Int("units", 0), s.Float("spectral_radius", 0.9f), s.Float("leak", 1f), s.Float("input_scale", 1f),
                 s.Float("density", 0.1f), s.Bool("include_input", true), s.Int("washout", 0)),
+            "rbm" => new Rbm(inp[0], s.Int("hidden", 0), s.Int("k", 1)),
             "reparameterize" => new Reparameterize(s.Float("kl_weight", 1f)),
             "batchnorm" => inp.Length == 3 ? new BatchNorm2d(inp[0], s.Float("eps", 1e-5f), s.Float("momentum", 0.1f))
                                            : new BatchNorm1d(inp[0], s.Float("eps", 1e-5f), s.Float("momentum", 0.1f)),

@@ -51,7 +51,7 @@ public sealed class ModelSpec
 {
     private static readonly string[] TopFields = ["name", "input", "loss", "label_smoothing", "reduction", "target", "layers", "description", "seed_init"];
     /// <summary>Loss names a spec may use.</summary>
-    public static readonly string[] LossNames = ["cross_entropy", "mse", "bce_with_logits", "perceptron"];
+    public static readonly string[] LossNames = ["cross_entropy", "mse", "bce_with_logits", "perceptron", "none"];
 
     private ModelSpec(string name, int[] input, string loss, float labelSmoothing, IReadOnlyList<LayerSpec> layers, string canonical,
         string reduction = "mean", string target = "labels")
@@ -64,7 +64,7 @@ public sealed class ModelSpec
     public string Name { get; }
     /// <summary>Per-sample input shape, e.g. (1,28,28).</summary>
     public int[] Input { get; }
-    /// <summary>`cross_entropy`, `mse`, `bce_with_logits` or `perceptron`.</summary>
+    /// <summary>`cross_entropy`, `mse`, `bce_with_logits`, `perceptron` or `none` (only the layers' added terms: an RBM).</summary>
     public string Loss { get; }
     /// <summary>`label_smoothing` of a cross_entropy loss (PyTorch's meaning), 0 when absent.</summary>
     public float LabelSmoothing { get; }

@@ -87,6 +87,12 @@ public static class Presets
             """, new("ridge", 1f, 1, 8, "constant", 1e-8f, "synthetic:mackey-glass:n=40:test-n=10"),
             "echo state network: a fixed 300-unit reservoir (spectral radius 0.9) and a linear readout fitted by ridge regression in closed form " +
             "(--optimizer ridge, λ = --weight-decay); one-step prediction of Mackey–Glass (τ = 17)"),
+        ["rbm"] = new("""
+            {"name":"rbm","input":[1,28,28],"loss":"none","layers":[
+              {"type":"flatten","name":"flat"},
+              {"type":"rbm","hidden":256,"k":1,"name":"rbm"}]}
+            """, new("momentum", 0.05f, 5, 64, "constant", 0f, "fashion-mnist"),
+            "binary RBM 784-256 trained by CD-1 (pixels as visible probabilities); output: the mean-field reconstruction"),
         ["quadrant"] = new("""
             {"name":"quadrant","input":[2],"loss":"cross_entropy","layers":[
               {"type":"dense","out":8,"name":"hidden"},{"type":"tanh","name":"act"},
