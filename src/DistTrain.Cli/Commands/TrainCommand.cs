@@ -26,7 +26,7 @@ public sealed class TrainCommand : ICommandFactory
         var epochs = new Option<int?>("--epochs", "-e") { Description = "Epochs (default: the preset's)." };
         var batch = new Option<int?>("--batch-size", "-b") { Description = "Global batch B: samples per optimizer step (default: the preset's)." };
         var micro = new Option<int>("--micro-batch") { Description = "Micro-batch M ≤ B, the unit of work (default: B)." };
-        var optimizer = new Option<string?>("--optimizer") { Description = "sgd, momentum, nesterov, adagrad, rmsprop, adam, adamw (default: the preset's)." };
+        var optimizer = new Option<string?>("--optimizer") { Description = "sgd, momentum, nesterov, adagrad, rmsprop, adam, adamw, or ridge (the last dense layer in closed form, λ = --weight-decay; esn) (default: the preset's)." };
         var lr = new Option<float?>("--lr") { Description = "Base learning rate (default: the preset's)." };
         var schedule = new Option<string?>("--schedule") { Description = "constant | step:N:GAMMA | cosine[:T[:MIN]] | warmup:W[+...] (default: the preset's)." };
         var wd = new Option<float?>("--weight-decay") { Description = "L2 penalty (decoupled for adamw). Default: the optimizer's (0; adamw 0.01)." };
@@ -90,6 +90,10 @@ public sealed class TrainCommand : ICommandFactory
             // Async and local-sgd exist only in the cluster runtime, so they use it even with one worker.
             bool cluster = r.GetValue(workers) != 1 || r.GetValue(psShards) != 1 || r.GetValue(psLocal) is not null || r.GetValue(clusterPort) > 0 || r.GetValue(waitWorkers) > 0
                 || modeOptions.Mode != DistTrain.Cluster.Messages.TrainingMode.Sync;
+            if (job.Optimizer == "ridge")
+                return cluster || r.GetValue(init) is not null || resumeDir is not null
+                    ? throw new ArgumentException("--optimizer ridge fits the readout in one process in one pass; drop --workers/--ps-shards/--cluster-port/--mode/--init/--resume.")
+                    : RidgeFitRun.Run(job, outDir, Console.Out);
             if (cluster)
             {
                 if (r.GetValue(init) is { } initFile)

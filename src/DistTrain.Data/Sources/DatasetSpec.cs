@@ -13,7 +13,7 @@ public sealed class DatasetSpec
         "  idx:DIR[:classes=K]                         MNIST-layout files in DIR: train-images-idx3-ubyte[.gz], train-labels-idx1-ubyte[.gz], t10k-...\n" +
         "  csv:FILE[:label=COLUMN][:test=FILE][:holdout=F]   header row, numeric features; label column default 'label';\n" +
         "                                              without test=, a seeded fraction F (default 0.2) of FILE is held out (0: test on FILE)\n" +
-        "  synthetic:NAME[:n=COUNT][:test-n=COUNT][:seed=S][:margin=M][:noise=X]   NAME: quadrants, spirals, xor (n default 1000)";
+        "  synthetic:NAME[:n=COUNT][:test-n=COUNT][:seed=S][:margin=M][:noise=X]   NAME: quadrants, spirals, xor, separable, mackey-glass (n default 1000; for mackey-glass n counts windows of 400 steps)";
 
     static readonly Dictionary<string, string[]> AllowedOptions = new()
     {

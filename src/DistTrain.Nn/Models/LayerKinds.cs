@@ -35,18 +35,20 @@ internal static class LayerKinds
     private static readonly Dictionary<string, string> Aliases = new()
     {
         ["linear"] = "dense", ["fc"] = "dense", ["conv"] = "conv2d", ["maxpool"] = "maxpool2d", ["avgpool"] = "avgpool2d",
-        ["leakyrelu"] = "leaky_relu", ["batchnorm"] = "batchnorm", ["bn"] = "batchnorm", ["rnn_tanh"] = "rnn",
+        ["leakyrelu"] = "leaky_relu", ["batchnorm"] = "batchnorm", ["bn"] = "batchnorm", ["rnn_tanh"] = "rnn", ["echo_state"] = "esn", ["reservoir"] = "esn", ["gaussian_sample"] = "reparameterize",
+        ["convtranspose2d"] = "conv_transpose2d", ["deconv"] = "conv_transpose2d", ["conv_transpose"] = "conv_transpose2d",
     };
 
     private static readonly LayerKind[] All =
     [
         new("dense", [new("out", FieldKind.PositiveInt, true), new("in", FieldKind.PositiveInt), .. WeightFields], d =>
         {
-            if (d.Input.Length != 1)
+            // (F) features, or a (T,F) sequence that it maps step by step (PyTorch's Linear on the last dimension).
+            if (d.Input.Length is not (1 or 2))
                 throw d.Error($"dense needs a flat input (features) but gets {d.Shape}; put {{\"type\":\"flatten\"}} before it.");
-            int inF = d.Int("in", d.Input[0]);
-            if (inF != d.Input[0]) throw d.Error($"dense \"in\" is {inF} but the previous layer gives {d.Input[0]} features.");
-            return [d.Int("out", 0)];
+            int inF = d.Int("in", d.Input[^1]);
+            if (inF != d.Input[^1]) throw d.Error($"dense \"in\" is {inF} but the previous layer gives {d.Input[^1]} features.");
+            return d.Input.Length == 1 ? [d.Int("out", 0)] : [d.Input[0], d.Int("out", 0)];
         }),
         new("conv2d", [new("out", FieldKind.PositiveInt, true), new("kernel", FieldKind.PositiveInt, true), new("stride", FieldKind.PositiveInt),
             new("padding", FieldKind.NonNegativeInt), new("in", FieldKind.PositiveInt), .. WeightFields], d =>
@@ -57,6 +59,18 @@ internal static class LayerKinds
             int k = d.Int("kernel", 0), s = d.Int("stride", 1), p = d.Int("padding", 0);
             int oh = (h + 2 * p - k) / s + 1, ow = (w + 2 * p - k) / s + 1;
             if (h + 2 * p < k || w + 2 * p < k) throw d.Error($"conv2d kernel {k} is larger than the padded input {d.Shape} (padding {p}).");
+            return [d.Int("out", 0), oh, ow];
+        }),
+        new("conv_transpose2d", [new("out", FieldKind.PositiveInt, true), new("kernel", FieldKind.PositiveInt, true), new("stride", FieldKind.PositiveInt),
+            new("padding", FieldKind.NonNegativeInt), new("output_padding", FieldKind.NonNegativeInt), new("in", FieldKind.PositiveInt), .. WeightFields], d =>
+        {
+            var (c, h, w) = Chw(d, "conv_transpose2d");
+            int inC = d.Int("in", c);
+            if (inC != c) throw d.Error($"conv_transpose2d \"in\" is {inC} but the input has {c} channels.");
+            int k = d.Int("kernel", 0), s = d.Int("stride", 1), p = d.Int("padding", 0), op = d.Int("output_padding", 0);
+            if (op >= s) throw d.Error($"conv_transpose2d \"output_padding\" {op} must be smaller than the stride {s}.");
+            int oh = Layers.ConvTranspose2d.OutputSize(h, k, s, p, op), ow = Layers.ConvTranspose2d.OutputSize(w, k, s, p, op);
+            if (oh <= 0 || ow <= 0) throw d.Error($"conv_transpose2d padding {p} leaves no output for the input {d.Shape} (kernel {k}, stride {s}).");
             return [d.Int("out", 0), oh, ow];
         }),
         new("maxpool2d", [new("kernel", FieldKind.PositiveInt, true), new("stride", FieldKind.PositiveInt)], d => Pool(d, "maxpool2d")),
@@ -76,6 +90,27 @@ internal static class LayerKinds
         new("tanh", [], d => d.Input),
         new("gelu", [], d => d.Input),
         new("softmax", [], d => d.Input),
+        new("rbm", [new("hidden", FieldKind.PositiveInt, true), new("k", FieldKind.PositiveInt)], d =>
+            d.Input.Length == 1 ? d.Input : throw d.Error($"rbm needs flat visible units but gets {d.Shape}; put {{\"type\":\"flatten\"}} before it.")),
+        new("reparameterize", [new("kl_weight", FieldKind.Float)], d =>
+        {
+            if (d.Input.Length != 1 || d.Input[0] % 2 != 0)
+                throw d.Error($"reparameterize needs (2Z) input, μ and log σ² side by side (a dense layer with an even \"out\"), but gets {d.Shape}.");
+            if (d.Fields.TryGetValue("kl_weight", out var kw) && kw.GetDouble() < 0)
+                throw d.Error($"\"kl_weight\" must be ≥ 0 (1 = the ELBO), not {kw.GetDouble()}.");
+            return [d.Input[0] / 2];
+        }),
+        new("esn", [new("units", FieldKind.PositiveInt, true), new("spectral_radius", FieldKind.PositiveFloat), new("leak", FieldKind.PositiveFloat),
+            new("input_scale", FieldKind.PositiveFloat), new("density", FieldKind.PositiveFloat), new("include_input", FieldKind.Bool),
+            new("washout", FieldKind.NonNegativeInt)], d =>
+        {
+            if (d.Input.Length != 2)
+                throw d.Error($"esn needs a (T,F) sequence input (steps, features) but gets {d.Shape}.");
+            foreach (var f in new[] { "leak", "density" })
+                if (d.Fields.TryGetValue(f, out var v) && v.GetDouble() > 1) throw d.Error($"\"{f}\" must lie in (0, 1], not {v.GetDouble()}.");
+            if (d.Int("washout", 0) >= d.Input[0]) throw d.Error($"\"washout\" {d.Int("washout", 0)} leaves none of the {d.Input[0]} steps.");
+            return [d.Input[0], (d.Bool("include_input", true) ? d.Input[1] : 0) + d.Int("units", 0)];
+        }),
         new("batchnorm", [new("eps", FieldKind.PositiveFloat), new("momentum", FieldKind.Probability)], d =>
             d.Input.Length is >= 1 and <= 3 ? d.Input : throw d.Error($"batchnorm needs (C), (C,L) or (C,H,W) input but gets {d.Shape}.")),
         new("batchnorm1d", [new("eps", FieldKind.PositiveFloat), new("momentum", FieldKind.Probability)], d =>

@@ -36,7 +36,12 @@ public static class ModelBuilder
     }
 
     /// <summary>The spec's loss function.</summary>
-    public static Loss CreateLoss(this ModelSpec spec) => CreateLoss(spec.Loss, spec.LabelSmoothing);
+    public static Loss CreateLoss(this ModelSpec spec) => spec.Loss switch
+    {
+        "mse" => new MeanSquaredError(spec.Reduction == "sum"),
+        "bce_with_logits" => new BinaryCrossEntropyWithLogits(spec.Reduction == "sum", spec.Target == "values"),
+        _ => CreateLoss(spec.Loss, spec.LabelSmoothing),
+    };
 
     /// <param name="labelSmoothing">cross_entropy's label smoothing (ModelSpec refuses it for the other losses).</param>
     public static Loss CreateLoss(string name, float labelSmoothing = 0f) => name switch
@@ -44,6 +49,8 @@ public static class ModelBuilder
         "cross_entropy" => new SoftmaxCrossEntropy(labelSmoothing),
         "mse" => new MeanSquaredError(),
         "bce_with_logits" => new BinaryCrossEntropyWithLogits(),
+        "perceptron" => new PerceptronCriterion(),
+        "none" => new NoOutputLoss(),
         _ => throw new ModelSpecException("loss", $"unknown loss \"{name}\"; valid: {string.Join(", ", ModelSpec.LossNames)}."),
     };
 
@@ -55,8 +62,10 @@ public static class ModelBuilder
         var inp = s.InputShape;
         return s.Type switch
         {
-            "dense" => new Dense(inp[0], s.Int("out", 0), s.Bool("bias", true), Init(s)),
+            "dense" => new Dense(inp[^1], s.Int("out", 0), s.Bool("bias", true), Init(s)),
             "conv2d" => new Conv2d(inp[0], s.Int("out", 0), s.Int("kernel", 0), s.Int("stride", 1), s.Int("padding", 0), s.Bool("bias", true), Init(s)),
+            "conv_transpose2d" => new ConvTranspose2d(inp[0], s.Int("out", 0), s.Int("kernel", 0), s.Int("stride", 1), s.Int("padding", 0),
+                s.Int("output_padding", 0), s.Bool("bias", true), Init(s)),
             "maxpool2d" => new MaxPool2d(s.Int("kernel", 0), s.Fields.ContainsKey("stride") ? s.Int("stride", 0) : null),
             "avgpool2d" => new AvgPool2d(s.Int("kernel", 0), s.Fields.ContainsKey("stride") ? s.Int("stride", 0) : null),
             "flatten" => new Flatten(),
@@ -64,6 +73,10 @@ public static class ModelBuilder
             "dropout" => new Dropout(s.Float("p", 0.5f)),
             "relu" or "leaky_relu" or "sigmoid" or "tanh" or "gelu" => Activation(s.Type, s.Float("slope", 0.01f)),
             "softmax" => new Softmax(),
+            "esn" => new EchoStateReservoir(s.Int("units", 0), s.Float("spectral_radius", 0.9f), s.Float("leak", 1f), s.Float("input_scale", 1f),
+                s.Float("density", 0.1f), s.Bool("include_input", true), s.Int("washout", 0)),
+            "rbm" => new Rbm(inp[0], s.Int("hidden", 0), s.Int("k", 1)),
+            "reparameterize" => new Reparameterize(s.Float("kl_weight", 1f)),
             "batchnorm" => inp.Length == 3 ? new BatchNorm2d(inp[0], s.Float("eps", 1e-5f), s.Float("momentum", 0.1f))
                                            : new BatchNorm1d(inp[0], s.Float("eps", 1e-5f), s.Float("momentum", 0.1f)),
             "batchnorm1d" => new BatchNorm1d(inp[0], s.Float("eps", 1e-5f), s.Float("momentum", 0.1f)),

@@ -51,25 +51,31 @@ public sealed class LayerSpec
 
 public sealed class ModelSpec
 {
-    private static readonly string[] TopFields = ["name", "input", "loss", "label_smoothing", "layers", "description", "seed_init", "standardize"];
+    private static readonly string[] TopFields = ["name", "input", "loss", "label_smoothing", "reduction", "target", "layers", "description", "seed_init", "standardize"];
     /// <summary>Loss names a spec may use.</summary>
-    public static readonly string[] LossNames = ["cross_entropy", "mse", "bce_with_logits"];
+    public static readonly string[] LossNames = ["cross_entropy", "mse", "bce_with_logits", "perceptron", "none"];
 
     private ModelSpec(string name, int[] input, string loss, float labelSmoothing, IReadOnlyList<LayerSpec> layers, string canonical,
-        (float[] Mean, float[] Std)? standardize)
+        (float[] Mean, float[] Std)? standardize, string reduction = "mean", string target = "labels")
     {
         Name = name; Input = input; Loss = loss; LabelSmoothing = labelSmoothing; Layers = layers; CanonicalJson = canonical;
         StandardizeMean = standardize?.Mean; StandardizeStd = standardize?.Std;
+        Reduction = reduction; Target = loss == "mse" ? "values" : target;
         Hash = Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(canonical)));
     }
 
     public string Name { get; }
     /// <summary>Per-sample input shape, e.g. (1,28,28).</summary>
     public int[] Input { get; }
-    /// <summary>`cross_entropy`, `mse` or `bce_with_logits`.</summary>
+    /// <summary>`cross_entropy`, `mse`, `bce_with_logits`, `perceptron` or `none` (only the layers' added terms: an RBM).</summary>
     public string Loss { get; }
     /// <summary>`label_smoothing` of a cross_entropy loss (PyTorch's meaning), 0 when absent.</summary>
     public float LabelSmoothing { get; }
+    /// <summary>How a sample's elements combine into its loss: `mean` (default) or `sum` (mse, bce_with_logits).</summary>
+    public string Reduction { get; }
+    /// <summary>What the loss compares the output with: `labels` (class labels) or `values` (the dataset's target values,
+    /// or the input itself when it has none). mse always uses values; bce_with_logits either (default labels).</summary>
+    public string Target { get; }
     public IReadOnlyList<LayerSpec> Layers { get; }
     /// <summary>`standardize.mean`: per-feature means (or one global mean) subtracted from every input before the
     /// first layer, fitted on the training split; null when the spec has no "standardize".</summary>
@@ -115,6 +121,23 @@ public sealed class ModelSpec
                     throw new ModelSpecException("label_smoothing", $"applies to the cross_entropy loss only, not \"{loss}\"; remove the field.");
                 smoothing = (float)ls.GetDouble();
             }
+            string reduction = "mean", target = "labels";
+            if (root.TryGetProperty("reduction", out var red))
+            {
+                reduction = RequireString(red, "reduction");
+                if (reduction is not ("mean" or "sum"))
+                    throw new ModelSpecException("reduction", $"must be \"mean\" or \"sum\" (how a sample's elements combine), not \"{reduction}\".");
+                if (reduction == "sum" && loss is not ("mse" or "bce_with_logits"))
+                    throw new ModelSpecException("reduction", $"\"sum\" applies to the mse and bce_with_logits losses, not \"{loss}\"; remove the field.");
+            }
+            if (root.TryGetProperty("target", out var tg))
+            {
+                target = RequireString(tg, "target");
+                if (target is not ("labels" or "values"))
+                    throw new ModelSpecException("target", $"must be \"labels\" or \"values\" (the dataset's target values, or the input itself), not \"{target}\".");
+                if (loss != "bce_with_logits" && target != (loss == "mse" ? "values" : "labels"))
+                    throw new ModelSpecException("target", $"the {loss} loss always compares with {(loss == "mse" ? "values" : "labels")}; remove the field.");
+            }
             if (!root.TryGetProperty("layers", out var layersEl) || layersEl.ValueKind != JsonValueKind.Array || layersEl.GetArrayLength() == 0)
                 throw new ModelSpecException("layers", "missing or empty; give a non-empty array of layers.");
             var standardize = root.TryGetProperty("standardize", out var st) ? ReadStandardize(st, input) : ((float[], float[])?)null;
@@ -122,7 +145,7 @@ public sealed class ModelSpec
             var layers = ParseLayers(layersEl, "layers", input, names, out _);
             if (standardize is not null && names.Contains("standardize"))
                 throw new ModelSpecException("standardize", "a layer is also named \"standardize\", the name of the standardization step; rename that layer.");
-            return new ModelSpec(name, input, loss, smoothing, layers, Canonical(root), standardize);
+            return new ModelSpec(name, input, loss, smoothing, layers, Canonical(root), standardize, reduction, target);
         }
     }
 
