@@ -14,13 +14,14 @@
 # compute (their gap is what a sync step waits for), bytes sent per step.
 # With --repeat R: R rounds (the worker counts in forward, then reverse order, so a drift of the shared host
 # does not always favour the same count), a table per round and the median speed-up of each count.
+# With --ps-nodes P: the shards run in P `disttrain node --roles ps` processes instead of the coordinator's.
 # With --ceiling: after each round, `disttrain bench pair` (the same micro-batch's training step alone and as two
 # independent copies at once, alternating in one process) gives the two-core ceiling of that round: what two
 # workers could reach here if communication and the barrier cost nothing. The host's second core is often shared
 # with another tenant, and then the ceiling itself drops below 1.8x.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-counts="1 2"; mb=128; steps=460; warmup=240; repeat=1; ceiling=0; out=${TMPDIR:-/tmp}/disttrain-scaling
+counts="1 2"; mb=128; steps=460; warmup=240; repeat=1; ceiling=0; psnodes=0; out=${TMPDIR:-/tmp}/disttrain-scaling
 while [ $# -gt 0 ]; do
   case "$1" in
     --workers) counts=$2; shift 2 ;;
@@ -30,8 +31,9 @@ while [ $# -gt 0 ]; do
     --out) out=$2; shift 2 ;;
     --repeat) repeat=$2; shift 2 ;;
     --ceiling) ceiling=1; shift ;;
+    --ps-nodes) psnodes=$2; shift 2 ;;
     --) shift; break ;;
-    *) echo "scaling.sh: unknown option $1 (expected --workers \"1 2\", --micro-batch M, --steps N, --warmup N, --repeat R, --ceiling, --out DIR, then -- and train options)" >&2; exit 2 ;;
+    *) echo "scaling.sh: unknown option $1 (expected --workers \"1 2\", --micro-batch M, --steps N, --warmup N, --repeat R, --ceiling, --ps-nodes P, --out DIR, then -- and train options)" >&2; exit 2 ;;
   esac
 done
 [ "$warmup" -lt "$steps" ] || { echo "scaling.sh: --warmup ($warmup) must be below --steps ($steps)" >&2; exit 2; }
@@ -46,7 +48,7 @@ for r in $(seq 1 "$repeat"); do
     dir="$out/w$w"; [ "$repeat" -gt 1 ] && dir="$out/r$r/w$w"
     echo "scaling: round $r of $repeat, $w worker process(es), $steps steps ..." >&2
     rm -rf "$dir"; mkdir -p "$(dirname "$dir")"
-    DISTTRAIN_REBUILD= scripts/local-cluster.sh --workers "$w" --worker-threads 1 -- --model cnn --dataset fashion-mnist \
+    DISTTRAIN_REBUILD= scripts/local-cluster.sh --workers "$w" --worker-threads 1 --ps-nodes "$psnodes" -- --model cnn --dataset fashion-mnist \
       --batch-size 256 --micro-batch "$mb" --max-steps "$steps" --out "$dir" "$@" >"$dir.log" 2>&1 \
       || { echo "scaling: the run with $w worker(s) failed; see $dir.log" >&2; exit 1; }
   done

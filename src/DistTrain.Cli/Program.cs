@@ -14,7 +14,7 @@ public interface ICommandFactory
 
 public static class Program
 {
-    public static int Main(string[] args) => BuildRoot().Parse(args).Invoke();
+    public static int Main(string[] args) => UnknownCommand.Run(BuildRoot(), args);
 
     public static RootCommand BuildRoot()
     {

@@ -5,15 +5,16 @@ namespace DistTrain.Data;
 public sealed class DataException : Exception
 {
     public DataException(string file, string problem, string fix, Exception? inner = null)
-        : base(Compose(file, null, null, problem, fix), inner)
+        : base(Compose(file, null, null, null, problem, fix), inner)
     {
         File = file; Problem = problem; Fix = fix;
     }
 
-    public DataException(string file, int line, string? column, string problem, string fix, Exception? inner = null)
-        : base(Compose(file, line, column, problem, fix), inner)
+    /// <param name="columnNumber">1-based position of <paramref name="column"/> in the row, when known.</param>
+    public DataException(string file, int line, string? column, string problem, string fix, Exception? inner = null, int? columnNumber = null)
+        : base(Compose(file, line, column, columnNumber, problem, fix), inner)
     {
-        File = file; Line = line; Column = column; Problem = problem; Fix = fix;
+        File = file; Line = line; Column = column; ColumnNumber = columnNumber; Problem = problem; Fix = fix;
     }
 
     /// <summary>The file (or dataset spec) at fault.</summary>
@@ -22,14 +23,16 @@ public sealed class DataException : Exception
     public int? Line { get; }
     /// <summary>Column name for text sources, else null.</summary>
     public string? Column { get; }
+    /// <summary>1-based column position for text sources, when known.</summary>
+    public int? ColumnNumber { get; }
     public string Problem { get; }
     public string Fix { get; }
 
-    static string Compose(string file, int? line, string? column, string problem, string fix)
+    static string Compose(string file, int? line, string? column, int? columnNumber, string problem, string fix)
     {
         var where = file;
         if (line is { } l) where += $":{l}";
-        if (column is not null) where += $" (column '{column}')";
+        if (column is not null) where += columnNumber is { } n ? $" (column {n} '{column}')" : $" (column '{column}')";
         return $"{where}: {problem}. {fix}";
     }
 }

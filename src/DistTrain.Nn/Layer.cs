@@ -63,6 +63,13 @@ public abstract class Layer
     /// <summary>dy (B, ...out) -> dx (B, ...in); adds into parameter gradients. dx is owned by the layer.</summary>
     public abstract Tensor Backward(Tensor dy);
 
+    /// <summary>
+    /// Σ over the last Forward's samples of an extra term this layer adds to the objective (a VAE's KL divergence;
+    /// Keras's add_loss), or 0. Called after Forward and before Backward with the loss scale; the next Backward then
+    /// also adds scale · ∂term/∂input. Without the call Backward back-propagates dy alone.
+    /// </summary>
+    public virtual double AddedLoss(float scale) => 0;
+
     /// <summary>Configuration, PyTorch extra_repr style: `Dense(in=784, out=128)`.</summary>
     public abstract override string ToString();
 

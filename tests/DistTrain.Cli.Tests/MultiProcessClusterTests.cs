@@ -60,7 +60,14 @@ public sealed class MultiProcessClusterTests(ITestOutputHelper output) : IDispos
     {
         ModelSpecJson = ModelSpec.Parse(TestData.TinyCnn).CanonicalJson,
         Dataset = data, Epochs = 3, BatchSize = 32, MicroBatch = 8, Optimizer = "adam", Lr = 1e-2f, Seed = 11, MaxSteps = steps,
+        // A schedule that changes every step and augmented batches: a step or schedule off by one anywhere fails the hash.
+        Schedule = "warmup:3+cosine", Augment = "crop:2,flip",
     };
+
+    private static string TrainArgs(TrainJob job, string specFile) =>
+        $"train --model \"{specFile}\" --dataset \"{job.Dataset}\" --epochs {job.Epochs} --batch-size {job.BatchSize} " +
+        $"--micro-batch {job.MicroBatch} --optimizer {job.Optimizer} --lr {job.Lr} --seed {job.Seed} --max-steps {job.MaxSteps} " +
+        $"--schedule {job.Schedule} --augment {job.Augment}";
 
     private static string Sha(string file) => Convert.ToHexString(SHA256.HashData(File.ReadAllBytes(file)));
 
@@ -73,18 +80,55 @@ public sealed class MultiProcessClusterTests(ITestOutputHelper output) : IDispos
     }
 
     /// <summary>Starts the coordinator process and the worker processes; returns the coordinator and the output folder.</summary>
-    private (Process Coordinator, Process[] Workers, string Out) StartCluster(TrainJob job, int workers, string extra = "", string? outDir = null)
+    private (Process Coordinator, Process[] Workers, string Out) StartCluster(TrainJob job, int workers, string extra = "", string? outDir = null,
+        int psNodes = 0, int psActors = 1)
     {
         var specFile = Path.Combine(Directory.CreateTempSubdirectory("disttrain-spec-").FullName, "tiny.json");
         File.WriteAllText(specFile, job.ModelSpecJson);
         outDir ??= Directory.CreateTempSubdirectory("disttrain-mp-").FullName;
         int port = FreePort();
-        var coord = Start($"train --model \"{specFile}\" --dataset \"{job.Dataset}\" --epochs {job.Epochs} --batch-size {job.BatchSize} " +
-            $"--micro-batch {job.MicroBatch} --optimizer {job.Optimizer} --lr {job.Lr} --seed {job.Seed} --max-steps {job.MaxSteps} " +
-            $"--workers 0 --cluster-port {port} --wait-workers {workers} --out \"{outDir}\" {extra}", "coordinator");
+        var coord = Start($"{TrainArgs(job, specFile)} --workers 0 --cluster-port {port} --wait-workers {Math.Max(workers, 1)} --out \"{outDir}\" {extra}", "coordinator");
+        for (int i = 0; i < psNodes; i++)
+            Start($"node --roles ps --ps-actors {psActors} --seed-nodes akka.tcp://disttrain@127.0.0.1:{port}", $"ps{i}");
         var ws = Enumerable.Range(0, workers)
             .Select(i => Start($"node --roles worker --seed-nodes akka.tcp://disttrain@127.0.0.1:{port}", $"worker{i}")).ToArray();
         return (coord, ws, outDir);
+    }
+
+    [Fact]
+    public async Task ShardsInTheirOwnProcessesGiveTheOneProcessWeights()
+    {
+        // Coordinator without shards, two `disttrain node --roles ps` processes holding one key range each, two workers.
+        var job = Job(TestData.WriteIdx(200, 50), 12);
+        var expected = await InProcess(job);
+        var lines = new List<string>();
+        var (coord, _, outDir) = StartCluster(job, 2, "--ps-shards 2 --ps-local 0", psNodes: 2);
+        coord.OutputDataReceived += (_, e) => { if (e.Data is not null) lock (lines) lines.Add(e.Data); };
+        Assert.True(coord.WaitForExit(TimeSpan.FromMinutes(3)), "the coordinator process did not finish within 3 minutes");
+        coord.WaitForExit();
+        Assert.Equal(0, coord.ExitCode);
+        lock (lines) Assert.Contains(lines, l => l.Contains("2 PS shard(s) (0 in this process)"));
+        Assert.Equal(expected, Sha(Path.Combine(outDir, "model.safetensors")));
+    }
+
+    [Fact]
+    public void ParameterServerNodeThatFindsEveryRangeTakenIsRefusedNamingTheRanges()
+    {
+        var job = Job(TestData.WriteIdx(200, 50), 5);
+        var (coord, _, _) = StartCluster(job, workers: 0, "--ps-shards 2"); // waits for a worker that never comes
+        var err = new List<string>();
+        int port = int.Parse(System.Text.RegularExpressions.Regex.Match(coord.StartInfo.Arguments, @"--cluster-port (\d+)").Groups[1].Value);
+        var ps = Start($"node --roles ps --seed-nodes akka.tcp://disttrain@127.0.0.1:{port}", "ps-late");
+        ps.ErrorDataReceived += (_, e) => { if (e.Data is not null) lock (err) err.Add(e.Data); };
+        Assert.True(ps.WaitForExit(TimeSpan.FromSeconds(90)), "the refused parameter-server node kept running");
+        ps.WaitForExit();
+        Assert.Equal(4, ps.ExitCode);
+        string text;
+        lock (err) text = string.Join("\n", err);
+        Assert.Contains("all 2 key ranges", text);
+        Assert.Contains("shard 0 [0, ", text);
+        Assert.Contains("shard 1 [", text);
+        Assert.False(coord.HasExited, "the coordinator should go on waiting for its workers");
     }
 
     [Fact]
@@ -184,9 +228,7 @@ public sealed class MultiProcessClusterTests(ITestOutputHelper output) : IDispos
         var outDir = Directory.CreateTempSubdirectory("disttrain-cut-").FullName;
         int port = FreePort();
         var seed = $"akka.tcp://disttrain@{net.HostAddress}:{port}";
-        var coord = Start($"train --model \"{specFile}\" --dataset \"{job.Dataset}\" --epochs {job.Epochs} --batch-size {job.BatchSize} " +
-            $"--micro-batch {job.MicroBatch} --optimizer {job.Optimizer} --lr {job.Lr} --seed {job.Seed} --max-steps {job.MaxSteps} " +
-            $"--workers 0 --cluster-port {port} --hostname {net.HostAddress} --config \"{config}\" --wait-workers 2 --out \"{outDir}\"", "coordinator");
+        var coord = Start($"{TrainArgs(job, specFile)} --workers 0 --cluster-port {port} --hostname {net.HostAddress} --config \"{config}\" --wait-workers 2 --out \"{outDir}\"", "coordinator");
         var coordLines = new List<string>();
         coord.OutputDataReceived += (_, e) => { if (e.Data is not null) lock (coordLines) coordLines.Add(e.Data); };
         Start($"node --roles worker --hostname {net.HostAddress} --config \"{config}\" --seed-nodes {seed}", "workerA");

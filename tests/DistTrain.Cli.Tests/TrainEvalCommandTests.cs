@@ -36,6 +36,23 @@ public sealed class TrainEvalCommandTests : IDisposable
     ];
 
     [Fact]
+    public void One_process_and_cluster_runs_write_byte_identical_files()
+    {
+        // One writer for every run: the same training gives the same weights file, optimizer file and checkpoint, byte for
+        // byte, whether one process ran it or a cluster of 3 workers and 2 shards (same bits, same metadata).
+        string[] recipe = ["--schedule", "warmup:5+cosine", "--max-steps", "40"];
+        var (c1, o1, e1) = Run(TrainArgs("one", recipe));
+        Assert.True(c1 == 0, e1 + o1);
+        var (c2, o2, e2) = Run(TrainArgs("cluster", [.. recipe, "--workers", "3", "--ps-shards", "2"]));
+        Assert.True(c2 == 0, e2 + o2);
+        Assert.Contains("cluster seed node", o2); // it really ran on the cluster runtime
+        foreach (var file in new[] { "model.safetensors", "model.optimizer.safetensors", Path.Combine("checkpoint", "step-000000040", "model.safetensors"),
+                     Path.Combine("checkpoint", "step-000000040", "model.optimizer.safetensors") })
+            Assert.True(File.ReadAllBytes(Path.Combine(_dir, "one", file)).AsSpan().SequenceEqual(File.ReadAllBytes(Path.Combine(_dir, "cluster", file))),
+                $"{file} differs between the one-process and the cluster run");
+    }
+
+    [Fact]
     public void Train_writes_model_and_metrics_and_eval_reads_them_back()
     {
         var (code, output, err) = Run(TrainArgs("run"));

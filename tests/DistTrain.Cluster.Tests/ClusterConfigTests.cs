@@ -59,7 +59,6 @@ public sealed class ClusterConfigTests
         var settings = DistTrainSettings.From(config);
 
         Assert.Equal("disttrain", settings.SystemName);
-        Assert.Equal(Messages.WireProtocol.Version, settings.ProtocolVersion);
         Assert.Equal("cluster", config.GetString("akka.actor.provider"));
         Assert.Equal("DistTrain.Cluster.Serialization.HyperionSerializer, DistTrain.Cluster", config.GetString("akka.actor.serializers.disttrain"));
         Assert.Equal("disttrain", config.GetConfig("akka.actor.serialization-bindings").GetString("\"DistTrain.Cluster.Messages.IDistTrainMessage, DistTrain.Cluster\""));
@@ -156,8 +155,13 @@ public sealed class ClusterConfigTests
     [InlineData("disttrain.data-plane.port = 70000", "data-plane.port")]
     [InlineData("disttrain.data-plane.socket-buffer-bytes = 100", "socket-buffer-bytes")]
     [InlineData("disttrain.data-plane.gradient-chunk-floats = -1", "gradient-chunk-floats")]
-    [InlineData("disttrain.protocol-version = 0", "protocol-version")]
+    [InlineData("disttrain.protocol-version = 3", "unknown key 'disttrain.protocol-version'")] // the build's, not a setting (WireProtocol.Version)
     [InlineData("disttrain.system-name = \"a b\"", "system-name")]
+    // Values of the wrong type name their key too.
+    [InlineData("disttrain.data-plane.port = \"abc\"", "disttrain.data-plane.port = 'abc' is not an integer port")]
+    [InlineData("disttrain.data-plane.connect-timeout = soon", "disttrain.data-plane.connect-timeout")]
+    [InlineData("disttrain.join-timeout = \"x\"", "disttrain.join-timeout")]
+    [InlineData("disttrain.data-plane.socket-buffer-bytes = lots", "disttrain.data-plane.socket-buffer-bytes")]
     public void An_impossible_value_is_a_clear_error(string hocon, string mention)
     {
         var e = Assert.Throws<ArgumentException>(() => ClusterConfig.Load("local", new ClusterOverrides { Hocon = hocon }));

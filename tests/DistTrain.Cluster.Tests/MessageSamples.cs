@@ -12,7 +12,7 @@ public static class MessageSamples
     private static readonly ShardInfo Shard1 = new(1, 600_000, 222_410, "akka.tcp://disttrain@10.0.0.2:4053", "10.0.0.2", 40002);
     private static readonly ShardLayout Layout = new(822_410, [Shard0, Shard1]);
     private static readonly OptimizerSpec Adam = new("adam", 1e-3f, 0f, 0.9f, 0.999f, 1e-8f, 0.01f);
-    private static readonly Hyperparameters Hyper = new(Adam, "cosine", 100, 256, 32, 42, 10, TrainingMode.Async, 2, 4, 5000, "crop:2,flip");
+    private static readonly Hyperparameters Hyper = new(Adam, "cosine", 100, 256, 32, 42, 10, TrainingMode.Async, 2, 4, 5000, "crop:2,flip", 1.5f);
     private static readonly DatasetInfo Data = new("idx:/data/fashion-mnist", 60000, 10000, "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08");
 
     public static IDistTrainMessage[] All() =>
@@ -27,27 +27,23 @@ public static class MessageSamples
         new JobDescription("job-7", """{"preset":"cnn","layers":[{"type":"conv2d","out":32}]}""", "sha256:ab12", 822_410, Data, Hyper),
         new RequestWork("worker-1", 16),
         new WorkAssignment(2, 470, 5, 8, 469),
-        new NoWorkYet(25),
         new TrainingDone(4690, 4690, null),
         new TrainingDone(100, 99, "stopped: NaN gradient in step 100"),
         new MicroBatchDone("worker-1", 470, 5, 0.3141592653589793, 32, 29, 12.5, 1.25, 0.5, 3_289_640),
-        new MicroBatchFailed("worker-2", 471, 0, "NaN in gradient of layer 3"),
-        new EpochCompleted(2, 940, 0.42, 0.87, 0.86),
         Shard0,
         Layout,
         new RegisterShard(1, 600_000, 222_410, "akka.tcp://disttrain@10.0.0.2:4053", "10.0.0.2", 40002, WireProtocol.Version),
         new VersionPublished(1, 470, 470),
         new GradientAccepted(0, "worker-1", 470, 5),
+        new NormShare(1, 470, [1u, 0u, 4294967295u, 7u]),
+        new ApplyClipped(470, 12.75),
         new AsyncApplied(1, 470, 5, 1883, 3),
         new GradientRejected(0, "worker-1", 470, 5, "duplicate (step 470, micro-batch 5)"),
-        new PullParameters("worker-1", 1, 469, "127.0.0.1", 40010),
-        new ParameterSlice(0, 12, 64, [1f, -2.5f, float.Epsilon, float.NaN, float.PositiveInfinity, -0f]),
         new RuntimeMessages.RequestShard("node-ps-1", WireProtocol.Version),
         new RuntimeMessages.ShardAssignment(1, 2, 600_000, 222_410,
             new JobDescription("job-7", "{}", "sha256:ab12", 822_410, Data, Hyper)),
         new RuntimeMessages.WorkerEndpoint("worker-1", 5, "127.0.0.1", 40010),
         new RuntimeMessages.WorkerGone("worker-1"),
-        new RuntimeMessages.SendParameters("127.0.0.1", 40011, 470),
         new RuntimeMessages.SendCheckpoint("127.0.0.1", 40012, 120),
         new RuntimeMessages.ShardRestored(1, 120),
         new RuntimeMessages.RunCompleted(4690, "/runs/x/model.safetensors", 0.91, 0.25, null),

@@ -56,7 +56,8 @@ public class CsvReaderTests
         var e = Fails("a,b,label\n1,2,0\n3,red,1\n");
         Assert.Equal(3, e.Line);
         Assert.Equal("b", e.Column);
-        Assert.Contains("data.csv:3 (column 'b')", e.Message);
+        Assert.Contains("data.csv:3 (column 2 'b')", e.Message);
+        Assert.Equal(2, e.ColumnNumber);
         Assert.Contains("'red'", e.Message);
     }
 
@@ -102,5 +103,44 @@ public class CsvReaderTests
     {
         var e = Assert.Throws<DataException>(() => CsvReader.Load("/nonexistent/dir/x.csv"));
         Assert.Contains("/nonexistent/dir/x.csv", e.Message);
+    }
+
+    [Theory]
+    [InlineData("a,label\n1,x\n", 2, 2, "label", "not a non-negative integer")]
+    [InlineData("\na,label\n1,2\n\n1,2.5\n", 5, 2, "label", "not a non-negative integer")]
+    [InlineData("label,a,b\n1,2,3\n0,4,five\n", 3, 3, "b", "'five' is not a finite number")]
+    [InlineData("a,b,label\n1,2,0\n\"x\",2,0\n", 3, 1, "a", "'x' is not a finite number")]
+    public void EveryBadCellNamesItsLineAndColumnNumber(string text, int line, int column, string name, string problem)
+    {
+        var e = Fails(text);
+        Assert.Equal(line, e.Line);
+        Assert.Equal(column, e.ColumnNumber);
+        Assert.Equal(name, e.Column);
+        Assert.Contains($"data.csv:{line} (column {column} '{name}')", e.Message);
+        Assert.Contains(problem, e.Message);
+    }
+
+    [Fact]
+    public void RaggedRowAfterGoodRowsNamesItsLine()
+    {
+        var e = Fails("a,b,label\n1,2,0\n1,2,0\n1,2,0,9\n");
+        Assert.Equal(4, e.Line);
+        Assert.Contains("data.csv:4", e.Message);
+        Assert.Contains("4 fields where the header has 3", e.Message);
+    }
+
+    [Fact]
+    public void TableWithoutLabelColumnReadsFeaturesOnly()
+    {
+        using var dir = new TempDir();
+        var path = dir.File("x.csv");
+        File.WriteAllText(path, "a,b\n1,2\n3,4.5\n");
+        var t = CsvReader.ReadTable(path);
+        Assert.Equal(["a", "b"], t.FeatureNames);
+        Assert.Equal([1f, 2f, 3f, 4.5f], t.Features);
+        Assert.Null(t.Labels);
+        Assert.Equal(2, t.Rows);
+        File.WriteAllText(path, "a,label,b\n1,0,2\n3,1,4.5\n");
+        Assert.Equal([0, 1], CsvReader.ReadTable(path).Labels!);
     }
 }

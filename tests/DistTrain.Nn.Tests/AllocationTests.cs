@@ -48,4 +48,32 @@ public class AllocationTests
 
     [Fact]
     public void CnnStepAllocatesNothingAfterWarmUp() => Assert.Equal(0, AllocatedOverSteps(TestModels.SmallCnn(), [1, 12, 12], 4, 5));
+
+    /// <summary>Presets whose loss compares with the input (autoencoders) or whose step adds a KL term: a steady-state
+    /// step of the preset itself, with its own loss, allocates nothing.</summary>
+    [Theory]
+    [InlineData("conv_autoencoder")]
+    [InlineData("vae")]
+    [InlineData("perceptron")]
+    [InlineData("rbm")]
+    public void PresetStepAllocatesNothingAfterWarmUp(string preset)
+    {
+        int saved = Compute.Threads;
+        Compute.Threads = 1;
+        try
+        {
+            var spec = Presets.Spec(preset);
+            var m = spec.Build(2);
+            var loss = spec.CreateLoss();
+            var x = GradCheck.Fill(new Tensor([4, .. m.InputShape]), new Random(1), r => (float)r.NextDouble());
+            var targets = loss.ComparesWithTargets ? x.Reshape([4, .. m.OutputShape]) : null;
+            int[] labels = [0, 1, 1, 0];
+            void Run(int step) => m.TrainStepGradient(x, labels, targets, loss, 0.25f, new StepContext(true, Seed: 3, Step: step, MicroBatch: 1));
+            for (int s = 0; s < 3; s++) Run(s);
+            long before = GC.GetAllocatedBytesForCurrentThread();
+            for (int s = 3; s < 6; s++) Run(s);
+            Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
+        }
+        finally { Compute.Threads = saved; }
+    }
 }

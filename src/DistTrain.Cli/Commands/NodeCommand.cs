@@ -13,8 +13,9 @@ public sealed class NodeCommand : ICommandFactory
 
     public Command Create()
     {
-        var roles = new Option<string>("--roles") { Description = "Comma-separated roles of this node: worker, ps (the coordinator runs in `disttrain train`).", DefaultValueFactory = _ => "worker" };
-        var seeds = new Option<string>("--seed-nodes") { Description = "Comma-separated seed node addresses, e.g. akka.tcp://disttrain@127.0.0.1:4053.", Required = true };
+        var roles = new Option<string>("--roles") { Description = "Comma-separated roles of this node: worker, ps (the coordinator runs in `disttrain train`). Default: DISTTRAIN_ROLES, else worker.",
+            DefaultValueFactory = _ => Environment.GetEnvironmentVariable("DISTTRAIN_ROLES") is { Length: > 0 } r ? r : "worker" };
+        var seeds = new Option<string?>("--seed-nodes") { Description = "Comma-separated seed node addresses, e.g. akka.tcp://disttrain@127.0.0.1:4053. Default: DISTTRAIN_SEED_NODES." };
         var port = new Option<int>("--port") { Description = "Akka remoting port of this node (0 = any free port).", DefaultValueFactory = _ => 0 };
         var host = new Option<string?>("--hostname") { Description = "Address this node binds and advertises (default from the config: 127.0.0.1 locally)." };
         var workers = new Option<int>("--workers") { Description = "Worker actors on this node.", DefaultValueFactory = _ => 1 };
@@ -22,14 +23,19 @@ public sealed class NodeCommand : ICommandFactory
         var threads = new Option<int>("--threads") { Description = "Compute threads of this process (0 = the cores divided among its workers; results do not depend on it).", DefaultValueFactory = _ => 0 };
         var env = new Option<string>("--config") { Description = "Cluster config environment: local or multinode (cluster-config/*.hocon).", DefaultValueFactory = _ => "local" };
         var cmd = new Command("node", "Run one node of a DistTrain cluster (workers and/or parameter-server shards).") { roles, seeds, port, host, workers, ps, env, threads };
-        cmd.SetAction((parse, cancel) => Run(parse.GetValue(roles)!, parse.GetValue(seeds)!, parse.GetValue(port), parse.GetValue(host),
+        cmd.SetAction((parse, cancel) => Run(parse.GetValue(roles)!, parse.GetValue(seeds), parse.GetValue(port), parse.GetValue(host),
             parse.GetValue(workers), parse.GetValue(ps), parse.GetValue(env)!, parse.GetValue(threads), cancel));
         return cmd;
     }
 
-    private static async Task<int> Run(string roles, string seeds, int port, string? host, int workers, int ps, string env, int threads, CancellationToken cancel)
+    private static async Task<int> Run(string roles, string? seeds, int port, string? host, int workers, int ps, string env, int threads, CancellationToken cancel)
     {
         var roleList = roles.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        if (string.IsNullOrWhiteSpace(seeds) && string.IsNullOrWhiteSpace(Environment.GetEnvironmentVariable("DISTTRAIN_SEED_NODES")))
+        {
+            Console.Error.WriteLine("disttrain node: no seed nodes: give --seed-nodes akka.tcp://disttrain@HOST:PORT (or set DISTTRAIN_SEED_NODES).");
+            return 2;
+        }
         if (roleList.Contains("coordinator"))
         {
             Console.Error.WriteLine("The coordinator role runs inside `disttrain train ... --cluster-port P`, which holds the job; start workers and PS nodes with `disttrain node`.");
@@ -41,7 +47,7 @@ public sealed class NodeCommand : ICommandFactory
             node = ClusterNode.Start(new NodeOptions
             {
                 Roles = roleList, Environment = env, Workers = workers, PsActors = ps, ComputeThreads = threads,
-                Overrides = new ClusterOverrides { SeedNodes = seeds.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries), Port = port, Hostname = host },
+                Overrides = new ClusterOverrides { SeedNodes = seeds?.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries), Port = port == 0 ? null : port, Hostname = host },
             });
         }
         catch (Exception e) when (e is ArgumentException or Akka.Configuration.ConfigurationException or FormatException)
@@ -57,6 +63,11 @@ public sealed class NodeCommand : ICommandFactory
             Console.WriteLine($"node {Akka.Cluster.Cluster.Get(node.System).SelfAddress} is up with roles {roles}");
             try { await node.WhenLocalActorsStopped().WaitAsync(cancel); }
             catch (OperationCanceledException) { Console.WriteLine("interrupted; leaving the cluster"); return 130; }
+            if (node.Refusal is { } why)
+            {
+                Console.Error.WriteLine($"disttrain node: the coordinator refused this node: {why}");
+                return 4;
+            }
             Console.WriteLine("node finished");
             return 0;
         }

@@ -26,7 +26,7 @@ public sealed class TrainCommand : ICommandFactory
         var epochs = new Option<int?>("--epochs", "-e") { Description = "Epochs (default: the preset's)." };
         var batch = new Option<int?>("--batch-size", "-b") { Description = "Global batch B: samples per optimizer step (default: the preset's)." };
         var micro = new Option<int>("--micro-batch") { Description = "Micro-batch M ≤ B, the unit of work (default: B)." };
-        var optimizer = new Option<string?>("--optimizer") { Description = "sgd, momentum, nesterov, adagrad, rmsprop, adam, adamw (default: the preset's)." };
+        var optimizer = new Option<string?>("--optimizer") { Description = "sgd, momentum, nesterov, adagrad, rmsprop, adam, adamw, or ridge (the last dense layer in closed form, λ = --weight-decay; esn) (default: the preset's)." };
         var lr = new Option<float?>("--lr") { Description = "Base learning rate (default: the preset's)." };
         var schedule = new Option<string?>("--schedule") { Description = "constant | step:N:GAMMA | cosine[:T[:MIN]] | warmup:W[+...] (default: the preset's)." };
         var wd = new Option<float?>("--weight-decay") { Description = "L2 penalty (decoupled for adamw). Default: the optimizer's (0; adamw 0.01)." };
@@ -39,6 +39,7 @@ public sealed class TrainCommand : ICommandFactory
         var output = new Option<string?>("--out", "-o") { Description = "Output folder (default: runs/<model>)." };
         var workers = new Option<int>("--workers") { Description = "Worker actors in this process; 1 (without the options below) trains without the cluster runtime.", DefaultValueFactory = _ => 1 };
         var psShards = new Option<int>("--ps-shards") { Description = "Parameter-server shards the flat parameter vector is split into (cluster runtime).", DefaultValueFactory = _ => 1 };
+        var psLocal = new Option<int?>("--ps-local") { Description = "Shards this process hosts (default: all of --ps-shards); the others are taken by `disttrain node --roles ps` processes that join." };
         var clusterPort = new Option<int>("--cluster-port") { Description = "Listen for worker processes on this Akka port (this process is the seed node).", DefaultValueFactory = _ => 0 };
         var waitWorkers = new Option<int>("--wait-workers") { Description = "Workers (local + joining processes) to wait for before step 0 (default: --workers).", DefaultValueFactory = _ => 0 };
         var hostname = new Option<string?>("--hostname") { Description = "With --cluster-port: the address this seed node binds and advertises (default from --config: 127.0.0.1 for local)." };
@@ -48,16 +49,17 @@ public sealed class TrainCommand : ICommandFactory
         var localSteps = new Option<int?>("--local-steps") { Description = $"Local-sgd: local optimizer steps H between two averagings (default {ModeOptions.DefaultLocalSteps})." };
         var checkpointEvery = new Option<long>("--checkpoint-every") { Description = "Also write DIR/checkpoint/step-N every N steps (checkpoints are written at every epoch end; -1 = none)." };
         var resume = new Option<string?>("--resume") { Description = "Resume from the newest good checkpoint in this run folder (the output folder by default)." };
+        var standardize = new Option<string>("--standardize") { Description = Models.ModelForData.StandardizeHelp, DefaultValueFactory = _ => "auto" };
         var cmd = new Command("train", "Train a model and write DIR/model.safetensors and DIR/metrics.jsonl.")
         {
-            model, dataset, epochs, batch, micro, optimizer, lr, schedule, wd, augment, clip, seed, maxSteps, threads, init, output, workers, psShards, clusterPort, waitWorkers,
-            hostname, config, mode, staleness, localSteps, checkpointEvery, resume,
+            model, dataset, epochs, batch, micro, optimizer, lr, schedule, wd, augment, clip, seed, maxSteps, threads, init, output, workers, psShards, psLocal, clusterPort, waitWorkers,
+            hostname, config, mode, staleness, localSteps, checkpointEvery, resume, standardize,
         };
         cmd.SetAction(r => CliErrors.Guard(() =>
         {
             var name = r.GetValue(model)!;
-            var spec = Presets.Resolve(name);
             var d = Presets.Exists(name) ? Presets.Defaults(name) : SpecDefaults;
+            var spec = Models.ModelForData.Resolve(name, r.GetValue(dataset) ?? d.Dataset, r.GetValue(standardize)!, Console.WriteLine);
             int t = r.GetValue(threads);
             if (t < 1) throw new ArgumentException($"--threads must be at least 1, not {t}.");
             var job = new TrainJob
@@ -86,8 +88,12 @@ public sealed class TrainCommand : ICommandFactory
             if (resumeDir is not null && modeOptions.Mode != DistTrain.Cluster.Messages.TrainingMode.Sync)
                 throw new ArgumentException($"--resume continues sync runs only (checkpoints are written in sync mode); drop --resume or use --mode sync.");
             // Async and local-sgd exist only in the cluster runtime, so they use it even with one worker.
-            bool cluster = r.GetValue(workers) != 1 || r.GetValue(psShards) != 1 || r.GetValue(clusterPort) > 0 || r.GetValue(waitWorkers) > 0
+            bool cluster = r.GetValue(workers) != 1 || r.GetValue(psShards) != 1 || r.GetValue(psLocal) is not null || r.GetValue(clusterPort) > 0 || r.GetValue(waitWorkers) > 0
                 || modeOptions.Mode != DistTrain.Cluster.Messages.TrainingMode.Sync;
+            if (job.Optimizer == "ridge")
+                return cluster || r.GetValue(init) is not null || resumeDir is not null
+                    ? throw new ArgumentException("--optimizer ridge fits the readout in one process in one pass; drop --workers/--ps-shards/--cluster-port/--mode/--init/--resume.")
+                    : RidgeFitRun.Run(job, outDir, Console.Out);
             if (cluster)
             {
                 if (r.GetValue(init) is { } initFile)
@@ -98,7 +104,7 @@ public sealed class TrainCommand : ICommandFactory
                 }
                 using var stop = new CancellationTokenSource();
                 Console.CancelKeyPress += (_, e) => { e.Cancel = true; stop.Cancel(); };
-                return ClusterRun.Run(job, modeOptions, outDir, r.GetValue(workers), r.GetValue(psShards), r.GetValue(clusterPort), r.GetValue(waitWorkers), Console.Out, stop.Token,
+                return ClusterRun.Run(job, modeOptions, outDir, r.GetValue(workers), new ShardPlacement(r.GetValue(psShards), r.GetValue(psLocal)), r.GetValue(clusterPort), r.GetValue(waitWorkers), Console.Out, stop.Token,
                     r.GetValue(config)!, r.GetValue(hostname), checkpoints);
             }
             using var cancel = new CancellationTokenSource();

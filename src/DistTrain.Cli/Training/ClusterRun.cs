@@ -10,17 +10,20 @@ namespace DistTrain.Cli.Training;
 
 public static class ClusterRun
 {
-    public static int Run(TrainJob job, ModeOptions mode, string outDir, int workers, int psShards, int clusterPort, int waitWorkers, TextWriter console, CancellationToken cancel,
+    public static int Run(TrainJob job, ModeOptions mode, string outDir, int workers, ShardPlacement shards, int clusterPort, int waitWorkers, TextWriter console, CancellationToken cancel,
         string environment = "local", string? hostname = null, CheckpointOptions? checkpoints = null)
     {
         if (workers < 0) throw new ArgumentException($"--workers must be 0 or more, not {workers}.");
-        if (psShards < 1) throw new ArgumentException($"--ps-shards must be at least 1, not {psShards}.");
+        shards.Validate(clusterPort);
+        int psShards = shards.Shards, psLocal = shards.Local;
         int expected = waitWorkers > 0 ? waitWorkers : workers;
         if (expected < 1) throw new ArgumentException("No workers: give --workers N (in this process) or --wait-workers N (worker processes that join).");
-        var roles = workers > 0 ? new[] { "coordinator", "ps", "worker" } : ["coordinator", "ps"];
+        var roles = new List<string> { "coordinator" };
+        if (psLocal > 0) roles.Add("ps");
+        if (workers > 0) roles.Add("worker");
         var node = ClusterNode.Start(new NodeOptions
         {
-            Roles = roles, Job = job, Mode = mode, Workers = workers, PsActors = psShards, PsShards = psShards, MinWorkers = expected, OutDir = outDir,
+            Roles = roles.ToArray(), Job = job, Mode = mode, Workers = workers, PsActors = psLocal, PsShards = psShards, MinWorkers = expected, OutDir = outDir,
             Environment = environment,
             Overrides = clusterPort > 0 ? new ClusterOverrides { Port = clusterPort, Hostname = hostname } : new ClusterOverrides { Hostname = hostname },
             OnProgress = line => console.WriteLine(line),
@@ -29,7 +32,9 @@ public static class ClusterRun
         try
         {
             var self = Akka.Cluster.Cluster.Get(node.System).SelfAddress;
-            console.WriteLine($"cluster seed node {self}: mode {mode}, {psShards} PS shard(s), {workers} local worker(s), waiting for {expected} worker(s)");
+            console.WriteLine($"cluster seed node {self}: mode {mode}, {psShards} PS shard(s) ({psLocal} in this process), {workers} local worker(s), waiting for {expected} worker(s)");
+            if (psLocal < psShards)
+                console.WriteLine($"start parameter-server nodes for the other {psShards - psLocal} shard(s) with: disttrain node --roles ps --ps-actors K --seed-nodes {self}");
             if (waitWorkers > workers)
                 console.WriteLine($"start workers with: disttrain node --roles worker --seed-nodes {self}");
             var result = node.Completion.WaitAsync(cancel).GetAwaiter().GetResult();
@@ -45,6 +50,22 @@ public static class ClusterRun
             return 130;
         }
         finally { node.DisposeAsync().AsTask().GetAwaiter().GetResult(); }
+    }
+}
+
+/// <summary>`--ps-shards S --ps-local L`: the flat vector is cut into S key ranges; this process hosts L of them (all by
+/// default) and `disttrain node --roles ps` processes that join take the rest.</summary>
+public sealed record ShardPlacement(int Shards, int? LocalShards = null)
+{
+    public int Local => LocalShards ?? Shards;
+
+    public void Validate(int clusterPort)
+    {
+        if (Shards < 1) throw new ArgumentException($"--ps-shards must be at least 1, not {Shards}.");
+        if (Local < 0 || Local > Shards)
+            throw new ArgumentException($"--ps-local must be between 0 and --ps-shards ({Shards}), not {Local}.");
+        if (Local < Shards && clusterPort <= 0)
+            throw new ArgumentException($"--ps-local {Local} leaves {Shards - Local} shard(s) to parameter-server nodes, which need a port to join: give --cluster-port P.");
     }
 }
 

@@ -32,21 +32,14 @@ public static class LocalRun
         }
     }
 
-    /// <summary>Writes the weights (metadata: spec, step, epoch, seed, job) and the optimizer state beside them.</summary>
+    /// <summary>A one-process run is a sync run: its files say so, as a cluster's do.</summary>
+    private static readonly IReadOnlyDictionary<string, string> RunMetadata = Cluster.Training.ModeOptions.Sync.Metadata();
+
+    /// <summary>Writes the weights and the optimizer state beside them with the cluster's writer (ModelOutput.Save).</summary>
     public static (string Weights, string Optimizer) Save(string dir, TrainJob job, ParameterStore store, Optimizer optimizer, long step, int epoch)
     {
-        Directory.CreateDirectory(dir);
-        var weights = Path.Combine(dir, "model.safetensors");
-        var spec = job.Spec();
-        var extra = new Dictionary<string, string>
-        {
-            ["spec_hash"] = spec.Hash,
-            ["job"] = JsonSerializer.Serialize(job with { ModelSpecJson = "" }),
-        };
-        Checkpoint.Save(weights, store, new CheckpointInfo(spec.CanonicalJson, step, epoch, job.Seed) { Extra = extra });
-        var opt = Checkpoint.OptimizerPathFor(weights);
-        Checkpoint.SaveOptimizer(opt, optimizer, step);
-        return (weights, opt);
+        var weights = Cluster.Runtime.ModelOutput.Save(dir, job, store, optimizer.State, optimizer.ToString(), step, epoch, RunMetadata);
+        return (weights, Checkpoint.OptimizerPathFor(weights));
     }
 
     /// <summary>Puts a checkpoint's weights, buffers and optimizer state into the trainer and moves it to the checkpoint's step.</summary>
@@ -92,7 +85,7 @@ public static class LocalRun
                 metrics.Step(m); progress.Step(m);
                 long done = m.Step + 1; // the same rule as the cluster coordinator: every epoch end, and every N steps
                 if (every >= 0 && (done % stepsPerEpoch == 0 || (every > 0 && done % every == 0)))
-                    CheckpointSeries.Write(outDir, job, model.Store, trainer.Optimizer.State, trainer.Optimizer.ToString(), done, (int)(done / stepsPerEpoch));
+                    CheckpointSeries.Write(outDir, job, model.Store, trainer.Optimizer.State, trainer.Optimizer.ToString(), done, (int)(done / stepsPerEpoch), RunMetadata);
             };
             trainer.EpochCompleted = m => { metrics.Epoch(m); progress.Epoch(m); };
             progress.Run(() => last = trainer.Fit(train, test, cancel));

@@ -10,12 +10,12 @@ public sealed record DataPlaneSettings(string Host, int Port, long MaxFrameBytes
     int GradientChunkFloats = DistTrain.Cluster.Runtime.NodeEndpoints.DefaultGradientChunkFloats);
 
 public sealed record DistTrainSettings(
-    string SystemName, int ProtocolVersion, int MaxMessageBytes, TimeSpan JoinTimeout, DataPlaneSettings DataPlane)
+    string SystemName, int MaxMessageBytes, TimeSpan JoinTimeout, DataPlaneSettings DataPlane)
 {
     /// <summary>Every key allowed under `disttrain`; anything else in a config file is an error.</summary>
     public static readonly HashSet<string> KnownKeys =
     [
-        "disttrain.system-name", "disttrain.protocol-version", "disttrain.max-message-bytes", "disttrain.join-timeout",
+        "disttrain.system-name", "disttrain.max-message-bytes", "disttrain.join-timeout",
         "disttrain.data-plane.host", "disttrain.data-plane.port", "disttrain.data-plane.max-frame-bytes",
         "disttrain.data-plane.socket-buffer-bytes", "disttrain.data-plane.connect-timeout", "disttrain.data-plane.gradient-chunk-floats",
     ];
@@ -32,7 +32,7 @@ public sealed record DistTrainSettings(
         if (remoteHost == "0.0.0.0" && string.IsNullOrEmpty(publicHost))
             throw new ArgumentException("akka.remote.dot-netty.tcp.hostname is 0.0.0.0 but no address to advertise: give --hostname (or DISTTRAIN_HOSTNAME) with this machine's address.");
 
-        var maxMessage = config.GetInt("disttrain.max-message-bytes", 0);
+        var maxMessage = Read(config, "disttrain.max-message-bytes", c => c.GetInt("disttrain.max-message-bytes", 0), "an integer");
         var frame = config.GetByteSize("akka.remote.dot-netty.tcp.maximum-frame-size") ?? 128000;
         if (maxMessage <= 0)
             throw new ArgumentException($"disttrain.max-message-bytes = {maxMessage} must be positive.");
@@ -42,25 +42,35 @@ public sealed record DistTrainSettings(
 
         var dpHost = config.GetString("disttrain.data-plane.host", "");
         if (string.IsNullOrEmpty(dpHost)) dpHost = string.IsNullOrEmpty(publicHost) ? remoteHost : publicHost;
-        var dpPort = config.GetInt("disttrain.data-plane.port", 0);
+        var dpPort = Read(config, "disttrain.data-plane.port", c => c.GetInt("disttrain.data-plane.port", 0), "an integer port");
         if (dpPort is < 0 or > 65535) throw new ArgumentException($"disttrain.data-plane.port = {dpPort} is out of range; use 0..65535 (0 = any free port).");
-        var maxFrame = config.GetLong("disttrain.data-plane.max-frame-bytes", 0);
+        var maxFrame = Read(config, "disttrain.data-plane.max-frame-bytes", c => c.GetLong("disttrain.data-plane.max-frame-bytes", 0), "a number of bytes");
         if (maxFrame <= 0 || maxFrame > int.MaxValue * 4L)
             throw new ArgumentException($"disttrain.data-plane.max-frame-bytes = {maxFrame} must be in 1..{int.MaxValue * 4L} (a float[] holds at most 2^31-1 floats).");
-        var buffer = config.GetInt("disttrain.data-plane.socket-buffer-bytes", 0);
+        var buffer = Read(config, "disttrain.data-plane.socket-buffer-bytes", c => c.GetInt("disttrain.data-plane.socket-buffer-bytes", 0), "a number of bytes");
         if (buffer < 64 * 1024) throw new ArgumentException($"disttrain.data-plane.socket-buffer-bytes = {buffer} is too small; use at least 65536 (262144 measured best on loopback, 8388608 across machines).");
-        var connect = config.GetTimeSpan("disttrain.data-plane.connect-timeout", null, false);
+        var connect = Read(config, "disttrain.data-plane.connect-timeout", c => c.GetTimeSpan("disttrain.data-plane.connect-timeout", null, false), "a duration such as 5s");
         if (connect <= TimeSpan.Zero) throw new ArgumentException("disttrain.data-plane.connect-timeout must be positive, e.g. 5s.");
-        var chunk = config.GetInt("disttrain.data-plane.gradient-chunk-floats", -1);
+        var chunk = Read(config, "disttrain.data-plane.gradient-chunk-floats", c => c.GetInt("disttrain.data-plane.gradient-chunk-floats", -1), "an integer");
         if (chunk < 0) throw new ArgumentException($"disttrain.data-plane.gradient-chunk-floats = {chunk} must be 0 (send after the backward) or a positive number of floats, e.g. 65536.");
-        var join = config.GetTimeSpan("disttrain.join-timeout", null, false);
+        var join = Read(config, "disttrain.join-timeout", c => c.GetTimeSpan("disttrain.join-timeout", null, false), "a duration such as 30s");
         if (join <= TimeSpan.Zero) throw new ArgumentException("disttrain.join-timeout must be positive, e.g. 30s.");
-        var protocol = config.GetInt("disttrain.protocol-version", 0);
-        if (protocol <= 0) throw new ArgumentException($"disttrain.protocol-version = {protocol} must be positive.");
         var name = config.GetString("disttrain.system-name", "");
         if (string.IsNullOrWhiteSpace(name) || !name.All(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_'))
             throw new ArgumentException($"disttrain.system-name = '{name}' must be letters, digits, '-' or '_'.");
 
-        return new DistTrainSettings(name, protocol, maxMessage, join, new DataPlaneSettings(dpHost, dpPort, maxFrame, buffer, connect, chunk));
+        return new DistTrainSettings(name, maxMessage, join, new DataPlaneSettings(dpHost, dpPort, maxFrame, buffer, connect, chunk));
+    }
+
+    /// <summary>A value of the wrong type (e.g. port = "abc") fails here with the key's name, not deep inside Akka's parser.</summary>
+    private static T Read<T>(Config config, string key, Func<Config, T> get, string expected)
+    {
+        try { return get(config); }
+        catch (Exception e) when (e is FormatException or OverflowException or InvalidCastException or ConfigurationException or ArgumentException)
+        {
+            string raw;
+            try { raw = config.GetString(key, "?"); } catch (Exception) { raw = "?"; }
+            throw new ArgumentException($"{key} = '{raw}' is not {expected}; fix it in the cluster config (cluster-config/base.hocon documents each key).", e);
+        }
     }
 }

@@ -54,7 +54,8 @@ public static class CoordinatorMessages
         int Staleness,
         int LocalSteps,
         long MaxSteps,
-        string Augment) : IDistTrainMessage;
+        string Augment,
+        float ClipNorm) : IDistTrainMessage;
 
     /// <summary>Coordinator → worker: the job. A worker builds the model from <paramref name="SpecJson"/> and registers with its hash.</summary>
     public sealed record JobDescription(
@@ -69,8 +70,6 @@ public static class CoordinatorMessages
     /// </summary>
     public sealed record WorkAssignment(long Epoch, long Step, int MicroBatch, int MicroBatchCount, long Version) : IDistTrainMessage;
 
-    /// <summary>Coordinator → worker: nothing to hand out now (step barrier, waiting for a version); ask again after the delay.</summary>
-    public sealed record NoWorkYet(int RetryAfterMs) : IDistTrainMessage;
 
     /// <summary>Coordinator → everyone: training finished (or stopped, with a reason).</summary>
     public sealed record TrainingDone(long FinalStep, long FinalVersion, string? Reason) : IDistTrainMessage;
@@ -88,9 +87,5 @@ public static class CoordinatorMessages
         double WaitMs,
         long BytesSent) : IDistTrainMessage;
 
-    /// <summary>Worker → Coordinator: a micro-batch could not be finished (bad data, NaN gradient); the coordinator re-queues or stops.</summary>
-    public sealed record MicroBatchFailed(string WorkerId, long Step, int MicroBatch, string Reason) : IDistTrainMessage;
 
-    /// <summary>Coordinator → metrics/CLI: one epoch's summary.</summary>
-    public sealed record EpochCompleted(long Epoch, long Step, double TrainLoss, double TrainAccuracy, double TestAccuracy) : IDistTrainMessage;
 }

@@ -1,5 +1,4 @@
-// Messages of the parameter-server shards: the shard layout, version publication, gradient receipts
-// and parameter pulls. Tensor bytes never travel in these; they go over the data plane (DataPlane/).
+// Messages of the parameter-server shards: the shard layout, version publication and gradient receipts. Tensor bytes never travel in these; they go over the data plane (DataPlane/).
 namespace DistTrain.Cluster.Messages;
 
 public static class ParameterServerMessages
@@ -12,14 +11,44 @@ public static class ParameterServerMessages
     {
         public override string ToString() =>
             $"ShardLayout(parameters={ParameterCount}, shards=[{string.Join(", ", Shards.Select(s => $"{s.Shard}:{s.Offset}+{s.Length}@{s.DataHost}:{s.DataPort}"))}])";
+
+        /// <summary>Null when the shards, in key order, tile [0, ParameterCount) without a gap or an overlap; else what is wrong, naming the ranges.</summary>
+        public string? TilingError()
+        {
+            long next = 0;
+            for (int i = 0; i < Shards.Length; i++)
+            {
+                var s = Shards[i];
+                if (s is null) return $"shard {i} has no owner yet";
+                if (s.Shard != i) return $"shard at position {i} says it is shard {s.Shard}";
+                if (s.Length < 0 || s.Offset != next)
+                    return $"shard {i} owns [{s.Offset}, {s.Offset + s.Length}) but the ranges must continue at {next}: " + Ranges();
+                next = s.Offset + s.Length;
+            }
+            return next == ParameterCount ? null : $"the ranges end at {next}, not at the parameter count {ParameterCount}: " + Ranges();
+        }
+
+        private string Ranges() => string.Join(", ", Shards.Select((s, i) => s is null ? $"{i}: none" : $"{i}: [{s.Offset}, {s.Offset + s.Length})"));
     }
 
     /// <summary>PS shard → Coordinator: the shard is up, owns this range and listens for data-plane frames at DataHost:DataPort.</summary>
     public sealed record RegisterShard(int Shard, long Offset, int Length, string OwnerAddress, string DataHost, int DataPort, int ProtocolVersion)
         : IDistTrainMessage;
 
-    /// <summary>PS shard → Coordinator and workers: a new version of the shard's range exists (after the step's update).</summary>
+    /// <summary>PS shard → Coordinator: a new version of the shard's range exists (after the step's update; workers get the values as frames).</summary>
     public sealed record VersionPublished(int Shard, long Version, long Step) : IDistTrainMessage;
+
+    /// <summary>
+    /// PS shard → Coordinator, sync with --clip-norm: the step's sum over this shard's range is complete; its exact Σ g²
+    /// (ExactSquareSum digits) so the coordinator can form the global norm, which no single shard sees.
+    /// </summary>
+    public sealed record NormShare(int Shard, long Step, uint[] Digits) : IDistTrainMessage
+    {
+        public override string ToString() => $"NormShare(shard={Shard}, step={Step}, digits=[{Digits.Length}])";
+    }
+
+    /// <summary>Coordinator → every PS shard: the global gradient norm of <paramref name="Step"/>; clip with it and apply.</summary>
+    public sealed record ApplyClipped(long Step, double GlobalNorm) : IDistTrainMessage;
 
     /// <summary>PS shard → Coordinator: the gradient of (step, micro-batch) for this shard arrived intact and was kept.</summary>
     public sealed record GradientAccepted(int Shard, string WorkerId, long Step, int MicroBatch) : IDistTrainMessage;
@@ -33,15 +62,5 @@ public static class ParameterServerMessages
     /// <summary>PS shard → Coordinator: a gradient frame was dropped (wrong length, unknown step, duplicate); never applied.</summary>
     public sealed record GradientRejected(int Shard, string WorkerId, long Step, int MicroBatch, string Reason) : IDistTrainMessage;
 
-    /// <summary>Worker → PS shard: send me your range at version ≥ MinVersion over the data plane to DataHost:DataPort.</summary>
-    public sealed record PullParameters(string WorkerId, int Shard, long MinVersion, string DataHost, int DataPort) : IDistTrainMessage;
 
-    /// <summary>
-    /// A small slice of parameters inside a control message — only for tiny ranges (below disttrain.max-message-bytes),
-    /// e.g. tests and checkpoint metadata; tensors of real models go over the data plane. Prints its length and version, never values.
-    /// </summary>
-    public sealed record ParameterSlice(int Shard, long Version, long Offset, float[] Values) : IDistTrainMessage
-    {
-        public override string ToString() => $"ParameterSlice(shard={Shard}, version={Version}, offset={Offset}, shape=[{Values.Length}])";
-    }
 }

@@ -17,8 +17,6 @@ public static class RuntimeMessages
     /// <summary>Coordinator → PS shard: the worker left; close its connection.</summary>
     public sealed record WorkerGone(string WorkerId) : IDistTrainMessage;
 
-    /// <summary>Coordinator → PS shard: send your range at the current version to this endpoint (checkpoint collection).</summary>
-    public sealed record SendParameters(string DataHost, int DataPort, long MinVersion) : IDistTrainMessage;
 
     /// <summary>
     /// Coordinator → PS shard, at a step boundary: send your range at <paramref name="Version"/> (parameters, each optimizer

@@ -32,13 +32,11 @@ public sealed record CoordinatorSettings(int Shards, string OutDir, NodeEndpoint
     /// <summary>Start from this checkpoint (its step, weights, optimizer state and buffers) instead of step 0 (sync mode). A point at
     /// step 0 is `--init` (ClusterNode.InitialPoint): weights with a fresh optimizer, and a new metrics.jsonl.</summary>
     public DistTrain.Nn.Checkpoints.ResumePoint? Resume { get; init; }
-    /// <summary>Tests only: stop abruptly (no output, RunCompleted with an error) once this many steps are done, as if the process died.</summary>
-    public long CrashAfterStep { get; init; } = -1;
     /// <summary>How long a snapshot may stay incomplete after every shard has passed its version before the coordinator acts:
     /// it asks again for the final state (the shards stay there) and gives up on an intermediate checkpoint (they moved on).</summary>
     public TimeSpan SnapshotGrace { get; init; } = TimeSpan.FromSeconds(20);
-    /// <summary>Tests only: the coordinator drops this many incoming checkpoint frames, as if a shard's send had failed.</summary>
-    public int DropCheckpointFrames { get; init; }
+    /// <summary>Faults a test injects (null in production).</summary>
+    public ICoordinatorFaults? Faults { get; init; }
 }
 
 public sealed partial class CoordinatorActor : ReceiveActor
@@ -83,7 +81,7 @@ public sealed partial class CoordinatorActor : ReceiveActor
         _self = Self; // frame handlers run on data-plane threads, where Self is unavailable
         _description = JobMapping.ToDescription(job, Guid.NewGuid().ToString("N")[..12], parameterCount, settings.Mode);
         _description = _description with { Dataset = _description.Dataset with { TrainSamples = trainCount } };
-        _ranges = DistTrain.Cluster.Training.ShardLayout.Split(parameterCount, settings.Shards);
+        _ranges = DistTrain.Cluster.Training.KeyRanges.Split(parameterCount, settings.Shards);
         _shards = new ShardInfo?[settings.Shards];
         _shardRefs = new IActorRef?[settings.Shards];
         _published = new long[settings.Shards];
@@ -98,9 +96,10 @@ public sealed partial class CoordinatorActor : ReceiveActor
             StepOfUnit = unit => settings.Mode.LastStepOf(unit, _planSteps),
         };
         _checkpoints = new CoordinatorCheckpoints(job, _ranges, settings.Endpoints, v => _self.Tell(new CollectionArrived(v)),
-            statistics: _description.Hyper.Mode == TrainingMode.Sync, optimizerState: _description.Hyper.Mode != TrainingMode.LocalSgd)
+            optimizerState: _description.Hyper.Mode != TrainingMode.LocalSgd)
         {
-            DropFrames = settings.DropCheckpointFrames,
+            DropFrame = settings.Faults is { } faults ? faults.DropCheckpointFrame : null,
+            RunMetadata = settings.Mode.Metadata(),
         };
         _restored = new bool[settings.Shards];
         if (settings.Resume is not null && settings.Mode.Mode != TrainingMode.Sync)
@@ -118,6 +117,7 @@ public sealed partial class CoordinatorActor : ReceiveActor
         Receive<GradientAccepted>(OnAccepted);
         Receive<GradientRejected>(r => _log.Warning("Shard {0} dropped a gradient of step {1} micro-batch {2} from {3}: {4}", r.Shard, r.Step, r.MicroBatch, r.WorkerId, r.Reason));
         Receive<VersionPublished>(OnPublished);
+        Receive<NormShare>(OnNormShare);
         Receive<MicroBatchDone>(d => _stepLog.Add(d));
         Receive<Terminated>(t => OnWorkerLeft(t.ActorRef));
         Receive<CollectionArrived>(c =>
@@ -153,7 +153,14 @@ public sealed partial class CoordinatorActor : ReceiveActor
         if (r.ProtocolVersion != WireProtocol.Version) { Sender.Tell(new RegisterRejected(r.NodeId, VersionMismatch(r.ProtocolVersion))); return; }
         int s = Array.FindIndex(_shardRefs, x => x is not null && x.Equals(Sender));
         if (s < 0) s = Array.FindIndex(_shardRefs, x => x is null);
-        if (s < 0) { Sender.Tell(new RegisterRejected(r.NodeId, $"all {_shards.Length} parameter-server shards are taken; start the job with more --ps-shards.")); return; }
+        if (s < 0)
+        {
+            var taken = string.Join(", ", _ranges.Select((k, i) => $"shard {i} {k} on {_shards[i]?.OwnerAddress ?? _shardRefs[i]!.Path.Address.ToString()}"));
+            _log.Warning("Parameter-server actor {0} refused: every key range is taken ({1})", r.NodeId, taken);
+            Sender.Tell(new RegisterRejected(r.NodeId, $"all {_shards.Length} key ranges of the {_description.ParameterCount} parameters are taken ({taken}); " +
+                "start the job with more --ps-shards, or a lower --ps-local so the coordinator's process hosts fewer of them."));
+            return;
+        }
         _shardRefs[s] = Sender;
         Context.Watch(Sender);
         Sender.Tell(new ShardAssignment(s, _shards.Length, _ranges[s].Offset, _ranges[s].Length, _description));
@@ -301,6 +308,30 @@ public sealed partial class CoordinatorActor : ReceiveActor
         }
     }
 
+    /// <summary>--clip-norm (sync): merges the shards' exact Σ g² of a step (order-free, so the bits equal one process's
+    /// norm over the whole vector) and tells every shard the global norm once all have sent theirs.</summary>
+    private void OnNormShare(NormShare n)
+    {
+        // A shard that applied step t can complete t+1 before this actor has heard every shard publish t: one step ahead is normal.
+        if ((uint)n.Shard >= (uint)_shardRefs.Length || n.Step < _step || n.Step > _step + 1 || n.Digits.Length != DistTrain.Nn.Optimizers.ExactSquareSum.SerializedLength)
+        {
+            _log.Warning("Ignored a malformed or stale norm share (shard {0}, step {1}) during step {2}", n.Shard, n.Step, _step);
+            return;
+        }
+        foreach (var old in _normShares.Keys.Where(k => k < _step).ToArray()) _normShares.Remove(old);
+        if (!_normShares.TryGetValue(n.Step, out var parts)) _normShares[n.Step] = parts = new DistTrain.Nn.Optimizers.ExactSquareSum?[_shardRefs.Length];
+        if (parts[n.Shard] is not null) return;
+        parts[n.Shard] = DistTrain.Nn.Optimizers.ExactSquareSum.FromDigits(n.Digits);
+        if (parts.Any(p => p is null)) return;
+        _normShares.Remove(n.Step);
+        var total = new DistTrain.Nn.Optimizers.ExactSquareSum();
+        foreach (var part in parts) total.Add(part!.Value);
+        var clip = new ApplyClipped(n.Step, Math.Sqrt(total.ToDouble()));
+        foreach (var s in _shardRefs) s!.Tell(clip);
+    }
+
+    private readonly Dictionary<long, DistTrain.Nn.Optimizers.ExactSquareSum?[]> _normShares = [];
+
     private void OnAccepted(GradientAccepted a) => _queue.Acknowledge(a.Step, a.MicroBatch, a.Shard);
 
     private void OnPublished(VersionPublished p)
@@ -310,7 +341,7 @@ public sealed partial class CoordinatorActor : ReceiveActor
         _stepLog.End(_step);
         long next = _step + 1;
         if (next % 20 == 0 || next == _totalSteps) _settings.OnProgress?.Invoke(_stepLog.Summary(next, _totalSteps));
-        if (next == _settings.CrashAfterStep) { Crash(next); return; }
+        if (_settings.Faults?.CrashAfter(next) == true) { Crash(next); return; }
         if (next >= _totalSteps) { _allApplied = true; TryFinish(); return; }
         BeginStep(next);
     }
@@ -324,7 +355,7 @@ public sealed partial class CoordinatorActor : ReceiveActor
     private void Crash(long step)
     {
         _finishing = true;
-        _settings.OnCompleted?.Invoke(new RunCompleted(step, null, double.NaN, double.NaN, $"stopped after step {step} (CrashAfterStep, a test hook)"));
+        _settings.OnCompleted?.Invoke(new RunCompleted(step, null, double.NaN, double.NaN, $"stopped after step {step} (an injected fault)"));
     }
 
     private void OnWorkerLeft(IActorRef who)
@@ -417,7 +448,8 @@ public sealed partial class CoordinatorActor : ReceiveActor
         try
         {
             var (values, buffers) = _checkpoints.Collected(FinalVersion);
-            result = ModelOutput.SaveAndEvaluate(_job, values, _planSteps, _settings.OutDir, _stepLog, buffers, _settings.Mode.Metadata());
+            result = ModelOutput.SaveAndEvaluate(_job, values, _planSteps, _settings.OutDir, _stepLog, buffers, _settings.Mode.Metadata(),
+                _checkpoints.CollectedState(FinalVersion), _checkpoints.OptimizerDescription);
         }
         catch (Exception e) { result = new RunCompleted(_planSteps, null, double.NaN, double.NaN, e.Message); }
         var done = new TrainingDone(_planSteps, _totalSteps, result.Error);

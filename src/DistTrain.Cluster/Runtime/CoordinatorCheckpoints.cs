@@ -28,7 +28,7 @@ public sealed class CoordinatorCheckpoints : IFrameHandler, IDisposable
     // Snapshots in flight by version: the shards may be asked for two upcoming versions at once.
     private readonly System.Collections.Concurrent.ConcurrentDictionary<long, SnapshotAssembly> _snapshots = new();
 
-    /// <param name="statistics">Whether shard 0 keeps the BatchNorm buffers (sync mode); else the final model keeps the initial ones.</param>
+    /// <param name="statistics">Whether shard 0 keeps the BatchNorm buffers (it does in every mode); false keeps the model's initial ones.</param>
     /// <param name="optimizerState">Whether the shards run the job's optimizer and send its state (not in local-sgd, where
     /// they average deltas and hold no state).</param>
     public CoordinatorCheckpoints(TrainJob job, KeyRange[] ranges, NodeEndpoints endpoints, Action<long> onComplete, bool statistics = true,
@@ -45,9 +45,19 @@ public sealed class CoordinatorCheckpoints : IFrameHandler, IDisposable
         _buffersLength = statistics && new RunningStatistics(_replica).Length > 0 ? _replica.Store.Buffers.Length : 0;
     }
 
-    /// <summary>Tests only: drop this many incoming frames, as if a shard's send had failed.</summary>
-    public int DropFrames { get => _dropFrames; init => _dropFrames = value; }
-    private int _dropFrames;
+    /// <summary>How the run trains (the mode), written into every checkpoint's metadata.</summary>
+    public IReadOnlyDictionary<string, string> RunMetadata { get; init; } = new Dictionary<string, string>();
+    public string OptimizerDescription => _optimizerDescription;
+
+    /// <summary>The collected optimizer state, one buffer per state name joined in key order (none in local-sgd).</summary>
+    public (string Name, float[] Data)[] CollectedState(long version)
+    {
+        var s = Get(version);
+        return _stateNames.Select((n, i) => (n, s.JoinState(i))).ToArray();
+    }
+
+    /// <summary>An injected fault (tests): asked for each incoming frame, true drops it as if the shard's send had failed.</summary>
+    public Func<bool>? DropFrame { get; init; }
 
     /// <summary>Starts collecting the state at <paramref name="version"/>; tell every shard the returned message.</summary>
     public SendCheckpoint Begin(long version)
@@ -59,7 +69,7 @@ public sealed class CoordinatorCheckpoints : IFrameHandler, IDisposable
     /// <summary>The message that asks the shards for <paramref name="version"/> (again: what already arrived is kept).</summary>
     public SendCheckpoint Ask(long version)
     {
-        _server ??= new DataPlaneServer(IPAddress.Parse(_endpoints.BindAddress), 0, this, _endpoints.MaxFrameBytes);
+        _server ??= _endpoints.Listen(this);
         return new SendCheckpoint(_endpoints.AdvertisedHost, _server.Port, version);
     }
 
@@ -77,9 +87,8 @@ public sealed class CoordinatorCheckpoints : IFrameHandler, IDisposable
         var (values, buffers) = Collected(version);
         values.CopyTo(_replica.Store.Values, 0);
         buffers.CopyTo(_replica.Store.Buffers, 0);
-        var state = _stateNames.Select((n, i) => (n, s.JoinState(i))).ToArray();
         int epoch = stepsPerEpoch == 0 ? 0 : (int)(s.Version / stepsPerEpoch);
-        return CheckpointSeries.Write(outDir, _job, _replica.Store, state, _optimizerDescription, s.Version, epoch);
+        return CheckpointSeries.Write(outDir, _job, _replica.Store, CollectedState(version), _optimizerDescription, s.Version, epoch, RunMetadata);
     }
 
     /// <summary>Forgets a snapshot once it was used.</summary>
@@ -93,7 +102,7 @@ public sealed class CoordinatorCheckpoints : IFrameHandler, IDisposable
     {
         var r = _ranges[shard.Shard];
         long v = point.Step;
-        using var client = DataPlaneClient.Connect(shard.DataHost, shard.DataPort, senderId, TimeSpan.FromSeconds(10));
+        using var client = _endpoints.Connect(shard.DataHost, shard.DataPort, senderId);
         client.Send(new FrameHeader(FrameKind.Parameters, v, 0, v, shard.Shard, r.Offset, r.Length, 0, 0), point.Values.AsSpan(r.Offset, r.Length));
         for (int i = 0; i < point.OptimizerState.Count; i++)
             client.Send(new FrameHeader(FrameKind.OptimizerState, v, i, v, shard.Shard, r.Offset, r.Length, 0, 0),
@@ -107,7 +116,7 @@ public sealed class CoordinatorCheckpoints : IFrameHandler, IDisposable
         destination = Span<float>.Empty;
         _snapshots.TryGetValue(header.Version, out var s);
         if (s is null || header.Kind is not (FrameKind.Parameters or FrameKind.OptimizerState or FrameKind.Buffers)) return DropReason.Rejected;
-        if (_dropFrames > 0 && Interlocked.Decrement(ref _dropFrames) >= 0) return DropReason.Rejected;
+        if (DropFrame?.Invoke() == true) return DropReason.Rejected;
         var staging = s.Stage(ShardCheckpointing.PartOf(header.Kind), header.Version, header.Shard, header.MicroBatch, header.Offset, header.Length);
         if (staging is null) return DropReason.WrongLength;
         destination = staging;

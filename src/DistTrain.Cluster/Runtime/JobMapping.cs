@@ -13,15 +13,13 @@ public static class JobMapping
     {
         mode ??= ModeOptions.Sync;
         mode.Validate();
-        if (job.ClipNorm > 0)
-            throw new ArgumentException("--clip-norm is not supported by the cluster runtime yet (a global norm needs every shard's range); run without it or with one process.");
         var spec = job.Spec();
         return new JobDescription(jobId, spec.CanonicalJson, spec.Hash, parameterCount,
             new DatasetInfo(job.Dataset, 0, 0, ""),
             new Hyperparameters(
                 new OptimizerSpec(job.Optimizer, job.Lr, 0, 0, 0, 0, job.WeightDecay ?? float.NaN),
                 job.Schedule, 0, job.BatchSize, job.MicroBatch <= 0 ? job.BatchSize : job.MicroBatch, job.Seed,
-                job.Epochs, mode.Mode, mode.Staleness, mode.LocalSteps, job.MaxSteps, job.Augment));
+                job.Epochs, mode.Mode, mode.Staleness, mode.LocalSteps, job.MaxSteps, job.Augment, job.ClipNorm));
     }
 
     public static TrainJob ToTrainJob(JobDescription d) => new()
@@ -38,6 +36,7 @@ public static class JobMapping
         Seed = (int)d.Hyper.Seed,
         MaxSteps = d.Hyper.MaxSteps,
         Augment = d.Hyper.Augment,
+        ClipNorm = d.Hyper.ClipNorm,
     };
 
     /// <summary>The run's mode as the job carries it to every node.</summary>

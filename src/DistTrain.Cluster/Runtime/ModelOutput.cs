@@ -1,5 +1,7 @@
-// End of a cluster run: puts the collected flat parameter vector (and buffers) into a model replica, writes
-// model.safetensors atomically (spec, step, seed in its metadata) and evaluates on the test split.
+// The end of every run, one process or a cluster: model.safetensors (spec, step, epoch, seed, job, mode in its
+// metadata) and the optimizer state beside it, through one writer, so the same training gives the same files byte for
+// byte whatever ran it; for a cluster run also puts the collected flat vector into a replica and evaluates it.
+using DistTrain.Nn;
 using DistTrain.Nn.Checkpoints;
 using DistTrain.Nn.Models;
 using DistTrain.Nn.Training;
@@ -11,8 +13,21 @@ public static class ModelOutput
 {
     /// <param name="buffers">BatchNorm running statistics folded by shard 0 (null: the model's initial buffers).</param>
     /// <param name="metadata">Extra checkpoint metadata (the run's training mode).</param>
+    /// <summary>Writes DIR/model.safetensors and, when there is optimizer state, DIR/model.optimizer.safetensors; returns the weights' path.</summary>
+    public static string Save(string outDir, TrainJob job, ParameterStore store, IReadOnlyList<(string Name, float[] Data)> optimizerState,
+        string optimizerDescription, long steps, int epoch, IReadOnlyDictionary<string, string> runMetadata)
+    {
+        Directory.CreateDirectory(outDir);
+        var path = Path.Combine(outDir, "model.safetensors");
+        CheckpointSeries.SaveWeights(path, job, store, steps, epoch, runMetadata);
+        var optimizerPath = Checkpoint.OptimizerPathFor(path);
+        if (optimizerState.Count > 0) Checkpoint.SaveOptimizerState(optimizerPath, optimizerState, steps, optimizerDescription);
+        else File.Delete(optimizerPath); // local-sgd keeps no optimizer state: leave none from an earlier run
+        return path;
+    }
+
     public static RunCompleted SaveAndEvaluate(TrainJob job, float[] parameters, long steps, string outDir, StepLog log,
-        float[]? buffers = null, IReadOnlyDictionary<string, string>? metadata = null)
+        float[]? buffers, IReadOnlyDictionary<string, string> metadata, IReadOnlyList<(string Name, float[] Data)> optimizerState, string optimizerDescription)
     {
         var spec = job.Spec();
         var model = spec.Build((ulong)(uint)job.Seed);
@@ -25,15 +40,10 @@ public static class ModelOutput
                 throw new InvalidOperationException($"Collected {buffers.Length} buffer values but the model has {model.Store.Buffers.Length}.");
             buffers.AsSpan().CopyTo(model.Store.Buffers); // BatchNorm running statistics, folded by shard 0
         }
-        Directory.CreateDirectory(outDir);
-        var path = Path.Combine(outDir, "model.safetensors");
         var (train, test) = DistTrain.Data.Sources.DatasetSpec.Parse(job.Dataset).Load();
         int stepsPerEpoch = DistTrain.Data.Plans.EpochPlan.CountSteps(train.Count, job.BatchSize);
         int epochs = stepsPerEpoch == 0 ? 0 : (int)(steps / stepsPerEpoch);
-        Checkpoint.Save(path, model.Store, new CheckpointInfo(spec.CanonicalJson, steps, epochs, job.Seed)
-        {
-            Extra = metadata ?? new Dictionary<string, string>(),
-        });
+        var path = Save(outDir, job, model.Store, optimizerState, optimizerDescription, steps, epochs, metadata);
         var trainer = job.CreateTrainer(train.Count, model);
         var eval = trainer.Evaluate(test);
         log.Epoch(new EpochMetrics(Math.Max(epochs - 1, 0), steps, double.NaN, double.NaN, eval.Loss, eval.Accuracy, 0, 0));

@@ -1,9 +1,10 @@
 // What a PS shard adds for checkpoints and BatchNorm buffers (DESIGN contracts 2 and 4): shard 0 keeps
-// the model's running statistics, folding the workers' per-micro-batch statistics in micro-batch order
-// when a step is applied; every shard sends its range, its optimizer state (and shard 0 the buffers) for
+// the model's running statistics in every mode, folding the workers' per-micro-batch statistics in the
+// order the mode applies work (StatisticsLog); every shard sends its range, its optimizer state (and shard 0 the buffers) for
 // a checkpoint, and takes them back from the coordinator when a run resumes. Called by
 // ParameterServerActor under its lock; the frame handling stays there.
 using DistTrain.Cluster.DataPlane;
+using DistTrain.Cluster.Messages;
 using DistTrain.Cluster.Training;
 using DistTrain.Nn.Models;
 using DistTrain.Nn.Training;
@@ -18,22 +19,32 @@ public sealed class ShardCheckpointing
     private readonly StatisticsLog _log;
     private readonly int _microBatches;
     private SnapshotAssembly? _restore;
-    private readonly bool _foldStatistics;
+    private readonly ModeOptions _mode;
+    private readonly long _planSteps;
 
-    /// <param name="foldStatistics">Sync mode: fold the workers' BatchNorm statistics (other modes have no micro-batch order to follow).</param>
-    public ShardCheckpointing(ParameterShard shard, Sequential replica, int microBatches, bool foldStatistics = true)
+    /// <param name="mode">How the shard applies work, and so in which order shard 0 folds the statistics (StatisticsLog).</param>
+    /// <param name="planSteps">Optimizer steps of the run (local-sgd: how many local steps the last round has).</param>
+    public ShardCheckpointing(ParameterShard shard, Sequential replica, int microBatches, ModeOptions? mode = null, long planSteps = 0)
     {
         _shard = shard;
         _replica = replica;
         _running = new RunningStatistics(replica);
-        _foldStatistics = foldStatistics;
+        _mode = mode ?? ModeOptions.Sync;
+        _planSteps = planSteps;
         _microBatches = microBatches;
-        _log = new StatisticsLog(KeepsStatistics ? _running.Length : 0, microBatches);
-        _log.Begin(shard.Version, microBatches);
+        int vectors = _mode.Mode == TrainingMode.LocalSgd ? _mode.LocalSteps : 1;
+        int pending = _mode.Mode == TrainingMode.Async ? microBatches * (_mode.Staleness + 2) : 2 * microBatches;
+        _log = new StatisticsLog(KeepsStatistics ? _running.Length * vectors : 0, microBatches, pending,
+            stepWindow: _mode.Mode == TrainingMode.Async ? long.MaxValue : 1);
+        _log.Begin(_mode.Mode == TrainingMode.Async ? 0 : shard.Version, microBatches);
     }
 
+    /// <summary>Floats of one statistics frame: one vector per micro-batch, or per local step of a local-sgd chunk.</summary>
+    public static int FrameLength(RunningStatistics statistics, ModeOptions mode) =>
+        statistics.Length * (mode.Mode == TrainingMode.LocalSgd ? mode.LocalSteps : 1);
+
     /// <summary>Shard 0 of a model with BatchNorm layers: receives statistics and owns the buffers.</summary>
-    public bool KeepsStatistics => _foldStatistics && _shard.Shard == 0 && _running.Length > 0;
+    public bool KeepsStatistics => _shard.Shard == 0 && _running.Length > 0;
     public bool Restored { get; private set; }
 
     // ---- BatchNorm statistics (worker → shard 0, before the micro-batch's gradient) ----
@@ -47,12 +58,23 @@ public sealed class ShardCheckpointing
     public void StatisticsArrived(in FrameHeader h) => _log.Commit(h.Step, h.MicroBatch);
     public void StatisticsDropped(in FrameHeader h) => _log.Abort(h.Step, h.MicroBatch);
 
-    /// <summary>The shard applied a step: fold its statistics in micro-batch order, then collect the next step's.</summary>
+    /// <summary>Sync and local-sgd: the shard applied a step (a round): fold its statistics in the mode's order, then collect the next's.</summary>
     public void StepApplied()
     {
-        if (!_log.FoldInOrder(s => _running.Fold(s)))
-            throw new InvalidOperationException($"Shard {_shard.Shard} applied step {_log.Step} without every micro-batch's BatchNorm statistics.");
+        long unit = _log.Step;
+        bool folded = _mode.Mode == TrainingMode.LocalSgd
+            ? _log.FoldRound(_mode.RoundSteps(unit, _planSteps).Count, _running.Length, m => _running.Fold(m.Span))
+            : _log.FoldInOrder(s => _running.Fold(s));
+        if (!folded)
+            throw new InvalidOperationException($"Shard {_shard.Shard} applied step {unit} without every micro-batch's BatchNorm statistics.");
         _log.Begin(_shard.Version, _microBatches);
+    }
+
+    /// <summary>Async: the gradient of (step, micro-batch) was applied; fold its statistics now, in the order of the updates.</summary>
+    public void MicroBatchApplied(long step, int microBatch)
+    {
+        if (!_log.FoldOne(step, microBatch, s => _running.Fold(s)))
+            throw new InvalidOperationException($"Shard {_shard.Shard} applied step {step} micro-batch {microBatch} without its BatchNorm statistics.");
     }
 
     private static Span<float> RejectAll(out GradientDrop reason) { reason = GradientDrop.OutOfRange; return Span<float>.Empty; }
@@ -97,7 +119,7 @@ public sealed class ShardCheckpointing
         for (int i = 0; i < target.Count; i++) states[i].CopyTo(target[i].Data, 0);
         if (KeepsStatistics) a.Buffers.CopyTo(_replica.Store.Buffers, 0);
         _shard.BeginStep(a.Version, _microBatches);
-        _log.Begin(a.Version, _microBatches);
+        _log.Begin(_mode.Mode == TrainingMode.Async ? 0 : a.Version, _microBatches);
         Restored = true;
         _restore = null;
         return a.Version;

@@ -20,14 +20,13 @@ using static DistTrain.Cluster.Messages.CoordinatorMessages;
 
 namespace DistTrain.Cluster.Runtime;
 
-public sealed class WorkerActor : ReceiveActor, IWithUnboundedStash, IFrameHandler
+public sealed class WorkerActor : ReceiveActor, IWithUnboundedStash
 {
     private readonly IActorRef _coordinator;
     private readonly string _workerId;
     private readonly NodeEndpoints _endpoints;
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private readonly IActorRef _self;
-    private readonly Lock _gate = new();
     private readonly int _senderId;
     private JobDescription? _job;
     private Trainer? _trainer;
@@ -35,10 +34,7 @@ public sealed class WorkerActor : ReceiveActor, IWithUnboundedStash, IFrameHandl
     private DataPlaneServer? _server;
     private ParameterServerMessages.ShardInfo[] _shards = [];
     private DataPlaneClient?[] _clients = [];
-    private float[][] _staging = [];       // per shard: receive buffer (written before the checksum is checked)
-    private float[] _pending = [];         // newest pushed values per shard, copied into the model before (or while) computing
-    private ParameterArrivals _arrivals = new([]);   // which version of each shard's range has arrived, and how much
-    private readonly object _arrived = new(); // pulsed by the receive threads after each parameter frame
+    private readonly ParameterInbox _inbox;   // the shards' pushes arrive there (receive threads)
     // Sync: the version the forward is taking layer by layer as its frames arrive (Sequential.ParametersNeeded),
     // and how far the model's values hold it; -1 when the model holds one whole version (or in other modes).
     private long _gateVersion = -1;
@@ -69,25 +65,29 @@ public sealed class WorkerActor : ReceiveActor, IWithUnboundedStash, IFrameHandl
     private sealed record AskForJob : INoSerializationVerificationNeeded;
     private sealed record ParametersArrived : INoSerializationVerificationNeeded;
 
-    public WorkerActor(IActorRef coordinator, string workerId, NodeEndpoints endpoints)
+    private readonly Action<string>? _onRefused;
+
+    public WorkerActor(IActorRef coordinator, string workerId, NodeEndpoints endpoints, Action<string>? onRefused = null)
     {
+        _onRefused = onRefused;
         _coordinator = coordinator;
         _workerId = workerId;
         _self = Self; // frame handlers run on data-plane threads, where Self is unavailable
         _endpoints = endpoints;
         _senderId = JobMapping.SenderIdOf(workerId);
+        var self = Self; // the inbox calls back on receive threads, where Self is unavailable
+        _inbox = new ParameterInbox(() => self.Tell(new ParametersArrived()));
         Receive<AskForJob>(_ => _coordinator.Tell(new RequestJob(_workerId, WireProtocol.Version)));
         Receive<JobDescription>(OnJob);
-        Receive<RegisterRejected>(r => { _log.Error("Worker {0} refused by the coordinator: {1}", _workerId, r.Reason); Context.Stop(Self); });
+        Receive<RegisterRejected>(r => { _log.Error("Worker {0} refused by the coordinator: {1}", _workerId, r.Reason); _onRefused?.Invoke(r.Reason); Context.Stop(Self); });
         Receive<RegisterAccepted>(OnAccepted);
         Receive<WorkAssignment>(OnAssignment);
         Receive<ParametersArrived>(_ => Stash.UnstashAll());
-        Receive<NoWorkYet>(n => Context.System.Scheduler.ScheduleTellOnce(n.RetryAfterMs, _coordinator, new RequestWork(_workerId, _modelVersion), Self));
         Receive<TrainingDone>(_ => Context.Stop(Self));
     }
 
-    public static Props Props(IActorRef coordinator, string workerId, NodeEndpoints endpoints) =>
-        Akka.Actor.Props.Create(() => new WorkerActor(coordinator, workerId, endpoints));
+    public static Props Props(IActorRef coordinator, string workerId, NodeEndpoints endpoints, Action<string>? onRefused = null) =>
+        Akka.Actor.Props.Create(() => new WorkerActor(coordinator, workerId, endpoints, onRefused));
 
     protected override void PreStart() =>
         _retry = Context.System.Scheduler.ScheduleTellRepeatedlyCancelable(TimeSpan.Zero, TimeSpan.FromSeconds(1), Self, new AskForJob(), Self);
@@ -120,26 +120,29 @@ public sealed class WorkerActor : ReceiveActor, IWithUnboundedStash, IFrameHandl
             model.ParametersNeeded = OnParametersNeeded;
             _gated = true;
         }
-        // Sync mode only: there the shard folds them in micro-batch order (ShardCheckpointing.cs).
-        _statisticsBuffer = new float[job.Hyper.Mode == TrainingMode.Sync ? _statistics.Length : 0];
-        _server = new DataPlaneServer(IPAddress.Parse(_endpoints.BindAddress), 0, this, _endpoints.MaxFrameBytes);
+        // Every mode: shard 0 folds them in the order its mode applies work (ShardCheckpointing.cs).
+        _statisticsBuffer = new float[ShardCheckpointing.FrameLength(_statistics, _mode)];
+        _server = _endpoints.Listen(_inbox);
         _coordinator.Tell(new RegisterWorker(_workerId, Self.Path.Address.ToString(), _endpoints.AdvertisedHost, _server.Port,
             WireProtocol.Version, spec.Hash));
     }
 
     private void OnAccepted(RegisterAccepted a)
     {
-        var shards = a.Layout.Shards;
-        lock (_gate)
+        if (a.Layout.TilingError() is { } bad)
         {
-            _shards = shards;
-            _staging = shards.Select(s => new float[s.Length]).ToArray();
-            _pending = new float[a.Layout.ParameterCount];
-            _arrivals = new ParameterArrivals(shards.Select(s => new KeyRange((int)s.Offset, s.Length)).ToArray());
-            _modelShardVersion = shards.Select(_ => -1L).ToArray();
-            _sentFrom = shards.Select(s => s.Offset + s.Length).ToArray();
+            string why = $"the shard layout does not cover the parameter vector: {bad}";
+            _log.Error("Worker {0} refused the coordinator's layout: {1}", _workerId, why);
+            _onRefused?.Invoke(why);
+            Context.Stop(Self);
+            return;
         }
-        _clients = shards.Select(s => (DataPlaneClient?)DataPlaneClient.Connect(s.DataHost, s.DataPort, _senderId, TimeSpan.FromSeconds(10))).ToArray();
+        var shards = a.Layout.Shards;
+        _shards = shards;
+        _inbox.Configure(shards, a.Layout.ParameterCount);
+        _modelShardVersion = shards.Select(_ => -1L).ToArray();
+        _sentFrom = shards.Select(s => s.Offset + s.Length).ToArray();
+        _clients = shards.Select(s => (DataPlaneClient?)_endpoints.Connect(s.DataHost, s.DataPort, _senderId)).ToArray();
         _log.Info("Worker {0} registered: {1}", _workerId, a.Layout);
         _coordinator.Tell(new RequestWork(_workerId, _modelVersion));
     }
@@ -177,6 +180,8 @@ public sealed class WorkerActor : ReceiveActor, IWithUnboundedStash, IFrameHandl
         BeginGradient(async ? null : w);
         _gateWaitTicks = 0;
         var (loss, correct) = _trainer!.ComputeGradient(_train, _plan.Indices(mb), scale, w.Step, w.MicroBatch);
+        // Async --clip-norm: each micro-batch is its own update, and its whole gradient is here (sync clips on the shards).
+        if (async && _trainer.Options.ClipNorm > 0) DistTrain.Nn.Optimizers.GradientClipping.ClipByGlobalNorm(_trainer.Model.Store.Grads, _trainer.Options.ClipNorm);
         _streaming = null;
         if (_gateVersion >= 0) EndVersion();
         _waitMs += Stopwatch.GetElapsedTime(0, _gateWaitTicks).TotalMilliseconds;
@@ -255,7 +260,7 @@ public sealed class WorkerActor : ReceiveActor, IWithUnboundedStash, IFrameHandl
     private void RunLocalChunk(WorkAssignment w)
     {
         var t0 = Stopwatch.GetTimestamp();
-        var (loss, correct, samples) = _local!.Run(w.Step, w.MicroBatch);
+        var (loss, correct, samples) = _local!.Run(w.Step, w.MicroBatch, _statistics, _statisticsBuffer);
         double computeMs = Stopwatch.GetElapsedTime(t0).TotalMilliseconds;
         _modelVersion = -1; // the replica now holds θ_local: the next chunk starts again from the pushed θ_r
         SendAndReport(w, loss, samples, correct, computeMs, perShardVersion: false);
@@ -280,22 +285,9 @@ public sealed class WorkerActor : ReceiveActor, IWithUnboundedStash, IFrameHandl
     /// <summary>Async: copies every shard's newest pushed range into the model when all are at least <paramref name="minVersion"/>.</summary>
     private bool TryRefresh(long minVersion)
     {
-        lock (_gate)
-        {
-            for (int s = 0; s < _shards.Length; s++) if (_arrivals.CompleteVersion(s) < minVersion) return false; // -1 while a newer one is half arrived
-            long oldest = long.MaxValue;
-            for (int s = 0; s < _shards.Length; s++)
-            {
-                if (_arrivals.CompleteVersion(s) != _modelShardVersion[s])
-                {
-                    var info = _shards[s];
-                    _pending.AsSpan((int)info.Offset, info.Length).CopyTo(_trainer!.Model.Store.Values.AsSpan((int)info.Offset, info.Length));
-                    _modelShardVersion[s] = _arrivals.CompleteVersion(s);
-                }
-                oldest = Math.Min(oldest, _modelShardVersion[s]);
-            }
-            _modelVersion = oldest;
-        }
+        long oldest = _inbox.TryRefresh(minVersion, _trainer!.Model.Store.Values, _modelShardVersion);
+        if (oldest < 0) return false;
+        _modelVersion = oldest;
         return true;
     }
 
@@ -306,7 +298,7 @@ public sealed class WorkerActor : ReceiveActor, IWithUnboundedStash, IFrameHandl
     private long SendStatistics(WorkAssignment w)
     {
         if (_statisticsBuffer.Length == 0) return 0;
-        _statistics!.Gather(_statisticsBuffer);
+        if (_local is null) _statistics!.Gather(_statisticsBuffer); // local-sgd: the chunk gathered one vector per local step
         int s = ShardIndex(0);
         var h = new FrameHeader(FrameKind.Statistics, w.Step, w.MicroBatch, w.Version, 0, 0, _statisticsBuffer.Length, 0, 0);
         _clients[s]!.Send(h, _statisticsBuffer);
@@ -321,8 +313,7 @@ public sealed class WorkerActor : ReceiveActor, IWithUnboundedStash, IFrameHandl
     {
         stale = false;
         if (_modelVersion == version) return true;
-        lock (_gate)
-            if (!_arrivals.AllBegun(version, out stale)) return false;
+        if (!_inbox.AllBegun(version, out stale)) return false;
         _gateVersion = version;
         _copiedTo = 0;
         _modelVersion = -1; // the model is a mix until EndVersion: nothing but the gated forward may read it
@@ -342,7 +333,7 @@ public sealed class WorkerActor : ReceiveActor, IWithUnboundedStash, IFrameHandl
     /// model holds that version whole.</summary>
     private void EndVersion()
     {
-        int count = _pending.Length;
+        int count = _inbox.Length;
         if (_copiedTo < count) TakeArrived(_copiedTo, count);
         _modelVersion = _gateVersion;
         _gateVersion = -1;
@@ -350,28 +341,8 @@ public sealed class WorkerActor : ReceiveActor, IWithUnboundedStash, IFrameHandl
 
     private void TakeArrived(int from, int to)
     {
-        long started = 0;
-        lock (_arrived)
-        {
-            while (!TryCopyArrived(from, to))
-            {
-                if (started == 0) started = Stopwatch.GetTimestamp();
-                else if (Stopwatch.GetElapsedTime(started) > ParameterWaitLimit)
-                    throw new TimeoutException($"Worker {_workerId} waited {ParameterWaitLimit.TotalSeconds:0} s for parameters [{from}, {to}) of version {_gateVersion}; is a PS shard gone?");
-                Monitor.Wait(_arrived, 1000); // the receive thread pulses under the same lock after each frame: no lost wake-up
-            }
-        }
-        if (started != 0) _gateWaitTicks += Stopwatch.GetTimestamp() - started;
-    }
-
-    private bool TryCopyArrived(int from, int to)
-    {
-        lock (_gate)
-        {
-            if (!_arrivals.Covers(_gateVersion, from, to)) return false;
-            _pending.AsSpan(from, to - from).CopyTo(_trainer!.Model.Store.Values.AsSpan(from, to - from));
-            return true;
-        }
+        try { _gateWaitTicks += _inbox.TakeRange(_gateVersion, from, to, _trainer!.Model.Store.Values, ParameterWaitLimit); }
+        catch (TimeoutException e) { throw new TimeoutException($"Worker {_workerId} {e.Message}", e); }
     }
 
     /// <summary>Copies the pushed values into the model when every shard has exactly <paramref name="version"/>.</summary>
@@ -379,11 +350,7 @@ public sealed class WorkerActor : ReceiveActor, IWithUnboundedStash, IFrameHandl
     {
         stale = false;
         if (_modelVersion == version) return true;
-        lock (_gate)
-        {
-            if (!_arrivals.AllComplete(version, out stale)) return false;
-            _pending.AsSpan().CopyTo(_trainer!.Model.Store.Values);
-        }
+        if (!_inbox.TryTakeAll(version, _trainer!.Model.Store.Values, out stale)) return false;
         _modelVersion = version;
         return true;
     }
@@ -392,35 +359,5 @@ public sealed class WorkerActor : ReceiveActor, IWithUnboundedStash, IFrameHandl
     {
         for (int i = 0; i < _shards.Length; i++) if (_shards[i].Shard == shard) return i;
         return -1;
-    }
-
-    // ---- data plane: parameter pushes from the shards (receive threads) ----
-
-    DropReason? IFrameHandler.Rent(FrameHeader header, out Span<float> destination)
-    {
-        destination = Span<float>.Empty;
-        if (header.Kind != FrameKind.Parameters) return DropReason.Rejected;
-        lock (_gate)
-        {
-            int s = ShardIndex(header.Shard);
-            if (s < 0 || header.Offset < _shards[s].Offset) return DropReason.Rejected;
-            // A push may come as several frames, each a piece of the shard's range (ShardLayout.PushChunks).
-            long rel = header.Offset - _shards[s].Offset;
-            if (rel + header.Length > _shards[s].Length) return DropReason.WrongLength;
-            destination = _staging[s].AsSpan((int)rel, header.Length);
-            return null;
-        }
-    }
-
-    void IFrameHandler.OnFrame(in FrameHeader header, ReadOnlySpan<float> payload)
-    {
-        lock (_gate)
-        {
-            int s = ShardIndex(header.Shard);
-            if (!_arrivals.Accept(s, header.Version, (int)(header.Offset - _shards[s].Offset), header.Length)) return;
-            payload.CopyTo(_pending.AsSpan((int)header.Offset, header.Length));
-        }
-        lock (_arrived) Monitor.PulseAll(_arrived);
-        _self.Tell(new ParametersArrived());
     }
 }

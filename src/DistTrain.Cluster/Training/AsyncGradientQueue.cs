@@ -35,6 +35,9 @@ public sealed class AsyncGradientQueue
     public int SlotCount => _slots.Count;
     public long AppliedCount { get; private set; }
     public bool IsApplied(long step, int microBatch) => _state[step * MicroBatches + microBatch] == Applied;
+    /// <summary>Applied already, or not a micro-batch of this run (checked before indexing: the arguments come off the wire).</summary>
+    public bool IsAppliedOrUnknown(long step, int microBatch) =>
+        step < 0 || (uint)microBatch >= (uint)MicroBatches || (ulong)step * (ulong)MicroBatches >= (ulong)_state.Length || IsApplied(step, microBatch);
     public long Dropped(GradientDrop reason) => _dropped[(int)reason];
 
     /// <summary>A buffer for the gradient of (step, micro-batch) computed on <paramref name="version"/>, or empty and why it is dropped (counted).</summary>

@@ -35,7 +35,9 @@ public sealed class LocalSgdChunk
     /// Runs chunk <paramref name="chunk"/> of <paramref name="round"/> from the model's current values (θ_r). Afterwards the
     /// model's values are θ_local and its gradient buffer holds δ = θ_local − θ_r. Returns Σ loss, correct predictions, samples.
     /// </summary>
-    public (double LossSum, int Correct, int Samples) Run(long round, int chunk)
+    /// <param name="statistics">With the model's running statistics and a buffer of H vectors: the BatchNorm batch statistics of
+    /// each local step, in order (zeros past a short last round), for shard 0 to fold (ShardCheckpointing).</param>
+    public (double LossSum, int Correct, int Samples) Run(long round, int chunk, RunningStatistics? statistics = null, Span<float> statisticsOut = default)
     {
         var values = _trainer.Model.Store.Values;
         values.AsSpan().CopyTo(_anchor);
@@ -52,9 +54,13 @@ public sealed class LocalSgdChunk
             var mb = _plan.MicroBatches(stepInEpoch)[chunk];
             // The micro-batch's sum over 1/M: its mean for a full micro-batch, as a local step on M samples would take.
             var r = _trainer.ComputeGradient(_train, _plan.Indices(mb), 1f / _micro, step, chunk);
+            if (statistics is { Length: > 0 }) statistics.Gather(statisticsOut.Slice(h * statistics.Length, statistics.Length));
+            // --clip-norm: each local step clips its own gradient, as a one-process step clips its batch's.
+            if (_trainer.Options.ClipNorm > 0) DistTrain.Nn.Optimizers.GradientClipping.ClipByGlobalNorm(_trainer.Model.Store.Grads, _trainer.Options.ClipNorm);
             _trainer.Optimizer.Step(values, _trainer.Model.Store.Grads, _schedule(step), h + 1);
             loss += r.LossSum; correct += r.Correct; samples += mb.Size;
         }
+        if (statistics is { Length: > 0 }) statisticsOut[(count * statistics.Length)..].Clear();
         TensorPrimitives.Subtract(values, _anchor, _trainer.Model.Store.Grads);
         return (loss, correct, samples);
     }

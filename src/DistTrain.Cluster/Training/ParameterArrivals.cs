@@ -1,6 +1,6 @@
 // A worker's bookkeeping of the shards' parameter pushes (sync, async and local-sgd alike): per shard, the version
 // whose frames are arriving and how much of the shard's range has arrived from its start. A shard sends a version's
-// frames in key order on one connection (ShardLayout.PushChunks), so "how much" is a prefix; a whole-range frame (a
+// frames in key order on one connection (KeyRanges.PushChunks), so "how much" is a prefix; a whole-range frame (a
 // new worker's or a restore's push, on its own connection) stands alone. Pure state: the worker calls it under its lock.
 namespace DistTrain.Cluster.Training;
 

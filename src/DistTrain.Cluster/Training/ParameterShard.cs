@@ -43,10 +43,31 @@ public sealed class ParameterShard
         Aggregator.Begin(step, microBatches);
     }
 
-    /// <summary>Applies the optimizer with the complete sum, publishing version step+1. False while gradients are missing.</summary>
-    public bool TryApply()
+    /// <summary>Whether the current step's sum is complete (every micro-batch folded) and not yet applied.</summary>
+    public bool StepComplete => Aggregator.IsComplete && Aggregator.Step == Version;
+
+    /// <summary>This shard's exact share of the step's Σ g² (clipping: the coordinator merges every shard's share).</summary>
+    public ExactSquareSum SquareSum()
     {
-        if (!Aggregator.IsComplete || Aggregator.Step != Version) return false;
+        if (!StepComplete) throw new InvalidOperationException($"Shard {Shard}: step {Version} is not complete.");
+        var acc = new ExactSquareSum();
+        acc.Add(Aggregator.Sum);
+        return acc;
+    }
+
+    /// <summary>
+    /// Applies the optimizer with the complete sum, publishing version step+1. False while gradients are missing.
+    /// With <paramref name="maxNorm"/> &gt; 0 the sum is first clipped to that global norm, <paramref name="globalNorm"/> being
+    /// the norm of the whole vector's sum (every shard's share): the one-process Trainer's clip, bit for bit.
+    /// </summary>
+    public bool TryApply(float maxNorm = 0f, double globalNorm = double.NaN)
+    {
+        if (!StepComplete) return false;
+        if (maxNorm > 0f && double.IsFinite(globalNorm))
+        {
+            float coef = GradientClipping.ClipCoefficient(globalNorm, maxNorm);
+            if (coef < 1f) Aggregator.ScaleSum(coef);
+        }
         Optimizer.Step(Values, Aggregator.Sum, _learningRate(Version), Version + 1);
         Version++;
         return true;

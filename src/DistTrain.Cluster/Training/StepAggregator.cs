@@ -51,6 +51,13 @@ public sealed class StepAggregator
     public bool IsComplete => MicroBatchCount > 0 && _folded == MicroBatchCount;
     /// <summary>Σ of the step's micro-batch gradients, folded in index order; valid when IsComplete.</summary>
     public ReadOnlySpan<float> Sum => _sum;
+
+    /// <summary>Clipping (a complete step only): sum *= factor, elementwise, as GradientClipping.Scale does in one process.</summary>
+    public void ScaleSum(float factor)
+    {
+        if (!IsComplete) throw new InvalidOperationException($"Step {Step} is not complete; its sum cannot be clipped yet.");
+        DistTrain.Nn.Optimizers.GradientClipping.Scale(_sum, factor);
+    }
     public long Dropped(GradientDrop reason) => _dropped[(int)reason];
     public long DroppedTotal => _dropped.Sum();
 

@@ -13,7 +13,7 @@ public sealed class DatasetSpec
         "  idx:DIR[:classes=K]                         MNIST-layout files in DIR: train-images-idx3-ubyte[.gz], train-labels-idx1-ubyte[.gz], t10k-...\n" +
         "  csv:FILE[:label=COLUMN][:test=FILE][:holdout=F]   header row, numeric features; label column default 'label';\n" +
         "                                              without test=, a seeded fraction F (default 0.2) of FILE is held out (0: test on FILE)\n" +
-        "  synthetic:NAME[:n=COUNT][:test-n=COUNT][:seed=S][:margin=M][:noise=X]   NAME: quadrants, spirals, xor (n default 1000)";
+        "  synthetic:NAME[:n=COUNT][:test-n=COUNT][:seed=S][:margin=M][:noise=X]   NAME: quadrants, spirals, xor, separable, mackey-glass (n default 1000; for mackey-glass n counts windows of 400 steps)";
 
     static readonly Dictionary<string, string[]> AllowedOptions = new()
     {
@@ -89,6 +89,33 @@ public sealed class DatasetSpec
             }
         }
     }
+
+    /// <summary>The training split's per-sample shape and class count, read from file headers where the format has
+    /// them (Fashion-MNIST, IDX) and otherwise by loading the data.</summary>
+    public (int[] SampleShape, int Classes) Describe()
+    {
+        switch (Kind)
+        {
+            case "fashion-mnist":
+                return ([1, 28, 28], FashionMnist.Classes);
+            case "idx":
+            {
+                var stem = IdxDirectory.Stem(DataSplit.Train, labels: false);
+                var file = IdxDirectory.Find(Target!, stem) ?? throw new DataException(Path.Combine(Target!, stem),
+                    $"not found: looked in {Path.GetFullPath(Target!)} for {string.Join(", ", IdxDirectory.Candidates(stem))}", IdxReader.InstallHint);
+                var (_, rows, cols) = IdxReader.ReadImageHeader(file);
+                return ([1, rows, cols], Int("classes", 10));
+            }
+            default:
+            {
+                var (train, test) = Load();
+                return (train.SampleShape, Math.Max(train.Classes, test.Classes));
+            }
+        }
+    }
+
+    /// <summary>True for data whose samples are feature vectors (CSV tables), which are standardized per feature.</summary>
+    public bool IsTabular => Kind == "csv";
 
     /// <summary>The canonical text (options sorted): Parse(ToString()) gives an equal spec.</summary>
     public override string ToString()

@@ -57,6 +57,14 @@ public static class IdxReader
         return new IdxImages(dims[0], dims[1], dims[2], pixels);
     }
 
+    /// <summary>(count, rows, cols) from an image file's header alone.</summary>
+    public static (int Count, int Rows, int Cols) ReadImageHeader(string path)
+    {
+        using var stream = Open(path);
+        var dims = ReadHeader(stream, path, ImagesMagic, "images (u8, 3 dims)");
+        return (dims[0], dims[1], dims[2]);
+    }
+
     public static byte[] ReadLabels(string path)
     {
         using var stream = Open(path);

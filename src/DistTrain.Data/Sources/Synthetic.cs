@@ -1,4 +1,5 @@
-// Synthetic 2-D classification sets from a seed: quadrants (4 classes), two spirals and XOR (2 classes),
+// Synthetic 2-D classification sets from a seed: quadrants (4 classes), two spirals, XOR and a linearly
+// separable set (2 classes),
 // sample shape (2), labels exact by construction; train and test of one seed are independent draws.
 using DistTrain.Data.Plans;
 
@@ -6,10 +7,15 @@ namespace DistTrain.Data.Sources;
 
 public static class Synthetic
 {
-    public static readonly IReadOnlyList<string> Names = ["quadrants", "spirals", "xor"];
+    public static readonly IReadOnlyList<string> Names = ["quadrants", "spirals", "xor", "separable", "mackey-glass"];
 
     // Distinct stream domains so the sets never share random draws for the same seed.
-    const ulong QuadrantsDomain = 0x5155414452414E54, SpiralsDomain = 0x53504952414C5300, XorDomain = 0x584F520000000000;
+    const ulong QuadrantsDomain = 0x5155414452414E54, SpiralsDomain = 0x53504952414C5300, XorDomain = 0x584F520000000000,
+        SeparableDomain = 0x5345504152414200;
+
+    /// <summary>The separating line of <see cref="Separable"/>: label 1 where a·x + b·y + c &gt; 0; (a, b) is a unit vector,
+    /// so |a·x + b·y + c| is a point's distance to the line.</summary>
+    public const double SeparatorA = 0.6, SeparatorB = 0.8, SeparatorC = 0.1;
 
     /// <summary>Points uniform in [-1,1]², label = quadrant counter-clockwise from (+,+):
     /// 0 = (x&gt;0, y&gt;0), 1 = (x&lt;0, y&gt;0), 2 = (x&lt;0, y&lt;0), 3 = (x&gt;0, y&lt;0); a zero
@@ -41,6 +47,28 @@ public static class Synthetic
         return new Dataset($"xor(n={count},seed={seed})", [2], x, labels, 2);
     }
 
+    /// <summary>Points uniform in [-1,1]², label 1 on the positive side of the line 0.6x + 0.8y + 0.1 = 0, else 0
+    /// (linearly separable: the perceptron's set). With margin &gt; 0, points closer than that to the line are redrawn,
+    /// so the set has at least that geometric margin.</summary>
+    public static Dataset Separable(int count, int seed, float margin = 0f, DataSplit split = DataSplit.Train)
+    {
+        var (x, rng) = Start(count, margin, SeparableDomain, seed, split, "separable");
+        var labels = new int[count];
+        for (int i = 0; i < count; i++)
+        {
+            float px, py;
+            double d;
+            do
+            {
+                px = (float)rng.NextDouble(-1, 1); py = (float)rng.NextDouble(-1, 1);
+                d = SeparatorA * px + SeparatorB * py + SeparatorC;
+            } while (Math.Abs(d) < margin || d == 0);
+            x[2 * i] = px; x[2 * i + 1] = py;
+            labels[i] = d > 0 ? 1 : 0;
+        }
+        return new Dataset($"separable(n={count},seed={seed})", [2], x, labels, 2);
+    }
+
     /// <summary>Two interleaved spiral arms: arm c holds (-1)^c · r(t)·(cos 2π·turns·t, sin 2π·turns·t)
     /// with t uniform in [0,1), r = 0.1 + 0.9t, plus Gaussian noise of std <paramref name="noise"/>.
     /// Even sample indices are arm 0, odd ones arm 1 (balanced; the epoch plan shuffles).
@@ -65,11 +93,13 @@ public static class Synthetic
     }
 
     /// <summary>One of <see cref="Names"/> by name ("two-spirals" also accepted); margin applies to
-    /// quadrants and xor, noise to spirals.</summary>
+    /// quadrants, xor and separable, noise to spirals.</summary>
     public static Dataset Create(string name, int count, int seed, float margin = 0f, float noise = 0f, DataSplit split = DataSplit.Train) => name.ToLowerInvariant() switch
     {
         "quadrants" => Quadrants(count, seed, margin, split),
         "xor" => Xor(count, seed, margin, split),
+        "separable" => Separable(count, seed, margin, split),
+        "mackey-glass" => MackeyGlass.Create(count, seed, split),
         "spirals" or "two-spirals" => TwoSpirals(count, seed, noise, split: split),
         _ => throw new ArgumentException($"Unknown synthetic dataset '{name}'. Valid names: {string.Join(", ", Names)}.", nameof(name)),
     };

@@ -42,7 +42,7 @@ public static class CheckpointSeries
     /// <paramref name="store"/> holds the weights and buffers; <paramref name="optimizerState"/> covers the whole flat vector.
     /// </summary>
     public static string Write(string runDir, TrainJob job, ParameterStore store, IReadOnlyList<(string Name, float[] Data)> optimizerState,
-        string optimizerDescription, long step, int epoch)
+        string optimizerDescription, long step, int epoch, IReadOnlyDictionary<string, string>? runMetadata = null)
     {
         var root = RootOf(runDir);
         System.IO.Directory.CreateDirectory(root);
@@ -51,7 +51,7 @@ public static class CheckpointSeries
         if (System.IO.Directory.Exists(tmp)) System.IO.Directory.Delete(tmp, true);
         System.IO.Directory.CreateDirectory(tmp);
         var weights = Path.Combine(tmp, WeightsFile);
-        SaveWeights(weights, job, store, step, epoch);
+        SaveWeights(weights, job, store, step, epoch, runMetadata);
         Checkpoint.SaveOptimizerState(Checkpoint.OptimizerPathFor(weights), optimizerState, step, optimizerDescription);
         if (System.IO.Directory.Exists(final)) System.IO.Directory.Delete(final, true);
         System.IO.Directory.Move(tmp, final);
@@ -60,8 +60,13 @@ public static class CheckpointSeries
         return final;
     }
 
-    /// <summary>The weights file with the metadata `disttrain eval` and a resume need: spec, step, epoch, seed, spec hash, job.</summary>
-    public static void SaveWeights(string path, TrainJob job, ParameterStore store, long step, int epoch)
+    /// <summary>
+    /// The weights file with the metadata `disttrain eval` and a resume need: spec, step, epoch, seed, spec hash, job, and
+    /// <paramref name="runMetadata"/> (how it was trained: the mode). Every run writes its weights through here, one process
+    /// or a cluster, so the same training gives the same file, byte for byte.
+    /// </summary>
+    public static void SaveWeights(string path, TrainJob job, ParameterStore store, long step, int epoch,
+        IReadOnlyDictionary<string, string>? runMetadata = null)
     {
         var spec = job.Spec();
         var extra = new Dictionary<string, string>
@@ -69,6 +74,7 @@ public static class CheckpointSeries
             ["spec_hash"] = spec.Hash,
             ["job"] = JsonSerializer.Serialize(job with { ModelSpecJson = "" }),
         };
+        foreach (var (k, v) in runMetadata ?? new Dictionary<string, string>()) extra[k] = v;
         Checkpoint.Save(path, store, new CheckpointInfo(spec.CanonicalJson, step, epoch, job.Seed) { Extra = extra });
     }
 

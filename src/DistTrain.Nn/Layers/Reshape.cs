@@ -10,6 +10,9 @@ public sealed class Reshape(params int[] shape) : Layer
     private int[] _inShape = [];
     private Tensor? _yView, _dxView;
 
+    /// <summary>The per-sample output shape.</summary>
+    public IReadOnlyList<int> Shape => _shape;
+
     public override int[] Build(int[] inputShape)
     {
         long a = 1, b = 1;

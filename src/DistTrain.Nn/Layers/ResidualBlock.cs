@@ -45,6 +45,11 @@ public sealed class ResidualBlock : Layer
 
     public override IEnumerable<(string Name, Layer Layer)> Children => _main.Concat(_shortcut);
 
+    /// <summary>The main path's layers, in order.</summary>
+    public IReadOnlyList<(string Name, Layer Layer)> Main => _main;
+    /// <summary>The projection shortcut's layers, empty for the identity.</summary>
+    public IReadOnlyList<(string Name, Layer Layer)> Shortcut => _shortcut;
+
     public override int[] Build(int[] inputShape)
     {
         _inShape = inputShape;

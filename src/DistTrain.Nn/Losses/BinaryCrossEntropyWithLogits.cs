@@ -2,12 +2,19 @@
 // ℓ = max(z,0) − z·t + log(1 + e^−|z|) (stable), per-sample loss_i = mean over its F elements, so
 // Σ_i loss_i / B equals torch's 'mean'. dz = scale · (σ(z) − t)/F. Targets in [0,1] as a tensor shaped
 // like the output, or labels 0/1 (one per sample) when each sample has one logit (output (B) or (B,1)).
+// Sum: a sample's loss is the sum over its elements (PyTorch's 'sum' divided by B: a VAE's nats per image).
+// CompareWithTargets: the trainer passes target values (the input itself for an autoencoder), never labels.
 using DistTrain.Tensors;
 
 namespace DistTrain.Nn.Losses;
 
-public sealed class BinaryCrossEntropyWithLogits : Loss
+public sealed class BinaryCrossEntropyWithLogits(bool sum = false, bool compareWithTargets = false) : Loss
 {
+    /// <summary>Per-sample loss summed over the sample's elements rather than averaged.</summary>
+    public bool Sum { get; } = sum;
+
+    public override bool ComparesWithTargets { get; } = compareWithTargets;
+
     public override double Compute(Tensor output, ReadOnlySpan<int> labels, Tensor? targets, Tensor dOutput, float scale)
     {
         if (!dOutput.SameShape(output))
@@ -20,11 +27,13 @@ public sealed class BinaryCrossEntropyWithLogits : Loss
         }
         else
         {
+            if (ComparesWithTargets)
+                throw new ArgumentException("BinaryCrossEntropyWithLogits compares with target values, but none were given.", nameof(targets));
             if (f != 1) throw new ArgumentException($"BinaryCrossEntropyWithLogits: labels need one logit per sample, but the output is {output}; pass a targets tensor instead.", nameof(labels));
             if (labels.Length != b) throw new ArgumentException($"BinaryCrossEntropyWithLogits: {labels.Length} labels for a batch of {b}.", nameof(labels));
         }
         var z = output.Span; var d = dOutput.Span;
-        float g = scale / f;
+        float g = Sum ? scale : scale / f;
         double total = 0;
         for (int i = 0; i < b; i++)
         {
@@ -44,10 +53,11 @@ public sealed class BinaryCrossEntropyWithLogits : Loss
                 float sig = zj >= 0 ? 1f / (1f + MathF.Exp(-zj)) : MathF.Exp(zj) / (1f + MathF.Exp(zj));
                 d[j] = g * (sig - t);
             }
-            total += s / f;
+            total += Sum ? s : s / f;
         }
         return total;
     }
 
-    public override string ToString() => "BinaryCrossEntropyWithLogits()";
+    public override string ToString() =>
+        $"BinaryCrossEntropyWithLogits({(Sum ? "reduction=sum" : "")}{(Sum && ComparesWithTargets ? ", " : "")}{(ComparesWithTargets ? "target=values" : "")})";
 }

@@ -8,5 +8,9 @@ namespace DistTrain.Nn.Losses;
 public abstract class Loss
 {
     public abstract double Compute(Tensor output, ReadOnlySpan<int> labels, Tensor? targets, Tensor dOutput, float scale);
+    /// <summary>True when the loss compares the output with target values (the dataset's, or the input itself when it
+    /// has none: an autoencoder) rather than with class labels.</summary>
+    public virtual bool ComparesWithTargets => false;
+
     public abstract override string ToString();
 }

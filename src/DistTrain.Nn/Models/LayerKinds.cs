@@ -35,14 +35,15 @@ internal static class LayerKinds
     private static readonly Dictionary<string, string> Aliases = new()
     {
         ["linear"] = "dense", ["fc"] = "dense", ["conv"] = "conv2d", ["maxpool"] = "maxpool2d", ["avgpool"] = "avgpool2d",
-        ["leakyrelu"] = "leaky_relu", ["batchnorm"] = "batchnorm", ["bn"] = "batchnorm", ["rnn_tanh"] = "rnn",
+        ["leakyrelu"] = "leaky_relu", ["batchnorm"] = "batchnorm", ["bn"] = "batchnorm", ["rnn_tanh"] = "rnn", ["echo_state"] = "esn", ["reservoir"] = "esn", ["gaussian_sample"] = "reparameterize",
+        ["convtranspose2d"] = "conv_transpose2d", ["deconv"] = "conv_transpose2d", ["conv_transpose"] = "conv_transpose2d",
     };
 
     private static readonly LayerKind[] All =
     [
         new("dense", [new("out", FieldKind.PositiveInt, true), new("in", FieldKind.PositiveInt), .. WeightFields], d =>
         {
-            // (F) features, or (T,F) tokens: applied to each token (PyTorch's Linear over the last dimension).
+            // (F) features, or a (T,F) sequence that it maps step by step (PyTorch's Linear on the last dimension).
             if (d.Input.Length is not (1 or 2))
                 throw d.Error($"dense needs a flat input (features) but gets {d.Shape}; put {{\"type\":\"flatten\"}} before it.");
             int inF = d.Int("in", d.Input[^1]);
@@ -58,6 +59,18 @@ internal static class LayerKinds
             int k = d.Int("kernel", 0), s = d.Int("stride", 1), p = d.Int("padding", 0);
             int oh = (h + 2 * p - k) / s + 1, ow = (w + 2 * p - k) / s + 1;
             if (h + 2 * p < k || w + 2 * p < k) throw d.Error($"conv2d kernel {k} is larger than the padded input {d.Shape} (padding {p}).");
+            return [d.Int("out", 0), oh, ow];
+        }),
+        new("conv_transpose2d", [new("out", FieldKind.PositiveInt, true), new("kernel", FieldKind.PositiveInt, true), new("stride", FieldKind.PositiveInt),
+            new("padding", FieldKind.NonNegativeInt), new("output_padding", FieldKind.NonNegativeInt), new("in", FieldKind.PositiveInt), .. WeightFields], d =>
+        {
+            var (c, h, w) = Chw(d, "conv_transpose2d");
+            int inC = d.Int("in", c);
+            if (inC != c) throw d.Error($"conv_transpose2d \"in\" is {inC} but the input has {c} channels.");
+            int k = d.Int("kernel", 0), s = d.Int("stride", 1), p = d.Int("padding", 0), op = d.Int("output_padding", 0);
+            if (op >= s) throw d.Error($"conv_transpose2d \"output_padding\" {op} must be smaller than the stride {s}.");
+            int oh = Layers.ConvTranspose2d.OutputSize(h, k, s, p, op), ow = Layers.ConvTranspose2d.OutputSize(w, k, s, p, op);
+            if (oh <= 0 || ow <= 0) throw d.Error($"conv_transpose2d padding {p} leaves no output for the input {d.Shape} (kernel {k}, stride {s}).");
             return [d.Int("out", 0), oh, ow];
         }),
         new("maxpool2d", [new("kernel", FieldKind.PositiveInt, true), new("stride", FieldKind.PositiveInt)], d => Pool(d, "maxpool2d")),
@@ -77,6 +90,27 @@ internal static class LayerKinds
         new("tanh", [], d => d.Input),
         new("gelu", [], d => d.Input),
         new("softmax", [], d => d.Input),
+        new("rbm", [new("hidden", FieldKind.PositiveInt, true), new("k", FieldKind.PositiveInt)], d =>
+            d.Input.Length == 1 ? d.Input : throw d.Error($"rbm needs flat visible units but gets {d.Shape}; put {{\"type\":\"flatten\"}} before it.")),
+        new("reparameterize", [new("kl_weight", FieldKind.Float)], d =>
+        {
+            if (d.Input.Length != 1 || d.Input[0] % 2 != 0)
+                throw d.Error($"reparameterize needs (2Z) input, μ and log σ² side by side (a dense layer with an even \"out\"), but gets {d.Shape}.");
+            if (d.Fields.TryGetValue("kl_weight", out var kw) && kw.GetDouble() < 0)
+                throw d.Error($"\"kl_weight\" must be ≥ 0 (1 = the ELBO), not {kw.GetDouble()}.");
+            return [d.Input[0] / 2];
+        }),
+        new("esn", [new("units", FieldKind.PositiveInt, true), new("spectral_radius", FieldKind.PositiveFloat), new("leak", FieldKind.PositiveFloat),
+            new("input_scale", FieldKind.PositiveFloat), new("density", FieldKind.PositiveFloat), new("include_input", FieldKind.Bool),
+            new("washout", FieldKind.NonNegativeInt)], d =>
+        {
+            if (d.Input.Length != 2)
+                throw d.Error($"esn needs a (T,F) sequence input (steps, features) but gets {d.Shape}.");
+            foreach (var f in new[] { "leak", "density" })
+                if (d.Fields.TryGetValue(f, out var v) && v.GetDouble() > 1) throw d.Error($"\"{f}\" must lie in (0, 1], not {v.GetDouble()}.");
+            if (d.Int("washout", 0) >= d.Input[0]) throw d.Error($"\"washout\" {d.Int("washout", 0)} leaves none of the {d.Input[0]} steps.");
+            return [d.Input[0], (d.Bool("include_input", true) ? d.Input[1] : 0) + d.Int("units", 0)];
+        }),
         new("batchnorm", [new("eps", FieldKind.PositiveFloat), new("momentum", FieldKind.Probability)], d =>
             d.Input.Length is >= 1 and <= 3 ? d.Input : throw d.Error($"batchnorm needs (C), (C,L) or (C,H,W) input but gets {d.Shape}.")),
         new("batchnorm1d", [new("eps", FieldKind.PositiveFloat), new("momentum", FieldKind.Probability)], d =>
@@ -101,6 +135,12 @@ internal static class LayerKinds
 
     private static readonly Dictionary<string, LayerKind> ByType = All.ToDictionary(k => k.Type);
 
+    /// <summary>Each layer type's fields (besides "type" and "name"), which of them are required, and the aliases that
+    /// name it: what docs/model-spec.schema.json must say (a test holds the two together).</summary>
+    internal static IEnumerable<(string Type, string[] Fields, string[] Required, string[] Aliases)> Catalog() =>
+        All.Select(k => (k.Type, k.Fields.Select(f => f.Name).ToArray(), k.Fields.Where(f => f.Required).Select(f => f.Name).ToArray(),
+            Aliases.Where(a => a.Value == k.Type).Select(a => a.Key).ToArray()));
+
     /// <summary>Valid layer type names, for error messages and documentation.</summary>
     public static IEnumerable<string> TypeNames => All.Select(k => k.Type);
 
@@ -115,6 +155,17 @@ internal static class LayerKinds
         if (!ByType.TryGetValue(type, out var kind))
             throw new ModelSpecException(Join(path, "type"), $"unknown layer \"{raw}\"; valid: {string.Join(", ", TypeNames)}.");
 
+        var label = el.TryGetProperty("name", out var nameEl) && nameEl.ValueKind == JsonValueKind.String ? $"{type} layer \"{nameEl.GetString()}\"" : $"{type} layer";
+        try { return ParseKind(el, path, input, names, kind, type); }
+        catch (ModelSpecException e) when (e.Path.StartsWith(path, StringComparison.Ordinal) && !e.Detail.Contains(" (in the ", StringComparison.Ordinal))
+        {
+            // Name the layer beside its path: "layers[4].out: must be a positive integer, not 0 (in the dense layer "l2")."
+            throw new ModelSpecException(e.Path, $"{e.Detail.TrimEnd('.')} (in the {label}).");
+        }
+    }
+
+    private static LayerSpec ParseKind(JsonElement el, string path, int[] input, HashSet<string> names, LayerKind kind, string type)
+    {
         string? name = null;
         var fields = new Dictionary<string, JsonElement>(StringComparer.Ordinal);
         var allowed = kind.Fields.Select(f => f.Name).Append("type").Append("name").ToArray();

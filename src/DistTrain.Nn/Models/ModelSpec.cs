@@ -14,6 +14,8 @@ public sealed class ModelSpecException(string path, string message)
 {
     /// <summary>JSON path of the offending field (`layers[3].out`), or "" for the document.</summary>
     public string Path { get; } = path;
+    /// <summary>The message without the path in front.</summary>
+    public string Detail { get; } = message;
 }
 
 /// <summary>One layer of a spec: its kind, optional name, its fields, and the shapes it maps.</summary>
@@ -49,24 +51,37 @@ public sealed class LayerSpec
 
 public sealed class ModelSpec
 {
-    private static readonly string[] TopFields = ["name", "input", "loss", "label_smoothing", "layers", "description", "seed_init"];
+    private static readonly string[] TopFields = ["name", "input", "loss", "label_smoothing", "reduction", "target", "layers", "description", "seed_init", "standardize"];
     /// <summary>Loss names a spec may use.</summary>
-    public static readonly string[] LossNames = ["cross_entropy", "mse", "bce_with_logits"];
+    public static readonly string[] LossNames = ["cross_entropy", "mse", "bce_with_logits", "perceptron", "none"];
 
-    private ModelSpec(string name, int[] input, string loss, float labelSmoothing, IReadOnlyList<LayerSpec> layers, string canonical)
+    private ModelSpec(string name, int[] input, string loss, float labelSmoothing, IReadOnlyList<LayerSpec> layers, string canonical,
+        (float[] Mean, float[] Std)? standardize, string reduction = "mean", string target = "labels")
     {
         Name = name; Input = input; Loss = loss; LabelSmoothing = labelSmoothing; Layers = layers; CanonicalJson = canonical;
+        StandardizeMean = standardize?.Mean; StandardizeStd = standardize?.Std;
+        Reduction = reduction; Target = loss == "mse" ? "values" : target;
         Hash = Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(canonical)));
     }
 
     public string Name { get; }
     /// <summary>Per-sample input shape, e.g. (1,28,28).</summary>
     public int[] Input { get; }
-    /// <summary>`cross_entropy`, `mse` or `bce_with_logits`.</summary>
+    /// <summary>`cross_entropy`, `mse`, `bce_with_logits`, `perceptron` or `none` (only the layers' added terms: an RBM).</summary>
     public string Loss { get; }
     /// <summary>`label_smoothing` of a cross_entropy loss (PyTorch's meaning), 0 when absent.</summary>
     public float LabelSmoothing { get; }
+    /// <summary>How a sample's elements combine into its loss: `mean` (default) or `sum` (mse, bce_with_logits).</summary>
+    public string Reduction { get; }
+    /// <summary>What the loss compares the output with: `labels` (class labels) or `values` (the dataset's target values,
+    /// or the input itself when it has none). mse always uses values; bce_with_logits either (default labels).</summary>
+    public string Target { get; }
     public IReadOnlyList<LayerSpec> Layers { get; }
+    /// <summary>`standardize.mean`: per-feature means (or one global mean) subtracted from every input before the
+    /// first layer, fitted on the training split; null when the spec has no "standardize".</summary>
+    public float[]? StandardizeMean { get; }
+    /// <summary>`standardize.std`: the matching standard deviations the centred inputs are divided by.</summary>
+    public float[]? StandardizeStd { get; }
     /// <summary>Per-sample output shape of the last layer.</summary>
     public int[] Output => Layers.Count == 0 ? Input : Layers[^1].OutputShape;
     /// <summary>The spec as JSON with sorted keys and no whitespace: what the hash is taken of, and what checkpoints store.</summary>
@@ -106,12 +121,65 @@ public sealed class ModelSpec
                     throw new ModelSpecException("label_smoothing", $"applies to the cross_entropy loss only, not \"{loss}\"; remove the field.");
                 smoothing = (float)ls.GetDouble();
             }
+            string reduction = "mean", target = "labels";
+            if (root.TryGetProperty("reduction", out var red))
+            {
+                reduction = RequireString(red, "reduction");
+                if (reduction is not ("mean" or "sum"))
+                    throw new ModelSpecException("reduction", $"must be \"mean\" or \"sum\" (how a sample's elements combine), not \"{reduction}\".");
+                if (reduction == "sum" && loss is not ("mse" or "bce_with_logits"))
+                    throw new ModelSpecException("reduction", $"\"sum\" applies to the mse and bce_with_logits losses, not \"{loss}\"; remove the field.");
+            }
+            if (root.TryGetProperty("target", out var tg))
+            {
+                target = RequireString(tg, "target");
+                if (target is not ("labels" or "values"))
+                    throw new ModelSpecException("target", $"must be \"labels\" or \"values\" (the dataset's target values, or the input itself), not \"{target}\".");
+                if (loss != "bce_with_logits" && target != (loss == "mse" ? "values" : "labels"))
+                    throw new ModelSpecException("target", $"the {loss} loss always compares with {(loss == "mse" ? "values" : "labels")}; remove the field.");
+            }
             if (!root.TryGetProperty("layers", out var layersEl) || layersEl.ValueKind != JsonValueKind.Array || layersEl.GetArrayLength() == 0)
                 throw new ModelSpecException("layers", "missing or empty; give a non-empty array of layers.");
+            var standardize = root.TryGetProperty("standardize", out var st) ? ReadStandardize(st, input) : ((float[], float[])?)null;
             var names = new HashSet<string>(StringComparer.Ordinal);
             var layers = ParseLayers(layersEl, "layers", input, names, out _);
-            return new ModelSpec(name, input, loss, smoothing, layers, Canonical(root));
+            if (standardize is not null && names.Contains("standardize"))
+                throw new ModelSpecException("standardize", "a layer is also named \"standardize\", the name of the standardization step; rename that layer.");
+            return new ModelSpec(name, input, loss, smoothing, layers, Canonical(root), standardize, reduction, target);
         }
+    }
+
+    /// <summary>{"mean":[...],"std":[...]}: one value per input element, or one each for all of them.</summary>
+    private static (float[] Mean, float[] Std) ReadStandardize(JsonElement e, int[] input)
+    {
+        const string path = "standardize";
+        if (e.ValueKind != JsonValueKind.Object)
+            throw new ModelSpecException(path, $"must be an object {{\"mean\":[...],\"std\":[...]}}, not {Describe(e)}.");
+        CheckFields(e, path, ["mean", "std"]);
+        int features = input.Aggregate(1, (a, b) => a * b);
+        float[] Read(string field, bool positive)
+        {
+            var fp = Join(path, field);
+            if (!e.TryGetProperty(field, out var a))
+                throw new ModelSpecException(fp, "missing; give one number per input feature (or one for all).");
+            if (a.ValueKind != JsonValueKind.Array || (a.GetArrayLength() != features && a.GetArrayLength() != 1))
+                throw new ModelSpecException(fp, $"must be an array of {features} numbers (one per element of input {DistTrain.Tensors.Tensor.ShapeString(input)}) or of one, " +
+                                                 $"not {(a.ValueKind == JsonValueKind.Array ? $"{a.GetArrayLength()} numbers" : Describe(a))}.");
+            var v = new float[a.GetArrayLength()];
+            int i = 0;
+            foreach (var x in a.EnumerateArray())
+            {
+                bool ok = x.ValueKind == JsonValueKind.Number && float.IsFinite((float)x.GetDouble()) && (!positive || x.GetDouble() > 0);
+                if (!ok) throw new ModelSpecException($"{fp}[{i}]", $"must be a {(positive ? "positive" : "finite")} number, not {Describe(x)}.");
+                v[i++] = (float)x.GetDouble();
+            }
+            return v;
+        }
+        var mean = Read("mean", positive: false);
+        var std = Read("std", positive: true);
+        if (mean.Length != std.Length)
+            throw new ModelSpecException(path, $"has {mean.Length} means but {std.Length} stds; give as many of each.");
+        return (mean, std);
     }
 
     internal static List<LayerSpec> ParseLayers(JsonElement array, string path, int[] input, HashSet<string> names, out int[] output)

@@ -55,6 +55,44 @@ public static class Presets
               {"type":"dense","out":256,"name":"dec1"},{"type":"relu","name":"dec1_relu"},
               {"type":"dense","out":784,"name":"dec2"},{"type":"sigmoid","name":"out"}]}
             """, new("adam", 1e-3f, 10, 128, "constant", 0f, "fashion-mnist"), "784-256-32-256-784 autoencoder, sigmoid output, MSE against the input"),
+        ["conv_autoencoder"] = new("""
+            {"name":"conv_autoencoder","input":[1,28,28],"loss":"mse","layers":[
+              {"type":"conv2d","out":16,"kernel":3,"stride":2,"padding":1,"name":"enc1"},{"type":"relu","name":"enc1_relu"},
+              {"type":"conv2d","out":32,"kernel":3,"stride":2,"padding":1,"name":"enc2"},{"type":"relu","name":"enc2_relu"},
+              {"type":"conv2d","out":32,"kernel":7,"name":"code"},{"type":"relu","name":"code_relu"},
+              {"type":"conv_transpose2d","out":32,"kernel":7,"name":"dec1"},{"type":"relu","name":"dec1_relu"},
+              {"type":"conv_transpose2d","out":16,"kernel":3,"stride":2,"padding":1,"output_padding":1,"name":"dec2"},{"type":"relu","name":"dec2_relu"},
+              {"type":"conv_transpose2d","out":1,"kernel":3,"stride":2,"padding":1,"output_padding":1,"name":"dec3"},{"type":"sigmoid","name":"out"}]}
+            """, new("adam", 1e-3f, 10, 128, "constant", 0f, "fashion-mnist"),
+            "convolutional autoencoder: conv 1-16-32 (stride 2) to a 32-value code (7x7 conv), mirrored by transposed convolutions, sigmoid output, MSE"),
+        ["vae"] = new("""
+            {"name":"vae","input":[1,28,28],"loss":"bce_with_logits","reduction":"sum","target":"values","layers":[
+              {"type":"flatten","name":"flat"},
+              {"type":"dense","out":400,"name":"fc1"},{"type":"relu","name":"fc1_relu"},
+              {"type":"dense","out":40,"name":"fc2"},
+              {"type":"reparameterize","name":"z"},
+              {"type":"dense","out":400,"name":"fc3"},{"type":"relu","name":"fc3_relu"},
+              {"type":"dense","out":784,"name":"fc4"}]}
+            """, new("adam", 1e-3f, 10, 128, "constant", 0f, "fashion-mnist"),
+            "variational autoencoder 784-400-20 (PyTorch's example): fc2 gives μ and log σ², z = μ + ε·σ, loss BCE (summed over pixels) + KL, in nats per image"),
+        ["perceptron"] = new("""
+            {"name":"perceptron","input":[2],"loss":"perceptron","layers":[
+              {"type":"dense","out":1,"init":"zeros","name":"fc"}]}
+            """, new("sgd", 1f, 10, 1, "constant", 0f, "synthetic:separable:margin=0.05"),
+            "Rosenblatt's perceptron: one score w·x + b from w = 0, step activation at prediction, SGD with rate 1 and batch 1 on the perceptron criterion (updates only on mistakes)"),
+        ["esn"] = new("""
+            {"name":"esn","input":[400,1],"loss":"mse","layers":[
+              {"type":"esn","units":300,"spectral_radius":0.9,"leak":1,"input_scale":1,"density":0.1,"washout":100,"name":"reservoir"},
+              {"type":"dense","out":1,"name":"readout"}]}
+            """, new("ridge", 1f, 1, 8, "constant", 1e-8f, "synthetic:mackey-glass:n=40:test-n=10"),
+            "echo state network: a fixed 300-unit reservoir (spectral radius 0.9) and a linear readout fitted by ridge regression in closed form " +
+            "(--optimizer ridge, λ = --weight-decay); one-step prediction of Mackey–Glass (τ = 17)"),
+        ["rbm"] = new("""
+            {"name":"rbm","input":[1,28,28],"loss":"none","layers":[
+              {"type":"flatten","name":"flat"},
+              {"type":"rbm","hidden":256,"k":1,"name":"rbm"}]}
+            """, new("momentum", 0.05f, 5, 64, "constant", 0f, "fashion-mnist"),
+            "binary RBM 784-256 trained by CD-1 (pixels as visible probabilities); output: the mean-field reconstruction"),
         ["quadrant"] = new("""
             {"name":"quadrant","input":[2],"loss":"cross_entropy","layers":[
               {"type":"dense","out":8,"name":"hidden"},{"type":"tanh","name":"act"},

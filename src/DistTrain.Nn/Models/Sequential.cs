@@ -231,6 +231,16 @@ public sealed class Sequential
 
     public void ZeroGrad() => Store.ZeroGrad();
 
+    /// <summary>Σ of every layer's <see cref="Layer.AddedLoss"/> for the last Forward (pre-order, so the sum's order is
+    /// fixed): the part of the objective that is not the loss of the output (a VAE's KL term). Call between Forward and
+    /// Backward; the Backward then includes its gradient, scaled by <paramref name="scale"/>. 0 for most models.</summary>
+    public double AddedLoss(float scale)
+    {
+        double sum = 0;
+        foreach (var layer in _all) sum += layer.AddedLoss(scale);
+        return sum;
+    }
+
     /// <summary>
     /// One micro-batch gradient: ZeroGrad, Forward, loss, Backward. Afterwards Store.Grads holds
     /// scale · ∂(Σ_i loss_i)/∂θ for this micro-batch alone (zeroed first, so each micro-batch gradient is
@@ -243,7 +253,7 @@ public sealed class Sequential
         Store.ZeroGrad();
         var output = Forward(x, ctx);
         var dOut = Workspace.Ensure(ref _dOut, output.Dim(0), OutputShape);
-        double sum = loss.Compute(output, labels, targets, dOut, scale);
+        double sum = loss.Compute(output, labels, targets, dOut, scale) + AddedLoss(scale);
         Backward(dOut);
         return sum;
     }

@@ -126,7 +126,7 @@ public sealed partial class Trainer
         var ctx = new StepContext(true, (ulong)(uint)Options.Seed, step, microBatch);
         var y = _model.Forward(b.X, ctx);
         var dy = b.EnsureDy(y);
-        double loss = _loss.Compute(y, b.Labels, b.Targets(y), dy, scale);
+        double loss = _loss.Compute(y, b.Labels, b.Targets(y), dy, scale) + _model.AddedLoss(scale);
         _model.Backward(dy);
         return (loss, CountCorrect(y, b.Labels));
     }
@@ -232,7 +232,7 @@ public sealed partial class Trainer
             data.Gather(indices, b.X, b.Labels);
             GatherTargets(data, indices, b);
             var y = _model.Forward(b.X, StepContext.Eval);
-            lossSum += _loss.Compute(y, b.Labels, b.Targets(y), b.EnsureDy(y), 1f / n);
+            lossSum += _loss.Compute(y, b.Labels, b.Targets(y), b.EnsureDy(y), 1f / n) + _model.AddedLoss(1f / n);
             correct += CountCorrect(y, b.Labels);
         }
         return new EvalResult(lossSum / n, _objective == Objective.Regression ? double.NaN : (double)correct / n, n);

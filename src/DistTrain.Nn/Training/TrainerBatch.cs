@@ -90,8 +90,9 @@ public sealed partial class Trainer
 
     private static Objective ObjectiveOf(Loss loss) => loss switch
     {
+        { ComparesWithTargets: true } => Objective.Regression,
         MeanSquaredError => Objective.Regression,
-        BinaryCrossEntropyWithLogits => Objective.Binary,
+        BinaryCrossEntropyWithLogits or PerceptronCriterion => Objective.Binary,
         _ => Objective.Classification,
     };
 }

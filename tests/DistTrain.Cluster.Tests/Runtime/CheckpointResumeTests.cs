@@ -36,11 +36,18 @@ public class CheckpointResumeTests
         var o = new NodeOptions
         {
             Job = job, Workers = workers, PsShards = shards, OutDir = dir, SerializeMessages = true,
-            CheckpointEvery = checkpointEvery, ResumeDir = resume, CrashAfterStep = crashAfter,
-            DropCheckpointFrames = dropCheckpointFrames, SnapshotGrace = TimeSpan.FromSeconds(1), InitFile = init,
+            CheckpointEvery = checkpointEvery, ResumeDir = resume, Faults = new TestFaults(crashAfter, dropCheckpointFrames), SnapshotGrace = TimeSpan.FromSeconds(1), InitFile = init,
             OnProgress = line => { lock (said ?? []) said?.Add(line); },
         };
         return await ClusterNode.RunLocal(o).WaitAsync(TimeSpan.FromMinutes(3));
+    }
+
+    /// <summary>Stops the coordinator after step <paramref name="crashAfter"/> and drops its first <paramref name="drops"/> checkpoint frames.</summary>
+    private sealed class TestFaults(long crashAfter, int drops) : ICoordinatorFaults
+    {
+        private int _drops = drops;
+        public bool CrashAfter(long step) => step == crashAfter;
+        public bool DropCheckpointFrame() => Interlocked.Decrement(ref _drops) >= 0;
     }
 
     private static string Sha(string path) => Convert.ToHexString(SHA256.HashData(File.ReadAllBytes(path)));

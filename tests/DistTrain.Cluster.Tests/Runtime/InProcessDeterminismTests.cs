@@ -37,6 +37,40 @@ public class InProcessDeterminismTests
         return (model.Store.Values, Convert.ToHexString(SHA256.HashData(File.ReadAllBytes(result.ModelPath!))));
     }
 
+    /// <summary>The first of <paramref name="count"/> consecutive ports that are free now.</summary>
+    internal static int FreePortRange(int count)
+    {
+        for (int attempt = 0; attempt < 50; attempt++)
+        {
+            int first = Random.Shared.Next(20000, 60000);
+            var held = new List<System.Net.Sockets.TcpListener>();
+            try
+            {
+                for (int i = 0; i < count; i++)
+                {
+                    var l = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, first + i);
+                    l.Start();
+                    held.Add(l);
+                }
+                return first;
+            }
+            catch (System.Net.Sockets.SocketException) { }
+            finally { foreach (var l in held) l.Stop(); }
+        }
+        throw new InvalidOperationException($"no {count} consecutive free ports found");
+    }
+
+    [Fact]
+    public void DataPlaneListenersTakeTheirSlotOfTheConfiguredPortRange()
+    {
+        int first = FreePortRange(4);
+        var endpoints = NodeEndpoints.Loopback with { Port = first, PortSlot = 3 };
+        using var server = endpoints.Listen(new RecordingHandler(1));
+        Assert.Equal(first + 3, server.Port);
+        using var any = (NodeEndpoints.Loopback with { PortSlot = 3 }).Listen(new RecordingHandler(1)); // port 0: any free port
+        Assert.NotEqual(0, any.Port);
+    }
+
     [Fact]
     public async Task WeightsAreBitIdenticalForAnyWorkerAndShardCount()
     {
@@ -49,7 +83,8 @@ public class InProcessDeterminismTests
         var one = await RunCluster(job, 1, 1, NoChunks);
         var three = await RunCluster(job, 3, 1);
         var sharded = await RunCluster(job, 3, 2);
-        var chunked = await RunCluster(job, 3, 2, SmallChunks);
+        // With a fixed data-plane port the node's six listeners (coordinator, 2 shards, 3 workers) take P..P+5.
+        var chunked = await RunCluster(job, 3, 2, SmallChunks + $"\ndisttrain.data-plane.port = {FreePortRange(6)}");
 
         Assert.Equal(reference, one.Values);
         Assert.Equal(one.Sha, three.Sha);
@@ -57,6 +92,24 @@ public class InProcessDeterminismTests
         Assert.Equal(one.Sha, chunked.Sha);
         var initial = job.Spec().Build((ulong)job.Seed).Store.Values;
         Assert.NotEqual(initial, one.Values); // training moved the weights
+    }
+
+    [Fact]
+    public async Task ClippedRunOnTheClusterMatchesTheOneProcessTrainerBitForBit()
+    {
+        // --clip-norm needs the global norm over every shard's range: each shard sends its exact share, the coordinator
+        // merges them, so 3 workers and 2 shards clip with the bits one process computes over the whole vector.
+        var job = Job(TestData.WriteIdx(200, 50)) with { ClipNorm = 0.05f, Schedule = "warmup:3+cosine" };
+        var (train, _) = DatasetSpec.Parse(job.Dataset).Load();
+        var trainer = job.CreateTrainer(train.Count);
+        var norms = new List<double>();
+        trainer.StepCompleted = m => norms.Add(m.GradNorm);
+        trainer.Fit(train);
+        Assert.Contains(norms, n => n > 0.05); // the threshold bit: some steps were really clipped
+        var sharded = await RunCluster(job, 3, 2);
+        Assert.Equal(trainer.Model.Store.Values, sharded.Values);
+        var unclipped = await RunCluster(job with { ClipNorm = 0 }, 3, 2);
+        Assert.NotEqual(sharded.Sha, unclipped.Sha);
     }
 
     [Fact]

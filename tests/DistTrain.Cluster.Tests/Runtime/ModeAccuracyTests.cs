@@ -53,4 +53,38 @@ public class ModeAccuracyTests(ITestOutputHelper output)
         Assert.Contains("\"bound\":4", summary);
         Assert.Contains($"\"updates\":{640 / 16 * 2}", summary);
     }
+
+    /// <summary>The cnn preset's shape with BatchNorm after each convolution: evaluation uses the running statistics.</summary>
+    private const string BnCnn = """
+        {"name":"bn-cnn","input":[1,28,28],"loss":"cross_entropy","layers":[
+          {"type":"conv2d","out":8,"kernel":3,"padding":1},{"type":"batchnorm2d"},{"type":"relu"},{"type":"maxpool2d","kernel":2},
+          {"type":"conv2d","out":16,"kernel":3,"padding":1},{"type":"batchnorm2d"},{"type":"relu"},{"type":"maxpool2d","kernel":2},
+          {"type":"flatten"},{"type":"dense","out":32},{"type":"relu"},{"type":"dense","out":10}]}
+        """;
+
+    [Fact]
+    public async Task BatchNormModelInAsyncAndLocalSgdEvaluatesWithinAPointOfSync()
+    {
+        // Every mode folds every micro-batch's batch statistics into shard 0's running buffers (in its own order), so the
+        // saved model evaluates with real statistics; before, async and local-sgd saved the initial mean 0 and variance 1.
+        var job = CnnJob(TestData.WriteIdx(640, 400, seed: 21)) with { ModelSpecJson = ModelSpec.Parse(BnCnn).CanonicalJson };
+        var runs = new[] { ModeOptions.Sync, new ModeOptions(TrainingMode.Async, Staleness: 4), new ModeOptions(TrainingMode.LocalSgd, LocalSteps: 4) };
+        var results = new List<(ModeOptions Mode, double Accuracy)>();
+        foreach (var mode in runs)
+        {
+            var (accuracy, dir) = await Train(job, mode);
+            results.Add((mode, accuracy));
+            var model = job.Spec().Build(0);
+            Checkpoint.LoadInto(model.Store, Path.Combine(dir, "model.safetensors"));
+            var named = model.Store.All.Where(p => p.IsBuffer).ToDictionary(p => p.Name, p => p.Value.Span.ToArray());
+            // 40 steps of 2 micro-batches: 80 folds in every mode (local-sgd: 10 rounds × 4 local steps × 2 chunks).
+            Assert.Equal(80f, named["5.num_batches_tracked"][0]);
+            Assert.Contains(named["1.running_mean"], v => v != 0f);
+            Assert.Contains(named["1.running_var"], v => v != 1f);
+        }
+        double sync = results[0].Accuracy;
+        Assert.True(sync > 0.5, $"sync reached only {sync:P2} (chance is 10%); the comparison would be meaningless");
+        foreach (var (mode, accuracy) in results.Skip(1))
+            Assert.True(Math.Abs(accuracy - sync) <= 0.01, $"{mode}: {accuracy:P2} vs sync {sync:P2}");
+    }
 }

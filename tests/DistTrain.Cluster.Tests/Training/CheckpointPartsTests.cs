@@ -1,5 +1,5 @@
-// The pure parts of cluster checkpoints: StatisticsLog (BatchNorm statistics folded in micro-batch
-// order whatever the arrival order) and SnapshotAssembly (frames of several shards joined in key order).
+// The pure parts of cluster checkpoints: StatisticsLog (BatchNorm statistics folded in each mode's order
+// whatever the arrival order) and SnapshotAssembly (frames of several shards joined in key order).
 using DistTrain.Cluster.Training;
 using Xunit;
 
@@ -43,6 +43,56 @@ public class CheckpointPartsTests
         Assert.False(log.Has(0, 1));
         Assert.False(log.FoldInOrder(_ => throw new InvalidOperationException("must not fold")));
         Assert.True(new StatisticsLog(0, 2).Has(5, 1)); // a model without BatchNorm never waits
+    }
+
+    [Fact]
+    public void AsyncStatisticsOfSeveralStepsWaitForTheirGradientAndAreBounded()
+    {
+        var log = new StatisticsLog(1, 2, maxPending: 3, stepWindow: long.MaxValue);
+        log.Begin(0, 2);
+        foreach (var (step, mb) in new[] { (5L, 1), (3L, 0), (9L, 0) })
+        {
+            log.Reserve(step, mb, 1, out var r)[0] = 10 * step + mb;
+            Assert.Equal(GradientDrop.None, r);
+            log.Commit(step, mb);
+        }
+        log.Reserve(4, 1, 1, out var full);
+        Assert.Equal(GradientDrop.OutOfRange, full); // three pending: a fourth would grow memory
+        var folded = new List<float>();
+        Assert.True(log.FoldOne(9, 0, s => folded.Add(s[0])));   // the order the gradients are applied in
+        Assert.True(log.FoldOne(3, 0, s => folded.Add(s[0])));
+        Assert.False(log.FoldOne(3, 0, _ => throw new InvalidOperationException("folded twice")));
+        Assert.Equal([90f, 30f], folded);
+        Assert.Equal(1, log.Pending);
+        log.Reserve(4, 1, 1, out var room);
+        Assert.Equal(GradientDrop.None, room);
+    }
+
+    [Fact]
+    public void LocalSgdRoundFoldsStepByStepWithChunksInOrderWithinAStep()
+    {
+        // 3 chunks (micro-batch positions) of a round, each with 2 local steps of 2 floats; the round has 2 steps.
+        var log = new StatisticsLog(4, 3);
+        log.Begin(6, 3);
+        foreach (int c in new[] { 2, 0, 1 })
+        {
+            var slot = log.Reserve(6, c, 4, out var r);
+            Assert.Equal(GradientDrop.None, r);
+            for (int h = 0; h < 2; h++) { slot[2 * h] = 10 * h + c; slot[2 * h + 1] = -1; }
+            log.Commit(6, c);
+        }
+        var order = new List<float>();
+        Assert.True(log.FoldRound(2, 2, m => { Assert.Equal(2, m.Length); order.Add(m.Span[0]); }));
+        Assert.Equal([0f, 1f, 2f, 10f, 11f, 12f], order);
+        log.Reserve(6, 0, 4, out var dup);
+        Assert.Equal(GradientDrop.Duplicate, dup);
+        // A short last round folds only the steps it has.
+        log.Begin(7, 1);
+        new float[] { 1, 2, 3, 4 }.CopyTo(log.Reserve(7, 0, 4, out _));
+        log.Commit(7, 0);
+        int calls = 0;
+        Assert.True(log.FoldRound(1, 2, m => { calls++; Assert.Equal(1f, m.Span[0]); }));
+        Assert.Equal(1, calls);
     }
 
     [Fact]

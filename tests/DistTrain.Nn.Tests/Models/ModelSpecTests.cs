@@ -108,6 +108,18 @@ public class ModelSpecTests
         { """{"input":[4],"loss":"mse","label_smoothing":0.1,"layers":[{"type":"dense","out":3}]}""", "label_smoothing", "cross_entropy loss only" },
     };
 
+    [Theory]
+    [InlineData("""{"input":[4],"layers":[{"type":"dense","out":3,"name":"l1"},{"type":"relu"},{"name":"l2","type":"dense","out":0}]}""", "layers[2].out", "(in the dense layer \"l2\").")]
+    [InlineData("""{"input":[1,8,8],"layers":[{"type":"conv","out":4,"kernel":3,"padding":-1}]}""", "layers[0].padding", "(in the conv2d layer).")]
+    [InlineData("""{"input":[6],"layers":[{"type":"lstm","hidden":4,"name":"seq"}]}""", "layers[0]", "(in the lstm layer \"seq\").")]
+    public void Errors_inside_a_layer_name_its_type_and_name(string json, string path, string layer)
+    {
+        var e = Assert.Throws<ModelSpecException>(() => ModelSpec.Parse(json));
+        Assert.Equal(path, e.Path);
+        Assert.StartsWith(path + ": ", e.Message);
+        Assert.EndsWith(layer, e.Message);
+    }
+
     [Fact]
     public void Label_smoothing_reaches_the_loss_and_the_hash()
     {

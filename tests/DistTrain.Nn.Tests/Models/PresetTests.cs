@@ -18,6 +18,12 @@ public class PresetTests
         { "rnn", 128 * (28 + 128) + 2 * 128 + 128 * 10 + 10 },
         { "quadrant", 2 * 8 + 8 + 8 * 4 + 4 },
         { "autoencoder", 784 * 256 + 256 + 256 * 32 + 32 + 32 * 256 + 256 + 256 * 784 + 784 },
+        // ConvTranspose2d(c,o,k) = c·o·k² + o
+        { "conv_autoencoder", (16 * 9 + 16) + (32 * 16 * 9 + 32) + (32 * 32 * 49 + 32) + (32 * 32 * 49 + 32) + (32 * 16 * 9 + 16) + (16 * 9 + 1) },
+        { "vae", 784 * 400 + 400 + 400 * 40 + 40 + 20 * 400 + 400 + 400 * 784 + 784 },                 // fc21|fc22 as one 400→40
+        { "perceptron", 2 + 1 },
+        { "esn", 301 + 1 },
+        { "rbm", 784 * 256 + 256 + 784 },                                                               // W, hidden and visible biases                                                                              // the readout; the reservoir is buffers
         { "resnet", 16 * 9 + 2 * 16                                                  // stem conv (no bias), bn
                     + 2 * (16 * 16 * 9 + 2 * 16)                                     // block1: two convs + bns
                     + 2 * (16 * 16 * 9 + 2 * 16)                                     // block1b (identity shortcut)

@@ -39,15 +39,13 @@ public sealed record NodeOptions
     public long CheckpointEvery { get; init; }
     /// <summary>Resume from the newest good checkpoint in this run folder's checkpoint/ (coordinator); null = start at step 0.</summary>
     public string? ResumeDir { get; init; }
-    /// <summary>Tests only: the coordinator stops abruptly after this many steps (see CoordinatorSettings.CrashAfterStep).</summary>
-    public long CrashAfterStep { get; init; } = -1;
     /// <summary>Start from the weights (and running statistics) of this checkpoint file with a fresh optimizer at step 0
     /// (coordinator; `train --init`); excludes ResumeDir.</summary>
     public string? InitFile { get; init; }
     /// <summary>See CoordinatorSettings.SnapshotGrace.</summary>
     public TimeSpan SnapshotGrace { get; init; } = TimeSpan.FromSeconds(20);
-    /// <summary>Tests only: the coordinator drops this many incoming checkpoint frames (see CoordinatorSettings.DropCheckpointFrames).</summary>
-    public int DropCheckpointFrames { get; init; }
+    /// <summary>Faults a test injects into the coordinator (null in production).</summary>
+    public ICoordinatorFaults? Faults { get; init; }
 }
 
 public sealed class ClusterNode : IAsyncDisposable
@@ -62,6 +60,9 @@ public sealed class ClusterNode : IAsyncDisposable
     public List<IActorRef> Workers { get; } = [];
     public List<IActorRef> Shards { get; } = [];
     public DistTrainSettings Settings { get; private init; } = null!;
+    /// <summary>Why the coordinator refused an actor of this node (the first refusal), or null.</summary>
+    public string? Refusal { get; private set; }
+    private void Refused(string reason) { lock (_done) Refusal ??= reason; }
 
     /// <summary>Completes when this node is Up in the cluster; fails with a clear message after the join timeout.</summary>
     public async Task WaitUntilUp()
@@ -103,7 +104,8 @@ public sealed class ClusterNode : IAsyncDisposable
         foreach (var r in o.Roles)
             if (!ClusterConfig.KnownRoles.Contains(r))
                 throw new ArgumentException($"Unknown role '{r}'; valid roles: {string.Join(", ", ClusterConfig.KnownRoles)}.");
-        var overrides = o.Overrides with { Roles = o.Roles };
+        // Flags win over DISTTRAIN_SEED_NODES / _HOSTNAME / _PORT / _DATA_PORT, which win over the config files.
+        var overrides = (o.Overrides with { Roles = o.Roles }).Over(ClusterOverrides.FromEnvironment());
         var config = ClusterConfig.Load(o.Environment, overrides);
         var settings = DistTrainSettings.From(config);
         var extra = ConfigurationFactory.ParseString($$"""
@@ -118,14 +120,20 @@ public sealed class ClusterNode : IAsyncDisposable
         if (config.GetStringList("akka.cluster.seed-nodes").Count == 0) cluster.Join(cluster.SelfAddress);
         string self = cluster.SelfAddress.ToString();
         var host = settings.DataPlane.Host is { Length: > 0 } h ? h : cluster.SelfAddress.Host ?? "127.0.0.1";
-        var endpoints = new NodeEndpoints(host, host, settings.DataPlane.MaxFrameBytes, settings.DataPlane.GradientChunkFloats);
+        var endpoints = new NodeEndpoints(host, host, settings.DataPlane.MaxFrameBytes, settings.DataPlane.GradientChunkFloats)
+        {
+            Port = settings.DataPlane.Port, SocketBufferBytes = settings.DataPlane.SocketBufferBytes, ConnectTimeout = settings.DataPlane.ConnectTimeout,
+        };
+        int psActors = o.Roles.Contains("ps") ? o.PsActors : 0;
+        if (settings.DataPlane.Port > 0 && settings.DataPlane.Port + psActors + o.Workers > 65535)
+            throw new ArgumentException($"disttrain.data-plane.port = {settings.DataPlane.Port} leaves no room for this node's {1 + psActors + o.Workers} listeners (ports P..P+{psActors + o.Workers}); lower it.");
 
         if (o.Roles.Contains("coordinator"))
         {
             var job = o.Job ?? throw new ArgumentException("A coordinator node needs the training job (model, dataset, hyper-parameters).");
             var (train, _) = DistTrain.Data.Sources.DatasetSpec.Parse(job.Dataset).Load();
             int parameters = DistTrain.Nn.Models.ModelBuilder.Build(job.Spec(), (ulong)(uint)job.Seed).ParameterCount;
-            var cs = new CoordinatorSettings(o.PsShards, o.OutDir, endpoints, o.LeaseTimeout, o.MinWorkers)
+            var cs = new CoordinatorSettings(o.PsShards, o.OutDir, endpoints with { PortSlot = 0 }, o.LeaseTimeout, o.MinWorkers)
             {
                 OnCompleted = r => node._done.TrySetResult(r),
                 OnProgress = o.OnProgress,
@@ -133,9 +141,8 @@ public sealed class ClusterNode : IAsyncDisposable
                 CheckpointEvery = o.CheckpointEvery,
                 Resume = o.ResumeDir is not null ? FindResumePoint(o.ResumeDir, job, o.OnProgress)
                     : o.InitFile is not null ? InitialPoint(o.InitFile, job, o.OnProgress) : null,
-                CrashAfterStep = o.CrashAfterStep,
                 SnapshotGrace = o.SnapshotGrace,
-                DropCheckpointFrames = o.DropCheckpointFrames,
+                Faults = o.Faults,
             };
             system.ActorOf(ClusterSingletonManager.Props(CoordinatorActor.Props(job, train.Count, parameters, cs), PoisonPill.Instance,
                 ClusterSingletonManagerSettings.Create(system).WithRole("coordinator")), "coordinator");
@@ -144,13 +151,13 @@ public sealed class ClusterNode : IAsyncDisposable
             ClusterSingletonProxySettings.Create(system).WithRole("coordinator")), "coordinator-proxy");
         if (o.Roles.Contains("ps"))
             for (int i = 0; i < o.PsActors; i++)
-                node.Shards.Add(system.ActorOf(ParameterServerActor.Props(proxy, $"{self}/ps{i}", endpoints), $"ps{i}"));
+                node.Shards.Add(system.ActorOf(ParameterServerActor.Props(proxy, $"{self}/ps{i}", endpoints with { PortSlot = 1 + i }, node.Refused), $"ps{i}"));
         if (o.Roles.Contains("worker"))
         {
             // Each worker computes on its own thread; the kernels split the cores between them.
             Compute.Threads = o.ComputeThreads > 0 ? o.ComputeThreads : Math.Max(1, Environment.ProcessorCount / Math.Max(1, o.Workers));
             for (int i = 0; i < o.Workers; i++)
-                node.Workers.Add(system.ActorOf(WorkerActor.Props(proxy, $"{self}/w{i}", endpoints).WithDispatcher("disttrain-compute-dispatcher"), $"worker{i}"));
+                node.Workers.Add(system.ActorOf(WorkerActor.Props(proxy, $"{self}/w{i}", endpoints with { PortSlot = 1 + psActors + i }, node.Refused).WithDispatcher("disttrain-compute-dispatcher"), $"worker{i}"));
         }
         return node;
     }

@@ -8,7 +8,7 @@ public readonly record struct KeyRange(int Offset, int Length)
     public override string ToString() => $"[{Offset}, {End})";
 }
 
-public static class ShardLayout
+public static class KeyRanges
 {
     /// <summary>
     /// Cuts [0, total) into <paramref name="shards"/> ranges of near-equal length whose boundaries are

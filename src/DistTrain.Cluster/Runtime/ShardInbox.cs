@@ -1,0 +1,184 @@
+// The receive side of a parameter-server shard: data-plane threads hand it frames (gradient chunks straight
+// into the step aggregator's or the async queue's slots, BatchNorm statistics, restore frames), and it posts
+// what happened to the shard's actor as events. It owns the one lock that the receive threads and the actor
+// share; the actor itself holds none. Values change only on the actor's thread (apply, restore), so pushes
+// read them without the lock.
+using DistTrain.Cluster.DataPlane;
+using DistTrain.Cluster.Training;
+using DistTrain.Nn.Optimizers;
+using TrainingDrop = DistTrain.Cluster.Training.GradientDrop;
+using WireDrop = DistTrain.Cluster.DataPlane.DropReason;
+
+namespace DistTrain.Cluster.Runtime;
+
+public sealed class ShardInbox : IFrameHandler
+{
+    /// <summary>Every chunk of (step, micro-batch) arrived intact (sync), or the micro-batch is queued for its update (async).</summary>
+    public sealed record GradientArrived(int SenderId, long Step, int MicroBatch) : Akka.Actor.INoSerializationVerificationNeeded;
+    /// <summary>A frame was dropped, with the precise reason (reported to the coordinator).</summary>
+    public sealed record GradientDropped(int SenderId, long Step, int MicroBatch, string Reason) : Akka.Actor.INoSerializationVerificationNeeded;
+    /// <summary>The coordinator's restore frames are all here: apply them (ApplyRestore).</summary>
+    public sealed record RestoreComplete : Akka.Actor.INoSerializationVerificationNeeded;
+
+    private readonly Lock _gate = new();
+    private readonly ParameterShard _shard;
+    private readonly AsyncGradientQueue? _async;
+    private readonly ShardCheckpointing _extras;
+    private readonly Action<object> _post;
+    private readonly int _microBatches;
+
+    /// <param name="async">The async mode's queue; null in sync and local-sgd, which sum a step in the shard's aggregator.</param>
+    /// <param name="post">Delivers an event to the actor (a Tell: it runs on the receive thread).</param>
+    public ShardInbox(ParameterShard shard, AsyncGradientQueue? async, ShardCheckpointing extras, int microBatches, Action<object> post)
+    {
+        _shard = shard; _async = async; _extras = extras; _microBatches = microBatches; _post = post;
+    }
+
+    public ParameterShard Shard => _shard;
+
+    // ---- the actor's side ----
+
+    /// <summary>Sync / local-sgd: applies the complete step (clipped to <paramref name="maxNorm"/> with the global norm when
+    /// given), folds its BatchNorm statistics and begins the next step. False while micro-batches are missing.</summary>
+    public bool TryApplyStep(float maxNorm = 0f, double globalNorm = double.NaN)
+    {
+        lock (_gate)
+        {
+            if (!_shard.TryApply(maxNorm, globalNorm)) return false;
+            _shard.BeginStep(_shard.Version, _microBatches);
+            _extras.StepApplied();
+            return true;
+        }
+    }
+
+    /// <summary>--clip-norm: this range's exact Σ g² of the current step once its sum is complete and unless it went out
+    /// already (<paramref name="sentFor"/>); null otherwise.</summary>
+    public (long Step, uint[] Digits)? NormShare(long sentFor)
+    {
+        lock (_gate)
+        {
+            if (!_shard.StepComplete || _shard.Version == sentFor) return null;
+            var digits = new uint[ExactSquareSum.SerializedLength];
+            _shard.SquareSum().CopyTo(digits);
+            return (_shard.Version, digits);
+        }
+    }
+
+    /// <summary>Async: the oldest queued gradient; its slot stays reserved until <see cref="Applied"/>.</summary>
+    public bool TryDequeue(out AsyncGradientQueue.Arrival arrival, out ReadOnlySpan<float> gradient)
+    {
+        lock (_gate)
+        {
+            gradient = default;
+            if (!_async!.TryDequeue(out arrival)) return false;
+            gradient = _async.Gradient(arrival);
+            return true;
+        }
+    }
+
+    /// <summary>Async: the update of <paramref name="arrival"/> was applied; free its slot and fold its statistics.</summary>
+    public void Applied(AsyncGradientQueue.Arrival arrival)
+    {
+        lock (_gate)
+        {
+            _async!.Release(arrival);
+            _extras.MicroBatchApplied(arrival.Step, arrival.MicroBatch);
+        }
+    }
+
+    /// <summary>Sends this shard's state at <paramref name="version"/> (its current one) for a checkpoint.</summary>
+    public void SendCheckpoint(DataPlaneClient client, long version)
+    {
+        lock (_gate) _extras.Send(client, version);
+    }
+
+    /// <summary>Puts the received restore state in place; returns its version.</summary>
+    public long ApplyRestore()
+    {
+        lock (_gate) return _extras.ApplyRestore();
+    }
+
+    // ---- data plane (receive threads) ----
+
+    WireDrop? IFrameHandler.Rent(FrameHeader header, out Span<float> destination)
+    {
+        destination = Span<float>.Empty;
+        if (header.Kind != FrameKind.Gradient) return RentOther(header, out destination);
+        if (header.Shard != _shard.Shard || header.Offset < _shard.Range.Offset || _async is not null && header.Offset != _shard.Range.Offset)
+            return WireDrop.Rejected;
+        // Sync: a micro-batch's gradient may come as several chunks of the range (sent during the worker's backward).
+        int chunkOffset = (int)Math.Min(header.Offset - _shard.Range.Offset, int.MaxValue);
+        lock (_gate)
+        {
+            // (An async copy of a micro-batch already applied goes on to be refused as the Duplicate it is.)
+            if (!_extras.StatisticsReady(header.Step, header.MicroBatch) && _async?.IsAppliedOrUnknown(header.Step, header.MicroBatch) != true)
+            {
+                _post(new GradientDropped(header.SenderId, header.Step, header.MicroBatch, "its BatchNorm statistics did not arrive first"));
+                return WireDrop.Rejected;
+            }
+            destination = _async is { } q ? q.Reserve(header.Step, header.MicroBatch, header.Version, header.Length, out var reason)
+                : _shard.Aggregator.Reserve(header.Step, header.MicroBatch, chunkOffset, header.Length, out reason);
+            if (reason == TrainingDrop.None) return null;
+            _post(new GradientDropped(header.SenderId, header.Step, header.MicroBatch, reason.ToString()));
+            return WireDrop.Rejected; // reported above with the precise reason
+        }
+    }
+
+    /// <summary>Statistics (worker → shard 0) and restore frames (coordinator → shard): staged by ShardCheckpointing.</summary>
+    private WireDrop? RentOther(FrameHeader header, out Span<float> destination)
+    {
+        lock (_gate)
+        {
+            if (header.Kind == FrameKind.Statistics)
+            {
+                // Async: statistics of a micro-batch already applied (a re-executed copy) would never be folded.
+                var reason = TrainingDrop.Duplicate;
+                destination = _async is { } q && q.IsAppliedOrUnknown(header.Step, header.MicroBatch) ? Span<float>.Empty
+                    : _extras.RentStatistics(header, out reason);
+                if (reason == TrainingDrop.None) return null;
+                if (reason != TrainingDrop.Duplicate)
+                    _post(new GradientDropped(header.SenderId, header.Step, header.MicroBatch, $"statistics: {reason}"));
+                return WireDrop.Rejected;
+            }
+            destination = header.Kind is FrameKind.Parameters or FrameKind.OptimizerState or FrameKind.Buffers
+                ? _extras.RentRestore(header) : Span<float>.Empty;
+            return destination.IsEmpty && header.Length > 0 ? WireDrop.Rejected : null;
+        }
+    }
+
+    void IFrameHandler.OnFrame(in FrameHeader header, ReadOnlySpan<float> payload)
+    {
+        if (header.Kind == FrameKind.Statistics) { lock (_gate) _extras.StatisticsArrived(header); return; }
+        if (header.Kind != FrameKind.Gradient)
+        {
+            bool complete;
+            lock (_gate) complete = _extras.RestoreArrived(header);
+            if (complete) _post(new RestoreComplete());
+            return;
+        }
+        ChunkCommit result;
+        lock (_gate)
+            result = _async is { } q ? (q.Commit(header.Step, header.MicroBatch) ? ChunkCommit.Completed : ChunkCommit.NotFinite)
+                : _shard.Aggregator.Commit(header.Step, header.MicroBatch, ChunkOffset(header), header.Length);
+        if (result == ChunkCommit.Stored) return; // more chunks of this micro-batch to come
+        _post(result == ChunkCommit.Completed ? new GradientArrived(header.SenderId, header.Step, header.MicroBatch)
+            : new GradientDropped(header.SenderId, header.Step, header.MicroBatch, $"gradient chunk {header.Offset}+{header.Length} is not finite (NaN or infinity)"));
+    }
+
+    private int ChunkOffset(in FrameHeader header) => (int)(header.Offset - _shard.Range.Offset);
+
+    void IFrameHandler.OnDropped(in FrameHeader header, WireDrop reason)
+    {
+        if (reason == WireDrop.Rejected) return; // Rent refused it and reported why
+        if (header.Kind == FrameKind.Statistics) { lock (_gate) _extras.StatisticsDropped(header); return; }
+        if (header.Kind != FrameKind.Gradient) return; // a restore frame: the coordinator's send fails and it says so
+        // A frame that failed after Rent (checksum, lost connection) frees its slot so it can arrive again.
+        if (reason is WireDrop.BadChecksum or WireDrop.ConnectionLost)
+            lock (_gate)
+            {
+                if (_async is not null) _async.Abort(header.Step, header.MicroBatch, TrainingDrop.Corrupt);
+                else _shard.Aggregator.Abort(header.Step, header.MicroBatch, ChunkOffset(header), header.Length, TrainingDrop.Corrupt);
+            }
+        _post(new GradientDropped(header.SenderId, header.Step, header.MicroBatch, reason.ToString()));
+    }
+}
