@@ -18,6 +18,10 @@ public sealed class StepLog : IDisposable
     private readonly SortedDictionary<long, Entry> _open = [];
     private readonly Stopwatch _run = Stopwatch.StartNew();
     private double _lossSinceReport; private int _samplesSinceReport;
+    // The epoch whose steps are being written, and its training sums: its record goes out when the first step of the
+    // next epoch is written (test fields NaN: only the end of the run evaluates), the last one with the run's evaluation.
+    private long _epoch = -1;
+    private double _epochLoss; private long _epochCorrect, _epochSamples; private long _epochStarted = Stopwatch.GetTimestamp();
 
     private sealed class Entry(int microBatches)
     {
@@ -105,6 +109,13 @@ public sealed class StepLog : IDisposable
         if (e.StaleCount > 0) { _extra["staleness_mean"] = Math.Round((double)e.StaleSum / e.StaleCount, 3); _extra["staleness_max"] = e.StaleMax; }
         else { _extra.Remove("staleness_mean"); _extra.Remove("staleness_max"); }
         step = StepOfUnit(step);
+        long epoch = step / _stepsPerEpoch;
+        if (epoch != _epoch)
+        {
+            if (_epoch >= 0) WriteEpoch(new EpochMetrics((int)_epoch, step, double.NaN, double.NaN, double.NaN, double.NaN, 0, 0));
+            _epoch = epoch;
+        }
+        _epochLoss += e.Loss; _epochCorrect += e.Correct; _epochSamples += e.Samples;
         double loss = e.Samples == 0 ? double.NaN : e.Loss / e.Samples;
         double secs = double.IsNaN(e.Seconds) ? double.NaN : e.Seconds;
         _log.Step(new StepMetrics(step, (int)(step / _stepsPerEpoch), (int)(step % _stepsPerEpoch), _stepsPerEpoch, loss, e.Samples, secs,
@@ -119,11 +130,26 @@ public sealed class StepLog : IDisposable
         return $"step {done}/{total}  loss {loss:F4}  {SamplesTotal / _run.Elapsed.TotalSeconds:F0} samples/s";
     }
 
+    /// <summary>The run's last epoch record (with its evaluation): steps still open are written first; training loss,
+    /// accuracy, seconds and samples not given come from the epoch's steps.</summary>
     public void Epoch(in EpochMetrics m)
     {
         foreach (var (step, e) in _open) Write(step, e);
         _open.Clear();
+        WriteEpoch(m);
+    }
+
+    private void WriteEpoch(EpochMetrics m)
+    {
+        if (_epochSamples > 0)
+        {
+            if (double.IsNaN(m.TrainLoss)) m = m with { TrainLoss = _epochLoss / _epochSamples };
+            if (double.IsNaN(m.TrainAccuracy)) m = m with { TrainAccuracy = (double)_epochCorrect / _epochSamples };
+            if (m.Samples == 0) m = m with { Samples = (int)Math.Min(_epochSamples, int.MaxValue) };
+        }
+        if (m.Seconds == 0) m = m with { Seconds = Stopwatch.GetElapsedTime(_epochStarted).TotalSeconds };
         _log.Epoch(m);
+        _epochLoss = 0; _epochCorrect = 0; _epochSamples = 0; _epochStarted = Stopwatch.GetTimestamp();
     }
 
     public void Dispose() => _log.Dispose();

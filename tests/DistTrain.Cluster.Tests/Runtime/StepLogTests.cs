@@ -38,4 +38,40 @@ public sealed class StepLogTests
         }
         finally { if (Directory.Exists(dir)) Directory.Delete(dir, true); }
     }
+
+    [Fact]
+    public void EpochRecordsCarryTheirStepsTrainingLossAccuracyAndSamples()
+    {
+        // 3 steps an epoch, 2 micro-batches of 4 samples a step, 5 steps: epoch 0's record is written with step 3's line,
+        // the last one by Epoch() with the run's evaluation; train fields come from the steps' reports.
+        string dir = Path.Combine(Path.GetTempPath(), "disttrain-steplog-" + Guid.NewGuid().ToString("N"));
+        string path = Path.Combine(dir, "metrics.jsonl");
+        try
+        {
+            using (var log = new StepLog(path, microBatches: 2, stepsPerEpoch: 3, _ => 0.1f))
+            {
+                for (long step = 0; step < 5; step++)
+                {
+                    log.Begin(step);
+                    log.Add(Done(step, 0, 1, 0));   // loss 10, 0 correct
+                    log.Add(Done(step, 1, 1, 0));   // loss 20, 1 correct
+                    log.End(step);
+                }
+                log.Epoch(new DistTrain.Nn.Training.EpochMetrics(1, 5, double.NaN, double.NaN, 0.25, 0.875, 0, 0));
+            }
+            var epochs = File.ReadAllLines(path).Select(l => JsonDocument.Parse(l).RootElement)
+                .Where(e => e.GetProperty("kind").GetString() == "epoch").ToList();
+            Assert.Equal(2, epochs.Count);
+            Assert.Equal(0, epochs[0].GetProperty("epoch").GetInt32());
+            Assert.Equal(24, epochs[0].GetProperty("samples").GetInt32());
+            Assert.Equal(90.0 / 24, epochs[0].GetProperty("train_loss").GetDouble(), 9);
+            Assert.Equal(3.0 / 24, epochs[0].GetProperty("train_accuracy").GetDouble(), 9);
+            Assert.Equal(JsonValueKind.Null, epochs[0].GetProperty("test_accuracy").ValueKind); // only the end of the run evaluates
+            Assert.True(epochs[0].GetProperty("seconds").GetDouble() > 0);
+            Assert.Equal(16, epochs[1].GetProperty("samples").GetInt32());
+            Assert.Equal(60.0 / 16, epochs[1].GetProperty("train_loss").GetDouble(), 9);
+            Assert.Equal(0.875, epochs[1].GetProperty("test_accuracy").GetDouble(), 9);
+        }
+        finally { if (Directory.Exists(dir)) Directory.Delete(dir, true); }
+    }
 }
