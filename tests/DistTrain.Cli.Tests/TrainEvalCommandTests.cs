@@ -61,6 +61,8 @@ public sealed class TrainEvalCommandTests : IDisposable
         Assert.True(File.Exists(Path.Combine(run, "model.safetensors")));
         Assert.True(File.Exists(Path.Combine(run, "model.optimizer.safetensors")));
         Assert.Contains(Path.Combine(run, "model.safetensors"), output);
+        foreach (var png in new[] { "loss.png", "accuracy.png", "step_time.png", "confusion.png" }) // drawn at the end of every run
+            Assert.True(new FileInfo(Path.Combine(run, png)).Length > 1000, $"{png} missing or empty; output: {output}");
         Assert.Contains("Total parameters: 60", output);
 
         var lines = File.ReadAllLines(Path.Combine(run, "metrics.jsonl")).Select(l => JsonDocument.Parse(l).RootElement).ToList();

@@ -24,6 +24,23 @@ public static class RunPlots
         return Write([RunMetrics.Load(runDir)], runDir, confusion, classNames);
     }
 
+    /// <summary>
+    /// The end of `disttrain train`: draws the run's plots into its folder and says where; a plot that cannot be drawn
+    /// (no font, an odd metrics file) is reported in one line and never fails a run whose model is already saved.
+    /// </summary>
+    public static void AfterRun(string runDir, TextWriter console)
+    {
+        try
+        {
+            var files = WriteForRun(runDir);
+            console.WriteLine($"plots:     {string.Join(", ", files.Select(System.IO.Path.GetFileName))} in {System.IO.Path.GetFullPath(runDir)}");
+        }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            console.WriteLine($"plots: not drawn ({e.GetType().Name}: {e.Message}); the model and metrics are saved; try `disttrain plot {runDir}`");
+        }
+    }
+
     /// <summary>Writes loss.png, accuracy.png (when any run has an accuracy), step_time.png (when any run has
     /// step times) and confusion.png (when given) into <paramref name="outDir"/>; returns the files written.</summary>
     public static IReadOnlyList<string> Write(IReadOnlyList<RunMetrics> runs, string outDir, ConfusionMatrix? confusion = null, IReadOnlyList<string>? classNames = null)

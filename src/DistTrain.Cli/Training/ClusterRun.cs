@@ -42,6 +42,7 @@ public static class ClusterRun
             console.WriteLine($"trained {result.Steps} steps; test accuracy {result.TestAccuracy:P2}, test loss {result.TestLoss:F4}");
             console.WriteLine($"model:   {result.ModelPath}");
             console.WriteLine($"metrics: {Path.Combine(outDir, "metrics.jsonl")}");
+            Plotting.RunPlots.AfterRun(outDir, console);
             return 0;
         }
         catch (OperationCanceledException)

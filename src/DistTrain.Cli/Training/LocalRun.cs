@@ -99,6 +99,7 @@ public static class LocalRun
         console.WriteLine($"model:     {Path.GetFullPath(weights)}");
         console.WriteLine($"optimizer: {Path.GetFullPath(opt)}");
         console.WriteLine($"metrics:   {Path.GetFullPath(Path.Combine(outDir, "metrics.jsonl"))}");
+        Plotting.RunPlots.AfterRun(outDir, console);
         return cancel.IsCancellationRequested ? 130 : 0;
     }
 }
