@@ -8,6 +8,7 @@ using DistTrain.Cluster.Training;
 using DistTrain.Data.Augmentation;
 using DistTrain.Nn.Models;
 using DistTrain.Nn.Training;
+using DistTrain.Training;
 using DistTrain.Tensors;
 
 namespace DistTrain.Cli.Commands;

@@ -10,6 +10,7 @@ using DistTrain.Cluster.Training;
 using DistTrain.Data.Plans;
 using DistTrain.Nn.Optimizers;
 using DistTrain.Nn.Training;
+using DistTrain.Training;
 using static DistTrain.Cluster.Messages.CoordinatorMessages;
 using static DistTrain.Cluster.Messages.ParameterServerMessages;
 using static DistTrain.Cluster.Messages.RuntimeMessages;

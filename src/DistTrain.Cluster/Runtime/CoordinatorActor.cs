@@ -7,6 +7,7 @@ using DistTrain.Cluster.Cores;
 using DistTrain.Cluster.Messages;
 using DistTrain.Cluster.Training;
 using DistTrain.Nn.Training;
+using DistTrain.Training;
 using static DistTrain.Cluster.Messages.RuntimeMessages;
 
 namespace DistTrain.Cluster.Runtime;
@@ -23,7 +24,7 @@ public sealed record CoordinatorSettings(int Shards, string OutDir, NodeEndpoint
     public long CheckpointEvery { get; init; }
     /// <summary>Start from this checkpoint (its step, weights, optimizer state and buffers) instead of step 0 (sync mode). A point at
     /// step 0 is `--init` (ClusterNode.InitialPoint): weights with a fresh optimizer, and a new metrics.jsonl.</summary>
-    public DistTrain.Nn.Checkpoints.ResumePoint? Resume { get; init; }
+    public DistTrain.Training.Checkpoints.ResumePoint? Resume { get; init; }
     /// <summary>How long a snapshot may stay incomplete after every shard has passed its version before the coordinator acts:
     /// it asks again for the final state (the shards stay there) and gives up on an intermediate checkpoint (they moved on).</summary>
     public TimeSpan SnapshotGrace { get; init; } = TimeSpan.FromSeconds(20);

@@ -5,6 +5,7 @@ using DistTrain.Cluster.Cores;
 using DistTrain.Cluster.Messages;
 using DistTrain.Cluster.Training;
 using DistTrain.Nn.Training;
+using DistTrain.Training;
 using static DistTrain.Cluster.Messages.ParameterServerMessages;
 using static DistTrain.Cluster.Messages.RuntimeMessages;
 

@@ -14,6 +14,7 @@ using DistTrain.Data;
 using DistTrain.Data.Plans;
 using DistTrain.Nn.Models;
 using DistTrain.Nn.Training;
+using DistTrain.Training;
 using static DistTrain.Cluster.Messages.CoordinatorMessages;
 using static DistTrain.Cluster.Messages.ParameterServerMessages;
 

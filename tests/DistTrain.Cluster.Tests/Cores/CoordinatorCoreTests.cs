@@ -10,6 +10,7 @@ using DistTrain.Cluster.Training;
 using DistTrain.Nn.Models;
 using DistTrain.Nn.Optimizers;
 using DistTrain.Nn.Training;
+using DistTrain.Training;
 using Xunit;
 using static DistTrain.Cluster.Messages.CoordinatorMessages;
 using static DistTrain.Cluster.Messages.ParameterServerMessages;

@@ -3,11 +3,13 @@
 // run stopped after step k and resumed from its last checkpoint ends with the SHA-256 of an
 // uninterrupted run, also when the newest checkpoint is corrupt and the previous one is used.
 using System.Security.Cryptography;
+using DistTrain.Training.Checkpoints;
 using DistTrain.Cluster.Runtime;
 using DistTrain.Data.Sources;
 using DistTrain.Nn.Checkpoints;
 using DistTrain.Nn.Models;
 using DistTrain.Nn.Training;
+using DistTrain.Training;
 using Xunit;
 using static DistTrain.Cluster.Messages.RuntimeMessages;
 
