@@ -26,6 +26,9 @@ public sealed partial class CoordinatorCore
         void ServeWaiting();
         void Handle(object message);
         void Timer(string name);
+        WorkLedger Ledger();
+        /// <summary>Continues from a snapshot's ledger (CoordinatorCore.Restore): nothing leased, what is not done goes out again.</summary>
+        void Restore(WorkLedger ledger);
     }
 
     private void Assign(string peer, long step, int microBatch, long version)
@@ -126,6 +129,20 @@ public sealed partial class CoordinatorCore
             c.ServeIdle();
             ServeWaiting();
         }
+
+        public WorkLedger Ledger()
+        {
+            var (step, current, next) = _queue.Ledger();
+            return new WorkLedger(step, current, next);
+        }
+
+        public void Restore(WorkLedger ledger)
+        {
+            _queue.Restore(ledger.Step, ledger.Acks, ledger.Ahead);
+            c._step = ledger.Step;
+            c._log.Begin(ledger.Step);
+            c._out.Add(new StartTimer(LeaseTimer, TimeSpan.FromSeconds(1)));
+        }
     }
 
     private sealed class AsyncPlan(CoordinatorCore c) : IWorkPlan
@@ -192,6 +209,21 @@ public sealed partial class CoordinatorCore
         public void Timer(string name)
         {
             if (name == AsyncTimer) c.ServeIdle();
+        }
+
+        public WorkLedger Ledger()
+        {
+            var (acks, next) = _queue.Ledger();
+            return new WorkLedger(next, acks, null);
+        }
+
+        public void Restore(WorkLedger ledger)
+        {
+            _queue.Restore(ledger.Acks, ledger.Step);
+            _stepsDone = _queue.DoneCount / _queue.MicroBatches; // whole steps only when done in order; the count feeds progress lines
+            _begun = _queue.LowestUndone / _queue.MicroBatches - 1; // metrics entries of the steps not done are opened again
+            c._step = 0;
+            if (!_queue.AllDone) c._out.Add(new StartTimer(AsyncTimer, TimeSpan.FromSeconds(1)));
         }
     }
 }

@@ -20,6 +20,19 @@ namespace DistTrain.Cluster.Cores;
 /// <summary>The coordinator's run is over: what it wrote, or why it stopped.</summary>
 public sealed record Completed(RunCompleted Result) : Effect;
 
+/// <summary>
+/// What a coordinator knows that its shards and workers do not: where the run is, which micro-batches every shard
+/// has, which shard owns which range, which snapshots are asked for. Peers and leases are not in it: a coordinator
+/// restored from it waits for the shards and workers to register again and hands out everything not done.
+/// </summary>
+public sealed record CoordinatorSnapshot(string JobId, long Step, long[] Published, ShardInfo?[] Shards, WorkLedger Ledger,
+    bool AllApplied, bool FinalCollected, long[] PendingSnapshots);
+
+/// <summary>Per micro-batch, the shards that have it (bit s: shard s). Step barrier: <paramref name="Step"/> and the step
+/// leased ahead (<paramref name="Ahead"/>, null if none); async: every micro-batch of the run, <paramref name="Step"/>
+/// being the ordinal up to which the plan was handed out.</summary>
+public sealed record WorkLedger(long Step, int[] Acks, int[]? Ahead);
+
 public sealed partial class CoordinatorCore : IDisposable
 {
     public const string LeaseTimer = "lease-tick", SnapshotTimer = "snapshot-watch";
@@ -51,7 +64,12 @@ public sealed partial class CoordinatorCore : IDisposable
     private bool _finishing, _allApplied, _finalCollected;
 
     public CoordinatorCore(TrainJob job, int trainCount, int parameterCount, CoordinatorSettings settings, ICoordinatorStore store,
-        Func<DateTime>? clock = null, string? jobId = null)
+        Func<DateTime>? clock = null, string? jobId = null) : this(job, trainCount, parameterCount, settings, store, clock, jobId, restored: false)
+    {
+    }
+
+    private CoordinatorCore(TrainJob job, int trainCount, int parameterCount, CoordinatorSettings settings, ICoordinatorStore store,
+        Func<DateTime>? clock, string? jobId, bool restored)
     {
         if (settings.Resume is not null && settings.Mode.Mode != TrainingMode.Sync)
             throw new ArgumentException($"--resume and --init work with sync runs only on the cluster; this run is {settings.Mode.Mode}.");
@@ -70,15 +88,45 @@ public sealed partial class CoordinatorCore : IDisposable
         _planSteps = job.TotalSteps(trainCount);
         _units = settings.Mode.Units(_planSteps);
         _log = new StepLog(Path.Combine(settings.OutDir, "metrics.jsonl"), _microBatches, _stepsPerEpoch, job.CreateSchedule(trainCount),
-            append: settings.Resume is { Step: > 0 })
+            append: restored || settings.Resume is { Step: > 0 })
         {
             StepOfUnit = unit => settings.Mode.LastStepOf(unit, _planSteps),
         };
-        _log.Record("run", settings.Mode.Metadata());
+        if (!restored) _log.Record("run", settings.Mode.Metadata());
         _plan = settings.Mode.Mode == TrainingMode.Async ? new AsyncPlan(this) : new BarrierPlan(this);
     }
 
     public JobDescription Description { get; }
+
+    /// <summary>The state to rebuild this coordinator from (<see cref="Restore"/>), e.g. on another node.</summary>
+    public CoordinatorSnapshot Snapshot() =>
+        new(Description.JobId, _step, _published.ToArray(), _shards.ToArray(), _plan.Ledger(), _allApplied, _finalCollected, _snapshots.Keys.Order().ToArray());
+
+    /// <summary>
+    /// A coordinator that continues from <paramref name="snapshot"/>: each shard gets its range back when its node asks
+    /// again, workers register again, every micro-batch not done goes out again, and the snapshots that were asked for
+    /// are asked for again once every shard is back. Its metrics.jsonl is continued.
+    /// </summary>
+    public static CoordinatorCore Restore(CoordinatorSnapshot snapshot, TrainJob job, int trainCount, int parameterCount, CoordinatorSettings settings,
+        ICoordinatorStore store, Func<DateTime>? clock = null)
+    {
+        var core = new CoordinatorCore(job, trainCount, parameterCount, settings, store, clock, snapshot.JobId, restored: true);
+        core.Load(snapshot);
+        return core;
+    }
+
+    private long[] _askAgain = [];
+
+    private void Load(CoordinatorSnapshot s)
+    {
+        if (s.Shards.Length != _shards.Length || s.Published.Length != _published.Length)
+            throw new ArgumentException($"The snapshot has {s.Shards.Length} shards but this run has {_shards.Length}; restore it with the same --ps-shards.");
+        _step = s.Step;
+        s.Published.CopyTo(_published, 0);
+        s.Shards.CopyTo(_shards, 0);
+        (_allApplied, _finalCollected, _askAgain) = (s.AllApplied, s.FinalCollected, s.PendingSnapshots);
+        if (_step >= 0) _plan.Restore(s.Ledger);
+    }
 
     /// <summary>Timers the core needs from the start.</summary>
     public IReadOnlyList<Effect> Start()
@@ -152,7 +200,9 @@ public sealed partial class CoordinatorCore : IDisposable
     {
         if (r.ProtocolVersion != WireProtocol.Version) { _out.Send(from, new RegisterRejected(r.NodeId, VersionMismatch(r.ProtocolVersion))); return; }
         int s = Array.IndexOf(_shardPeers, from);
-        if (s < 0) s = Array.IndexOf(_shardPeers, null);
+        // After a restore a range whose owner is known waits for that node: its state lives there.
+        if (s < 0) s = Array.FindIndex(_shards, i => i is not null && i.OwnerAddress == r.NodeId && _shardPeers[i.Shard] is null);
+        if (s < 0) s = Enumerable.Range(0, _shards.Length).FirstOrDefault(i => _shardPeers[i] is null && _shards[i] is null, -1);
         if (s < 0)
         {
             var taken = string.Join(", ", _ranges.Select((k, i) => $"shard {i} {k} on {_shards[i]?.OwnerAddress ?? _shardPeers[i]}"));
@@ -190,7 +240,10 @@ public sealed partial class CoordinatorCore : IDisposable
 
     private void ShardUp()
     {
-        if (AllShardsUp) foreach (var (id, w) in _workers) Accept(id, w.Peer);
+        if (!AllShardsUp) return;
+        foreach (var (id, w) in _workers) Accept(id, w.Peer);
+        foreach (long v in _askAgain) Snapshot(v, v == _plan.FinalVersion ? Final : () => WriteCheckpoint(v));
+        _askAgain = [];
         MaybeStart();
     }
 

@@ -44,7 +44,10 @@ public class CoordinatorCoreTests
     /// <summary>Shards and workers as the real ones answer the coordinator, with the core's effects as their only input.</summary>
     private sealed class SimCluster : IDisposable
     {
-        public readonly CoordinatorCore Core;
+        public CoordinatorCore Core { get; private set; }
+        private readonly CoordinatorSettings _settings;
+        private readonly int _epochs;
+        private int _workers;
         public readonly FakeStore Store = new();
         public readonly string OutDir = Directory.CreateTempSubdirectory("disttrain-core-").FullName;
         public readonly List<(string Worker, WorkAssignment Work)> Computed = [];
@@ -68,9 +71,10 @@ public class CoordinatorCoreTests
             _async = mode.Mode == TrainingMode.Async;
             _version = new long[shards];
             for (int s = 0; s < shards; s++) _accepted.Add([]);
-            var settings = new CoordinatorSettings(shards, OutDir, NodeEndpoints.Loopback, TimeSpan.FromSeconds(30)) { Mode = mode, CheckpointEvery = checkpointEvery };
+            _settings = new CoordinatorSettings(shards, OutDir, NodeEndpoints.Loopback, TimeSpan.FromSeconds(30)) { Mode = mode, CheckpointEvery = checkpointEvery };
+            _epochs = epochs;
             Steps = Job(epochs).TotalSteps(Train);
-            Core = new CoordinatorCore(Job(epochs), Train, parameterCount: 60, settings, Store, () => Now, jobId: "job");
+            Core = new CoordinatorCore(Job(epochs), Train, parameterCount: 60, _settings, Store, () => Now, jobId: "job");
             Take(Core.Start());
         }
 
@@ -86,8 +90,23 @@ public class CoordinatorCoreTests
             }
         }
 
+        /// <summary>The coordinator is rebuilt from its snapshot (as on another node): what was in flight to or from it is
+        /// lost, the workers' unstarted assignments with it, and every shard and worker registers again.</summary>
+        public void RestartCoordinator()
+        {
+            var snapshot = Core.Snapshot();
+            Core.Dispose();
+            _mail.Clear();
+            foreach (var held in _held.Values) held.Clear();
+            _asked.Clear();
+            Core = CoordinatorCore.Restore(snapshot, Job(_epochs), Train, 60, _settings, Store, () => Now);
+            Take(Core.Start());
+            Join(_workers);
+        }
+
         public void Join(int workers)
         {
+            _workers = workers;
             for (int s = 0; s < _shards; s++) Take(Core.Handle($"ps{s}", new RequestShard($"node/ps{s}", WireProtocol.Version)));
             for (int w = 0; w < workers; w++) AddWorker($"w{w}");
         }
@@ -121,7 +140,7 @@ public class CoordinatorCoreTests
             switch (message)
             {
                 case ShardAssignment a:
-                    Take(Core.Handle(to, new RegisterShard(a.Shard, a.Offset, a.Length, to, "127.0.0.1", 8000 + a.Shard, WireProtocol.Version)));
+                    Take(Core.Handle(to, new RegisterShard(a.Shard, a.Offset, a.Length, $"node/{to}", "127.0.0.1", 8000 + a.Shard, WireProtocol.Version)));
                     break;
                 case RegisterAccepted: Take(Core.Handle(to, new RequestWork(to, -1))); break;
                 case WorkAssignment w: _held[to].Add(w); break;
@@ -281,6 +300,30 @@ public class CoordinatorCoreTests
         Assert.Equal(sim.Steps * 2, sim.Clipped.Count);
         Assert.All(sim.Clipped, c => Assert.Equal(Math.Sqrt(20), c.GlobalNorm, 12));
         Assert.Equal(Enumerable.Range(0, (int)sim.Steps).SelectMany(s => new long[] { s, s }), sim.Clipped.Select(c => c.Step));
+    }
+
+    [Theory]
+    [InlineData("sync")]
+    [InlineData("async")]
+    [InlineData("local-sgd")]
+    public void ACoordinatorRebuiltFromItsSnapshotMidRunHandsOutExactlyTheWorkNotDone(string modeName)
+    {
+        var mode = ModeOptions.Parse(modeName, modeName == "async" ? 2 : null, modeName == "local-sgd" ? 3 : null);
+        using var sim = new SimCluster(mode);
+        sim.Join(workers: 2);
+        sim.Run(until: () => sim.Computed.Count == 10); // mid-step (mid-round), with work leased and not yet computed
+        sim.RestartCoordinator();
+        sim.Run();
+        Assert.NotNull(sim.Result);
+        Assert.Null(sim.Result!.Error);
+        long units = mode.Units(sim.Steps);
+        AssertLedger(sim, units, 4);
+        // Nothing done before the restart was handed out again: each micro-batch computed once.
+        Assert.Equal(units * 4, sim.Computed.Count);
+        Assert.Equal(mode.Mode == TrainingMode.Async ? units * 4 : units, sim.Store.ModelVersion);
+        var steps = File.ReadAllLines(Path.Combine(sim.OutDir, "metrics.jsonl")).Where(l => l.Contains("\"kind\":\"step\"")).ToList();
+        Assert.Equal(steps.Count, steps.Distinct().Count());
+        Assert.Single(File.ReadAllLines(Path.Combine(sim.OutDir, "metrics.jsonl")), l => l.Contains("\"kind\":\"run\""));
     }
 
     [Fact]
