@@ -10,19 +10,19 @@ namespace DistTrain.Cli.Sweep;
 public static class SweepPlots
 {
     /// <summary>Writes metric_by_trial.png and metric_by_NAME.png into <paramref name="outDir"/>; returns the files.</summary>
-    public static IReadOnlyList<string> Write(string outDir, SearchSpace space, SweepMetric metric, SweepOutcome outcome)
+    public static IReadOnlyList<string> Write(string outDir, SearchSpace space, SweepMetric metric, SweepOutcome outcome, string unit = "steps")
     {
         var files = new List<string>
         {
-            RunPlots.SavePng(Draw(space, metric, outcome, null), Path.Combine(outDir, "metric_by_trial.png")),
+            RunPlots.SavePng(Draw(space, metric, outcome, null, unit), Path.Combine(outDir, "metric_by_trial.png")),
         };
         if (space.Varied.FirstOrDefault() is { } main)
-            files.Add(RunPlots.SavePng(Draw(space, metric, outcome, main), Path.Combine(outDir, $"metric_by_{FileSafe(main.Name)}.png")));
+            files.Add(RunPlots.SavePng(Draw(space, metric, outcome, main, unit), Path.Combine(outDir, $"metric_by_{FileSafe(main.Name)}.png")));
         return files;
     }
 
     /// <summary>The metric against trial number (<paramref name="axis"/> null) or against one parameter.</summary>
-    public static Plot Draw(SearchSpace space, SweepMetric metric, SweepOutcome outcome, ParamRange? axis)
+    public static Plot Draw(SearchSpace space, SweepMetric metric, SweepOutcome outcome, ParamRange? axis, string unit = "steps")
     {
         int index = axis is null ? -1 : space.Ranges.ToList().IndexOf(axis);
         bool log = axis?.Kind == RangeKind.Log;
@@ -43,7 +43,7 @@ public static class SweepPlots
             s.LineWidth = 0;
             s.MarkerShape = MarkerShape.FilledCircle;
             s.MarkerSize = 9;
-            s.LegendText = $"rung {rung.Key} ({pts[0].Run.Budget} budget)";
+            s.LegendText = $"rung {rung.Key} ({pts[0].Run.Budget} {unit})";
         }
         if (outcome.Best is { } best)
         {

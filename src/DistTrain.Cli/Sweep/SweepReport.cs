@@ -45,7 +45,7 @@ public static class SweepReport
     {
         var plots = new List<string>();
         string? plotError = null;
-        try { plots.AddRange(SweepPlots.Write(outDir, d.Space, d.Metric, outcome)); }
+        try { plots.AddRange(SweepPlots.Write(outDir, d.Space, d.Metric, outcome, HalvingPlan.Name(d.Plan.Unit))); }
         catch (Exception e) when (e is not OutOfMemoryException) { plotError = $"{e.GetType().Name}: {e.Message}"; }
         var path = Path.Combine(outDir, ReportFile);
         File.WriteAllText(path, Markdown(outDir, d, outcome, elapsed, plots.Select(p => Path.GetFileName(p)).ToList(), plotError));

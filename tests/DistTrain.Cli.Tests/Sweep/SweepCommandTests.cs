@@ -89,7 +89,7 @@ public sealed class SweepCommandTests : IDisposable
         var (code, output, err) = Run("sweep", "batch=20,500", "--model", "quadrant", "--dataset", "synthetic:quadrants:n=400:test-n=200:seed=2",
             "--strategy", "grid", "--unit", "steps", "--budget", "3", "--parallel", "2", "--out", outDir, "--disttrain", MultiProcessClusterTests.Dll());
         Assert.True(code == 0, err + output);
-        Assert.Contains("trial 1 rung 0 (3 steps) batch=500: FAILED (exit code 2: error: Dataset", output);
+        Assert.Contains("trial 1 rung 0 (3 steps) batch=500: FAILED (exit code 2: error: The dataset has 400 samples", output);
         Assert.Contains(Path.Combine(outDir, "trial-001", "train.log"), output);
         var report = File.ReadAllText(Path.Combine(outDir, "report.md"));
         Assert.Contains("**Best: trial 0, batch=20", report);

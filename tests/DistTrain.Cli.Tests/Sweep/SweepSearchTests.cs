@@ -7,7 +7,7 @@ using Xunit;
 
 namespace DistTrain.Cli.Tests.Sweep;
 
-public sealed class SweepSearchTests
+public sealed class SweepSearchTests(Xunit.Abstractions.ITestOutputHelper output)
 {
     static readonly TrainOptionCatalog Catalog = TrainOptionCatalog.FromTrainCommand();
 
@@ -188,6 +188,7 @@ public sealed class SweepSearchTests
         Assert.Equal(15, random.Results.Count);
         Assert.Equal(15, bayes.Results.Count);
         double r = random.Best!.Outcome.Metric, b = bayes.Best!.Outcome.Metric;
+        output.WriteLine($"seed {seed}: random best {r:G4} at {random.Best.Run.Point}, Bayesian best {b:G4} at {bayes.Best.Run.Point}");
         Assert.True(b <= r, $"seed {seed}: Bayesian best {b} ({bayes.Best.Run.Point}) is worse than random's {r} ({random.Best.Run.Point})");
         // And it gets close to the known optimum (0 at lr ≈ 0.003162, wd = 0.03): within 0.05 of it.
         Assert.True(b < 0.05, $"seed {seed}: Bayesian best {b} at {bayes.Best.Run.Point}");
