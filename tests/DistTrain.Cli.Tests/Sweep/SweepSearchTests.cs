@@ -218,6 +218,23 @@ public sealed class SweepSearchTests(Xunit.Abstractions.ITestOutputHelper output
     }
 
     [Fact]
+    public void A_trial_command_line_depends_only_on_its_configuration_and_budget()
+    {
+        var space = Space("lr=log:1e-4..1e-2", "batch=64,128", "optimizer=sgd");
+        var run = new TrialRun(5, 1, new TrialPoint(["0.001", "128", "sgd"]), 300, "out/trial-005/rung-1");
+        var steps = new TrialSettings("mlp", "fashion-mnist", 7, BudgetUnit.Steps, space);
+        Assert.Equal(
+            ["train", "--model", "mlp", "--dataset", "fashion-mnist", "--lr", "0.001", "--batch-size", "128", "--optimizer", "sgd", "--seed", "7",
+             "--max-steps", "300", "--epochs", "1000000", "--threads", "1", "--checkpoint-every", "-1", "--out", "out/trial-005/rung-1"],
+            TrainArguments.For(run, steps));
+        // An epochs budget is --epochs; a swept seed replaces the trial seed; no --dataset means the model's own.
+        var seeded = Space("lr=0.01", "seed=1,2");
+        Assert.Equal(
+            ["train", "--model", "cnn", "--lr", "0.01", "--seed", "2", "--epochs", "3", "--threads", "1", "--checkpoint-every", "-1", "--out", "o"],
+            TrainArguments.For(new TrialRun(0, 0, new TrialPoint(["0.01", "2"]), 3, "o"), new TrialSettings("cnn", null, 7, BudgetUnit.Epochs, seeded)));
+    }
+
+    [Fact]
     public void The_report_names_the_best_trial_and_lists_every_trial_and_failure()
     {
         var space = Space("lr=log:1e-4..1e-1:4", "batch=32");
