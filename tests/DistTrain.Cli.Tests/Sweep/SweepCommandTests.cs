@@ -63,6 +63,16 @@ public sealed class SweepCommandTests : IDisposable
         Assert.Equal(Best(1, 1), runs.Where(r => r.Rung == 2).Select(r => r.Trial));
         var winner = runs.Single(r => r.Rung == 2);
 
+        // The winner's model is exactly what a plain `disttrain train` of its configuration and budget writes, here in this
+        // process: a trial's result depends on its configuration and seed, not on the slot or process that ran it.
+        var fresh = Path.Combine(_dir, "fresh");
+        var (tc, to, te) = Run("train", "--model", "quadrant", "--dataset", "synthetic:quadrants:n=400:test-n=200:margin=0.05:seed=2", "--lr", winner.Lr,
+            "--batch-size", "20", "--optimizer", "adam", "--seed", "1", "--max-steps", "24", "--epochs", "1000000", "--checkpoint-every", "-1", "--out", fresh);
+        Assert.True(tc == 0, te + to);
+        Assert.True(File.ReadAllBytes(Path.Combine(fresh, "model.safetensors")).AsSpan().SequenceEqual(File.ReadAllBytes(Path.Combine(winner.Dir, "model.safetensors"))),
+            "the winner's model differs from a fresh train run of its configuration");
+        Assert.Equal(TestLoss(fresh), winner.Metric);
+
         var report = File.ReadAllText(Path.Combine(outDir, "report.md"));
         string F(double v) => v.ToString("F4", CultureInfo.InvariantCulture);
         Assert.Contains($"**Best: trial {winner.Trial}, lr={winner.Lr} batch=20 optimizer=adam: test_loss {F(TestLoss(winner.Dir))} after 24 steps**", report);
