@@ -34,10 +34,11 @@ public sealed class SweepCommand : ICommandFactory
         var trialSeed = new Option<int>("--trial-seed") { Description = "--seed of every trial's training (weights, data order), unless seed is swept.", DefaultValueFactory = _ => 1 };
         var gridPoints = new Option<int>("--grid-points") { Description = "Points a grid takes on a range without :N.", DefaultValueFactory = _ => 3 };
         var output = new Option<string?>("--out", "-o") { Description = "Sweep folder: a run folder per trial, report.md, results.jsonl, plots (default: runs/sweep-<model>)." };
+        var restart = new Option<bool>("--restart-rungs") { Description = "Promoted trials train again from step 0 even where they could continue from their previous rung's checkpoint." };
         var disttrain = new Option<string?>("--disttrain") { Description = "The disttrain that runs the trials: an executable or disttrain.dll (default: this one)." };
         var cmd = new Command("sweep", "Search hyper-parameters: train many configurations (grid, random or Bayesian; successive halving), report the best.")
         {
-            ranges, model, dataset, strategy, trials, budget, unit, halving, eta, metric, parallel, seed, trialSeed, gridPoints, output, disttrain,
+            ranges, model, dataset, strategy, trials, budget, unit, halving, eta, metric, parallel, seed, trialSeed, gridPoints, output, restart, disttrain,
         };
         cmd.SetAction(r => CliErrors.Guard(() =>
         {
@@ -68,17 +69,19 @@ public sealed class SweepCommand : ICommandFactory
                 throw new ArgumentException($"{outDir} already holds a sweep ({SweepReport.ResultsFile}); pick another --out or delete it.");
             Directory.CreateDirectory(outDir);
 
-            var settings = new TrialSettings(modelName, r.GetValue(dataset), r.GetValue(trialSeed), budgetUnit, space);
+            var defaultSchedule = DistTrain.Nn.Models.Presets.Exists(modelName) ? DistTrain.Nn.Models.Presets.Defaults(modelName).Schedule : TrainCommand.SpecDefaults.Schedule;
+            var settings = new TrialSettings(modelName, r.GetValue(dataset), r.GetValue(trialSeed), budgetUnit, space, defaultSchedule);
             var runner = new ProcessTrialRunner(settings, sweepMetric, ProcessTrialRunner.ResolveDisttrain(r.GetValue(disttrain)));
             var description = new SweepDescription("disttrain " + string.Join(" ", r.Tokens.Select(t => Quote(t.Value))), modelName, settings.Dataset,
                 search.Describe(), plan, sweepMetric, r.GetValue(parallel), settings.Seed, space);
-            return Run(outDir, description, search, runner, Console.Out);
+            return Run(outDir, description, search, runner, Console.Out, plan.Halving && !r.GetValue(restart) ? settings.CanContinue : null);
         }));
         return cmd;
     }
 
     /// <summary>Runs the sweep with progress on <paramref name="console"/>, writes results.jsonl as runs finish and report.md at the end.</summary>
-    public static int Run(string outDir, SweepDescription d, ISearchStrategy search, ITrialRunner runner, TextWriter console)
+    /// <param name="canContinue">Whether a promoted trial continues from its previous rung (SweepScheduler.CanContinue); null: never.</param>
+    public static int Run(string outDir, SweepDescription d, ISearchStrategy search, ITrialRunner runner, TextWriter console, Func<TrialRun, long, bool>? canContinue = null)
     {
         console.WriteLine($"sweep: {d.Space.Ranges.Count} parameters ({string.Join(", ", d.Space.Ranges)}); {d.Strategy}");
         console.WriteLine($"budget: {d.Plan}; {d.Parallel} trials at a time; runs in {Path.GetFullPath(outDir)}");
@@ -89,12 +92,13 @@ public sealed class SweepCommand : ICommandFactory
         var clock = System.Diagnostics.Stopwatch.StartNew();
         var scheduler = new SweepScheduler(search, d.Plan, d.Metric, d.Parallel, outDir)
         {
+            CanContinue = canContinue,
             Finished = (res, done, total) =>
             {
                 results.WriteLine(SweepReport.JsonLine(res, d.Space, outDir));
                 results.Flush();
                 var head = string.Create(CultureInfo.InvariantCulture,
-                    $"[{done}/{total}] trial {res.Run.Trial} rung {res.Run.Rung} ({res.Run.Budget} {HalvingPlan.Name(d.Plan.Unit)}) {d.Space.Describe(res.Run.Point)}");
+                    $"[{done}/{total}] trial {res.Run.Trial} rung {res.Run.Rung} ({res.Run.Budget} {HalvingPlan.Name(d.Plan.Unit)}{(res.Run.ResumeFrom is null ? "" : ", continued")}) {d.Space.Describe(res.Run.Point)}");
                 console.WriteLine(res.Ok
                     ? string.Create(CultureInfo.InvariantCulture, $"{head}: {d.Metric.Name} {SweepReport.Metric(res.Outcome.Metric)} ({res.Outcome.Seconds:F1} s)")
                     : $"{head}: FAILED ({res.Outcome.Error}); log: {res.Outcome.LogPath ?? res.Run.RunDir}");

@@ -6,8 +6,55 @@ using DistTrain.Cli.Plotting;
 
 namespace DistTrain.Cli.Sweep;
 
-/// <summary>What every trial shares: the model, the dataset, the training seed (unless swept) and the budget's unit.</summary>
-public sealed record TrialSettings(string Model, string? Dataset, int Seed, BudgetUnit Unit, SearchSpace Space);
+/// <summary>What every trial shares: the model, the dataset, the training seed (unless swept), the budget's unit, and the
+/// learning-rate schedule trials use unless it is swept (the preset's).</summary>
+public sealed record TrialSettings(string Model, string? Dataset, int Seed, BudgetUnit Unit, SearchSpace Space, string DefaultSchedule = "constant")
+{
+    /// <summary>The --schedule trial <paramref name="p"/> trains with.</summary>
+    public string ScheduleOf(TrialPoint p)
+    {
+        for (int i = 0; i < Space.Ranges.Count; i++) if (Space.Ranges[i].Option == "--schedule") return p.Values[i];
+        return DefaultSchedule;
+    }
+
+    /// <summary>
+    /// Whether a promoted trial can go on from <paramref name="prev"/>'s checkpoint to <paramref name="budget"/> and end with
+    /// exactly the run a fresh one of that budget gives: it left a checkpoint, and its schedule over the steps already
+    /// taken does not depend on the run's length (a bare cosine does; constant, step and cosine:T do not).
+    /// </summary>
+    public bool CanContinue(TrialRun prev, long budget)
+    {
+        if (!prev.Checkpoint || Nn.Checkpoints.CheckpointSeries.List(prev.RunDir).Count == 0) return false;
+        long done = prev.Budget, total = budget;
+        if (Unit == BudgetUnit.Epochs)
+        {
+            var steps = RunMetrics.Load(prev.RunDir).Steps;
+            if (steps.Count == 0) return false;
+            done = steps[^1].Step + 1;
+            total = done / prev.Budget * budget;
+        }
+        return RungContinuation.ScheduleIgnoresLength(ScheduleOf(prev.Point), done, total);
+    }
+}
+
+/// <summary>When a promoted trial may continue from a checkpoint instead of starting again.</summary>
+public static class RungContinuation
+{
+    /// <summary>True when the schedule gives the same learning rate for updates 1..<paramref name="done"/> whether the run
+    /// lasts <paramref name="done"/> or <paramref name="total"/> steps.</summary>
+    public static bool ScheduleIgnoresLength(string schedule, long done, long total)
+    {
+        try
+        {
+            var shorter = Nn.Optimizers.LrSchedule.Parse(schedule, 1f, done);
+            var longer = Nn.Optimizers.LrSchedule.Parse(schedule, 1f, total);
+            for (long t = 1; t <= done; t++)
+                if (shorter.At(t) != longer.At(t)) return false;
+            return true;
+        }
+        catch (ArgumentException) { return false; }
+    }
+}
 
 public static class TrainArguments
 {
@@ -24,8 +71,11 @@ public static class TrainArguments
         string budget = run.Budget.ToString(System.Globalization.CultureInfo.InvariantCulture);
         if (s.Unit == BudgetUnit.Steps) args.AddRange(["--max-steps", budget, "--epochs", EpochsForStepBudget.ToString(System.Globalization.CultureInfo.InvariantCulture)]);
         else args.AddRange(["--epochs", budget]);
-        // One compute thread per trial (trials are the parallelism); the final model is kept, mid-run checkpoints are not.
-        args.AddRange(["--threads", "1", "--checkpoint-every", "-1", "--out", run.RunDir]);
+        if (run.ResumeFrom is not null) args.AddRange(["--resume", run.ResumeFrom]);
+        // One compute thread per trial (trials are the parallelism). The final model is kept; a checkpoint only at the end
+        // of a run a promotion may continue from (a steps budget is a multiple of itself; an epochs budget ends an epoch).
+        var every = !run.Checkpoint ? "-1" : s.Unit == BudgetUnit.Steps ? budget : "0";
+        args.AddRange(["--threads", "1", "--checkpoint-every", every, "--out", run.RunDir]);
         return args;
     }
 }

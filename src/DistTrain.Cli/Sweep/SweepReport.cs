@@ -35,6 +35,7 @@ public static class SweepReport
             if (r.Outcome.Error is null) w.WriteNull("error"); else w.WriteString("error", r.Outcome.Error);
             w.WriteNumber("seconds", Math.Round(r.Outcome.Seconds, 2));
             w.WriteString("run", Path.GetRelativePath(outDir, r.Run.RunDir));
+            if (r.Run.ResumeFrom is null) w.WriteNull("continued_from"); else w.WriteString("continued_from", Path.GetRelativePath(outDir, r.Run.ResumeFrom));
             w.WriteEndObject();
         }
         return Encoding.UTF8.GetString(ms.ToArray());
@@ -63,6 +64,12 @@ public static class SweepReport
         sb.AppendLine($"- search: {d.Strategy}");
         sb.AppendLine($"- space: {string.Join(", ", d.Space.Ranges)}");
         sb.AppendLine($"- budget: {d.Plan}");
+        if (d.Plan.Halving)
+        {
+            int continued = outcome.Results.Count(r => r.Run.ResumeFrom is not null), promoted = outcome.Results.Count(r => r.Run.Rung > 0);
+            sb.AppendLine($"- promoted runs: {continued} of {promoted} continued from their previous rung's checkpoint, the others trained again from step 0 " +
+                          "(a schedule that depends on the run's length, such as a bare cosine, or --restart-rungs)");
+        }
         sb.AppendLine($"- metric: {d.Metric}, from each run's metrics.jsonl (last epoch record)");
         sb.AppendLine(string.Create(Inv, $"- {outcome.Results.Count} runs, {d.Parallel} at a time, one compute thread each, training seed {d.TrialSeed}; {elapsed.TotalMinutes:F1} min{(outcome.Cancelled ? "; **cancelled before the end**" : "")}"));
         sb.AppendLine();

@@ -5,8 +5,11 @@
 // promotions wait for the whole rung. So one --parallel gives the same sweep however fast each slot is.
 namespace DistTrain.Cli.Sweep;
 
-/// <summary>One training run of a sweep: trial <see cref="Trial"/> with <see cref="Budget"/> at rung <see cref="Rung"/>.</summary>
-public sealed record TrialRun(int Trial, int Rung, TrialPoint Point, long Budget, string RunDir);
+/// <summary>
+/// One training run of a sweep: trial <see cref="Trial"/> with <see cref="Budget"/> at rung <see cref="Rung"/>; it continues from
+/// the checkpoint in <see cref="ResumeFrom"/> (its previous rung) when set, and leaves one at its end when <see cref="Checkpoint"/>.
+/// </summary>
+public sealed record TrialRun(int Trial, int Rung, TrialPoint Point, long Budget, string RunDir, string? ResumeFrom = null, bool Checkpoint = false);
 
 /// <summary>What a run gave: its metric, or an error and where its log is.</summary>
 public sealed record TrialOutcome(double Metric, string? Error, string? LogPath, double Seconds)
@@ -32,6 +35,12 @@ public sealed class SweepScheduler(ISearchStrategy strategy, HalvingPlan plan, S
 {
     /// <summary>Called as each run finishes, with the number of runs finished and the most the plan can run.</summary>
     public Action<TrialResult, int, int>? Finished { get; init; }
+
+    /// <summary>
+    /// Whether a promoted trial continues from its previous rung's run (given that run and the new budget) instead of
+    /// training again from step 0. Null: always from step 0, and no run keeps a checkpoint for it.
+    /// </summary>
+    public Func<TrialRun, long, bool>? CanContinue { get; init; }
 
     public int Parallel { get; } = parallel >= 1 ? parallel : throw new ArgumentException($"--parallel must be at least 1, not {parallel}.");
     public int PlannedRuns => plan.Rungs.Sum(r => r.Trials);
@@ -68,7 +77,10 @@ public sealed class SweepScheduler(ISearchStrategy strategy, HalvingPlan plan, S
                         points[trial] = strategy.Propose(trial, finished, pending);
                     }
                     else trial = survivors[launched];
-                    var run = new TrialRun(trial, rung.Index, points[trial], rung.Budget, RunDir(trial, rung.Index));
+                    var prev = rung.Index == 0 ? null : byRung[rung.Index - 1][trial].Run;
+                    var run = new TrialRun(trial, rung.Index, points[trial], rung.Budget, RunDir(trial, rung.Index),
+                        ResumeFrom: prev is not null && CanContinue is not null && CanContinue(prev, rung.Budget) ? prev.RunDir : null,
+                        Checkpoint: CanContinue is not null && rung.Index + 1 < plan.Rungs.Count);
                     running.Add(RunOne(runner, run, cancel), trial);
                     launched++;
                 }

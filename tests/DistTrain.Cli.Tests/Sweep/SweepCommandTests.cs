@@ -48,11 +48,15 @@ public sealed class SweepCommandTests : IDisposable
         foreach (var r in runs)
         {
             Assert.Equal(TestLoss(r.Dir), r.Metric);
-            var steps = File.ReadLines(Path.Combine(r.Dir, "metrics.jsonl")).Count(l => l.Contains("\"kind\":\"step\""));
-            Assert.Equal(r.Budget, steps);
+            // quadrant's schedule is constant, so a promoted trial goes on from its previous rung's last step.
+            var steps = File.ReadLines(Path.Combine(r.Dir, "metrics.jsonl")).Where(l => l.Contains("\"kind\":\"step\""))
+                .Select(l => JsonDocument.Parse(l).RootElement.GetProperty("step").GetInt64()).ToList();
+            long from = r.Rung == 0 ? 0 : r.Budget / 2;
+            Assert.Equal(Enumerable.Range((int)from, (int)(r.Budget - from)).Select(i => (long)i), steps);
             var log = File.ReadAllText(Path.Combine(r.Dir, "train.log"));
             Assert.Contains($"--lr {r.Lr} --batch-size 20 --optimizer adam --seed 1 --max-steps {r.Budget}", log);
-            Assert.Contains("--threads 1", log);
+            Assert.Contains(r.Rung == 0 ? "--threads 1" : $"--resume {Path.Combine(outDir, $"trial-{r.Trial:D3}", $"rung-{r.Rung - 1}")} --threads 1", log);
+            Assert.Contains(r.Rung == 2 ? "--checkpoint-every -1" : $"--checkpoint-every {r.Budget}", log);
             Assert.True(File.Exists(Path.Combine(r.Dir, "model.safetensors")));
         }
         Assert.Equal(4, runs.Select(r => r.Lr).Distinct().Count());
@@ -63,8 +67,9 @@ public sealed class SweepCommandTests : IDisposable
         Assert.Equal(Best(1, 1), runs.Where(r => r.Rung == 2).Select(r => r.Trial));
         var winner = runs.Single(r => r.Rung == 2);
 
-        // The winner's model is exactly what a plain `disttrain train` of its configuration and budget writes, here in this
-        // process: a trial's result depends on its configuration and seed, not on the slot or process that ran it.
+        // The winner's model, trained in three runs (6, then 12, then 24 steps, each continuing the last), is exactly what one
+        // plain `disttrain train` of its configuration and the full budget writes, here in this process: a trial's result
+        // depends on its configuration and seed, not on the slot or process that ran it, nor on the rungs it went through.
         var fresh = Path.Combine(_dir, "fresh");
         var (tc, to, te) = Run("train", "--model", "quadrant", "--dataset", "synthetic:quadrants:n=400:test-n=200:margin=0.05:seed=2", "--lr", winner.Lr,
             "--batch-size", "20", "--optimizer", "adam", "--seed", "1", "--max-steps", "24", "--epochs", "1000000", "--checkpoint-every", "-1", "--out", fresh);

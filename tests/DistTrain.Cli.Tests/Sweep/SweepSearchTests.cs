@@ -235,6 +235,27 @@ public sealed class SweepSearchTests(Xunit.Abstractions.ITestOutputHelper output
     }
 
     [Fact]
+    public async Task A_promoted_trial_continues_only_where_its_schedule_ignores_the_run_length()
+    {
+        foreach (var sched in new[] { "constant", "step:10:0.5", "cosine:500", "warmup:5", "warmup:5+step:20:0.1" })
+            Assert.True(RungContinuation.ScheduleIgnoresLength(sched, 100, 300), sched);
+        foreach (var sched in new[] { "cosine", "cosine::0.1", "warmup:5+cosine", "nonsense" })
+            Assert.False(RungContinuation.ScheduleIgnoresLength(sched, 100, 300), sched);
+
+        // The scheduler asks per promotion, leaves a checkpoint in every run but the last rung's, and points a
+        // continued run at the previous rung's folder.
+        var space = Space("lr=log:1e-4..1e-1:4");
+        var runner = new FakeRunner(r => Curve(Lr(r), r.Budget));
+        await new SweepScheduler(new GridSearch(space, 3), HalvingPlan.Create(4, 50, 200, 2, BudgetUnit.Steps), Loss, 2, "o") { CanContinue = (prev, budget) => prev.Rung == 0 }
+            .RunAsync(runner);
+        Assert.All(runner.Runs, r => Assert.Equal(r.Rung < 2, r.Checkpoint));
+        Assert.All(runner.Runs.Where(r => r.Rung == 1), r => Assert.Equal(Path.Combine("o", $"trial-{r.Trial:D3}", "rung-0"), r.ResumeFrom));
+        Assert.All(runner.Runs.Where(r => r.Rung != 1), r => Assert.Null(r.ResumeFrom));
+        var args = TrainArguments.For(runner.Runs.First(r => r.Rung == 1 && r.Trial == 2), new TrialSettings("mlp", null, 1, BudgetUnit.Steps, space));
+        Assert.Equal(["--resume", Path.Combine("o", "trial-002", "rung-0"), "--threads", "1", "--checkpoint-every", "100"], args.Skip(args.IndexOf("--resume")).Take(6));
+    }
+
+    [Fact]
     public void The_report_names_the_best_trial_and_lists_every_trial_and_failure()
     {
         var space = Space("lr=log:1e-4..1e-1:4", "batch=32");
