@@ -61,7 +61,7 @@ public sealed class SweepScheduler(ISearchStrategy strategy, HalvingPlan plan, S
             byRung.Add(done);
             var running = new Dictionary<Task<TrialResult>, int>();
             int launched = 0, count = rung.Index == 0 ? rung.Trials : survivors.Count;
-            while ((launched < count || running.Count > 0))
+            while (launched < count || running.Count > 0)
             {
                 while (!cancel.IsCancellationRequested && running.Count < Parallel && launched < count)
                 {
@@ -79,7 +79,7 @@ public sealed class SweepScheduler(ISearchStrategy strategy, HalvingPlan plan, S
                     else trial = survivors[launched];
                     var prev = rung.Index == 0 ? null : byRung[rung.Index - 1][trial].Run;
                     var run = new TrialRun(trial, rung.Index, points[trial], rung.Budget, RunDir(trial, rung.Index),
-                        ResumeFrom: prev is not null && CanContinue is not null && CanContinue(prev, rung.Budget) ? prev.RunDir : null,
+                        ResumeFrom: prev is not null && Continues(prev, rung.Budget) ? prev.RunDir : null,
                         Checkpoint: CanContinue is not null && rung.Index + 1 < plan.Rungs.Count);
                     running.Add(RunOne(runner, run, cancel), trial);
                     launched++;
@@ -100,6 +100,14 @@ public sealed class SweepScheduler(ISearchStrategy strategy, HalvingPlan plan, S
             }
         }
         return new SweepOutcome(all, Best(byRung), false);
+    }
+
+    /// <summary>CanContinue, where a question it cannot answer (an unreadable run folder) means "train again from step 0".</summary>
+    bool Continues(TrialRun prev, long budget)
+    {
+        if (CanContinue is null) return false;
+        try { return CanContinue(prev, budget); }
+        catch (Exception e) when (e is IOException or ArgumentException or FormatException or UnauthorizedAccessException) { return false; }
     }
 
     TrialResult? Best(List<Dictionary<int, TrialResult>> byRung)
