@@ -24,7 +24,7 @@ public sealed record TrialSettings(string Model, string? Dataset, int Seed, Budg
     /// </summary>
     public bool CanContinue(TrialRun prev, long budget)
     {
-        if (!prev.Checkpoint || Nn.Checkpoints.CheckpointSeries.List(prev.RunDir).Count == 0) return false;
+        if (!prev.Checkpoint || DistTrain.Training.Checkpoints.CheckpointSeries.List(prev.RunDir).Count == 0) return false;
         long done = prev.Budget, total = budget;
         if (Unit == BudgetUnit.Epochs)
         {
