@@ -131,6 +131,7 @@ internal static class LayerKinds
             return [d.Int("out", 0), (h - 1) / s + 1, (w - 1) / s + 1];
         }),
         .. SequenceLayerKinds.All,
+        .. GraphLayerKinds.All,
     ];
 
     private static readonly Dictionary<string, LayerKind> ByType = All.ToDictionary(k => k.Type);

@@ -88,6 +88,7 @@ public static class ModelBuilder
             "residual" => ResidualBlock.Basic(inp[0], s.Int("out", 0), s.Int("stride", 1),
                 s.Bool("batch_norm", true) ? c => new BatchNorm2d(c) : null),
             _ when SequenceLayerKinds.Create(s) is { } layer => layer,
+            _ when GraphLayerKinds.Create(s) is { } graphLayer => graphLayer,
             _ => throw new ModelSpecException(s.Path, $"layer type \"{s.Type}\" has no builder."),
         };
     }

@@ -122,6 +122,12 @@ public static class Presets
               {"type":"dense","out":10,"name":"head"}]}
             """, new("adamw", 2e-3f, 10, 128, "warmup:300+cosine", 0.01f, "fashion-mnist"),
             "image read row by row (28 steps x 28 features, as the lstm preset): embedding 28-64, two Mamba blocks (d_state 16, expand 2, conv 4), mean over steps, 64-10"),
+        ["gcn"] = new("""
+            {"name":"gcn","input":[33,102],"loss":"cross_entropy","layers":[
+              {"type":"gcn","hidden":16,"out":2,"dropout":0.5,"name":"gcn"}]}
+            """, new("adam", 0.01f, 200, 2, "constant", 5e-4f, "graph:karate"),
+            "Kipf and Welling's two-layer GCN (hidden 16, ReLU, dropout 0.5) classifying each node from its 2-hop neighbourhood; " +
+            "karate club with one labelled member per faction (train on graph:sbm with --batch-size 80)"),
     };
 
     private static string Recurrent(string type) => $$"""
