@@ -132,6 +132,7 @@ internal static class LayerKinds
         }),
         .. SequenceLayerKinds.All,
         .. GraphLayerKinds.All,
+        .. BlockKinds.All,
     ];
 
     private static readonly Dictionary<string, LayerKind> ByType = All.ToDictionary(k => k.Type);
@@ -190,7 +191,7 @@ internal static class LayerKinds
             if (!fields.ContainsKey(f.Name))
                 throw new ModelSpecException(Join(path, f.Name), $"{type} needs \"{f.Name}\" ({Expect(f)}).");
         var output = kind.Shape(new LayerSpecDraft(path, input, fields));
-        return new LayerSpec(type, name, path, fields, [], input, output);
+        return new LayerSpec(type, name, path, fields, type == "block" ? BlockKinds.Parse(fields["nodes"], path, input).Nodes : [], input, output);
     }
 
     private static void CheckValue(FieldDef def, JsonElement v, string path)

@@ -1,6 +1,7 @@
-// DESIGN contract 2 for the gcn preset: target nodes are ordinary samples (each packed with its 2-hop neighbourhood),
-// so after a few sync steps the weights are bit-identical for the one-process Trainer, 1 worker and 3 workers, with
-// dropout drawn per (seed, step, micro-batch, layer).
+// DESIGN contract 2 for the graph-shaped presets. gcn: target nodes are ordinary samples (each packed with its 2-hop
+// neighbourhood), dropout drawn per (seed, step, micro-batch, layer); inception: a model graph of branches and a
+// concat inside one layer. After a few sync steps the weights are bit-identical for the one-process Trainer, 1 worker
+// and 3 workers.
 using System.Security.Cryptography;
 using DistTrain.Cluster.Runtime;
 using DistTrain.Data.Sources;
@@ -47,5 +48,25 @@ public class GraphPresetDeterminismTests
         Assert.Equal(trainer.Model.Store.Values, one.Values);
         Assert.Equal(one.Sha, three.Sha);
         Assert.NotEqual(job.Spec().Build((ulong)job.Seed).Store.Values, one.Values);   // training moved the weights
+    }
+
+    [Fact]
+    public async Task Inception_weights_are_bit_identical_for_one_and_three_workers()
+    {
+        var job = new TrainJob
+        {
+            ModelSpecJson = Presets.Spec("inception").CanonicalJson, Dataset = TestData.WriteIdx(96, 16),
+            Epochs = 1, BatchSize = 24, MicroBatch = 8, Optimizer = "adam", Lr = 2e-3f, Seed = 5, MaxSteps = Steps,
+        };
+        var (train, _) = DatasetSpec.Parse(job.Dataset).Load();
+        var trainer = job.CreateTrainer(train.Count);
+        trainer.Fit(train);
+
+        var one = await RunCluster(job, 1);
+        var three = await RunCluster(job, 3);
+
+        Assert.Equal(trainer.Model.Store.Values, one.Values);
+        Assert.Equal(one.Sha, three.Sha);
+        Assert.NotEqual(job.Spec().Build((ulong)job.Seed).Store.Values, one.Values);
     }
 }
