@@ -113,7 +113,7 @@ public class BlockTests
         int Conv(int c, int o, int k) => o * c * k * k + o;
         int inc1 = Conv(32, 16, 1) + Conv(32, 16, 1) + Conv(16, 24, 3) + Conv(32, 4, 1) + Conv(4, 8, 5) + Conv(32, 8, 1);
         int inc2 = Conv(56, 32, 1) + Conv(56, 24, 1) + Conv(24, 48, 3) + Conv(56, 8, 1) + Conv(8, 16, 5) + Conv(56, 16, 1);
-        Assert.Equal(Conv(1, 32, 3) + inc1 + inc2 + 112 * 10 + 10, model.ParameterCount);
+        Assert.Equal(32 * 9 + 2 * 32 + inc1 + 2 * 56 + inc2 + 2 * 112 + 112 * 10 + 10, model.ParameterCount);   // stem conv without bias, 3 BNs
         Assert.Equal([10], model.OutputShape);
         var names = model.Parameters().Select(p => $"{p.Name} {Tensor.ShapeString(p.Shape)}").ToList();
         Assert.Contains("inc1.b2.weight (24,16,3,3)", names);

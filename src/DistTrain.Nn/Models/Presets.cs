@@ -130,7 +130,7 @@ public static class Presets
             "karate club with one labelled member per faction (train on graph:sbm with --batch-size 80)"),
         ["inception"] = new("""
             {"name":"inception","input":[1,28,28],"loss":"cross_entropy","layers":[
-              {"type":"conv2d","out":32,"kernel":3,"padding":1,"activation":"relu","name":"stem"},
+              {"type":"conv2d","out":32,"kernel":3,"padding":1,"bias":false,"name":"stem"},{"type":"batchnorm2d","name":"stem_bn"},{"type":"relu","name":"stem_relu"},
               {"type":"maxpool2d","kernel":2,"name":"pool1"},
               {"type":"block","name":"inc1","nodes":[
                 {"name":"b1","type":"conv2d","out":16,"kernel":1,"activation":"relu","inputs":["input"]},
@@ -142,6 +142,7 @@ public static class Presets
                 {"name":"b4_pool","type":"maxpool2d","kernel":3,"stride":1},
                 {"name":"b4","type":"conv2d","out":8,"kernel":1,"activation":"relu"},
                 {"name":"cat","type":"concat","inputs":["b1","b2","b3","b4"]}]},
+              {"type":"batchnorm2d","name":"inc1_bn"},{"type":"relu","name":"inc1_relu"},
               {"type":"maxpool2d","kernel":2,"name":"pool2"},
               {"type":"block","name":"inc2","nodes":[
                 {"name":"b1","type":"conv2d","out":32,"kernel":1,"activation":"relu","inputs":["input"]},
@@ -153,11 +154,12 @@ public static class Presets
                 {"name":"b4_pool","type":"maxpool2d","kernel":3,"stride":1},
                 {"name":"b4","type":"conv2d","out":16,"kernel":1,"activation":"relu"},
                 {"name":"cat","type":"concat","inputs":["b1","b2","b3","b4"]}]},
+              {"type":"batchnorm2d","name":"inc2_bn"},{"type":"relu","name":"inc2_relu"},
               {"type":"avgpool2d","kernel":7,"name":"pool"},{"type":"flatten","name":"flat"},
               {"type":"dense","out":10,"name":"fc"}]}
             """, new("adam", 2e-3f, 10, 128, "cosine", 0f, "fashion-mnist"),
-            "Inception-style network (GoogLeNet's module): conv stem, two blocks of parallel 1x1, 1x1-3x3, 1x1-5x5 and 3x3-max-pool-1x1 branches " +
-            "concatenated (56 and 112 channels), global average pool, 112-10"),
+            "Inception-style network (GoogLeNet's module): conv+BN stem, two blocks of parallel 1x1, 1x1-3x3, 1x1-5x5 and 3x3-max-pool-1x1 branches " +
+            "concatenated (56 and 112 channels), each followed by batch norm (as BN-Inception), global average pool, 112-10"),
     };
 
     private static string Recurrent(string type) => $$"""
