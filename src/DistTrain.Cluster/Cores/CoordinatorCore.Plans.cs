@@ -24,6 +24,8 @@ public sealed partial class CoordinatorCore
         int WorkerLeft(string id);
         /// <summary>Hands requeued work to workers that cannot ask again.</summary>
         void ServeWaiting();
+        /// <summary>Puts a leased micro-batch back at once (a shard refused its gradient).</summary>
+        bool Release(long step, int microBatch);
         void Handle(object message);
         void Timer(string name);
         WorkLedger Ledger();
@@ -90,6 +92,8 @@ public sealed partial class CoordinatorCore
             _waitingAhead.Remove(id);
             return _queue.WorkerLeft(id);
         }
+
+        public bool Release(long step, int microBatch) => _queue.Release(step, microBatch);
 
         /// <summary>Requeued work of the current step goes to workers that hold only a lease ahead: they are idle until
         /// this step is applied, and nobody else may ask again.</summary>
@@ -172,6 +176,8 @@ public sealed partial class CoordinatorCore
         }
 
         public int WorkerLeft(string id) => _queue.WorkerLeft(id);
+
+        public bool Release(long step, int microBatch) => _queue.Release(step, microBatch);
 
         public void ServeWaiting() { }
 

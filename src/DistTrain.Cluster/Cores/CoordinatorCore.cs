@@ -148,9 +148,7 @@ public sealed partial class CoordinatorCore : IDisposable
                 break;
             case RegisterWorker r: OnRegisterWorker(from, r); break;
             case RequestWork r: OnRequestWork(from, r); break;
-            case GradientRejected r:
-                _out.Log(Severity.Warning, $"Shard {r.Shard} dropped a gradient of step {r.Step} micro-batch {r.MicroBatch} from {r.WorkerId}: {r.Reason}");
-                break;
+            case GradientRejected r: OnRejected(r); break;
             case MicroBatchDone d: _log.Add(d); break;
             case NormShare n: OnNormShare(n); break;
             default: _plan.Handle(message); break;
@@ -319,6 +317,42 @@ public sealed partial class CoordinatorCore : IDisposable
         ServeIdle();
         _plan.ServeWaiting();
     }
+
+    /// <summary>
+    /// A shard refused a gradient. One that is not finite is computed again at once, by whichever worker asks first; the
+    /// computation is bit-reproducible, so a second non-finite copy means the training diverged (as the one-process trainer
+    /// says), and the run stops naming the step, the micro-batch and the workers, with nothing of it applied.
+    /// </summary>
+    private void OnRejected(GradientRejected r)
+    {
+        string worker = _workers.Keys.FirstOrDefault(id => JobMapping.SenderIdOf(id).ToString() == r.WorkerId) ?? r.WorkerId;
+        _out.Log(Severity.Warning, $"Shard {r.Shard} dropped a gradient of step {r.Step} micro-batch {r.MicroBatch} from {worker}: {r.Reason}");
+        if (_finishing || !r.Reason.Contains("not finite", StringComparison.Ordinal) || (uint)r.Shard >= (uint)_shards.Length) return;
+        // Every shard whose range holds a NaN refuses the same copy: the copies are the most any one shard refused.
+        var key = (r.Step, r.MicroBatch);
+        if (!_nonFinite.TryGetValue(key, out var seen)) _nonFinite[key] = seen = (new int[_shards.Length], []);
+        int copies = seen.ByShard.Max();
+        if (++seen.ByShard[r.Shard] <= copies) return; // another shard's word on a copy already counted
+        seen.Workers.Add(worker);
+        if (seen.Workers.Count < NonFiniteLimit)
+        {
+            if (_plan.Release(r.Step, r.MicroBatch)) { ServeIdle(); _plan.ServeWaiting(); }
+            return;
+        }
+        _finishing = true;
+        string error = $"The gradient of step {r.Step} micro-batch {r.MicroBatch} was not finite (NaN or infinity) {seen.Workers.Count} times, computed by " +
+            $"{string.Join(" and ", seen.Workers.Distinct())}: training diverged. Lower --lr or set --clip-norm; nothing of that step was applied.";
+        _out.Report(error);
+        var done = new TrainingDone(_planSteps, _units, error);
+        foreach (var w in _workers.Values) _out.Send(w.Peer, done);
+        foreach (var s in _shardPeers) if (s is not null) _out.Send(s, done);
+        _out.Add(new Completed(new RunCompleted(r.Step, null, double.NaN, double.NaN, error)));
+    }
+
+    /// <summary>Non-finite copies of a micro-batch before the run gives up on it: the second copy usually comes from another
+    /// worker, so one faulty host rarely stops a run.</summary>
+    private const int NonFiniteLimit = 2;
+    private readonly Dictionary<(long Step, int MicroBatch), (int[] ByShard, List<string> Workers)> _nonFinite = [];
 
     /// <summary>--clip-norm (sync): merges the shards' exact Σ g² of a step (order-free, so the bits equal one process's
     /// norm over the whole vector) and tells every shard the global norm once all have sent theirs.</summary>

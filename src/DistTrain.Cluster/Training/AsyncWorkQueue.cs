@@ -116,6 +116,18 @@ public sealed class AsyncWorkQueue
 
     public string? HolderOf(long step, int microBatch) => _holder[step * MicroBatches + microBatch];
 
+    /// <summary>Puts a leased, unfinished micro-batch back at once, ahead of the plan's next ones; false if it is not leased.</summary>
+    public bool Release(long step, int microBatch)
+    {
+        if ((ulong)step >= (ulong)Steps || (uint)microBatch >= (uint)MicroBatches) return false;
+        long k = step * MicroBatches + microBatch;
+        if (!_leased.Remove(k)) return false;
+        _holder[k] = null;
+        _requeued.Add(k);
+        Requeued++;
+        return true;
+    }
+
     /// <summary>Which shards applied each micro-batch of the run (bit s: shard s), and how far the plan was handed out.</summary>
     public (int[] Acks, long Next) Ledger() => (_shardAcks.ToArray(), _next);
 

@@ -67,6 +67,10 @@ public sealed class LookaheadQueue
     public bool Acknowledge(long step, int microBatch, int shard) =>
         _nextBegun && step == _next.Step ? _next.Acknowledge(step, microBatch, shard) : _current.Acknowledge(step, microBatch, shard);
 
+    /// <summary>Puts a leased micro-batch of the current or the next step back at once.</summary>
+    public bool Release(long step, int microBatch) =>
+        _nextBegun && step == _next.Step ? _next.Release(microBatch) : step == _current.Step && _current.Release(microBatch);
+
     /// <summary>The worker left: its unfinished leases of both steps go back. Returns how many of the current step.</summary>
     public int WorkerLeft(string worker)
     {

@@ -87,6 +87,15 @@ public sealed class WorkQueue
 
     public string? HolderOf(int microBatch) => _holder[microBatch];
 
+    /// <summary>Puts a leased, unfinished micro-batch back at once (its gradient was refused); false if it is not leased.</summary>
+    public bool Release(int microBatch)
+    {
+        if ((uint)microBatch >= (uint)_holder.Length || _holder[microBatch] is null) return false;
+        _holder[microBatch] = null;
+        Requeued++;
+        return true;
+    }
+
     /// <summary>Which shards have each micro-batch of the step (bit s: shard s); leases are not part of it.</summary>
     public int[] Acks() => _shardAcks.ToArray();
 

@@ -84,6 +84,7 @@ public class CoordinatorCoreTests
         {
             foreach (var e in effects)
             {
+                if (e is Send { Message: TrainingDone d }) Done.Add(d);
                 if (e is Send s) _mail.Enqueue((s.To, s.Message));
                 else if (e is Report r) Reports.Add(r.Text);
                 else if (e is Completed c) Result = c.Result;
@@ -168,8 +169,18 @@ public class CoordinatorCoreTests
             return false;
         }
 
+        /// <summary>Whether a worker's copy of a micro-batch comes out not finite (the shards then refuse it).</summary>
+        public Func<string, WorkAssignment, bool> NonFinite = (_, _) => false;
+        public readonly List<TrainingDone> Done = [];
+
         private void Arrive(int s, string worker, WorkAssignment w)
         {
+            if (NonFinite(worker, w))
+            {
+                Take(Core.Handle($"ps{s}", new GradientRejected(s, JobMapping.SenderIdOf(worker).ToString(), w.Step, w.MicroBatch,
+                    "gradient chunk 0+32 is not finite (NaN or infinity)")));
+                return;
+            }
             if (_async)
             {
                 long staleness = _version[s] - w.Version;
@@ -324,6 +335,39 @@ public class CoordinatorCoreTests
         var steps = File.ReadAllLines(Path.Combine(sim.OutDir, "metrics.jsonl")).Where(l => l.Contains("\"kind\":\"step\"")).ToList();
         Assert.Equal(steps.Count, steps.Distinct().Count());
         Assert.Single(File.ReadAllLines(Path.Combine(sim.OutDir, "metrics.jsonl")), l => l.Contains("\"kind\":\"run\""));
+    }
+
+    [Fact]
+    public void ANonFiniteGradientIsComputedAgainAtOnceWithoutWaitingForItsLease()
+    {
+        using var sim = new SimCluster(ModeOptions.Sync);
+        int copies = 0;
+        sim.NonFinite = (_, w) => w.Step == 2 && w.MicroBatch == 1 && copies++ < 2; // both shards refuse the first copy only (a faulty host)
+        sim.Join(workers: 2);
+        sim.Run(); // the clock never moves: waiting out the lease would never end
+        Assert.Null(sim.Result!.Error);
+        AssertLedger(sim, sim.Steps, 4);
+        Assert.Equal(2, sim.Computed.Count(c => c.Work.Step == 2 && c.Work.MicroBatch == 1));
+    }
+
+    [Theory]
+    [InlineData("sync")]
+    [InlineData("async")]
+    public void AGradientThatIsNotFiniteTwiceStopsTheRunNamingTheStepMicroBatchAndWorkers(string modeName)
+    {
+        using var sim = new SimCluster(ModeOptions.Parse(modeName, null, null), shards: 2);
+        sim.NonFinite = (_, w) => w.Step == 2 && w.MicroBatch == 1;
+        sim.Join(workers: 2);
+        sim.Run();
+        var error = sim.Result!.Error;
+        Assert.NotNull(error);
+        Assert.Contains("step 2 micro-batch 1 was not finite (NaN or infinity) 2 times", error);
+        Assert.Contains("training diverged", error);
+        Assert.Matches("computed by w[01]( and w[01])?:", error);
+        Assert.Equal(2, sim.Computed.Count(c => c.Work.Step == 2 && c.Work.MicroBatch == 1));
+        Assert.Equal(4, sim.Done.Count); // both workers and both shards are told
+        Assert.All(sim.Done, d => Assert.Equal(error, d.Reason));
+        Assert.Equal(-1, sim.Store.ModelVersion); // no model written
     }
 
     [Fact]
