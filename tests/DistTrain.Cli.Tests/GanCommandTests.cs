@@ -31,7 +31,14 @@ public sealed class GanCommandTests : IDisposable
     {
         var g = ModelSpec.Parse(GanSpecs.Generator(16));
         var d = ModelSpec.Parse(GanSpecs.Discriminator);
-        var run = new GanCommand.GanRun(g, d, seed: 3, lr: 2e-4f, _dir);
+        var cnnFile = Path.Combine(_dir, "cnn.safetensors");
+        var cnnSpec = Presets.Spec("cnn");
+        var cnn = cnnSpec.Build(2);
+        Directory.CreateDirectory(_dir);
+        Checkpoint.Save(cnnFile, cnn.Store, new CheckpointInfo(cnnSpec.CanonicalJson, 0, 0, 2));
+        var classifier = CheckpointModel.Load(cnnFile);
+
+        var run = new GanCommand.GanRun(g, d, seed: 3, lr: 2e-4f, _dir) { EpochScorer = classifier.Model, EpochScoreCount = 40 };
         var log = new StringWriter();
         run.Train(Images(48, 1), epochs: 1, batch: 16, log);
         Assert.Equal(3, run.Gan.Step);
@@ -55,15 +62,12 @@ public sealed class GanCommandTests : IDisposable
         Assert.All(generated, v => Assert.InRange(v, 0f, 1f));
         Assert.Equal(generated, run.Generate(40));   // the scored latents are fixed by the seed
 
-        var cnnFile = Path.Combine(_dir, "cnn.safetensors");
-        var cnnSpec = Presets.Spec("cnn");
-        var cnn = cnnSpec.Build(2);
-        Checkpoint.Save(cnnFile, cnn.Store, new CheckpointInfo(cnnSpec.CanonicalJson, 0, 0, 2));
-        var classifier = CheckpointModel.Load(cnnFile);
         run.Score(classifier, Images(30, 2), 40, log);
         using var json = JsonDocument.Parse(File.ReadAllText(Path.Combine(_dir, "score.json")));
         var score = json.RootElement.GetProperty("generated");
         Assert.Equal(ClassifierScore.Of(classifier.Model, generated, 40).InceptionScore, score.GetProperty("InceptionScore").GetDouble(), 12);
+        // The epoch's line scored the same 40 latents with the same weights: its figure is the final one.
+        Assert.Contains(FormattableString.Invariant($"classifier score {score.GetProperty("InceptionScore").GetDouble():F2} ("), log.ToString());
         Assert.Equal(30, json.RootElement.GetProperty("real test").GetProperty("Count").GetInt32());
         Assert.Equal(40, json.RootElement.GetProperty("uniform noise").GetProperty("Count").GetInt32());
     }

@@ -55,10 +55,13 @@ public sealed class GanCommand : ICommandFactory
             var dSpec = r.GetValue(discriminator) is { } df ? ModelSpec.Load(df) : ModelSpec.Parse(GanSpecs.Discriminator);
             var classifierFile = r.GetValue(classifier);
             var scorer = classifierFile is null ? null : CheckpointModel.Load(classifierFile);   // fail before training, not after
+            if (scorer is not null && !scorer.Model.InputShape.AsSpan().SequenceEqual(dSpec.Input))
+                throw new ArgumentException($"The classifier {scorer.File} takes {Tensor.ShapeString(scorer.Model.InputShape)}, the GAN's images are {Tensor.ShapeString(dSpec.Input)}; give a classifier trained on this dataset.");
             var (train, test) = LocalRun.LoadData(r.GetValue(dataset)!, dSpec);
             if (limit > 0 && limit < train.Count) train = train.Subset(Enumerable.Range(0, limit).ToArray());
             if (train.Count < b) throw new ArgumentException($"--batch {b} is larger than the {train.Count} training images.");
-            var run = new GanRun(gSpec, dSpec, r.GetValue(seed), r.GetValue(lr), r.GetValue(output)!);
+            var run = new GanRun(gSpec, dSpec, r.GetValue(seed), r.GetValue(lr), r.GetValue(output)!)
+                { EpochScorer = scorer?.Model, EpochScoreCount = n };
             run.Train(train, e, b, Console.Out);
             if (scorer is not null) run.Score(scorer, test, n, Console.Out);
             return 0;
@@ -93,6 +96,10 @@ public sealed class GanCommand : ICommandFactory
         public int Seed { get; }
         public string OutDir { get; }
         public double TrainSeconds { get; private set; }
+        /// <summary>When set, each epoch's line also gives this classifier's score of <see cref="EpochScoreCount"/> generated
+        /// images (the same latents as the final score, so the last epoch's figure is the final one).</summary>
+        public Sequential? EpochScorer { get; set; }
+        public int EpochScoreCount { get; set; } = 5000;
 
         public void Train(Dataset train, int epochs, int batch, TextWriter log)
         {
@@ -119,9 +126,15 @@ public sealed class GanCommand : ICommandFactory
                 double sec = clock.Elapsed.TotalSeconds;
                 var grid = Path.Combine(OutDir, $"samples-epoch{epoch + 1:D2}.png");
                 WriteGrid(grid);
+                string score = "";
+                if (EpochScorer is { } scorer)
+                {
+                    var sc = ClassifierScore.Of(scorer, Generate(EpochScoreCount), EpochScoreCount);
+                    score = string.Create(CultureInfo.InvariantCulture, $", classifier score {sc.InceptionScore:F2} (smallest class {sc.ClassShare.Min():P1})");
+                }
                 log.WriteLine(string.Create(CultureInfo.InvariantCulture,
                     $"epoch {epoch + 1}/{epochs}: D loss {lossD / steps:F3}, G loss {lossG / steps:F3}, D(x) {dx / steps:F3}, D(G(z)) {dgz1 / steps:F3} -> {dgz2 / steps:F3}, " +
-                    $"{sec:F1} s, {steps * batch / sec:N0} samples/s; {grid}"));
+                    $"{sec:F1} s, {steps * batch / sec:N0} samples/s{score}; {grid}"));
             }
             TrainSeconds = total.Elapsed.TotalSeconds;
             WriteGrid(Path.Combine(OutDir, "samples.png"));
