@@ -49,11 +49,12 @@ public sealed class TrainCommand : ICommandFactory
         var localSteps = new Option<int?>("--local-steps") { Description = $"Local-sgd: local optimizer steps H between two averagings (default {ModeOptions.DefaultLocalSteps})." };
         var checkpointEvery = new Option<long>("--checkpoint-every") { Description = "Also write DIR/checkpoint/step-N every N steps (checkpoints are written at every epoch end; -1 = none)." };
         var resume = new Option<string?>("--resume") { Description = "Resume from the newest good checkpoint in this run folder (the output folder by default)." };
+        var allowUnverified = new Option<bool>("--allow-unverified") { Description = "With --resume: accept checkpoint files whose SHA-256 manifest (.sha256) is missing, unchecked (refused by default)." };
         var standardize = new Option<string>("--standardize") { Description = Models.ModelForData.StandardizeHelp, DefaultValueFactory = _ => "auto" };
         var cmd = new Command("train", "Train a model and write DIR/model.safetensors and DIR/metrics.jsonl.")
         {
             model, dataset, epochs, batch, micro, optimizer, lr, schedule, wd, augment, clip, seed, maxSteps, threads, init, output, workers, psShards, psLocal, clusterPort, waitWorkers,
-            hostname, config, mode, staleness, localSteps, checkpointEvery, resume, standardize,
+            hostname, config, mode, staleness, localSteps, checkpointEvery, resume, standardize, allowUnverified,
         };
         cmd.SetAction(r => CliErrors.Guard(() =>
         {
@@ -81,7 +82,7 @@ public sealed class TrainCommand : ICommandFactory
             job.TrainerOptions().Validate();
             var resumeDir = r.GetValue(resume);
             var outDir = r.GetValue(output) ?? resumeDir ?? Path.Combine("runs", spec.Name);
-            var checkpoints = new CheckpointOptions(r.GetValue(checkpointEvery), resumeDir);
+            var checkpoints = new CheckpointOptions(r.GetValue(checkpointEvery), resumeDir, AllowUnverified: r.GetValue(allowUnverified));
             if (resumeDir is not null && r.GetValue(init) is not null) throw new ArgumentException("--init and --resume exclude each other: --resume continues a run, --init starts a new one from weights.");
             Compute.Threads = t;
             var modeOptions = ModeOptions.Parse(r.GetValue(mode), r.GetValue(staleness), r.GetValue(localSteps));

@@ -27,7 +27,7 @@ public static class ClusterRun
             Environment = environment,
             Overrides = clusterPort > 0 ? new ClusterOverrides { Port = clusterPort, Hostname = hostname } : new ClusterOverrides { Hostname = hostname },
             OnProgress = line => console.WriteLine(line),
-            CheckpointEvery = checkpoints?.Every ?? 0, ResumeDir = checkpoints?.ResumeDir, InitFile = checkpoints?.InitFile,
+            CheckpointEvery = checkpoints?.Every ?? 0, ResumeDir = checkpoints?.ResumeDir, InitFile = checkpoints?.InitFile, AllowUnverified = checkpoints?.AllowUnverified ?? false,
         });
         try
         {
@@ -72,4 +72,4 @@ public sealed record ShardPlacement(int Shards, int? LocalShards = null)
 
 /// <summary>`--checkpoint-every N` (0 = at epoch ends only, negative = never) and `--resume DIR` of `disttrain train`.</summary>
 /// <param name="InitFile">`--init`: start from these weights with a fresh optimizer (cluster runs; LocalRun takes it directly).</param>
-public sealed record CheckpointOptions(long Every, string? ResumeDir, string? InitFile = null);
+public sealed record CheckpointOptions(long Every, string? ResumeDir, string? InitFile = null, bool AllowUnverified = false);

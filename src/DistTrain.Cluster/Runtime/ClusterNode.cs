@@ -42,6 +42,8 @@ public sealed record NodeOptions
     /// <summary>Start from the weights (and running statistics) of this checkpoint file with a fresh optimizer at step 0
     /// (coordinator; `train --init`); excludes ResumeDir.</summary>
     public string? InitFile { get; init; }
+    /// <summary>`--allow-unverified`: resume from checkpoint files whose SHA-256 manifest is missing (with a warning).</summary>
+    public bool AllowUnverified { get; init; }
     /// <summary>See CoordinatorSettings.SnapshotGrace.</summary>
     public TimeSpan SnapshotGrace { get; init; } = TimeSpan.FromSeconds(20);
     /// <summary>Faults a test injects into the coordinator (null in production).</summary>
@@ -139,7 +141,7 @@ public sealed class ClusterNode : IAsyncDisposable
                 OnProgress = o.OnProgress,
                 Mode = o.Mode,
                 CheckpointEvery = o.CheckpointEvery,
-                Resume = o.ResumeDir is not null ? FindResumePoint(o.ResumeDir, job, o.OnProgress)
+                Resume = o.ResumeDir is not null ? FindResumePoint(o.ResumeDir, job, o.OnProgress, o.AllowUnverified)
                     : o.InitFile is not null ? InitialPoint(o.InitFile, job, o.OnProgress) : null,
                 SnapshotGrace = o.SnapshotGrace,
                 Faults = o.Faults,
@@ -162,13 +164,14 @@ public sealed class ClusterNode : IAsyncDisposable
         return node;
     }
 
-    /// <summary>The newest checkpoint of <paramref name="runDir"/> that verifies; says which, and why it skipped newer ones.</summary>
-    public static DistTrain.Nn.Checkpoints.ResumePoint FindResumePoint(string runDir, TrainJob job, Action<string>? say)
+    /// <summary>The newest checkpoint of <paramref name="runDir"/> that verifies; says which, and why it skipped newer ones.
+    /// <paramref name="allowUnverified"/> (`--allow-unverified`) accepts files whose SHA-256 manifest is missing.</summary>
+    public static DistTrain.Nn.Checkpoints.ResumePoint FindResumePoint(string runDir, TrainJob job, Action<string>? say, bool allowUnverified = false)
     {
         var found = DistTrain.Nn.Checkpoints.CheckpointSeries.List(runDir);
         if (found.Count == 0)
             throw new ArgumentException($"No checkpoint to resume from in {DistTrain.Nn.Checkpoints.CheckpointSeries.RootOf(runDir)}; start the run without --resume.");
-        var point = DistTrain.Nn.Checkpoints.CheckpointSeries.FindLatest(runDir, job, m => say?.Invoke(m))
+        var point = DistTrain.Nn.Checkpoints.CheckpointSeries.FindLatest(runDir, job, m => say?.Invoke(m), allowUnverified)
             ?? throw new ArgumentException($"None of the {found.Count} checkpoint(s) in {DistTrain.Nn.Checkpoints.CheckpointSeries.RootOf(runDir)} verifies (see above); " +
                                            "restore one from a backup or start the run without --resume.");
         say?.Invoke($"resuming from {point}");
