@@ -84,6 +84,11 @@ public sealed class ClusterConfigTests
         Assert.Equal(dataHost, settings.DataPlane.Host);
         Assert.Equal(dataPort, settings.DataPlane.Port);
         Assert.Equal(socketBuffer, settings.DataPlane.SocketBufferBytes);
+        // Every environment keeps the data plane's bounds (base.hocon documents why).
+        Assert.Equal(new DistTrain.Cluster.DataPlane.DataPlaneLimits
+        {
+            MaxConnections = 256, HelloTimeout = TimeSpan.FromSeconds(10), ReadTimeout = TimeSpan.FromSeconds(30), IdleTimeout = TimeSpan.Zero,
+        }, settings.DataPlane.Limits);
     }
 
     [Fact]
@@ -162,6 +167,12 @@ public sealed class ClusterConfigTests
     [InlineData("disttrain.data-plane.connect-timeout = soon", "disttrain.data-plane.connect-timeout")]
     [InlineData("disttrain.join-timeout = \"x\"", "disttrain.join-timeout")]
     [InlineData("disttrain.data-plane.socket-buffer-bytes = lots", "disttrain.data-plane.socket-buffer-bytes")]
+    [InlineData("disttrain.data-plane.max-connections = 0", "disttrain.data-plane.max-connections = 0 must be at least 1")]
+    [InlineData("disttrain.data-plane.max-connections = many", "disttrain.data-plane.max-connections = 'many' is not an integer")]
+    [InlineData("disttrain.data-plane.hello-timeout = 0s", "disttrain.data-plane.hello-timeout")]
+    [InlineData("disttrain.data-plane.read-timeout = -1s", "disttrain.data-plane.read-timeout")]
+    [InlineData("disttrain.data-plane.read-timeout = later", "disttrain.data-plane.read-timeout")]
+    [InlineData("disttrain.data-plane.idle-timeout = -5s", "disttrain.data-plane.idle-timeout")]
     public void An_impossible_value_is_a_clear_error(string hocon, string mention)
     {
         var e = Assert.Throws<ArgumentException>(() => ClusterConfig.Load("local", new ClusterOverrides { Hocon = hocon }));

@@ -6,8 +6,9 @@ namespace DistTrain.Cluster.Configuration;
 
 /// <param name="GradientChunkFloats">Sync mode: a worker sends a gradient part as soon as its layers' backward is done, in frames of
 /// at least this many floats (the rest after the backward); 0 = the whole range after the backward.</param>
+/// <param name="Limits">Connection count and timeouts of each listener (max-connections, hello-timeout, read-timeout, idle-timeout).</param>
 public sealed record DataPlaneSettings(string Host, int Port, long MaxFrameBytes, int SocketBufferBytes, TimeSpan ConnectTimeout,
-    int GradientChunkFloats = DistTrain.Cluster.Runtime.NodeEndpoints.DefaultGradientChunkFloats);
+    int GradientChunkFloats = DistTrain.Cluster.Runtime.NodeEndpoints.DefaultGradientChunkFloats, DistTrain.Cluster.DataPlane.DataPlaneLimits? Limits = null);
 
 public sealed record DistTrainSettings(
     string SystemName, int MaxMessageBytes, TimeSpan JoinTimeout, DataPlaneSettings DataPlane)
@@ -18,6 +19,7 @@ public sealed record DistTrainSettings(
         "disttrain.system-name", "disttrain.max-message-bytes", "disttrain.join-timeout",
         "disttrain.data-plane.host", "disttrain.data-plane.port", "disttrain.data-plane.max-frame-bytes",
         "disttrain.data-plane.socket-buffer-bytes", "disttrain.data-plane.connect-timeout", "disttrain.data-plane.gradient-chunk-floats",
+        "disttrain.data-plane.max-connections", "disttrain.data-plane.hello-timeout", "disttrain.data-plane.read-timeout", "disttrain.data-plane.idle-timeout",
     ];
 
     public static DistTrainSettings From(Config config)
@@ -53,13 +55,23 @@ public sealed record DistTrainSettings(
         if (connect <= TimeSpan.Zero) throw new ArgumentException("disttrain.data-plane.connect-timeout must be positive, e.g. 5s.");
         var chunk = Read(config, "disttrain.data-plane.gradient-chunk-floats", c => c.GetInt("disttrain.data-plane.gradient-chunk-floats", -1), "an integer");
         if (chunk < 0) throw new ArgumentException($"disttrain.data-plane.gradient-chunk-floats = {chunk} must be 0 (send after the backward) or a positive number of floats, e.g. 65536.");
+        var maxConnections = Read(config, "disttrain.data-plane.max-connections", c => c.GetInt("disttrain.data-plane.max-connections", 0), "an integer");
+        if (maxConnections < 1)
+            throw new ArgumentException($"disttrain.data-plane.max-connections = {maxConnections} must be at least 1 (each listener needs one connection per peer: a shard's, one per worker plus the coordinator's); the default is 256.");
+        var hello = Read(config, "disttrain.data-plane.hello-timeout", c => c.GetTimeSpan("disttrain.data-plane.hello-timeout", null, false), "a duration such as 10s");
+        if (hello <= TimeSpan.Zero) throw new ArgumentException($"disttrain.data-plane.hello-timeout = {hello} must be positive, e.g. 10s.");
+        var read = Read(config, "disttrain.data-plane.read-timeout", c => c.GetTimeSpan("disttrain.data-plane.read-timeout", null, false), "a duration such as 30s");
+        if (read <= TimeSpan.Zero) throw new ArgumentException($"disttrain.data-plane.read-timeout = {read} must be positive, e.g. 30s.");
+        var idle = Read(config, "disttrain.data-plane.idle-timeout", c => c.GetTimeSpan("disttrain.data-plane.idle-timeout", null, false), "a duration such as 10m, or 0s for never");
+        if (idle < TimeSpan.Zero) throw new ArgumentException($"disttrain.data-plane.idle-timeout = {idle} must be 0s (never) or positive, e.g. 10m.");
+        var limits = new DistTrain.Cluster.DataPlane.DataPlaneLimits { MaxConnections = maxConnections, HelloTimeout = hello, ReadTimeout = read, IdleTimeout = idle };
         var join = Read(config, "disttrain.join-timeout", c => c.GetTimeSpan("disttrain.join-timeout", null, false), "a duration such as 30s");
         if (join <= TimeSpan.Zero) throw new ArgumentException("disttrain.join-timeout must be positive, e.g. 30s.");
         var name = config.GetString("disttrain.system-name", "");
         if (string.IsNullOrWhiteSpace(name) || !name.All(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_'))
             throw new ArgumentException($"disttrain.system-name = '{name}' must be letters, digits, '-' or '_'.");
 
-        return new DistTrainSettings(name, maxMessage, join, new DataPlaneSettings(dpHost, dpPort, maxFrame, buffer, connect, chunk));
+        return new DistTrainSettings(name, maxMessage, join, new DataPlaneSettings(dpHost, dpPort, maxFrame, buffer, connect, chunk, limits));
     }
 
     /// <summary>A value of the wrong type (e.g. port = "abc") fails here with the key's name, not deep inside Akka's parser.</summary>

@@ -125,6 +125,7 @@ public sealed class ClusterNode : IAsyncDisposable
         var endpoints = new NodeEndpoints(host, host, settings.DataPlane.MaxFrameBytes, settings.DataPlane.GradientChunkFloats)
         {
             Port = settings.DataPlane.Port, SocketBufferBytes = settings.DataPlane.SocketBufferBytes, ConnectTimeout = settings.DataPlane.ConnectTimeout,
+            Limits = settings.DataPlane.Limits ?? DistTrain.Cluster.DataPlane.DataPlaneLimits.Default,
         };
         int psActors = o.Roles.Contains("ps") ? o.PsActors : 0;
         if (settings.DataPlane.Port > 0 && settings.DataPlane.Port + psActors + o.Workers > 65535)
