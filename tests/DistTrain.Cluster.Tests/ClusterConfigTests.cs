@@ -52,7 +52,8 @@ public sealed class ClusterConfigTests
     public void Every_file_loads_and_yields_valid_settings(string file)
     {
         var env = Path.GetFileNameWithoutExtension(file);
-        var overrides = new ClusterOverrides { Hostname = "10.1.2.3" }; // multinode binds 0.0.0.0 and needs the address to advertise
+        // multinode binds 0.0.0.0 and needs the address to advertise; a reachable node needs TLS or --insecure (TlsConfigTests).
+        var overrides = new ClusterOverrides { Hostname = "10.1.2.3", Insecure = true };
         var config = env == "base"
             ? ClusterConfig.Parse(file, ClusterConfig.ReadSource("base"))
             : ClusterConfig.Load(env, overrides, ConfigDirectory());
@@ -109,7 +110,7 @@ public sealed class ClusterConfigTests
     [Fact]
     public void Multinode_binds_every_interface_and_advertises_the_given_hostname()
     {
-        var config = ClusterConfig.Load("multinode", new ClusterOverrides { Hostname = "10.0.0.5" });
+        var config = ClusterConfig.Load("multinode", new ClusterOverrides { Hostname = "10.0.0.5", Insecure = true });
         Assert.Equal("0.0.0.0", config.GetString("akka.remote.dot-netty.tcp.hostname"));
         Assert.Equal("10.0.0.5", config.GetString("akka.remote.dot-netty.tcp.public-hostname"));
         Assert.Equal(4053, config.GetInt("akka.remote.dot-netty.tcp.port"));

@@ -50,11 +50,12 @@ public sealed class TrainCommand : ICommandFactory
         var checkpointEvery = new Option<long>("--checkpoint-every") { Description = "Also write DIR/checkpoint/step-N every N steps (checkpoints are written at every epoch end; -1 = none)." };
         var resume = new Option<string?>("--resume") { Description = "Resume from the newest good checkpoint in this run folder (the output folder by default)." };
         var allowUnverified = new Option<bool>("--allow-unverified") { Description = "With --resume: accept checkpoint files whose SHA-256 manifest (.sha256) is missing, unchecked (refused by default)." };
+        var (tlsCert, tlsCa, insecure) = SecurityOptions.Create();
         var standardize = new Option<string>("--standardize") { Description = Models.ModelForData.StandardizeHelp, DefaultValueFactory = _ => "auto" };
         var cmd = new Command("train", "Train a model and write DIR/model.safetensors and DIR/metrics.jsonl.")
         {
             model, dataset, epochs, batch, micro, optimizer, lr, schedule, wd, augment, clip, seed, maxSteps, threads, init, output, workers, psShards, psLocal, clusterPort, waitWorkers,
-            hostname, config, mode, staleness, localSteps, checkpointEvery, resume, standardize, allowUnverified,
+            hostname, config, mode, staleness, localSteps, checkpointEvery, resume, standardize, allowUnverified, tlsCert, tlsCa, insecure,
         };
         cmd.SetAction(r => CliErrors.Guard(() =>
         {
@@ -106,7 +107,7 @@ public sealed class TrainCommand : ICommandFactory
                 using var stop = new CancellationTokenSource();
                 Console.CancelKeyPress += (_, e) => { e.Cancel = true; stop.Cancel(); };
                 return ClusterRun.Run(job, modeOptions, outDir, r.GetValue(workers), new ShardPlacement(r.GetValue(psShards), r.GetValue(psLocal)), r.GetValue(clusterPort), r.GetValue(waitWorkers), Console.Out, stop.Token,
-                    r.GetValue(config)!, r.GetValue(hostname), checkpoints);
+                    r.GetValue(config)!, r.GetValue(hostname), checkpoints, SecurityOptions.Overrides(r, tlsCert, tlsCa, insecure));
             }
             using var cancel = new CancellationTokenSource();
             ConsoleCancelEventHandler onCancel = (_, e) => { e.Cancel = true; cancel.Cancel(); Console.Error.WriteLine("stopping after this step; the model so far will be saved"); };

@@ -77,7 +77,8 @@ public sealed class ClusterNode : IAsyncDisposable
         {
             var seeds = string.Join(", ", cluster.Settings.SeedNodes.Select(a => a.ToString()));
             throw new TimeoutException($"This node did not join the cluster within {Settings.JoinTimeout.TotalSeconds:0}s (disttrain.join-timeout): " +
-                $"no seed node answered at [{seeds}]. Check that the coordinator node runs and that --seed-nodes names its host and port.");
+                $"no seed node answered at [{seeds}]. Check that the coordinator node runs and that --seed-nodes names its host and port" +
+                (Settings.Tls is null ? "." : "; with TLS, also that the seed runs with TLS and that both certificates come from the same cluster CA (--tls-ca; the seed's log names a refused certificate)."));
         }
     }
 
@@ -115,8 +116,10 @@ public sealed class ClusterNode : IAsyncDisposable
             akka.actor.serialize-messages = {{(o.SerializeMessages ? "on" : "off")}}
             akka.loglevel = {{(Environment.GetEnvironmentVariable("DISTTRAIN_AKKA_LOGLEVEL") ?? "WARNING")}}
             akka.remote.log-remote-lifecycle-events = off
+            akka.remote.dot-netty.tcp.enable-ssl = {{(settings.Tls is null ? "off" : "on")}}
             """);
-        var system = ActorSystem.Create(settings.SystemName, extra.WithFallback(config));
+        if (settings.InsecureWarning is { } warning) Console.Error.WriteLine(warning);
+        var system = ActorSystem.Create(settings.SystemName, NodeTls.Setup(extra.WithFallback(config), settings));
         var node = new ClusterNode(system) { Settings = settings };
         var cluster = Akka.Cluster.Cluster.Get(system);
         if (config.GetStringList("akka.cluster.seed-nodes").Count == 0) cluster.Join(cluster.SelfAddress);

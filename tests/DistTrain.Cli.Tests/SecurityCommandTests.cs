@@ -1,0 +1,43 @@
+// `disttrain node` / `train` on a reachable address without TLS: exit code 2 and one line naming --tls-cert, --tls-ca and
+// --insecure, before any actor starts; a certificate that cannot be loaded is named the same way.
+using DistTrain.Cli;
+using Xunit;
+
+namespace DistTrain.Cli.Tests;
+
+[Collection("Console")]
+public sealed class SecurityCommandTests
+{
+    private static (int Code, string Out, string Err) Run(params string[] args)
+    {
+        var (oldOut, oldErr) = (Console.Out, Console.Error);
+        var (o, e) = (new StringWriter(), new StringWriter());
+        Console.SetOut(o); Console.SetError(e);
+        try { return (Program.BuildRoot().Parse(args).Invoke(), o.ToString(), e.ToString()); }
+        finally { Console.SetOut(oldOut); Console.SetError(oldErr); }
+    }
+
+    [Fact]
+    public void A_multinode_node_without_tls_is_refused_with_the_way_out()
+    {
+        var (code, _, err) = Run("node", "--config", "multinode", "--hostname", "127.0.0.1", "--seed-nodes", "akka.tcp://disttrain@127.0.0.1:1");
+        Assert.Equal(2, code);
+        Assert.Contains("--tls-cert", err);
+        Assert.Contains("--insecure", err);
+
+        var (tcode, _, terr) = Run("train", "--model", "quadrant", "--dataset", "synthetic:quadrants:n=40:test-n=20", "--workers", "0", "--wait-workers", "1",
+            "--cluster-port", "1", "--config", "local", "--hostname", "10.11.12.13");
+        Assert.Equal(2, tcode);
+        Assert.Contains("--insecure", terr);
+    }
+
+    [Fact]
+    public void A_certificate_that_is_not_there_is_named()
+    {
+        var missing = Path.Combine(Path.GetTempPath(), $"disttrain-none-{Guid.NewGuid():N}.p12");
+        var (code, _, err) = Run("node", "--seed-nodes", "akka.tcp://disttrain@127.0.0.1:1", "--tls-cert", missing, "--tls-ca", missing);
+        Assert.Equal(2, code);
+        Assert.Contains(missing, err);
+        Assert.Contains("scripts/make-certs.sh", err);
+    }
+}
