@@ -1,5 +1,6 @@
 // `disttrain node` / `train` on a reachable address without TLS: exit code 2 and one line naming --tls-cert, --tls-ca and
-// --insecure, before any actor starts; a certificate that cannot be loaded is named the same way.
+// --insecure, before any actor starts; a certificate that cannot be loaded, or a --hostname of another machine, is named
+// the same way.
 using DistTrain.Cli;
 using Xunit;
 
@@ -39,5 +40,13 @@ public sealed class SecurityCommandTests
         Assert.Equal(2, code);
         Assert.Contains(missing, err);
         Assert.Contains("scripts/make-certs.sh", err);
+    }
+
+    [Fact]
+    public void A_hostname_of_another_machine_exits_with_code_2_and_names_it()
+    {
+        var (code, _, err) = Run("node", "--hostname", "10.255.255.1", "--insecure", "--seed-nodes", "akka.tcp://disttrain@127.0.0.1:1");
+        Assert.Equal(2, code);
+        Assert.Contains("'10.255.255.1' is not an address of this machine", err);
     }
 }

@@ -118,6 +118,7 @@ public sealed class ClusterNode : IAsyncDisposable
             akka.remote.log-remote-lifecycle-events = off
             akka.remote.dot-netty.tcp.enable-ssl = {{(settings.Tls is null ? "off" : "on")}}
             """);
+        var bindHost = CheckLocalAddresses(config, settings);
         if (settings.InsecureWarning is { } warning) Console.Error.WriteLine(warning);
         var system = ActorSystem.Create(settings.SystemName, NodeTls.Setup(extra.WithFallback(config), settings));
         var node = new ClusterNode(system) { Settings = settings };
@@ -125,7 +126,7 @@ public sealed class ClusterNode : IAsyncDisposable
         if (config.GetStringList("akka.cluster.seed-nodes").Count == 0) cluster.Join(cluster.SelfAddress);
         string self = cluster.SelfAddress.ToString();
         var host = settings.DataPlane.Host is { Length: > 0 } h ? h : cluster.SelfAddress.Host ?? "127.0.0.1";
-        var endpoints = new NodeEndpoints(host, host, settings.DataPlane.MaxFrameBytes, settings.DataPlane.GradientChunkFloats)
+        var endpoints = new NodeEndpoints(bindHost ?? host, host, settings.DataPlane.MaxFrameBytes, settings.DataPlane.GradientChunkFloats)
         {
             Port = settings.DataPlane.Port, SocketBufferBytes = settings.DataPlane.SocketBufferBytes, ConnectTimeout = settings.DataPlane.ConnectTimeout,
             Limits = settings.DataPlane.Limits ?? DistTrain.Cluster.DataPlane.DataPlaneLimits.Default,
@@ -138,6 +139,8 @@ public sealed class ClusterNode : IAsyncDisposable
         {
             var job = o.Job ?? throw new ArgumentException("A coordinator node needs the training job (model, dataset, hyper-parameters).");
             var (train, _) = DistTrain.Data.Sources.DatasetSpec.Parse(job.Dataset).Load();
+            // Workers load their own copy of the data; the job carries this hash so a differing copy is refused, not trained on.
+            var fingerprint = DistTrain.Data.DatasetOps.Fingerprint(train);
             int parameters = DistTrain.Nn.Models.ModelBuilder.Build(job.Spec(), (ulong)(uint)job.Seed).ParameterCount;
             var cs = new CoordinatorSettings(o.PsShards, o.OutDir, endpoints with { PortSlot = 0 }, o.LeaseTimeout, o.MinWorkers)
             {
@@ -149,6 +152,7 @@ public sealed class ClusterNode : IAsyncDisposable
                     : o.InitFile is not null ? InitialPoint(o.InitFile, job, o.OnProgress) : null,
                 SnapshotGrace = o.SnapshotGrace,
                 Faults = o.Faults,
+                TrainFingerprint = fingerprint,
             };
             system.ActorOf(ClusterSingletonManager.Props(CoordinatorActor.Props(job, train.Count, parameters, cs), PoisonPill.Instance,
                 ClusterSingletonManagerSettings.Create(system).WithRole("coordinator")), "coordinator");
@@ -194,6 +198,55 @@ public sealed class ClusterNode : IAsyncDisposable
         say?.Invoke($"init: weights from {file} (step {info.Step}, epoch {info.Epoch})");
         var state = job.CreateOptimizer(model.ParameterCount).State.Select(s => (s.Name, new float[s.Data.Length])).ToArray();
         return new DistTrain.Nn.Checkpoints.ResumePoint(file, 0, 0, model.Store.Values.ToArray(), model.Store.Buffers.ToArray(), state);
+    }
+
+    /// <summary>
+    /// Null when <paramref name="local"/> is the data the coordinator described (same SHA-256 fingerprint, DatasetOps.Fingerprint),
+    /// else why not, naming both fingerprints and how to compare them. An empty expected fingerprint (nothing to compare) passes.
+    /// </summary>
+    public static string? DatasetMismatch(DistTrain.Cluster.Messages.CoordinatorMessages.DatasetInfo expected, DistTrain.Data.Dataset local)
+    {
+        if (string.IsNullOrEmpty(expected.TrainFingerprint)) return null;
+        var here = DistTrain.Data.DatasetOps.Fingerprint(local);
+        if (here == expected.TrainFingerprint) return null;
+        return $"this node's training data for '{expected.Spec}' differs from the coordinator's: fingerprint {here} here ({local.Count} samples), " +
+               $"{expected.TrainFingerprint} at the coordinator ({expected.TrainSamples} samples). Give every node the same files " +
+               $"(`disttrain data check --dataset {expected.Spec}` prints the fingerprint on each machine).";
+    }
+
+    /// <summary>
+    /// The remoting and data-plane addresses must be this machine's: binding another one fails deep inside Akka (and the
+    /// data plane) and the actors restart forever. Returns the data plane's bind address as an IP literal (a host name
+    /// resolved), or null when it is already one.
+    /// </summary>
+    private static string? CheckLocalAddresses(Config config, DistTrainSettings settings)
+    {
+        var remoting = config.GetString("akka.remote.dot-netty.tcp.hostname", "");
+        if (remoting is not ("" or "0.0.0.0" or "::")) LocalAddress(remoting, "--hostname (akka.remote.dot-netty.tcp.hostname)");
+        var data = LocalAddress(settings.DataPlane.Host, "the data-plane address (--hostname or disttrain.data-plane.host)");
+        return data.ToString() == settings.DataPlane.Host ? null : data.ToString();
+    }
+
+    private static global::System.Net.IPAddress LocalAddress(string host, string what)
+    {
+        var local = global::System.Net.NetworkInformation.NetworkInterface.GetAllNetworkInterfaces()
+            .SelectMany(n => n.GetIPProperties().UnicastAddresses.Select(u => u.Address)).ToList();
+        global::System.Net.IPAddress[] candidates;
+        if (global::System.Net.IPAddress.TryParse(host.Trim('[', ']'), out var ip)) candidates = [ip];
+        else
+        {
+            try { candidates = global::System.Net.Dns.GetHostAddresses(host); }
+            catch (global::System.Net.Sockets.SocketException e)
+            {
+                throw new ArgumentException($"{what} '{host}' cannot be resolved ({e.Message}); give this machine's IP address.", e);
+            }
+        }
+        // IPv4 first: DataPlaneClient connects to a name's first IPv4 address, so the listener must bind that one.
+        var found = candidates.OrderBy(c => c.AddressFamily == global::System.Net.Sockets.AddressFamily.InterNetwork ? 0 : 1)
+            .FirstOrDefault(c => global::System.Net.IPAddress.IsLoopback(c) || local.Any(l => l.Equals(c)));
+        return found ?? throw new ArgumentException(
+            $"{what} '{host}' is not an address of this machine (its addresses: {string.Join(", ", local.Select(a => a.ToString()))}); " +
+            "give one of them (behind NAT, bind a local one and advertise the public one with akka.remote.dot-netty.tcp.public-hostname).");
     }
 
     /// <summary>Runs one process with every role as <paramref name="o"/> says (its Job, Workers, PsShards, OutDir, checkpoint options).</summary>

@@ -37,6 +37,8 @@ public sealed record CoordinatorSettings(int Shards, string OutDir, NodeEndpoint
     public TimeSpan SnapshotGrace { get; init; } = TimeSpan.FromSeconds(20);
     /// <summary>Faults a test injects (null in production).</summary>
     public ICoordinatorFaults? Faults { get; init; }
+    /// <summary>SHA-256 of the training set (DatasetOps.Fingerprint): workers with other data refuse the job (ClusterNode.DatasetMismatch).</summary>
+    public string TrainFingerprint { get; init; } = "";
 }
 
 public sealed partial class CoordinatorActor : ReceiveActor
@@ -80,7 +82,7 @@ public sealed partial class CoordinatorActor : ReceiveActor
         _settings = settings;
         _self = Self; // frame handlers run on data-plane threads, where Self is unavailable
         _description = JobMapping.ToDescription(job, Guid.NewGuid().ToString("N")[..12], parameterCount, settings.Mode);
-        _description = _description with { Dataset = _description.Dataset with { TrainSamples = trainCount } };
+        _description = _description with { Dataset = _description.Dataset with { TrainSamples = trainCount, TrainFingerprint = settings.TrainFingerprint } };
         _ranges = DistTrain.Cluster.Training.KeyRanges.Split(parameterCount, settings.Shards);
         _shards = new ShardInfo?[settings.Shards];
         _shardRefs = new IActorRef?[settings.Shards];

@@ -107,6 +107,7 @@ public sealed class WorkerActor : ReceiveActor, IWithUnboundedStash
         var train = JobMapping.ToTrainJob(job);
         var spec = train.Spec();
         _train = DistTrain.Data.Sources.DatasetSpec.Parse(train.Dataset).Load().Train;
+        if (ClusterNode.DatasetMismatch(job.Dataset, _train) is { } other) { _log.Error("Worker {0}: {1}", _workerId, other); _onRefused?.Invoke(other); Context.Stop(Self); return; }
         var model = spec.Build((ulong)(uint)train.Seed);
         _trainer = train.CreateTrainer(_train.Count, model);
         _mode = JobMapping.ModeOf(job);
