@@ -49,4 +49,24 @@ public sealed class SecurityCommandTests
         Assert.Equal(2, code);
         Assert.Contains("'10.255.255.1' is not an address of this machine", err);
     }
+
+    [Fact]
+    public void Insecure_starts_a_node_where_tls_is_required_and_warns_on_stderr()
+    {
+        // An environment file that requires TLS on loopback and gives up joining after 2 s (no seed runs).
+        var env = Path.Combine(Path.GetTempPath(), $"disttrain-insecure-{Guid.NewGuid():N}.hocon");
+        File.WriteAllText(env, "# TLS required here\ndisttrain.tls.required = on\n# give up joining quickly\ndisttrain.join-timeout = 2s\n");
+        try
+        {
+            var (refused, _, rerr) = Run("node", "--config", env, "--seed-nodes", "akka.tcp://disttrain@127.0.0.1:1");
+            Assert.Equal(2, refused);
+            Assert.Contains("--insecure", rerr);
+
+            var (code, _, err) = Run("node", "--config", env, "--insecure", "--seed-nodes", "akka.tcp://disttrain@127.0.0.1:1");
+            Assert.Equal(3, code); // started, then found no seed node
+            Assert.Contains("WARNING: --insecure", err);
+            Assert.Contains("did not join the cluster", err);
+        }
+        finally { File.Delete(env); }
+    }
 }
