@@ -4,20 +4,23 @@
 # mutual authentication (certificates from scripts/make-certs.sh), in alternating order for --rounds rounds, so the
 # shared host's drift does not always favour one. Only the control messages cross Akka remoting (tensors use the data
 # plane), so a small model with many short steps shows the cost best.
-#   scripts/bench-tls.sh [--rounds 3] [--workers 2] [--steps 300] [--warmup 100] [-- more train options]
+#   scripts/bench-tls.sh [--rounds 3] [--workers 2] [--steps 300] [--warmup 100] [--model mlp --batch 64 --micro-batch 32] [-- more train options]
 # Prints steps/s per run (steps after the warm-up / their summed step time from metrics.jsonl) and the median ratio.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-rounds=3; workers=2; steps=300; warmup=100; out=${TMPDIR:-/tmp}/disttrain-bench-tls
+rounds=3; workers=2; steps=300; warmup=100; model=mlp; batch=64; mb=32; out=${TMPDIR:-/tmp}/disttrain-bench-tls
 while [ $# -gt 0 ]; do
   case "$1" in
     --rounds) rounds=$2; shift 2 ;;
     --workers) workers=$2; shift 2 ;;
     --steps) steps=$2; shift 2 ;;
     --warmup) warmup=$2; shift 2 ;;
+    --model) model=$2; shift 2 ;;
+    --batch) batch=$2; shift 2 ;;
+    --micro-batch) mb=$2; shift 2 ;;
     --out) out=$2; shift 2 ;;
     --) shift; break ;;
-    *) echo "bench-tls.sh: unknown option $1 (expected --rounds R, --workers N, --steps N, --warmup N, --out DIR, then -- and train options)" >&2; exit 2 ;;
+    *) echo "bench-tls.sh: unknown option $1 (expected --rounds R, --workers N, --steps N, --warmup N, --model M, --batch B, --micro-batch M, --out DIR, then -- and train options)" >&2; exit 2 ;;
   esac
 done
 [ "$warmup" -lt "$steps" ] || { echo "bench-tls.sh: --warmup ($warmup) must be below --steps ($steps)" >&2; exit 2; }
@@ -31,8 +34,8 @@ for r in $(seq 1 "$rounds"); do
     dir="$out/r$r-$mode"
     echo "bench-tls: round $r of $rounds, $mode remoting, $workers worker process(es), $steps steps ..." >&2
     tls=(); [ "$mode" = tls ] && tls=(env DISTTRAIN_TLS_CERT="$out/certs/127.0.0.1.p12" DISTTRAIN_TLS_CA="$out/certs/ca.pem")
-    DISTTRAIN_REBUILD= "${tls[@]}" scripts/local-cluster.sh --workers "$workers" --worker-threads 1 -- --model mlp --dataset fashion-mnist \
-      --batch-size 64 --micro-batch 32 --max-steps "$steps" --checkpoint-every -1 --out "$dir" "$@" >"$dir.log" 2>&1 \
+    DISTTRAIN_REBUILD= "${tls[@]}" scripts/local-cluster.sh --workers "$workers" --worker-threads 1 -- --model "$model" --dataset fashion-mnist \
+      --batch-size "$batch" --micro-batch "$mb" --max-steps "$steps" --checkpoint-every -1 --out "$dir" "$@" >"$dir.log" 2>&1 \
       || { echo "bench-tls: the $mode run failed; see $dir.log" >&2; exit 1; }
     grep -q "akka.ssl.tcp" "$dir.log" && [ "$mode" = plain ] && { echo "bench-tls: the plain run used TLS" >&2; exit 1; }
     [ "$mode" = tls ] && ! grep -q "akka.ssl.tcp" "$dir.log" && { echo "bench-tls: the TLS run did not use TLS (see $dir.log)" >&2; exit 1; }
