@@ -6,10 +6,12 @@ using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
 using System.Security.Cryptography;
+using DistTrain.Training.Checkpoints;
 using DistTrain.Cluster.Runtime;
 using DistTrain.Cluster.Tests.Runtime;
 using DistTrain.Nn.Models;
 using DistTrain.Nn.Training;
+using DistTrain.Training;
 using Xunit;
 using Xunit.Abstractions;
 
@@ -169,12 +171,12 @@ public sealed class MultiProcessClusterTests(ITestOutputHelper output) : IDispos
         var metrics = Path.Combine(outDir, "metrics.jsonl");
         var deadline = DateTime.UtcNow.AddMinutes(2);
         while (DateTime.UtcNow < deadline && !coord.HasExited &&
-               (DistTrain.Nn.Checkpoints.CheckpointSeries.List(outDir).Count == 0 || ReadLines(metrics) < 7)) await Task.Delay(50);
+               (DistTrain.Training.Checkpoints.CheckpointSeries.List(outDir).Count == 0 || ReadLines(metrics) < 7)) await Task.Delay(50);
         Assert.False(coord.HasExited, "the run ended before the coordinator could be killed");
         coord.Kill();
         foreach (var w in workers) w.Kill(); // the cluster is gone; the whole job restarts
         coord.WaitForExit();
-        var left = DistTrain.Nn.Checkpoints.CheckpointSeries.List(outDir);
+        var left = DistTrain.Training.Checkpoints.CheckpointSeries.List(outDir);
         Log($"killed the coordinator after {ReadLines(metrics)} metric lines; checkpoints: {string.Join(", ", left.Select(c => c.Step))}");
         Assert.False(File.Exists(Path.Combine(outDir, "model.safetensors")));
         Assert.True(left[0].Step < 30);

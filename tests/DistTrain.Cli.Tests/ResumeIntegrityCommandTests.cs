@@ -2,7 +2,7 @@
 // naming the file and --allow-unverified; with the flag it resumes and writes the bytes of the uninterrupted run.
 using System.Security.Cryptography;
 using DistTrain.Cli;
-using DistTrain.Nn.Checkpoints;
+using DistTrain.Training.Checkpoints;
 using Xunit;
 
 namespace DistTrain.Cli.Tests;

@@ -2,6 +2,7 @@
 // on a tiny synthetic set in a temp folder; plus determinism of the written file, bad input and bench train.
 using System.Security.Cryptography;
 using System.Text.Json;
+using DistTrain.Training.Checkpoints;
 using DistTrain.Cli;
 using Xunit;
 
@@ -96,7 +97,7 @@ public sealed class TrainEvalCommandTests : IDisposable
         var (code, output, err) = Run(TrainArgs("whole", "--max-steps", "30", "--checkpoint-every", "7"));
         Assert.True(code == 0, err + output);
         var whole = Path.Combine(_dir, "whole");
-        var kept = Nn.Checkpoints.CheckpointSeries.List(whole);
+        var kept = DistTrain.Training.Checkpoints.CheckpointSeries.List(whole);
         Assert.Equal([28L, 21L], kept.Select(c => c.Step)); // every 7 steps and the epoch end at 20; the newest two stay
 
         // As if the process died after step 27: only the checkpoint of step 21 and no final model.

@@ -6,7 +6,7 @@ using DistTrain.Data;
 using DistTrain.Data.Sources;
 using DistTrain.Nn.Layers;
 using DistTrain.Nn.Models;
-using DistTrain.Nn.Solvers;
+using DistTrain.Training.Solvers;
 using DistTrain.Tensors;
 using Xunit;
 

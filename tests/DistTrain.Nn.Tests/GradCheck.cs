@@ -37,6 +37,14 @@ public static class GradCheck
     {
         var rng = new Random(o.Seed * 7919 + batch);
         var x = Fill(new Tensor([batch, .. model.InputShape]), rng, o.Sample);
+        Model(model, x, o, rng);
+    }
+
+    /// <summary>Checks a model on a given input (inputs with structure: packed graph samples).</summary>
+    public static void Model(Sequential model, Tensor x, Options o, Random? rng = null)
+    {
+        rng ??= new Random(o.Seed * 7919 + x.Dim(0));
+        int batch = x.Dim(0);
         var r = Fill(new Tensor([batch, .. model.OutputShape]), rng, null);
         var ctx = o.Ctx;
 

@@ -7,6 +7,7 @@ using DistTrain.Data.Sources;
 using DistTrain.Nn.Losses;
 using DistTrain.Nn.Models;
 using DistTrain.Nn.Training;
+using DistTrain.Training;
 using DistTrain.Tensors;
 using Xunit;
 

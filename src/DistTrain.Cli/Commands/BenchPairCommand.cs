@@ -12,6 +12,7 @@ using DistTrain.Cli.Bench;
 using DistTrain.Data;
 using DistTrain.Nn.Models;
 using DistTrain.Nn.Training;
+using DistTrain.Training;
 using DistTrain.Tensors;
 using DistTrain.Tensors.Kernels;
 

@@ -8,6 +8,7 @@ using DistTrain.Data;
 using DistTrain.Nn.Models;
 using DistTrain.Nn.Optimizers;
 using DistTrain.Nn.Training;
+using DistTrain.Training;
 using DistTrain.Tensors;
 
 namespace DistTrain.Cli.Commands;

@@ -12,6 +12,7 @@ using DistTrain.Nn.Layers;
 using DistTrain.Nn.Models;
 using DistTrain.Nn.Optimizers;
 using DistTrain.Nn.Training;
+using DistTrain.Training;
 
 namespace DistTrain.Cli.Commands;
 

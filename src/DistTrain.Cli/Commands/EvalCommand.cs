@@ -11,6 +11,7 @@ using DistTrain.Nn.Evaluation;
 using DistTrain.Nn.Models;
 using DistTrain.Nn.Optimizers;
 using DistTrain.Nn.Training;
+using DistTrain.Training;
 using DistTrain.Tensors;
 
 namespace DistTrain.Cli.Commands;

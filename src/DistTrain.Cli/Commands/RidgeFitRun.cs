@@ -6,8 +6,9 @@ using DistTrain.Cli.Training;
 using DistTrain.Nn.Checkpoints;
 using DistTrain.Nn.Layers;
 using DistTrain.Nn.Models;
-using DistTrain.Nn.Solvers;
+using DistTrain.Training.Solvers;
 using DistTrain.Nn.Training;
+using DistTrain.Training;
 
 namespace DistTrain.Cli.Commands;
 

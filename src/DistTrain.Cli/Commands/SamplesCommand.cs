@@ -112,7 +112,7 @@ public sealed class SamplesCommand : ICommandFactory
     private static string? EvalCommandDataset(CheckpointInfo info)
     {
         if (!info.Extra.TryGetValue("job", out var job)) return null;
-        try { return System.Text.Json.JsonSerializer.Deserialize<DistTrain.Nn.Training.TrainJob>(job)?.Dataset; }
+        try { return System.Text.Json.JsonSerializer.Deserialize<DistTrain.Training.TrainJob>(job)?.Dataset; }
         catch (System.Text.Json.JsonException) { return null; }
     }
 }

@@ -8,6 +8,7 @@ using DistTrain.Cluster.Training;
 using DistTrain.Data.Augmentation;
 using DistTrain.Nn.Models;
 using DistTrain.Nn.Training;
+using DistTrain.Training;
 using DistTrain.Tensors;
 
 namespace DistTrain.Cli.Commands;
@@ -22,7 +23,7 @@ public sealed class TrainCommand : ICommandFactory
     public Command Create()
     {
         var model = new Option<string>("--model", "-m") { Description = $"Preset ({string.Join(", ", Presets.Names)}) or a model spec .json file.", Required = true };
-        var dataset = new Option<string?>("--dataset", "-d") { Description = "fashion-mnist[:DIR] | idx:DIR | csv:FILE[:label=COL] | synthetic:NAME[:n=N] (default: the preset's)." };
+        var dataset = new Option<string?>("--dataset", "-d") { Description = "fashion-mnist[:DIR] | idx:DIR | csv:FILE[:label=COL] | synthetic:NAME[:n=N] | graph:karate|sbm[:OPTIONS] (default: the preset's)." };
         var epochs = new Option<int?>("--epochs", "-e") { Description = "Epochs (default: the preset's)." };
         var batch = new Option<int?>("--batch-size", "-b") { Description = "Global batch B: samples per optimizer step (default: the preset's)." };
         var micro = new Option<int>("--micro-batch") { Description = "Micro-batch M ≤ B, the unit of work (default: B)." };

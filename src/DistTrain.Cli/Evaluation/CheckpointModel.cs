@@ -2,11 +2,13 @@
 // it was trained on (from the job metadata), with data reshaped to the model's input. Used by eval,
 // predict and plot.
 using System.Text.Json;
+using DistTrain.Training.Checkpoints;
 using DistTrain.Data;
 using DistTrain.Data.Sources;
 using DistTrain.Nn.Checkpoints;
 using DistTrain.Nn.Models;
 using DistTrain.Nn.Training;
+using DistTrain.Training;
 using DistTrain.Tensors;
 
 namespace DistTrain.Cli.Evaluation;
@@ -40,7 +42,7 @@ public sealed record CheckpointModel(string File, CheckpointInfo Info, ModelSpec
     /// <summary>The dataset recorded by the newest checkpoint under RUN/checkpoint/ (a cluster run's final model may not record it).</summary>
     public static string? DatasetOfCheckpoints(string runDir)
     {
-        foreach (var (_, dir) in DistTrain.Nn.Checkpoints.CheckpointSeries.List(runDir))
+        foreach (var (_, dir) in DistTrain.Training.Checkpoints.CheckpointSeries.List(runDir))
         {
             var file = Path.Combine(dir, "model.safetensors");
             if (!System.IO.File.Exists(file)) continue;

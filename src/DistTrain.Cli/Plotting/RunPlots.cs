@@ -184,7 +184,7 @@ public static class RunPlots
         return plot;
     }
 
-    static Plot NewPlot(string title, string xLabel, string yLabel)
+    internal static Plot NewPlot(string title, string xLabel, string yLabel)
     {
         var plot = new Plot();
         plot.Title(title);

@@ -5,6 +5,7 @@ using DistTrain.Cluster.Configuration;
 using DistTrain.Cluster.Runtime;
 using DistTrain.Cluster.Training;
 using DistTrain.Nn.Training;
+using DistTrain.Training;
 
 namespace DistTrain.Cli.Training;
 

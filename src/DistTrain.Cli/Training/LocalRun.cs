@@ -3,6 +3,7 @@
 // the optimizer state beside it and DIR/metrics.jsonl. Saving is shared with the cluster runtime.
 using System.Globalization;
 using System.Text.Json;
+using DistTrain.Training.Checkpoints;
 using DistTrain.Data;
 using DistTrain.Data.Sources;
 using DistTrain.Nn;
@@ -10,6 +11,7 @@ using DistTrain.Nn.Checkpoints;
 using DistTrain.Nn.Models;
 using DistTrain.Nn.Optimizers;
 using DistTrain.Nn.Training;
+using DistTrain.Training;
 
 namespace DistTrain.Cli.Training;
 

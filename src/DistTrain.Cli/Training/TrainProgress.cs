@@ -3,6 +3,7 @@
 using System.Diagnostics;
 using System.Globalization;
 using DistTrain.Nn.Training;
+using DistTrain.Training;
 using Spectre.Console;
 
 namespace DistTrain.Cli.Training;

@@ -4,9 +4,11 @@
 using Akka.Actor;
 using Akka.Cluster.Tools.Singleton;
 using Akka.Configuration;
+using DistTrain.Training.Checkpoints;
 using DistTrain.Cluster.Configuration;
 using DistTrain.Cluster.Training;
 using DistTrain.Nn.Training;
+using DistTrain.Training;
 using DistTrain.Tensors;
 using static DistTrain.Cluster.Messages.RuntimeMessages;
 
@@ -49,6 +51,9 @@ public sealed record NodeOptions
     /// <summary>Faults a test injects into the coordinator (null in production).</summary>
     public ICoordinatorFaults? Faults { get; init; }
 }
+
+/// <summary>A worker's copy of the training data is not the coordinator's (ClusterNode.DatasetMismatch): it refuses the job.</summary>
+public sealed class DatasetMismatchException(string message) : Exception(message);
 
 public sealed class ClusterNode : IAsyncDisposable
 {
@@ -174,13 +179,13 @@ public sealed class ClusterNode : IAsyncDisposable
 
     /// <summary>The newest checkpoint of <paramref name="runDir"/> that verifies; says which, and why it skipped newer ones.
     /// <paramref name="allowUnverified"/> (`--allow-unverified`) accepts files whose SHA-256 manifest is missing.</summary>
-    public static DistTrain.Nn.Checkpoints.ResumePoint FindResumePoint(string runDir, TrainJob job, Action<string>? say, bool allowUnverified = false)
+    public static DistTrain.Training.Checkpoints.ResumePoint FindResumePoint(string runDir, TrainJob job, Action<string>? say, bool allowUnverified = false)
     {
-        var found = DistTrain.Nn.Checkpoints.CheckpointSeries.List(runDir);
+        var found = DistTrain.Training.Checkpoints.CheckpointSeries.List(runDir);
         if (found.Count == 0)
-            throw new ArgumentException($"No checkpoint to resume from in {DistTrain.Nn.Checkpoints.CheckpointSeries.RootOf(runDir)}; start the run without --resume.");
-        var point = DistTrain.Nn.Checkpoints.CheckpointSeries.FindLatest(runDir, job, m => say?.Invoke(m), allowUnverified)
-            ?? throw new ArgumentException($"None of the {found.Count} checkpoint(s) in {DistTrain.Nn.Checkpoints.CheckpointSeries.RootOf(runDir)} verifies (see above); " +
+            throw new ArgumentException($"No checkpoint to resume from in {DistTrain.Training.Checkpoints.CheckpointSeries.RootOf(runDir)}; start the run without --resume.");
+        var point = DistTrain.Training.Checkpoints.CheckpointSeries.FindLatest(runDir, job, m => say?.Invoke(m), allowUnverified)
+            ?? throw new ArgumentException($"None of the {found.Count} checkpoint(s) in {DistTrain.Training.Checkpoints.CheckpointSeries.RootOf(runDir)} verifies (see above); " +
                                            "restore one from a backup or start the run without --resume.");
         say?.Invoke($"resuming from {point}");
         return point;
@@ -191,13 +196,13 @@ public sealed class ClusterNode : IAsyncDisposable
     /// a zero optimizer state at step 0 — what the one-process Trainer starts from with --init, handed to the shards
     /// through the resume path.
     /// </summary>
-    public static DistTrain.Nn.Checkpoints.ResumePoint InitialPoint(string file, TrainJob job, Action<string>? say)
+    public static DistTrain.Training.Checkpoints.ResumePoint InitialPoint(string file, TrainJob job, Action<string>? say)
     {
         var model = DistTrain.Nn.Models.ModelBuilder.Build(job.Spec(), (ulong)(uint)job.Seed);
         var info = DistTrain.Nn.Checkpoints.Checkpoint.LoadInto(model.Store, file);
         say?.Invoke($"init: weights from {file} (step {info.Step}, epoch {info.Epoch})");
         var state = job.CreateOptimizer(model.ParameterCount).State.Select(s => (s.Name, new float[s.Data.Length])).ToArray();
-        return new DistTrain.Nn.Checkpoints.ResumePoint(file, 0, 0, model.Store.Values.ToArray(), model.Store.Buffers.ToArray(), state);
+        return new DistTrain.Training.Checkpoints.ResumePoint(file, 0, 0, model.Store.Values.ToArray(), model.Store.Buffers.ToArray(), state);
     }
 
     /// <summary>

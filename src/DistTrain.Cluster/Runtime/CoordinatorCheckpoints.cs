@@ -4,11 +4,13 @@
 // resume it sends each shard its slice of the checkpoint before the first step. Frames arrive on
 // receive threads; completion is reported through the callback, which the actor turns into a message.
 using System.Net;
+using DistTrain.Training.Checkpoints;
 using DistTrain.Cluster.DataPlane;
 using DistTrain.Cluster.Training;
 using DistTrain.Nn.Checkpoints;
 using DistTrain.Nn.Models;
 using DistTrain.Nn.Training;
+using DistTrain.Training;
 using static DistTrain.Cluster.Messages.ParameterServerMessages;
 using static DistTrain.Cluster.Messages.RuntimeMessages;
 

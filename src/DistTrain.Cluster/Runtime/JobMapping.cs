@@ -3,6 +3,7 @@
 using DistTrain.Cluster.Messages;
 using DistTrain.Cluster.Training;
 using DistTrain.Nn.Training;
+using DistTrain.Training;
 using static DistTrain.Cluster.Messages.CoordinatorMessages;
 
 namespace DistTrain.Cluster.Runtime;

@@ -1,10 +1,12 @@
 // The end of every run, one process or a cluster: model.safetensors (spec, step, epoch, seed, job, mode in its
 // metadata) and the optimizer state beside it, through one writer, so the same training gives the same files byte for
 // byte whatever ran it; for a cluster run also puts the collected flat vector into a replica and evaluates it.
+using DistTrain.Training.Checkpoints;
 using DistTrain.Nn;
 using DistTrain.Nn.Checkpoints;
 using DistTrain.Nn.Models;
 using DistTrain.Nn.Training;
+using DistTrain.Training;
 using static DistTrain.Cluster.Messages.RuntimeMessages;
 
 namespace DistTrain.Cluster.Runtime;

@@ -1,8 +1,11 @@
-// A worker's receive side for parameter pushes: data-plane threads hand it each shard's frames (staged until
-// their checksum is verified, then kept as the newest values of that range), and the worker takes a version
-// into its model from here — whole, layer by layer as the forward needs it (waiting for frames still on their
-// way), or per shard (async). It owns the lock and the wait that the receive threads and the compute thread
-// share; the actor holds neither.
+// A worker's receive side for parameter pushes: data-plane threads hand it each shard's frames, and the worker
+// takes a version into its model from here — whole, layer by layer as the forward needs it (waiting for frames
+// still on their way), or per shard (async). It owns the lock and the wait that the receive threads and the
+// compute thread share; the actor holds neither.
+// With a step barrier (sync, local-sgd) a frame is received straight into the buffer of its version's parity: the
+// version being read and the one arriving never share a buffer, since version v+2 cannot exist before this worker's
+// gradient on v has gone out. So a version reaches the model with one copy in user space. Async has no such bound
+// (shards push every update), so there a frame is staged until its checksum is verified and then kept as the newest.
 using System.Diagnostics;
 using DistTrain.Cluster.DataPlane;
 using DistTrain.Cluster.Training;
@@ -15,20 +18,26 @@ public sealed class ParameterInbox(Action arrived) : IFrameHandler
     private readonly Lock _gate = new();
     private readonly object _pulse = new();   // pulsed by the receive threads after each parameter frame
     private ShardInfo[] _shards = [];
-    private float[][] _staging = [];          // per shard: receive buffer (written before the checksum is checked)
-    private float[] _pending = [];            // newest pushed values per shard
+    private bool _direct;                     // a step barrier bounds the versions in flight: receive into _slots
+    private float[][] _slots = [];            // direct: [v & 1] holds version v where it has arrived
+    private float[][] _staging = [];          // async, per shard: receive buffer (written before the checksum is checked)
+    private float[] _pending = [];            // async: newest pushed values per shard
     private ParameterArrivals _arrivals = new([]);   // which version of each shard's range has arrived, and how much
 
-    public int Length { get { lock (_gate) return _pending.Length; } }
+    public int Length { get; private set; }
 
-    /// <summary>The shard layout the coordinator accepted this worker with.</summary>
-    public void Configure(ShardInfo[] shards, long parameterCount)
+    /// <summary>The shard layout the coordinator accepted this worker with; <paramref name="stepBarrier"/> for sync and
+    /// local-sgd, whose workers never compute on a version older than the newest but one.</summary>
+    public void Configure(ShardInfo[] shards, long parameterCount, bool stepBarrier)
     {
         lock (_gate)
         {
             _shards = shards;
-            _staging = shards.Select(s => new float[s.Length]).ToArray();
-            _pending = new float[parameterCount];
+            _direct = stepBarrier;
+            Length = (int)parameterCount;
+            _slots = stepBarrier ? [new float[parameterCount], new float[parameterCount]] : [];
+            _staging = stepBarrier ? [] : shards.Select(s => new float[s.Length]).ToArray();
+            _pending = stepBarrier ? [] : new float[parameterCount];
             _arrivals = new ParameterArrivals(shards.Select(s => new KeyRange((int)s.Offset, s.Length)).ToArray());
         }
     }
@@ -45,7 +54,7 @@ public sealed class ParameterInbox(Action arrived) : IFrameHandler
         lock (_gate)
         {
             if (!_arrivals.AllComplete(version, out stale)) return false;
-            _pending.AsSpan().CopyTo(model);
+            Values(version).CopyTo(model);
             return true;
         }
     }
@@ -75,7 +84,7 @@ public sealed class ParameterInbox(Action arrived) : IFrameHandler
         lock (_gate)
         {
             if (!_arrivals.Covers(version, from, to)) return false;
-            _pending.AsSpan(from, to - from).CopyTo(model.AsSpan(from, to - from));
+            Values(version).Slice(from, to - from).CopyTo(model.AsSpan(from, to - from));
             return true;
         }
     }
@@ -105,6 +114,9 @@ public sealed class ParameterInbox(Action arrived) : IFrameHandler
         }
     }
 
+    /// <summary>Where <paramref name="version"/>'s values are: its parity's buffer, or (async) the newest pushed ones.</summary>
+    private Span<float> Values(long version) => _direct ? _slots[version & 1] : _pending;
+
     private int ShardIndex(int shard)
     {
         for (int i = 0; i < _shards.Length; i++) if (_shards[i].Shard == shard) return i;
@@ -124,7 +136,10 @@ public sealed class ParameterInbox(Action arrived) : IFrameHandler
             // A push may come as several frames, each a piece of the shard's range (KeyRanges.PushChunks).
             long rel = header.Offset - _shards[s].Offset;
             if (rel + header.Length > _shards[s].Length) return DropReason.WrongLength;
-            destination = _staging[s].AsSpan((int)rel, header.Length);
+            if (!_direct) { destination = _staging[s].AsSpan((int)rel, header.Length); return null; }
+            // Straight into place, written before the checksum is checked: only where no version being read can lie.
+            if (!_arrivals.MayReceive(s, header.Version, (int)rel, header.Length)) return DropReason.Rejected;
+            destination = _slots[header.Version & 1].AsSpan((int)header.Offset, header.Length);
             return null;
         }
     }
@@ -135,7 +150,7 @@ public sealed class ParameterInbox(Action arrived) : IFrameHandler
         {
             int s = ShardIndex(header.Shard);
             if (!_arrivals.Accept(s, header.Version, (int)(header.Offset - _shards[s].Offset), header.Length)) return;
-            payload.CopyTo(_pending.AsSpan((int)header.Offset, header.Length));
+            if (!_direct) payload.CopyTo(_pending.AsSpan((int)header.Offset, header.Length));
         }
         lock (_pulse) Monitor.PulseAll(_pulse);
         arrived();

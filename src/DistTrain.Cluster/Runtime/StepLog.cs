@@ -5,6 +5,7 @@
 // or when it is a few steps old.
 using System.Diagnostics;
 using DistTrain.Nn.Training;
+using DistTrain.Training;
 using static DistTrain.Cluster.Messages.CoordinatorMessages;
 
 namespace DistTrain.Cluster.Runtime;

@@ -115,4 +115,28 @@ public sealed class AsyncWorkQueue
     }
 
     public string? HolderOf(long step, int microBatch) => _holder[step * MicroBatches + microBatch];
+
+    /// <summary>Which shards applied each micro-batch of the run (bit s: shard s), and how far the plan was handed out.</summary>
+    public (int[] Acks, long Next) Ledger() => (_shardAcks.ToArray(), _next);
+
+    /// <summary>Rebuilds the queue from <see cref="Ledger"/> with no leases: what was handed out and is not done goes out again first.</summary>
+    public void Restore(int[] acks, long next)
+    {
+        if (acks.Length != _shardAcks.Length || next < 0 || next > Total)
+            throw new ArgumentException($"A ledger of {acks.Length} micro-batches up to {next} does not fit this run's {Total}.");
+        acks.CopyTo(_shardAcks, 0);
+        Array.Clear(_holder);
+        Array.Clear(_doneInStep);
+        _leased.Clear();
+        _requeued.Clear();
+        DoneCount = 0;
+        for (long k = 0; k < Total; k++)
+        {
+            if (_shardAcks[k] == _full) { DoneCount++; _doneInStep[k / MicroBatches]++; }
+            else if (k < next) _requeued.Add(k);
+        }
+        _next = next;
+        LowestUndone = 0;
+        while (LowestUndone < Total && _shardAcks[LowestUndone] == _full) LowestUndone++;
+    }
 }

@@ -8,6 +8,7 @@ using System.Numerics.Tensors;
 using DistTrain.Data;
 using DistTrain.Data.Plans;
 using DistTrain.Nn.Training;
+using DistTrain.Training;
 
 namespace DistTrain.Cluster.Training;
 

@@ -73,4 +73,15 @@ public sealed class LookaheadQueue
         if (_nextBegun) _next.WorkerLeft(worker);
         return _current.WorkerLeft(worker);
     }
+
+    /// <summary>The acknowledgements of the current step and, once leased ahead, of the next one.</summary>
+    public (long Step, int[] Current, int[]? Next) Ledger() => (_current.Step, _current.Acks(), _nextBegun ? _next.Acks() : null);
+
+    /// <summary>Rebuilds the queue from <see cref="Ledger"/>: no leases, so what is not done goes out again.</summary>
+    public void Restore(long step, int[] current, int[]? next)
+    {
+        _current.Restore(step, current);
+        _nextBegun = next is not null;
+        if (next is not null) _next.Restore(step + 1, next);
+    }
 }

@@ -44,6 +44,21 @@ public sealed class ParameterArrivals
         return true;
     }
 
+    /// <summary>
+    /// Whether a frame of <paramref name="version"/> may be received straight into the buffer of its version's parity
+    /// (ParameterInbox with a step barrier) before its checksum is known: the arriving version's part not yet here, the
+    /// next version, or any newer version's whole range (a restore or a newcomer's push). Never over values that may be
+    /// read meanwhile: what has arrived of the newest version, the parity of an older one, a piece of a version two ahead.
+    /// </summary>
+    public bool MayReceive(int shard, long version, int offset, int length)
+    {
+        long current = _version[shard];
+        if (version < 0 || version < current) return false;
+        if (current < 0 || version == current + 1) return true;
+        if (version == current) return offset >= _received[shard];
+        return offset == 0 && length == _shards[shard].Length;
+    }
+
     /// <summary>Whether every shard has <paramref name="version"/> whole; <paramref name="stale"/> when some shard has begun a newer
     /// one (whose frames overwrite the pending values from the range's start, so the older version is no longer there whole).</summary>
     public bool AllComplete(long version, out bool stale)

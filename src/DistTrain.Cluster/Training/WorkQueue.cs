@@ -86,4 +86,16 @@ public sealed class WorkQueue
     }
 
     public string? HolderOf(int microBatch) => _holder[microBatch];
+
+    /// <summary>Which shards have each micro-batch of the step (bit s: shard s); leases are not part of it.</summary>
+    public int[] Acks() => _shardAcks.ToArray();
+
+    /// <summary>Step <paramref name="step"/> with the acknowledgements of <see cref="Acks"/> and no leases: what is not done goes out again.</summary>
+    public void Restore(long step, int[] acks)
+    {
+        Begin(step, acks.Length);
+        int full = (1 << _shards) - 1;
+        acks.CopyTo(_shardAcks, 0);
+        _done = acks.Count(a => a == full);
+    }
 }

@@ -13,7 +13,8 @@ public sealed class DatasetSpec
         "  idx:DIR[:classes=K]                         MNIST-layout files in DIR: train-images-idx3-ubyte[.gz], train-labels-idx1-ubyte[.gz], t10k-...\n" +
         "  csv:FILE[:label=COLUMN][:test=FILE][:holdout=F]   header row, numeric features; label column default 'label';\n" +
         "                                              without test=, a seeded fraction F (default 0.2) of FILE is held out (0: test on FILE)\n" +
-        "  synthetic:NAME[:n=COUNT][:test-n=COUNT][:seed=S][:margin=M][:noise=X]   NAME: quadrants, spirals, xor, separable, mackey-glass (n default 1000; for mackey-glass n counts windows of 400 steps)";
+        "  synthetic:NAME[:n=COUNT][:test-n=COUNT][:seed=S][:margin=M][:noise=X]   NAME: quadrants, spirals, xor, separable, mackey-glass (n default 1000; for mackey-glass n counts windows of 400 steps)\n" +
+        "  " + Graphs.GraphDatasets.Help;
 
     static readonly Dictionary<string, string[]> AllowedOptions = new()
     {
@@ -21,6 +22,7 @@ public sealed class DatasetSpec
         ["idx"] = ["classes"],
         ["csv"] = ["label", "test", "holdout"],
         ["synthetic"] = ["n", "test-n", "seed", "margin", "noise"],
+        ["graph"] = Graphs.GraphDatasets.Options,
     };
 
     DatasetSpec(string kind, string? target, SortedDictionary<string, string> options)
@@ -57,7 +59,7 @@ public sealed class DatasetSpec
             if (!options.TryAdd(key, value)) throw Bad(text, $"gives option '{key}' twice");
         }
         if (kind != "fashion-mnist" && string.IsNullOrEmpty(target))
-            throw Bad(text, kind == "synthetic" ? "names no synthetic set" : $"gives no {(kind == "idx" ? "directory" : "file")} after '{kind}:'");
+            throw Bad(text, kind is "synthetic" or "graph" ? $"names no {(kind == "graph" ? "graph" : "synthetic set")}" : $"gives no {(kind == "idx" ? "directory" : "file")} after '{kind}:'");
         var spec = new DatasetSpec(kind, target, options);
         spec.Validate(text);
         return spec;
@@ -80,6 +82,8 @@ public sealed class DatasetSpec
             }
             case "csv":
                 return LoadCsv();
+            case "graph":
+                return Graphs.GraphDatasets.Load(Target!, Options);
             default:
             {
                 int n = Int("n", 1000), testN = Int("test-n", Math.Max(1, n / 5)), seed = Int("seed", 0);
@@ -173,6 +177,11 @@ public sealed class DatasetSpec
         if (Kind == "synthetic" && !Synthetic.Names.Contains(Target!.ToLowerInvariant()) && Target!.ToLowerInvariant() != "two-spirals")
             throw Bad(text, $"names unknown synthetic set '{Target}' (valid: {string.Join(", ", Synthetic.Names)})");
         if (Options.TryGetValue("label", out var l) && l.Length == 0) throw Bad(text, "option label is empty");
+        if (Kind == "graph")
+        {
+            try { Graphs.GraphDatasets.Validate(Target!, Options); }
+            catch (ArgumentException e) { throw Bad(text, e.Message); }
+        }
     }
 
     int Int(string key, int fallback)

@@ -131,6 +131,8 @@ internal static class LayerKinds
             return [d.Int("out", 0), (h - 1) / s + 1, (w - 1) / s + 1];
         }),
         .. SequenceLayerKinds.All,
+        .. GraphLayerKinds.All,
+        .. BlockKinds.All,
     ];
 
     private static readonly Dictionary<string, LayerKind> ByType = All.ToDictionary(k => k.Type);
@@ -189,7 +191,7 @@ internal static class LayerKinds
             if (!fields.ContainsKey(f.Name))
                 throw new ModelSpecException(Join(path, f.Name), $"{type} needs \"{f.Name}\" ({Expect(f)}).");
         var output = kind.Shape(new LayerSpecDraft(path, input, fields));
-        return new LayerSpec(type, name, path, fields, [], input, output);
+        return new LayerSpec(type, name, path, fields, type == "block" ? BlockKinds.Parse(fields["nodes"], path, input).Nodes : [], input, output);
     }
 
     private static void CheckValue(FieldDef def, JsonElement v, string path)

@@ -122,6 +122,44 @@ public static class Presets
               {"type":"dense","out":10,"name":"head"}]}
             """, new("adamw", 2e-3f, 10, 128, "warmup:300+cosine", 0.01f, "fashion-mnist"),
             "image read row by row (28 steps x 28 features, as the lstm preset): embedding 28-64, two Mamba blocks (d_state 16, expand 2, conv 4), mean over steps, 64-10"),
+        ["gcn"] = new("""
+            {"name":"gcn","input":[33,102],"loss":"cross_entropy","layers":[
+              {"type":"gcn","hidden":16,"out":2,"dropout":0.5,"name":"gcn"}]}
+            """, new("adam", 0.01f, 200, 2, "constant", 5e-4f, "graph:karate"),
+            "Kipf and Welling's two-layer GCN (hidden 16, ReLU, dropout 0.5) classifying each node from its 2-hop neighbourhood; " +
+            "karate club with one labelled member per faction (train on graph:sbm with --batch-size 80)"),
+        ["inception"] = new("""
+            {"name":"inception","input":[1,28,28],"loss":"cross_entropy","layers":[
+              {"type":"conv2d","out":32,"kernel":3,"padding":1,"bias":false,"name":"stem"},{"type":"batchnorm2d","name":"stem_bn"},{"type":"relu","name":"stem_relu"},
+              {"type":"maxpool2d","kernel":2,"name":"pool1"},
+              {"type":"block","name":"inc1","nodes":[
+                {"name":"b1","type":"conv2d","out":16,"kernel":1,"activation":"relu","inputs":["input"]},
+                {"name":"b2_reduce","type":"conv2d","out":16,"kernel":1,"activation":"relu","inputs":["input"]},
+                {"name":"b2","type":"conv2d","out":24,"kernel":3,"padding":1,"activation":"relu"},
+                {"name":"b3_reduce","type":"conv2d","out":4,"kernel":1,"activation":"relu","inputs":["input"]},
+                {"name":"b3","type":"conv2d","out":8,"kernel":5,"padding":2,"activation":"relu"},
+                {"name":"b4_pad","type":"zero_pad2d","padding":1,"inputs":["input"]},
+                {"name":"b4_pool","type":"maxpool2d","kernel":3,"stride":1},
+                {"name":"b4","type":"conv2d","out":8,"kernel":1,"activation":"relu"},
+                {"name":"cat","type":"concat","inputs":["b1","b2","b3","b4"]}]},
+              {"type":"batchnorm2d","name":"inc1_bn"},{"type":"relu","name":"inc1_relu"},
+              {"type":"maxpool2d","kernel":2,"name":"pool2"},
+              {"type":"block","name":"inc2","nodes":[
+                {"name":"b1","type":"conv2d","out":32,"kernel":1,"activation":"relu","inputs":["input"]},
+                {"name":"b2_reduce","type":"conv2d","out":24,"kernel":1,"activation":"relu","inputs":["input"]},
+                {"name":"b2","type":"conv2d","out":48,"kernel":3,"padding":1,"activation":"relu"},
+                {"name":"b3_reduce","type":"conv2d","out":8,"kernel":1,"activation":"relu","inputs":["input"]},
+                {"name":"b3","type":"conv2d","out":16,"kernel":5,"padding":2,"activation":"relu"},
+                {"name":"b4_pad","type":"zero_pad2d","padding":1,"inputs":["input"]},
+                {"name":"b4_pool","type":"maxpool2d","kernel":3,"stride":1},
+                {"name":"b4","type":"conv2d","out":16,"kernel":1,"activation":"relu"},
+                {"name":"cat","type":"concat","inputs":["b1","b2","b3","b4"]}]},
+              {"type":"batchnorm2d","name":"inc2_bn"},{"type":"relu","name":"inc2_relu"},
+              {"type":"avgpool2d","kernel":7,"name":"pool"},{"type":"flatten","name":"flat"},
+              {"type":"dense","out":10,"name":"fc"}]}
+            """, new("adam", 2e-3f, 10, 128, "cosine", 0f, "fashion-mnist"),
+            "Inception-style network (GoogLeNet's module): conv+BN stem, two blocks of parallel 1x1, 1x1-3x3, 1x1-5x5 and 3x3-max-pool-1x1 branches " +
+            "concatenated (56 and 112 channels), each followed by batch norm (as BN-Inception), global average pool, 112-10"),
     };
 
     private static string Recurrent(string type) => $$"""

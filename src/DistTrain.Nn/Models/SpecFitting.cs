@@ -39,7 +39,7 @@ public static class SpecFitting
         }
         // The output layer: a classifier's last dense layer gets one output per class; an autoencoder's
         // (an "mse" spec whose last dense layer rebuilds the input) one per input value.
-        int last = LastIndex(spec, "dense");
+        int last = Math.Max(LastIndex(spec, "dense"), LastIndex(spec, "gcn"));
         if (last >= 0)
         {
             int outputs = spec.Layers[last].Int("out", 0);

@@ -5,6 +5,7 @@ using DistTrain.Cluster.Messages;
 using DistTrain.Cluster.Runtime;
 using DistTrain.Nn.Models;
 using DistTrain.Nn.Training;
+using DistTrain.Training;
 using Xunit;
 using static DistTrain.Cluster.Messages.CoordinatorMessages;
 

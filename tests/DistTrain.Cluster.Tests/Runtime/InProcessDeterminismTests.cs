@@ -8,6 +8,7 @@ using DistTrain.Data.Sources;
 using DistTrain.Nn.Checkpoints;
 using DistTrain.Nn.Models;
 using DistTrain.Nn.Training;
+using DistTrain.Training;
 using Xunit;
 
 namespace DistTrain.Cluster.Tests.Runtime;
@@ -19,7 +20,7 @@ public class InProcessDeterminismTests
     {
         ModelSpecJson = ModelSpec.Parse(TestData.TinyCnn).CanonicalJson,
         Dataset = data, Epochs = 2, BatchSize = 32, MicroBatch = 8, Optimizer = "adam", Lr = 1e-2f, Seed = 11, MaxSteps = 10,
-        Augment = augment,
+        Augment = augment, Schedule = "warmup:3+cosine", // a rate that changes every step: a step off by one on a shard shows
     };
 
     // Gradients sent during the backward in frames of ≥ 16 floats: every layer with parameters gets its own frame(s).

@@ -3,6 +3,7 @@
 using DistTrain.Cluster.Runtime;
 using DistTrain.Nn.Models;
 using DistTrain.Nn.Training;
+using DistTrain.Training;
 using Xunit;
 
 namespace DistTrain.Cluster.Tests.Runtime;

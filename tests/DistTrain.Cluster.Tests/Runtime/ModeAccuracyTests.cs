@@ -9,6 +9,7 @@ using DistTrain.Cluster.Training;
 using DistTrain.Nn.Checkpoints;
 using DistTrain.Nn.Models;
 using DistTrain.Nn.Training;
+using DistTrain.Training;
 using Xunit;
 using Xunit.Abstractions;
 

@@ -8,7 +8,7 @@ using DistTrain.Cluster.Runtime;
 using DistTrain.Data;
 using DistTrain.Data.Sources;
 using DistTrain.Nn.Models;
-using DistTrain.Nn.Training;
+using DistTrain.Training;
 using Xunit;
 using static DistTrain.Cluster.Messages.CoordinatorMessages;
 

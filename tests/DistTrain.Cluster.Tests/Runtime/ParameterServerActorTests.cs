@@ -7,6 +7,7 @@ using DistTrain.Nn.Models;
 using DistTrain.Cluster.DataPlane;
 using DistTrain.Cluster.Runtime;
 using DistTrain.Nn.Training;
+using DistTrain.Training;
 using Xunit;
 using static DistTrain.Cluster.Messages.CoordinatorMessages;
 using static DistTrain.Cluster.Messages.ParameterServerMessages;

@@ -57,7 +57,7 @@ public sealed class StepLogTests
                     log.Add(Done(step, 1, 1, 0));   // loss 20, 1 correct
                     log.End(step);
                 }
-                log.Epoch(new DistTrain.Nn.Training.EpochMetrics(1, 5, double.NaN, double.NaN, 0.25, 0.875, 0, 0));
+                log.Epoch(new DistTrain.Training.EpochMetrics(1, 5, double.NaN, double.NaN, 0.25, 0.875, 0, 0));
             }
             var epochs = File.ReadAllLines(path).Select(l => JsonDocument.Parse(l).RootElement)
                 .Where(e => e.GetProperty("kind").GetString() == "epoch").ToList();

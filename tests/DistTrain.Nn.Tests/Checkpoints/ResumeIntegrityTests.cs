@@ -2,8 +2,9 @@
 // model and seed, and hold weights and optimizer state of the same step; each failure is a CheckpointException that
 // names the file and the fix, and FindLatest falls back to the previous checkpoint saying why.
 using DistTrain.Nn.Checkpoints;
+using DistTrain.Training;
+using DistTrain.Training.Checkpoints;
 using DistTrain.Nn.Models;
-using DistTrain.Nn.Training;
 using Xunit;
 
 namespace DistTrain.Nn.Tests.Checkpoints;

@@ -99,7 +99,7 @@ public class PresetTests
     public void Only_resnet_augments_by_default_and_its_trainer_takes_crop_and_flip()
     {
         foreach (var name in Presets.Names) Assert.Equal(name == "resnet" ? "flip" : "none", Presets.Defaults(name).Augment);
-        var job = new DistTrain.Nn.Training.TrainJob { ModelSpecJson = Presets.Spec("resnet").CanonicalJson, Dataset = "fashion-mnist", Augment = "crop:2,flip" };
+        var job = new DistTrain.Training.TrainJob { ModelSpecJson = Presets.Spec("resnet").CanonicalJson, Dataset = "fashion-mnist", Augment = "crop:2,flip" };
         var t = job.CreateTrainer(60_000);
         Assert.Equal(new DistTrain.Data.Augmentation.ImageAugmentation(2, true), t.Options.Augmentation);
     }

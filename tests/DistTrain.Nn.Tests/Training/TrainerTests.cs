@@ -5,6 +5,7 @@ using DistTrain.Data;
 using DistTrain.Data.Sources;
 using DistTrain.Nn.Models;
 using DistTrain.Nn.Training;
+using DistTrain.Training;
 using DistTrain.Tensors;
 using Xunit;
 

@@ -1,11 +1,12 @@
 // The trainer's reusable per-batch-size buffers (inputs, labels, targets, output gradient) and
 // the small helpers around them: accuracy counting and regression targets. Nothing here allocates
 // once a batch size has been seen.
+using DistTrain.Nn;
 using DistTrain.Data;
 using DistTrain.Nn.Losses;
 using DistTrain.Tensors;
 
-namespace DistTrain.Nn.Training;
+namespace DistTrain.Training;
 
 internal enum Objective { Classification, Binary, Regression }
 

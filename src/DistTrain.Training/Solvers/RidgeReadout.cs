@@ -3,12 +3,13 @@
 // its sufficient statistics A_m = Σ φφᵀ and B_m = Σ φyᵀ in double; they are summed in micro-batch order (what a
 // cluster's shards would sum) and (A + λI)·W = B is solved once by Cholesky. Steps inside an ESN's washout are left
 // out of the fit and of the error measure. Letters: P features (+1 for the bias), O outputs, T steps.
+using DistTrain.Nn;
 using DistTrain.Data;
 using DistTrain.Nn.Layers;
 using DistTrain.Nn.Models;
 using DistTrain.Tensors;
 
-namespace DistTrain.Nn.Solvers;
+namespace DistTrain.Training.Solvers;
 
 public sealed record RidgeFit(long Rows, double TrainNrmse);
 

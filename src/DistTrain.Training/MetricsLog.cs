@@ -3,7 +3,7 @@
 // accuracy) is written as null. Extra per-step fields (compute/comm/wait time) can be appended by callers.
 using System.Text.Json;
 
-namespace DistTrain.Nn.Training;
+namespace DistTrain.Training;
 
 public sealed class MetricsLog : IDisposable
 {

@@ -1,12 +1,13 @@
 // A training job: the model spec and every hyper-parameter, as plain values (what `disttrain train`
 // resolves from its options and defaults, and what a cluster coordinator hands to its workers), plus
 // the factories that turn it into a model, loss, optimizer, schedule and Trainer.
+using DistTrain.Nn;
 using DistTrain.Data.Augmentation;
 using DistTrain.Nn.Losses;
 using DistTrain.Nn.Models;
 using DistTrain.Nn.Optimizers;
 
-namespace DistTrain.Nn.Training;
+namespace DistTrain.Training;
 
 public sealed record TrainJob
 {

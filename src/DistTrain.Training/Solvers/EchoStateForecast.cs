@@ -2,11 +2,12 @@
 // reservoir with the true series up to a start, then feed each prediction back as the next input for H steps, and
 // compare the H-th prediction with the truth (Jaeger's NRMSE84 for Mackey–Glass, H = 84). The persistence baseline
 // predicts the last true value for every horizon.
+using DistTrain.Nn;
 using DistTrain.Data;
 using DistTrain.Nn.Layers;
 using DistTrain.Nn.Models;
 
-namespace DistTrain.Nn.Solvers;
+namespace DistTrain.Training.Solvers;
 
 public sealed record ForecastError(double Nrmse, double PersistenceNrmse, int Forecasts);
 

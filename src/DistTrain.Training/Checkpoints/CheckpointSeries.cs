@@ -6,10 +6,12 @@
 // without its manifest does not verify (integrity at rest) unless the caller allows unverified files explicitly.
 using System.Globalization;
 using System.Text.Json;
+using DistTrain.Nn.Checkpoints;
+using DistTrain.Nn;
 using DistTrain.Nn.Models;
-using DistTrain.Nn.Training;
+using DistTrain.Training;
 
-namespace DistTrain.Nn.Checkpoints;
+namespace DistTrain.Training.Checkpoints;
 
 /// <summary>A verified checkpoint to resume from: the weights, buffers and optimizer state at <see cref="Step"/>.</summary>
 public sealed record ResumePoint(string Directory, long Step, int Epoch, float[] Values, float[] Buffers,

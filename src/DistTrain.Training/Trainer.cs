@@ -4,6 +4,7 @@
 // and N workers give the same bits (DESIGN contract 2). A steady-state step allocates nothing.
 using System.Diagnostics;
 using TensorPrimitives = System.Numerics.Tensors.TensorPrimitives;
+using DistTrain.Nn;
 using DistTrain.Data;
 using DistTrain.Data.Augmentation;
 using DistTrain.Data.Plans;
@@ -12,7 +13,7 @@ using DistTrain.Nn.Models;
 using DistTrain.Nn.Optimizers;
 using DistTrain.Tensors;
 
-namespace DistTrain.Nn.Training;
+namespace DistTrain.Training;
 
 /// <summary>Loop settings. MicroBatch 0 means one micro-batch per global batch.</summary>
 public sealed record TrainerOptions

@@ -1,0 +1,229 @@
+// How the coordinator hands out work, chosen once from the mode (DESIGN contract 5). The step barrier (sync, and
+// local-sgd, whose rounds run exactly like steps) leases micro-batches of the current step and one step ahead and
+// moves on when every shard has published the step. Async replaces the barrier: AsyncWorkQueue hands out the run's
+// micro-batches in plan order, micro-batch k only once every one below k − S is done, naming k − S as the oldest
+// version the worker may compute on; the shards' AsyncApplied reports complete micro-batches.
+using DistTrain.Cluster.Training;
+using DistTrain.Data.Plans;
+using static DistTrain.Cluster.Messages.CoordinatorMessages;
+using static DistTrain.Cluster.Messages.ParameterServerMessages;
+
+namespace DistTrain.Cluster.Cores;
+
+public sealed partial class CoordinatorCore
+{
+    public const string AsyncTimer = "async-tick";
+
+    private interface IWorkPlan
+    {
+        /// <summary>The shards' version at the end: one per step (sync) or round (local-sgd), one per micro-batch (async).</summary>
+        long FinalVersion { get; }
+        void Start(long first);
+        bool TryAssign(string id, string peer, DateTime now);
+        /// <summary>The worker left: its unfinished leases go back; returns how many.</summary>
+        int WorkerLeft(string id);
+        /// <summary>Hands requeued work to workers that cannot ask again.</summary>
+        void ServeWaiting();
+        void Handle(object message);
+        void Timer(string name);
+        WorkLedger Ledger();
+        /// <summary>Continues from a snapshot's ledger (CoordinatorCore.Restore): nothing leased, what is not done goes out again.</summary>
+        void Restore(WorkLedger ledger);
+    }
+
+    private void Assign(string peer, long step, int microBatch, long version)
+    {
+        var (epoch, _) = EpochPlan.Locate(_settings.Mode.FirstStepOf(step), _stepsPerEpoch); // step is a round in local-sgd
+        _out.Send(peer, new WorkAssignment(epoch, step, microBatch, _microBatches, version));
+    }
+
+    private sealed class BarrierPlan(CoordinatorCore c) : IWorkPlan
+    {
+        private readonly LookaheadQueue _queue = new(c._settings.Shards, c._settings.LeaseTimeout, c._microBatches, c._units);
+        private readonly Dictionary<string, string> _waitingAhead = [];   // workers whose newest lease is of the next step
+
+        public long FinalVersion => c._units;
+
+        public void Start(long first)
+        {
+            _queue.Begin(first); // step 0, or the checkpoint's step on resume
+            // An expired lease (a worker alive but stuck) is handed out again only when someone is served: the idle
+            // workers and those waiting ahead are served once a second, so a straggler costs at most its lease.
+            c._out.Add(new StartTimer(LeaseTimer, TimeSpan.FromSeconds(1)));
+            Begin(first, first: true);
+        }
+
+        private void Begin(long step, bool first)
+        {
+            c._step = step;
+            _waitingAhead.Clear();
+            c._log.Begin(step);
+            RequestSnapshots(step, first);
+            c.ServeIdle();
+        }
+
+        /// <summary>
+        /// Asks the shards, when step t begins, for their state at version t+2 (t+1 too on the first step) if that is a
+        /// checkpoint or the end. With micro-batches leased one step ahead a shard can reach version t+2 before the
+        /// coordinator hears of t+1, so it must be told two steps early; it sends the moment it reaches the version.
+        /// </summary>
+        private void RequestSnapshots(long step, bool first)
+        {
+            for (long v = first ? step + 1 : step + 2; v <= Math.Min(step + 2, c._units); v++)
+            {
+                long version = v;
+                if (version == c._units) c.Snapshot(version, c.Final);
+                else if (c.IsCheckpointStep(version)) c.Snapshot(version, () => c.WriteCheckpoint(version));
+            }
+        }
+
+        public bool TryAssign(string id, string peer, DateTime now)
+        {
+            if (c._step >= c._units || !_queue.TryLease(id, now, out long step, out int mb)) return false;
+            if (step != c._step) _waitingAhead[id] = peer; // it waits for the shards' push of version step
+            c.Assign(peer, step, mb, step);
+            return true;
+        }
+
+        public int WorkerLeft(string id)
+        {
+            _waitingAhead.Remove(id);
+            return _queue.WorkerLeft(id);
+        }
+
+        /// <summary>Requeued work of the current step goes to workers that hold only a lease ahead: they are idle until
+        /// this step is applied, and nobody else may ask again.</summary>
+        public void ServeWaiting()
+        {
+            foreach (var (id, peer) in _waitingAhead)
+            {
+                if (!c._workers.ContainsKey(id)) continue;
+                if (!_queue.TryLeaseCurrent(id, c._clock(), out int mb)) return;
+                c.Assign(peer, c._step, mb, c._step);
+            }
+        }
+
+        public void Handle(object message)
+        {
+            switch (message)
+            {
+                case GradientAccepted a: _queue.Acknowledge(a.Step, a.MicroBatch, a.Shard); break;
+                case VersionPublished p when c.Published(p.Shard, p.Version): StepApplied(); break;
+            }
+        }
+
+        private void StepApplied()
+        {
+            c._log.End(c._step);
+            long next = c._step + 1;
+            if (next % 20 == 0 || next == c._units) c._out.Report(c._log.Summary(next, c._units));
+            if (c.Crashed(next)) return;
+            if (next >= c._units) { c.AllApplied(); return; }
+            _queue.Advance(); // leases already taken on the next step stay with their workers
+            Begin(next, first: false);
+        }
+
+        public void Timer(string name)
+        {
+            if (name != LeaseTimer) return;
+            c.ServeIdle();
+            ServeWaiting();
+        }
+
+        public WorkLedger Ledger()
+        {
+            var (step, current, next) = _queue.Ledger();
+            return new WorkLedger(step, current, next);
+        }
+
+        public void Restore(WorkLedger ledger)
+        {
+            _queue.Restore(ledger.Step, ledger.Acks, ledger.Ahead);
+            c._step = ledger.Step;
+            c._log.Begin(ledger.Step);
+            c._out.Add(new StartTimer(LeaseTimer, TimeSpan.FromSeconds(1)));
+        }
+    }
+
+    private sealed class AsyncPlan(CoordinatorCore c) : IWorkPlan
+    {
+        private readonly AsyncWorkQueue _queue = new(c._planSteps, c._microBatches, c._settings.Shards, c._settings.LeaseTimeout);
+        private readonly StalenessStats _staleness = new();
+        private long _begun = -1;   // highest step whose metrics entry was opened
+        private long _stepsDone;
+
+        public long FinalVersion => _queue.Total;
+
+        public void Start(long first)
+        {
+            c._step = 0; // started; in async mode the step only marks that
+            if (_queue.Total == 0) { Finish(); return; }
+            c._out.Add(new StartTimer(AsyncTimer, TimeSpan.FromSeconds(1))); // an expired lease goes out again even when nothing else happens
+            c.ServeIdle();
+        }
+
+        public bool TryAssign(string id, string peer, DateTime now)
+        {
+            int s = c._settings.Mode.Staleness;
+            if (!_queue.TryLease(id, now, s, out long step, out int mb)) return false;
+            for (; _begun < step; _begun++) c._log.Begin(_begun + 1);
+            c.Assign(peer, step, mb, _queue.MinVersion(step, mb, s));
+            return true;
+        }
+
+        public int WorkerLeft(string id) => _queue.WorkerLeft(id);
+
+        public void ServeWaiting() { }
+
+        public void Handle(object message)
+        {
+            if (message is not AsyncApplied a || (uint)a.Shard >= (uint)c._published.Length) return;
+            c.Published(a.Shard, a.Version);
+            if (!_queue.Acknowledge(a.Step, a.MicroBatch, a.Shard, out bool stepDone)) return;
+            _staleness.Add(a.Staleness);
+            c._log.Staleness(a.Step, a.Staleness);
+            if (stepDone)
+            {
+                c._log.End(a.Step);
+                long done = ++_stepsDone;
+                if (done % 20 == 0 || done == c._planSteps) c._out.Report($"{c._log.Summary(done, c._planSteps)}  {_staleness}");
+            }
+            if (_queue.AllDone)
+            {
+                c._out.Add(new StopTimer(AsyncTimer));
+                c._log.Record("staleness", [], [new("bound", c._settings.Mode.Staleness), new("mean", _staleness.Mean), new("max", _staleness.Max),
+                    new("updates", _staleness.Count)]);
+                Finish();
+                return;
+            }
+            c.ServeIdle(); // an expired lease may be handed out again
+        }
+
+        /// <summary>Every micro-batch is applied: collect the shards' final state (version = micro-batches applied), then finish.</summary>
+        private void Finish()
+        {
+            c._allApplied = true;
+            c.Snapshot(FinalVersion, c.Final);
+        }
+
+        public void Timer(string name)
+        {
+            if (name == AsyncTimer) c.ServeIdle();
+        }
+
+        public WorkLedger Ledger()
+        {
+            var (acks, next) = _queue.Ledger();
+            return new WorkLedger(next, acks, null);
+        }
+
+        public void Restore(WorkLedger ledger)
+        {
+            _queue.Restore(ledger.Acks, ledger.Step);
+            _stepsDone = _queue.DoneCount / _queue.MicroBatches; // whole steps only when done in order; the count feeds progress lines
+            _begun = _queue.LowestUndone / _queue.MicroBatches - 1; // metrics entries of the steps not done are opened again
+            c._step = 0;
+            if (!_queue.AllDone) c._out.Add(new StartTimer(AsyncTimer, TimeSpan.FromSeconds(1)));
+        }
+    }
+}

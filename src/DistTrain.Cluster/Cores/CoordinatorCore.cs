@@ -1,0 +1,443 @@
+// The coordinator as a plain class: hands shards their key ranges, admits workers whose protocol and model agree,
+// leases micro-batches to workers that ask (how is the mode's: IWorkPlan), re-queues the work of workers that
+// leave, collects the shards' state at versions that are checkpoints or the end, and finishes the run. It takes
+// events (a peer's message, a peer that left, a snapshot collected, a timer) and returns effects; time comes from
+// the clock it is given. CoordinatorActor only translates.
+using System.Diagnostics;
+using DistTrain.Cluster.Messages;
+using DistTrain.Cluster.Runtime;
+using DistTrain.Cluster.Training;
+using DistTrain.Data.Plans;
+using DistTrain.Nn.Optimizers;
+using DistTrain.Nn.Training;
+using DistTrain.Training;
+using static DistTrain.Cluster.Messages.CoordinatorMessages;
+using static DistTrain.Cluster.Messages.ParameterServerMessages;
+using static DistTrain.Cluster.Messages.RuntimeMessages;
+
+namespace DistTrain.Cluster.Cores;
+
+/// <summary>The coordinator's run is over: what it wrote, or why it stopped.</summary>
+public sealed record Completed(RunCompleted Result) : Effect;
+
+/// <summary>
+/// What a coordinator knows that its shards and workers do not: where the run is, which micro-batches every shard
+/// has, which shard owns which range, which snapshots are asked for. Peers and leases are not in it: a coordinator
+/// restored from it waits for the shards and workers to register again and hands out everything not done.
+/// </summary>
+public sealed record CoordinatorSnapshot(string JobId, long Step, long[] Published, ShardInfo?[] Shards, WorkLedger Ledger,
+    bool AllApplied, bool FinalCollected, long[] PendingSnapshots);
+
+/// <summary>Per micro-batch, the shards that have it (bit s: shard s). Step barrier: <paramref name="Step"/> and the step
+/// leased ahead (<paramref name="Ahead"/>, null if none); async: every micro-batch of the run, <paramref name="Step"/>
+/// being the ordinal up to which the plan was handed out.</summary>
+public sealed record WorkLedger(long Step, int[] Acks, int[]? Ahead);
+
+public sealed partial class CoordinatorCore : IDisposable
+{
+    public const string LeaseTimer = "lease-tick", SnapshotTimer = "snapshot-watch";
+
+    private readonly TrainJob _job;
+    private readonly CoordinatorSettings _settings;
+    private readonly ICoordinatorStore _store;
+    private readonly Func<DateTime> _clock;
+    private readonly EffectList _out = new();
+    private readonly IWorkPlan _plan;
+    private readonly KeyRange[] _ranges;
+    private readonly ShardInfo?[] _shards;
+    private readonly string?[] _shardPeers;
+    private readonly bool[] _restored;
+    private readonly long[] _published;
+    private readonly Dictionary<string, (string Peer, RegisterWorker Info)> _workers = [];
+    private readonly Dictionary<string, string> _workerByPeer = [];
+    private readonly Queue<(string Id, string Peer)> _idle = new();
+    private readonly HashSet<string> _withEndpoint = [];
+    private readonly Dictionary<long, Action> _snapshots = [];       // asked for, by version
+    private readonly Dictionary<long, DateTime> _overdueSince = [];  // snapshots whose version every shard has passed
+    private readonly Dictionary<long, ExactSquareSum?[]> _normShares = [];
+    private readonly int _microBatches;
+    private readonly int _stepsPerEpoch;
+    private readonly long _planSteps;
+    private readonly long _units;          // work units with a barrier after each: steps, or local-sgd rounds
+    private readonly StepLog _log;
+    private long _step = -1;               // the unit being applied (async: 0 once started); -1 before the start
+    private bool _finishing, _allApplied, _finalCollected;
+
+    public CoordinatorCore(TrainJob job, int trainCount, int parameterCount, CoordinatorSettings settings, ICoordinatorStore store,
+        Func<DateTime>? clock = null, string? jobId = null) : this(job, trainCount, parameterCount, settings, store, clock, jobId, restored: false)
+    {
+    }
+
+    private CoordinatorCore(TrainJob job, int trainCount, int parameterCount, CoordinatorSettings settings, ICoordinatorStore store,
+        Func<DateTime>? clock, string? jobId, bool restored)
+    {
+        if (settings.Resume is not null && settings.Mode.Mode != TrainingMode.Sync)
+            throw new ArgumentException($"--resume and --init work with sync runs only on the cluster; this run is {settings.Mode.Mode}.");
+        if (settings.Resume is { } resume && resume.Values.Length != parameterCount)
+            throw new ArgumentException($"{resume} has {resume.Values.Length} parameters but the model has {parameterCount}.");
+        (_job, _settings, _store, _clock) = (job, settings, store, clock ?? (() => DateTime.UtcNow));
+        Description = JobMapping.ToDescription(job, jobId ?? Guid.NewGuid().ToString("N")[..12], parameterCount, settings.Mode);
+        Description = Description with { Dataset = Description.Dataset with { TrainSamples = trainCount, TrainFingerprint = settings.TrainFingerprint } };
+        _ranges = KeyRanges.Split(parameterCount, settings.Shards);
+        _shards = new ShardInfo?[settings.Shards];
+        _shardPeers = new string?[settings.Shards];
+        _restored = new bool[settings.Shards];
+        _published = new long[settings.Shards];
+        _microBatches = JobMapping.MicroBatchesPerStep(Description);
+        _stepsPerEpoch = EpochPlan.CountSteps(trainCount, job.BatchSize);
+        _planSteps = job.TotalSteps(trainCount);
+        _units = settings.Mode.Units(_planSteps);
+        _log = new StepLog(Path.Combine(settings.OutDir, "metrics.jsonl"), _microBatches, _stepsPerEpoch, job.CreateSchedule(trainCount),
+            append: restored || settings.Resume is { Step: > 0 })
+        {
+            StepOfUnit = unit => settings.Mode.LastStepOf(unit, _planSteps),
+        };
+        if (!restored) _log.Record("run", settings.Mode.Metadata());
+        _plan = settings.Mode.Mode == TrainingMode.Async ? new AsyncPlan(this) : new BarrierPlan(this);
+    }
+
+    public JobDescription Description { get; }
+
+    /// <summary>The state to rebuild this coordinator from (<see cref="Restore"/>), e.g. on another node.</summary>
+    public CoordinatorSnapshot Snapshot() =>
+        new(Description.JobId, _step, _published.ToArray(), _shards.ToArray(), _plan.Ledger(), _allApplied, _finalCollected, _snapshots.Keys.Order().ToArray());
+
+    /// <summary>
+    /// A coordinator that continues from <paramref name="snapshot"/>: each shard gets its range back when its node asks
+    /// again, workers register again, every micro-batch not done goes out again, and the snapshots that were asked for
+    /// are asked for again once every shard is back. Its metrics.jsonl is continued.
+    /// </summary>
+    public static CoordinatorCore Restore(CoordinatorSnapshot snapshot, TrainJob job, int trainCount, int parameterCount, CoordinatorSettings settings,
+        ICoordinatorStore store, Func<DateTime>? clock = null)
+    {
+        var core = new CoordinatorCore(job, trainCount, parameterCount, settings, store, clock, snapshot.JobId, restored: true);
+        core.Load(snapshot);
+        return core;
+    }
+
+    private long[] _askAgain = [];
+
+    private void Load(CoordinatorSnapshot s)
+    {
+        if (s.Shards.Length != _shards.Length || s.Published.Length != _published.Length)
+            throw new ArgumentException($"The snapshot has {s.Shards.Length} shards but this run has {_shards.Length}; restore it with the same --ps-shards.");
+        _step = s.Step;
+        s.Published.CopyTo(_published, 0);
+        s.Shards.CopyTo(_shards, 0);
+        (_allApplied, _finalCollected, _askAgain) = (s.AllApplied, s.FinalCollected, s.PendingSnapshots);
+        if (_step >= 0) _plan.Restore(s.Ledger);
+    }
+
+    /// <summary>Timers the core needs from the start.</summary>
+    public IReadOnlyList<Effect> Start()
+    {
+        _out.Add(new StartTimer(SnapshotTimer, TimeSpan.FromSeconds(Math.Clamp(_settings.SnapshotGrace.TotalSeconds / 4, 0.1, 5))));
+        return _out.Take();
+    }
+
+    /// <summary>A control message from the peer known as <paramref name="from"/>.</summary>
+    public IReadOnlyList<Effect> Handle(string from, object message)
+    {
+        switch (message)
+        {
+            case RequestShard r: OnRequestShard(from, r); break;
+            case RegisterShard r: OnRegisterShard(r); break;
+            case ShardRestored r: OnShardRestored(r); break;
+            case RequestJob r:
+                _out.Send(from, r.ProtocolVersion == WireProtocol.Version ? Description : new RegisterRejected(r.WorkerId, VersionMismatch(r.ProtocolVersion)));
+                break;
+            case RegisterWorker r: OnRegisterWorker(from, r); break;
+            case RequestWork r: OnRequestWork(from, r); break;
+            case GradientRejected r:
+                _out.Log(Severity.Warning, $"Shard {r.Shard} dropped a gradient of step {r.Step} micro-batch {r.MicroBatch} from {r.WorkerId}: {r.Reason}");
+                break;
+            case MicroBatchDone d: _log.Add(d); break;
+            case NormShare n: OnNormShare(n); break;
+            default: _plan.Handle(message); break;
+        }
+        return _out.Take();
+    }
+
+    /// <summary>A watched peer stopped, or its node left.</summary>
+    public IReadOnlyList<Effect> PeerLeft(string peer)
+    {
+        if (_workerByPeer.Remove(peer, out var id)) OnWorkerLeft(id);
+        return _out.Take();
+    }
+
+    /// <summary>Every shard's state at <paramref name="version"/> has arrived (ICoordinatorStore.Begin).</summary>
+    public IReadOnlyList<Effect> Collected(long version)
+    {
+        if (_snapshots.Remove(version, out var then))
+        {
+            _overdueSince.Remove(version);
+            then();
+            // The final state stays until Finish has written it: it can arrive before the last version is published.
+            if (version != _plan.FinalVersion) _store.Release(version);
+        }
+        return _out.Take();
+    }
+
+    public IReadOnlyList<Effect> Timer(string name)
+    {
+        if (name == SnapshotTimer) WatchSnapshots();
+        else if (!_finishing) _plan.Timer(name);
+        return _out.Take();
+    }
+
+    public void Dispose()
+    {
+        _store.Dispose();
+        _log.Dispose();
+    }
+
+    private static string VersionMismatch(int theirs) =>
+        $"protocol version {theirs} differs from the coordinator's {WireProtocol.Version}; run the same DistTrain build on every node.";
+
+    // ---- admission: shards and workers ----
+
+    private void OnRequestShard(string from, RequestShard r)
+    {
+        if (r.ProtocolVersion != WireProtocol.Version) { _out.Send(from, new RegisterRejected(r.NodeId, VersionMismatch(r.ProtocolVersion))); return; }
+        int s = Array.IndexOf(_shardPeers, from);
+        // After a restore a range whose owner is known waits for that node: its state lives there.
+        if (s < 0) s = Array.FindIndex(_shards, i => i is not null && i.OwnerAddress == r.NodeId && _shardPeers[i.Shard] is null);
+        if (s < 0) s = Enumerable.Range(0, _shards.Length).FirstOrDefault(i => _shardPeers[i] is null && _shards[i] is null, -1);
+        if (s < 0)
+        {
+            var taken = string.Join(", ", _ranges.Select((k, i) => $"shard {i} {k} on {_shards[i]?.OwnerAddress ?? _shardPeers[i]}"));
+            _out.Log(Severity.Warning, $"Parameter-server actor {r.NodeId} refused: every key range is taken ({taken})");
+            _out.Send(from, new RegisterRejected(r.NodeId, $"all {_shards.Length} key ranges of the {Description.ParameterCount} parameters are taken ({taken}); " +
+                "start the job with more --ps-shards, or a lower --ps-local so the coordinator's process hosts fewer of them."));
+            return;
+        }
+        _shardPeers[s] = from;
+        _out.Add(new Watch(from));
+        _out.Send(from, new ShardAssignment(s, _shards.Length, _ranges[s].Offset, _ranges[s].Length, Description));
+    }
+
+    private void OnRegisterShard(RegisterShard r)
+    {
+        if ((uint)r.Shard >= (uint)_shards.Length) return;
+        _shards[r.Shard] = new ShardInfo(r.Shard, r.Offset, r.Length, r.OwnerAddress, r.DataHost, r.DataPort);
+        if (_settings.Resume is not null && !_restored[r.Shard] && _step < 0)
+        {
+            try { _store.SendRestore(_shards[r.Shard]!); }
+            catch (IOException e) { _out.Log(Severity.Error, $"Cannot send shard {r.Shard} its checkpoint state: {e.Message}"); }
+            return; // up once it answers ShardRestored
+        }
+        _restored[r.Shard] = true;
+        ShardUp();
+    }
+
+    private void OnShardRestored(ShardRestored r)
+    {
+        if ((uint)r.Shard >= (uint)_restored.Length || _restored[r.Shard]) return;
+        _restored[r.Shard] = true;
+        _out.Report($"PS shard {r.Shard} restored at step {r.Version}");
+        ShardUp();
+    }
+
+    private void ShardUp()
+    {
+        if (!AllShardsUp) return;
+        foreach (var (id, w) in _workers) Accept(id, w.Peer);
+        foreach (long v in _askAgain) Snapshot(v, v == _plan.FinalVersion ? Final : () => WriteCheckpoint(v));
+        _askAgain = [];
+        MaybeStart();
+    }
+
+    private bool AllShardsUp => _shards.All(s => s is not null) && _restored.All(x => x);
+
+    private void OnRegisterWorker(string from, RegisterWorker r)
+    {
+        if (r.ProtocolVersion != WireProtocol.Version) { _out.Send(from, new RegisterRejected(r.WorkerId, VersionMismatch(r.ProtocolVersion))); return; }
+        if (r.SpecHash != Description.SpecHash)
+        {
+            _out.Send(from, new RegisterRejected(r.WorkerId,
+                $"model spec hash {r.SpecHash[..Math.Min(12, r.SpecHash.Length)]} differs from the job's {Description.SpecHash[..12]}; the worker built another model."));
+            return;
+        }
+        _workers[r.WorkerId] = (from, r);
+        _workerByPeer[from] = r.WorkerId;
+        _out.Add(new Watch(from));
+        if (AllShardsUp) Accept(r.WorkerId, from);
+        _out.Report($"worker {r.WorkerId} joined ({_workers.Count} in all)");
+        MaybeStart();
+    }
+
+    private void Accept(string id, string peer) =>
+        _out.Send(peer, new RegisterAccepted(id, new ShardLayout(Description.ParameterCount, _shards.Select(s => s!).ToArray()), Math.Max(_step, 0)));
+
+    private void MaybeStart()
+    {
+        if (_step >= 0 || !AllShardsUp || _workers.Count < _settings.MinWorkers) return;
+        long first = _settings.Resume?.Step ?? 0;
+        if (first >= _units) { _step = first; _allApplied = true; Snapshot(first, Final); return; } // a finished run resumed: write its output again
+        _plan.Start(first);
+    }
+
+    // ---- work ----
+
+    private void OnRequestWork(string from, RequestWork r)
+    {
+        if (!_workers.TryGetValue(r.WorkerId, out var w)) return;
+        // A worker's first request means it holds the shard layout, so it can accept the shards' parameter pushes:
+        // only now are the shards told where it listens.
+        if (_withEndpoint.Add(r.WorkerId))
+            foreach (var s in _shardPeers) _out.Send(s!, new WorkerEndpoint(r.WorkerId, JobMapping.SenderIdOf(r.WorkerId), w.Info.DataHost, w.Info.DataPort));
+        if (!TryAssign(r.WorkerId, from)) _idle.Enqueue((r.WorkerId, from));
+    }
+
+    private bool TryAssign(string id, string peer) => _step >= 0 && !_finishing && _plan.TryAssign(id, peer, _clock());
+
+    private void ServeIdle()
+    {
+        int n = _idle.Count;
+        for (int i = 0; i < n; i++)
+        {
+            var (id, peer) = _idle.Dequeue();
+            if (!_workers.ContainsKey(id)) continue;
+            if (!TryAssign(id, peer)) _idle.Enqueue((id, peer));
+        }
+    }
+
+    private void OnWorkerLeft(string id)
+    {
+        _workers.Remove(id);
+        _withEndpoint.Remove(id);
+        int requeued = _plan.WorkerLeft(id);
+        foreach (var s in _shardPeers) if (s is not null) _out.Send(s, new WorkerGone(id));
+        if (_finishing)
+        {
+            // The run is over and the workers are shutting down: expected, nothing to re-queue, not a warning.
+            _out.Report($"worker {id} left after the run");
+            return;
+        }
+        _out.Log(Severity.Warning, $"Worker {id} left; {requeued} micro-batch(es) of step {_step} re-queued");
+        _out.Report($"worker {id} left; {requeued} micro-batch(es) re-queued, {_workers.Count} worker(s) remain");
+        ServeIdle();
+        _plan.ServeWaiting();
+    }
+
+    /// <summary>--clip-norm (sync): merges the shards' exact Σ g² of a step (order-free, so the bits equal one process's
+    /// norm over the whole vector) and tells every shard the global norm once all have sent theirs.</summary>
+    private void OnNormShare(NormShare n)
+    {
+        // A shard that applied step t can complete t+1 before the coordinator has heard every shard publish t: one step ahead is normal.
+        if ((uint)n.Shard >= (uint)_shardPeers.Length || n.Step < _step || n.Step > _step + 1 || n.Digits.Length != ExactSquareSum.SerializedLength)
+        {
+            _out.Log(Severity.Warning, $"Ignored a malformed or stale norm share (shard {n.Shard}, step {n.Step}) during step {_step}");
+            return;
+        }
+        foreach (var old in _normShares.Keys.Where(k => k < _step).ToArray()) _normShares.Remove(old);
+        if (!_normShares.TryGetValue(n.Step, out var parts)) _normShares[n.Step] = parts = new ExactSquareSum?[_shardPeers.Length];
+        if (parts[n.Shard] is not null) return;
+        parts[n.Shard] = ExactSquareSum.FromDigits(n.Digits);
+        if (parts.Any(p => p is null)) return;
+        _normShares.Remove(n.Step);
+        var total = new ExactSquareSum();
+        foreach (var part in parts) total.Add(part!.Value);
+        var clip = new ApplyClipped(n.Step, Math.Sqrt(total.ToDouble()));
+        foreach (var s in _shardPeers) _out.Send(s!, clip);
+    }
+
+    /// <summary>A shard published <paramref name="version"/>; true when every shard has passed the current unit.</summary>
+    private bool Published(int shard, long version)
+    {
+        if ((uint)shard >= (uint)_published.Length) return false;
+        _published[shard] = Math.Max(_published[shard], version);
+        return _published.All(v => v > _step);
+    }
+
+    // ---- snapshots: checkpoints and the end of the run ----
+
+    /// <summary>Asks every shard for its state at <paramref name="version"/>, then runs <paramref name="then"/> once it is all here.</summary>
+    private void Snapshot(long version, Action then)
+    {
+        if (!_snapshots.TryAdd(version, then)) return;
+        var ask = _store.Begin(version);
+        foreach (var s in _shardPeers) _out.Send(s!, ask);
+    }
+
+    /// <summary>
+    /// A shard's checkpoint send can fail (a broken connection, a frame dropped as corrupt) and nothing else would notice.
+    /// Once every shard has passed a snapshot's version and its frames are still missing after the grace period, the final
+    /// state is asked for again (the shards stay at the last version; frames that did arrive are overwritten with the same
+    /// bits), and an intermediate checkpoint is given up (the shards moved on; the previous one stays the one to resume from).
+    /// </summary>
+    private void WatchSnapshots()
+    {
+        if (_finishing || _snapshots.Count == 0) return;
+        var now = _clock();
+        foreach (var version in _snapshots.Keys.ToArray())
+        {
+            if (_published.Any(p => p < version)) continue; // not reached yet: nothing was due
+            if (!_overdueSince.TryGetValue(version, out var since)) { _overdueSince[version] = now; continue; }
+            if (now - since < _settings.SnapshotGrace) continue;
+            _overdueSince[version] = now;
+            double grace = _settings.SnapshotGrace.TotalSeconds;
+            if (version == _plan.FinalVersion)
+            {
+                _out.Log(Severity.Warning, $"The shards' final state (version {version}) is incomplete after {grace:F0} s; asking the shards again");
+                _out.Report($"final state of version {version} incomplete after {grace:F0} s; asking the shards again");
+                var ask = _store.Ask(version);
+                foreach (var s in _shardPeers) _out.Send(s!, ask);
+                continue;
+            }
+            _snapshots.Remove(version);
+            _overdueSince.Remove(version);
+            _store.Release(version);
+            _out.Log(Severity.Error, $"Checkpoint of step {version} not written: a shard's state did not arrive; the previous checkpoint stays the one to resume from");
+            _out.Report($"checkpoint of step {version} NOT written: a shard's state did not arrive within {grace:F0} s");
+        }
+    }
+
+    private bool IsCheckpointStep(long step) =>
+        _settings.CheckpointEvery >= 0 && _settings.Mode.Mode == TrainingMode.Sync
+        && (step % _stepsPerEpoch == 0 || (_settings.CheckpointEvery > 0 && step % _settings.CheckpointEvery == 0));
+
+    private void WriteCheckpoint(long step)
+    {
+        try
+        {
+            var started = Stopwatch.GetTimestamp();
+            var dir = _store.WriteCheckpoint(step);
+            _out.Report($"checkpoint: step {step} -> {dir} ({Stopwatch.GetElapsedTime(started).TotalMilliseconds:F0} ms)");
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or ArgumentException)
+        {
+            // Training goes on; the previous checkpoint stays the one to resume from.
+            _out.Log(Severity.Error, $"Checkpoint of step {step} not written: {e.Message}");
+            _out.Report($"checkpoint of step {step} NOT written: {e.Message}");
+        }
+    }
+
+    private void Final() { _finalCollected = true; TryFinish(); }
+
+    /// <summary>Every unit of work is applied; the run ends once the final state is here too.</summary>
+    private void AllApplied() { _allApplied = true; TryFinish(); }
+
+    private void TryFinish()
+    {
+        if (!_allApplied || !_finalCollected || _finishing) return;
+        _finishing = true;
+        if (_settings.CheckpointEvery >= 0 && _settings.Mode.Mode == TrainingMode.Sync) WriteCheckpoint(_units);
+        RunCompleted result;
+        try { result = _store.WriteModel(_plan.FinalVersion, _planSteps, _log); }
+        catch (Exception e) { result = new RunCompleted(_planSteps, null, double.NaN, double.NaN, e.Message); }
+        var done = new TrainingDone(_planSteps, _units, result.Error);
+        foreach (var w in _workers.Values) _out.Send(w.Peer, done);
+        foreach (var s in _shardPeers) if (s is not null) _out.Send(s, done);
+        _out.Add(new Completed(result));
+    }
+
+    /// <summary>A test's injected fault: the coordinator stops abruptly after <paramref name="step"/>, writing nothing.</summary>
+    private bool Crashed(long step)
+    {
+        if (_settings.Faults?.CrashAfter(step) != true) return false;
+        _finishing = true;
+        _out.Add(new Completed(new RunCompleted(step, null, double.NaN, double.NaN, $"stopped after step {step} (an injected fault)")));
+        return true;
+    }
+}

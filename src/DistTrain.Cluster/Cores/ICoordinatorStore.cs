@@ -1,0 +1,33 @@
+// What the coordinator keeps beside the protocol: the shards' state collected over the data plane at a version,
+// checkpoints and the final model written from it, and a checkpoint's slices sent back on resume. The core decides
+// when; this does the input and output (CoordinatorStore), or records the calls in a test.
+using DistTrain.Cluster.Runtime;
+using static DistTrain.Cluster.Messages.ParameterServerMessages;
+using static DistTrain.Cluster.Messages.RuntimeMessages;
+
+namespace DistTrain.Cluster.Cores;
+
+public interface ICoordinatorStore : IDisposable
+{
+    /// <summary>Starts collecting the shards' state at <paramref name="version"/>; the core tells every shard the message.
+    /// Completion comes back as the core's Collected(version).</summary>
+    SendCheckpoint Begin(long version);
+
+    /// <summary>Asks again for <paramref name="version"/> (what already arrived is kept).</summary>
+    SendCheckpoint Ask(long version);
+
+    /// <summary>Forgets a collected (or abandoned) version.</summary>
+    void Release(long version);
+
+    /// <summary>Writes the collected <paramref name="version"/> as a checkpoint; returns its folder. Throws an IOException
+    /// (or UnauthorizedAccessException, ArgumentException) when it cannot.</summary>
+    string WriteCheckpoint(long version);
+
+    /// <summary>Writes the final model from the collected <paramref name="version"/> (trained <paramref name="steps"/>
+    /// steps), evaluates it and records the evaluation in <paramref name="log"/>.</summary>
+    RunCompleted WriteModel(long version, long steps, StepLog log);
+
+    /// <summary>Resume: sends shard <paramref name="shard"/> its slice of the checkpoint (it answers ShardRestored).
+    /// Throws an IOException when the shard cannot be reached.</summary>
+    void SendRestore(ShardInfo shard);
+}

@@ -1,0 +1,339 @@
+// The coordinator core without an ActorSystem: a simulated cluster (shards that publish a version once every
+// micro-batch of it was accepted, or apply each one at once in async mode, and workers that compute an assignment
+// once its version exists) drives it through whole runs in every mode, with workers leaving, checkpoints and
+// --clip-norm, and checks the ledger: every micro-batch of every step handed out and applied exactly once, in
+// the order the mode promises, and the run finished with the shards' final state.
+using DistTrain.Cluster.Cores;
+using DistTrain.Cluster.Messages;
+using DistTrain.Cluster.Runtime;
+using DistTrain.Cluster.Training;
+using DistTrain.Nn.Models;
+using DistTrain.Nn.Optimizers;
+using DistTrain.Nn.Training;
+using DistTrain.Training;
+using Xunit;
+using static DistTrain.Cluster.Messages.CoordinatorMessages;
+using static DistTrain.Cluster.Messages.ParameterServerMessages;
+using static DistTrain.Cluster.Messages.RuntimeMessages;
+
+namespace DistTrain.Cluster.Tests.Cores;
+
+public class CoordinatorCoreTests
+{
+    private const int Train = 256, Batch = 64, Micro = 16; // 4 steps an epoch, 4 micro-batches a step
+
+    private static TrainJob Job(int epochs = 2) => new()
+    {
+        ModelSpecJson = Presets.Json("quadrant"), Dataset = "synthetic:quadrants:n=256", BatchSize = Batch, MicroBatch = Micro, Seed = 3,
+        Epochs = epochs, Optimizer = "sgd", Lr = 0.1f,
+    };
+
+    private sealed class FakeStore : ICoordinatorStore
+    {
+        public readonly List<long> Begun = [], Written = [], Released = [];
+        public long ModelVersion = -1;
+        public SendCheckpoint Begin(long version) { Begun.Add(version); return Ask(version); }
+        public SendCheckpoint Ask(long version) => new("coordinator-host", 7000, version);
+        public void Release(long version) => Released.Add(version);
+        public string WriteCheckpoint(long version) { Written.Add(version); return $"checkpoint/step-{version}"; }
+        public RunCompleted WriteModel(long version, long steps, StepLog log) { ModelVersion = version; return new(steps, "model.safetensors", 0.9, 0.1, null); }
+        public void SendRestore(ShardInfo shard) => throw new InvalidOperationException("not resuming");
+        public void Dispose() { }
+    }
+
+    /// <summary>Shards and workers as the real ones answer the coordinator, with the core's effects as their only input.</summary>
+    private sealed class SimCluster : IDisposable
+    {
+        public CoordinatorCore Core { get; private set; }
+        private readonly CoordinatorSettings _settings;
+        private readonly int _epochs;
+        private int _workers;
+        public readonly FakeStore Store = new();
+        public readonly string OutDir = Directory.CreateTempSubdirectory("disttrain-core-").FullName;
+        public readonly List<(string Worker, WorkAssignment Work)> Computed = [];
+        public readonly List<string> Reports = [];
+        public readonly HashSet<string> Left = [];
+        public RunCompleted? Result;
+        public DateTime Now = new(2026, 1, 1);
+        private readonly int _shards;
+        private readonly bool _async;
+        private readonly Queue<(string To, object Message)> _mail = new();
+        private readonly long[] _version;                        // per shard
+        private readonly List<HashSet<int>> _accepted = [];       // per shard: micro-batches of its next version
+        private readonly Dictionary<string, List<WorkAssignment>> _held = [];
+        private readonly Dictionary<long, int> _asked = [];       // snapshot version -> shards asked
+        private readonly HashSet<long> _collected = [];
+        public readonly List<ApplyClipped> Clipped = [];
+
+        public SimCluster(ModeOptions mode, int shards = 2, int epochs = 2, long checkpointEvery = -1)
+        {
+            _shards = shards;
+            _async = mode.Mode == TrainingMode.Async;
+            _version = new long[shards];
+            for (int s = 0; s < shards; s++) _accepted.Add([]);
+            _settings = new CoordinatorSettings(shards, OutDir, NodeEndpoints.Loopback, TimeSpan.FromSeconds(30)) { Mode = mode, CheckpointEvery = checkpointEvery };
+            _epochs = epochs;
+            Steps = Job(epochs).TotalSteps(Train);
+            Core = new CoordinatorCore(Job(epochs), Train, parameterCount: 60, _settings, Store, () => Now, jobId: "job");
+            Take(Core.Start());
+        }
+
+        public long Steps { get; }
+
+        public void Take(IReadOnlyList<Effect> effects)
+        {
+            foreach (var e in effects)
+            {
+                if (e is Send s) _mail.Enqueue((s.To, s.Message));
+                else if (e is Report r) Reports.Add(r.Text);
+                else if (e is Completed c) Result = c.Result;
+            }
+        }
+
+        /// <summary>The coordinator is rebuilt from its snapshot (as on another node): what was in flight to or from it is
+        /// lost, the workers' unstarted assignments with it, and every shard and worker registers again.</summary>
+        public void RestartCoordinator()
+        {
+            var snapshot = Core.Snapshot();
+            Core.Dispose();
+            _mail.Clear();
+            foreach (var held in _held.Values) held.Clear();
+            _asked.Clear();
+            Core = CoordinatorCore.Restore(snapshot, Job(_epochs), Train, 60, _settings, Store, () => Now);
+            Take(Core.Start());
+            Join(_workers);
+        }
+
+        public void Join(int workers)
+        {
+            _workers = workers;
+            for (int s = 0; s < _shards; s++) Take(Core.Handle($"ps{s}", new RequestShard($"node/ps{s}", WireProtocol.Version)));
+            for (int w = 0; w < workers; w++) AddWorker($"w{w}");
+        }
+
+        public void AddWorker(string id)
+        {
+            _held[id] = [];
+            Take(Core.Handle(id, new RegisterWorker(id, "addr", "127.0.0.1", 9000, WireProtocol.Version, Job().Spec().Hash)));
+        }
+
+        public void WorkerLeaves(string id)
+        {
+            Left.Add(id);
+            _held.Remove(id);
+            Take(Core.PeerLeft(id));
+        }
+
+        /// <summary>Delivers mail and lets workers compute until the run is over or nothing moves; <paramref name="until"/> stops early.</summary>
+        public void Run(Func<bool>? until = null, int limit = 100_000)
+        {
+            for (int i = 0; i < limit && Result is null && until?.Invoke() != true; i++)
+            {
+                if (_mail.TryDequeue(out var m)) { Deliver(m.To, m.Message); continue; }
+                if (!ComputeOne()) return;
+            }
+        }
+
+        private void Deliver(string to, object message)
+        {
+            if (Left.Contains(to)) return;
+            switch (message)
+            {
+                case ShardAssignment a:
+                    Take(Core.Handle(to, new RegisterShard(a.Shard, a.Offset, a.Length, $"node/{to}", "127.0.0.1", 8000 + a.Shard, WireProtocol.Version)));
+                    break;
+                case RegisterAccepted: Take(Core.Handle(to, new RequestWork(to, -1))); break;
+                case WorkAssignment w: _held[to].Add(w); break;
+                case SendCheckpoint c: _asked[c.Version] = _asked.GetValueOrDefault(c.Version) + 1; CollectIfDue(); break;
+                case ApplyClipped c: Clipped.Add(c); ApplyStep(int.Parse(to[2..])); break;
+            }
+        }
+
+        /// <summary>A worker computes its oldest assignment whose parameters exist: the step's version on every shard (barrier),
+        /// at least the assignment's minimum (async).</summary>
+        private bool ComputeOne()
+        {
+            foreach (var (id, held) in _held)
+            {
+                int k = held.FindIndex(w => _async ? _version.All(v => v >= w.Version) : _version.All(v => v == w.Version));
+                if (k < 0) continue;
+                var w = held[k];
+                held.RemoveAt(k);
+                Computed.Add((id, w));
+                Take(Core.Handle(id, new RequestWork(id, w.Version)));
+                for (int s = 0; s < _shards; s++) Arrive(s, id, w);
+                Take(Core.Handle(id, new MicroBatchDone(id, w.Step, w.MicroBatch, 1.0, Micro, 8, 1, 1, 0, 100)));
+                return true;
+            }
+            return false;
+        }
+
+        private void Arrive(int s, string worker, WorkAssignment w)
+        {
+            if (_async)
+            {
+                long staleness = _version[s] - w.Version;
+                _version[s]++;
+                Take(Core.Handle($"ps{s}", new AsyncApplied(s, w.Step, w.MicroBatch, _version[s], staleness)));
+                CollectIfDue();
+                return;
+            }
+            if (!_accepted[s].Add(w.MicroBatch)) return; // a duplicate: the real shard drops it
+            Take(Core.Handle($"ps{s}", new GradientAccepted(s, worker, w.Step, w.MicroBatch)));
+            if (_accepted[s].Count < w.MicroBatchCount) return;
+            if (_clipNorm) { Take(Core.Handle($"ps{s}", new NormShare(s, _version[s], Digits(s)))); return; }
+            ApplyStep(s);
+        }
+
+        private bool _clipNorm;
+        public SimCluster Clipping() { _clipNorm = true; return this; }
+
+        /// <summary>Shard s's exact Σ g² of a step: (s + 1)² · 4, so the global norm is known in closed form.</summary>
+        public static uint[] Digits(int s)
+        {
+            var sum = new ExactSquareSum();
+            sum.Add([2f * (s + 1)]);
+            var digits = new uint[ExactSquareSum.SerializedLength];
+            sum.CopyTo(digits);
+            return digits;
+        }
+
+        private void ApplyStep(int s)
+        {
+            _accepted[s].Clear();
+            _version[s]++;
+            Take(Core.Handle($"ps{s}", new VersionPublished(s, _version[s], _version[s] - 1)));
+            CollectIfDue();
+        }
+
+        /// <summary>A shard sends its state when it reaches an asked-for version; the store reports it once all have.</summary>
+        private void CollectIfDue()
+        {
+            foreach (var (v, asked) in _asked)
+                if (asked == _shards && _version.All(x => x >= v) && _collected.Add(v)) Take(Core.Collected(v));
+        }
+
+        public void Dispose() => Core.Dispose();
+    }
+
+    private static void AssertLedger(SimCluster sim, long units, int microBatches)
+    {
+        var applied = sim.Computed.Select(c => (c.Work.Step, c.Work.MicroBatch)).Distinct().ToList();
+        Assert.Equal(units * microBatches, applied.Count);
+        for (long u = 0; u < units; u++)
+            for (int mb = 0; mb < microBatches; mb++) Assert.Contains((u, mb), applied);
+    }
+
+    [Fact]
+    public void SyncRunHandsOutEveryMicroBatchOnceAndFinishesWithTheFinalState()
+    {
+        using var sim = new SimCluster(ModeOptions.Sync, checkpointEvery: 0);
+        sim.Join(workers: 2);
+        sim.Run();
+        Assert.NotNull(sim.Result);
+        Assert.Null(sim.Result!.Error);
+        long steps = sim.Steps;
+        Assert.Equal(8, steps);
+        AssertLedger(sim, steps, 4);
+        Assert.Equal(steps * 4, sim.Computed.Count); // nothing computed twice without a fault
+        // Each micro-batch of step t was computed on version t, by both workers between them.
+        Assert.All(sim.Computed, c => Assert.Equal(c.Work.Step, c.Work.Version));
+        Assert.Equal(2, sim.Computed.Select(c => c.Worker).Distinct().Count());
+        Assert.Equal(steps, sim.Store.ModelVersion);
+        Assert.Equal([4L, 8L], sim.Store.Written);           // the epoch end, and the end (checkpoint of the final state)
+        var lines = File.ReadAllLines(Path.Combine(sim.OutDir, "metrics.jsonl"));
+        Assert.Equal(steps, lines.Count(l => l.Contains("\"kind\":\"step\"")));
+    }
+
+    [Fact]
+    public void AWorkerThatLeavesMidStepHasItsLeasesHandedToTheOther()
+    {
+        using var sim = new SimCluster(ModeOptions.Sync);
+        sim.Join(workers: 2);
+        sim.Run(until: () => sim.Computed.Count == 5); // step 1 under way
+        sim.WorkerLeaves("w1");
+        sim.Run();
+        Assert.Null(sim.Result!.Error);
+        AssertLedger(sim, sim.Steps, 4);
+        Assert.Contains(sim.Reports, r => r.StartsWith("worker w1 left;"));
+        Assert.All(sim.Computed.Skip(5), c => Assert.Equal("w0", c.Worker));
+    }
+
+    [Fact]
+    public void LocalSgdRunsRoundsOfChunks()
+    {
+        var mode = new ModeOptions(TrainingMode.LocalSgd, LocalSteps: 3);
+        using var sim = new SimCluster(mode);
+        sim.Join(workers: 2);
+        sim.Run();
+        Assert.Null(sim.Result!.Error);
+        long rounds = mode.Units(sim.Steps); // 8 steps in rounds of 3: 3 rounds
+        Assert.Equal(3, rounds);
+        AssertLedger(sim, rounds, 4);
+        Assert.Equal(rounds, sim.Store.ModelVersion);
+        Assert.Empty(sim.Store.Written); // local-sgd writes the final model alone
+    }
+
+    [Fact]
+    public void AsyncHandsOutMicroBatchesInPlanOrderWithinTheStalenessBound()
+    {
+        var mode = new ModeOptions(TrainingMode.Async, Staleness: 2);
+        using var sim = new SimCluster(mode);
+        sim.Join(workers: 3);
+        sim.Run();
+        Assert.Null(sim.Result!.Error);
+        AssertLedger(sim, sim.Steps, 4);
+        // Ordinal k = step·M + mb names k − S as the oldest version it may be computed on.
+        Assert.All(sim.Computed, c => Assert.Equal(Math.Max(0, c.Work.Step * 4 + c.Work.MicroBatch - 2), c.Work.Version));
+        Assert.Equal(sim.Steps * 4, sim.Store.ModelVersion); // the final version: one per micro-batch
+        Assert.Contains(File.ReadAllLines(Path.Combine(sim.OutDir, "metrics.jsonl")), l => l.Contains("\"kind\":\"staleness\""));
+    }
+
+    [Fact]
+    public void ClipNormTellsEveryShardTheGlobalNormOfItsSharesOnce()
+    {
+        using var sim = new SimCluster(ModeOptions.Sync, epochs: 1).Clipping();
+        sim.Join(workers: 2);
+        sim.Run();
+        Assert.Null(sim.Result!.Error);
+        // Shares 2² and 4²: the global norm is √20, sent to both shards once per step.
+        Assert.Equal(sim.Steps * 2, sim.Clipped.Count);
+        Assert.All(sim.Clipped, c => Assert.Equal(Math.Sqrt(20), c.GlobalNorm, 12));
+        Assert.Equal(Enumerable.Range(0, (int)sim.Steps).SelectMany(s => new long[] { s, s }), sim.Clipped.Select(c => c.Step));
+    }
+
+    [Theory]
+    [InlineData("sync")]
+    [InlineData("async")]
+    [InlineData("local-sgd")]
+    public void ACoordinatorRebuiltFromItsSnapshotMidRunHandsOutExactlyTheWorkNotDone(string modeName)
+    {
+        var mode = ModeOptions.Parse(modeName, modeName == "async" ? 2 : null, modeName == "local-sgd" ? 3 : null);
+        using var sim = new SimCluster(mode);
+        sim.Join(workers: 2);
+        sim.Run(until: () => sim.Computed.Count == 10); // mid-step (mid-round), with work leased and not yet computed
+        sim.RestartCoordinator();
+        sim.Run();
+        Assert.NotNull(sim.Result);
+        Assert.Null(sim.Result!.Error);
+        long units = mode.Units(sim.Steps);
+        AssertLedger(sim, units, 4);
+        // Nothing done before the restart was handed out again: each micro-batch computed once.
+        Assert.Equal(units * 4, sim.Computed.Count);
+        Assert.Equal(mode.Mode == TrainingMode.Async ? units * 4 : units, sim.Store.ModelVersion);
+        var steps = File.ReadAllLines(Path.Combine(sim.OutDir, "metrics.jsonl")).Where(l => l.Contains("\"kind\":\"step\"")).ToList();
+        Assert.Equal(steps.Count, steps.Distinct().Count());
+        Assert.Single(File.ReadAllLines(Path.Combine(sim.OutDir, "metrics.jsonl")), l => l.Contains("\"kind\":\"run\""));
+    }
+
+    [Fact]
+    public void AShardThatFindsEveryRangeTakenIsRefusedNamingTheRanges()
+    {
+        using var sim = new SimCluster(ModeOptions.Sync, shards: 2);
+        sim.Join(workers: 0);
+        var effects = sim.Core.Handle("ps9", new RequestShard("node/ps9", WireProtocol.Version));
+        var refusal = Assert.IsType<RegisterRejected>(Assert.Single(effects.OfType<Send>(), s => s.To == "ps9").Message);
+        Assert.Contains("shard 0 [0, 32) on ps0", refusal.Reason);
+        Assert.Contains("shard 1 [32, 60) on ps1", refusal.Reason);
+    }
+}

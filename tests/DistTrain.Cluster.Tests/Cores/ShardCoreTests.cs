@@ -1,0 +1,139 @@
+// The shard core without an ActorSystem: frames go into its inbox as the data plane hands them over, the inbox's
+// events go back into the core, and the values it publishes are checked against the update computed here by hand
+// (SGD: θ − lr · Σ g in micro-batch order; clipped by the coordinator's global norm; async: one update per gradient).
+using DistTrain.Cluster.Cores;
+using DistTrain.Cluster.DataPlane;
+using DistTrain.Cluster.Messages;
+using DistTrain.Cluster.Runtime;
+using DistTrain.Cluster.Training;
+using DistTrain.Nn.Models;
+using DistTrain.Nn.Training;
+using DistTrain.Training;
+using Xunit;
+using static DistTrain.Cluster.Messages.CoordinatorMessages;
+using static DistTrain.Cluster.Messages.ParameterServerMessages;
+using static DistTrain.Cluster.Messages.RuntimeMessages;
+
+namespace DistTrain.Cluster.Tests.Cores;
+
+public class ShardCoreTests
+{
+    private const float Lr = 0.5f;
+
+    private sealed class Harness
+    {
+        public readonly ShardCore Core;
+        public readonly List<object> Posted = [];
+        public readonly List<Effect> Effects = [];
+        public readonly float[] Initial;
+        public readonly int Length;
+
+        public Harness(ModeOptions mode, float clipNorm = 0f, int microBatches = 2)
+        {
+            var job = new TrainJob
+            {
+                ModelSpecJson = Presets.Json("quadrant"), Dataset = "synthetic:quadrants:n=64", BatchSize = 8 * microBatches, MicroBatch = 8, Seed = 5,
+                Optimizer = "sgd", Lr = Lr, ClipNorm = clipNorm,
+            };
+            Initial = job.Spec().Build(5).Store.Values.ToArray();
+            Length = Initial.Length;
+            var description = JobMapping.ToDescription(job, "job", Length, mode);
+            description = description with { Dataset = description.Dataset with { TrainSamples = 64 } };
+            Core = new ShardCore("node", NodeEndpoints.DefaultGradientChunkFloats, Posted.Add);
+            Take(Core.Start());
+            Take(Core.Handle(new ShardAssignment(0, 1, 0, Length, description)));
+            Take(Core.Listening("127.0.0.1", 8000));
+        }
+
+        public IReadOnlyList<Effect> Take(IReadOnlyList<Effect> effects) { Effects.AddRange(effects); return effects; }
+
+        public IEnumerable<T> Sent<T>() => Effects.OfType<Send>().Select(s => s.Message).OfType<T>();
+
+        /// <summary>A whole gradient frame of (step, micro-batch) through the inbox, then the inbox's events into the core.</summary>
+        public void Gradient(long step, int microBatch, long version, float[] g)
+        {
+            IFrameHandler inbox = Core.Inbox!;
+            var h = new FrameHeader(FrameKind.Gradient, step, microBatch, version, 0, 0, g.Length, 0, 7);
+            Assert.Null(inbox.Rent(h, out var slot));
+            g.CopyTo(slot);
+            inbox.OnFrame(h, slot);
+            foreach (var e in Posted.ToArray()) Take(Core.Handle(e));
+            Posted.Clear();
+        }
+    }
+
+    private static float[] Grad(int seed, int n) => Enumerable.Range(0, n).Select(i => MathF.Sin(seed * 7 + i) * 0.3f).ToArray();
+
+    [Fact]
+    public void SyncAppliesTheStepOnceEveryMicroBatchIsHereAndPushesBeforeTheDueCheckpoint()
+    {
+        var h = new Harness(ModeOptions.Sync);
+        Assert.IsType<RequestShard>(h.Sent<object>().First());
+        var serve = Assert.Single(h.Effects.OfType<Serve>());
+        Assert.Equal(h.Length, serve.PushChunks.Sum(c => c.Length));
+        Assert.Equal(8000, Assert.Single(h.Sent<RegisterShard>()).DataPort);
+        h.Take(h.Core.Handle(new SendCheckpoint("coordinator", 7000, 1))); // asked ahead: due once version 1 exists
+        Assert.Empty(h.Effects.OfType<SendState>());
+
+        float[] g0 = Grad(1, h.Length), g1 = Grad(2, h.Length);
+        h.Gradient(0, 1, 0, g1);                            // out of order: the sum is still in micro-batch order
+        Assert.Single(h.Sent<GradientAccepted>());
+        Assert.Empty(h.Sent<VersionPublished>());
+        int before = h.Effects.Count;
+        h.Gradient(0, 0, 0, g0);
+        var after = h.Effects.Skip(before).ToList();
+        Assert.Equal(1, Assert.Single(h.Sent<VersionPublished>()).Version);
+        // The push, then the checkpoint of the version it carries, then the coordinator hears of it.
+        int push = after.FindIndex(e => e is Push), state = after.FindIndex(e => e is SendState), published = after.FindIndex(e => e is Send { Message: VersionPublished });
+        Assert.True(push >= 0 && push < state && state < published, string.Join(", ", after));
+        var values = h.Core.Shard!.Values.ToArray();
+        for (int i = 0; i < h.Length; i++) Assert.Equal(h.Initial[i] - Lr * (g0[i] + g1[i]), values[i], 6);
+    }
+
+    [Fact]
+    public void ClipNormWaitsForTheGlobalNormAndAppliesTheClippedSum()
+    {
+        var h = new Harness(ModeOptions.Sync, clipNorm: 0.1f, microBatches: 1);
+        float[] g = Grad(3, h.Length);
+        h.Gradient(0, 0, 0, g);
+        var share = Assert.Single(h.Sent<NormShare>());
+        Assert.Equal(0, share.Step);
+        Assert.Empty(h.Sent<VersionPublished>());
+        Assert.Empty(h.Take(h.Core.Handle(new ApplyClipped(5, 1.0)))); // another step's norm: ignored
+        double norm = Math.Sqrt(g.Sum(x => (double)x * x));
+        Assert.Equal(norm * norm, DistTrain.Nn.Optimizers.ExactSquareSum.FromDigits(share.Digits).ToDouble(), 9);
+        h.Take(h.Core.Handle(new ApplyClipped(0, norm)));
+        Assert.Equal(1, Assert.Single(h.Sent<VersionPublished>()).Version);
+        float factor = (float)(0.1 / (norm + 1e-6));
+        var values = h.Core.Shard!.Values.ToArray();
+        for (int i = 0; i < h.Length; i++) Assert.Equal(h.Initial[i] - Lr * g[i] * factor, values[i], 5);
+    }
+
+    [Fact]
+    public void AsyncAppliesEachGradientAsItArrivesWithTheMicroBatchShareOfTheRate()
+    {
+        var h = new Harness(new ModeOptions(TrainingMode.Async, Staleness: 2), microBatches: 2);
+        float[] g = Grad(4, h.Length);
+        h.Gradient(0, 0, 0, g);
+        var applied = Assert.Single(h.Sent<AsyncApplied>());
+        Assert.Equal((0L, 0, 1L, 0L), (applied.Step, applied.MicroBatch, applied.Version, applied.Staleness));
+        Assert.Single(h.Effects.OfType<Push>());
+        var values = h.Core.Shard!.Values.ToArray();
+        for (int i = 0; i < h.Length; i++) Assert.Equal(h.Initial[i] - Lr * 0.5f * g[i], values[i], 6); // M/B = 8/16
+        h.Gradient(0, 1, 0, g);                                      // computed on version 0, applied as update 2
+        Assert.Equal(1, h.Sent<AsyncApplied>().Last().Staleness);
+    }
+
+    [Fact]
+    public void ARefusedShardStopsWithTheReasonAndATooLateCheckpointIsSkippedSayingSo()
+    {
+        var h = new Harness(ModeOptions.Sync, microBatches: 1);
+        h.Gradient(0, 0, 0, Grad(5, h.Length));
+        var late = h.Take(h.Core.Handle(new SendCheckpoint("coordinator", 7000, 0)));
+        Assert.Contains("asked for too late", Assert.IsType<LogLine>(Assert.Single(late)).Text);
+        var refused = new ShardCore("other", 1024, _ => { });
+        refused.Start();
+        var stop = refused.Handle(new RegisterRejected("other", "all 1 key ranges are taken (shard 0 [0, 60) on node)"));
+        Assert.Contains("shard 0 [0, 60)", Assert.Single(stop.OfType<Stop>()).Reason);
+    }
+}
