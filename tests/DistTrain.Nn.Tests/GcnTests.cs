@@ -8,6 +8,7 @@ using DistTrain.Nn.Layers;
 using DistTrain.Nn.Losses;
 using DistTrain.Nn.Models;
 using DistTrain.Nn.Training;
+using DistTrain.Training;
 using DistTrain.Tensors;
 using DistTrain.Tensors.Kernels;
 using Xunit;

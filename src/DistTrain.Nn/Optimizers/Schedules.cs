@@ -24,6 +24,9 @@ public abstract class LrSchedule
         {
             var plus = s.IndexOf('+');
             var w = Int(spec, plus < 0 ? s[7..] : s[7..plus], "warm-up steps");
+            if (plus >= 0 && totalSteps > 0 && totalSteps <= w && s[(plus + 1)..] == "cosine")
+                throw new ArgumentException($"Learning-rate schedule '{spec}': the run has {totalSteps} steps, no more than its {w} warm-up steps, " +
+                    "so nothing is left to anneal; shorten the warm-up, train longer, or write cosine:T.", nameof(spec));
             var inner = plus < 0 ? new ConstantLr(baseLr) : ParseInner(spec, s[(plus + 1)..], baseLr, totalSteps - w);
             return new WarmupLr(w, inner);
         }

@@ -8,6 +8,7 @@ using DistTrain.Data.Sources;
 using DistTrain.Nn.Checkpoints;
 using DistTrain.Nn.Models;
 using DistTrain.Nn.Training;
+using DistTrain.Training;
 using Xunit;
 
 namespace DistTrain.Cluster.Tests.Runtime;

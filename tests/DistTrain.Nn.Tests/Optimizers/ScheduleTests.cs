@@ -69,4 +69,12 @@ public class ScheduleTests
         Assert.Contains(expected, e.Message);
         Assert.Contains(spec, e.Message);
     }
+
+    [Fact]
+    public void A_run_no_longer_than_its_warm_up_is_named_as_such()
+    {
+        var e = Assert.Throws<ArgumentException>(() => LrSchedule.Parse("warmup:3+cosine", 0.1f, totalSteps: 2));
+        Assert.Contains("the run has 2 steps, no more than its 3 warm-up steps", e.Message);
+        Near(0.1, LrSchedule.Parse("warmup:3+cosine", 0.1f, totalSteps: 4).At(3)); // one step left to anneal: allowed
+    }
 }
