@@ -210,7 +210,7 @@ public sealed class MultiProcessClusterTests(ITestOutputHelper output) : IDispos
     [Fact]
     public async Task WorkerBehindACutLinkIsDownedAndItsWorkRedoneWithoutChangingABit()
     {
-        // A second "host": worker B runs in its own network namespace, joined to this one by a veth pair.
+        // A second "host": worker B runs in its own network namespace, joined to this one by a veth pair; remoting over TLS.
         // Cutting the link (B's end down) leaves B's sockets open but silent — no RST, no FIN — so only
         // Akka's failure detector and the split-brain resolver can tell; the coordinator side keeps the
         // majority role, downs B, re-queues its leases, and the run ends with the in-process weights.
@@ -229,12 +229,16 @@ public sealed class MultiProcessClusterTests(ITestOutputHelper output) : IDispos
         File.WriteAllText(specFile, job.ModelSpecJson);
         var outDir = Directory.CreateTempSubdirectory("disttrain-cut-").FullName;
         int port = FreePort();
+        // Two hosts on a network: remoting needs TLS, each host with its own certificate of one cluster CA.
+        var certs = Directory.CreateTempSubdirectory("disttrain-certs-").FullName;
+        MakeCerts(certs, net.HostAddress, net.PeerAddress);
+        string Tls(string host) => $"--tls-cert \"{Path.Combine(certs, host + ".p12")}\" --tls-ca \"{Path.Combine(certs, "ca.pem")}\"";
         var seed = $"akka.tcp://disttrain@{net.HostAddress}:{port}";
-        var coord = Start($"{TrainArgs(job, specFile)} --workers 0 --cluster-port {port} --hostname {net.HostAddress} --config \"{config}\" --wait-workers 2 --out \"{outDir}\"", "coordinator");
+        var coord = Start($"{TrainArgs(job, specFile)} --workers 0 --cluster-port {port} --hostname {net.HostAddress} --config \"{config}\" --wait-workers 2 --out \"{outDir}\" {Tls(net.HostAddress)}", "coordinator");
         var coordLines = new List<string>();
         coord.OutputDataReceived += (_, e) => { if (e.Data is not null) lock (coordLines) coordLines.Add(e.Data); };
-        Start($"node --roles worker --hostname {net.HostAddress} --config \"{config}\" --seed-nodes {seed}", "workerA");
-        Start($"node --roles worker --hostname {net.PeerAddress} --config \"{config}\" --seed-nodes {seed}", "workerB", net.Namespace);
+        Start($"node --roles worker --hostname {net.HostAddress} --config \"{config}\" --seed-nodes {seed} {Tls(net.HostAddress)}", "workerA");
+        Start($"node --roles worker --hostname {net.PeerAddress} --config \"{config}\" --seed-nodes {seed} {Tls(net.PeerAddress)}", "workerB", net.Namespace);
 
         var metrics = Path.Combine(outDir, "metrics.jsonl");
         await WaitForSteps(coord, metrics, 3);
@@ -248,6 +252,16 @@ public sealed class MultiProcessClusterTests(ITestOutputHelper output) : IDispos
         Assert.Equal(0, coord.ExitCode);
         lock (coordLines) Assert.Contains(coordLines, l => l.Contains($"@{net.PeerAddress}:") && l.Contains(" left")); // B itself was taken out (during the run, or while it finished)
         Assert.Equal(expected, Sha(Path.Combine(outDir, "model.safetensors")));
+    }
+
+    /// <summary>scripts/make-certs.sh: a cluster CA and one certificate per host in <paramref name="dir"/>.</summary>
+    private static void MakeCerts(string dir, params string[] hosts)
+    {
+        var root = Path.GetFullPath(Path.Combine(Path.GetDirectoryName(Dll())!, "..", "..", "..", "..", ".."));
+        var psi = new ProcessStartInfo("bash", [Path.Combine(root, "scripts", "make-certs.sh"), "--out", dir, .. hosts]) { RedirectStandardError = true };
+        using var p = Process.Start(psi)!;
+        var err = p.StandardError.ReadToEnd();
+        Assert.True(p.WaitForExit(60_000) && p.ExitCode == 0, $"make-certs.sh failed: {err}");
     }
 
     /// <summary>Waits (at most 2 minutes) until <paramref name="metrics"/> has <paramref name="lines"/> lines or the coordinator exited.</summary>

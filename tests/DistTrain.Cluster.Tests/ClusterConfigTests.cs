@@ -52,7 +52,8 @@ public sealed class ClusterConfigTests
     public void Every_file_loads_and_yields_valid_settings(string file)
     {
         var env = Path.GetFileNameWithoutExtension(file);
-        var overrides = new ClusterOverrides { Hostname = "10.1.2.3" }; // multinode binds 0.0.0.0 and needs the address to advertise
+        // multinode binds 0.0.0.0 and needs the address to advertise; a reachable node needs TLS or --insecure (TlsConfigTests).
+        var overrides = new ClusterOverrides { Hostname = "10.1.2.3", Insecure = true };
         var config = env == "base"
             ? ClusterConfig.Parse(file, ClusterConfig.ReadSource("base"))
             : ClusterConfig.Load(env, overrides, ConfigDirectory());
@@ -84,6 +85,11 @@ public sealed class ClusterConfigTests
         Assert.Equal(dataHost, settings.DataPlane.Host);
         Assert.Equal(dataPort, settings.DataPlane.Port);
         Assert.Equal(socketBuffer, settings.DataPlane.SocketBufferBytes);
+        // Every environment keeps the data plane's bounds (base.hocon documents why).
+        Assert.Equal(new DistTrain.Cluster.DataPlane.DataPlaneLimits
+        {
+            MaxConnections = 256, HelloTimeout = TimeSpan.FromSeconds(10), ReadTimeout = TimeSpan.FromSeconds(30), IdleTimeout = TimeSpan.Zero,
+        }, settings.DataPlane.Limits);
     }
 
     [Fact]
@@ -104,7 +110,7 @@ public sealed class ClusterConfigTests
     [Fact]
     public void Multinode_binds_every_interface_and_advertises_the_given_hostname()
     {
-        var config = ClusterConfig.Load("multinode", new ClusterOverrides { Hostname = "10.0.0.5" });
+        var config = ClusterConfig.Load("multinode", new ClusterOverrides { Hostname = "10.0.0.5", Insecure = true });
         Assert.Equal("0.0.0.0", config.GetString("akka.remote.dot-netty.tcp.hostname"));
         Assert.Equal("10.0.0.5", config.GetString("akka.remote.dot-netty.tcp.public-hostname"));
         Assert.Equal(4053, config.GetInt("akka.remote.dot-netty.tcp.port"));
@@ -162,6 +168,12 @@ public sealed class ClusterConfigTests
     [InlineData("disttrain.data-plane.connect-timeout = soon", "disttrain.data-plane.connect-timeout")]
     [InlineData("disttrain.join-timeout = \"x\"", "disttrain.join-timeout")]
     [InlineData("disttrain.data-plane.socket-buffer-bytes = lots", "disttrain.data-plane.socket-buffer-bytes")]
+    [InlineData("disttrain.data-plane.max-connections = 0", "disttrain.data-plane.max-connections = 0 must be at least 1")]
+    [InlineData("disttrain.data-plane.max-connections = many", "disttrain.data-plane.max-connections = 'many' is not an integer")]
+    [InlineData("disttrain.data-plane.hello-timeout = 0s", "disttrain.data-plane.hello-timeout")]
+    [InlineData("disttrain.data-plane.read-timeout = -1s", "disttrain.data-plane.read-timeout")]
+    [InlineData("disttrain.data-plane.read-timeout = later", "disttrain.data-plane.read-timeout")]
+    [InlineData("disttrain.data-plane.idle-timeout = -5s", "disttrain.data-plane.idle-timeout")]
     public void An_impossible_value_is_a_clear_error(string hocon, string mention)
     {
         var e = Assert.Throws<ArgumentException>(() => ClusterConfig.Load("local", new ClusterOverrides { Hocon = hocon }));

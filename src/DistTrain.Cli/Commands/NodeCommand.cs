@@ -21,14 +21,16 @@ public sealed class NodeCommand : ICommandFactory
         var workers = new Option<int>("--workers") { Description = "Worker actors on this node.", DefaultValueFactory = _ => 1 };
         var ps = new Option<int>("--ps-actors") { Description = "Parameter-server shard actors on this node (with role ps).", DefaultValueFactory = _ => 1 };
         var threads = new Option<int>("--threads") { Description = "Compute threads of this process (0 = the cores divided among its workers; results do not depend on it).", DefaultValueFactory = _ => 0 };
+        var (tlsCert, tlsCa, insecure) = SecurityOptions.Create();
         var env = new Option<string>("--config") { Description = "Cluster config environment: local or multinode (cluster-config/*.hocon).", DefaultValueFactory = _ => "local" };
-        var cmd = new Command("node", "Run one node of a DistTrain cluster (workers and/or parameter-server shards).") { roles, seeds, port, host, workers, ps, env, threads };
+        var cmd = new Command("node", "Run one node of a DistTrain cluster (workers and/or parameter-server shards).") { roles, seeds, port, host, workers, ps, env, threads, tlsCert, tlsCa, insecure };
         cmd.SetAction((parse, cancel) => Run(parse.GetValue(roles)!, parse.GetValue(seeds), parse.GetValue(port), parse.GetValue(host),
-            parse.GetValue(workers), parse.GetValue(ps), parse.GetValue(env)!, parse.GetValue(threads), cancel));
+            parse.GetValue(workers), parse.GetValue(ps), parse.GetValue(env)!, parse.GetValue(threads), SecurityOptions.Overrides(parse, tlsCert, tlsCa, insecure), cancel));
         return cmd;
     }
 
-    private static async Task<int> Run(string roles, string? seeds, int port, string? host, int workers, int ps, string env, int threads, CancellationToken cancel)
+    private static async Task<int> Run(string roles, string? seeds, int port, string? host, int workers, int ps, string env, int threads,
+        ClusterOverrides security, CancellationToken cancel)
     {
         var roleList = roles.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
         if (string.IsNullOrWhiteSpace(seeds) && string.IsNullOrWhiteSpace(Environment.GetEnvironmentVariable("DISTTRAIN_SEED_NODES")))
@@ -47,7 +49,8 @@ public sealed class NodeCommand : ICommandFactory
             node = ClusterNode.Start(new NodeOptions
             {
                 Roles = roleList, Environment = env, Workers = workers, PsActors = ps, ComputeThreads = threads,
-                Overrides = new ClusterOverrides { SeedNodes = seeds?.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries), Port = port == 0 ? null : port, Hostname = host },
+                Overrides = new ClusterOverrides { SeedNodes = seeds?.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries), Port = port == 0 ? null : port, Hostname = host }
+                    .Over(security),
             });
         }
         catch (Exception e) when (e is ArgumentException or Akka.Configuration.ConfigurationException or FormatException)

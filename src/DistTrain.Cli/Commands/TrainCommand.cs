@@ -50,11 +50,13 @@ public sealed class TrainCommand : ICommandFactory
         var localSteps = new Option<int?>("--local-steps") { Description = $"Local-sgd: local optimizer steps H between two averagings (default {ModeOptions.DefaultLocalSteps})." };
         var checkpointEvery = new Option<long>("--checkpoint-every") { Description = "Also write DIR/checkpoint/step-N every N steps (checkpoints are written at every epoch end; -1 = none)." };
         var resume = new Option<string?>("--resume") { Description = "Resume from the newest good checkpoint in this run folder (the output folder by default)." };
+        var allowUnverified = new Option<bool>("--allow-unverified") { Description = "With --resume: accept checkpoint files whose SHA-256 manifest (.sha256) is missing, unchecked (refused by default)." };
+        var (tlsCert, tlsCa, insecure) = SecurityOptions.Create();
         var standardize = new Option<string>("--standardize") { Description = Models.ModelForData.StandardizeHelp, DefaultValueFactory = _ => "auto" };
         var cmd = new Command("train", "Train a model and write DIR/model.safetensors and DIR/metrics.jsonl.")
         {
             model, dataset, epochs, batch, micro, optimizer, lr, schedule, wd, augment, clip, seed, maxSteps, threads, init, output, workers, psShards, psLocal, clusterPort, waitWorkers,
-            hostname, config, mode, staleness, localSteps, checkpointEvery, resume, standardize,
+            hostname, config, mode, staleness, localSteps, checkpointEvery, resume, standardize, allowUnverified, tlsCert, tlsCa, insecure,
         };
         cmd.SetAction(r => CliErrors.Guard(() =>
         {
@@ -82,7 +84,7 @@ public sealed class TrainCommand : ICommandFactory
             job.TrainerOptions().Validate();
             var resumeDir = r.GetValue(resume);
             var outDir = r.GetValue(output) ?? resumeDir ?? Path.Combine("runs", spec.Name);
-            var checkpoints = new CheckpointOptions(r.GetValue(checkpointEvery), resumeDir);
+            var checkpoints = new CheckpointOptions(r.GetValue(checkpointEvery), resumeDir, AllowUnverified: r.GetValue(allowUnverified));
             if (resumeDir is not null && r.GetValue(init) is not null) throw new ArgumentException("--init and --resume exclude each other: --resume continues a run, --init starts a new one from weights.");
             Compute.Threads = t;
             var modeOptions = ModeOptions.Parse(r.GetValue(mode), r.GetValue(staleness), r.GetValue(localSteps));
@@ -106,7 +108,7 @@ public sealed class TrainCommand : ICommandFactory
                 using var stop = new CancellationTokenSource();
                 Console.CancelKeyPress += (_, e) => { e.Cancel = true; stop.Cancel(); };
                 return ClusterRun.Run(job, modeOptions, outDir, r.GetValue(workers), new ShardPlacement(r.GetValue(psShards), r.GetValue(psLocal)), r.GetValue(clusterPort), r.GetValue(waitWorkers), Console.Out, stop.Token,
-                    r.GetValue(config)!, r.GetValue(hostname), checkpoints);
+                    r.GetValue(config)!, r.GetValue(hostname), checkpoints, SecurityOptions.Overrides(r, tlsCert, tlsCa, insecure));
             }
             using var cancel = new CancellationTokenSource();
             ConsoleCancelEventHandler onCancel = (_, e) => { e.Cancel = true; cancel.Cancel(); Console.Error.WriteLine("stopping after this step; the model so far will be saved"); };

@@ -12,7 +12,7 @@ namespace DistTrain.Cli.Training;
 public static class ClusterRun
 {
     public static int Run(TrainJob job, ModeOptions mode, string outDir, int workers, ShardPlacement shards, int clusterPort, int waitWorkers, TextWriter console, CancellationToken cancel,
-        string environment = "local", string? hostname = null, CheckpointOptions? checkpoints = null)
+        string environment = "local", string? hostname = null, CheckpointOptions? checkpoints = null, ClusterOverrides? security = null)
     {
         if (workers < 0) throw new ArgumentException($"--workers must be 0 or more, not {workers}.");
         shards.Validate(clusterPort);
@@ -26,9 +26,9 @@ public static class ClusterRun
         {
             Roles = roles.ToArray(), Job = job, Mode = mode, Workers = workers, PsActors = psLocal, PsShards = psShards, MinWorkers = expected, OutDir = outDir,
             Environment = environment,
-            Overrides = clusterPort > 0 ? new ClusterOverrides { Port = clusterPort, Hostname = hostname } : new ClusterOverrides { Hostname = hostname },
+            Overrides = (clusterPort > 0 ? new ClusterOverrides { Port = clusterPort, Hostname = hostname } : new ClusterOverrides { Hostname = hostname }).Over(security ?? new()),
             OnProgress = line => console.WriteLine(line),
-            CheckpointEvery = checkpoints?.Every ?? 0, ResumeDir = checkpoints?.ResumeDir, InitFile = checkpoints?.InitFile,
+            CheckpointEvery = checkpoints?.Every ?? 0, ResumeDir = checkpoints?.ResumeDir, InitFile = checkpoints?.InitFile, AllowUnverified = checkpoints?.AllowUnverified ?? false,
         });
         try
         {
@@ -73,4 +73,4 @@ public sealed record ShardPlacement(int Shards, int? LocalShards = null)
 
 /// <summary>`--checkpoint-every N` (0 = at epoch ends only, negative = never) and `--resume DIR` of `disttrain train`.</summary>
 /// <param name="InitFile">`--init`: start from these weights with a fresh optimizer (cluster runs; LocalRun takes it directly).</param>
-public sealed record CheckpointOptions(long Every, string? ResumeDir, string? InitFile = null);
+public sealed record CheckpointOptions(long Every, string? ResumeDir, string? InitFile = null, bool AllowUnverified = false);

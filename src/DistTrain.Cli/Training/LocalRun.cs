@@ -67,7 +67,7 @@ public static class LocalRun
             console.WriteLine($"init: weights from {initFile} (step {info.Step}, epoch {info.Epoch})");
         }
         var trainer = job.CreateTrainer(train.Count, model);
-        if (checkpoints?.ResumeDir is { } resumeDir) Resume(trainer, Cluster.Runtime.ClusterNode.FindResumePoint(resumeDir, job, console.WriteLine));
+        if (checkpoints?.ResumeDir is { } resumeDir) Resume(trainer, Cluster.Runtime.ClusterNode.FindResumePoint(resumeDir, job, console.WriteLine, checkpoints.AllowUnverified));
         console.WriteLine(model.Summary());
         console.WriteLine($"data: {train.Name} ({train.Count:N0} train, {test.Count:N0} test samples of {Tensors.Tensor.ShapeString(train.SampleShape)})");
         console.WriteLine(string.Create(CultureInfo.InvariantCulture,

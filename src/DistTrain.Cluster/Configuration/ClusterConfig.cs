@@ -16,10 +16,17 @@ public sealed record ClusterOverrides
     public int? Port { get; init; }
     public string[]? Roles { get; init; }
     public int? DataPort { get; init; }
+    /// <summary>--tls-cert: this node's PKCS#12 certificate (disttrain.tls.certificate).</summary>
+    public string? TlsCertificate { get; init; }
+    /// <summary>--tls-ca: the cluster CA's PEM certificate (disttrain.tls.ca).</summary>
+    public string? TlsCa { get; init; }
+    /// <summary>--insecure: run without TLS where it is required (disttrain.tls.insecure).</summary>
+    public bool? Insecure { get; init; }
     /// <summary>Extra HOCON text applied last (tests: e.g. "akka.actor.serialize-messages = on").</summary>
     public string? Hocon { get; init; }
 
-    /// <summary>Reads DISTTRAIN_SEED_NODES (comma-separated), DISTTRAIN_HOSTNAME, DISTTRAIN_PORT, DISTTRAIN_ROLES, DISTTRAIN_DATA_PORT.</summary>
+    /// <summary>Reads DISTTRAIN_SEED_NODES (comma-separated), DISTTRAIN_HOSTNAME, DISTTRAIN_PORT, DISTTRAIN_ROLES, DISTTRAIN_DATA_PORT,
+    /// DISTTRAIN_TLS_CERT, DISTTRAIN_TLS_CA and DISTTRAIN_INSECURE (1, true or on).</summary>
     public static ClusterOverrides FromEnvironment(Func<string, string?>? getenv = null)
     {
         getenv ??= Environment.GetEnvironmentVariable;
@@ -37,6 +44,15 @@ public sealed record ClusterOverrides
             Port = Int("DISTTRAIN_PORT"),
             Roles = List(getenv("DISTTRAIN_ROLES")),
             DataPort = Int("DISTTRAIN_DATA_PORT"),
+            TlsCertificate = string.IsNullOrWhiteSpace(getenv("DISTTRAIN_TLS_CERT")) ? null : getenv("DISTTRAIN_TLS_CERT"),
+            TlsCa = string.IsNullOrWhiteSpace(getenv("DISTTRAIN_TLS_CA")) ? null : getenv("DISTTRAIN_TLS_CA"),
+            Insecure = getenv("DISTTRAIN_INSECURE")?.Trim().ToLowerInvariant() switch
+            {
+                null or "" => null,
+                "1" or "true" or "on" or "yes" => true,
+                "0" or "false" or "off" or "no" => false,
+                var v => throw new ArgumentException($"DISTTRAIN_INSECURE='{v}' is not a switch; set it to 1 (run without TLS) or unset it."),
+            },
         };
     }
 
@@ -45,6 +61,7 @@ public sealed record ClusterOverrides
     {
         SeedNodes = SeedNodes ?? other.SeedNodes, Hostname = Hostname ?? other.Hostname, Port = Port ?? other.Port,
         Roles = Roles ?? other.Roles, DataPort = DataPort ?? other.DataPort,
+        TlsCertificate = TlsCertificate ?? other.TlsCertificate, TlsCa = TlsCa ?? other.TlsCa, Insecure = Insecure ?? other.Insecure,
         Hocon = (other.Hocon, Hocon) switch { (null, var h) => h, (var h, null) => h, var (a, b) => a + "\n" + b },
     };
 }
@@ -67,8 +84,25 @@ public static class ClusterConfig
         var envConfig = Parse(environment, ReadSource(environment, configDirectory));
         var overrideConfig = Parse("overrides", OverridesHocon(overrides ?? new ClusterOverrides(), envConfig.WithFallback(baseConfig)));
         var config = overrideConfig.WithFallback(envConfig).WithFallback(baseConfig);
-        DistTrainSettings.From(config); // validates values and cross-key rules
-        return config;
+        var settings = DistTrainSettings.From(config); // validates values and cross-key rules
+        return WithSeedScheme(config, settings.Tls is not null);
+    }
+
+    /// <summary>Akka names a TLS node akka.ssl.tcp://...: seed nodes written as akka.tcp:// (scripts, habits) are
+    /// rewritten when this node speaks TLS; a TLS seed without TLS here is an error that says what to add.</summary>
+    private static Config WithSeedScheme(Config config, bool tls)
+    {
+        const string plain = "akka.tcp://", secure = "akka.ssl.tcp://";
+        var seeds = config.GetStringList("akka.cluster.seed-nodes");
+        if (!tls)
+        {
+            if (seeds.FirstOrDefault(s => s.StartsWith(secure, StringComparison.Ordinal)) is { } ssl)
+                throw new ArgumentException($"Seed node {ssl} speaks TLS but this node has no certificate: give --tls-cert NODE.p12 --tls-ca ca.pem (scripts/make-certs.sh).");
+            return config;
+        }
+        if (!seeds.Any(s => s.StartsWith(plain, StringComparison.Ordinal))) return config;
+        var fixedSeeds = seeds.Select(s => s.StartsWith(plain, StringComparison.Ordinal) ? secure + s[plain.Length..] : s);
+        return ConfigurationFactory.ParseString($"akka.cluster.seed-nodes = [{string.Join(", ", fixedSeeds.Select(Quote))}]").WithFallback(config);
     }
 
     /// <summary>Text of a shipped file ("base", "local", "multinode") or of a .hocon path.</summary>
@@ -119,7 +153,7 @@ public static class ClusterConfig
         if (o.SeedNodes is { } seeds)
         {
             foreach (var s in seeds)
-                if (!s.StartsWith("akka.tcp://", StringComparison.Ordinal) || !s.Contains('@'))
+                if (!(s.StartsWith("akka.tcp://", StringComparison.Ordinal) || s.StartsWith("akka.ssl.tcp://", StringComparison.Ordinal)) || !s.Contains('@'))
                     throw new ArgumentException($"Seed node '{s}' is not an Akka address; write it as akka.tcp://disttrain@HOST:PORT.");
             sb.AppendLine($"akka.cluster.seed-nodes = [{string.Join(", ", seeds.Select(Quote))}]");
         }
@@ -149,6 +183,9 @@ public static class ClusterConfig
             if (dataPort is < 0 or > 65535) throw new ArgumentException($"Data port {dataPort} is out of range; use 0..65535 (0 = any free port).");
             sb.AppendLine($"disttrain.data-plane.port = {dataPort}");
         }
+        if (o.TlsCertificate is { } cert) sb.AppendLine($"disttrain.tls.certificate = {Quote(Path.GetFullPath(cert))}");
+        if (o.TlsCa is { } ca) sb.AppendLine($"disttrain.tls.ca = {Quote(Path.GetFullPath(ca))}");
+        if (o.Insecure is { } insecure) sb.AppendLine($"disttrain.tls.insecure = {(insecure ? "on" : "off")}");
         if (o.Hocon is { } extra) sb.AppendLine(extra);
         return sb.ToString();
     }

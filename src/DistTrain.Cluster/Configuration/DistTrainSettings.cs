@@ -6,11 +6,15 @@ namespace DistTrain.Cluster.Configuration;
 
 /// <param name="GradientChunkFloats">Sync mode: a worker sends a gradient part as soon as its layers' backward is done, in frames of
 /// at least this many floats (the rest after the backward); 0 = the whole range after the backward.</param>
+/// <param name="Limits">Connection count and timeouts of each listener (max-connections, hello-timeout, read-timeout, idle-timeout).</param>
 public sealed record DataPlaneSettings(string Host, int Port, long MaxFrameBytes, int SocketBufferBytes, TimeSpan ConnectTimeout,
-    int GradientChunkFloats = DistTrain.Cluster.Runtime.NodeEndpoints.DefaultGradientChunkFloats);
+    int GradientChunkFloats = DistTrain.Cluster.Runtime.NodeEndpoints.DefaultGradientChunkFloats, DistTrain.Cluster.DataPlane.DataPlaneLimits? Limits = null);
 
+/// <param name="Tls">Akka remoting over mutually authenticated TLS (disttrain.tls.certificate and .ca); null = plain TCP.</param>
+/// <param name="InsecureWarning">Set when TLS is required here (disttrain.tls.required) but the node runs without it because
+/// of --insecure: what ClusterNode prints before it starts.</param>
 public sealed record DistTrainSettings(
-    string SystemName, int MaxMessageBytes, TimeSpan JoinTimeout, DataPlaneSettings DataPlane)
+    string SystemName, int MaxMessageBytes, TimeSpan JoinTimeout, DataPlaneSettings DataPlane, TlsSettings? Tls = null, string? InsecureWarning = null)
 {
     /// <summary>Every key allowed under `disttrain`; anything else in a config file is an error.</summary>
     public static readonly HashSet<string> KnownKeys =
@@ -18,6 +22,8 @@ public sealed record DistTrainSettings(
         "disttrain.system-name", "disttrain.max-message-bytes", "disttrain.join-timeout",
         "disttrain.data-plane.host", "disttrain.data-plane.port", "disttrain.data-plane.max-frame-bytes",
         "disttrain.data-plane.socket-buffer-bytes", "disttrain.data-plane.connect-timeout", "disttrain.data-plane.gradient-chunk-floats",
+        "disttrain.data-plane.max-connections", "disttrain.data-plane.hello-timeout", "disttrain.data-plane.read-timeout", "disttrain.data-plane.idle-timeout",
+        "disttrain.tls.certificate", "disttrain.tls.ca", "disttrain.tls.required", "disttrain.tls.insecure",
     ];
 
     public static DistTrainSettings From(Config config)
@@ -53,14 +59,63 @@ public sealed record DistTrainSettings(
         if (connect <= TimeSpan.Zero) throw new ArgumentException("disttrain.data-plane.connect-timeout must be positive, e.g. 5s.");
         var chunk = Read(config, "disttrain.data-plane.gradient-chunk-floats", c => c.GetInt("disttrain.data-plane.gradient-chunk-floats", -1), "an integer");
         if (chunk < 0) throw new ArgumentException($"disttrain.data-plane.gradient-chunk-floats = {chunk} must be 0 (send after the backward) or a positive number of floats, e.g. 65536.");
+        var maxConnections = Read(config, "disttrain.data-plane.max-connections", c => c.GetInt("disttrain.data-plane.max-connections", 0), "an integer");
+        if (maxConnections < 1)
+            throw new ArgumentException($"disttrain.data-plane.max-connections = {maxConnections} must be at least 1 (each listener needs one connection per peer: a shard's, one per worker plus the coordinator's); the default is 256.");
+        var hello = Read(config, "disttrain.data-plane.hello-timeout", c => c.GetTimeSpan("disttrain.data-plane.hello-timeout", null, false), "a duration such as 10s");
+        if (hello <= TimeSpan.Zero) throw new ArgumentException($"disttrain.data-plane.hello-timeout = {hello} must be positive, e.g. 10s.");
+        var read = Read(config, "disttrain.data-plane.read-timeout", c => c.GetTimeSpan("disttrain.data-plane.read-timeout", null, false), "a duration such as 30s");
+        if (read <= TimeSpan.Zero) throw new ArgumentException($"disttrain.data-plane.read-timeout = {read} must be positive, e.g. 30s.");
+        var idle = Read(config, "disttrain.data-plane.idle-timeout", c => c.GetTimeSpan("disttrain.data-plane.idle-timeout", null, false), "a duration such as 10m, or 0s for never");
+        if (idle < TimeSpan.Zero) throw new ArgumentException($"disttrain.data-plane.idle-timeout = {idle} must be 0s (never) or positive, e.g. 10m.");
+        var limits = new DistTrain.Cluster.DataPlane.DataPlaneLimits { MaxConnections = maxConnections, HelloTimeout = hello, ReadTimeout = read, IdleTimeout = idle };
         var join = Read(config, "disttrain.join-timeout", c => c.GetTimeSpan("disttrain.join-timeout", null, false), "a duration such as 30s");
         if (join <= TimeSpan.Zero) throw new ArgumentException("disttrain.join-timeout must be positive, e.g. 30s.");
         var name = config.GetString("disttrain.system-name", "");
         if (string.IsNullOrWhiteSpace(name) || !name.All(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_'))
             throw new ArgumentException($"disttrain.system-name = '{name}' must be letters, digits, '-' or '_'.");
 
-        return new DistTrainSettings(name, maxMessage, join, new DataPlaneSettings(dpHost, dpPort, maxFrame, buffer, connect, chunk));
+        var (tls, warning) = ReadTls(config, string.IsNullOrEmpty(publicHost) ? remoteHost : publicHost, remoteHost);
+        return new DistTrainSettings(name, maxMessage, join, new DataPlaneSettings(dpHost, dpPort, maxFrame, buffer, connect, chunk, limits), tls, warning);
     }
+
+    /// <summary>
+    /// disttrain.tls: a certificate and its CA switch TLS on (both or neither, files that exist). Without them a node whose
+    /// remoting is reachable from other machines (required = auto and a non-loopback address, or required = on as in
+    /// multinode.hocon) refuses to start unless disttrain.tls.insecure (--insecure) says otherwise, and then it warns.
+    /// </summary>
+    private static (TlsSettings?, string?) ReadTls(Config config, string advertised, string bound)
+    {
+        var cert = config.GetString("disttrain.tls.certificate", "");
+        var ca = config.GetString("disttrain.tls.ca", "");
+        var required = config.GetString("disttrain.tls.required", "auto");
+        if (required is not ("auto" or "on" or "off"))
+            throw new ArgumentException($"disttrain.tls.required = '{required}' must be auto (required when remoting is reachable from other machines), on or off.");
+        var insecure = Read(config, "disttrain.tls.insecure", c => c.GetBoolean("disttrain.tls.insecure", false), "on or off");
+        if (cert.Length > 0 != ca.Length > 0)
+            throw new ArgumentException(cert.Length > 0
+                ? "disttrain.tls.certificate is set but disttrain.tls.ca is not: give --tls-ca with the cluster CA (ca.pem from scripts/make-certs.sh) so peers can be checked."
+                : "disttrain.tls.ca is set but disttrain.tls.certificate is not: give --tls-cert with this node's .p12 from scripts/make-certs.sh.");
+        if (cert.Length > 0)
+        {
+            foreach (var (key, path) in new[] { ("disttrain.tls.certificate", cert), ("disttrain.tls.ca", ca) })
+                if (!File.Exists(path))
+                    throw new ArgumentException($"{key} = '{path}' does not exist; make the cluster's certificates with scripts/make-certs.sh and give their paths.");
+            return (new TlsSettings(cert, ca), null);
+        }
+        bool reachable = required == "on" || (required == "auto" && !(IsLoopback(advertised) && IsLoopback(bound)));
+        if (!reachable) return (null, null);
+        if (!insecure)
+            throw new ArgumentException(
+                $"Akka remoting on {(bound == advertised ? bound : $"{bound} (advertised as {advertised})")} would be plain TCP: anyone who reaches its port could join the cluster " +
+                "and send any message to any actor. Give --tls-cert NODE.p12 --tls-ca ca.pem (scripts/make-certs.sh makes them; or DISTTRAIN_TLS_CERT / DISTTRAIN_TLS_CA), " +
+                "or --insecure to run without TLS on a network you trust (disttrain.tls.required).");
+        return (null, "WARNING: --insecure: Akka remoting runs over plain TCP without authentication; anyone who can reach this node's port " +
+                      "can join the cluster, read the weights and stop the run. Use it only on a network you trust; see docs/architecture.md \"Security\".");
+    }
+
+    private static bool IsLoopback(string host) =>
+        host is "localhost" || (System.Net.IPAddress.TryParse(host.Trim('[', ']'), out var ip) && System.Net.IPAddress.IsLoopback(ip));
 
     /// <summary>A value of the wrong type (e.g. port = "abc") fails here with the key's name, not deep inside Akka's parser.</summary>
     private static T Read<T>(Config config, string key, Func<Config, T> get, string expected)

@@ -77,7 +77,7 @@ public sealed partial class CoordinatorCore : IDisposable
             throw new ArgumentException($"{resume} has {resume.Values.Length} parameters but the model has {parameterCount}.");
         (_job, _settings, _store, _clock) = (job, settings, store, clock ?? (() => DateTime.UtcNow));
         Description = JobMapping.ToDescription(job, jobId ?? Guid.NewGuid().ToString("N")[..12], parameterCount, settings.Mode);
-        Description = Description with { Dataset = Description.Dataset with { TrainSamples = trainCount } };
+        Description = Description with { Dataset = Description.Dataset with { TrainSamples = trainCount, TrainFingerprint = settings.TrainFingerprint } };
         _ranges = KeyRanges.Split(parameterCount, settings.Shards);
         _shards = new ShardInfo?[settings.Shards];
         _shardPeers = new string?[settings.Shards];

@@ -67,7 +67,8 @@ public sealed class WorkerCore(string workerId, IReplica replica)
             case JobDescription job when _job is null:
                 _job = job;
                 _out.Add(new StopTimer(AskTimer));
-                _out.Send(Coordinator, replica.Build(job));
+                try { _out.Send(Coordinator, replica.Build(job)); }
+                catch (DistTrain.Cluster.Runtime.DatasetMismatchException e) { Refuse($"Worker {workerId}: {e.Message}", e.Message); }
                 break;
             case RegisterRejected r: Refuse($"Worker {workerId} refused by the coordinator: {r.Reason}", r.Reason); break;
             case RegisterAccepted a when _job is not null && !_accepted: OnAccepted(a); break;

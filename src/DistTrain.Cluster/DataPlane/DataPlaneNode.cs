@@ -21,7 +21,7 @@ public sealed class DataPlaneNode : IDisposable
         _settings = settings;
         // Loopback hosts bind loopback only; any other advertised address binds every interface.
         var bind = settings.Host is "127.0.0.1" or "localhost" ? IPAddress.Loopback : IPAddress.Any;
-        _server = new DataPlaneServer(bind, settings.Port, handler, settings.MaxFrameBytes, settings.SocketBufferBytes);
+        _server = new DataPlaneServer(bind, settings.Port, handler, settings.MaxFrameBytes, settings.SocketBufferBytes, settings.Limits);
     }
 
     public int SelfId { get; }

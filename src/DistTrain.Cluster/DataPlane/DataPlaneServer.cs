@@ -1,6 +1,8 @@
 // Data-plane listener (DESIGN.md contract 6): accepts TCP connections from peers, runs one blocking
 // receive thread per connection, and receives each frame's floats directly into a span the handler
 // gives (MemoryMarshal.AsBytes) — no copy and no allocation per frame. Bad frames are counted, never applied.
+// A connection must open with its Hello and every later frame must carry the Hello's sender id; connections,
+// silences and half-sent frames are bounded by DataPlaneLimits, and nothing is allocated from a header's length.
 using System.Buffers.Binary;
 using System.IO.Hashing;
 using System.Net;
@@ -15,6 +17,7 @@ public sealed class DataPlaneServer : IDisposable
     private readonly IFrameHandler _handler;
     private readonly long _maxFrameBytes;
     private readonly int _bufferBytes;
+    private readonly DataPlaneLimits _limits;
     private readonly Lock _gate = new();
     private readonly List<Connection> _connections = [];
     private readonly Thread _acceptThread;
@@ -23,7 +26,9 @@ public sealed class DataPlaneServer : IDisposable
     /// <param name="bind">Address to listen on (IPAddress.Loopback, IPAddress.Any, ...).</param>
     /// <param name="port">Port; 0 = any free port (see <see cref="Port"/>).</param>
     /// <param name="maxFrameBytes">Largest payload applied; larger frames are drained and counted as <see cref="DropReason.Oversized"/>.</param>
-    public DataPlaneServer(IPAddress bind, int port, IFrameHandler handler, long maxFrameBytes = 256L << 20, int socketBufferBytes = DataPlaneDefaults.SocketBufferBytes)
+    /// <param name="limits">Connection count and timeouts (disttrain.data-plane.*); null = <see cref="DataPlaneLimits.Default"/>.</param>
+    public DataPlaneServer(IPAddress bind, int port, IFrameHandler handler, long maxFrameBytes = 256L << 20, int socketBufferBytes = DataPlaneDefaults.SocketBufferBytes,
+        DataPlaneLimits? limits = null)
     {
         ArgumentNullException.ThrowIfNull(bind);
         ArgumentNullException.ThrowIfNull(handler);
@@ -32,6 +37,9 @@ public sealed class DataPlaneServer : IDisposable
         _handler = handler;
         _maxFrameBytes = maxFrameBytes;
         _bufferBytes = socketBufferBytes;
+        _limits = limits ?? DataPlaneLimits.Default;
+        if (_limits.MaxConnections < 1)
+            throw new ArgumentOutOfRangeException(nameof(limits), _limits.MaxConnections, "disttrain.data-plane.max-connections must be at least 1.");
         _listener = new Socket(bind.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
         try
         {
@@ -88,11 +96,18 @@ public sealed class DataPlaneServer : IDisposable
             catch (Exception) when (_disposed) { return; }
             catch (SocketException) { continue; }
             SocketIo.Configure(s, _bufferBytes);
-            var c = new Connection(this, s);
+            Connection? c = null;
             lock (_gate)
             {
                 if (_disposed) { s.Dispose(); return; }
-                _connections.Add(c);
+                if (_connections.Count < _limits.MaxConnections) _connections.Add(c = new Connection(this, s));
+            }
+            if (c is null)
+            {
+                // Each connection holds a thread: past the bound, a newcomer is closed at once rather than starving the machine.
+                Stats.Refuse();
+                s.Dispose();
+                continue;
             }
             c.Start();
         }
@@ -110,11 +125,12 @@ public sealed class DataPlaneServer : IDisposable
         private readonly byte[] _scratch = new byte[64 * 1024];
         private readonly XxHash3 _hash = new();
         private const int HashSliceBytes = 256 * 1024; // fits L2 on both machine kinds
+        private int _timeoutMs = -1;
         public int? PeerId { get; private set; }
 
         public void Start()
         {
-            _loop = new Thread(Run) { IsBackground = true, Name = $"dataplane-recv:{socket.RemoteEndPoint}" };
+            _loop = new Thread(Run, DataPlaneLimits.ReceiveThreadStackBytes) { IsBackground = true, Name = $"dataplane-recv:{socket.RemoteEndPoint}" };
             _loop.Start();
         }
 
@@ -129,38 +145,49 @@ public sealed class DataPlaneServer : IDisposable
         private void Run()
         {
             FrameHeader header = default;
-            var inFrame = false;
+            var rented = false; // the current frame's payload is going into the handler's span: losing it frees the slot
+            var limits = server._limits;
             try
             {
                 Span<byte> lenBytes = stackalloc byte[4];
                 while (true)
                 {
-                    inFrame = false;
-                    if (!SocketIo.ReadExactly(socket, lenBytes)) return;
+                    rented = false;
+                    // Between frames: wait up to the Hello timeout (before the Hello) or the idle timeout (0 = forever).
+                    SetTimeout(PeerId is null ? limits.HelloTimeout : limits.IdleTimeout);
+                    var n = socket.Receive(lenBytes, SocketFlags.None);
+                    if (n == 0) return;
+                    // Inside a frame: every gap is bounded by the read timeout (a Hello must be complete by the Hello timeout).
+                    SetTimeout(PeerId is null ? limits.HelloTimeout : limits.ReadTimeout);
+                    if (!SocketIo.ReadExactly(socket, lenBytes[n..])) return;
                     var headerLength = BinaryPrimitives.ReadInt32LittleEndian(lenBytes);
                     if (headerLength <= 0 || headerLength > FrameHeader.MaxEncodedBytes) { server.Stats.Drop(DropReason.Malformed); return; }
                     if (!SocketIo.ReadExactly(socket, _header.AsSpan(0, headerLength))) return;
                     try { header = FrameHeader.Read(_header.AsMemory(0, headerLength)); }
                     catch (Exception) { server.Stats.Drop(DropReason.Malformed); return; }
-                    inFrame = true;
 
                     if (header.Kind == FrameKind.Hello)
                     {
-                        if (header.Length != 0) { server.Stats.Drop(DropReason.Malformed); return; }
+                        // One Hello per connection, without payload: a second one would change who the frames are from.
+                        if (PeerId is not null || header.Length != 0) { server.Stats.Drop(DropReason.Malformed); return; }
                         PeerId = header.SenderId;
                         server._handler.OnPeerConnected(header.SenderId);
                         continue;
                     }
-                    if (!ReceiveFrame(header)) { Lost(header); return; }
+                    // The stream cannot be trusted past a frame that is not from the connection's sender: close it.
+                    if (PeerId != header.SenderId) { server.Stats.Drop(DropReason.WrongSender); return; }
+                    if (!ReceiveFrame(header, ref rented)) { if (rented) Lost(header); return; }
                 }
             }
-            catch (Exception) when (inFrame)
+            catch (SocketException e) when (e.SocketErrorCode is SocketError.TimedOut or SocketError.WouldBlock)
             {
-                Lost(header);
+                server.Stats.TimeOut();
+                if (rented) Lost(header);
             }
             catch (Exception)
             {
-                // Socket closed between frames (Close(peerId), Dispose, or the peer died): nothing in flight.
+                // Socket closed (Close(peerId), Dispose, or the peer died): a frame in flight frees its slot.
+                if (rented) Lost(header);
             }
             finally
             {
@@ -170,14 +197,25 @@ public sealed class DataPlaneServer : IDisposable
             }
         }
 
+        /// <summary>Sets the socket's receive timeout when it changes (0 = none); no allocation.</summary>
+        private void SetTimeout(TimeSpan t)
+        {
+            var ms = t <= TimeSpan.Zero ? 0 : (int)Math.Clamp(t.TotalMilliseconds, 1, int.MaxValue);
+            if (ms == _timeoutMs) return;
+            socket.ReceiveTimeout = ms;
+            _timeoutMs = ms;
+        }
+
         private void Lost(in FrameHeader header)
         {
             server.Stats.Drop(DropReason.ConnectionLost);
             server._handler.OnDropped(header, DropReason.ConnectionLost);
         }
 
-        /// <summary>One data frame after its header; false if the connection ended mid-frame.</summary>
-        private bool ReceiveFrame(in FrameHeader header)
+        /// <summary>One data frame after its header; false if the connection ended mid-frame. <paramref name="rented"/> is true
+        /// while the payload is being received into the handler's span (only then does a lost connection concern the handler:
+        /// a dropped frame being drained never had a slot).</summary>
+        private bool ReceiveFrame(in FrameHeader header, ref bool rented)
         {
             DropReason? reason = null;
             Span<float> destination = default;
@@ -196,6 +234,7 @@ public sealed class DataPlaneServer : IDisposable
 
             // Hash each slice right after it lands, while it is still in cache, instead of re-reading the whole
             // frame from memory afterwards; the streaming XxHash3 equals the sender's one-shot hash.
+            rented = true;
             var bytes = MemoryMarshal.AsBytes(destination);
             _hash.Reset();
             while (bytes.Length > 0)
@@ -205,6 +244,7 @@ public sealed class DataPlaneServer : IDisposable
                 _hash.Append(slice);
                 bytes = bytes[slice.Length..];
             }
+            rented = false;
             if (_hash.GetCurrentHashAsUInt64() != header.Checksum)
             {
                 server.Stats.Drop(DropReason.BadChecksum);

@@ -15,6 +15,8 @@ public enum DropReason
     Malformed = 4,
     /// <summary>The connection closed in the middle of the frame (peer left or was closed).</summary>
     ConnectionLost = 5,
+    /// <summary>A frame before the connection's Hello, or whose SenderId is not the one its Hello named; the connection is closed.</summary>
+    WrongSender = 6,
 }
 
 /// <summary>Thread-safe counters of received and dropped frames.</summary>
@@ -23,11 +25,17 @@ public sealed class DataPlaneStats
     private readonly long[] _dropped = new long[Enum.GetValues<DropReason>().Length];
     private long _frames;
     private long _bytes;
+    private long _timedOut;
+    private long _refused;
 
     public long FramesReceived => Interlocked.Read(ref _frames);
     public long BytesReceived => Interlocked.Read(ref _bytes);
     public long Dropped(DropReason reason) => Interlocked.Read(ref _dropped[(int)reason]);
     public long DroppedTotal => Enumerable.Range(0, _dropped.Length).Sum(i => Interlocked.Read(ref _dropped[i]));
+    /// <summary>Connections closed because a Hello, the rest of a frame or (with an idle timeout) the next frame did not come in time.</summary>
+    public long TimedOut => Interlocked.Read(ref _timedOut);
+    /// <summary>Connections closed on arrival because the listener already had disttrain.data-plane.max-connections open.</summary>
+    public long ConnectionsRefused => Interlocked.Read(ref _refused);
 
     internal void Received(long payloadBytes)
     {
@@ -36,8 +44,10 @@ public sealed class DataPlaneStats
     }
 
     internal void Drop(DropReason reason) => Interlocked.Increment(ref _dropped[(int)reason]);
+    internal void TimeOut() => Interlocked.Increment(ref _timedOut);
+    internal void Refuse() => Interlocked.Increment(ref _refused);
 
     public override string ToString() =>
         $"frames={FramesReceived}, bytes={BytesReceived}, dropped: " +
-        string.Join(", ", Enum.GetValues<DropReason>().Select(r => $"{r}={Dropped(r)}"));
+        string.Join(", ", Enum.GetValues<DropReason>().Select(r => $"{r}={Dropped(r)}")) + $"; timed out={TimedOut}, refused connections={ConnectionsRefused}";
 }

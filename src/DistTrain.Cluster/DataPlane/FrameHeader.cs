@@ -58,17 +58,27 @@ public readonly record struct FrameHeader(
         w.Flush();
     }
 
-    /// <summary>Reads a header; throws <see cref="MessagePackSerializationException"/> (or <see cref="InvalidDataException"/>) on anything else.</summary>
+    /// <summary>Reads a header; throws <see cref="InvalidDataException"/> on anything else: another MessagePack shape, a
+    /// truncated or overlong encoding, an unknown kind, a negative length or offset. Allocates nothing.</summary>
     public static FrameHeader Read(ReadOnlyMemory<byte> bytes)
     {
-        var r = new MessagePackReader(bytes);
-        UntrustedOptions.Security.DepthStep(ref r);
-        var count = r.ReadArrayHeader();
-        if (count != FieldCount) throw new InvalidDataException($"frame header has {count} fields, expected {FieldCount}");
-        var kind = r.ReadByte();
-        if (kind > (byte)FrameKind.Buffers) throw new InvalidDataException($"frame kind {kind} is unknown");
-        var h = new FrameHeader((FrameKind)kind, r.ReadInt64(), r.ReadInt32(), r.ReadInt64(), r.ReadInt32(), r.ReadInt64(), r.ReadInt32(), r.ReadUInt64(), r.ReadInt32());
-        if (!r.End) throw new InvalidDataException("trailing bytes after the frame header");
+        FrameHeader h;
+        try
+        {
+            var r = new MessagePackReader(bytes);
+            UntrustedOptions.Security.DepthStep(ref r);
+            var count = r.ReadArrayHeader();
+            if (count != FieldCount) throw new InvalidDataException($"frame header has {count} fields, expected {FieldCount}");
+            var kind = r.ReadByte();
+            if (kind > (byte)FrameKind.Buffers) throw new InvalidDataException($"frame kind {kind} is unknown");
+            h = new FrameHeader((FrameKind)kind, r.ReadInt64(), r.ReadInt32(), r.ReadInt64(), r.ReadInt32(), r.ReadInt64(), r.ReadInt32(), r.ReadUInt64(), r.ReadInt32());
+            if (!r.End) throw new InvalidDataException("trailing bytes after the frame header");
+        }
+        catch (Exception e) when (e is not InvalidDataException)
+        {
+            // MessagePack's own failures (truncation, wrong type, a value out of range) are all "not a header" here.
+            throw new InvalidDataException($"frame header is not a {FieldCount}-field MessagePack array of the expected types ({e.GetType().Name}: {e.Message})", e);
+        }
         if (h.Length < 0 || h.Offset < 0) throw new InvalidDataException($"frame header has a negative range {h.Offset}+{h.Length}");
         return h;
     }

@@ -44,11 +44,16 @@ public sealed record NodeOptions
     /// <summary>Start from the weights (and running statistics) of this checkpoint file with a fresh optimizer at step 0
     /// (coordinator; `train --init`); excludes ResumeDir.</summary>
     public string? InitFile { get; init; }
+    /// <summary>`--allow-unverified`: resume from checkpoint files whose SHA-256 manifest is missing (with a warning).</summary>
+    public bool AllowUnverified { get; init; }
     /// <summary>See CoordinatorSettings.SnapshotGrace.</summary>
     public TimeSpan SnapshotGrace { get; init; } = TimeSpan.FromSeconds(20);
     /// <summary>Faults a test injects into the coordinator (null in production).</summary>
     public ICoordinatorFaults? Faults { get; init; }
 }
+
+/// <summary>A worker's copy of the training data is not the coordinator's (ClusterNode.DatasetMismatch): it refuses the job.</summary>
+public sealed class DatasetMismatchException(string message) : Exception(message);
 
 public sealed class ClusterNode : IAsyncDisposable
 {
@@ -77,7 +82,8 @@ public sealed class ClusterNode : IAsyncDisposable
         {
             var seeds = string.Join(", ", cluster.Settings.SeedNodes.Select(a => a.ToString()));
             throw new TimeoutException($"This node did not join the cluster within {Settings.JoinTimeout.TotalSeconds:0}s (disttrain.join-timeout): " +
-                $"no seed node answered at [{seeds}]. Check that the coordinator node runs and that --seed-nodes names its host and port.");
+                $"no seed node answered at [{seeds}]. Check that the coordinator node runs and that --seed-nodes names its host and port" +
+                (Settings.Tls is null ? "." : "; with TLS, also that the seed runs with TLS and that both certificates come from the same cluster CA (--tls-ca; the seed's log names a refused certificate)."));
         }
     }
 
@@ -115,16 +121,20 @@ public sealed class ClusterNode : IAsyncDisposable
             akka.actor.serialize-messages = {{(o.SerializeMessages ? "on" : "off")}}
             akka.loglevel = {{(Environment.GetEnvironmentVariable("DISTTRAIN_AKKA_LOGLEVEL") ?? "WARNING")}}
             akka.remote.log-remote-lifecycle-events = off
+            akka.remote.dot-netty.tcp.enable-ssl = {{(settings.Tls is null ? "off" : "on")}}
             """);
-        var system = ActorSystem.Create(settings.SystemName, extra.WithFallback(config));
+        var bindHost = CheckLocalAddresses(config, settings);
+        if (settings.InsecureWarning is { } warning) Console.Error.WriteLine(warning);
+        var system = ActorSystem.Create(settings.SystemName, NodeTls.Setup(extra.WithFallback(config), settings));
         var node = new ClusterNode(system) { Settings = settings };
         var cluster = Akka.Cluster.Cluster.Get(system);
         if (config.GetStringList("akka.cluster.seed-nodes").Count == 0) cluster.Join(cluster.SelfAddress);
         string self = cluster.SelfAddress.ToString();
         var host = settings.DataPlane.Host is { Length: > 0 } h ? h : cluster.SelfAddress.Host ?? "127.0.0.1";
-        var endpoints = new NodeEndpoints(host, host, settings.DataPlane.MaxFrameBytes, settings.DataPlane.GradientChunkFloats)
+        var endpoints = new NodeEndpoints(bindHost ?? host, host, settings.DataPlane.MaxFrameBytes, settings.DataPlane.GradientChunkFloats)
         {
             Port = settings.DataPlane.Port, SocketBufferBytes = settings.DataPlane.SocketBufferBytes, ConnectTimeout = settings.DataPlane.ConnectTimeout,
+            Limits = settings.DataPlane.Limits ?? DistTrain.Cluster.DataPlane.DataPlaneLimits.Default,
         };
         int psActors = o.Roles.Contains("ps") ? o.PsActors : 0;
         if (settings.DataPlane.Port > 0 && settings.DataPlane.Port + psActors + o.Workers > 65535)
@@ -134,6 +144,8 @@ public sealed class ClusterNode : IAsyncDisposable
         {
             var job = o.Job ?? throw new ArgumentException("A coordinator node needs the training job (model, dataset, hyper-parameters).");
             var (train, _) = DistTrain.Data.Sources.DatasetSpec.Parse(job.Dataset).Load();
+            // Workers load their own copy of the data; the job carries this hash so a differing copy is refused, not trained on.
+            var fingerprint = DistTrain.Data.DatasetOps.Fingerprint(train);
             int parameters = DistTrain.Nn.Models.ModelBuilder.Build(job.Spec(), (ulong)(uint)job.Seed).ParameterCount;
             var cs = new CoordinatorSettings(o.PsShards, o.OutDir, endpoints with { PortSlot = 0 }, o.LeaseTimeout, o.MinWorkers)
             {
@@ -141,10 +153,11 @@ public sealed class ClusterNode : IAsyncDisposable
                 OnProgress = o.OnProgress,
                 Mode = o.Mode,
                 CheckpointEvery = o.CheckpointEvery,
-                Resume = o.ResumeDir is not null ? FindResumePoint(o.ResumeDir, job, o.OnProgress)
+                Resume = o.ResumeDir is not null ? FindResumePoint(o.ResumeDir, job, o.OnProgress, o.AllowUnverified)
                     : o.InitFile is not null ? InitialPoint(o.InitFile, job, o.OnProgress) : null,
                 SnapshotGrace = o.SnapshotGrace,
                 Faults = o.Faults,
+                TrainFingerprint = fingerprint,
             };
             system.ActorOf(ClusterSingletonManager.Props(CoordinatorActor.Props(job, train.Count, parameters, cs), PoisonPill.Instance,
                 ClusterSingletonManagerSettings.Create(system).WithRole("coordinator")), "coordinator");
@@ -164,13 +177,14 @@ public sealed class ClusterNode : IAsyncDisposable
         return node;
     }
 
-    /// <summary>The newest checkpoint of <paramref name="runDir"/> that verifies; says which, and why it skipped newer ones.</summary>
-    public static DistTrain.Training.Checkpoints.ResumePoint FindResumePoint(string runDir, TrainJob job, Action<string>? say)
+    /// <summary>The newest checkpoint of <paramref name="runDir"/> that verifies; says which, and why it skipped newer ones.
+    /// <paramref name="allowUnverified"/> (`--allow-unverified`) accepts files whose SHA-256 manifest is missing.</summary>
+    public static DistTrain.Training.Checkpoints.ResumePoint FindResumePoint(string runDir, TrainJob job, Action<string>? say, bool allowUnverified = false)
     {
         var found = DistTrain.Training.Checkpoints.CheckpointSeries.List(runDir);
         if (found.Count == 0)
             throw new ArgumentException($"No checkpoint to resume from in {DistTrain.Training.Checkpoints.CheckpointSeries.RootOf(runDir)}; start the run without --resume.");
-        var point = DistTrain.Training.Checkpoints.CheckpointSeries.FindLatest(runDir, job, m => say?.Invoke(m))
+        var point = DistTrain.Training.Checkpoints.CheckpointSeries.FindLatest(runDir, job, m => say?.Invoke(m), allowUnverified)
             ?? throw new ArgumentException($"None of the {found.Count} checkpoint(s) in {DistTrain.Training.Checkpoints.CheckpointSeries.RootOf(runDir)} verifies (see above); " +
                                            "restore one from a backup or start the run without --resume.");
         say?.Invoke($"resuming from {point}");
@@ -189,6 +203,55 @@ public sealed class ClusterNode : IAsyncDisposable
         say?.Invoke($"init: weights from {file} (step {info.Step}, epoch {info.Epoch})");
         var state = job.CreateOptimizer(model.ParameterCount).State.Select(s => (s.Name, new float[s.Data.Length])).ToArray();
         return new DistTrain.Training.Checkpoints.ResumePoint(file, 0, 0, model.Store.Values.ToArray(), model.Store.Buffers.ToArray(), state);
+    }
+
+    /// <summary>
+    /// Null when <paramref name="local"/> is the data the coordinator described (same SHA-256 fingerprint, DatasetOps.Fingerprint),
+    /// else why not, naming both fingerprints and how to compare them. An empty expected fingerprint (nothing to compare) passes.
+    /// </summary>
+    public static string? DatasetMismatch(DistTrain.Cluster.Messages.CoordinatorMessages.DatasetInfo expected, DistTrain.Data.Dataset local)
+    {
+        if (string.IsNullOrEmpty(expected.TrainFingerprint)) return null;
+        var here = DistTrain.Data.DatasetOps.Fingerprint(local);
+        if (here == expected.TrainFingerprint) return null;
+        return $"this node's training data for '{expected.Spec}' differs from the coordinator's: fingerprint {here} here ({local.Count} samples), " +
+               $"{expected.TrainFingerprint} at the coordinator ({expected.TrainSamples} samples). Give every node the same files " +
+               $"(`disttrain data check --dataset {expected.Spec}` prints the fingerprint on each machine).";
+    }
+
+    /// <summary>
+    /// The remoting and data-plane addresses must be this machine's: binding another one fails deep inside Akka (and the
+    /// data plane) and the actors restart forever. Returns the data plane's bind address as an IP literal (a host name
+    /// resolved), or null when it is already one.
+    /// </summary>
+    private static string? CheckLocalAddresses(Config config, DistTrainSettings settings)
+    {
+        var remoting = config.GetString("akka.remote.dot-netty.tcp.hostname", "");
+        if (remoting is not ("" or "0.0.0.0" or "::")) LocalAddress(remoting, "--hostname (akka.remote.dot-netty.tcp.hostname)");
+        var data = LocalAddress(settings.DataPlane.Host, "the data-plane address (--hostname or disttrain.data-plane.host)");
+        return data.ToString() == settings.DataPlane.Host ? null : data.ToString();
+    }
+
+    private static global::System.Net.IPAddress LocalAddress(string host, string what)
+    {
+        var local = global::System.Net.NetworkInformation.NetworkInterface.GetAllNetworkInterfaces()
+            .SelectMany(n => n.GetIPProperties().UnicastAddresses.Select(u => u.Address)).ToList();
+        global::System.Net.IPAddress[] candidates;
+        if (global::System.Net.IPAddress.TryParse(host.Trim('[', ']'), out var ip)) candidates = [ip];
+        else
+        {
+            try { candidates = global::System.Net.Dns.GetHostAddresses(host); }
+            catch (global::System.Net.Sockets.SocketException e)
+            {
+                throw new ArgumentException($"{what} '{host}' cannot be resolved ({e.Message}); give this machine's IP address.", e);
+            }
+        }
+        // IPv4 first: DataPlaneClient connects to a name's first IPv4 address, so the listener must bind that one.
+        var found = candidates.OrderBy(c => c.AddressFamily == global::System.Net.Sockets.AddressFamily.InterNetwork ? 0 : 1)
+            .FirstOrDefault(c => global::System.Net.IPAddress.IsLoopback(c) || local.Any(l => l.Equals(c)));
+        return found ?? throw new ArgumentException(
+            $"{what} '{host}' is not an address of this machine (its addresses: {string.Join(", ", local.Select(a => a.ToString()))}); " +
+            "give one of them (behind NAT, bind a local one and advertise the public one with akka.remote.dot-netty.tcp.public-hostname).");
     }
 
     /// <summary>Runs one process with every role as <paramref name="o"/> says (its Job, Workers, PsShards, OutDir, checkpoint options).</summary>

@@ -30,6 +30,8 @@ public sealed record CoordinatorSettings(int Shards, string OutDir, NodeEndpoint
     public TimeSpan SnapshotGrace { get; init; } = TimeSpan.FromSeconds(20);
     /// <summary>Faults a test injects (null in production).</summary>
     public ICoordinatorFaults? Faults { get; init; }
+    /// <summary>SHA-256 of the training set (DatasetOps.Fingerprint): workers with other data refuse the job (ClusterNode.DatasetMismatch).</summary>
+    public string TrainFingerprint { get; init; } = "";
 }
 
 public sealed class CoordinatorActor : ReceiveActor, IWithTimers

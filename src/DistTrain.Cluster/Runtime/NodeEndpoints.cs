@@ -18,10 +18,12 @@ public sealed record NodeEndpoints(string BindAddress, string AdvertisedHost, lo
     public int SocketBufferBytes { get; init; } = DataPlaneDefaults.SocketBufferBytes;
     /// <summary>disttrain.data-plane.connect-timeout.</summary>
     public TimeSpan ConnectTimeout { get; init; } = TimeSpan.FromSeconds(5);
+    /// <summary>disttrain.data-plane.max-connections and the hello / read / idle timeouts of every listener.</summary>
+    public DataPlaneLimits Limits { get; init; } = DataPlaneLimits.Default;
 
     /// <summary>This actor's data-plane listener, on its slot of the node's port range (or any free port).</summary>
     public DataPlaneServer Listen(IFrameHandler handler) =>
-        new(IPAddress.Parse(BindAddress), Port == 0 ? 0 : Port + PortSlot, handler, MaxFrameBytes, SocketBufferBytes);
+        new(IPAddress.Parse(BindAddress), Port == 0 ? 0 : Port + PortSlot, handler, MaxFrameBytes, SocketBufferBytes, Limits);
 
     /// <summary>A connection to a peer's listener with this node's buffer size and connect timeout.</summary>
     public DataPlaneClient Connect(string host, int port, int senderId) =>

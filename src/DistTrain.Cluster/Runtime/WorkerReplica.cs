@@ -70,6 +70,7 @@ public sealed class WorkerReplica : IReplica, IDisposable
         var train = JobMapping.ToTrainJob(job);
         var spec = train.Spec();
         _train = DistTrain.Data.Sources.DatasetSpec.Parse(train.Dataset).Load().Train;
+        if (ClusterNode.DatasetMismatch(job.Dataset, _train) is { } other) throw new DatasetMismatchException(other);
         var model = spec.Build((ulong)(uint)train.Seed);
         _trainer = train.CreateTrainer(_train.Count, model);
         _mode = JobMapping.ModeOf(job);

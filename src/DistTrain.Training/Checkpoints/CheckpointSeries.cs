@@ -2,7 +2,8 @@
 // model.safetensors (weights and buffers, metadata: spec, step, epoch, seed, job) and
 // model.optimizer.safetensors — the one-process format. A checkpoint is written into a temporary
 // folder and renamed into place, so a crash leaves either the whole checkpoint or none; every file has
-// its SHA-256 manifest. Resume takes the newest checkpoint that verifies and says why it skipped others.
+// its SHA-256 manifest. Resume takes the newest checkpoint that verifies and says why it skipped others; a file
+// without its manifest does not verify (integrity at rest) unless the caller allows unverified files explicitly.
 using System.Globalization;
 using System.Text.Json;
 using DistTrain.Nn.Checkpoints;
@@ -82,26 +83,29 @@ public static class CheckpointSeries
 
     /// <summary>
     /// The newest checkpoint of <paramref name="runDir"/> that loads and verifies into <paramref name="job"/>'s model, or null
-    /// when there is none. A checkpoint that fails (bad checksum, truncated, another model) is reported through
-    /// <paramref name="warn"/> with the file and the reason, and the previous one is tried.
+    /// when there is none. A checkpoint that fails (bad checksum, no manifest, truncated, another model) is reported through
+    /// <paramref name="warn"/> with the file and the reason, and the previous one is tried. <paramref name="allowUnverified"/>
+    /// (`--allow-unverified`) loads files whose manifest is missing, with a warning; a manifest that is present is always checked.
     /// </summary>
-    public static ResumePoint? FindLatest(string runDir, TrainJob job, Action<string> warn)
+    public static ResumePoint? FindLatest(string runDir, TrainJob job, Action<string> warn, bool allowUnverified = false)
     {
         foreach (var (_, dir) in List(runDir))
         {
-            try { return Load(dir, job); }
+            try { return Load(dir, job, allowUnverified, warn); }
             catch (CheckpointException e) { warn($"skipping checkpoint {dir}: {e.Message}"); }
         }
         return null;
     }
 
-    /// <summary>Loads one checkpoint folder into <paramref name="job"/>'s model and optimizer layout; throws CheckpointException naming the file.</summary>
-    public static ResumePoint Load(string dir, TrainJob job)
+    /// <summary>Loads one checkpoint folder into <paramref name="job"/>'s model and optimizer layout; throws CheckpointException
+    /// naming the file. Both files must have their SHA-256 manifest unless <paramref name="allowUnverified"/>.</summary>
+    public static ResumePoint Load(string dir, TrainJob job, bool allowUnverified = false, Action<string>? warn = null)
     {
         var weights = Path.Combine(dir, WeightsFile);
         var spec = job.Spec();
         var model = spec.Build((ulong)(uint)job.Seed);
-        if (!File.Exists(weights)) throw new CheckpointException(weights, "is missing; the checkpoint folder is incomplete.");
+        if (!File.Exists(weights)) throw new CheckpointException(weights, "is missing; the checkpoint folder is incomplete. Resume from an earlier checkpoint (delete this folder) or restore it from a backup.");
+        RequireManifest(weights, allowUnverified, warn);
         var info = Checkpoint.LoadInto(model.Store, weights);
         if (info.Extra.TryGetValue("spec_hash", out var hash) && hash != spec.Hash)
             throw new CheckpointException(weights, $"was written for model spec {hash[..Math.Min(12, hash.Length)]}, not this job's {spec.Hash[..12]}; resume with the same --model.");
@@ -109,10 +113,27 @@ public static class CheckpointSeries
             throw new CheckpointException(weights, $"was written with --seed {info.Seed}, not {job.Seed}; resume with the same seed.");
         var optimizer = job.CreateOptimizer(model.ParameterCount);
         var optPath = Checkpoint.OptimizerPathFor(weights);
-        if (!File.Exists(optPath)) throw new CheckpointException(optPath, "is missing; the checkpoint folder is incomplete.");
+        if (!File.Exists(optPath))
+            throw new CheckpointException(optPath, "is missing; the checkpoint folder is incomplete (resuming needs the optimizer state beside the weights). " +
+                $"Resume from an earlier checkpoint, or start a new run from these weights with a fresh optimizer: --init {weights}.");
+        RequireManifest(optPath, allowUnverified, warn);
         long t = Checkpoint.LoadOptimizerState(optimizer.State, optPath, optimizer.ToString());
-        if (t != info.Step) throw new CheckpointException(optPath, $"holds the optimizer after {t} updates but the weights are of step {info.Step}.");
+        if (t != info.Step)
+            throw new CheckpointException(optPath, $"holds the optimizer after {t} updates but the weights are of step {info.Step}; the two files come from different checkpoints. " +
+                "Resume from a checkpoint folder whose files were written together.");
         return new ResumePoint(dir, info.Step, info.Epoch, model.Store.Values, model.Store.Buffers,
             optimizer.State.Select(s => (s.Name, s.Data)).ToArray());
+    }
+
+    /// <summary>Every checkpoint file is written with a SHA-256 manifest; one without it cannot be checked for corruption or
+    /// tampering, so it is refused unless the user allows unverified files (then it is said).</summary>
+    private static void RequireManifest(string path, bool allowUnverified, Action<string>? warn)
+    {
+        var manifest = AtomicFile.ManifestPath(path);
+        if (File.Exists(manifest)) return; // SafeTensors.Read checks it
+        if (!allowUnverified)
+            throw new CheckpointException(path, $"has no SHA-256 manifest ({Path.GetFileName(manifest)} is missing), so its integrity cannot be checked. " +
+                $"Copy the checkpoint folder again with its .sha256 files, or resume with --allow-unverified to load it without the check.");
+        warn?.Invoke($"warning: {path} has no SHA-256 manifest; loading it unverified (--allow-unverified)");
     }
 }
