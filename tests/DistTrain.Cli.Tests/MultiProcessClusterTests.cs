@@ -41,14 +41,14 @@ public sealed class MultiProcessClusterTests(ITestOutputHelper output) : IDispos
         return port;
     }
 
-    private Process Start(string args, string name, string? netns = null)
+    private Process Start(string args, string name, string? netns = null, Action<string>? onLine = null)
     {
         var psi = netns is null
             ? new ProcessStartInfo("dotnet", $"\"{Dll()}\" {args}")
             : new ProcessStartInfo("ip", $"netns exec {netns} dotnet \"{Dll()}\" {args}");
         psi.RedirectStandardOutput = true; psi.RedirectStandardError = true; psi.UseShellExecute = false;
         var p = Process.Start(psi)!;
-        p.OutputDataReceived += (_, e) => { if (e.Data is not null) Log($"[{name}] {e.Data}"); };
+        p.OutputDataReceived += (_, e) => { if (e.Data is not null) { Log($"[{name}] {e.Data}"); onLine?.Invoke(e.Data); } };
         p.ErrorDataReceived += (_, e) => { if (e.Data is not null) Log($"[{name}!] {e.Data}"); };
         p.BeginOutputReadLine();
         p.BeginErrorReadLine();
@@ -81,6 +81,8 @@ public sealed class MultiProcessClusterTests(ITestOutputHelper output) : IDispos
         return Sha(r.ModelPath!);
     }
 
+    private readonly System.Collections.Concurrent.ConcurrentQueue<string> _coordinatorLines = new(); // what the last coordinator printed
+
     /// <summary>Starts the coordinator process and the worker processes; returns the coordinator and the output folder.</summary>
     private (Process Coordinator, Process[] Workers, string Out) StartCluster(TrainJob job, int workers, string extra = "", string? outDir = null,
         int psNodes = 0, int psActors = 1)
@@ -89,7 +91,15 @@ public sealed class MultiProcessClusterTests(ITestOutputHelper output) : IDispos
         File.WriteAllText(specFile, job.ModelSpecJson);
         outDir ??= Directory.CreateTempSubdirectory("disttrain-mp-").FullName;
         int port = FreePort();
-        var coord = Start($"{TrainArgs(job, specFile)} --workers 0 --cluster-port {port} --wait-workers {Math.Max(workers, 1)} --out \"{outDir}\" {extra}", "coordinator");
+        using var listening = new ManualResetEventSlim();
+        var coord = Start($"{TrainArgs(job, specFile)} --workers 0 --cluster-port {port} --wait-workers {Math.Max(workers, 1)} --out \"{outDir}\" {extra}", "coordinator",
+            onLine: line =>
+            {
+                _coordinatorLines.Enqueue(line);
+                if (line.StartsWith("cluster seed node ", StringComparison.Ordinal)) listening.Set();
+            });
+        // The other processes bind ephemeral ports: started before the coordinator holds its port, one of them can be given it.
+        listening.Wait(TimeSpan.FromSeconds(90));
         for (int i = 0; i < psNodes; i++)
             Start($"node --roles ps --ps-actors {psActors} --seed-nodes akka.tcp://disttrain@127.0.0.1:{port}", $"ps{i}");
         var ws = Enumerable.Range(0, workers)
@@ -103,13 +113,11 @@ public sealed class MultiProcessClusterTests(ITestOutputHelper output) : IDispos
         // Coordinator without shards, two `disttrain node --roles ps` processes holding one key range each, two workers.
         var job = Job(TestData.WriteIdx(200, 50), 12);
         var expected = await InProcess(job);
-        var lines = new List<string>();
         var (coord, _, outDir) = StartCluster(job, 2, "--ps-shards 2 --ps-local 0", psNodes: 2);
-        coord.OutputDataReceived += (_, e) => { if (e.Data is not null) lock (lines) lines.Add(e.Data); };
         Assert.True(coord.WaitForExit(TimeSpan.FromMinutes(3)), "the coordinator process did not finish within 3 minutes");
         coord.WaitForExit();
         Assert.Equal(0, coord.ExitCode);
-        lock (lines) Assert.Contains(lines, l => l.Contains("2 PS shard(s) (0 in this process)"));
+        Assert.Contains(_coordinatorLines, l => l.Contains("2 PS shard(s) (0 in this process)"));
         Assert.Equal(expected, Sha(Path.Combine(outDir, "model.safetensors")));
     }
 
