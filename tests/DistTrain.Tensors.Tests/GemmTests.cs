@@ -1,9 +1,10 @@
 // Fast SGEMM against the naive GemmReference: bit-identical (tolerance 0, the determinism contract) on
-// sizes 0..17 and around the tile/block edges, all transposes, accumulate, padded leading dimensions,
-// every SIMD path this machine has and 1/2/3 threads; plus zero allocation and bad-input errors.
+// sizes 0..17 and around the tile/block edges, all transposes, accumulate, padded leading dimensions, every SIMD
+// path (a row each; one this CPU lacks is skipped with the reason) and 1/2/3 threads; plus zero allocation and errors.
 // Runs alone (it forces Simd.Path, a process-wide switch).
 using DistTrain.Tensors;
 using DistTrain.Tensors.Kernels;
+using DistTrain.Tests;
 using Xunit;
 
 namespace DistTrain.Tensors.Tests;
@@ -14,14 +15,6 @@ public sealed class GemmTestsCollection;
 [Collection(nameof(GemmTests))]
 public sealed class GemmTests
 {
-    // Every path is a row on every machine; a path this CPU lacks reports as skipped with the reason (RequirePath), rather
-    // than vanishing from the results of an AVX2-only host.
-    public static IEnumerable<object[]> Paths() =>
-        new[] { SimdPath.Portable, SimdPath.Avx2, SimdPath.Avx512 }.Select(p => new object[] { p });
-
-    private static void RequirePath(SimdPath path) =>
-        Skip.If(path > Simd.Best, $"{path} is not supported by this CPU (best: {Simd.Best}); this row runs on a machine that has it");
-
     private static readonly (bool A, bool B)[] Transposes = [(false, false), (false, true), (true, false), (true, true)];
 
     private sealed class Case
@@ -77,10 +70,10 @@ public sealed class GemmTests
         foreach (int th in threads) t.AssertSame(expected, t.Fast(th), $"{path} threads={th}");
     }
 
-    [SkippableTheory, MemberData(nameof(Paths))]
+    [SkippableTheory, MemberData(nameof(SimdRows.Paths), MemberType = typeof(SimdRows))]
     public void SmallShapesAllTransposesMatchReferenceBitForBit(SimdPath path)
     {
-        RequirePath(path);
+        SimdRows.Require(path);
         int[] ks = [0, 1, 2, 5, 16, 17];
         int seed = 0;
         for (int m = 0; m <= 17; m++)
@@ -90,10 +83,10 @@ public sealed class GemmTests
                         Check(path, new Case(seed++, ta, tb, m, n, k, accumulate: seed % 3 == 0, pad: seed % 5 == 0 ? 3 : 0), 1);
     }
 
-    [SkippableTheory, MemberData(nameof(Paths))]
+    [SkippableTheory, MemberData(nameof(SimdRows.Paths), MemberType = typeof(SimdRows))]
     public void EdgeSizesAroundTilesAndBlocksMatchReference(SimdPath path)
     {
-        RequirePath(path);
+        SimdRows.Require(path);
         // 31..321 straddle every tile width (6..32) and the M/K blocks (MC=192, KCMax=320).
         int[] sizes = [31, 32, 33, 63, 64, 65, 127, 128, 129, 255, 256, 257, 319, 320, 321];
         int seed = 1000;
@@ -119,10 +112,10 @@ public sealed class GemmTests
             Check(Simd.Best, new Case(7, ta, tb, 3, 2100, 340, accumulate: ta), 1, 2);
     }
 
-    [SkippableTheory, MemberData(nameof(Paths))]
+    [SkippableTheory, MemberData(nameof(SimdRows.Paths), MemberType = typeof(SimdRows))]
     public void DeepReductionsSplitIntoEqualBlocksMatchReference(SimdPath path)
     {
-        RequirePath(path);
+        SimdRows.Require(path);
         // K cut into 2-4 blocks of equal depth (321 = 168 + 153, 784 = 264 + 264 + 256, 1000 = 256 x 3 + 232),
         // each continuing the chains the previous one stored, with the row tiles shared by 1 or 2 threads.
         int seed = 3000;
@@ -131,10 +124,10 @@ public sealed class GemmTests
                 Check(path, new Case(seed++, ta, tb, 37, 261, k, accumulate: seed % 2 == 0, pad: seed % 3), 1, 2);
     }
 
-    [SkippableTheory, MemberData(nameof(Paths))]
+    [SkippableTheory, MemberData(nameof(SimdRows.Paths), MemberType = typeof(SimdRows))]
     public void ThreadCountNeverChangesTheBits(SimdPath path)
     {
-        RequirePath(path);
+        SimdRows.Require(path);
         // Row split (tall) and column split (wide), each big enough for 3 parts.
         Check(path, new Case(11, false, false, 129, 257, 65), 1, 2, 3);
         Check(path, new Case(12, true, true, 40, 300, 70, accumulate: true), 1, 2, 3);
@@ -193,10 +186,10 @@ public sealed class GemmTests
         finally { stop.Cancel(); Task.WaitAll(busy); }
     }
 
-    [SkippableTheory, MemberData(nameof(Paths))]
+    [SkippableTheory, MemberData(nameof(SimdRows.Paths), MemberType = typeof(SimdRows))]
     public void PackedPanelsAcrossRowBlocksMatchReference(SimdPath path)
     {
-        RequirePath(path);
+        SimdRows.Require(path);
         // A transposed and packed (more than 256 columns) over several MC row blocks, its last panels too
         // close to the end of A's rows for 8-float loads; B packed row by row with an edge panel.
         foreach (int m in (int[])[197, 400, 403])
