@@ -1,7 +1,8 @@
 // Max and average pooling against ConvReference (bit-identical: same visiting order), ties and NaN,
-// thread counts, and bad operands.
+// thread counts and SIMD paths (a row per path), and bad operands.
 using DistTrain.Tensors;
 using DistTrain.Tensors.Kernels;
+using DistTrain.Tests;
 using Xunit;
 
 namespace DistTrain.Tensors.Tests;
@@ -16,10 +17,12 @@ public class PoolTests
         { 2, 3, 6, 30, 2, 2 }, { 1, 2, 15, 17, 2, 2 }, { 3, 1, 3, 5, 2, 2 }, { 1, 1, 5, 19, 2, 2 }, { 2, 2, 2, 2, 2, 2 },
     };
 
-    [Theory]
-    [MemberData(nameof(Shapes))]
-    public void BitIdenticalToReferenceForAnyThreadCountAndSimdPath(int b, int c, int h, int w, int k, int stride)
+    public static IEnumerable<object[]> ShapesOnEveryPath() => SimdRows.Cross(Shapes);
+
+    [SkippableTheory, MemberData(nameof(ShapesOnEveryPath))]
+    public void BitIdenticalToReferenceForAnyThreadCountAndSimdPath(int b, int c, int h, int w, int k, int stride, SimdPath path)
     {
+        SimdRows.Require(path);
         var s = new PoolShape(b, c, h, w, k, stride);
         var x = ConvTests.Random(s.InputLength, 1);
         for (int i = 0; i < x.Length; i += 5) x[i] = x[Math.Max(0, i - 1)];   // ties: first index must win
@@ -34,10 +37,9 @@ public class PoolTests
         int saved = Compute.Threads;
         try
         {
-            foreach (var path in new[] { Simd.Best, SimdPath.Portable })   // the 2x2 AVX2 rows and the scalar loop
+            using var _ = Simd.Force(path);   // AVX2 and wider: the 2x2 vector rows; portable: the scalar loop
             foreach (int t in new[] { 1, 2, 3 })
             {
-                using var _ = Simd.Force(path);
                 Compute.Threads = t;
                 var y = new float[s.OutputLength]; var a = new int[s.OutputLength]; var dx = new float[s.InputLength];
                 Pool2d.MaxForward(s, x, y, a); Pool2d.MaxBackward(s, dy, a, dx);
@@ -56,10 +58,10 @@ public class PoolTests
     /// input gradients must match bit for bit (argmax may differ where the window holds no positive value: the
     /// gradient there is 0 either way). Inputs are mostly negative, with −0, +0, ties and a NaN.
     /// </summary>
-    [Theory]
-    [MemberData(nameof(Shapes))]
-    public void FusedReluMatchesReluThenPoolBitForBit(int b, int c, int h, int w, int k, int stride)
+    [SkippableTheory, MemberData(nameof(ShapesOnEveryPath))]
+    public void FusedReluMatchesReluThenPoolBitForBit(int b, int c, int h, int w, int k, int stride, SimdPath path)
     {
+        SimdRows.Require(path);
         var s = new PoolShape(b, c, h, w, k, stride);
         var x = ConvTests.Random(s.InputLength, 3);
         for (int i = 0; i < x.Length; i++) x[i] -= 0.3f;
@@ -82,10 +84,9 @@ public class PoolTests
         int saved = Compute.Threads;
         try
         {
-            foreach (var path in new[] { Simd.Best, SimdPath.Portable })
+            using var _ = Simd.Force(path);
             foreach (int t in new[] { 1, 2 })
             {
-                using var _ = Simd.Force(path);
                 Compute.Threads = t;
                 var y = new float[s.OutputLength]; var a = new int[s.OutputLength]; var dx = new float[s.InputLength];
                 Pool2d.MaxForward(s, x, y, a, relu: true); Pool2d.MaxBackward(s, dy, a, dx, y);
@@ -118,16 +119,20 @@ public class PoolTests
         var bad = new int[8]; bad[3] = 99;
         e = Assert.Throws<ArgumentException>(() => Pool2d.MaxBackward(s, new float[8], bad, new float[32]));
         Assert.Equal("argmax", e.ParamName);
-        bad = new int[8]; for (int i = 0; i < 8; i++) bad[i] = i / 4 * 16 + i % 4 / 2 * 8 + i % 2 * 2;   // each window's own first index
-        bad[5] += 2;   // inside the plane but in the neighbouring window: every path must refuse it
-        foreach (var path in new[] { Simd.Best, SimdPath.Portable })
-        {
-            using var _ = Simd.Force(path);
-            Pool2d.MaxBackward(s, new float[8], bad.Select((v, i) => i == 5 ? v - 2 : v).ToArray(), new float[32]);
-            e = Assert.Throws<ArgumentException>(() => Pool2d.MaxBackward(s, new float[8], bad, new float[32]));
-            Assert.Equal("argmax", e.ParamName);
-        }
         Assert.Throws<ArgumentException>(() => Pool2d.MaxBackward(s, new float[8], new int[8], new float[32], new float[7]));
         Assert.Throws<ArgumentException>(() => Pool2d.AvgForward(new PoolShape(1, 1, 2, 2, 3, 1), new float[4], new float[1]));
+    }
+
+    [SkippableTheory, MemberData(nameof(SimdRows.Paths), MemberType = typeof(SimdRows))]
+    public void ArgmaxInTheNeighbouringWindowIsRefused(SimdPath path)
+    {
+        using var _ = SimdRows.Force(path);
+        var s = new PoolShape(1, 2, 4, 4, 2, 2);
+        var own = new int[8]; for (int i = 0; i < 8; i++) own[i] = i / 4 * 16 + i % 4 / 2 * 8 + i % 2 * 2;   // each window's own first index
+        Pool2d.MaxBackward(s, new float[8], own, new float[32]);
+        var bad = (int[])own.Clone();
+        bad[5] += 2;   // inside the plane but in the neighbouring window: every path must refuse it
+        var e = Assert.Throws<ArgumentException>(() => Pool2d.MaxBackward(s, new float[8], bad, new float[32]));
+        Assert.Equal("argmax", e.ParamName);
     }
 }
