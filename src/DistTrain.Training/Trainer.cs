@@ -1,9 +1,9 @@
 // The one-process training loop (no actors): epoch plan → global batches → micro-batches; each
-// micro-batch gradient is computed from zero with loss scale 1/B and the gradients are summed in
-// micro-batch order, then clipped and applied — exactly what the cluster's PS computes, so one process
-// and N workers give the same bits (DESIGN contract 2). A steady-state step allocates nothing.
+// micro-batch gradient is computed from zero with loss scale 1/B (ComputeGradient, what a cluster worker
+// runs) and handed to a ParameterShard over the whole vector — the cluster's shard code: the sum in
+// micro-batch order, the clip by the exact global norm, the optimizer call — so one process and N workers
+// give the same bits (DESIGN contract 2). A steady-state step allocates nothing.
 using System.Diagnostics;
-using TensorPrimitives = System.Numerics.Tensors.TensorPrimitives;
 using DistTrain.Nn;
 using DistTrain.Data;
 using DistTrain.Data.Augmentation;
@@ -12,6 +12,7 @@ using DistTrain.Nn.Losses;
 using DistTrain.Nn.Models;
 using DistTrain.Nn.Optimizers;
 using DistTrain.Tensors;
+using DistTrain.Training.Steps;
 
 namespace DistTrain.Training;
 
@@ -66,8 +67,7 @@ public sealed partial class Trainer
     private readonly Optimizer _optimizer;
     private readonly Func<long, float> _schedule;
     private readonly Objective _objective;
-    private readonly float[] _gradSum;
-    private float[] _stepGrad;   // the step's summed gradient: _gradSum, or the model's own gradient when the step has one micro-batch
+    private readonly ParameterShard _shard;   // the whole vector, on the model's values: sums, clips and applies each step
     private readonly Dictionary<int, Batch> _batches = [];
     private readonly float[] _augmentScratch = [];
 
@@ -79,8 +79,8 @@ public sealed partial class Trainer
             throw new ArgumentException($"Optimizer {optimizer} covers {optimizer.Length} values but the model has {model.Store.Count} parameters.", nameof(optimizer));
         _model = model; _loss = loss; _optimizer = optimizer; _schedule = schedule; Options = options;
         _objective = ObjectiveOf(loss);
-        _gradSum = new float[model.Store.Count];
-        _stepGrad = _gradSum;
+        int m = options.EffectiveMicroBatch;
+        _shard = ParameterShard.Over(model.Store.Values, optimizer, schedule, (options.BatchSize + m - 1) / m);
         if (options.Augmentation.Enabled)
         {
             var shape = model.InputShape;
@@ -94,7 +94,7 @@ public sealed partial class Trainer
     public Sequential Model => _model;
     public Optimizer Optimizer => _optimizer;
     /// <summary>Optimizer steps taken so far (the next step's 0-based index).</summary>
-    public long Step { get; private set; }
+    public long Step => _shard.Version;
     /// <summary>Epochs completed so far.</summary>
     public int Epoch { get; private set; }
     /// <summary>Called after every step, on the training thread; keep it cheap (it is on the hot path).</summary>
@@ -102,10 +102,15 @@ public sealed partial class Trainer
     public Action<EpochMetrics>? EpochCompleted { get; set; }
     /// <summary>The summed (and clipped) gradient of the last step, in the model's flat layout. With one
     /// micro-batch per step this is the model's gradient buffer itself, valid until the next gradient.</summary>
-    public ReadOnlySpan<float> LastGradient => _stepGrad;
+    public ReadOnlySpan<float> LastGradient => _shard.Aggregator.Sum;
 
-    /// <summary>Sets the position to resume from (a checkpoint's step and completed epochs).</summary>
-    public void Resume(long step, int epoch) { Step = step; Epoch = epoch; }
+    /// <summary>Sets the position to resume from (a checkpoint's step and completed epochs); the model holds its values.</summary>
+    public void Resume(long step, int epoch)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(step);
+        _shard.Restore(_model.Store.Values, step);
+        Epoch = epoch;
+    }
 
     /// <summary>
     /// Forward + backward of one micro-batch from zeroed gradients: model.Store.Grads becomes
@@ -137,31 +142,31 @@ public sealed partial class Trainer
     {
         int total = 0;
         for (int i = 0; i < microBatches.Count; i++) total += microBatches[i].Length;
+        _shard.BeginStep(Step, microBatches.Count);
         double lossSum = 0;
         for (int i = 0; i < microBatches.Count; i++) lossSum += AccumulateMicroBatch(data, microBatches[i], i, microBatches.Count, total).LossSum;
-        ApplyStep(total, out _);
+        ApplyStep(out _);
         return lossSum / total;
     }
 
     private (double LossSum, int Correct) AccumulateMicroBatch(Dataset data, ReadOnlySpan<int> indices, int microBatch, int microBatches, int globalBatch)
     {
         var r = ComputeGradient(data, indices, 1f / globalBatch, Step, microBatch);
-        // Σ over micro-batches in index order, each from zero: the PS's summation (a single add per
-        // element, so the vector width cannot change the bits). A sum of one term is that term: the
-        // step then uses the model's gradient in place (a copy of every gradient was ~5% of an MLP step).
-        if (microBatches == 1) { _stepGrad = _model.Store.Grads; return r; }
-        if (microBatch == 0) _model.Store.Grads.AsSpan().CopyTo(_gradSum);
-        else TensorPrimitives.Add(_gradSum, _model.Store.Grads, _gradSum);
-        _stepGrad = _gradSum;
+        // Folded in index order straight from the model's gradient buffer, as a shard folds arrivals; a step of one
+        // micro-batch uses that buffer as its sum (no copy). A non-finite gradient is refused, as on a cluster, where
+        // its recomputation gives the same bits and stops the run.
+        if (_shard.Aggregator.FoldInOrder(Step, microBatch, _model.Store.Grads) == ChunkCommit.NotFinite)
+            throw new InvalidOperationException($"The gradient of micro-batch {microBatch} at step {Step} is not finite: training diverged. " +
+                                                "Lower --lr or set --clip-norm; nothing was applied.");
         return r;
     }
 
-    private float ApplyStep(int samples, out double gradNorm)
+    private float ApplyStep(out double gradNorm)
     {
-        gradNorm = Options.ClipNorm > 0 ? GradientClipping.ClipByGlobalNorm(_stepGrad, Options.ClipNorm) : double.NaN;
+        gradNorm = Options.ClipNorm > 0 ? Math.Sqrt(_shard.SquareSum().ToDouble()) : double.NaN;
         float lr = _schedule(Step);
-        _optimizer.Step(_model.Store.Values, _stepGrad, lr, Step + 1);
-        Step++;
+        if (!_shard.TryApply(Options.ClipNorm, gradNorm))
+            throw new InvalidOperationException($"Step {Step} is missing micro-batches; nothing was applied.");
         return lr;
     }
 
@@ -184,9 +189,10 @@ public sealed partial class Trainer
             for (int s = first; s < plan.Steps && !Done && !cancel.IsCancellationRequested; s++)
             {
                 long t0 = Stopwatch.GetTimestamp();
-                Step = plan.GlobalStep(s);
+                if (plan.GlobalStep(s) != Step) _shard.Restore(_model.Store.Values, plan.GlobalStep(s)); // a resume before this epoch's start
                 var mbs = plan.MicroBatches(s);
                 int total = plan.StepSize(s);
+                _shard.BeginStep(Step, mbs.Count);
                 double stepLoss = 0;
                 for (int i = 0; i < mbs.Count; i++)
                 {
@@ -196,7 +202,7 @@ public sealed partial class Trainer
                 }
                 if (!double.IsFinite(stepLoss))
                     throw new InvalidOperationException($"The loss became {stepLoss} at step {Step}: training diverged. Lower --lr or set --clip-norm; nothing was applied.");
-                float lr = ApplyStep(total, out var norm);
+                float lr = ApplyStep(out var norm);
                 lossSum += stepLoss; seen += total;
                 double secs = Stopwatch.GetElapsedTime(t0).TotalSeconds;
                 StepCompleted?.Invoke(new StepMetrics(Step - 1, Epoch, s, plan.Steps, stepLoss / total, total, secs, total / secs, lr, norm));

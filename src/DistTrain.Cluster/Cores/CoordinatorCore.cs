@@ -14,6 +14,7 @@ using DistTrain.Training;
 using static DistTrain.Cluster.Messages.CoordinatorMessages;
 using static DistTrain.Cluster.Messages.ParameterServerMessages;
 using static DistTrain.Cluster.Messages.RuntimeMessages;
+using DistTrain.Training.Steps;
 
 namespace DistTrain.Cluster.Cores;
 

@@ -12,6 +12,7 @@ using DistTrain.Nn.Models;
 using static DistTrain.Cluster.Messages.CoordinatorMessages;
 using static DistTrain.Cluster.Messages.ParameterServerMessages;
 using static DistTrain.Cluster.Messages.RuntimeMessages;
+using DistTrain.Training.Steps;
 
 namespace DistTrain.Cluster.Cores;
 

@@ -8,6 +8,7 @@ using DistTrain.Nn.Training;
 using DistTrain.Training;
 using static DistTrain.Cluster.Messages.ParameterServerMessages;
 using static DistTrain.Cluster.Messages.RuntimeMessages;
+using DistTrain.Training.Steps;
 
 namespace DistTrain.Cluster.Runtime;
 

@@ -10,6 +10,7 @@ using System.Diagnostics;
 using DistTrain.Cluster.DataPlane;
 using DistTrain.Cluster.Training;
 using static DistTrain.Cluster.Messages.ParameterServerMessages;
+using DistTrain.Training.Steps;
 
 namespace DistTrain.Cluster.Runtime;
 

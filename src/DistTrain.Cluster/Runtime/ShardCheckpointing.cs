@@ -8,6 +8,7 @@ using DistTrain.Cluster.Messages;
 using DistTrain.Cluster.Training;
 using DistTrain.Nn.Models;
 using DistTrain.Nn.Training;
+using DistTrain.Training.Steps;
 
 namespace DistTrain.Cluster.Runtime;
 

@@ -6,7 +6,8 @@
 using DistTrain.Cluster.DataPlane;
 using DistTrain.Cluster.Training;
 using DistTrain.Nn.Optimizers;
-using TrainingDrop = DistTrain.Cluster.Training.GradientDrop;
+using DistTrain.Training.Steps;
+using TrainingDrop = DistTrain.Training.Steps.GradientDrop;
 using WireDrop = DistTrain.Cluster.DataPlane.DropReason;
 
 namespace DistTrain.Cluster.Runtime;

@@ -3,6 +3,7 @@
 // connection fails is dropped here; it gets the whole range again when it re-announces itself.
 using DistTrain.Cluster.DataPlane;
 using DistTrain.Cluster.Training;
+using DistTrain.Training.Steps;
 
 namespace DistTrain.Cluster.Runtime;
 

@@ -17,6 +17,7 @@ using DistTrain.Nn.Training;
 using DistTrain.Training;
 using static DistTrain.Cluster.Messages.CoordinatorMessages;
 using static DistTrain.Cluster.Messages.ParameterServerMessages;
+using DistTrain.Training.Steps;
 
 namespace DistTrain.Cluster.Runtime;
 

@@ -4,6 +4,7 @@
 // that is already queued, being received or applied is dropped (contract 3). The pool grows only when
 // more gradients are in flight than ever before, so a steady run allocates nothing. Not thread-safe:
 // the caller serialises Reserve/Commit/Abort/TryDequeue/Release (the PS actor holds one lock).
+using DistTrain.Training.Steps;
 namespace DistTrain.Cluster.Training;
 
 public sealed class AsyncGradientQueue

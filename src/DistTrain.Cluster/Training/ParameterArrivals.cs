@@ -2,6 +2,7 @@
 // whose frames are arriving and how much of the shard's range has arrived from its start. A shard sends a version's
 // frames in key order on one connection (KeyRanges.PushChunks), so "how much" is a prefix; a whole-range frame (a
 // new worker's or a restore's push, on its own connection) stands alone. Pure state: the worker calls it under its lock.
+using DistTrain.Training.Steps;
 namespace DistTrain.Cluster.Training;
 
 public sealed class ParameterArrivals

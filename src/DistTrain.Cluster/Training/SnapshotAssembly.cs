@@ -3,6 +3,7 @@
 // version. The coordinator assembles every shard's ranges for a checkpoint; a PS shard assembles its own
 // range when it is restored from one. Frames arrive on receive threads in any order; a frame is staged
 // before its checksum is known and counted only once verified. Pure; thread-safe through one lock.
+using DistTrain.Training.Steps;
 namespace DistTrain.Cluster.Training;
 
 public enum SnapshotPart { Parameters, OptimizerState, Buffers }

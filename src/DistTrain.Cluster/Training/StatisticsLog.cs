@@ -8,6 +8,7 @@
 //              within a step (the order sync would fold those micro-batches in), so any worker count agrees.
 // Slots are pooled and bounded (maxPending): a flood of statistics frames cannot grow memory. Pure; no actors;
 // not thread-safe (the PS actor holds one lock).
+using DistTrain.Training.Steps;
 namespace DistTrain.Cluster.Training;
 
 public sealed class StatisticsLog

@@ -13,6 +13,7 @@ using DistTrain.Nn.Models;
 using DistTrain.Nn.Training;
 using DistTrain.Training;
 using Xunit;
+using DistTrain.Training.Steps;
 
 namespace DistTrain.Cluster.Tests.Runtime;
 

@@ -3,6 +3,7 @@
 using DistTrain.Cluster.Training;
 using DistTrain.Nn.Optimizers;
 using Xunit;
+using DistTrain.Training.Steps;
 
 namespace DistTrain.Cluster.Tests.Training;
 

@@ -2,6 +2,7 @@
 // whatever the arrival order) and SnapshotAssembly (frames of several shards joined in key order).
 using DistTrain.Cluster.Training;
 using Xunit;
+using DistTrain.Training.Steps;
 
 namespace DistTrain.Cluster.Tests.Training;
 

@@ -1,6 +1,7 @@
 using DistTrain.Cluster.Messages;
 using DistTrain.Cluster.Training;
 using Xunit;
+using DistTrain.Training.Steps;
 
 namespace DistTrain.Cluster.Tests.Training;
 

@@ -1,6 +1,7 @@
 // ParameterArrivals: a worker takes a version's values layer by layer only once they have arrived, never a mix.
 using DistTrain.Cluster.Training;
 using Xunit;
+using DistTrain.Training.Steps;
 
 namespace DistTrain.Cluster.Tests.Training;
 

@@ -2,6 +2,7 @@
 using DistTrain.Cluster.Training;
 using DistTrain.Nn.Optimizers;
 using Xunit;
+using DistTrain.Training.Steps;
 
 namespace DistTrain.Cluster.Tests.Training;
 
@@ -46,5 +47,20 @@ public class ParameterShardTests
     {
         Assert.Throws<ArgumentException>(() => new ParameterShard(1, new KeyRange(0, 3), [1f, 2f], new PlainSgd(3), _ => 1f, 1));
         Assert.Throws<ArgumentException>(() => new ParameterShard(1, new KeyRange(0, 2), [1f, 2f], new PlainSgd(3), _ => 1f, 1));
+    }
+    [Fact]
+    public void AShardOverTheCallersValuesUpdatesThemInPlace()
+    {
+        // The one-process trainer's shard: the model's own parameter array, no copy; a restore to the same memory only moves the step.
+        float[] model = [1f, 2f, 3f];
+        var shard = ParameterShard.Over(model, new PlainSgd(3), _ => 1f, maxMicroBatches: 1);
+        Assert.Same(model, shard.Values);
+        shard.BeginStep(0, 1);
+        Assert.Equal(ChunkCommit.Completed, shard.Aggregator.FoldInOrder(0, 0, [1f, 1f, 1f]));
+        Assert.True(shard.TryApply());
+        Assert.Equal(new[] { 0f, 1f, 2f }, model);
+        shard.Restore(model, 7);
+        Assert.Equal(7, shard.Version);
+        Assert.Equal(new[] { 0f, 1f, 2f }, model);
     }
 }

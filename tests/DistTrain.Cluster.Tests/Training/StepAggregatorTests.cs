@@ -1,6 +1,7 @@
 // StepAggregator: in-order folding regardless of arrival order, drops counted, slots reused.
 using DistTrain.Cluster.Training;
 using Xunit;
+using DistTrain.Training.Steps;
 
 namespace DistTrain.Cluster.Tests.Training;
 
@@ -228,5 +229,45 @@ public class StepAggregatorTests
         for (int s = 2; s < 20; s++) Run(s);
         Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
         Assert.True(agg.IsComplete);
+    }
+    [Fact]
+    public void FoldInOrderGivesTheBitsOfArrivalsInAnyOrder()
+    {
+        // The one-process trainer folds each gradient from its own buffer; a cluster shard receives into slots in any order.
+        var g = Gradients(5, 37, 1);
+        var inOrder = new StepAggregator(37, 2);       // fewer than the step's micro-batches: Begin grows it
+        inOrder.Begin(4, 5);
+        for (int m = 0; m < 5; m++) Assert.Equal(ChunkCommit.Completed, inOrder.FoldInOrder(4, m, g[m]));
+        var arrivals = new StepAggregator(37, 5);
+        arrivals.Begin(4, 5);
+        foreach (var m in new[] { 3, 0, 4, 2, 1 }) Assert.Equal(GradientDrop.None, arrivals.Accept(4, m, g[m]));
+        Assert.True(inOrder.IsComplete);
+        Assert.Equal(arrivals.Sum.ToArray().Select(BitConverter.SingleToInt32Bits), inOrder.Sum.ToArray().Select(BitConverter.SingleToInt32Bits));
+        Assert.Equal(InOrderSum(g), inOrder.Sum.ToArray());
+    }
+
+    [Fact]
+    public void FoldInOrderOfAOneMicroBatchStepBorrowsTheBufferAndRefusesWhatIsOutOfOrderOrNotFinite()
+    {
+        var g = Gradients(3, 6, 4);
+        var agg = new StepAggregator(6, 1);
+        agg.Begin(0, 1);
+        Assert.Equal(ChunkCommit.Completed, agg.FoldInOrder(0, 0, g[0]));
+        g[0][2] = 42f; // the sum is the caller's buffer itself: no copy
+        Assert.Equal(42f, agg.Sum[2]);
+        agg.ScaleSum(0.5f);
+        Assert.Equal(21f, g[0][2]);
+
+        agg.Begin(1, 3);
+        Assert.Throws<InvalidOperationException>(() => agg.FoldInOrder(1, 1, g[1]));   // micro-batch 0 first
+        Assert.Throws<InvalidOperationException>(() => agg.FoldInOrder(0, 0, g[1]));   // another step
+        Assert.Throws<InvalidOperationException>(() => agg.FoldInOrder(1, 0, new float[5]));
+        var bad = (float[])g[1].Clone(); bad[4] = float.PositiveInfinity;
+        Assert.Equal(ChunkCommit.NotFinite, agg.FoldInOrder(1, 0, bad));
+        Assert.Equal(1, agg.Dropped(GradientDrop.NotFinite));
+        Assert.Equal(ChunkCommit.Completed, agg.FoldInOrder(1, 0, g[1]));             // nothing of the refused one was kept
+        Assert.Equal(ChunkCommit.Completed, agg.FoldInOrder(1, 1, g[2]));
+        Assert.Equal(ChunkCommit.Completed, agg.FoldInOrder(1, 2, g[0]));
+        Assert.Equal(InOrderSum([g[1], g[2], g[0]]), agg.Sum.ToArray());
     }
 }

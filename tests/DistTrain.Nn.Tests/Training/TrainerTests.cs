@@ -113,6 +113,22 @@ public class TrainerTests
     }
 
     [Fact]
+    public void A_non_finite_gradient_stops_the_step_naming_it_and_applies_nothing()
+    {
+        const string mlp = """{"input":[1,14,14],"layers":[{"type":"flatten"},{"type":"dense","out":16},{"type":"tanh"},{"type":"dense","out":4}]}""";
+        var (train, _) = Stripes(64, 16);
+        var trainer = Job(mlp, batch: 16, micro: 8).CreateTrainer(train.Count);
+        trainer.TrainStep(train, [Enumerable.Range(0, 8).ToArray(), Enumerable.Range(8, 8).ToArray()]);
+        var values = trainer.Model.Store.Values;
+        values[values.Length - 1] = float.PositiveInfinity; // the last layer's bias: the logits, the loss and its gradient blow up
+        var before = values.ToArray();
+        var e = Assert.Throws<InvalidOperationException>(() => trainer.TrainStep(train, [Enumerable.Range(16, 8).ToArray(), Enumerable.Range(24, 8).ToArray()]));
+        Assert.Contains("micro-batch 0 at step 1 is not finite", e.Message);
+        Assert.Equal(1, trainer.Step);
+        Assert.Equal(before, values);
+    }
+
+    [Fact]
     public void Micro_batches_give_the_full_batch_gradient_up_to_rounding()
     {
         const string mlp = """{"input":[1,14,14],"layers":[{"type":"flatten"},{"type":"dense","out":16},{"type":"tanh"},{"type":"dense","out":4}]}""";

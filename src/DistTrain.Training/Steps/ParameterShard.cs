@@ -1,8 +1,10 @@
 // One parameter-server shard's state, as pure code: the values of its key range, the step aggregator
-// and the optimizer over the range (DESIGN contracts 1, 2). The PS actor is a thin shell around it.
+// and the optimizer over the range (DESIGN contracts 1, 2). A cluster's shard core holds one per key range;
+// the one-process Trainer holds one over the whole vector, on the model's own values (Over), so both apply
+// a step with the same ordered sum, clip and optimizer call.
 using DistTrain.Nn.Optimizers;
 
-namespace DistTrain.Cluster.Training;
+namespace DistTrain.Training.Steps;
 
 public sealed class ParameterShard
 {
@@ -14,18 +16,28 @@ public sealed class ParameterShard
     /// <param name="maxMicroBatches">Largest number of micro-batches a step may have.</param>
     public ParameterShard(int shard, KeyRange range, ReadOnlySpan<float> initial, Optimizer optimizer,
         Func<long, float> learningRate, int maxMicroBatches)
+        : this(shard, range, Checked(shard, range, initial).ToArray(), optimizer, learningRate, maxMicroBatches) { }
+
+    private ParameterShard(int shard, KeyRange range, float[] values, Optimizer optimizer, Func<long, float> learningRate, int maxMicroBatches)
     {
-        if (initial.Length != range.Length)
-            throw new ArgumentException($"Shard {shard} owns {range} ({range.Length} floats) but got {initial.Length} initial values.", nameof(initial));
         if (optimizer.Length != range.Length)
             throw new ArgumentException($"Shard {shard}: optimizer covers {optimizer.Length} floats, the range {range.Length}.", nameof(optimizer));
         Shard = shard;
         Range = range;
-        Values = initial.ToArray();
+        Values = values;
         Optimizer = optimizer;
         _learningRate = learningRate;
         Aggregator = new StepAggregator(range.Length, maxMicroBatches);
     }
+
+    /// <summary>One process: a single shard over the whole of <paramref name="values"/> (the model's parameters), updated in
+    /// place.</summary>
+    public static ParameterShard Over(float[] values, Optimizer optimizer, Func<long, float> learningRate, int maxMicroBatches) =>
+        new(0, new KeyRange(0, values.Length), values, optimizer, learningRate, maxMicroBatches);
+
+    private static ReadOnlySpan<float> Checked(int shard, KeyRange range, ReadOnlySpan<float> initial) =>
+        initial.Length == range.Length ? initial
+            : throw new ArgumentException($"Shard {shard} owns {range} ({range.Length} floats) but got {initial.Length} initial values.", nameof(initial));
 
     public int Shard { get; }
     public KeyRange Range { get; }
@@ -90,7 +102,7 @@ public sealed class ParameterShard
     public void Restore(ReadOnlySpan<float> values, long version)
     {
         if (values.Length != Values.Length) throw new ArgumentException($"Shard {Shard}: restore of {values.Length} floats into {Values.Length}.", nameof(values));
-        values.CopyTo(Values);
+        values.CopyTo(Values); // a no-op when they are the same memory (a one-process trainer moving to a checkpoint's step)
         Version = version;
     }
 }

@@ -1,6 +1,6 @@
 // Splits the flat parameter vector into contiguous key ranges, one per parameter-server shard
 // (DESIGN contract 1: a shard's key range is an offset range). Pure; used by PS, workers and tests.
-namespace DistTrain.Cluster.Training;
+namespace DistTrain.Training.Steps;
 
 public readonly record struct KeyRange(int Offset, int Length)
 {

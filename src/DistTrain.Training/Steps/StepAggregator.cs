@@ -1,10 +1,12 @@
-// A PS shard's gradient aggregation for synchronous steps: receives micro-batch gradients for its key
-// range in any order, and folds them into the step's sum strictly in micro-batch index order
-// (DESIGN contract 2d), so the bits never depend on arrival order or worker count. Zero-copy: the data
-// plane receives straight into a slot that Reserve hands out; nothing is allocated after construction.
+// A step's gradient aggregation, for a cluster's PS shard and for the one-process Trainer alike: receives
+// micro-batch gradients for its key range in any order, and folds them into the step's sum strictly in
+// micro-batch index order (DESIGN contract 2d), so the bits never depend on arrival order or worker count.
+// Zero-copy: the data plane receives straight into a slot that Reserve hands out; the one-process Trainer,
+// whose gradients come in order, folds each straight from the model's gradient buffer (FoldInOrder) and
+// needs no slot. Slots are allocated on first use; a steady-state step allocates nothing.
 // A micro-batch may arrive in chunks (sub-ranges, any order: a worker sends a layer's gradient while it is
 // still back-propagating through the layers before it); it counts as arrived when its chunks cover the range.
-namespace DistTrain.Cluster.Training;
+namespace DistTrain.Training.Steps;
 
 public enum GradientDrop { None, UnknownStep, Duplicate, WrongLength, OutOfRange, NotFinite, Corrupt }
 
@@ -15,11 +17,12 @@ public enum ChunkCommit { Stored, Completed, NotFinite }
 public sealed class StepAggregator
 {
     private readonly float[] _sum;
-    private readonly float[][] _slots;          // out-of-order arrivals wait here, one slot per micro-batch
-    private readonly int[] _slotOf;             // micro-batch -> slot index, -1 when none
-    private readonly byte[] _state;             // per micro-batch: 0 missing, 1 receiving, 2 arrived, 3 folded
-    private readonly Chunk[][] _chunks;         // per micro-batch: the reserved chunks (committed or not), _chunkCount of them
-    private readonly int[] _chunkCount;
+    private float[]? _borrowed;                 // a step of one micro-batch folded in order: that gradient is the sum
+    private float[]?[] _slots;                  // out-of-order arrivals wait here, one slot per micro-batch (allocated on first use)
+    private int[] _slotOf;                      // micro-batch -> slot index, -1 when none
+    private byte[] _state;                      // per micro-batch: 0 missing, 1 receiving, 2 arrived, 3 folded
+    private Chunk[]?[] _chunks;                 // per micro-batch: the reserved chunks (committed or not), _chunkCount of them
+    private int[] _chunkCount;
     private readonly Stack<int> _free = new();
     private readonly long[] _dropped = new long[Enum.GetValues<GradientDrop>().Length];
     private int _folded;
@@ -36,12 +39,11 @@ public sealed class StepAggregator
         RangeLength = rangeLength;
         _sum = new float[rangeLength];
         _slots = new float[maxMicroBatches][];
-        for (int i = 0; i < maxMicroBatches; i++) { _slots[i] = new float[rangeLength]; _free.Push(maxMicroBatches - 1 - i); }
+        for (int i = 0; i < maxMicroBatches; i++) _free.Push(maxMicroBatches - 1 - i);
         _slotOf = new int[maxMicroBatches];
         _state = new byte[maxMicroBatches];
         _chunkCount = new int[maxMicroBatches];
         _chunks = new Chunk[maxMicroBatches][];
-        for (int i = 0; i < maxMicroBatches; i++) _chunks[i] = new Chunk[MaxChunks];
         Step = -1;
     }
 
@@ -50,23 +52,26 @@ public sealed class StepAggregator
     public int MicroBatchCount { get; private set; }
     public bool IsComplete => MicroBatchCount > 0 && _folded == MicroBatchCount;
     /// <summary>Σ of the step's micro-batch gradients, folded in index order; valid when IsComplete.</summary>
-    public ReadOnlySpan<float> Sum => _sum;
+    public ReadOnlySpan<float> Sum => _borrowed ?? _sum;
 
     /// <summary>Clipping (a complete step only): sum *= factor, elementwise, as GradientClipping.Scale does in one process.</summary>
     public void ScaleSum(float factor)
     {
         if (!IsComplete) throw new InvalidOperationException($"Step {Step} is not complete; its sum cannot be clipped yet.");
-        DistTrain.Nn.Optimizers.GradientClipping.Scale(_sum, factor);
+        DistTrain.Nn.Optimizers.GradientClipping.Scale(_borrowed ?? _sum, factor);
     }
     public long Dropped(GradientDrop reason) => _dropped[(int)reason];
     public long DroppedTotal => _dropped.Sum();
 
-    /// <summary>Starts collecting step <paramref name="step"/> of <paramref name="microBatches"/> micro-batches.</summary>
+    /// <summary>Starts collecting step <paramref name="step"/> of <paramref name="microBatches"/> micro-batches. More than the
+    /// constructor's count grows the per-micro-batch bookkeeping (the count is the owner's, never a frame's).</summary>
     public void Begin(long step, int microBatches)
     {
-        if (microBatches < 1 || microBatches > _slots.Length)
-            throw new ArgumentOutOfRangeException(nameof(microBatches), microBatches, $"A step must have 1..{_slots.Length} micro-batches.");
+        if (microBatches < 1)
+            throw new ArgumentOutOfRangeException(nameof(microBatches), microBatches, "A step must have at least one micro-batch.");
+        if (microBatches > _slots.Length) Grow(microBatches);
         Step = step;
+        _borrowed = null;
         MicroBatchCount = microBatches;
         _folded = 0;
         _free.Clear();
@@ -107,10 +112,12 @@ public sealed class StepAggregator
         if (reason != GradientDrop.None) { _dropped[(int)reason]++; return Span<float>.Empty; }
         if (_state[microBatch] == 0)
         {
-            _slotOf[microBatch] = _free.Pop();
+            int slot = _free.Pop();
+            _slots[slot] ??= new float[RangeLength];
+            _slotOf[microBatch] = slot;
             _state[microBatch] = 1;
         }
-        _chunks[microBatch][_chunkCount[microBatch]++] = new Chunk { Offset = offset, Length = length };
+        (_chunks[microBatch] ??= new Chunk[MaxChunks])[_chunkCount[microBatch]++] = new Chunk { Offset = offset, Length = length };
         return _slots[_slotOf[microBatch]].AsSpan(offset, length);
     }
 
@@ -123,16 +130,16 @@ public sealed class StepAggregator
     public ChunkCommit Commit(long step, int microBatch, int offset, int length)
     {
         int c = step == Step && (uint)microBatch < (uint)MicroBatchCount && _state[microBatch] == 1 ? Find(microBatch, offset, length) : -1;
-        if (c < 0 || _chunks[microBatch][c].Committed)
+        if (c < 0 || _chunks[microBatch]![c].Committed)
             throw new InvalidOperationException($"Commit of step {step} micro-batch {microBatch} chunk {offset}+{length} without a Reserve.");
-        var slot = _slots[_slotOf[microBatch]];
+        var slot = _slots[_slotOf[microBatch]]!;
         if (!AllFinite(slot.AsSpan(offset, length))) { Abort(step, microBatch, offset, length, GradientDrop.NotFinite); return ChunkCommit.NotFinite; }
-        _chunks[microBatch][c].Committed = true;
+        _chunks[microBatch]![c].Committed = true;
         if (CommittedFloats(microBatch) < RangeLength) return ChunkCommit.Stored;
         _state[microBatch] = 2;
         while (_folded < MicroBatchCount && _state[_folded] == 2)
         {
-            var g = _slots[_slotOf[_folded]];
+            var g = _slots[_slotOf[_folded]]!;
             if (_folded == 0) g.AsSpan().CopyTo(_sum);
             else AddInPlace(_sum, g);
             _free.Push(_slotOf[_folded]);
@@ -141,6 +148,34 @@ public sealed class StepAggregator
             _folded++;
         }
         return ChunkCommit.Completed;
+    }
+
+    /// <summary>
+    /// One process: micro-batch <paramref name="microBatch"/>'s whole gradient, computed in index order, folded straight from
+    /// the caller's buffer (no slot, no copy beyond the sum itself). A step of one micro-batch keeps <paramref name="gradient"/>
+    /// as its sum, which is then valid until the caller changes that buffer. NotFinite (counted): nothing was folded.
+    /// </summary>
+    public ChunkCommit FoldInOrder(long step, int microBatch, float[] gradient)
+    {
+        if (step != Step || microBatch != _folded || _folded >= MicroBatchCount || _state[microBatch] != 0 || gradient.Length != RangeLength)
+            throw new InvalidOperationException($"Micro-batch {microBatch} of step {step} ({gradient.Length} floats) is not the next in order " +
+                                                $"(step {Step}, {_folded} of {MicroBatchCount} folded, {RangeLength} floats).");
+        if (!AllFinite(gradient)) { _dropped[(int)GradientDrop.NotFinite]++; return ChunkCommit.NotFinite; }
+        if (MicroBatchCount == 1) _borrowed = gradient;
+        else if (microBatch == 0) gradient.AsSpan().CopyTo(_sum);
+        else AddInPlace(_sum, gradient);
+        _state[microBatch] = 3;
+        _folded++;
+        return ChunkCommit.Completed;
+    }
+
+    private void Grow(int microBatches)
+    {
+        Array.Resize(ref _slots, microBatches);
+        Array.Resize(ref _slotOf, microBatches);
+        Array.Resize(ref _state, microBatches);
+        Array.Resize(ref _chunks, microBatches);
+        Array.Resize(ref _chunkCount, microBatches);
     }
 
     /// <summary>The whole-range receive failed (checksum, connection lost): release it so the micro-batch can arrive again.</summary>
@@ -153,7 +188,7 @@ public sealed class StepAggregator
         if (step != Step || (uint)microBatch >= (uint)MicroBatchCount || _state[microBatch] != 1) return;
         int c = Find(microBatch, offset, length);
         if (c < 0) return;
-        var chunks = _chunks[microBatch];
+        var chunks = _chunks[microBatch]!;
         chunks[c] = chunks[--_chunkCount[microBatch]];
         if (_chunkCount[microBatch] == 0)
         {
@@ -168,14 +203,14 @@ public sealed class StepAggregator
     private int CommittedFloats(int microBatch)
     {
         int sum = 0;
-        var chunks = _chunks[microBatch];
+        var chunks = _chunks[microBatch]!;
         for (int i = 0; i < _chunkCount[microBatch]; i++) if (chunks[i].Committed) sum += chunks[i].Length;
         return sum;
     }
 
     private bool Overlaps(int microBatch, int offset, int length)
     {
-        var chunks = _chunks[microBatch];
+        var chunks = _chunks[microBatch]!;
         for (int i = 0; i < _chunkCount[microBatch]; i++)
         {
             ref var k = ref chunks[i];
@@ -187,7 +222,7 @@ public sealed class StepAggregator
 
     private int Find(int microBatch, int offset, int length)
     {
-        var chunks = _chunks[microBatch];
+        var chunks = _chunks[microBatch]!;
         for (int i = 0; i < _chunkCount[microBatch]; i++)
             if (chunks[i].Offset == offset && chunks[i].Length == length) return i;
         return -1;
