@@ -150,6 +150,7 @@ public sealed partial class CoordinatorCore : IDisposable
             case RegisterWorker r: OnRegisterWorker(from, r); break;
             case RequestWork r: OnRequestWork(from, r); break;
             case GradientRejected r: OnRejected(r); break;
+            case PeerConnectionLost l when Array.IndexOf(_shardPeers, from) == l.Shard: OnConnectionLost(l); break;
             case MicroBatchDone d: _log.Add(d); break;
             case NormShare n: OnNormShare(n); break;
             default: _plan.Handle(message); break;
@@ -315,6 +316,25 @@ public sealed partial class CoordinatorCore : IDisposable
         }
         _out.Log(Severity.Warning, $"Worker {id} left; {requeued} micro-batch(es) of step {_step} re-queued");
         _out.Report($"worker {id} left; {requeued} micro-batch(es) re-queued, {_workers.Count} worker(s) remain");
+        ServeIdle();
+        _plan.ServeWaiting();
+    }
+
+    /// <summary>
+    /// A shard saw a worker's data-plane connection end: its leases go back now, not after Akka's failure detector and
+    /// downing (seconds). A process that died is seen here at once; one that lives on finishes its micro-batch anyway and the
+    /// shards drop whichever copy comes second, so handing the work out early is safe. The worker stays registered until Akka
+    /// says it left; every shard reports the same loss, and only the first finds leases to put back.
+    /// </summary>
+    private void OnConnectionLost(PeerConnectionLost l)
+    {
+        if (_finishing || _step < 0) return;
+        string? id = _workers.Keys.FirstOrDefault(w => JobMapping.SenderIdOf(w) == l.SenderId);
+        if (id is null) return; // the coordinator's own connections, or a worker already gone
+        int requeued = _plan.WorkerLeft(id);
+        if (requeued == 0) return;
+        _out.Log(Severity.Warning, $"Worker {id}'s data-plane connection to shard {l.Shard} ended; {requeued} micro-batch(es) of step {_step} re-queued");
+        _out.Report($"worker {id} lost its connection to shard {l.Shard}; {requeued} micro-batch(es) re-queued");
         ServeIdle();
         _plan.ServeWaiting();
     }

@@ -86,6 +86,7 @@ public sealed class ShardCore
                 _out.Send(Coordinator, new GradientRejected(Shard!.Shard, d.SenderId.ToString(), d.Step, d.MicroBatch, d.Reason));
                 break;
             case SendCheckpoint s: OnSendCheckpoint(s); break;
+            case ShardInbox.PeerDisconnected d: _out.Send(Coordinator, new PeerConnectionLost(Shard!.Shard, d.SenderId)); break;
             case ShardInbox.RestoreComplete: OnRestored(); break;
         }
         return _out.Take();

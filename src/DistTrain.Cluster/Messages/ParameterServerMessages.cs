@@ -62,5 +62,9 @@ public static class ParameterServerMessages
     /// <summary>PS shard → Coordinator: a gradient frame was dropped (wrong length, unknown step, duplicate); never applied.</summary>
     public sealed record GradientRejected(int Shard, string WorkerId, long Step, int MicroBatch, string Reason) : IDistTrainMessage;
 
+    /// <summary>PS shard → Coordinator: a data-plane connection from the sender <paramref name="SenderId"/> ended (closed, reset or
+    /// failed). A worker process that dies is seen here first, long before Akka's failure detector and downing.</summary>
+    public sealed record PeerConnectionLost(int Shard, int SenderId) : IDistTrainMessage;
+
 
 }

@@ -18,6 +18,8 @@ public sealed class ShardInbox : IFrameHandler
     public sealed record GradientArrived(int SenderId, long Step, int MicroBatch) : Akka.Actor.INoSerializationVerificationNeeded;
     /// <summary>A frame was dropped, with the precise reason (reported to the coordinator).</summary>
     public sealed record GradientDropped(int SenderId, long Step, int MicroBatch, string Reason) : Akka.Actor.INoSerializationVerificationNeeded;
+    /// <summary>A data-plane connection of this sender ended.</summary>
+    public sealed record PeerDisconnected(int SenderId) : Akka.Actor.INoSerializationVerificationNeeded;
     /// <summary>The coordinator's restore frames are all here: apply them (ApplyRestore).</summary>
     public sealed record RestoreComplete : Akka.Actor.INoSerializationVerificationNeeded;
 
@@ -165,6 +167,8 @@ public sealed class ShardInbox : IFrameHandler
         _post(result == ChunkCommit.Completed ? new GradientArrived(header.SenderId, header.Step, header.MicroBatch)
             : new GradientDropped(header.SenderId, header.Step, header.MicroBatch, $"gradient chunk {header.Offset}+{header.Length} is not finite (NaN or infinity)"));
     }
+
+    void IFrameHandler.OnPeerDisconnected(int senderId) => _post(new PeerDisconnected(senderId));
 
     private int ChunkOffset(in FrameHeader header) => (int)(header.Offset - _shard.Range.Offset);
 

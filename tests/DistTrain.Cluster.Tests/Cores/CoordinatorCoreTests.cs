@@ -118,6 +118,17 @@ public class CoordinatorCoreTests
             Take(Core.Handle(id, new RegisterWorker(id, "addr", "127.0.0.1", 9000, WireProtocol.Version, Job().Spec().Hash)));
         }
 
+        /// <summary>The worker's process died: what it held is gone, its mail is lost, and Akka has not noticed yet (no PeerLeft).</summary>
+        public void Vanish(string id)
+        {
+            Left.Add(id);
+            _held.Remove(id);
+        }
+
+        /// <summary><paramref name="reporter"/> says a data-plane connection of <paramref name="worker"/> to shard 0 ended.</summary>
+        public void ConnectionLost(string reporter, string worker, int shard) =>
+            Take(Core.Handle(reporter, new PeerConnectionLost(shard, JobMapping.SenderIdOf(worker))));
+
         public void WorkerLeaves(string id)
         {
             Left.Add(id);
@@ -268,6 +279,34 @@ public class CoordinatorCoreTests
         AssertLedger(sim, sim.Steps, 4);
         Assert.Contains(sim.Reports, r => r.StartsWith("worker w1 left;"));
         Assert.All(sim.Computed.Skip(5), c => Assert.Equal("w0", c.Worker));
+    }
+
+    [Theory]
+    [InlineData("sync")]
+    [InlineData("async")]
+    [InlineData("local-sgd")]
+    public void AWorkerWhoseDataPlaneConnectionEndsHasItsLeasesHandedOutAtOnce(string modeName)
+    {
+        var mode = ModeOptions.Parse(modeName, modeName == "async" ? 2 : null, modeName == "local-sgd" ? 3 : null);
+        using var sim = new SimCluster(mode);
+        sim.Join(workers: 2);
+        sim.Run(until: () => sim.Computed.Count == 5);
+        int before = sim.Computed.Count;
+        sim.Vanish("w1");
+        sim.Run(); // the clock never moves, so w1's leases never expire: the run stalls on them
+        Assert.Null(sim.Result);
+        sim.ConnectionLost("w0", "w1", shard: 0); // only a shard's word counts
+        sim.Run();
+        Assert.Null(sim.Result);
+        sim.ConnectionLost("ps0", "w1", shard: 0);
+        sim.ConnectionLost("ps1", "w1", shard: 1); // the second shard's word finds nothing left to re-queue
+        sim.Run();
+        Assert.NotNull(sim.Result);
+        Assert.Null(sim.Result!.Error);
+        AssertLedger(sim, mode.Units(sim.Steps), 4);
+        Assert.Single(sim.Reports, r => r.StartsWith("worker w1 lost its connection to shard 0;"));
+        Assert.DoesNotContain(sim.Reports, r => r.Contains("shard 1;"));
+        Assert.All(sim.Computed.Skip(before), c => Assert.Equal("w0", c.Worker));
     }
 
     [Fact]
