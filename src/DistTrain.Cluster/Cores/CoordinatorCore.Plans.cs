@@ -20,7 +20,7 @@ public sealed partial class CoordinatorCore
         long FinalVersion { get; }
         void Start(long first);
         bool TryAssign(string id, string peer, DateTime now);
-        /// <summary>The worker left: its unfinished leases go back; returns how many.</summary>
+        /// <summary>The worker left (or its connection ended): its unfinished leases go back; returns how many.</summary>
         int WorkerLeft(string id);
         /// <summary>Hands requeued work to workers that cannot ask again.</summary>
         void ServeWaiting();

@@ -314,7 +314,7 @@ public sealed partial class CoordinatorCore : IDisposable
             _out.Report($"worker {id} left after the run");
             return;
         }
-        _out.Log(Severity.Warning, $"Worker {id} left; {requeued} micro-batch(es) of step {_step} re-queued");
+        _out.Log(Severity.Warning, $"Worker {id} left; {requeued} micro-batch(es) re-queued (step {_step} is being applied)");
         _out.Report($"worker {id} left; {requeued} micro-batch(es) re-queued, {_workers.Count} worker(s) remain");
         ServeIdle();
         _plan.ServeWaiting();
@@ -333,7 +333,7 @@ public sealed partial class CoordinatorCore : IDisposable
         if (id is null) return; // the coordinator's own connections, or a worker already gone
         int requeued = _plan.WorkerLeft(id);
         if (requeued == 0) return;
-        _out.Log(Severity.Warning, $"Worker {id}'s data-plane connection to shard {l.Shard} ended; {requeued} micro-batch(es) of step {_step} re-queued");
+        _out.Log(Severity.Warning, $"Worker {id}'s data-plane connection to shard {l.Shard} ended; {requeued} micro-batch(es) re-queued (step {_step} is being applied)");
         _out.Report($"worker {id} lost its connection to shard {l.Shard}; {requeued} micro-batch(es) re-queued");
         ServeIdle();
         _plan.ServeWaiting();

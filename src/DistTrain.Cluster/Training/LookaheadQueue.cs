@@ -71,12 +71,8 @@ public sealed class LookaheadQueue
     public bool Release(long step, int microBatch) =>
         _nextBegun && step == _next.Step ? _next.Release(microBatch) : step == _current.Step && _current.Release(microBatch);
 
-    /// <summary>The worker left: its unfinished leases of both steps go back. Returns how many of the current step.</summary>
-    public int WorkerLeft(string worker)
-    {
-        if (_nextBegun) _next.WorkerLeft(worker);
-        return _current.WorkerLeft(worker);
-    }
+    /// <summary>The worker left: its unfinished leases of both steps go back. Returns how many.</summary>
+    public int WorkerLeft(string worker) => _current.WorkerLeft(worker) + (_nextBegun ? _next.WorkerLeft(worker) : 0);
 
     /// <summary>The acknowledgements of the current step and, once leased ahead, of the next one.</summary>
     public (long Step, int[] Current, int[]? Next) Ledger() => (_current.Step, _current.Acks(), _nextBegun ? _next.Acks() : null);

@@ -63,7 +63,7 @@ public class LookaheadQueueTests
         q.TryLease("b", T0, out _, out _);   // 0/1
         q.TryLease("b", T0, out var s, out var m); // 1/0, b waits ahead
         Assert.Equal((1L, 0), (s, m));
-        Assert.Equal(1, q.WorkerLeft("b"));   // its current lease 0/1 is back ...
+        Assert.Equal(2, q.WorkerLeft("b"));   // its current lease 0/1 is back ...
         Assert.True(q.TryLeaseCurrent("a", T0, out var again));
         Assert.Equal(1, again);
         Assert.True(q.TryLease("c", T0, out s, out m)); // ... and so is its lease ahead

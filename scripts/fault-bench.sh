@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# Fault benchmark (issue 14): a local cluster (scripts/local-cluster.sh) trains; once --after steps are done one worker
+# process gets the fault, and the coordinator's metrics.jsonl is watched (every 5 ms) for when each step completes.
+#   scripts/fault-bench.sh --fault kill                 # kill -9 of a worker: how long after the kill the next step completes
+#   scripts/fault-bench.sh --fault stop --seconds 20    # SIGSTOP, SIGCONT after 20 s: the longest gap between steps meanwhile
+#   scripts/fault-bench.sh --fault kill --workers 3 -- --model cnn --micro-batch 32   # other train options after --
+# Prints the median step interval before the fault beside the figure, and whether the run finished.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+fault=kill; after=40; seconds=20; workers=2; steps=300
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --fault) fault=$2; shift 2 ;;
+    --after) after=$2; shift 2 ;;
+    --seconds) seconds=$2; shift 2 ;;
+    --workers) workers=$2; shift 2 ;;
+    --steps) steps=$2; shift 2 ;;
+    --) shift; break ;;
+    *) echo "fault-bench.sh: unknown option $1 (expected --fault kill|stop, --after N, --seconds S, --workers N, --steps N, then -- and train options)" >&2; exit 2 ;;
+  esac
+done
+case "$fault" in kill|stop) ;; *) echo "fault-bench.sh: --fault must be kill or stop, not $fault" >&2; exit 2 ;; esac
+dll=${DISTTRAIN_DLL:-src/DistTrain.Cli/bin/Release/net10.0/disttrain.dll}
+[ -f "$dll" ] || dotnet build src/DistTrain.Cli -c Release -nologo -v q >&2
+exec python3 - "$fault" "$after" "$seconds" "$workers" "$steps" "$@" <<'EOF'
+import os, signal, socket, statistics, subprocess, sys, tempfile, time
+fault, after, seconds, workers, steps = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
+extra = sys.argv[6:]
+s = socket.socket(); s.bind(("127.0.0.1", 0)); port = s.getsockname()[1]; s.close()
+out = tempfile.mkdtemp(prefix="disttrain-fault-")
+train = ["--model", "mlp", "--dataset", "fashion-mnist", "--micro-batch", "8", "--epochs", "1", "--max-steps", str(steps), "--out", out] + extra
+log = open(os.path.join(out, "cluster.log"), "w")
+cluster = subprocess.Popen(["scripts/local-cluster.sh", "--workers", str(workers), "--port", str(port), "--"] + train,
+                           stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+metrics = os.path.join(out, "metrics.jsonl")
+seen, times, deadline = 0, [], time.time() + 600
+
+def poll():
+    global seen
+    try:
+        with open(metrics) as f: n = sum(1 for l in f if '"kind":"step"' in l)
+    except FileNotFoundError: return
+    now = time.time()
+    while seen < n: times.append(now); seen += 1
+
+def worker_pids():
+    r = subprocess.run(["pgrep", "-f", f"node --roles worker --seed-nodes akka.tcp://disttrain@127.0.0.1:{port}"], capture_output=True, text=True)
+    return [int(p) for p in r.stdout.split()]
+
+try:
+    while seen < after and cluster.poll() is None and time.time() < deadline: poll(); time.sleep(0.005)
+    if seen < after: sys.exit(f"fault-bench: the run made {seen} steps before it ended or timed out; see {out}/cluster.log")
+    before = [b - a for a, b in zip(times[-21:], times[-20:])]
+    victim = worker_pids()[-1]
+    t0 = time.time(); at = seen
+    os.kill(victim, signal.SIGKILL if fault == "kill" else signal.SIGSTOP)
+    resumed = False
+    while cluster.poll() is None and time.time() < deadline:
+        poll()
+        if fault == "stop" and not resumed and time.time() - t0 >= seconds: os.kill(victim, signal.SIGCONT); resumed = True
+        if fault == "kill" and seen > at + 5: break
+        time.sleep(0.005)
+    if fault == "stop" and not resumed: os.kill(victim, signal.SIGCONT)
+    cluster.wait(timeout=max(1, deadline - time.time()))
+    poll()
+    median = statistics.median(before)
+    print(f"fault-bench: {fault} of a worker after step {at}; {workers} workers; train {' '.join(train)}")
+    print(f"  median step interval before the fault: {median * 1000:.1f} ms")
+    after_fault = [t for t in times[at:]]
+    if fault == "kill":
+        nxt = after_fault[0] - t0 if after_fault else float("nan")
+        # The step under way may not have needed the killed worker: the longest interval of the next 5 steps is the price.
+        gaps = [b - a for a, b in zip([t0] + after_fault[:5], after_fault[:5])]
+        print(f"  next step completed {nxt:.3f} s after the kill; longest wait of the next 5 steps {max(gaps):.3f} s "
+              f"(all 5 done {after_fault[min(4, len(after_fault) - 1)] - t0:.3f} s after the kill)")
+    else:
+        window = [t for t in times if t0 <= t <= t0 + seconds]
+        gaps = [b - a for a, b in zip([t0] + window, window + [t0 + seconds])]
+        print(f"  steps during the {seconds:.0f} s stop: {len(window)}; longest wait between steps meanwhile: {max(gaps):.3f} s")
+    print(f"  run finished: {'yes' if cluster.returncode == 0 else f'no (exit {cluster.returncode})'}, {seen} of {steps} steps; output in {out}")
+finally:
+    if cluster.poll() is None: os.killpg(cluster.pid, signal.SIGTERM)
+EOF
