@@ -173,6 +173,26 @@ public sealed class MultiProcessClusterTests(ITestOutputHelper output) : IDispos
     }
 
     [Fact]
+    public async Task AWorkerWhoseCoordinatorIsKilledExitsOnItsOwnSayingWhy()
+    {
+        var job = Job(TestData.WriteIdx(400, 50), 36);
+        var config = Path.Combine(Directory.CreateTempSubdirectory("disttrain-cfg-").FullName, "short-lost.hocon");
+        File.WriteAllText(config, "disttrain.coordinator-lost-timeout = 3s\nakka.remote.dot-netty.tcp.hostname = \"127.0.0.1\"\n");
+        var (coord, _, outDir) = StartCluster(job, workers: 0); // waits for the one worker started here
+        int port = int.Parse(System.Text.RegularExpressions.Regex.Match(coord.StartInfo.Arguments, @"--cluster-port (\d+)").Groups[1].Value);
+        var err = new List<string>();
+        var worker = Start($"node --roles worker --config \"{config}\" --seed-nodes akka.tcp://disttrain@127.0.0.1:{port}", "orphan");
+        worker.ErrorDataReceived += (_, e) => { if (e.Data is not null) lock (err) err.Add(e.Data); };
+        await WaitForSteps(coord, Path.Combine(outDir, "metrics.jsonl"), 3);
+        Assert.False(coord.HasExited, "the run ended before the coordinator could be killed");
+        coord.Kill();
+        Assert.True(worker.WaitForExit(TimeSpan.FromSeconds(90)), "the worker kept running without a coordinator");
+        worker.WaitForExit();
+        Assert.Equal(5, worker.ExitCode);
+        lock (err) Assert.Contains(err, l => l.Contains("no coordinator has been reachable for 3 s") && l.Contains("joins the cluster again"));
+    }
+
+    [Fact]
     public async Task CoordinatorKilledMidRunResumesFromItsCheckpointBitIdentical()
     {
         var job = Job(TestData.WriteIdx(400, 50), 30);

@@ -1,6 +1,7 @@
 // `disttrain node --roles worker --seed-nodes akka.tcp://disttrain@HOST:PORT`: one node of a cluster.
 // The job (model spec, data, hyper-parameters) comes from the coordinator; a worker needs only the
-// dataset on its own disk. Exits when its actors finish, on Ctrl-C, or when no seed node answers.
+// dataset on its own disk. Exits when its actors finish, on Ctrl-C, when no seed node answers, or (code 5) when the
+// cluster removed it or no coordinator was reachable for disttrain.coordinator-lost-timeout, so a supervisor can restart it.
 using System.CommandLine;
 using DistTrain.Cluster.Configuration;
 using DistTrain.Cluster.Runtime;
@@ -60,12 +61,20 @@ public sealed class NodeCommand : ICommandFactory
         }
         await using (node)
         {
-            try { await node.WaitUntilUp().WaitAsync(cancel); }
+            var orphaned = node.WhenOrphaned(node.Settings.CoordinatorLostTimeout);
+            var up = node.WaitUntilUp();
+            try
+            {
+                await Task.WhenAny(up, orphaned).WaitAsync(cancel);
+                if (!orphaned.IsCompleted) await up;
+            }
             catch (TimeoutException e) { Console.Error.WriteLine($"disttrain node: {e.Message}"); return 3; }
             catch (OperationCanceledException) { return 130; }
+            if (orphaned.IsCompleted) return Orphaned(orphaned.Result);
             Console.WriteLine($"node {Akka.Cluster.Cluster.Get(node.System).SelfAddress} is up with roles {roles}");
-            try { await node.WhenLocalActorsStopped().WaitAsync(cancel); }
+            try { await Task.WhenAny(node.WhenLocalActorsStopped(), orphaned).WaitAsync(cancel); }
             catch (OperationCanceledException) { Console.WriteLine("interrupted; leaving the cluster"); return 130; }
+            if (orphaned.IsCompleted && node.Refusal is null) return Orphaned(orphaned.Result);
             if (node.Refusal is { } why)
             {
                 Console.Error.WriteLine($"disttrain node: the coordinator refused this node: {why}");
@@ -74,5 +83,11 @@ public sealed class NodeCommand : ICommandFactory
             Console.WriteLine("node finished");
             return 0;
         }
+    }
+
+    private static int Orphaned(string why)
+    {
+        Console.Error.WriteLine($"disttrain node: exiting: {why}. Restart it (a process supervisor does) and it joins the cluster again.");
+        return 5;
     }
 }

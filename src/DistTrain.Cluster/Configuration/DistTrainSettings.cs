@@ -16,10 +16,13 @@ public sealed record DataPlaneSettings(string Host, int Port, long MaxFrameBytes
 public sealed record DistTrainSettings(
     string SystemName, int MaxMessageBytes, TimeSpan JoinTimeout, DataPlaneSettings DataPlane, TlsSettings? Tls = null, string? InsecureWarning = null)
 {
+    /// <summary>A node with no reachable coordinator for this long exits (disttrain.coordinator-lost-timeout).</summary>
+    public TimeSpan CoordinatorLostTimeout { get; init; } = TimeSpan.FromSeconds(30);
+
     /// <summary>Every key allowed under `disttrain`; anything else in a config file is an error.</summary>
     public static readonly HashSet<string> KnownKeys =
     [
-        "disttrain.system-name", "disttrain.max-message-bytes", "disttrain.join-timeout",
+        "disttrain.system-name", "disttrain.max-message-bytes", "disttrain.join-timeout", "disttrain.coordinator-lost-timeout",
         "disttrain.data-plane.host", "disttrain.data-plane.port", "disttrain.data-plane.max-frame-bytes",
         "disttrain.data-plane.socket-buffer-bytes", "disttrain.data-plane.connect-timeout", "disttrain.data-plane.gradient-chunk-floats",
         "disttrain.data-plane.max-connections", "disttrain.data-plane.hello-timeout", "disttrain.data-plane.read-timeout", "disttrain.data-plane.idle-timeout",
@@ -71,12 +74,17 @@ public sealed record DistTrainSettings(
         var limits = new DistTrain.Cluster.DataPlane.DataPlaneLimits { MaxConnections = maxConnections, HelloTimeout = hello, ReadTimeout = read, IdleTimeout = idle };
         var join = Read(config, "disttrain.join-timeout", c => c.GetTimeSpan("disttrain.join-timeout", null, false), "a duration such as 30s");
         if (join <= TimeSpan.Zero) throw new ArgumentException("disttrain.join-timeout must be positive, e.g. 30s.");
+        var lost = Read(config, "disttrain.coordinator-lost-timeout", c => c.GetTimeSpan("disttrain.coordinator-lost-timeout", null, false), "a duration such as 30s");
+        if (lost <= TimeSpan.Zero) throw new ArgumentException($"disttrain.coordinator-lost-timeout = {lost} must be positive, e.g. 30s.");
         var name = config.GetString("disttrain.system-name", "");
         if (string.IsNullOrWhiteSpace(name) || !name.All(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_'))
             throw new ArgumentException($"disttrain.system-name = '{name}' must be letters, digits, '-' or '_'.");
 
         var (tls, warning) = ReadTls(config, string.IsNullOrEmpty(publicHost) ? remoteHost : publicHost, remoteHost);
-        return new DistTrainSettings(name, maxMessage, join, new DataPlaneSettings(dpHost, dpPort, maxFrame, buffer, connect, chunk, limits), tls, warning);
+        return new DistTrainSettings(name, maxMessage, join, new DataPlaneSettings(dpHost, dpPort, maxFrame, buffer, connect, chunk, limits), tls, warning)
+        {
+            CoordinatorLostTimeout = lost,
+        };
     }
 
     /// <summary>

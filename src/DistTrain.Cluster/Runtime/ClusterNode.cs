@@ -2,6 +2,7 @@
 // coordinator singleton (manager + proxy), parameter-server shards, worker actors. The same code runs
 // one process with every role (`disttrain train --workers N`) and one node of a multi-process cluster.
 using Akka.Actor;
+using Akka.Cluster;
 using Akka.Cluster.Tools.Singleton;
 using Akka.Configuration;
 using DistTrain.Training.Checkpoints;
@@ -95,6 +96,63 @@ public sealed class ClusterNode : IAsyncDisposable
         var tcs = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         System.ActorOf(Props.Create(() => new Reaper(refs, tcs)), "reaper");
         return tcs.Task;
+    }
+
+    /// <summary>
+    /// Completes with the reason this node should exit although its actors run: the cluster removed it (it was unreachable,
+    /// e.g. paused or cut off, and was downed; its ActorSystem then shuts down), or no coordinator has been reachable for
+    /// <paramref name="lostAfter"/> after one was (killed and no standby took over). A supervisor that restarts the process makes it
+    /// join again. Watches from the start, so a node whose coordinator dies before the node is up is covered too.
+    /// </summary>
+    public Task<string> WhenOrphaned(TimeSpan lostAfter)
+    {
+        var tcs = new TaskCompletionSource<string>(TaskCreationOptions.RunContinuationsAsynchronously);
+        System.WhenTerminated.ContinueWith(_ => tcs.TrySetResult("the cluster removed this node (it was unreachable, e.g. paused or cut off, and was downed)"),
+            TaskScheduler.Default);
+        System.ActorOf(Props.Create(() => new OrphanWatch(lostAfter, tcs)), "orphan-watch");
+        return tcs.Task;
+    }
+
+    private sealed class OrphanWatch : ReceiveActor, IWithTimers
+    {
+        private readonly Akka.Cluster.Cluster _cluster = Akka.Cluster.Cluster.Get(Context.System);
+        private readonly HashSet<Address> _coordinators = [], _unreachable = [];
+        private DateTime? _lastSeen;   // when a coordinator was last up and reachable; null until one was (joining is join-timeout's)
+
+        public ITimerScheduler Timers { get; set; } = null!;
+
+        public OrphanWatch(TimeSpan lostAfter, TaskCompletionSource<string> done)
+        {
+            Receive<ClusterEvent.IMemberEvent>(e =>
+            {
+                var m = e.Member;
+                if (m.Address == _cluster.SelfAddress && e is ClusterEvent.MemberRemoved)
+                    done.TrySetResult("the cluster removed this node (it was unreachable, e.g. paused or cut off, and was downed)");
+                if (!m.HasRole("coordinator")) return;
+                if (e is ClusterEvent.MemberUp) _coordinators.Add(m.Address);
+                else if (e is ClusterEvent.MemberRemoved or ClusterEvent.MemberExited or ClusterEvent.MemberDowned) _coordinators.Remove(m.Address);
+            });
+            Receive<ClusterEvent.UnreachableMember>(e => _unreachable.Add(e.Member.Address));
+            Receive<ClusterEvent.ReachableMember>(e => _unreachable.Remove(e.Member.Address));
+            Receive<Tick>(_ =>
+            {
+                var now = DateTime.UtcNow;
+                if (_coordinators.Any(a => !_unreachable.Contains(a))) _lastSeen = now;
+                else if (now - _lastSeen >= lostAfter)
+                    done.TrySetResult($"no coordinator has been reachable for {lostAfter.TotalSeconds:0} s (disttrain.coordinator-lost-timeout)");
+            });
+        }
+
+        private sealed record Tick;
+
+        protected override void PreStart()
+        {
+            _cluster.Subscribe(Self, ClusterEvent.SubscriptionInitialStateMode.InitialStateAsEvents,
+                typeof(ClusterEvent.IMemberEvent), typeof(ClusterEvent.IReachabilityEvent));
+            Timers.StartPeriodicTimer("tick", new Tick(), TimeSpan.FromSeconds(1));
+        }
+
+        protected override void PostStop() => _cluster.Unsubscribe(Self);
     }
 
     private sealed class Reaper : ReceiveActor
