@@ -18,11 +18,15 @@ public sealed record DistTrainSettings(
 {
     /// <summary>A node with no reachable coordinator for this long exits (disttrain.coordinator-lost-timeout).</summary>
     public TimeSpan CoordinatorLostTimeout { get; init; } = TimeSpan.FromSeconds(30);
+    /// <summary>The shortest lease on a micro-batch (disttrain.lease-floor) and its length in median step times (lease-step-multiple).</summary>
+    public TimeSpan LeaseFloor { get; init; } = TimeSpan.FromSeconds(1);
+    public double LeaseStepMultiple { get; init; } = 4;
 
     /// <summary>Every key allowed under `disttrain`; anything else in a config file is an error.</summary>
     public static readonly HashSet<string> KnownKeys =
     [
         "disttrain.system-name", "disttrain.max-message-bytes", "disttrain.join-timeout", "disttrain.coordinator-lost-timeout",
+        "disttrain.lease-floor", "disttrain.lease-step-multiple",
         "disttrain.data-plane.host", "disttrain.data-plane.port", "disttrain.data-plane.max-frame-bytes",
         "disttrain.data-plane.socket-buffer-bytes", "disttrain.data-plane.connect-timeout", "disttrain.data-plane.gradient-chunk-floats",
         "disttrain.data-plane.max-connections", "disttrain.data-plane.hello-timeout", "disttrain.data-plane.read-timeout", "disttrain.data-plane.idle-timeout",
@@ -76,6 +80,10 @@ public sealed record DistTrainSettings(
         if (join <= TimeSpan.Zero) throw new ArgumentException("disttrain.join-timeout must be positive, e.g. 30s.");
         var lost = Read(config, "disttrain.coordinator-lost-timeout", c => c.GetTimeSpan("disttrain.coordinator-lost-timeout", null, false), "a duration such as 30s");
         if (lost <= TimeSpan.Zero) throw new ArgumentException($"disttrain.coordinator-lost-timeout = {lost} must be positive, e.g. 30s.");
+        var floor = Read(config, "disttrain.lease-floor", c => c.GetTimeSpan("disttrain.lease-floor", null, false), "a duration such as 1s");
+        if (floor <= TimeSpan.Zero) throw new ArgumentException($"disttrain.lease-floor = {floor} must be positive, e.g. 1s.");
+        var multiple = Read(config, "disttrain.lease-step-multiple", c => c.GetDouble("disttrain.lease-step-multiple", 0), "a number such as 4");
+        if (!(multiple >= 1) || double.IsInfinity(multiple)) throw new ArgumentException($"disttrain.lease-step-multiple = {multiple} must be at least 1, e.g. 4.");
         var name = config.GetString("disttrain.system-name", "");
         if (string.IsNullOrWhiteSpace(name) || !name.All(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_'))
             throw new ArgumentException($"disttrain.system-name = '{name}' must be letters, digits, '-' or '_'.");
@@ -83,7 +91,7 @@ public sealed record DistTrainSettings(
         var (tls, warning) = ReadTls(config, string.IsNullOrEmpty(publicHost) ? remoteHost : publicHost, remoteHost);
         return new DistTrainSettings(name, maxMessage, join, new DataPlaneSettings(dpHost, dpPort, maxFrame, buffer, connect, chunk, limits), tls, warning)
         {
-            CoordinatorLostTimeout = lost,
+            CoordinatorLostTimeout = lost, LeaseFloor = floor, LeaseStepMultiple = multiple,
         };
     }
 

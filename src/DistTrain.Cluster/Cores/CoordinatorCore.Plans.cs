@@ -14,6 +14,12 @@ public sealed partial class CoordinatorCore
 {
     public const string AsyncTimer = "async-tick";
 
+    /// <summary>How often expired leases are looked for: a fraction of the shortest lease, so one costs little more than itself.</summary>
+    private static readonly TimeSpan TickPeriod = TimeSpan.FromMilliseconds(250);
+
+    /// <summary>A step (round, async global batch) completed: the lease follows the median step time (LeasePolicy).</summary>
+    private void StepTimed() => _plan.LeaseTimeout = _lease.StepCompleted(_clock());
+
     private interface IWorkPlan
     {
         /// <summary>The shards' version at the end: one per step (sync) or round (local-sgd), one per micro-batch (async).</summary>
@@ -31,6 +37,8 @@ public sealed partial class CoordinatorCore
         WorkLedger Ledger();
         /// <summary>Continues from a snapshot's ledger (CoordinatorCore.Restore): nothing leased, what is not done goes out again.</summary>
         void Restore(WorkLedger ledger);
+        /// <summary>From now on a lease older than this is handed out again.</summary>
+        TimeSpan LeaseTimeout { set; }
     }
 
     private void Assign(string peer, long step, int microBatch, long version)
@@ -45,13 +53,14 @@ public sealed partial class CoordinatorCore
         private readonly Dictionary<string, string> _waitingAhead = [];   // workers whose newest lease is of the next step
 
         public long FinalVersion => c._units;
+        public TimeSpan LeaseTimeout { set => _queue.LeaseTimeout = value; }
 
         public void Start(long first)
         {
             _queue.Begin(first); // step 0, or the checkpoint's step on resume
             // An expired lease (a worker alive but stuck) is handed out again only when someone is served: the idle
-            // workers and those waiting ahead are served once a second, so a straggler costs at most its lease.
-            c._out.Add(new StartTimer(LeaseTimer, TimeSpan.FromSeconds(1)));
+            // workers and those waiting ahead are served every tick, so a straggler costs about its lease.
+            c._out.Add(new StartTimer(LeaseTimer, TickPeriod));
             Begin(first, first: true);
         }
 
@@ -119,6 +128,7 @@ public sealed partial class CoordinatorCore
         private void StepApplied()
         {
             c._log.End(c._step);
+            c.StepTimed();
             long next = c._step + 1;
             if (next % 20 == 0 || next == c._units) c._out.Report(c._log.Summary(next, c._units));
             if (c.Crashed(next)) return;
@@ -145,7 +155,7 @@ public sealed partial class CoordinatorCore
             _queue.Restore(ledger.Step, ledger.Acks, ledger.Ahead);
             c._step = ledger.Step;
             c._log.Begin(ledger.Step);
-            c._out.Add(new StartTimer(LeaseTimer, TimeSpan.FromSeconds(1)));
+            c._out.Add(new StartTimer(LeaseTimer, TickPeriod));
         }
     }
 
@@ -157,12 +167,13 @@ public sealed partial class CoordinatorCore
         private long _stepsDone;
 
         public long FinalVersion => _queue.Total;
+        public TimeSpan LeaseTimeout { set => _queue.LeaseTimeout = value; }
 
         public void Start(long first)
         {
             c._step = 0; // started; in async mode the step only marks that
             if (_queue.Total == 0) { Finish(); return; }
-            c._out.Add(new StartTimer(AsyncTimer, TimeSpan.FromSeconds(1))); // an expired lease goes out again even when nothing else happens
+            c._out.Add(new StartTimer(AsyncTimer, TickPeriod)); // an expired lease goes out again even when nothing else happens
             c.ServeIdle();
         }
 
@@ -191,6 +202,7 @@ public sealed partial class CoordinatorCore
             if (stepDone)
             {
                 c._log.End(a.Step);
+                c.StepTimed();
                 long done = ++_stepsDone;
                 if (done % 20 == 0 || done == c._planSteps) c._out.Report($"{c._log.Summary(done, c._planSteps)}  {_staleness}");
             }
@@ -229,7 +241,7 @@ public sealed partial class CoordinatorCore
             _stepsDone = _queue.DoneCount / _queue.MicroBatches; // whole steps only when done in order; the count feeds progress lines
             _begun = _queue.LowestUndone / _queue.MicroBatches - 1; // metrics entries of the steps not done are opened again
             c._step = 0;
-            if (!_queue.AllDone) c._out.Add(new StartTimer(AsyncTimer, TimeSpan.FromSeconds(1)));
+            if (!_queue.AllDone) c._out.Add(new StartTimer(AsyncTimer, TickPeriod));
         }
     }
 }

@@ -61,6 +61,7 @@ public sealed partial class CoordinatorCore : IDisposable
     private readonly long _planSteps;
     private readonly long _units;          // work units with a barrier after each: steps, or local-sgd rounds
     private readonly StepLog _log;
+    private readonly LeasePolicy _lease;
     private long _step = -1;               // the unit being applied (async: 0 once started); -1 before the start
     private bool _finishing, _allApplied, _finalCollected;
 
@@ -94,6 +95,8 @@ public sealed partial class CoordinatorCore : IDisposable
             StepOfUnit = unit => settings.Mode.LastStepOf(unit, _planSteps),
         };
         if (!restored) _log.Record("run", settings.Mode.Metadata());
+        _lease = new LeasePolicy(settings.LeaseFloor < settings.LeaseTimeout ? settings.LeaseFloor : settings.LeaseTimeout, settings.LeaseStepMultiple,
+            settings.LeaseTimeout);
         _plan = settings.Mode.Mode == TrainingMode.Async ? new AsyncPlan(this) : new BarrierPlan(this);
     }
 

@@ -28,6 +28,10 @@ public sealed record CoordinatorSettings(int Shards, string OutDir, NodeEndpoint
     /// <summary>How long a snapshot may stay incomplete after every shard has passed its version before the coordinator acts:
     /// it asks again for the final state (the shards stay there) and gives up on an intermediate checkpoint (they moved on).</summary>
     public TimeSpan SnapshotGrace { get; init; } = TimeSpan.FromSeconds(20);
+    /// <summary>The shortest lease on a micro-batch once steps are timed (LeasePolicy); LeaseTimeout is the longest.</summary>
+    public TimeSpan LeaseFloor { get; init; } = TimeSpan.FromSeconds(1);
+    /// <summary>A lease lasts this many median step times (at least LeaseFloor, at most LeaseTimeout).</summary>
+    public double LeaseStepMultiple { get; init; } = 4;
     /// <summary>Faults a test injects (null in production).</summary>
     public ICoordinatorFaults? Faults { get; init; }
     /// <summary>SHA-256 of the training set (DatasetOps.Fingerprint): workers with other data refuse the job (ClusterNode.DatasetMismatch).</summary>

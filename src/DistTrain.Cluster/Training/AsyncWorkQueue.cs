@@ -11,7 +11,6 @@ namespace DistTrain.Cluster.Training;
 public sealed class AsyncWorkQueue
 {
     private readonly int _shards, _full;
-    private readonly TimeSpan _leaseTimeout;
     private readonly string?[] _holder;
     private readonly DateTime[] _leasedAt;
     private readonly int[] _shardAcks;                 // bit s set when shard s applied the gradient
@@ -19,6 +18,9 @@ public sealed class AsyncWorkQueue
     private readonly SortedSet<long> _requeued = [];
     private readonly Dictionary<long, string> _leased = [];
     private long _next;
+
+    /// <summary>A lease older than this is handed out again; the coordinator adapts it to the observed step time.</summary>
+    public TimeSpan LeaseTimeout { get; set; }
 
     public AsyncWorkQueue(long steps, int microBatchesPerStep, int shards, TimeSpan leaseTimeout)
     {
@@ -30,7 +32,7 @@ public sealed class AsyncWorkQueue
         MicroBatches = microBatchesPerStep;
         _shards = shards;
         _full = (1 << shards) - 1;
-        _leaseTimeout = leaseTimeout;
+        LeaseTimeout = leaseTimeout;
         int total = (int)(steps * microBatchesPerStep);
         _holder = new string?[total];
         _leasedAt = new DateTime[total];
@@ -71,7 +73,7 @@ public sealed class AsyncWorkQueue
         }
         if (k < 0)
             foreach (var (leased, _) in _leased)
-                if (leased <= limit && now - _leasedAt[leased] >= _leaseTimeout) { k = leased; Requeued++; break; }
+                if (leased <= limit && now - _leasedAt[leased] >= LeaseTimeout) { k = leased; Requeued++; break; }
         if (k < 0 && _next < Total && _next <= limit) k = _next++;
         if (k < 0) { step = -1; microBatch = -1; return false; }
         _holder[k] = worker;

@@ -24,6 +24,13 @@ public sealed class LookaheadQueue
         _totalSteps = totalSteps;
     }
 
+    /// <summary>A lease (of either step) older than this is handed out again.</summary>
+    public TimeSpan LeaseTimeout
+    {
+        get => _current.LeaseTimeout;
+        set { _current.LeaseTimeout = value; _next.LeaseTimeout = value; }
+    }
+
     /// <summary>The step being applied now (-1 before <see cref="Begin"/>).</summary>
     public long Step => _current.Step;
     public bool StepDone => _current.StepDone;

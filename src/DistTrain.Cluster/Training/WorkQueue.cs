@@ -7,7 +7,6 @@ namespace DistTrain.Cluster.Training;
 public sealed class WorkQueue
 {
     private readonly int _shards;
-    private readonly TimeSpan _leaseTimeout;
     private string?[] _holder = [];
     private DateTime[] _leasedAt = [];
     private int[] _shardAcks = [];        // bit s set when shard s has the gradient
@@ -19,10 +18,12 @@ public sealed class WorkQueue
     {
         if (shards is < 1 or > 30) throw new ArgumentOutOfRangeException(nameof(shards), shards, "Shards must be 1..30.");
         _shards = shards;
-        _leaseTimeout = leaseTimeout;
+        LeaseTimeout = leaseTimeout;
         Step = -1;
     }
 
+    /// <summary>A lease older than this is handed out again; the coordinator adapts it to the observed step time.</summary>
+    public TimeSpan LeaseTimeout { get; set; }
     public long Step { get; private set; }
     public int MicroBatchCount => _holder.Length;
     public int DoneCount => _done;
@@ -49,7 +50,7 @@ public sealed class WorkQueue
         {
             if (_shardAcks[i] == full) continue;
             bool free = _holder[i] is null;
-            bool expired = !free && now - _leasedAt[i] >= _leaseTimeout;
+            bool expired = !free && now - _leasedAt[i] >= LeaseTimeout;
             if (!free && !expired) continue;
             if (expired) Requeued++;
             _holder[i] = worker;

@@ -55,6 +55,8 @@ public class CoordinatorCoreTests
         public readonly HashSet<string> Left = [];
         public RunCompleted? Result;
         public DateTime Now = new(2026, 1, 1);
+        /// <summary>How far the clock moves for each micro-batch computed.</summary>
+        public TimeSpan MicroBatchTime = TimeSpan.Zero;
         private readonly int _shards;
         private readonly bool _async;
         private readonly Queue<(string To, object Message)> _mail = new();
@@ -171,6 +173,7 @@ public class CoordinatorCoreTests
                 if (k < 0) continue;
                 var w = held[k];
                 held.RemoveAt(k);
+                Now += MicroBatchTime;
                 Computed.Add((id, w));
                 Take(Core.Handle(id, new RequestWork(id, w.Version)));
                 for (int s = 0; s < _shards; s++) Arrive(s, id, w);
@@ -306,6 +309,32 @@ public class CoordinatorCoreTests
         AssertLedger(sim, mode.Units(sim.Steps), 4);
         Assert.Single(sim.Reports, r => r.StartsWith("worker w1 lost its connection to shard 0;"));
         Assert.DoesNotContain(sim.Reports, r => r.Contains("shard 1;"));
+        Assert.All(sim.Computed.Skip(before), c => Assert.Equal("w0", c.Worker));
+    }
+
+    [Fact]
+    public void APausedWorkersLeaseGoesOutAgainAfterAFewStepTimesNotTheLeaseCeiling()
+    {
+        // 4 micro-batches of 25 ms a step: the median step takes 100 ms, 4 of them are below the 1 s floor, so leases last 1 s
+        // (the ceiling, 30 s here, only until two steps are timed).
+        using var sim = new SimCluster(ModeOptions.Sync) { MicroBatchTime = TimeSpan.FromMilliseconds(25) };
+        sim.Join(workers: 2);
+        sim.Run(until: () => sim.Computed.Count == 13);
+        int before = sim.Computed.Count;
+        sim.Vanish("w1"); // SIGSTOP: no connection ends, Akka has not noticed
+        sim.Run();
+        Assert.Null(sim.Result);
+        int stalled = sim.Computed.Count;
+        sim.Now += TimeSpan.FromMilliseconds(900);
+        sim.Take(sim.Core.Timer(CoordinatorCore.LeaseTimer));
+        sim.Run();
+        Assert.Equal(stalled, sim.Computed.Count); // not yet: 0.9 s is inside the lease
+        sim.Now += TimeSpan.FromMilliseconds(200);
+        sim.Take(sim.Core.Timer(CoordinatorCore.LeaseTimer));
+        sim.Run();
+        Assert.NotNull(sim.Result);
+        Assert.Null(sim.Result!.Error);
+        AssertLedger(sim, sim.Steps, 4);
         Assert.All(sim.Computed.Skip(before), c => Assert.Equal("w0", c.Worker));
     }
 
