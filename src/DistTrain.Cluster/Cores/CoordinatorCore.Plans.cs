@@ -17,6 +17,13 @@ public sealed partial class CoordinatorCore
     /// <summary>How often expired leases are looked for: a fraction of the shortest lease, so one costs little more than itself.</summary>
     private static readonly TimeSpan TickPeriod = TimeSpan.FromMilliseconds(250);
 
+    /// <summary>Says that <paramref name="holder"/>'s lease on (step, micro-batch) ran out and the work went to <paramref name="to"/>.</summary>
+    private void ReportExpired(string? holder, long step, int microBatch, string to)
+    {
+        if (holder is null) return;
+        _out.Report($"worker {holder} held step {step} micro-batch {microBatch} longer than its lease ({_lease.Current.TotalSeconds:0.0} s); handed to {to}");
+    }
+
     /// <summary>A step (round, async global batch) completed: the lease follows the median step time (LeasePolicy).</summary>
     private void StepTimed() => _plan.LeaseTimeout = _lease.StepCompleted(_clock());
 
@@ -91,6 +98,7 @@ public sealed partial class CoordinatorCore
         public bool TryAssign(string id, string peer, DateTime now)
         {
             if (c._step >= c._units || !_queue.TryLease(id, now, out long step, out int mb)) return false;
+            c.ReportExpired(_queue.TakeExpiredHolder(), step, mb, id);
             if (step != c._step) _waitingAhead[id] = peer; // it waits for the shards' push of version step
             c.Assign(peer, step, mb, step);
             return true;
@@ -112,6 +120,7 @@ public sealed partial class CoordinatorCore
             {
                 if (!c._workers.ContainsKey(id)) continue;
                 if (!_queue.TryLeaseCurrent(id, c._clock(), out int mb)) return;
+                c.ReportExpired(_queue.TakeExpiredHolder(), c._step, mb, id);
                 c.Assign(peer, c._step, mb, c._step);
             }
         }
@@ -181,6 +190,8 @@ public sealed partial class CoordinatorCore
         {
             int s = c._settings.Mode.Staleness;
             if (!_queue.TryLease(id, now, s, out long step, out int mb)) return false;
+            c.ReportExpired(_queue.ExpiredHolder, step, mb, id);
+            _queue.ExpiredHolder = null;
             for (; _begun < step; _begun++) c._log.Begin(_begun + 1);
             c.Assign(peer, step, mb, _queue.MinVersion(step, mb, s));
             return true;

@@ -1,15 +1,39 @@
 // A shard's send side: one data-plane connection per worker, each new version of the range pushed to all of
-// them frame by frame (first layers first, so every worker can start its forward early). A worker whose
-// connection fails is dropped here; it gets the whole range again when it re-announces itself.
+// them frame by frame (first layers first, so every worker can start its forward early). Each connection has
+// its own sender thread, so a worker that stops reading (paused, behind a slow link) never holds up the
+// shard or the other workers: the shard copies a new version once into a pooled buffer and hands it to every
+// sender; a sender still busy with an older version skips to the newest and sends it whole (a worker takes a
+// version two ahead only as one whole-range frame, ParameterArrivals.MayReceive). A worker whose connection
+// fails is dropped here; it gets the whole range again when it re-announces itself.
 using DistTrain.Cluster.DataPlane;
-using DistTrain.Cluster.Training;
 using DistTrain.Training.Steps;
 
 namespace DistTrain.Cluster.Runtime;
 
 public sealed class ShardPublisher(NodeEndpoints endpoints, int senderId) : IDisposable
 {
-    private readonly Dictionary<string, DataPlaneClient> _workers = [];
+    /// <summary>One version of the range and the checksum of each of its frames, shared by the senders (reference-counted, pooled).</summary>
+    private sealed class Snapshot(int length)
+    {
+        public readonly float[] Values = new float[length];
+        public ulong[] Checksums = [];
+        public long Version;
+        public int Shard, Offset, Refs;
+    }
+
+    private sealed class Peer(string id, DataPlaneClient client)
+    {
+        public readonly string Id = id;
+        public readonly DataPlaneClient Client = client;
+        public Snapshot? Next;        // the newest version not yet begun (a newer one replaces it)
+        public bool NextWhole;        // send Next as one whole-range frame
+        public long Last = -1;        // the version the sender took last (sending or sent)
+        public bool Closed;
+    }
+
+    private readonly object _gate = new();   // Monitor: the senders wait on it for their next version
+    private readonly Dictionary<string, Peer> _workers = [];
+    private readonly Stack<Snapshot> _pool = new();
 
     /// <summary>The frames a new version goes out in (sync: cut at layer boundaries; other modes: the whole range).</summary>
     public KeyRange[] Chunks { get; set; } = [];
@@ -17,56 +41,129 @@ public sealed class ShardPublisher(NodeEndpoints endpoints, int senderId) : IDis
     /// <summary>Connects to a worker's endpoint (replacing an older connection of the same worker) and sends it the current values.</summary>
     public void Add(string workerId, string host, int port, ParameterShard shard)
     {
-        var client = endpoints.Connect(host, port, senderId);
-        if (_workers.Remove(workerId, out var old)) old.Dispose();
-        _workers[workerId] = client;
-        Send(client, shard);
+        var peer = new Peer(workerId, endpoints.Connect(host, port, senderId));
+        Peer? old;
+        lock (_gate)
+        {
+            _workers.Remove(workerId, out old);
+            _workers[workerId] = peer;
+        }
+        if (old is not null) Close(old);
+        new Thread(() => SendLoop(peer)) { IsBackground = true, Name = $"push to {workerId}" }.Start();
+        Hand(shard, whole: true, only: peer);
     }
 
     /// <summary>Stops pushing to a worker that left; false if it had no connection.</summary>
     public bool Remove(string workerId)
     {
-        if (!_workers.Remove(workerId, out var c)) return false;
-        c.Dispose();
+        Peer? peer;
+        lock (_gate) _workers.Remove(workerId, out peer);
+        if (peer is null) return false;
+        Close(peer);
         return true;
     }
 
-    /// <summary>Pushes the shard's current version to every worker, each frame to all of them before the next frame.</summary>
-    public void PushAll(ParameterShard shard)
+    /// <summary>Hands the shard's current version to every worker's sender and returns: the senders send it.</summary>
+    public void PushAll(ParameterShard shard) => Hand(shard, whole: false, only: null);
+
+    /// <summary>Sends every worker the whole range (after a restore).</summary>
+    public void ResendAll(ParameterShard shard) => Hand(shard, whole: true, only: null);
+
+    /// <summary>Copies the shard's values once (on the shard's thread, before anything can change them) for the senders.</summary>
+    private void Hand(ParameterShard shard, bool whole, Peer? only)
     {
-        List<string>? failed = null;
-        foreach (var chunk in Chunks)
+        lock (_gate)
         {
-            ReadOnlySpan<float> values = shard.Values.AsSpan(chunk.Offset - shard.Range.Offset, chunk.Length);
-            ulong checksum = DataPlaneClient.Checksum(values); // the same bytes go to every worker: hash them once
-            var header = new FrameHeader(FrameKind.Parameters, shard.Version, 0, shard.Version, shard.Shard, chunk.Offset, chunk.Length, 0, 0);
-            foreach (var (id, client) in _workers)
+            if (only is null && _workers.Count == 0) return;
+            var snap = _pool.Count > 0 ? _pool.Pop() : new Snapshot(shard.Values.Length);
+            shard.Values.CopyTo(snap.Values, 0);
+            (snap.Version, snap.Shard, snap.Offset) = (shard.Version, shard.Shard, shard.Range.Offset);
+            // The same bytes go to every worker: each frame's checksum is computed once.
+            if (snap.Checksums.Length != Chunks.Length) snap.Checksums = new ulong[Chunks.Length];
+            for (int i = 0; i < Chunks.Length; i++)
+                snap.Checksums[i] = DataPlaneClient.Checksum(snap.Values.AsSpan(Chunks[i].Offset - snap.Offset, Chunks[i].Length));
+            snap.Refs = 1; // the hand-out itself, released below
+            foreach (var peer in only is null ? _workers.Values.ToArray() : [only])
             {
-                if (failed?.Contains(id) == true) continue;
-                try { client.Send(header, values, checksum); }
-                catch (IOException) { (failed ??= []).Add(id); }
+                if (peer.Closed) continue;
+                bool skipping = peer.Next is not null;
+                if (peer.Next is { } skipped) Release(skipped);
+                peer.NextWhole = whole || skipping || snap.Version != peer.Last + 1;
+                peer.Next = snap;
+                snap.Refs++;
             }
+            Release(snap);
+            Monitor.PulseAll(_gate);
         }
-        if (failed is not null) foreach (var id in failed) Remove(id);
     }
 
-    /// <summary>Sends every worker the whole range (after a restore); drops the ones that cannot be reached.</summary>
-    public void ResendAll(ParameterShard shard)
+    private void SendLoop(Peer peer)
     {
-        foreach (var (id, client) in _workers.ToArray())
+        while (true)
         {
-            try { Send(client, shard); }
-            catch (IOException) { Remove(id); }
+            Snapshot snap;
+            bool whole;
+            lock (_gate)
+            {
+                while (peer.Next is null && !peer.Closed) Monitor.Wait(_gate);
+                if (peer.Closed) return;
+                (snap, whole) = (peer.Next!, peer.NextWhole);
+                peer.NextWhole = false;
+                peer.Next = null;
+                peer.Last = snap.Version;
+            }
+            try
+            {
+                if (whole)
+                    peer.Client.Send(new FrameHeader(FrameKind.Parameters, snap.Version, 0, snap.Version, snap.Shard, snap.Offset, snap.Values.Length, 0, 0),
+                        snap.Values, Chunks.Length == 1 ? snap.Checksums[0] : DataPlaneClient.Checksum(snap.Values));
+                else
+                    for (int i = 0; i < Chunks.Length; i++)
+                    {
+                        var c = Chunks[i];
+                        var header = new FrameHeader(FrameKind.Parameters, snap.Version, 0, snap.Version, snap.Shard, c.Offset, c.Length, 0, 0);
+                        peer.Client.Send(header, snap.Values.AsSpan(c.Offset - snap.Offset, c.Length), snap.Checksums[i]);
+                    }
+            }
+            catch (Exception e) when (e is IOException or ObjectDisposedException or InvalidOperationException)
+            {
+                // The worker is gone (or was removed while this blocked): stop pushing to it.
+                lock (_gate)
+                {
+                    Release(snap);
+                    if (_workers.TryGetValue(peer.Id, out var current) && current == peer) _workers.Remove(peer.Id);
+                }
+                Close(peer);
+                return;
+            }
+            lock (_gate) Release(snap);
         }
     }
 
-    private static void Send(DataPlaneClient client, ParameterShard shard) =>
-        client.Send(new FrameHeader(FrameKind.Parameters, shard.Version, 0, shard.Version, shard.Shard, shard.Range.Offset, shard.Range.Length, 0, 0),
-            shard.Values, DataPlaneClient.Checksum(shard.Values));
+    private void Release(Snapshot snap)
+    {
+        if (--snap.Refs == 0) _pool.Push(snap);
+    }
+
+    private void Close(Peer peer)
+    {
+        lock (_gate)
+        {
+            peer.Closed = true;
+            if (peer.Next is { } pending) { Release(pending); peer.Next = null; }
+            Monitor.PulseAll(_gate);
+        }
+        peer.Client.Dispose(); // a send blocked on a worker that stopped reading fails at once
+    }
 
     public void Dispose()
     {
-        foreach (var c in _workers.Values) c.Dispose();
-        _workers.Clear();
+        Peer[] peers;
+        lock (_gate)
+        {
+            peers = _workers.Values.ToArray();
+            _workers.Clear();
+        }
+        foreach (var p in peers) Close(p);
     }
 }

@@ -21,6 +21,8 @@ public sealed class AsyncWorkQueue
 
     /// <summary>A lease older than this is handed out again; the coordinator adapts it to the observed step time.</summary>
     public TimeSpan LeaseTimeout { get; set; }
+    /// <summary>The worker whose expired lease the last TryLease handed out again (the caller reads and clears it).</summary>
+    public string? ExpiredHolder { get; set; }
 
     public AsyncWorkQueue(long steps, int microBatchesPerStep, int shards, TimeSpan leaseTimeout)
     {
@@ -73,7 +75,7 @@ public sealed class AsyncWorkQueue
         }
         if (k < 0)
             foreach (var (leased, _) in _leased)
-                if (leased <= limit && now - _leasedAt[leased] >= LeaseTimeout) { k = leased; Requeued++; break; }
+                if (leased <= limit && now - _leasedAt[leased] >= LeaseTimeout) { k = leased; Requeued++; ExpiredHolder = _holder[k]; break; }
         if (k < 0 && _next < Total && _next <= limit) k = _next++;
         if (k < 0) { step = -1; microBatch = -1; return false; }
         _holder[k] = worker;

@@ -31,6 +31,14 @@ public sealed class LookaheadQueue
         set { _current.LeaseTimeout = value; _next.LeaseTimeout = value; }
     }
 
+    /// <summary>The worker whose expired lease the last lease handed out again, if any; reading clears it.</summary>
+    public string? TakeExpiredHolder()
+    {
+        var holder = _current.ExpiredHolder ?? _next.ExpiredHolder;
+        _current.ExpiredHolder = _next.ExpiredHolder = null;
+        return holder;
+    }
+
     /// <summary>The step being applied now (-1 before <see cref="Begin"/>).</summary>
     public long Step => _current.Step;
     public bool StepDone => _current.StepDone;

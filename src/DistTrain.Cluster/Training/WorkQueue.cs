@@ -30,6 +30,8 @@ public sealed class WorkQueue
     public bool StepDone => _holder.Length > 0 && _done == _holder.Length;
     public long DuplicateAcks { get; private set; }
     public long Requeued { get; private set; }
+    /// <summary>The worker whose expired lease the last TryLease handed out again (the caller reads and clears it).</summary>
+    public string? ExpiredHolder { get; set; }
 
     public void Begin(long step, int microBatches)
     {
@@ -52,7 +54,7 @@ public sealed class WorkQueue
             bool free = _holder[i] is null;
             bool expired = !free && now - _leasedAt[i] >= LeaseTimeout;
             if (!free && !expired) continue;
-            if (expired) Requeued++;
+            if (expired) { Requeued++; ExpiredHolder = _holder[i]; }
             _holder[i] = worker;
             _leasedAt[i] = now;
             microBatch = i;

@@ -336,6 +336,7 @@ public class CoordinatorCoreTests
         Assert.Null(sim.Result!.Error);
         AssertLedger(sim, sim.Steps, 4);
         Assert.All(sim.Computed.Skip(before), c => Assert.Equal("w0", c.Worker));
+        Assert.Contains(sim.Reports, r => r.StartsWith("worker w1 held step ") && r.EndsWith("longer than its lease (1.0 s); handed to w0"));
     }
 
     [Fact]
