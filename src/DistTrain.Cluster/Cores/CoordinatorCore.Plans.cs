@@ -14,6 +14,9 @@ public sealed partial class CoordinatorCore
 {
     public const string AsyncTimer = "async-tick";
 
+    /// <summary>A step taking longer than this (and than a lease) says what it is waiting for.</summary>
+    private static readonly TimeSpan HangAfter = TimeSpan.FromSeconds(2);
+
     /// <summary>How often expired leases are looked for: a fraction of the shortest lease, so one costs little more than itself.</summary>
     private static readonly TimeSpan TickPeriod = TimeSpan.FromMilliseconds(250);
 
@@ -71,9 +74,13 @@ public sealed partial class CoordinatorCore
             Begin(first, first: true);
         }
 
+        private DateTime _begun;          // when the current step began
+        private bool _hangReported;
+
         private void Begin(long step, bool first)
         {
             c._step = step;
+            (_begun, _hangReported) = (c._clock(), false);
             _waitingAhead.Clear();
             c._log.Begin(step);
             RequestSnapshots(step, first);
@@ -149,8 +156,26 @@ public sealed partial class CoordinatorCore
         public void Timer(string name)
         {
             if (name != LeaseTimer) return;
+            ExplainHang(); // before expired leases move on: what it has been waiting for
             c.ServeIdle();
             ServeWaiting();
+        }
+
+        /// <summary>
+        /// A step that has taken several times the usual (and at least HangAfter) says once what it waits for: the micro-batches not
+        /// done, who holds each and for how long, and the shards that have not applied it.
+        /// </summary>
+        private void ExplainHang()
+        {
+            var now = c._clock();
+            var waited = now - _begun;
+            if (_hangReported || c._step < 0 || c._step >= c._units || waited < HangAfter || waited < c._lease.Current) return;
+            _hangReported = true;
+            var pending = _queue.Pending(now).Select(p => p.Holder is null ? $"{p.MicroBatch} (not leased)"
+                : $"{p.MicroBatch} (held by {p.Holder} for {p.Held.TotalSeconds:0.0} s)").ToList();
+            var shards = Enumerable.Range(0, c._published.Length).Where(s => c._published[s] <= c._step).ToList();
+            string what = pending.Count > 0 ? $"micro-batch(es) {string.Join(", ", pending)}" : "no micro-batch";
+            c._out.Report($"step {c._step} has waited {waited.TotalSeconds:0.0} s for {what}; shard(s) {string.Join(", ", shards)} have not applied it");
         }
 
         public WorkLedger Ledger()

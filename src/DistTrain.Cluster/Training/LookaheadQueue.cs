@@ -39,6 +39,9 @@ public sealed class LookaheadQueue
         return holder;
     }
 
+    /// <summary>The current step's micro-batches not done yet, with their holders and how long they have held them.</summary>
+    public IEnumerable<(int MicroBatch, string? Holder, TimeSpan Held)> Pending(DateTime now) => _current.Pending(now);
+
     /// <summary>The step being applied now (-1 before <see cref="Begin"/>).</summary>
     public long Step => _current.Step;
     public bool StepDone => _current.StepDone;

@@ -90,6 +90,14 @@ public sealed class WorkQueue
 
     public string? HolderOf(int microBatch) => _holder[microBatch];
 
+    /// <summary>The micro-batches not done yet, each with its holder (null: not leased) and how long it has held it.</summary>
+    public IEnumerable<(int MicroBatch, string? Holder, TimeSpan Held)> Pending(DateTime now)
+    {
+        int full = (1 << _shards) - 1;
+        for (int i = 0; i < _holder.Length; i++)
+            if (_shardAcks[i] != full) yield return (i, _holder[i], _holder[i] is null ? TimeSpan.Zero : now - _leasedAt[i]);
+    }
+
     /// <summary>Puts a leased, unfinished micro-batch back at once (its gradient was refused); false if it is not leased.</summary>
     public bool Release(int microBatch)
     {

@@ -340,6 +340,28 @@ public class CoordinatorCoreTests
     }
 
     [Fact]
+    public void AStepThatHangsSaysOnceWhatItWaitsFor()
+    {
+        using var sim = new SimCluster(ModeOptions.Sync) { MicroBatchTime = TimeSpan.FromMilliseconds(25) };
+        sim.Join(workers: 2);
+        sim.Run(until: () => sim.Computed.Count == 13); // step 3 under way, its first micro-batch done
+        sim.Vanish("w0");
+        sim.Vanish("w1");
+        sim.Run();
+        sim.Now += TimeSpan.FromSeconds(1.5);
+        sim.Take(sim.Core.Timer(CoordinatorCore.LeaseTimer));
+        Assert.DoesNotContain(sim.Reports, r => r.Contains("has waited")); // 1.5 s: not yet
+        sim.Now += TimeSpan.FromSeconds(1);
+        sim.Take(sim.Core.Timer(CoordinatorCore.LeaseTimer));
+        sim.Take(sim.Core.Timer(CoordinatorCore.LeaseTimer));
+        var hang = Assert.Single(sim.Reports, r => r.Contains("has waited"));
+        Assert.StartsWith("step 3 has waited 2.5 s for micro-batch(es) 1 (held by w", hang);
+        Assert.Contains("for 2.5 s)", hang);
+        Assert.DoesNotContain("0 (held", hang); // micro-batch 0 is done
+        Assert.EndsWith("shard(s) 0, 1 have not applied it", hang);
+    }
+
+    [Fact]
     public void LocalSgdRunsRoundsOfChunks()
     {
         var mode = new ModeOptions(TrainingMode.LocalSgd, LocalSteps: 3);
