@@ -40,6 +40,7 @@ public static class MessageSamples
         new AsyncApplied(1, 470, 5, 1883, 3),
         new GradientRejected(0, "worker-1", 470, 5, "duplicate (step 470, micro-batch 5)"),
         new PeerConnectionLost(1, 123456789),
+        new RuntimeMessages.LeaseMoved(470, 5, "worker-1"),
         new RuntimeMessages.RequestShard("node-ps-1", WireProtocol.Version),
         new RuntimeMessages.ShardAssignment(1, 2, 600_000, 222_410,
             new JobDescription("job-7", "{}", "sha256:ab12", 822_410, Data, Hyper)),

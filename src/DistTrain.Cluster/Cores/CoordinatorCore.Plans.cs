@@ -7,6 +7,7 @@ using DistTrain.Cluster.Training;
 using DistTrain.Data.Plans;
 using static DistTrain.Cluster.Messages.CoordinatorMessages;
 using static DistTrain.Cluster.Messages.ParameterServerMessages;
+using static DistTrain.Cluster.Messages.RuntimeMessages;
 
 namespace DistTrain.Cluster.Cores;
 
@@ -24,6 +25,7 @@ public sealed partial class CoordinatorCore
     private void ReportExpired(string? holder, long step, int microBatch, string to)
     {
         if (holder is null) return;
+        foreach (var s in _shardPeers) if (s is not null) _out.Send(s, new LeaseMoved(step, microBatch, holder));
         _out.Report($"worker {holder} held step {step} micro-batch {microBatch} longer than its lease ({_lease.Current.TotalSeconds:0.0} s); handed to {to}");
     }
 

@@ -29,6 +29,9 @@ public sealed record AddWorker(string WorkerId, string Host, int Port) : Effect;
 /// <summary>Stop pushing to a worker that left and close its gradient connections (a cut link never ends them itself).</summary>
 public sealed record RemoveWorker(string WorkerId) : Effect;
 
+/// <summary>Close the data-plane connections of <paramref name="SenderId"/> (a frame it left half-sent then gives its slot back).</summary>
+public sealed record Disconnect(int SenderId, string Why) : Effect;
+
 /// <summary>Send the shard's state at <paramref name="Version"/> (its current one) to the coordinator's endpoint.</summary>
 public sealed record SendState(string Host, int Port, long Version) : Effect;
 
@@ -80,6 +83,10 @@ public sealed class ShardCore
             case var _ when Inbox is null: break;
             case WorkerEndpoint w: _out.Add(new AddWorker(w.WorkerId, w.DataHost, w.DataPort)); break;
             case WorkerGone g: _out.Add(new RemoveWorker(g.WorkerId)); break;
+            case LeaseMoved m when Inbox.IsReceiving(JobMapping.SenderIdOf(m.FromWorker), m.Step, m.MicroBatch):
+                _out.Add(new Disconnect(JobMapping.SenderIdOf(m.FromWorker),
+                    $"its lease on step {m.Step} micro-batch {m.MicroBatch} ran out with a frame of it half-sent"));
+                break;
             case ApplyClipped c when _clipNorm > 0 && c.Step == Shard!.Version && _normSentFor == c.Step: Apply(_clipNorm, c.GlobalNorm); break;
             case ShardInbox.GradientArrived g: _onGradient(g); break;
             case ShardInbox.GradientDropped d:

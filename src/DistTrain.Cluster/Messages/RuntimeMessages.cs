@@ -17,6 +17,10 @@ public static class RuntimeMessages
     /// <summary>Coordinator → PS shard: the worker left; close its connection.</summary>
     public sealed record WorkerGone(string WorkerId) : IDistTrainMessage;
 
+    /// <summary>Coordinator → PS shard: <paramref name="FromWorker"/>'s lease on (step, micro-batch) ran out and the work went to
+    /// another worker; a frame of it that <paramref name="FromWorker"/> left half-sent must not hold the micro-batch's slot.</summary>
+    public sealed record LeaseMoved(long Step, int MicroBatch, string FromWorker) : IDistTrainMessage;
+
 
     /// <summary>
     /// Coordinator → PS shard, at a step boundary: send your range at <paramref name="Version"/> (parameters, each optimizer

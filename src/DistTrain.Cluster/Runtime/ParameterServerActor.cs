@@ -54,6 +54,9 @@ public sealed class ParameterServerActor : ReceiveActor, IWithTimers
                 case Serve s: Serve(s); break;
                 case AddWorker w: AddWorker(w); break;
                 case RemoveWorker w: RemoveWorker(w.WorkerId); break;
+                case Disconnect d:
+                    if (_server?.Close(d.SenderId) > 0) _log.Info("PS {0}: closed the data-plane connection(s) of sender {1}: {2}", _core.Shard!.Shard, d.SenderId, d.Why);
+                    break;
                 case SendState s: SendState(s); break;
                 case Stop: ActorEffects.RunShared(effect, Context, Timers, _log, _onRefused); return;
                 default: ActorEffects.RunShared(effect, Context, Timers, _log, _onRefused); break;

@@ -29,6 +29,7 @@ public sealed class ShardInbox : IFrameHandler
     private readonly ShardCheckpointing _extras;
     private readonly Action<object> _post;
     private readonly int _microBatches;
+    private readonly Dictionary<int, (long Step, int MicroBatch)> _receiving = [];   // per sender: the gradient frame arriving
 
     /// <param name="async">The async mode's queue; null in sync and local-sgd, which sum a step in the shard's aggregator.</param>
     /// <param name="post">Delivers an event to the actor (a Tell: it runs on the receive thread).</param>
@@ -121,7 +122,7 @@ public sealed class ShardInbox : IFrameHandler
             }
             destination = _async is { } q ? q.Reserve(header.Step, header.MicroBatch, header.Version, header.Length, out var reason)
                 : _shard.Aggregator.Reserve(header.Step, header.MicroBatch, chunkOffset, header.Length, out reason);
-            if (reason == TrainingDrop.None) return null;
+            if (reason == TrainingDrop.None) { _receiving[header.SenderId] = (header.Step, header.MicroBatch); return null; }
             _post(new GradientDropped(header.SenderId, header.Step, header.MicroBatch, reason.ToString()));
             return WireDrop.Rejected; // reported above with the precise reason
         }
@@ -161,11 +162,20 @@ public sealed class ShardInbox : IFrameHandler
         }
         ChunkCommit result;
         lock (_gate)
+        {
+            _receiving.Remove(header.SenderId);
             result = _async is { } q ? (q.Commit(header.Step, header.MicroBatch) ? ChunkCommit.Completed : ChunkCommit.NotFinite)
                 : _shard.Aggregator.Commit(header.Step, header.MicroBatch, ChunkOffset(header), header.Length);
+        }
         if (result == ChunkCommit.Stored) return; // more chunks of this micro-batch to come
         _post(result == ChunkCommit.Completed ? new GradientArrived(header.SenderId, header.Step, header.MicroBatch)
             : new GradientDropped(header.SenderId, header.Step, header.MicroBatch, $"gradient chunk {header.Offset}+{header.Length} is not finite (NaN or infinity)"));
+    }
+
+    /// <summary>Whether a gradient frame of (step, micro-batch) from <paramref name="senderId"/> is arriving (reserved, not complete).</summary>
+    public bool IsReceiving(int senderId, long step, int microBatch)
+    {
+        lock (_gate) return _receiving.TryGetValue(senderId, out var r) && r == (step, microBatch);
     }
 
     void IFrameHandler.OnPeerDisconnected(int senderId) => _post(new PeerDisconnected(senderId));
@@ -177,6 +187,7 @@ public sealed class ShardInbox : IFrameHandler
         if (reason == WireDrop.Rejected) return; // Rent refused it and reported why
         if (header.Kind == FrameKind.Statistics) { lock (_gate) _extras.StatisticsDropped(header); return; }
         if (header.Kind != FrameKind.Gradient) return; // a restore frame: the coordinator's send fails and it says so
+        lock (_gate) _receiving.Remove(header.SenderId);
         // A frame that failed after Rent (checksum, lost connection) frees its slot so it can arrive again.
         if (reason is WireDrop.BadChecksum or WireDrop.ConnectionLost)
             lock (_gate)

@@ -199,7 +199,7 @@ public sealed class WorkerReplica : IReplica, IDisposable
             // Async: the header carries the version of this shard's range the gradient was computed on (for its staleness).
             long version = perShardVersion ? _modelShardVersion[s] : w.Version;
             var h = new FrameHeader(FrameKind.Gradient, w.Step, w.MicroBatch, version, info.Shard, lo, (int)(hi - lo), 0, 0);
-            _clients[s]!.Send(h, grads.AsSpan((int)lo, (int)(hi - lo)));
+            SendTo(s, h, grads.AsSpan((int)lo, (int)(hi - lo)));
             bytes += (hi - lo) * sizeof(float);
             _sentFrom[s] = lo;
         }
@@ -216,8 +216,22 @@ public sealed class WorkerReplica : IReplica, IDisposable
         if (_local is null) _statistics!.Gather(_statisticsBuffer); // local-sgd: the chunk gathered one vector per local step
         int s = Array.FindIndex(_shards, x => x.Shard == 0);
         var h = new FrameHeader(FrameKind.Statistics, w.Step, w.MicroBatch, w.Version, 0, 0, _statisticsBuffer.Length, 0, 0);
-        _clients[s]!.Send(h, _statisticsBuffer);
+        SendTo(s, h, _statisticsBuffer);
         return (long)_statisticsBuffer.Length * sizeof(float);
+    }
+
+    /// <summary>
+    /// Sends a frame to shard <paramref name="s"/>. A connection the shard closed (it gave this worker's half-sent frame up when
+    /// the lease moved on while this process was paused, or it restarted its listener) is opened again and the frame sent once
+    /// more; the shard drops it if another worker's copy came first. Throws when the shard cannot be reached at all.
+    /// </summary>
+    private void SendTo(int s, in FrameHeader header, ReadOnlySpan<float> payload)
+    {
+        try { _clients[s]!.Send(header, payload); return; }
+        catch (IOException) { }
+        _clients[s]?.Dispose();
+        _clients[s] = _endpoints.Connect(_shards[s].DataHost, _shards[s].DataPort, _senderId);
+        _clients[s]!.Send(header, payload);
     }
 
     /// <summary>Sync and local-sgd: copies the pushed values into the model when every shard has exactly <paramref name="version"/>.</summary>

@@ -136,4 +136,23 @@ public class ShardCoreTests
         var stop = refused.Handle(new RegisterRejected("other", "all 1 key ranges are taken (shard 0 [0, 60) on node)"));
         Assert.Contains("shard 0 [0, 60)", Assert.Single(stop.OfType<Stop>()).Reason);
     }
+    [Fact]
+    public void AMovedLeaseClosesTheOldHoldersConnectionOnlyWhileItsFrameOfThatMicroBatchIsHalfHere()
+    {
+        var h = new Harness(ModeOptions.Sync);
+        const string paused = "node-b/w0";
+        int sender = JobMapping.SenderIdOf(paused);
+        IFrameHandler inbox = h.Core.Inbox!;
+        var header = new FrameHeader(FrameKind.Gradient, 0, 1, 0, 0, 0, h.Length, 0, sender);
+        Assert.Null(inbox.Rent(header, out _));                 // its frame of micro-batch 1 began and stalls
+        Assert.Empty(h.Take(h.Core.Handle(new LeaseMoved(0, 0, paused))).OfType<Disconnect>());      // another micro-batch
+        Assert.Empty(h.Take(h.Core.Handle(new LeaseMoved(0, 1, "node-c/w0"))).OfType<Disconnect>()); // another worker
+        var close = Assert.Single(h.Take(h.Core.Handle(new LeaseMoved(0, 1, paused))).OfType<Disconnect>());
+        Assert.Equal(sender, close.SenderId);
+        Assert.Contains("step 0 micro-batch 1", close.Why);
+        inbox.OnDropped(header, DropReason.ConnectionLost);     // what closing does to the frame: its slot is free again
+        Assert.Empty(h.Take(h.Core.Handle(new LeaseMoved(0, 1, paused))).OfType<Disconnect>());
+        h.Gradient(0, 1, 0, Grad(2, h.Length));                 // the new holder's copy is taken
+        Assert.Contains(h.Sent<GradientAccepted>(), a => a.MicroBatch == 1);
+    }
 }
