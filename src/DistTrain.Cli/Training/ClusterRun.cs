@@ -30,6 +30,7 @@ public static class ClusterRun
             OnProgress = line => console.WriteLine(line),
             CheckpointEvery = checkpoints?.Every ?? 0, ResumeDir = checkpoints?.ResumeDir, InitFile = checkpoints?.InitFile, AllowUnverified = checkpoints?.AllowUnverified ?? false,
         });
+        bool stopped = false;
         try
         {
             var self = Akka.Cluster.Cluster.Get(node.System).SelfAddress;
@@ -43,6 +44,8 @@ public static class ClusterRun
             console.WriteLine($"trained {result.Steps} steps; test accuracy {result.TestAccuracy:P2}, test loss {result.TestLoss:F4}");
             console.WriteLine($"model:   {result.ModelPath}");
             console.WriteLine($"metrics: {Path.Combine(outDir, "metrics.jsonl")}");
+            // The coordinator writes the last steps' lines once their reports are in, at the latest when it stops: plot after that.
+            Stop();
             Plotting.RunPlots.AfterRun(outDir, console);
             return 0;
         }
@@ -51,7 +54,14 @@ public static class ClusterRun
             console.WriteLine($"interrupted: the cluster run stops; continue it with --resume {outDir}");
             return 130;
         }
-        finally { node.DisposeAsync().AsTask().GetAwaiter().GetResult(); }
+        finally { Stop(); }
+
+        void Stop()
+        {
+            if (stopped) return;
+            stopped = true;
+            node.DisposeAsync().AsTask().GetAwaiter().GetResult();
+        }
     }
 }
 
