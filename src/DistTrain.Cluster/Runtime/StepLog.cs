@@ -91,6 +91,7 @@ public sealed class StepLog : IDisposable
         e.Samples += d.SampleCount; e.Correct += d.Correct;
         SamplesTotal += d.SampleCount;
         _lossSinceReport += d.Loss; _samplesSinceReport += d.SampleCount;
+        Telemetry.RunMeters.MicroBatch(d.WorkerId, d.SampleCount);
         if (_final is not null) TryWriteFinal(force: false);
         else Flush(d.Step);
     }
@@ -139,6 +140,7 @@ public sealed class StepLog : IDisposable
         double secs = double.IsNaN(e.Seconds) ? double.NaN : e.Seconds;
         _log.Step(new StepMetrics(step, (int)(step / _stepsPerEpoch), (int)(step % _stepsPerEpoch), _stepsPerEpoch, loss, e.Samples, secs,
             e.Samples / Math.Max(secs, 1e-9), _learningRate(step), double.NaN), _extra);
+        Telemetry.RunMeters.Step(step, (int)(step / _stepsPerEpoch), loss, e.Samples, secs, e.Compute / 1000, e.Comm / 1000, e.Wait / 1000, e.Bytes);
     }
 
     /// <summary>A progress line: steps done, mean loss since the last line, throughput.</summary>
