@@ -21,7 +21,7 @@ public static class RunMeters
     public static readonly Counter<long> BytesSent = Meter.CreateCounter<long>("sent_bytes", "By", "Gradient bytes workers sent to the shards.");
     public static readonly Counter<long> MicroBatches = Meter.CreateCounter<long>("worker_micro_batches", "{micro-batch}", "Micro-batches a worker finished (tag worker).");
     public static readonly Counter<long> WorkerSamples = Meter.CreateCounter<long>("worker_samples", "{sample}", "Samples a worker computed (tag worker).");
-    public static readonly Counter<long> Faults = Meter.CreateCounter<long>("faults", "{fault}", "Faults the run survived (tag kind: worker_lost, checkpoint_failed, gradient_rejected).");
+    public static readonly Counter<long> Faults = Meter.CreateCounter<long>("faults", "{fault}", "Faults the run survived (tag kind: worker_lost, checkpoint_failed).");
 
     private static double _loss = double.NaN, _samplesPerSecond;
     private static long _epoch, _step;
@@ -34,21 +34,35 @@ public static class RunMeters
         Meter.CreateObservableGauge("step", () => _step, "{step}", "Newest step applied (0-based).");
     }
 
+    /// <summary>The run's plan (steps in all and per epoch), for progress views; 0 = not known yet.</summary>
+    public static long PlannedSteps { get; private set; }
+    public static int StepsPerEpoch { get; private set; }
+
+    public static void Plan(long steps, int stepsPerEpoch) => (PlannedSteps, StepsPerEpoch) = (steps, stepsPerEpoch);
+
     /// <summary>One applied step. Seconds of compute, communication and wait are summed over its micro-batches.</summary>
     public static void Step(long step, int epoch, double loss, int samples, double seconds, double compute, double communication, double wait, long bytes)
     {
-        Steps.Add(1);
+        // The values a listener reads when it sees the step counter move are set first.
+        _loss = loss;
+        _samplesPerSecond = double.IsFinite(seconds) && seconds > 0 ? samples / seconds : _samplesPerSecond;
+        _epoch = epoch;
+        _step = step;
+        Interlocked.Add(ref _samplesSoFar, samples);
         Samples.Add(samples);
         if (double.IsFinite(seconds) && seconds >= 0) StepTime.Record(seconds);
         if (compute > 0) Compute.Add(compute);
         if (communication > 0) Communication.Add(communication);
         if (wait > 0) Wait.Add(wait);
         if (bytes > 0) BytesSent.Add(bytes);
-        _loss = loss;
-        _samplesPerSecond = double.IsFinite(seconds) && seconds > 0 ? samples / seconds : _samplesPerSecond;
-        _epoch = epoch;
-        _step = step;
+        Steps.Add(1);
     }
+
+    private static long _samplesSoFar;
+    public static long LastStep => _step;
+    public static long LastEpoch => _epoch;
+    public static double LastLoss => _loss;
+    public static long SamplesSoFar => Interlocked.Read(ref _samplesSoFar);
 
     /// <summary>A worker's report of one micro-batch (counted once per micro-batch).</summary>
     public static void MicroBatch(string worker, int samples)

@@ -1,0 +1,53 @@
+// The cluster run's live view (ClusterProgress) rendered to text with a clock the test moves: the epoch bar, step count,
+// ETA and throughput follow from the steps and the time; the workers table from the coordinator's lines and reports.
+using System.Diagnostics;
+using DistTrain.Cli.Training;
+using Spectre.Console;
+using Xunit;
+
+namespace DistTrain.Cli.Tests;
+
+public sealed class ClusterProgressTests
+{
+    private static string Text(ClusterProgress view)
+    {
+        var writer = new StringWriter();
+        var console = AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(writer), Ansi = AnsiSupport.No, ColorSystem = ColorSystemSupport.NoColors });
+        console.Profile.Width = 160;
+        console.Write(view.Render());
+        return writer.ToString();
+    }
+
+    [Fact]
+    public void TheBarEtaAndWorkerTableFollowTheRun()
+    {
+        long now = 0;
+        using var view = new ClusterProgress(() => now, () => (20, 10), listen: false);
+        view.Report("worker akka.tcp://disttrain@127.0.0.1:4001/w0 joined (1 in all)");
+        view.Report("worker akka.tcp://disttrain@127.0.0.1:4002/w0 joined (2 in all)");
+        for (int i = 0; i < 6; i++) view.MicroBatch("akka.tcp://disttrain@127.0.0.1:4001/w0", 8);
+        for (int i = 0; i < 2; i++) view.MicroBatch("akka.tcp://disttrain@127.0.0.1:4002/w0", 8);
+        now = 4 * Stopwatch.Frequency; // 4 s in: 12 steps done (of 20), epoch 2 at 2/10
+        view.Step(11, 1, 0.5, 384);
+        view.Report("worker akka.tcp://disttrain@127.0.0.1:4002/w0 left; 1 micro-batch(es) re-queued, 1 worker(s) remain");
+        var text = Text(view);
+        Assert.Contains("epoch 2/2 ", text);
+        Assert.Contains(" 20%  step 12/20  ETA 0:03  loss 0.5000  96 samples/s", text); // 4 s / 12 steps × 8 left; 384 samples / 4 s
+        var fast = Cells(text, "127.0.0.1:4001/w0");
+        Assert.Equal(["working", "6", "12", "4.0 s ago"], fast); // 48 samples in the 4 s since it joined
+        var gone = Cells(text, "127.0.0.1:4002/w0");
+        Assert.Equal("left", gone[0]);
+        Assert.Equal("2", gone[1]);
+        Assert.Contains(text.Split('\n'), l => l.StartsWith("worker akka.tcp://disttrain@127.0.0.1:4002/w0 left;", StringComparison.Ordinal));
+
+        now = 10 * Stopwatch.Frequency; // nothing from it for 10 s
+        Assert.Equal("idle", Cells(Text(view), "127.0.0.1:4001/w0")[0]);
+    }
+
+    /// <summary>The cells after the worker's id in its table row.</summary>
+    private static string[] Cells(string text, string worker)
+    {
+        var row = Assert.Single(text.Split('\n'), r => r.Contains(worker) && r.Contains('│'));
+        return row.Split('│', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries).Skip(1).ToArray();
+    }
+}
