@@ -32,7 +32,7 @@ public sealed class ClusterProgressTests
         view.Report("worker akka.tcp://disttrain@127.0.0.1:4002/w0 left; 1 micro-batch(es) re-queued, 1 worker(s) remain");
         var text = Text(view);
         Assert.Contains("epoch 2/2 ", text);
-        Assert.Contains(" 20%  step 12/20  ETA 0:03  loss 0.5000  96 samples/s", text); // 4 s / 12 steps × 8 left; 384 samples / 4 s
+        Assert.Contains(" 20% step 12/20 ETA 0:03 loss 0.5000 96 samples/s", text); // 4 s / 12 steps × 8 left; 384 samples / 4 s
         var fast = Cells(text, "127.0.0.1:4001/w0");
         Assert.Equal(["working", "6", "12", "4.0 s ago"], fast); // 48 samples in the 4 s since it joined
         var gone = Cells(text, "127.0.0.1:4002/w0");
@@ -40,8 +40,13 @@ public sealed class ClusterProgressTests
         Assert.Equal("2", gone[1]);
         Assert.Contains(text.Split('\n'), l => l.StartsWith("worker akka.tcp://disttrain@127.0.0.1:4002/w0 left;", StringComparison.Ordinal));
 
+        Assert.DoesNotContain("akka.tcp://disttrain@127.0.0.1:4001", text.Split('\n').Single(r => r.Contains("4001/w0") && r.Contains('│'))); // the common prefix is left out
+
         now = 10 * Stopwatch.Frequency; // nothing from it for 10 s
         Assert.Equal("idle", Cells(Text(view), "127.0.0.1:4001/w0")[0]);
+        view.Finish();
+        Assert.Equal("done", Cells(Text(view), "127.0.0.1:4001/w0")[0]);
+        Assert.Equal("left", Cells(Text(view), "127.0.0.1:4002/w0")[0]);
     }
 
     /// <summary>The cells after the worker's id in its table row.</summary>

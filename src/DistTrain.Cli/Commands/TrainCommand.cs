@@ -113,7 +113,8 @@ public sealed class TrainCommand : ICommandFactory
                 Console.CancelKeyPress += (_, e) => { e.Cancel = true; stop.Cancel(); };
                 return ClusterRun.Run(job, modeOptions, outDir, r.GetValue(workers), new ShardPlacement(r.GetValue(psShards), r.GetValue(psLocal)), r.GetValue(clusterPort), r.GetValue(waitWorkers), Console.Out, stop.Token,
                     r.GetValue(config)!, r.GetValue(hostname), checkpoints, SecurityOptions.Overrides(r, tlsCert, tlsCa, insecure),
-                    interactive: !Console.IsOutputRedirected && Spectre.Console.AnsiConsole.Profile.Capabilities.Interactive);
+                    // stdout decides, not stdin: scripts/local-cluster.sh starts the coordinator in the background, stdin from /dev/null.
+                    interactive: !Console.IsOutputRedirected && Spectre.Console.AnsiConsole.Profile.Capabilities.Ansi);
             }
             using var cancel = new CancellationTokenSource();
             ConsoleCancelEventHandler onCancel = (_, e) => { e.Cancel = true; cancel.Cancel(); Console.Error.WriteLine("stopping after this step; the model so far will be saved"); };

@@ -116,10 +116,10 @@ public sealed partial class ClusterProgress : IDisposable
             double fraction = epochSteps == 0 ? 0 : Math.Clamp((double)inEpoch / epochSteps, 0, 1);
             double rate = elapsed > 0 ? _samples / elapsed : 0;
             string eta = done > 0 && total > 0 ? Duration(elapsed / done * (total - done)) : "-";
-            int width = 30, filled = (int)Math.Round(fraction * width);
+            int width = 16, filled = (int)Math.Round(fraction * width);
             var bar = new string('█', filled) + new string('░', width - filled);
             var head = string.Create(CultureInfo.InvariantCulture,
-                $"epoch {_epoch + 1}/{(epochs > 0 ? epochs : '?')} {bar} {fraction * 100:F0}%  step {Math.Max(done, 0)}/{(total > 0 ? total : '?')}  ETA {eta}  loss {(double.IsNaN(_lossEma) ? "-" : _lossEma.ToString("F4", CultureInfo.InvariantCulture))}  {rate:N0} samples/s");
+                $"epoch {_epoch + 1}/{(epochs > 0 ? epochs : '?')} {bar} {fraction * 100:F0}% step {Math.Max(done, 0)}/{(total > 0 ? total : '?')} ETA {eta} loss {(double.IsNaN(_lossEma) ? "-" : _lossEma.ToString("F4", CultureInfo.InvariantCulture))} {rate:N0} samples/s");
 
             var table = new Table().Border(TableBorder.Rounded)
                 .AddColumn("worker").AddColumn("state").AddColumn(new TableColumn("micro-batches").RightAligned())
@@ -129,7 +129,7 @@ public sealed partial class ClusterProgress : IDisposable
                 double since = Stopwatch.GetElapsedTime(r.LastSeen, now).TotalSeconds;
                 string state = r.State == "working" && since > 5 ? "idle" : r.State;
                 double span = Stopwatch.GetElapsedTime(r.FirstSeen, r.State == "left" ? r.LastSeen : now).TotalSeconds;
-                table.AddRow(Markup.Escape(id), Markup.Escape(state), r.MicroBatches.ToString("N0", CultureInfo.InvariantCulture),
+                table.AddRow(Markup.Escape(ShortId(id)), Markup.Escape(state), r.MicroBatches.ToString("N0", CultureInfo.InvariantCulture),
                     (span > 0 ? r.Samples / span : 0).ToString("N0", CultureInfo.InvariantCulture), $"{since:F1} s ago");
             }
             var rows = new List<IRenderable> { new Text(head), table };
@@ -142,14 +142,39 @@ public sealed partial class ClusterProgress : IDisposable
     public T Live<T>(Func<T> wait)
     {
         T result = default!;
+        AnsiConsole.Profile.Capabilities.Interactive = true; // a terminal on stdout is enough; stdin may be /dev/null
         AnsiConsole.Live(Render()).AutoClear(false).Start(ctx =>
         {
-            var task = Task.Run(wait);
-            while (!task.Wait(500)) ctx.UpdateTarget(Render());
-            ctx.UpdateTarget(Render());
-            result = task.GetAwaiter().GetResult();
+            IsLive = true;
+            try
+            {
+                var task = Task.Run(wait);
+                while (!task.Wait(500)) ctx.UpdateTarget(Render());
+                result = task.GetAwaiter().GetResult();
+                Finish();
+                ctx.UpdateTarget(Render());
+            }
+            finally { IsLive = false; }
         });
         return result;
+    }
+
+    /// <summary>A worker's id without the scheme and system name every one of them shares: 10.0.0.2:4053/w0.</summary>
+    private static string ShortId(string id)
+    {
+        int at = id.IndexOf('@');
+        return at >= 0 && id.Contains("://", StringComparison.Ordinal) ? id[(at + 1)..] : id;
+    }
+
+    /// <summary>True while <see cref="Live"/> draws: progress lines go into the view, not onto the console.</summary>
+    public bool IsLive { get; private set; }
+
+    /// <summary>The run ended: workers still working are done.</summary>
+    public void Finish()
+    {
+        lock (_gate)
+            foreach (var r in _workers.Values)
+                if (r.State is "working" or "joined") r.State = "done";
     }
 
     private static string Duration(double seconds) =>

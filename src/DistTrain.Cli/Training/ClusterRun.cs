@@ -31,7 +31,8 @@ public static class ClusterRun
             OnProgress = line =>
             {
                 ClusterRunFaults.Count(line);
-                if (view is not null) view.Report(line); else console.WriteLine(line);
+                view?.Report(line);
+                if (view is not { IsLive: true }) console.WriteLine(line);
             },
             CheckpointEvery = checkpoints?.Every ?? 0, ResumeDir = checkpoints?.ResumeDir, InitFile = checkpoints?.InitFile, AllowUnverified = checkpoints?.AllowUnverified ?? false,
         });
