@@ -55,4 +55,21 @@ public sealed class ClusterProgressTests
         var row = Assert.Single(text.Split('\n'), r => r.Contains(worker) && r.Contains('│'));
         return row.Split('│', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries).Skip(1).ToArray();
     }
+    [Fact]
+    public void ProgressLinesOfALostWorkerAndAFailedCheckpointCountAsFaults()
+    {
+        var counted = new List<string>();
+        using var listener = new System.Diagnostics.Metrics.MeterListener();
+        listener.InstrumentPublished = (i, l) => { if (i.Meter.Name == DistTrain.Cluster.Telemetry.RunMeters.MeterName && i.Name == "faults") l.EnableMeasurementEvents(i); };
+        listener.SetMeasurementEventCallback<long>((_, v, tags, _) =>
+        {
+            foreach (var t in tags) if (t.Key == "kind") lock (counted) counted.Add($"{t.Value}:{v}");
+        });
+        listener.Start();
+        ClusterRunFaults.Count("worker akka.tcp://disttrain@127.0.0.1:4002/w0 left; 1 micro-batch(es) re-queued, 1 worker(s) remain");
+        ClusterRunFaults.Count("worker akka.tcp://disttrain@127.0.0.1:4002/w0 left after the run");
+        ClusterRunFaults.Count("worker akka.tcp://disttrain@127.0.0.1:4002/w0 joined (2 in all)");
+        ClusterRunFaults.Count("checkpoint of step 40 NOT written: a shard's state did not arrive within 20 s");
+        lock (counted) Assert.Equal(["worker_lost:1", "checkpoint_failed:1"], counted);
+    }
 }

@@ -29,6 +29,10 @@ public sealed class NodeLogTests
         Assert.Null(NodeLog.Digest(LogLevel.ErrorLevel, "Something closed", new FakeEndpoint.EndpointDisassociatedException(), Node));
 
     [Fact]
+    public void TheCoordinatorsLineForALostWorkerIsLeftToItsProgressLine() =>
+        Assert.Null(NodeLog.Digest(LogLevel.WarningLevel, "Worker akka.tcp://disttrain@127.0.0.1:40719/w0 left; 1 micro-batch(es) of step 7 re-queued", null, Node, ours: true));
+
+    [Fact]
     public void InfoAndDebugAreNeverShown() =>
         Assert.Null(NodeLog.Digest(LogLevel.InfoLevel, "Cluster Node [x] - Starting up...", null, Node));
 

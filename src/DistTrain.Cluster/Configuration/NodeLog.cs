@@ -38,6 +38,8 @@ public static partial class NodeLog
     public static string? Digest(LogLevel level, string message, Exception? cause, string? node, bool ours = false)
     {
         if (level < LogLevel.WarningLevel || IsNoise(message, cause)) return null;
+        // The coordinator's own line for a lost worker repeats its progress line ("worker X left; N micro-batch(es) re-queued").
+        if (ours && message.StartsWith("Worker ", StringComparison.Ordinal) && message.Contains(" left; ", StringComparison.Ordinal)) return null;
         string who = $"node {node ?? "(starting)"}: ";
         if (message.Contains("Marking node(s) as UNREACHABLE", StringComparison.Ordinal))
             return who + $"lost contact with {Addresses(message)} (unreachable: its process stopped or hangs, or the network between the nodes failed); " +
