@@ -1,8 +1,8 @@
 // What a person sees from a real local cluster (a coordinator process and worker processes on 127.0.0.1): a
 // successful run prints no Akka warnings, errors or stack traces in any process, its metrics.jsonl epoch records
-// carry the epoch's real training loss, samples and time, and a real problem (a seed nobody answers at) is one line.
+// carry the epoch's real training loss, samples and time. (A real problem in one line: MultiProcessClusterTests'
+// unreachable seed, NodeLogTests.)
 using System.Diagnostics;
-using System.Globalization;
 using System.Text.Json;
 using DistTrain.Cluster.Tests.Runtime;
 using Xunit;
@@ -51,24 +51,7 @@ public sealed class ClusterOutputTests(ITestOutputHelper output) : IDisposable
             Assert.Equal(acc, e.GetProperty("train_accuracy").GetDouble(), 1e-9);
             Assert.True(e.GetProperty("seconds").GetDouble() > 0, $"epoch {epoch} took {e.GetProperty("seconds")} s");
         }
-        Assert.Equal(JsonValueKind.Number, epochs[^1].GetProperty("test_accuracy").ValueKind);
-    }
-
-    [Fact]
-    public void WorkerThatCannotReachItsSeedSaysSoInOneLine()
-    {
-        var config = Path.Combine(Directory.CreateTempSubdirectory("disttrain-cfg-").FullName, "short-join.hocon");
-        File.WriteAllText(config, "disttrain.join-timeout = 4s\nakka.remote.dot-netty.tcp.hostname = \"127.0.0.1\"\n");
-        int nobody = ClusterProcesses.FreePort();
-        var node = _cluster.Run($"node --roles worker --config \"{config}\" --seed-nodes akka.tcp://disttrain@127.0.0.1:{nobody}", "lonely");
-        Assert.True(node.WaitForExit(TimeSpan.FromSeconds(60)), "disttrain node kept waiting for an unreachable seed node");
-        node.WaitForExit();
-        Assert.Equal(3, node.ExitCode);
-        var lines = _cluster.Lines();
-        var line = Assert.Single(lines).Text;
-        Assert.Contains($"akka.tcp://disttrain@127.0.0.1:{nobody}", line);
-        Assert.Contains("--seed-nodes", line);
-        Assert.DoesNotContain("WARNING", line);
+        Assert.Equal(JsonValueKind.Number, epochs[^1].GetProperty("test_accuracy").ValueKind); // only the end of the run evaluates
     }
 
     public void Dispose() => _cluster.Dispose();
