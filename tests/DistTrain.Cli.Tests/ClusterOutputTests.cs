@@ -54,6 +54,26 @@ public sealed class ClusterOutputTests(ITestOutputHelper output) : IDisposable
         Assert.Equal(JsonValueKind.Number, epochs[^1].GetProperty("test_accuracy").ValueKind); // only the end of the run evaluates
     }
 
+    [Fact]
+    public void AWorkerWhoseCoordinatorDiesSaysWhatToDoAndExits()
+    {
+        var (coord, workers, outDir) = _cluster.Start(TestData.WriteIdx(64, 16), workers: 1, "--epochs 100000 --max-steps 100000 --batch-size 32 --checkpoint-every -1");
+        var deadline = DateTime.UtcNow.AddSeconds(60);
+        while (DateTime.UtcNow < deadline && !_cluster.Lines().Any(l => l.Who == "coordinator" && l.Text.StartsWith("step 20/", StringComparison.Ordinal)))
+            Thread.Sleep(100);
+        Assert.False(coord.HasExited, "the run ended before its coordinator could be killed");
+        coord.Kill(); // SIGKILL: no goodbye
+        var worker = workers[0];
+        Assert.True(worker.WaitForExit(TimeSpan.FromSeconds(60)), "the worker kept running without its coordinator");
+        worker.WaitForExit();
+        Assert.Equal(5, worker.ExitCode);
+        var said = _cluster.Lines().Where(l => l.Who.StartsWith("worker0", StringComparison.Ordinal)).Select(l => l.Text).ToArray();
+        foreach (var text in said)
+            Assert.False(Forbidden.Any(f => text.Contains(f, StringComparison.Ordinal)), $"the worker printed: {text}");
+        Assert.Contains(said, l => l.Contains("holds the run's coordinator") && l.Contains("--resume"));
+        Assert.Contains("was removed from the cluster before the run ended", said[^1]);
+    }
+
     public void Dispose() => _cluster.Dispose();
 }
 

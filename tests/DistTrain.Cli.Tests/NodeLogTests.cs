@@ -45,6 +45,13 @@ public sealed class NodeLogTests
         Assert.StartsWith($"node {Node}: lost contact with akka.tcp://disttrain@127.0.0.1:38087 ", line);
         Assert.Contains("re-queues its work", line);
         Assert.DoesNotContain("\n", line);
+        // A worker that loses the coordinator's node: nothing is re-queued; the run must be restarted.
+        var lost = NodeLog.Digest(LogLevel.WarningLevel,
+            "Cluster Node [akka.tcp://disttrain@127.0.0.1:39255] - Marking node(s) as UNREACHABLE [Member(address = akka.tcp://disttrain@127.0.0.1:47123, Uid=9, status = Up, role=[coordinator,ps], upNumber=1, version=0.0.0)]. Node roles [worker]",
+            null, "akka.tcp://disttrain@127.0.0.1:39255")!;
+        Assert.Contains("holds the run's coordinator", lost);
+        Assert.Contains("--resume", lost);
+        Assert.DoesNotContain("re-queues", lost);
     }
 
     [Fact]
@@ -66,6 +73,8 @@ public sealed class NodeLogTests
         catch (InvalidOperationException e) { cause = e; }
         var line = NodeLog.Digest(LogLevel.ErrorLevel, "Serializer failed\n   at Some.Frame()", cause, Node)!;
         Assert.Equal($"node {Node}: Akka says: Serializer failed (InvalidOperationException: bad frame) (DISTTRAIN_AKKA_LOGLEVEL=INFO shows Akka's full log)", line);
+        var io = new IOException("Data plane connection to 127.0.0.1:43189 failed while sending Gradient(step=3): Connection timed out");
+        Assert.Equal($"node {Node}: {io.Message}", NodeLog.Digest(LogLevel.ErrorLevel, io.Message, io, Node, ours: true)); // the cause said once
         var ours = NodeLog.Digest(LogLevel.WarningLevel, "TLS: refused 10.0.0.9: its certificate CN=x is not signed by the cluster CA", null, Node, ours: true)!;
         Assert.Equal($"node {Node}: TLS: refused 10.0.0.9: its certificate CN=x is not signed by the cluster CA", ours);
     }

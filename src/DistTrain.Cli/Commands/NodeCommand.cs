@@ -1,6 +1,7 @@
 // `disttrain node --roles worker --seed-nodes akka.tcp://disttrain@HOST:PORT`: one node of a cluster.
 // The job (model spec, data, hyper-parameters) comes from the coordinator; a worker needs only the
-// dataset on its own disk. Exits when its actors finish, on Ctrl-C, or when no seed node answers.
+// dataset on its own disk. Exits when its actors finish, on Ctrl-C, when no seed node answers (3), when the coordinator
+// refuses it (4), or when the cluster removes it mid-run (5: the coordinator's node is gone).
 using System.CommandLine;
 using DistTrain.Cluster.Configuration;
 using DistTrain.Cluster.Runtime;
@@ -63,9 +64,21 @@ public sealed class NodeCommand : ICommandFactory
             try { await node.WaitUntilUp().WaitAsync(cancel); }
             catch (TimeoutException e) { Console.Error.WriteLine($"disttrain node: {e.Message}"); return 3; }
             catch (OperationCanceledException) { return 130; }
-            Console.WriteLine($"node {Akka.Cluster.Cluster.Get(node.System).SelfAddress} is up with roles {roles}");
-            try { await node.WhenLocalActorsStopped().WaitAsync(cancel); }
+            var cluster = Akka.Cluster.Cluster.Get(node.System);
+            Console.WriteLine($"node {cluster.SelfAddress} is up with roles {roles}");
+            // A node the cluster removes (the split-brain resolver downs the side without the coordinator) shuts its actor
+            // system down; its actors never report finishing, so exit on that instead of waiting forever.
+            var removed = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            cluster.RegisterOnMemberRemoved(() => removed.TrySetResult());
+            var finished = node.WhenLocalActorsStopped();
+            try { await Task.WhenAny(finished, removed.Task, node.System.WhenTerminated).WaitAsync(cancel); }
             catch (OperationCanceledException) { Console.WriteLine("interrupted; leaving the cluster"); return 130; }
+            if (removed.Task.IsCompleted || !finished.IsCompleted)
+            {
+                Console.Error.WriteLine($"disttrain node: node {cluster.SelfAddress} was removed from the cluster before the run ended (the coordinator's " +
+                    "node stopped or became unreachable); restart the run (`disttrain train ... --resume DIR` on the coordinator's machine), then this node.");
+                return 5;
+            }
             if (node.Refusal is { } why)
             {
                 Console.Error.WriteLine($"disttrain node: the coordinator refused this node: {why}");

@@ -43,7 +43,9 @@ public static partial class NodeLog
         string who = $"node {node ?? "(starting)"}: ";
         if (message.Contains("Marking node(s) as UNREACHABLE", StringComparison.Ordinal))
             return who + $"lost contact with {Addresses(message)} (unreachable: its process stopped or hangs, or the network between the nodes failed); " +
-                   "the cluster removes it after akka.cluster.split-brain-resolver.stable-after and re-queues its work. If it should be running, check its log.";
+                   (MemberRoles().Matches(message).Any(m => m.Groups[1].Value.Contains("coordinator", StringComparison.Ordinal))
+                       ? "it holds the run's coordinator, so the run cannot go on: restart `disttrain train ... --resume DIR` there, then this node."
+                       : "the cluster removes it after akka.cluster.split-brain-resolver.stable-after and re-queues its work. If it should be running, check its log.");
         if (message.StartsWith("SBR took decision", StringComparison.Ordinal))
         {
             var downed = SbrDowned().Match(message);
@@ -54,7 +56,7 @@ public static partial class NodeLog
         if (message.StartsWith("Received gossip where this member has been downed", StringComparison.Ordinal))
             return who + "the cluster removed this node (it was unreachable for too long); restart it with --seed-nodes to rejoin.";
         var first = FirstLine(message);
-        var because = cause is null ? "" : $" ({cause.GetType().Name}: {FirstLine(cause.Message)})";
+        var because = cause is null || first.Contains(FirstLine(cause.Message), StringComparison.Ordinal) ? "" : $" ({cause.GetType().Name}: {FirstLine(cause.Message)})";
         if (ours) return who + first + because;
         return who + "Akka says: " + first + because + " (DISTTRAIN_AKKA_LOGLEVEL=INFO shows Akka's full log)";
     }
@@ -86,6 +88,9 @@ public static partial class NodeLog
 
     [GeneratedRegex(@"address = ([^,\s\]]+)")]
     private static partial Regex MemberAddress();
+
+    [GeneratedRegex(@"role=\[([^\]]*)\]")]
+    private static partial Regex MemberRoles();
 
     [GeneratedRegex(@"is downing \[([^\]]*)\]")]
     private static partial Regex SbrDowned();
