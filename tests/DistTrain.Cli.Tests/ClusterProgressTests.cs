@@ -72,4 +72,12 @@ public sealed class ClusterProgressTests
         ClusterRunFaults.Count("checkpoint of step 40 NOT written: a shard's state did not arrive within 20 s");
         lock (counted) Assert.Equal(["worker_lost:1", "checkpoint_failed:1"], counted);
     }
+    [Fact]
+    public void TheLiveViewReturnsTheRunsResultAndLetsACancellationThrough()
+    {
+        using var view = new ClusterProgress(plan: () => (10, 5), listen: false);
+        Assert.Equal(42, view.Live(() => { Thread.Sleep(50); return 42; }));
+        Assert.False(view.IsLive);
+        Assert.Throws<OperationCanceledException>(() => view.Live<int>(() => throw new OperationCanceledException())); // Ctrl-C: ClusterRun catches this type
+    }
 }

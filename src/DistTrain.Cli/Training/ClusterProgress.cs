@@ -149,7 +149,12 @@ public sealed partial class ClusterProgress : IDisposable
             try
             {
                 var task = Task.Run(wait);
-                while (!task.Wait(500)) ctx.UpdateTarget(Render());
+                // Not task.Wait(timeout): it wraps a cancellation (Ctrl-C) in an AggregateException; GetResult rethrows it as is.
+                while (!task.IsCompleted)
+                {
+                    Task.WhenAny(task, Task.Delay(500)).Wait();
+                    ctx.UpdateTarget(Render());
+                }
                 result = task.GetAwaiter().GetResult();
                 Finish();
                 ctx.UpdateTarget(Render());
