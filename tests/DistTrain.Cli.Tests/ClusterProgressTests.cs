@@ -80,4 +80,26 @@ public sealed class ClusterProgressTests
         Assert.False(view.IsLive);
         Assert.Throws<OperationCanceledException>(() => view.Live<int>(() => throw new OperationCanceledException())); // Ctrl-C: ClusterRun catches this type
     }
+    [Fact]
+    public void AProblemDuringTheLiveViewShowsInItAndOnStderrAfterIt()
+    {
+        using var view = new ClusterProgress(plan: () => (10, 5), listen: false);
+        string problem = "odd thing " + Guid.NewGuid().ToString("N");
+        var stderr = new StringWriter();
+        var before = Console.Error;
+        Console.SetError(stderr);
+        string during;
+        try
+        {
+            during = view.Live(() =>
+            {
+                DistTrain.Cluster.Configuration.NodeLog.Write(new Akka.Event.Warning("akka://disttrain/system/x", typeof(object), problem), "n1");
+                return stderr.ToString(); // nothing on stderr while the view owns the terminal
+            });
+        }
+        finally { Console.SetError(before); }
+        Assert.DoesNotContain(problem, during);
+        Assert.Contains(problem, Text(view));
+        Assert.Single(stderr.ToString().Split('\n'), l => l.Contains(problem) && l.StartsWith("node n1: Akka says: ", StringComparison.Ordinal));
+    }
 }

@@ -143,24 +143,35 @@ public sealed partial class ClusterProgress : IDisposable
     {
         T result = default!;
         AnsiConsole.Profile.Capabilities.Interactive = true; // a terminal on stdout is enough; stdin may be /dev/null
-        AnsiConsole.Live(Render()).AutoClear(false).Start(ctx =>
+        // Problems (NodeLog's lines) go into the view while it owns the terminal, and onto stderr again once it stops.
+        var problems = new List<string>();
+        Cluster.Configuration.NodeLog.Sink = line => { lock (problems) problems.Add(line); Report(line); };
+        try
         {
-            IsLive = true;
-            try
+            AnsiConsole.Live(Render()).AutoClear(false).Start(ctx =>
             {
-                var task = Task.Run(wait);
-                // Not task.Wait(timeout): it wraps a cancellation (Ctrl-C) in an AggregateException; GetResult rethrows it as is.
-                while (!task.IsCompleted)
+                IsLive = true;
+                try
                 {
-                    Task.WhenAny(task, Task.Delay(500)).Wait();
+                    var task = Task.Run(wait);
+                    // Not task.Wait(timeout): it wraps a cancellation (Ctrl-C) in an AggregateException; GetResult rethrows it as is.
+                    while (!task.IsCompleted)
+                    {
+                        Task.WhenAny(task, Task.Delay(500)).Wait();
+                        ctx.UpdateTarget(Render());
+                    }
+                    result = task.GetAwaiter().GetResult();
+                    Finish();
                     ctx.UpdateTarget(Render());
                 }
-                result = task.GetAwaiter().GetResult();
-                Finish();
-                ctx.UpdateTarget(Render());
-            }
-            finally { IsLive = false; }
-        });
+                finally { IsLive = false; }
+            });
+        }
+        finally
+        {
+            Cluster.Configuration.NodeLog.Sink = null;
+            lock (problems) foreach (var p in problems) Console.Error.WriteLine(p);
+        }
         return result;
     }
 

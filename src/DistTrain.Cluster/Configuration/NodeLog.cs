@@ -18,6 +18,9 @@ public static partial class NodeLog
 
     private static readonly HashSet<string> Said = [];
 
+    /// <summary>Where the lines go instead of stderr while set (the CLI's live view, which owns the terminal then).</summary>
+    public static Action<string>? Sink { get; set; }
+
     /// <summary>Writes what <paramref name="e"/> means for the user to stderr: nothing, or one line (each distinct line once).</summary>
     public static void Write(LogEvent e, string? node)
     {
@@ -27,7 +30,8 @@ public static partial class NodeLog
         lock (Said)
         {
             if (!Said.Add(line)) return;
-            Console.Error.WriteLine(line);
+            if (Sink is { } sink) sink(line);
+            else Console.Error.WriteLine(line);
         }
     }
 
