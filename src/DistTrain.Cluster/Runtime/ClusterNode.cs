@@ -279,7 +279,11 @@ public sealed class ClusterNode : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
-        await Akka.Cluster.Cluster.Get(System).LeaveAsync().WaitAsync(TimeSpan.FromSeconds(10)).ContinueWith(_ => { });
+        // A node that never joined, or that the cluster already removed (downed, then shut down), never hears of its
+        // leave: don't wait 10 s for it.
+        var cluster = Akka.Cluster.Cluster.Get(System);
+        if (!cluster.IsTerminated && cluster.State.Members.Any(m => m.UniqueAddress.Equals(cluster.SelfUniqueAddress)))
+            await cluster.LeaveAsync().WaitAsync(TimeSpan.FromSeconds(10)).ContinueWith(_ => { });
         await System.Terminate().WaitAsync(TimeSpan.FromSeconds(10)).ContinueWith(_ => { });
     }
 }
