@@ -29,6 +29,7 @@ public static partial class NodeLog
         if (line is null) return;
         lock (Said)
         {
+            if (Said.Count >= 4096) Said.Clear(); // lines that name a step differ: keep the memory bounded on long runs
             if (!Said.Add(line)) return;
             if (Sink is { } sink) sink(line);
             else Console.Error.WriteLine(line);
