@@ -189,7 +189,7 @@ public sealed class MultiProcessClusterTests(ITestOutputHelper output) : IDispos
         Assert.True(worker.WaitForExit(TimeSpan.FromSeconds(90)), "the worker kept running without a coordinator");
         worker.WaitForExit();
         Assert.Equal(5, worker.ExitCode);
-        lock (err) Assert.Contains(err, l => l.Contains("no coordinator has been reachable for 3 s") && l.Contains("joins the cluster again"));
+        lock (err) Assert.Contains(err, l => l.Contains("has seen no reachable coordinator for 3 s") && l.Contains("--resume"));
     }
 
     [Fact]
@@ -227,6 +227,7 @@ public sealed class MultiProcessClusterTests(ITestOutputHelper output) : IDispos
         var lines = new List<string>();
         var node = Start($"node --roles worker --config \"{config}\" --seed-nodes akka.tcp://disttrain@127.0.0.1:{nobody}", "lonely");
         node.ErrorDataReceived += (_, e) => { if (e.Data is not null) lock (lines) lines.Add(e.Data); };
+        node.OutputDataReceived += (_, e) => { if (e.Data is not null) lock (lines) lines.Add(e.Data); };
         var clock = Stopwatch.StartNew();
         Assert.True(node.WaitForExit(TimeSpan.FromSeconds(90)), "disttrain node kept waiting for an unreachable seed node");
         node.WaitForExit(); // drain the redirected streams
@@ -236,6 +237,8 @@ public sealed class MultiProcessClusterTests(ITestOutputHelper output) : IDispos
         lock (lines) err = string.Join("\n", lines);
         Assert.Contains("did not join the cluster within 4s", err);
         Assert.Contains($"127.0.0.1:{nobody}", err);
+        // The problem in one line: none of Akka's retries and gated addresses (NodeLog drops them).
+        lock (lines) Assert.Single(lines);
     }
 
     [Fact]

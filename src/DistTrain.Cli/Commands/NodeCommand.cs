@@ -1,7 +1,8 @@
 // `disttrain node --roles worker --seed-nodes akka.tcp://disttrain@HOST:PORT`: one node of a cluster.
 // The job (model spec, data, hyper-parameters) comes from the coordinator; a worker needs only the
-// dataset on its own disk. Exits when its actors finish, on Ctrl-C, when no seed node answers, or (code 5) when the
-// cluster removed it or no coordinator was reachable for disttrain.coordinator-lost-timeout, so a supervisor can restart it.
+// dataset on its own disk. Exits when its actors finish, on Ctrl-C, when no seed node answers (3), when the coordinator
+// refuses it (4), or when the cluster removed it or no coordinator was reachable for disttrain.coordinator-lost-timeout (5),
+// so that a supervisor restarts it.
 using System.CommandLine;
 using DistTrain.Cluster.Configuration;
 using DistTrain.Cluster.Runtime;
@@ -70,11 +71,11 @@ public sealed class NodeCommand : ICommandFactory
             }
             catch (TimeoutException e) { Console.Error.WriteLine($"disttrain node: {e.Message}"); return 3; }
             catch (OperationCanceledException) { return 130; }
-            if (orphaned.IsCompleted) return Orphaned(orphaned.Result);
+            if (orphaned.IsCompleted) return Orphaned(node, orphaned.Result);
             Console.WriteLine($"node {Akka.Cluster.Cluster.Get(node.System).SelfAddress} is up with roles {roles}");
             try { await Task.WhenAny(node.WhenLocalActorsStopped(), orphaned).WaitAsync(cancel); }
             catch (OperationCanceledException) { Console.WriteLine("interrupted; leaving the cluster"); return 130; }
-            if (orphaned.IsCompleted && node.Refusal is null) return Orphaned(orphaned.Result);
+            if (orphaned.IsCompleted && node.Refusal is null) return Orphaned(node, orphaned.Result);
             if (node.Refusal is { } why)
             {
                 Console.Error.WriteLine($"disttrain node: the coordinator refused this node: {why}");
@@ -85,9 +86,10 @@ public sealed class NodeCommand : ICommandFactory
         }
     }
 
-    private static int Orphaned(string why)
+    private static int Orphaned(ClusterNode node, string why)
     {
-        Console.Error.WriteLine($"disttrain node: exiting: {why}. Restart it (a process supervisor does) and it joins the cluster again.");
+        Console.Error.WriteLine($"disttrain node: node {Akka.Cluster.Cluster.Get(node.System).SelfAddress} {why}. If the coordinator's process is gone, " +
+            "restart the run (`disttrain train ... --resume DIR` on its machine); restart this node (a process supervisor does) and it joins again.");
         return 5;
     }
 }

@@ -53,10 +53,13 @@ public sealed class TrainCommand : ICommandFactory
         var allowUnverified = new Option<bool>("--allow-unverified") { Description = "With --resume: accept checkpoint files whose SHA-256 manifest (.sha256) is missing, unchecked (refused by default)." };
         var (tlsCert, tlsCa, insecure) = SecurityOptions.Create();
         var standardize = new Option<string>("--standardize") { Description = Models.ModelForData.StandardizeHelp, DefaultValueFactory = _ => "auto" };
+        var metricsPort = new Option<int>("--metrics-port") { Description = "Serve live metrics for Prometheus at http://HOST:N/metrics while training (0 = off; docs/metrics.md)." };
+        var metricsHost = new Option<string>("--metrics-host") { Description = "Interface the metrics endpoint listens on (default 127.0.0.1: this machine only; 0.0.0.0 = every interface).", DefaultValueFactory = _ => "127.0.0.1" };
         var cmd = new Command("train", "Train a model and write DIR/model.safetensors and DIR/metrics.jsonl.")
         {
             model, dataset, epochs, batch, micro, optimizer, lr, schedule, wd, augment, clip, seed, maxSteps, threads, init, output, workers, psShards, psLocal, clusterPort, waitWorkers,
             hostname, config, mode, staleness, localSteps, checkpointEvery, resume, standardize, allowUnverified, tlsCert, tlsCa, insecure,
+            metricsPort, metricsHost,
         };
         cmd.SetAction(r => CliErrors.Guard(() =>
         {
@@ -93,6 +96,7 @@ public sealed class TrainCommand : ICommandFactory
             // Async and local-sgd exist only in the cluster runtime, so they use it even with one worker.
             bool cluster = r.GetValue(workers) != 1 || r.GetValue(psShards) != 1 || r.GetValue(psLocal) is not null || r.GetValue(clusterPort) > 0 || r.GetValue(waitWorkers) > 0
                 || modeOptions.Mode != DistTrain.Cluster.Messages.TrainingMode.Sync;
+            using var metricsEndpoint = MetricsEndpoint.Start(r.GetValue(metricsPort), r.GetValue(metricsHost)!, Console.Out);
             if (job.Optimizer == "ridge")
                 return cluster || r.GetValue(init) is not null || resumeDir is not null
                     ? throw new ArgumentException("--optimizer ridge fits the readout in one process in one pass; drop --workers/--ps-shards/--cluster-port/--mode/--init/--resume.")
@@ -108,7 +112,9 @@ public sealed class TrainCommand : ICommandFactory
                 using var stop = new CancellationTokenSource();
                 Console.CancelKeyPress += (_, e) => { e.Cancel = true; stop.Cancel(); };
                 return ClusterRun.Run(job, modeOptions, outDir, r.GetValue(workers), new ShardPlacement(r.GetValue(psShards), r.GetValue(psLocal)), r.GetValue(clusterPort), r.GetValue(waitWorkers), Console.Out, stop.Token,
-                    r.GetValue(config)!, r.GetValue(hostname), checkpoints, SecurityOptions.Overrides(r, tlsCert, tlsCa, insecure));
+                    r.GetValue(config)!, r.GetValue(hostname), checkpoints, SecurityOptions.Overrides(r, tlsCert, tlsCa, insecure),
+                    // stdout decides, not stdin: scripts/local-cluster.sh starts the coordinator in the background, stdin from /dev/null.
+                    interactive: !Console.IsOutputRedirected && Spectre.Console.AnsiConsole.Profile.Capabilities.Ansi);
             }
             using var cancel = new CancellationTokenSource();
             ConsoleCancelEventHandler onCancel = (_, e) => { e.Cancel = true; cancel.Cancel(); Console.Error.WriteLine("stopping after this step; the model so far will be saved"); };

@@ -12,7 +12,7 @@ namespace DistTrain.Cli.Training;
 public static class ClusterRun
 {
     public static int Run(TrainJob job, ModeOptions mode, string outDir, int workers, ShardPlacement shards, int clusterPort, int waitWorkers, TextWriter console, CancellationToken cancel,
-        string environment = "local", string? hostname = null, CheckpointOptions? checkpoints = null, ClusterOverrides? security = null)
+        string environment = "local", string? hostname = null, CheckpointOptions? checkpoints = null, ClusterOverrides? security = null, bool interactive = false)
     {
         if (workers < 0) throw new ArgumentException($"--workers must be 0 or more, not {workers}.");
         shards.Validate(clusterPort);
@@ -22,14 +22,21 @@ public static class ClusterRun
         var roles = new List<string> { "coordinator" };
         if (psLocal > 0) roles.Add("ps");
         if (workers > 0) roles.Add("worker");
+        using var view = interactive ? new ClusterProgress() : null;
         var node = ClusterNode.Start(new NodeOptions
         {
             Roles = roles.ToArray(), Job = job, Mode = mode, Workers = workers, PsActors = psLocal, PsShards = psShards, MinWorkers = expected, OutDir = outDir,
             Environment = environment,
             Overrides = (clusterPort > 0 ? new ClusterOverrides { Port = clusterPort, Hostname = hostname } : new ClusterOverrides { Hostname = hostname }).Over(security ?? new()),
-            OnProgress = line => console.WriteLine(line),
+            OnProgress = line =>
+            {
+                ClusterRunFaults.Count(line);
+                view?.Report(line);
+                if (view is not { IsLive: true }) console.WriteLine(line);
+            },
             CheckpointEvery = checkpoints?.Every ?? 0, ResumeDir = checkpoints?.ResumeDir, InitFile = checkpoints?.InitFile, AllowUnverified = checkpoints?.AllowUnverified ?? false,
         });
+        bool stopped = false;
         try
         {
             var self = Akka.Cluster.Cluster.Get(node.System).SelfAddress;
@@ -38,11 +45,14 @@ public static class ClusterRun
                 console.WriteLine($"start parameter-server nodes for the other {psShards - psLocal} shard(s) with: disttrain node --roles ps --ps-actors K --seed-nodes {self}");
             if (waitWorkers > workers)
                 console.WriteLine($"start workers with: disttrain node --roles worker --seed-nodes {self}");
-            var result = node.Completion.WaitAsync(cancel).GetAwaiter().GetResult();
+            var result = view is null ? node.Completion.WaitAsync(cancel).GetAwaiter().GetResult()
+                : view.Live(() => node.Completion.WaitAsync(cancel).GetAwaiter().GetResult());
             if (result.Error is not null) { console.WriteLine($"run failed: {result.Error}"); return 1; }
             console.WriteLine($"trained {result.Steps} steps; test accuracy {result.TestAccuracy:P2}, test loss {result.TestLoss:F4}");
             console.WriteLine($"model:   {result.ModelPath}");
             console.WriteLine($"metrics: {Path.Combine(outDir, "metrics.jsonl")}");
+            // The coordinator writes the last steps' lines once their reports are in, at the latest when it stops: plot after that.
+            Stop();
             Plotting.RunPlots.AfterRun(outDir, console);
             return 0;
         }
@@ -51,8 +61,28 @@ public static class ClusterRun
             console.WriteLine($"interrupted: the cluster run stops; continue it with --resume {outDir}");
             return 130;
         }
-        finally { node.DisposeAsync().AsTask().GetAwaiter().GetResult(); }
+        finally { Stop(); }
+
+        void Stop()
+        {
+            if (stopped) return;
+            stopped = true;
+            node.DisposeAsync().AsTask().GetAwaiter().GetResult();
+        }
     }
+}
+
+public static partial class ClusterRunFaults
+{
+    /// <summary>Counts the faults a coordinator's progress line tells of (RunMeters.Faults): a worker lost mid-run, a checkpoint not written.</summary>
+    public static void Count(string line)
+    {
+        if (WorkerLost().IsMatch(line)) DistTrain.Cluster.Telemetry.RunMeters.Fault("worker_lost");
+        else if (line.Contains(" NOT written", StringComparison.Ordinal)) DistTrain.Cluster.Telemetry.RunMeters.Fault("checkpoint_failed");
+    }
+
+    [System.Text.RegularExpressions.GeneratedRegex(@"^worker \S+ left; \d+ micro-batch")]
+    private static partial System.Text.RegularExpressions.Regex WorkerLost();
 }
 
 /// <summary>`--ps-shards S --ps-local L`: the flat vector is cut into S key ranges; this process hosts L of them (all by

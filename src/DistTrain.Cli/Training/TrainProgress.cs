@@ -28,6 +28,8 @@ public sealed class TrainProgress(TextWriter console, bool interactive, int epoc
 
     public void Step(in StepMetrics m)
     {
+        // One process: the whole step is compute; nothing is sent or waited for.
+        Cluster.Telemetry.RunMeters.Step(m.Step, m.Epoch, m.Loss, m.Samples, m.Seconds, m.Seconds, 0, 0, 0);
         _lossEma = double.IsNaN(_lossEma) ? m.Loss : 0.95 * _lossEma + 0.05 * m.Loss;
         if (_ctx is not null)
         {

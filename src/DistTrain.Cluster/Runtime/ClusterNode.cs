@@ -104,10 +104,13 @@ public sealed class ClusterNode : IAsyncDisposable
     /// <paramref name="lostAfter"/> after one was (killed and no standby took over). A supervisor that restarts the process makes it
     /// join again. Watches from the start, so a node whose coordinator dies before the node is up is covered too.
     /// </summary>
+    private const string Removed = "was removed from the cluster before the run ended (downed after it was unreachable: the coordinator's node " +
+        "stopped or was cut off, or this process was paused)";
+
     public Task<string> WhenOrphaned(TimeSpan lostAfter)
     {
         var tcs = new TaskCompletionSource<string>(TaskCreationOptions.RunContinuationsAsynchronously);
-        System.WhenTerminated.ContinueWith(_ => tcs.TrySetResult("the cluster removed this node (it was unreachable, e.g. paused or cut off, and was downed)"),
+        System.WhenTerminated.ContinueWith(_ => tcs.TrySetResult(Removed),
             TaskScheduler.Default);
         System.ActorOf(Props.Create(() => new OrphanWatch(lostAfter, tcs)), "orphan-watch");
         return tcs.Task;
@@ -127,7 +130,7 @@ public sealed class ClusterNode : IAsyncDisposable
             {
                 var m = e.Member;
                 if (m.Address == _cluster.SelfAddress && e is ClusterEvent.MemberRemoved)
-                    done.TrySetResult("the cluster removed this node (it was unreachable, e.g. paused or cut off, and was downed)");
+                    done.TrySetResult(Removed);
                 if (!m.HasRole("coordinator")) return;
                 if (e is ClusterEvent.MemberUp) _coordinators.Add(m.Address);
                 else if (e is ClusterEvent.MemberRemoved or ClusterEvent.MemberExited or ClusterEvent.MemberDowned) _coordinators.Remove(m.Address);
@@ -139,7 +142,7 @@ public sealed class ClusterNode : IAsyncDisposable
                 var now = DateTime.UtcNow;
                 if (_coordinators.Any(a => !_unreachable.Contains(a))) _lastSeen = now;
                 else if (now - _lastSeen >= lostAfter)
-                    done.TrySetResult($"no coordinator has been reachable for {lostAfter.TotalSeconds:0} s (disttrain.coordinator-lost-timeout)");
+                    done.TrySetResult($"has seen no reachable coordinator for {lostAfter.TotalSeconds:0} s (disttrain.coordinator-lost-timeout)");
             });
         }
 
@@ -338,7 +341,11 @@ public sealed class ClusterNode : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
-        await Akka.Cluster.Cluster.Get(System).LeaveAsync().WaitAsync(TimeSpan.FromSeconds(10)).ContinueWith(_ => { });
+        // A node that never joined, or that the cluster already removed (downed, then shut down), never hears of its
+        // leave: don't wait 10 s for it.
+        var cluster = Akka.Cluster.Cluster.Get(System);
+        if (!cluster.IsTerminated && cluster.State.Members.Any(m => m.UniqueAddress.Equals(cluster.SelfUniqueAddress)))
+            await cluster.LeaveAsync().WaitAsync(TimeSpan.FromSeconds(10)).ContinueWith(_ => { });
         await System.Terminate().WaitAsync(TimeSpan.FromSeconds(10)).ContinueWith(_ => { });
     }
 }

@@ -53,6 +53,7 @@ public sealed class CoordinatorActor : ReceiveActor, IWithTimers
     public CoordinatorActor(TrainJob job, int trainCount, int parameterCount, CoordinatorSettings settings)
     {
         _settings = settings;
+        Telemetry.RunMeters.Plan(job.TotalSteps(trainCount), DistTrain.Data.Plans.EpochPlan.CountSteps(trainCount, job.BatchSize)); // for progress views
         var self = Self; // the store reports collected snapshots from data-plane threads, where Self is unavailable
         var store = new CoordinatorStore(job, trainCount, parameterCount, settings, v => self.Tell(new Collected(v)));
         try { _core = new CoordinatorCore(job, trainCount, parameterCount, settings, store); }

@@ -23,6 +23,10 @@ public sealed class StepLog : IDisposable
     // next epoch is written (test fields NaN: only the end of the run evaluates), the last one with the run's evaluation.
     private long _epoch = -1;
     private double _epochLoss; private long _epochCorrect, _epochSamples; private long _epochStarted = Stopwatch.GetTimestamp();
+    // When each epoch's first step began and its last step ended: lines are written late (up to Lag steps, or at the
+    // end of the run), so the time of writing says nothing about the epoch's duration.
+    private readonly Dictionary<long, (long Began, long Ended)> _epochTimes = [];
+    private long _written = -1; // the newest unit whose line is out: a report for it or an older one comes too late
 
     private sealed class Entry(int microBatches)
     {
@@ -66,23 +70,37 @@ public sealed class StepLog : IDisposable
     }
     public long SamplesTotal { get; private set; }
 
-    public void Begin(long step) => _open.TryAdd(step, new Entry(_microBatches));
+    public void Begin(long step)
+    {
+        long now = Stopwatch.GetTimestamp();
+        // A worker leased one step ahead may report before the step begins (Add opened it): its time starts now.
+        if (_open.TryGetValue(step, out var early)) early.Started = now;
+        else _open.TryAdd(step, new Entry(_microBatches));
+        long epoch = StepOfUnit(step) / _stepsPerEpoch;
+        if (!_epochTimes.ContainsKey(epoch)) _epochTimes[epoch] = (now, now);
+    }
 
     /// <summary>Counts a report once per micro-batch (a re-computed micro-batch reports twice).</summary>
     public void Add(MicroBatchDone d)
     {
-        if (!_open.TryGetValue(d.Step, out var e) || (uint)d.MicroBatch >= (uint)_microBatches || e.Seen[d.MicroBatch]) return;
+        if (!_open.TryGetValue(d.Step, out var e) && d.Step > _written && (uint)d.MicroBatch < (uint)_microBatches)
+            _open[d.Step] = e = new Entry(_microBatches); // leased ahead: computed before the coordinator began its step
+        if (e is null || (uint)d.MicroBatch >= (uint)_microBatches || e.Seen[d.MicroBatch]) return;
         e.Seen[d.MicroBatch] = true; e.Count++;
         e.Loss += d.Loss; e.Compute += d.ComputeMs; e.ComputeMin = Math.Min(e.ComputeMin, d.ComputeMs); e.ComputeMax = Math.Max(e.ComputeMax, d.ComputeMs); e.Comm += d.CommunicationMs; e.Wait += d.WaitMs; e.Bytes += d.BytesSent;
         e.Samples += d.SampleCount; e.Correct += d.Correct;
         SamplesTotal += d.SampleCount;
         _lossSinceReport += d.Loss; _samplesSinceReport += d.SampleCount;
-        Flush(d.Step);
+        Telemetry.RunMeters.MicroBatch(d.WorkerId, d.SampleCount);
+        if (_final is not null) TryWriteFinal(force: false);
+        else Flush(d.Step);
     }
 
     public void End(long step)
     {
         if (_open.TryGetValue(step, out var e)) e.Seconds = Stopwatch.GetElapsedTime(e.Started).TotalSeconds;
+        long epoch = StepOfUnit(step) / _stepsPerEpoch;
+        if (_epochTimes.TryGetValue(epoch, out var t)) _epochTimes[epoch] = (t.Began, Stopwatch.GetTimestamp());
         Flush(step);
     }
 
@@ -100,6 +118,7 @@ public sealed class StepLog : IDisposable
 
     private void Write(long step, Entry e)
     {
+        _written = Math.Max(_written, step);
         _extra["compute_ms"] = Math.Round(e.Compute, 3);
         _extra["compute_min_ms"] = e.Count == 0 ? double.NaN : Math.Round(e.ComputeMin, 3);
         _extra["compute_max_ms"] = Math.Round(e.ComputeMax, 3);
@@ -121,6 +140,7 @@ public sealed class StepLog : IDisposable
         double secs = double.IsNaN(e.Seconds) ? double.NaN : e.Seconds;
         _log.Step(new StepMetrics(step, (int)(step / _stepsPerEpoch), (int)(step % _stepsPerEpoch), _stepsPerEpoch, loss, e.Samples, secs,
             e.Samples / Math.Max(secs, 1e-9), _learningRate(step), double.NaN), _extra);
+        Telemetry.RunMeters.Step(step, (int)(step / _stepsPerEpoch), loss, e.Samples, secs, e.Compute / 1000, e.Comm / 1000, e.Wait / 1000, e.Bytes);
     }
 
     /// <summary>A progress line: steps done, mean loss since the last line, throughput.</summary>
@@ -132,11 +152,23 @@ public sealed class StepLog : IDisposable
     }
 
     /// <summary>The run's last epoch record (with its evaluation): steps still open are written first; training loss,
-    /// accuracy, seconds and samples not given come from the epoch's steps.</summary>
+    /// accuracy, seconds and samples not given come from the epoch's steps. The run can end before the reports of its
+    /// last steps arrive (they travel from the workers while the shards' final state travels from the shards): then the
+    /// lines wait for them, or for <see cref="Dispose"/>.</summary>
     public void Epoch(in EpochMetrics m)
     {
+        _final = m;
+        TryWriteFinal(force: false);
+    }
+
+    private EpochMetrics? _final;
+
+    private void TryWriteFinal(bool force)
+    {
+        if (_final is not { } m || (!force && _open.Values.Any(e => e.Count < _microBatches))) return;
         foreach (var (step, e) in _open) Write(step, e);
         _open.Clear();
+        _final = null;
         WriteEpoch(m);
     }
 
@@ -148,10 +180,17 @@ public sealed class StepLog : IDisposable
             if (double.IsNaN(m.TrainAccuracy)) m = m with { TrainAccuracy = (double)_epochCorrect / _epochSamples };
             if (m.Samples == 0) m = m with { Samples = (int)Math.Min(_epochSamples, int.MaxValue) };
         }
-        if (m.Seconds == 0) m = m with { Seconds = Stopwatch.GetElapsedTime(_epochStarted).TotalSeconds };
+        if (m.Seconds == 0)
+            m = m with { Seconds = _epochTimes.Remove(m.Epoch, out var t) && t.Ended > t.Began
+                ? Stopwatch.GetElapsedTime(t.Began, t.Ended).TotalSeconds
+                : Stopwatch.GetElapsedTime(_epochStarted).TotalSeconds };
         _log.Epoch(m);
         _epochLoss = 0; _epochCorrect = 0; _epochSamples = 0; _epochStarted = Stopwatch.GetTimestamp();
     }
 
-    public void Dispose() => _log.Dispose();
+    public void Dispose()
+    {
+        TryWriteFinal(force: true);
+        _log.Dispose();
+    }
 }

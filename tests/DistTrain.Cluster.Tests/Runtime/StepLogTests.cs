@@ -74,4 +74,42 @@ public sealed class StepLogTests
         }
         finally { if (Directory.Exists(dir)) Directory.Delete(dir, true); }
     }
+    [Fact]
+    public void ReportsOfAStepLeasedAheadCountAndAnEpochLastsFromItsFirstBeginToItsLastEnd()
+    {
+        // Workers lease one step ahead, so a report can come before its step begins; and lines are written late (here: all at
+        // the end of the run, a report of each step missing until then), so an epoch's seconds must come from its steps' times.
+        // Step 0's second report never comes: its line is written as it is when the log is disposed.
+        string dir = Path.Combine(Path.GetTempPath(), "disttrain-steplog-" + Guid.NewGuid().ToString("N"));
+        string path = Path.Combine(dir, "metrics.jsonl");
+        try
+        {
+            using (var log = new StepLog(path, microBatches: 2, stepsPerEpoch: 2, _ => 0.1f))
+            {
+                for (long step = 0; step < 4; step++)
+                {
+                    if (step > 0) log.Add(Done(step, 1, 1, 0)); // before Begin: computed on a lease ahead
+                    log.Begin(step);
+                    Thread.Sleep(30);
+                    log.End(step);
+                }
+                log.Add(Done(0, 0, 1, 0)); // step 0's micro-batch 1 never reports
+                for (long step = 1; step < 3; step++) log.Add(Done(step, 0, 1, 0));
+                log.Epoch(new DistTrain.Training.EpochMetrics(1, 4, double.NaN, double.NaN, 0.5, 0.5, 0, 0));
+                log.Add(Done(3, 0, 1, 0)); // the last step's report comes after the run's end: its line and the epoch wait for it
+            }
+            var records = File.ReadAllLines(path).Select(l => JsonDocument.Parse(l).RootElement).ToList();
+            var steps = records.Where(e => e.GetProperty("kind").GetString() == "step").ToList();
+            var epochs = records.Where(e => e.GetProperty("kind").GetString() == "epoch").ToList();
+            Assert.Equal([4, 8, 8, 8], steps.Select(s => s.GetProperty("samples").GetInt32()));
+            Assert.Equal([12, 16], epochs.Select(e => e.GetProperty("samples").GetInt32()));
+            for (int epoch = 0; epoch < 2; epoch++)
+            {
+                double stepSeconds = steps.Where(s => s.GetProperty("epoch").GetInt32() == epoch).Sum(s => s.GetProperty("step_s").GetDouble());
+                double seconds = epochs[epoch].GetProperty("seconds").GetDouble();
+                Assert.True(seconds >= stepSeconds && seconds < stepSeconds + 1, $"epoch {epoch}: {seconds} s for steps of {stepSeconds} s");
+            }
+        }
+        finally { if (Directory.Exists(dir)) Directory.Delete(dir, true); }
+    }
 }
