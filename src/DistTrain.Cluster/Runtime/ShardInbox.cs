@@ -172,8 +172,8 @@ public sealed class ShardInbox : IFrameHandler
         if (reason == WireDrop.Rejected) return; // Rent refused it and reported why
         if (header.Kind == FrameKind.Statistics) { lock (_gate) _extras.StatisticsDropped(header); return; }
         if (header.Kind != FrameKind.Gradient) return; // a restore frame: the coordinator's send fails and it says so
-        // A frame that failed after Rent (checksum, lost connection) frees its slot so it can arrive again.
-        if (reason is WireDrop.BadChecksum or WireDrop.ConnectionLost)
+        // A frame that failed after Rent (checksum, tag, lost connection) frees its slot so it can arrive again.
+        if (reason is WireDrop.BadChecksum or WireDrop.BadMac or WireDrop.ConnectionLost)
             lock (_gate)
             {
                 if (_async is not null) _async.Abort(header.Step, header.MicroBatch, TrainingDrop.Corrupt);

@@ -28,6 +28,7 @@ public class ParameterServerActorTests : TestKit
         var description = JobMapping.ToDescription(job, "job-ps", n) with { Dataset = new DatasetInfo("idx:/unused", 16, 4, "") };
         ps.Tell(new ShardAssignment(0, 1, 0, n, description));
         var port = coordinator.ExpectMsg<RegisterShard>().DataPort;
+        var key = DataPlaneKey.FromWire(description.DataKey);
 
         var gradient = Enumerable.Range(0, n).Select(i => 1e-3f * (i % 17)).ToArray();
         var poisoned = (float[])gradient.Clone();
@@ -38,7 +39,7 @@ public class ParameterServerActorTests : TestKit
 
         // Worker B: a whole frame of micro-batch 0 that is refused (not finite), so B's receive thread is known to run,
         // then the header of micro-batch 1's gradient and half of its floats, then nothing (its link was cut).
-        using var b = DataPlaneClient.Connect("127.0.0.1", port, JobMapping.SenderIdOf("wB"), TimeSpan.FromSeconds(10));
+        using var b = DataPlaneClient.Connect("127.0.0.1", port, JobMapping.SenderIdOf("wB"), key, TimeSpan.FromSeconds(10));
         b.Send(header with { MicroBatch = 0 }, poisoned);
         var half = MemoryMarshal.AsBytes(gradient.AsSpan()).Slice(0, 2 * n);
         b.SendRaw(header with { Checksum = DataPlaneClient.Checksum(gradient), SenderId = b.SenderId }, half);
@@ -47,7 +48,7 @@ public class ParameterServerActorTests : TestKit
 
         // Worker A redoes micro-batch 1 while B's frame holds the slot: refused as a duplicate. A probes with a frame that
         // is not finite, which leaves nothing behind if it lands before B's header was read (the receive threads race).
-        using var a = DataPlaneClient.Connect("127.0.0.1", port, JobMapping.SenderIdOf("wA"), TimeSpan.FromSeconds(10));
+        using var a = DataPlaneClient.Connect("127.0.0.1", port, JobMapping.SenderIdOf("wA"), key, TimeSpan.FromSeconds(10));
         GradientRejected refused;
         int probes = 0;
         do
