@@ -69,4 +69,74 @@ public class ParameterServerActorTests : TestKit
         var accepted = coordinator.FishForMessage<GradientAccepted>(_ => true, TimeSpan.FromSeconds(10));
         Assert.Equal((0L, 1, idA), (accepted.Step, accepted.MicroBatch, accepted.WorkerId));
     }
+
+    /// <summary>Takes the shard's parameter pushes (a worker's view of the weights) and keeps the newest.</summary>
+    private sealed class WeightsSeen(int n) : IFrameHandler
+    {
+        private readonly float[] _staging = new float[n];
+        public readonly System.Collections.Concurrent.BlockingCollection<(long Version, float[] Values)> Pushes = [];
+
+        public DropReason? Rent(FrameHeader header, out Span<float> destination)
+        {
+            destination = _staging;
+            return header.Kind == FrameKind.Parameters && header.Offset == 0 && header.Length == n ? null : DropReason.Rejected;
+        }
+
+        public void OnFrame(in FrameHeader header, ReadOnlySpan<float> payload) => Pushes.Add((header.Version, payload.ToArray()));
+
+        public (long Version, float[] Values) Next()
+        {
+            Assert.True(Pushes.TryTake(out var push, TimeSpan.FromSeconds(20)), "no parameter push arrived");
+            return push;
+        }
+    }
+
+    /// <summary>
+    /// The attack of issue 15: before step 0 a shard takes restore frames (the coordinator's resume) and once held them
+    /// from anyone. A stranger without the job key — through our client, or by hand with a made-up proof followed by the
+    /// restore frame — cannot get it applied: the shard's weights stay its initial ones and it reports no restore. The same
+    /// frame from a holder of the key is applied (so the refusal is the key's doing, not the frame's).
+    /// </summary>
+    [Fact]
+    public void AStrangerWithoutTheJobKeyCannotReplaceAShardsInitialWeights()
+    {
+        var coordinator = CreateTestProbe();
+        var ps = Sys.ActorOf(ParameterServerActor.Props(coordinator.Ref, "node-ps", NodeEndpoints.Loopback));
+        coordinator.ExpectMsg<RequestShard>();
+        var job = new TrainJob { ModelSpecJson = TestData.TinyCnn, Dataset = "idx:/unused", BatchSize = 8, MicroBatch = 4, Optimizer = "sgd", Lr = 0.1f, Seed = 1 };
+        var initial = job.Spec().Build(1).Store.Values.ToArray();
+        int n = initial.Length;
+        var description = JobMapping.ToDescription(job, "job-ps", n) with { Dataset = new DatasetInfo("idx:/unused", 16, 4, "") };
+        ps.Tell(new ShardAssignment(0, 1, 0, n, description));
+        var port = coordinator.ExpectMsg<RegisterShard>().DataPort;
+        var key = DataPlaneKey.FromWire(description.DataKey);
+
+        var forged = Enumerable.Repeat(7f, n).ToArray();
+        var restore = new FrameHeader(FrameKind.Parameters, 5, 0, 5, 0, 0, n, DataPlaneClient.Checksum(forged), 99);
+        var stranger = DataPlaneKey.Create();
+        Assert.Throws<IOException>(() => DataPlaneClient.Connect("127.0.0.1", port, 99, stranger, TimeSpan.FromSeconds(10)));
+        using (var raw = RawDataPlanePeer.Connect(port))
+        {
+            byte[] attack = [.. raw.HelloBytes(99, stranger), .. RawDataPlanePeer.Frame(restore, MemoryMarshal.AsBytes(forged.AsSpan())), .. new byte[FrameMac.TagBytes]];
+            try { raw.Send(attack); } catch (System.Net.Sockets.SocketException) { /* closed first */ }
+            raw.AssertClosedByServer();
+        }
+        coordinator.ExpectNoMsg(TimeSpan.FromMilliseconds(300)); // no ShardRestored
+
+        // A worker's view of the shard: its push on registration carries the initial weights, bit for bit.
+        var seen = new WeightsSeen(n);
+        using var worker = new DataPlaneServer(System.Net.IPAddress.Loopback, 0, seen, key);
+        ps.Tell(new WorkerEndpoint("wA", JobMapping.SenderIdOf("wA"), "127.0.0.1", worker.Port));
+        var (version, values) = seen.Next();
+        Assert.Equal(0L, version);
+        Assert.True(MemoryMarshal.AsBytes(values.AsSpan()).SequenceEqual(MemoryMarshal.AsBytes(initial.AsSpan())), "the shard's weights changed");
+
+        // The control: the coordinator, holding the key, sends the same frame and the shard takes it.
+        using (var legit = DataPlaneClient.Connect("127.0.0.1", port, JobMapping.SenderIdOf("coordinator"), key, TimeSpan.FromSeconds(10)))
+            legit.Send(restore, forged);
+        Assert.Equal(5L, coordinator.FishForMessage<ShardRestored>(_ => true, TimeSpan.FromSeconds(20)).Version);
+        (version, values) = seen.Next();
+        Assert.Equal(5L, version);
+        Assert.Equal(forged, values);
+    }
 }
