@@ -28,6 +28,7 @@ public sealed class BenchTransportCommand : ICommandFactory
             DefaultValueFactory = _ => "both",
         };
         var mac = new Option<bool>("--mac") { Hidden = true };
+        var macSpeed = new Option<bool>("--mac-speed") { Description = "Only measure the keyed MACs (HMAC-SHA256, AES-GCM as GMAC, Poly1305) on one core, and exit." };
         var json = new Option<bool>("--json") { Description = "One JSON object per line instead of a table." };
         var serve = new Option<bool>("--serve") { Hidden = true };
         var replyPort = new Option<int>("--reply-port") { Hidden = true };
@@ -38,8 +39,8 @@ public sealed class BenchTransportCommand : ICommandFactory
             DefaultValueFactory = _ => DataPlaneDefaults.SocketBufferBytes,
         };
         var cmd = new Command("transport", "Tensor transport between two processes over the data plane, beside iperf3.")
-            { sizes, megabytes, iperf, json, serve, replyPort, maxMiB, bufferBytes, auth, mac };
-        cmd.SetAction(p => p.GetValue(serve)
+            { sizes, megabytes, iperf, json, serve, replyPort, maxMiB, bufferBytes, auth, mac, macSpeed };
+        cmd.SetAction(p => p.GetValue(macSpeed) ? MacSpeed.Run(new BenchOutput(p.GetValue(json))) : p.GetValue(serve)
             ? TransportPeer.Serve(p.GetValue(replyPort), p.GetValue(maxMiB) * (1 << 18), p.GetValue(bufferBytes), p.GetValue(mac))
             : Run(p.GetValue(sizes)!, p.GetValue(megabytes), p.GetValue(bufferBytes), !p.GetValue(iperf), p.GetValue(auth)!, new BenchOutput(p.GetValue(json))));
         return cmd;

@@ -153,10 +153,15 @@ public sealed class DataPlaneClient : IDisposable
                 var n = _header.WrittenCount;
                 BinaryPrimitives.WriteInt32LittleEndian(_prefix, n);
                 _header.WrittenSpan.CopyTo(_prefix.AsSpan(4));
-                _mac?.Compute(_prefix.AsSpan(0, 4 + n), payload, _tag);
                 SocketIo.WriteAll(_socket, _prefix.AsSpan(0, 4 + n));
                 SocketIo.WriteAll(_socket, payload);
-                if (_mac is not null) SocketIo.WriteAll(_socket, _tag);
+                // The tag follows the payload: computing it after the send lets the peer receive the payload meanwhile,
+                // so the sender's MAC adds CPU but little latency.
+                if (_mac is not null)
+                {
+                    _mac.Compute(_prefix.AsSpan(0, 4 + n), payload, _tag);
+                    SocketIo.WriteAll(_socket, _tag);
+                }
                 BytesSent += 4 + n + payload.Length + (_mac is null ? 0 : FrameMac.TagBytes);
             }
             catch (Exception e) when (e is SocketException or ObjectDisposedException)
