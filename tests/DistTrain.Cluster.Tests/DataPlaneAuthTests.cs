@@ -96,8 +96,8 @@ public sealed class DataPlaneAuthTests
         using (var raw = RawDataPlanePeer.Connect(server.Port))
         {
             var hello = raw.HelloBytes(3, stranger);
-            var frame = RawDataPlanePeer.Frame(Gradient(3, g), Bytes(g));
-            try { raw.Send([.. hello, .. frame, .. new byte[FrameMac.TagBytes]]); } catch (SocketException) { /* closed first */ }
+            var frame = RawDataPlanePeer.WithTag(RawDataPlanePeer.Frame(Gradient(3, g)), new byte[FrameMac.TagBytes], Bytes(g));
+            try { raw.Send([.. hello, .. frame]); } catch (SocketException) { /* closed first */ }
             raw.AssertClosedByServer();
         }
         // And one whose proof is 32 random bytes.
@@ -132,7 +132,7 @@ public sealed class DataPlaneAuthTests
         using var replay = RawDataPlanePeer.Connect(server.Port);
         Assert.NotEqual(first.ServerNonce, replay.ServerNonce);
         var g = Payload(2);
-        try { replay.Send([.. hello, .. RawDataPlanePeer.Frame(Gradient(5, g), Bytes(g)), .. new byte[FrameMac.TagBytes]]); }
+        try { replay.Send([.. hello, .. RawDataPlanePeer.WithTag(RawDataPlanePeer.Frame(Gradient(5, g)), new byte[FrameMac.TagBytes], Bytes(g))]); }
         catch (SocketException) { /* closed first */ }
         replay.AssertClosedByServer();
 
@@ -166,7 +166,7 @@ public sealed class DataPlaneAuthTests
                 tagged: Bytes(g)),
             "payload bit" => peer.Tagged(h, changed, tagged: Bytes(g)),
             "header step" => Retitled(peer.Tagged(h, Bytes(g)), h, h with { Step = 7 }),
-            "made-up tag" => [.. RawDataPlanePeer.Frame(h, Bytes(g)), .. RandomNumberGenerator.GetBytes(FrameMac.TagBytes)],
+            "made-up tag" => RawDataPlanePeer.WithTag(RawDataPlanePeer.Frame(h), RandomNumberGenerator.GetBytes(FrameMac.TagBytes), Bytes(g)),
             _ => first, // the same bytes again: the frame counter has moved on
         };
         peer.Send(bad);

@@ -214,10 +214,10 @@ public sealed class DataPlaneHardeningTests
             // tag included (a drained frame's tag is not checked, but its number on the connection is used up).
             var huge = new FrameHeader(FrameKind.Gradient, 1, 0, 0, 0, 0, 16 << 20, 0, 3);
             s.Send(Frame(huge));
-            var zeros = new byte[1 << 20];
-            for (int i = 0; i < 64; i++) s.Send(zeros);
             s.Send(new byte[FrameMac.TagBytes]);
             s.Mac!.Skip();
+            var zeros = new byte[1 << 20];
+            for (int i = 0; i < 64; i++) s.Send(zeros);
             var g = Payload(5);
             s.Send(s.Tagged(Gradient(3, g, step: 2), g));
             handler.Wait(2); // the drop, then the good frame
@@ -376,9 +376,9 @@ public sealed class DataPlaneHardeningTests
     {
         var nonce = hello.AsSpan(hello.Length - DataPlaneAuth.HelloAuthBytes, DataPlaneAuth.NonceBytes);
         using var mac = DataPlaneAuth.FrameMacOf(Key, s.ServerNonce, nonce, h.SenderId, DataPlaneAuth.FlagFrameMac);
-        var frame = Frame(h, payload);
+        var head = Frame(h);
         var tag = new byte[FrameMac.TagBytes];
-        mac.Compute(frame.AsSpan(0, frame.Length - payload.Length * 4), MemoryMarshal.AsBytes(payload.AsSpan()), tag);
-        return [.. frame, .. tag];
+        mac.Compute(head, MemoryMarshal.AsBytes(payload.AsSpan()), tag);
+        return RawDataPlanePeer.WithTag(head, tag, MemoryMarshal.AsBytes(payload.AsSpan()));
     }
 }

@@ -81,12 +81,14 @@ public sealed class RawDataPlanePeer : IDisposable
     /// payload as it was before someone changed it on the way).</summary>
     public byte[] Tagged(FrameHeader h, ReadOnlySpan<byte> payload, ReadOnlySpan<byte> tagged = default, int? prefix = null)
     {
-        var frame = Frame(h, payload, prefix);
-        int head = frame.Length - payload.Length;
+        var head = Frame(h, default, prefix);
         var tag = new byte[FrameMac.TagBytes];
-        Mac!.Compute(frame.AsSpan(0, head), tagged.IsEmpty ? payload : tagged, tag);
-        return [.. frame, .. tag];
+        Mac!.Compute(head, tagged.IsEmpty ? payload : tagged, tag);
+        return WithTag(head, tag, payload);
     }
+
+    /// <summary>A frame on the wire: length prefix and header (<paramref name="head"/>), tag, payload.</summary>
+    public static byte[] WithTag(byte[] head, ReadOnlySpan<byte> tag, ReadOnlySpan<byte> payload) => [.. head, .. tag, .. payload];
 
     public byte[] Tagged(FrameHeader h, float[] payload) => Tagged(h, MemoryMarshal.AsBytes(payload.AsSpan()));
 

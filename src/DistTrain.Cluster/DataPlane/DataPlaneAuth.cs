@@ -4,7 +4,7 @@
 //   server → client  HMAC-SHA256(key, "server" label, both nonces, sender id, flags): the listener proves it holds the key too
 // Each side checks the other's proof in constant time; both then derive the connection's frame key from the two nonces.
 // A proof is bound to the listener's fresh nonce, so a Hello recorded on one connection is worthless on another.
-// Every later frame carries a 16-byte Poly1305 tag (FrameMac) over its length prefix, header and payload, keyed per
+// Every later frame carries a 16-byte Poly1305 tag (FrameMac, sent after the header) over its length prefix, header and payload, keyed per
 // connection and numbered by a frame counter, so a frame injected, altered, replayed or reordered is refused.
 using System.Buffers.Binary;
 using System.Security.Cryptography;

@@ -16,8 +16,7 @@ public sealed class DataPlaneClient : IDisposable
     private readonly Socket _socket;
     private readonly Lock _sendLock = new();
     private readonly ArrayBufferWriter<byte> _header = new(FrameHeader.MaxEncodedBytes);
-    private readonly byte[] _prefix = new byte[4 + FrameHeader.MaxEncodedBytes];
-    private readonly byte[] _tag = new byte[FrameMac.TagBytes];
+    private readonly byte[] _prefix = new byte[4 + FrameHeader.MaxEncodedBytes + FrameMac.TagBytes];
     private readonly FrameMac? _mac;
     private volatile bool _closed;
 
@@ -153,16 +152,17 @@ public sealed class DataPlaneClient : IDisposable
                 var n = _header.WrittenCount;
                 BinaryPrimitives.WriteInt32LittleEndian(_prefix, n);
                 _header.WrittenSpan.CopyTo(_prefix.AsSpan(4));
-                SocketIo.WriteAll(_socket, _prefix.AsSpan(0, 4 + n));
-                SocketIo.WriteAll(_socket, payload);
-                // The tag follows the payload: computing it after the send lets the peer receive the payload meanwhile,
-                // so the sender's MAC adds CPU but little latency.
+                // The tag goes out with the header, in the same write: a separate small write after the payload made a
+                // gated worker wait for it on every frame (measured: cnn steps at about half the rate).
+                var head = 4 + n;
                 if (_mac is not null)
                 {
-                    _mac.Compute(_prefix.AsSpan(0, 4 + n), payload, _tag);
-                    SocketIo.WriteAll(_socket, _tag);
+                    _mac.Compute(_prefix.AsSpan(0, head), payload, _prefix.AsSpan(head, FrameMac.TagBytes));
+                    head += FrameMac.TagBytes;
                 }
-                BytesSent += 4 + n + payload.Length + (_mac is null ? 0 : FrameMac.TagBytes);
+                SocketIo.WriteAll(_socket, _prefix.AsSpan(0, head));
+                SocketIo.WriteAll(_socket, payload);
+                BytesSent += head + payload.Length;
             }
             catch (Exception e) when (e is SocketException or ObjectDisposedException)
             {

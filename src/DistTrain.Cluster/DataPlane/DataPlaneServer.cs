@@ -276,6 +276,8 @@ public sealed class DataPlaneServer : IDisposable
         /// never had a slot).</summary>
         private bool ReceiveFrame(in FrameHeader header, int head, ref bool rented)
         {
+            // The tag travels between the header and the payload (DataPlaneClient.SendRaw); read before Rent takes a slot.
+            if (_mac is not null && !SocketIo.ReadExactly(socket, _tag)) return false;
             DropReason? reason = null;
             Span<float> destination = default;
             if (header.PayloadBytes > server._maxFrameBytes) reason = DropReason.Oversized;
@@ -284,14 +286,13 @@ public sealed class DataPlaneServer : IDisposable
                 reason = server._handler.Rent(header, out destination);
                 if (reason is null && destination.Length != header.Length) reason = DropReason.WrongLength;
             }
-            var tagBytes = _mac is null ? 0 : FrameMac.TagBytes;
             if (reason is { } r)
             {
                 // Drained unread, so its tag is not checked; the frame's number on the connection is used up all the same.
                 server.Stats.Drop(r);
                 server._handler.OnDropped(header, r);
                 _mac?.Skip();
-                return SocketIo.Drain(socket, header.PayloadBytes + tagBytes, _scratch);
+                return SocketIo.Drain(socket, header.PayloadBytes, _scratch);
             }
 
             // Hash each slice right after it lands, while it is still in cache, instead of re-reading the whole
@@ -308,7 +309,6 @@ public sealed class DataPlaneServer : IDisposable
             }
             if (_mac is not null)
             {
-                if (!SocketIo.ReadExactly(socket, _tag)) return false;
                 rented = false;
                 // A frame altered or injected on this connection: refuse it and close, the stream past it cannot be trusted.
                 if (!_mac.Verify(_header.AsSpan(0, head), MemoryMarshal.AsBytes(destination), _tag))

@@ -24,8 +24,8 @@ public enum FrameKind : byte
 
 /// <summary>
 /// Header of one frame. On the wire a frame is: uint32 little-endian header length, this header as a
-/// MessagePack array, then Length little-endian float32 values (Length × 4 bytes) whose XxHash3 is Checksum,
-/// then (every frame after the Hello) the 16-byte FrameMac tag over all of the above.
+/// MessagePack array, then (every frame after the Hello) the 16-byte FrameMac tag over the length, the header and the
+/// payload, then Length little-endian float32 values (Length × 4 bytes) whose XxHash3 is Checksum.
 /// </summary>
 public readonly record struct FrameHeader(
     FrameKind Kind, long Step, int MicroBatch, long Version, int Shard, long Offset, int Length, ulong Checksum, int SenderId)

@@ -117,7 +117,8 @@ public class ParameterServerActorTests : TestKit
         Assert.Throws<IOException>(() => DataPlaneClient.Connect("127.0.0.1", port, 99, stranger, TimeSpan.FromSeconds(10)));
         using (var raw = RawDataPlanePeer.Connect(port))
         {
-            byte[] attack = [.. raw.HelloBytes(99, stranger), .. RawDataPlanePeer.Frame(restore, MemoryMarshal.AsBytes(forged.AsSpan())), .. new byte[FrameMac.TagBytes]];
+            byte[] attack = [.. raw.HelloBytes(99, stranger),
+                .. RawDataPlanePeer.WithTag(RawDataPlanePeer.Frame(restore), new byte[FrameMac.TagBytes], MemoryMarshal.AsBytes(forged.AsSpan()))];
             try { raw.Send(attack); } catch (System.Net.Sockets.SocketException) { /* closed first */ }
             raw.AssertClosedByServer();
         }
