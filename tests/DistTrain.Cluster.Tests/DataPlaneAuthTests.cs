@@ -193,7 +193,7 @@ public sealed class DataPlaneAuthTests
     }
 
     [Fact]
-    public void A_client_sends_nothing_to_a_listener_that_cannot_prove_the_key()
+    public async Task A_client_sends_nothing_to_a_listener_that_cannot_prove_the_key()
     {
         var listener = new TcpListener(IPAddress.Loopback, 0);
         listener.Start();
@@ -204,7 +204,7 @@ public sealed class DataPlaneAuthTests
             var impostor = RawDataPlanePeer.ListenOnce(listener, key: null, proveWithKey: false);
             var e = Assert.Throws<IOException>(() => DataPlaneClient.Connect("127.0.0.1", port, 6, Key, TimeSpan.FromSeconds(10)));
             Assert.Contains("did not prove it holds the job's data-plane key", e.Message);
-            using var s = impostor.Result;
+            using var s = await impostor.WaitAsync(TimeSpan.FromSeconds(20));
             s.ReceiveTimeout = 10_000;
             Assert.Equal(0, s.Receive(new byte[64])); // the client hung up without one byte of a frame
 
@@ -217,7 +217,7 @@ public sealed class DataPlaneAuthTests
     }
 
     [Fact]
-    public void A_listener_that_is_not_a_data_plane_or_disagrees_on_frame_tags_is_named_in_the_error()
+    public async Task A_listener_that_is_not_a_data_plane_or_disagrees_on_frame_tags_is_named_in_the_error()
     {
         var listener = new TcpListener(IPAddress.Loopback, 0);
         listener.Start();
@@ -233,7 +233,7 @@ public sealed class DataPlaneAuthTests
             });
             var e = Assert.Throws<IOException>(() => DataPlaneClient.Connect("127.0.0.1", port, 6, Key, TimeSpan.FromSeconds(10)));
             Assert.Contains("not a DistTrain data-plane listener", e.Message);
-            Assert.True(web.Wait(TimeSpan.FromSeconds(20)));
+            await web.WaitAsync(TimeSpan.FromSeconds(20));
         }
         finally { listener.Stop(); }
 

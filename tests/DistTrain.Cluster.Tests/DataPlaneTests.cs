@@ -252,7 +252,7 @@ public sealed class DataPlaneTests
     }
 
     [Fact]
-    public void SendToAPeerThatStopsReadingFailsAfterTheSendTimeoutInsteadOfBlockingForever()
+    public async Task SendToAPeerThatStopsReadingFailsAfterTheSendTimeoutInsteadOfBlockingForever()
     {
         // A peer behind a cut link keeps its connection open and takes no bytes: a raw listener that completes the
         // handshake, then never reads.
@@ -263,7 +263,7 @@ public sealed class DataPlaneTests
             int port = ((IPEndPoint)silent.LocalEndpoint).Port;
             var listener = RawDataPlanePeer.ListenOnce(silent, Key);
             using var client = DataPlaneClient.Connect("127.0.0.1", port, 5, Key, TimeSpan.FromSeconds(5), socketBufferBytes: 1 << 20, sendTimeout: TimeSpan.FromSeconds(1));
-            using var accepted = listener.Result; // authenticated, never read again
+            using var accepted = await listener.WaitAsync(TimeSpan.FromSeconds(20)); // authenticated, never read again
             var big = new float[16 << 20]; // 64 MiB: far beyond both kernel buffers
             var clock = System.Diagnostics.Stopwatch.StartNew();
             var e = Assert.Throws<IOException>(() => client.Send(Header(1, 0), big));
