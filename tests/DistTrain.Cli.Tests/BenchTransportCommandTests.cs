@@ -1,6 +1,7 @@
-// `disttrain bench transport` as a real process (it starts its receiver child itself): a short run moves
-// 1 MiB tensors both ways over the data plane through the socket buffer size it was given, and reports
-// rows whose transfers allocate nothing on the sender; a too-small buffer is refused before any socket opens.
+// `disttrain bench transport` as a real process (it starts its receiver children itself): a short run moves
+// 1 MiB tensors both ways over the authenticated data plane, with and without frame tags, through the socket
+// buffer size it was given, and reports rows whose transfers allocate nothing on the sender; a too-small buffer
+// or an unknown --auth is refused before any socket opens.
 using System.Diagnostics;
 using System.Text.Json;
 using Xunit;
@@ -32,10 +33,11 @@ public sealed class BenchTransportCommandTests
         var (code, output, err) = Run($"bench transport --sizes 1 --megabytes 8 --no-iperf --json --socket-buffer-bytes {socketBufferBytes}");
         Assert.True(code == 0, err);
         var rows = output.Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => JsonDocument.Parse(l).RootElement).ToList();
-        Assert.Equal(["one-way", "round-trip"], rows.Select(r => r.GetProperty("mode").GetString()!));
+        // --auth both (the default): per mode, the untagged lane, then the tagged one as training runs it.
+        Assert.Equal(["one-way", "one-way", "round-trip", "round-trip"], rows.Select(r => r.GetProperty("mode").GetString()!));
+        Assert.Equal(["dataplane, no tag", "dataplane", "dataplane, no tag", "dataplane"], rows.Select(r => r.GetProperty("path").GetString()!));
         foreach (var r in rows)
         {
-            Assert.Equal("dataplane", r.GetProperty("path").GetString());
             Assert.Equal(1, r.GetProperty("MiB").GetInt32());
             Assert.True(r.GetProperty("transfers").GetInt32() >= 4);
             Assert.True(r.GetProperty("MB/s").GetDouble() > 0);
@@ -53,5 +55,13 @@ public sealed class BenchTransportCommandTests
         var (code, _, err) = Run("bench transport --sizes 1 --no-iperf --socket-buffer-bytes 100");
         Assert.Equal(2, code);
         Assert.Contains("--socket-buffer-bytes", err);
+    }
+
+    [Fact]
+    public void An_unknown_auth_mode_is_refused_naming_the_choices()
+    {
+        var (code, _, err) = Run("bench transport --sizes 1 --no-iperf --auth maybe");
+        Assert.Equal(2, code);
+        Assert.Contains("--auth 'maybe' must be on, off or both", err);
     }
 }

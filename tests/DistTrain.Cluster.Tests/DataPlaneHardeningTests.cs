@@ -1,10 +1,9 @@
-// The data-plane listener against frames written by hand (a stranger's, or a broken peer's): a bad length prefix, a Hello
-// with a payload or a second Hello, negative ranges, unknown kinds, frames before the Hello or from another sender id are
-// refused — the connection closed and the reason counted — and the listener keeps serving good peers. Silent, half-sent and
-// idle connections time out; connections beyond max-connections are closed on arrival; a header's length never makes
-// the receiver allocate; a dropped frame cut off while draining never frees a slot it did not take.
-using System.Buffers;
-using System.Buffers.Binary;
+// The data-plane listener against frames written by hand (a stranger's, or a broken peer's that holds the job key): a bad
+// length prefix, a Hello with a payload or a second Hello, negative ranges, unknown kinds, frames before the Hello or from
+// another sender id are refused — the connection closed and the reason counted — and the listener keeps serving good peers.
+// Silent, half-sent and idle connections time out; connections beyond max-connections are closed on arrival; a header's
+// length never makes the receiver allocate; a dropped frame cut off while draining never frees a slot it did not take.
+// Every connection here passes the authenticated handshake first (RawDataPlanePeer), except where the test is about it.
 using System.Net;
 using System.Net.Sockets;
 using System.Runtime.InteropServices;
@@ -68,43 +67,32 @@ public sealed class DataPlaneHardeningTests
         return Enumerable.Range(0, N).Select(_ => (float)rng.NextDouble()).ToArray();
     }
 
-    private static FrameHeader Hello(int sender) => new(FrameKind.Hello, 0, 0, 0, 0, 0, 0, 0, sender);
+    private static readonly DataPlaneKey Key = DataPlaneKey.Create();
+
+    private static FrameHeader Hello(int sender) => RawDataPlanePeer.Hello(sender);
 
     private static FrameHeader Gradient(int sender, float[] payload, long step = 1) =>
         new(FrameKind.Gradient, step, 0, step - 1, 0, 0, payload.Length, DataPlaneClient.Checksum(payload), sender);
 
-    /// <summary>Prefix, header and payload bytes as a peer writes them; <paramref name="prefix"/> overrides the length prefix.</summary>
-    private static byte[] Frame(FrameHeader h, ReadOnlySpan<byte> payload = default, int? prefix = null)
-    {
-        var w = new ArrayBufferWriter<byte>();
-        h.Write(w);
-        var bytes = new byte[4 + w.WrittenCount + payload.Length];
-        BinaryPrimitives.WriteInt32LittleEndian(bytes, prefix ?? w.WrittenCount);
-        w.WrittenSpan.CopyTo(bytes.AsSpan(4));
-        payload.CopyTo(bytes.AsSpan(4 + w.WrittenCount));
-        return bytes;
-    }
+    private static byte[] Frame(FrameHeader h, ReadOnlySpan<byte> payload = default, int? prefix = null) => RawDataPlanePeer.Frame(h, payload, prefix);
 
     private static byte[] Frame(FrameHeader h, float[] payload) => Frame(h, MemoryMarshal.AsBytes(payload.AsSpan()));
 
-    private static Socket Raw(DataPlaneServer server)
-    {
-        var s = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp) { ReceiveTimeout = 20_000 };
-        s.Connect(IPAddress.Loopback, server.Port);
-        return s;
-    }
+    /// <summary>A raw connection that has read the listener's challenge and not answered it yet.</summary>
+    private static RawDataPlanePeer Raw(DataPlaneServer server) => RawDataPlanePeer.Connect(server.Port);
 
-    /// <summary>The server hangs up on <paramref name="s"/> (end of stream or a reset) within the socket's receive timeout.</summary>
-    private static void AssertClosedByServer(Socket s)
+    /// <summary>A raw connection authenticated as <paramref name="sender"/> with the job key.</summary>
+    private static RawDataPlanePeer Authenticated(DataPlaneServer server, int sender)
     {
-        try { Assert.Equal(0, s.Receive(new byte[16])); }
-        catch (SocketException e) { Assert.Equal(SocketError.ConnectionReset, e.SocketErrorCode); }
+        var peer = RawDataPlanePeer.Connect(server.Port);
+        peer.Authenticate(sender, Key);
+        return peer;
     }
 
     /// <summary>After a refusal the listener still serves a good peer.</summary>
     private static void AssertStillServes(DataPlaneServer server, Handler handler, int sender = 77)
     {
-        using var good = DataPlaneClient.Connect("127.0.0.1", server.Port, sender, TimeSpan.FromSeconds(10));
+        using var good = DataPlaneClient.Connect("127.0.0.1", server.Port, sender, Key, TimeSpan.FromSeconds(10));
         var g = Payload(sender);
         int before;
         lock (handler.Frames) before = handler.Frames.Count;
@@ -119,7 +107,7 @@ public sealed class DataPlaneHardeningTests
     }
 
     private static DataPlaneServer Server(Handler handler, DataPlaneLimits? limits = null, long maxFrameBytes = 256L << 20) =>
-        new(IPAddress.Loopback, 0, handler, maxFrameBytes, limits: limits);
+        new(IPAddress.Loopback, 0, handler, Key, maxFrameBytes, limits: limits);
 
     [Theory]
     [InlineData(0)]
@@ -131,10 +119,9 @@ public sealed class DataPlaneHardeningTests
     {
         var handler = new Handler();
         using var server = Server(handler);
-        using var s = Raw(server);
-        s.Send(Frame(Hello(3)));
-        s.Send(Frame(Gradient(3, Payload(1)), MemoryMarshal.AsBytes(Payload(1).AsSpan()), prefix));
-        AssertClosedByServer(s);
+        using var s = Authenticated(server, 3);
+        s.Send(s.Tagged(Gradient(3, Payload(1)), MemoryMarshal.AsBytes(Payload(1).AsSpan()), prefix: prefix));
+        s.AssertClosedByServer();
         Assert.Equal(1, server.Stats.Dropped(DropReason.Malformed));
         Assert.Equal(0, handler.Rents);
         AssertStillServes(server, handler);
@@ -149,14 +136,13 @@ public sealed class DataPlaneHardeningTests
         {
             var one = new float[] { 1f };
             s.Send(Frame(Hello(3) with { Length = 1, Checksum = DataPlaneClient.Checksum(one) }, one));
-            AssertClosedByServer(s);
+            s.AssertClosedByServer();
         }
         Assert.Empty(handler.Hellos); // the peer never counted as connected
-        using (var s = Raw(server))
+        using (var s = Authenticated(server, 3))
         {
-            s.Send(Frame(Hello(3)));
-            s.Send(Frame(Hello(4))); // would turn the connection into sender 4's
-            AssertClosedByServer(s);
+            s.Send(s.Tagged(Hello(4), [])); // would turn the connection into sender 4's
+            s.AssertClosedByServer();
         }
         Assert.Equal(2, server.Stats.Dropped(DropReason.Malformed));
         Assert.Equal(0, handler.Rents);
@@ -177,10 +163,9 @@ public sealed class DataPlaneHardeningTests
     {
         var handler = new Handler();
         using var server = Server(handler);
-        using var s = Raw(server);
-        s.Send(Frame(Hello(3)));
-        s.Send(Frame(header, new byte[64]));
-        AssertClosedByServer(s);
+        using var s = Authenticated(server, 3);
+        s.Send(s.Tagged(header, new byte[64]));
+        s.AssertClosedByServer();
         Assert.True(server.Stats.Dropped(DropReason.Malformed) == 1, what);
         Assert.Equal(0, handler.Rents);
         AssertStillServes(server, handler);
@@ -194,7 +179,7 @@ public sealed class DataPlaneHardeningTests
         using var s = Raw(server);
         var g = Payload(2);
         s.Send(Frame(Gradient(3, g), g));
-        AssertClosedByServer(s);
+        s.AssertClosedByServer();
         Assert.Equal(1, server.Stats.Dropped(DropReason.WrongSender));
         Assert.Equal(0, handler.Rents);
         Assert.Empty(handler.Frames);
@@ -206,13 +191,12 @@ public sealed class DataPlaneHardeningTests
     {
         var handler = new Handler();
         using var server = Server(handler);
-        using var s = Raw(server);
+        using var s = Authenticated(server, 3);
         var mine = Payload(3);
         var theirs = Payload(4);
-        s.Send(Frame(Hello(3)));
-        s.Send(Frame(Gradient(3, mine), mine));            // its own: accepted
-        s.Send(Frame(Gradient(8, theirs, step: 2), theirs)); // posing as sender 8
-        AssertClosedByServer(s);
+        s.Send(s.Tagged(Gradient(3, mine), mine));            // its own: accepted
+        s.Send(s.Tagged(Gradient(8, theirs, step: 2), theirs)); // posing as sender 8
+        s.AssertClosedByServer();
         Assert.Equal(1, server.Stats.Dropped(DropReason.WrongSender));
         Assert.Equal(1, server.Stats.FramesReceived);
         Assert.Equal(mine, handler.Frames.Single());
@@ -224,16 +208,18 @@ public sealed class DataPlaneHardeningTests
     {
         var handler = new Handler();
         using var server = Server(handler, maxFrameBytes: 64 * 1024);
-        using (var s = Raw(server))
+        using (var s = Authenticated(server, 3))
         {
-            s.Send(Frame(Hello(3)));
-            // 16 Mi floats (64 MB) claimed and sent, above the 64 KiB limit: drained through the connection's scratch buffer.
+            // 16 Mi floats (64 MB) claimed and sent, above the 64 KiB limit: drained through the connection's scratch buffer,
+            // tag included (a drained frame's tag is not checked, but its number on the connection is used up).
             var huge = new FrameHeader(FrameKind.Gradient, 1, 0, 0, 0, 0, 16 << 20, 0, 3);
             s.Send(Frame(huge));
+            s.Send(new byte[FrameMac.TagBytes]);
+            s.Mac!.Skip();
             var zeros = new byte[1 << 20];
             for (int i = 0; i < 64; i++) s.Send(zeros);
             var g = Payload(5);
-            s.Send(Frame(Gradient(3, g, step: 2), g));
+            s.Send(s.Tagged(Gradient(3, g, step: 2), g));
             handler.Wait(2); // the drop, then the good frame
             Assert.Equal(g, handler.Frames.Single());
             // Receive thread: Hello -> drop of 64 MB -> good frame. An allocation sized by the claim would be megabytes.
@@ -243,13 +229,12 @@ public sealed class DataPlaneHardeningTests
 
         // A frame Rent refused (a Parameters frame here), cut off while it is drained: the handler hears of it once, as
         // refused; a "connection lost" would free a slot it never took (the real sender's, for a duplicate micro-batch).
-        using (var s = Raw(server))
+        using (var s = Authenticated(server, 4))
         {
-            s.Send(Frame(Hello(4)));
             s.Send(Frame(new FrameHeader(FrameKind.Parameters, 1, 0, 1, 0, 0, N * 60, 0, 4))); // 60 KiB: under the limit, refused by Rent
             s.Send(new byte[1000]);
             handler.Wait();
-            s.Shutdown(SocketShutdown.Both);
+            s.Socket.Shutdown(SocketShutdown.Both);
         }
         var deadline = DateTime.UtcNow.AddSeconds(10);
         while (server.ConnectedPeers().Contains(4) && DateTime.UtcNow < deadline) Thread.Sleep(20);
@@ -263,13 +248,18 @@ public sealed class DataPlaneHardeningTests
     {
         var handler = new Handler();
         using var server = Server(handler, new DataPlaneLimits { HelloTimeout = TimeSpan.FromMilliseconds(300) });
-        using (var silent = Raw(server)) AssertClosedByServer(silent);
+        using (var silent = Raw(server)) silent.AssertClosedByServer();
         using (var half = Raw(server))
         {
             half.Send(Frame(Hello(5))[..6]);
-            AssertClosedByServer(half);
+            half.AssertClosedByServer();
         }
-        Assert.Equal(2, server.Stats.TimedOut);
+        using (var noProof = Raw(server))
+        {
+            noProof.Send(noProof.HelloBytes(5, Key)[..^10]); // the Hello and all but the last bytes of its proof
+            noProof.AssertClosedByServer();
+        }
+        Assert.Equal(3, server.Stats.TimedOut);
         Assert.Empty(handler.Hellos);
         AssertStillServes(server, handler);
     }
@@ -279,12 +269,11 @@ public sealed class DataPlaneHardeningTests
     {
         var handler = new Handler();
         using var server = Server(handler, new DataPlaneLimits { ReadTimeout = TimeSpan.FromMilliseconds(300) });
-        using var s = Raw(server);
+        using var s = Authenticated(server, 3);
         var g = Payload(6);
-        s.Send(Frame(Hello(3)));
-        s.Send(Frame(Gradient(3, g), g)[..^100]); // all but the last 100 bytes, then silence
+        s.Send(s.Tagged(Gradient(3, g), g)[..^100]); // all but the last 100 bytes, then silence
         var clock = System.Diagnostics.Stopwatch.StartNew();
-        AssertClosedByServer(s);
+        s.AssertClosedByServer();
         Assert.InRange(clock.Elapsed.TotalSeconds, 0.2, 15);
         handler.Wait();
         var (header, reason) = handler.Drops.Single();
@@ -299,18 +288,17 @@ public sealed class DataPlaneHardeningTests
     {
         var handler = new Handler();
         using (var server = Server(handler, new DataPlaneLimits { IdleTimeout = TimeSpan.FromMilliseconds(300) }))
-        using (var s = Raw(server))
+        using (var s = Authenticated(server, 3))
         {
             var g = Payload(7);
-            s.Send(Frame(Hello(3)));
-            s.Send(Frame(Gradient(3, g), g));
+            s.Send(s.Tagged(Gradient(3, g), g));
             handler.Wait();
-            AssertClosedByServer(s);
+            s.AssertClosedByServer();
             Assert.Equal(1, server.Stats.TimedOut);
         }
 
         using (var server = Server(handler)) // default: no idle timeout
-        using (var client = DataPlaneClient.Connect("127.0.0.1", server.Port, 4, TimeSpan.FromSeconds(10)))
+        using (var client = DataPlaneClient.Connect("127.0.0.1", server.Port, 4, Key, TimeSpan.FromSeconds(10)))
         {
             Thread.Sleep(1000);
             Assert.Equal([4], server.ConnectedPeers());
@@ -323,13 +311,13 @@ public sealed class DataPlaneHardeningTests
     {
         var handler = new Handler();
         using var server = Server(handler, new DataPlaneLimits { MaxConnections = 2 });
-        var a = DataPlaneClient.Connect("127.0.0.1", server.Port, 1, TimeSpan.FromSeconds(10));
-        using var b = DataPlaneClient.Connect("127.0.0.1", server.Port, 2, TimeSpan.FromSeconds(10));
+        var a = DataPlaneClient.Connect("127.0.0.1", server.Port, 1, Key, TimeSpan.FromSeconds(10));
+        using var b = DataPlaneClient.Connect("127.0.0.1", server.Port, 2, Key, TimeSpan.FromSeconds(10));
         var deadline = DateTime.UtcNow.AddSeconds(10);
         while (server.ConnectedPeers().Length < 2 && DateTime.UtcNow < deadline) Thread.Sleep(10);
         Assert.Equal([1, 2], server.ConnectedPeers());
 
-        using (var third = Raw(server)) AssertClosedByServer(third);
+        using (var third = RawDataPlanePeer.Connect(server.Port, readChallenge: false)) third.AssertClosedByServer();
         Assert.Equal(1, server.Stats.ConnectionsRefused);
         Assert.Equal([1, 2], server.ConnectedPeers());
 
@@ -339,32 +327,58 @@ public sealed class DataPlaneHardeningTests
         AssertStillServes(server, handler, sender: 3);
     }
 
+    /// <summary>
+    /// Fuzz, three hundred connections: garbage, truncations and byte changes of a whole valid exchange (the Hello with its
+    /// proof for this connection's challenge, then one tagged frame), plus a third of cases that change bytes of the proof
+    /// alone. Nothing crashes the listener, and no payload but the one sent is ever applied: a changed frame fails its tag.
+    /// </summary>
     [Fact]
     public void Garbage_and_mutated_frames_never_crash_the_listener_nor_apply_a_changed_payload()
     {
         var handler = new Handler();
         using var server = Server(handler, new DataPlaneLimits { HelloTimeout = TimeSpan.FromSeconds(2), ReadTimeout = TimeSpan.FromSeconds(2) });
         var g = Payload(8);
-        var valid = Frame(Hello(3)).Concat(Frame(Gradient(3, g), g)).ToArray();
         var rng = new Random(15);
+        int proofChanged = 0;
         for (int i = 0; i < 300; i++)
         {
+            using var s = Raw(server);
+            // The exchange a good peer would send on this connection, computed without sending (FrameMac of a dry run).
+            var hello = s.HelloBytes(3, Key);
+            var valid = hello.Concat(TaggedFor(s, hello, Gradient(3, g), g)).ToArray();
             byte[] bytes;
-            switch (i % 3)
+            switch (i % 4)
             {
                 case 0: bytes = new byte[rng.Next(1, 2000)]; rng.NextBytes(bytes); break;           // garbage
                 case 1: bytes = valid[..rng.Next(1, valid.Length)]; break;                            // truncated
+                case 2:                                                                                // the proof changed
+                    bytes = valid.ToArray();
+                    bytes[hello.Length - 1 - rng.Next(DataPlaneAuth.ProofBytes)] ^= (byte)(1 << rng.Next(8));
+                    proofChanged++;
+                    break;
                 default:                                                                               // a few bytes changed
                     bytes = valid.ToArray();
                     for (int k = rng.Next(1, 4); k > 0; k--) bytes[rng.Next(bytes.Length)] = (byte)rng.Next(256);
                     break;
             }
-            using var s = Raw(server);
-            try { s.Send(bytes); s.Shutdown(SocketShutdown.Send); } catch (SocketException) { /* the server hung up first */ }
+            try { s.Send(bytes); s.Socket.Shutdown(SocketShutdown.Send); } catch (SocketException) { /* the server hung up first */ }
+            if (i % 4 == 2) s.AssertClosedByServer();
         }
+        Assert.True(server.Stats.Dropped(DropReason.Unauthenticated) >= proofChanged, server.Stats.ToString());
         AssertStillServes(server, handler, sender: 99);
         lock (handler.Frames)
             foreach (var f in handler.Frames)
                 Assert.True(f.AsSpan().SequenceEqual(g) || f.AsSpan().SequenceEqual(Payload(99)), "a payload that was not sent was applied");
+    }
+
+    /// <summary>The tagged frame a peer that sent <paramref name="hello"/> on <paramref name="s"/> would send first.</summary>
+    private static byte[] TaggedFor(RawDataPlanePeer s, byte[] hello, FrameHeader h, float[] payload)
+    {
+        var nonce = hello.AsSpan(hello.Length - DataPlaneAuth.HelloAuthBytes, DataPlaneAuth.NonceBytes);
+        using var mac = DataPlaneAuth.FrameMacOf(Key, s.ServerNonce, nonce, h.SenderId, DataPlaneAuth.FlagFrameMac);
+        var head = Frame(h);
+        var tag = new byte[FrameMac.TagBytes];
+        mac.Compute(head, MemoryMarshal.AsBytes(payload.AsSpan()), tag);
+        return RawDataPlanePeer.WithTag(head, tag, MemoryMarshal.AsBytes(payload.AsSpan()));
     }
 }

@@ -67,6 +67,8 @@ public sealed class DataPlaneTests
         return g;
     }
 
+    private static readonly DataPlaneKey Key = DataPlaneKey.Create();
+
     private static FrameHeader Header(long step, int microBatch) => new(FrameKind.Gradient, step, microBatch, step - 1, 0, 0, 0, 0, 0);
 
     [Theory]
@@ -77,8 +79,8 @@ public sealed class DataPlaneTests
     {
         const int n = 2 * 1024 * 1024; // 8 MiB of floats
         var handler = new RecordingHandler(n);
-        using var server = new DataPlaneServer(IPAddress.Loopback, 0, handler, socketBufferBytes: socketBufferBytes);
-        using var client = DataPlaneClient.Connect("127.0.0.1", server.Port, senderId: 7, TimeSpan.FromSeconds(10), socketBufferBytes);
+        using var server = new DataPlaneServer(IPAddress.Loopback, 0, handler, Key, socketBufferBytes: socketBufferBytes);
+        using var client = DataPlaneClient.Connect("127.0.0.1", server.Port, senderId: 7, Key, TimeSpan.FromSeconds(10), socketBufferBytes);
         var g = Gradient(n, 1);
         client.Send(Header(12, 3), g);
         handler.Wait();
@@ -98,8 +100,8 @@ public sealed class DataPlaneTests
     {
         const int n = 1000;
         var handler = new RecordingHandler(n);
-        using var server = new DataPlaneServer(IPAddress.Loopback, 0, handler);
-        using var client = DataPlaneClient.Connect("127.0.0.1", server.Port, 1, TimeSpan.FromSeconds(10));
+        using var server = new DataPlaneServer(IPAddress.Loopback, 0, handler, Key);
+        using var client = DataPlaneClient.Connect("127.0.0.1", server.Port, 1, Key, TimeSpan.FromSeconds(10));
         var g = Gradient(n, 2);
         var bytes = MemoryMarshal.AsBytes(g.AsSpan());
         var good = XxHash3.HashToUInt64(bytes);
@@ -122,8 +124,8 @@ public sealed class DataPlaneTests
     {
         const int n = 4096;
         var handler = new RecordingHandler(n);
-        using var server = new DataPlaneServer(IPAddress.Loopback, 0, handler);
-        using var client = DataPlaneClient.Connect("127.0.0.1", server.Port, 1, TimeSpan.FromSeconds(10));
+        using var server = new DataPlaneServer(IPAddress.Loopback, 0, handler, Key);
+        using var client = DataPlaneClient.Connect("127.0.0.1", server.Port, 1, Key, TimeSpan.FromSeconds(10));
         client.Send(Header(5, 0), Gradient(n - 1, 3));
         client.Send(Header(5, 1), Gradient(n + 17, 4));
         var good = Gradient(n, 5);
@@ -141,8 +143,8 @@ public sealed class DataPlaneTests
     {
         const int n = 1024;
         var handler = new RecordingHandler(n);
-        using var server = new DataPlaneServer(IPAddress.Loopback, 0, handler, maxFrameBytes: 64 * 1024);
-        using var client = DataPlaneClient.Connect("127.0.0.1", server.Port, 1, TimeSpan.FromSeconds(10));
+        using var server = new DataPlaneServer(IPAddress.Loopback, 0, handler, Key, maxFrameBytes: 64 * 1024);
+        using var client = DataPlaneClient.Connect("127.0.0.1", server.Port, 1, Key, TimeSpan.FromSeconds(10));
         client.Send(Header(9, 0), Gradient(1 << 20, 6)); // 4 MiB, above the 64 KiB limit
         var good = Gradient(n, 7);
         client.Send(Header(9, 1), good);
@@ -157,12 +159,14 @@ public sealed class DataPlaneTests
     public void A_malformed_header_closes_the_connection_and_is_counted()
     {
         var handler = new RecordingHandler(16);
-        using var server = new DataPlaneServer(IPAddress.Loopback, 0, handler);
+        using var server = new DataPlaneServer(IPAddress.Loopback, 0, handler, Key);
         using var raw = new System.Net.Sockets.TcpClient();
         raw.Connect(IPAddress.Loopback, server.Port);
         var stream = raw.GetStream();
         stream.Write([5, 0, 0, 0, 0xC1, 0xC1, 0xC1, 0xC1, 0xC1]); // 0xC1 is "never used" in MessagePack
-        Assert.Equal(0, stream.Read(new byte[1])); // the server hangs up
+        int got = 0, n;
+        while ((n = stream.Read(new byte[64])) > 0) got += n; // the server's challenge, then it hangs up
+        Assert.Equal(DataPlaneAuth.ChallengeBytes, got);
         Assert.Equal(1, server.Stats.Dropped(DropReason.Malformed));
         Assert.Equal(0, server.Stats.FramesReceived);
     }
@@ -171,8 +175,8 @@ public sealed class DataPlaneTests
     public void Closing_a_peer_ends_its_connections_and_its_sends_fail()
     {
         var handler = new RecordingHandler(256);
-        using var server = new DataPlaneServer(IPAddress.Loopback, 0, handler);
-        using var client = DataPlaneClient.Connect("127.0.0.1", server.Port, 42, TimeSpan.FromSeconds(10));
+        using var server = new DataPlaneServer(IPAddress.Loopback, 0, handler, Key);
+        using var client = DataPlaneClient.Connect("127.0.0.1", server.Port, 42, Key, TimeSpan.FromSeconds(10));
         client.Send(Header(1, 0), Gradient(256, 8));
         handler.Wait();
         Assert.Equal([42], server.ConnectedPeers());
@@ -191,7 +195,7 @@ public sealed class DataPlaneTests
         probe.Start();
         var port = ((IPEndPoint)probe.LocalEndpoint).Port;
         probe.Stop();
-        var e = Assert.Throws<IOException>(() => DataPlaneClient.Connect("127.0.0.1", port, 1, TimeSpan.FromSeconds(5)));
+        var e = Assert.Throws<IOException>(() => DataPlaneClient.Connect("127.0.0.1", port, 1, Key, TimeSpan.FromSeconds(5)));
         Assert.Contains($"127.0.0.1:{port}", e.Message);
     }
 
@@ -203,8 +207,8 @@ public sealed class DataPlaneTests
         const int n = 1024 * 1024;
         const int frames = 40;
         var handler = new RecordingHandler(n) { Recording = false, SignalAt = frames };
-        using var server = new DataPlaneServer(IPAddress.Loopback, 0, handler, socketBufferBytes: 256 * 1024);
-        using var client = DataPlaneClient.Connect("127.0.0.1", server.Port, 3, TimeSpan.FromSeconds(10), socketBufferBytes: 256 * 1024);
+        using var server = new DataPlaneServer(IPAddress.Loopback, 0, handler, Key, socketBufferBytes: 256 * 1024);
+        using var client = DataPlaneClient.Connect("127.0.0.1", server.Port, 3, Key, TimeSpan.FromSeconds(10), socketBufferBytes: 256 * 1024);
         var g = Gradient(n, 10);
         for (var i = 0; i < 10; i++) client.Send(Header(i, 0), g); // warm-up: JIT, first-use buffers
         var before = GC.GetAllocatedBytesForCurrentThread();
@@ -228,8 +232,8 @@ public sealed class DataPlaneTests
             DistTrain.Cluster.Configuration.ClusterConfig.Load("local")).DataPlane;
         var atPs = new RecordingHandler(n);
         var atWorker = new RecordingHandler(n);
-        using var ps = new DataPlaneNode(1, settings, atPs);
-        using var worker = new DataPlaneNode(2, settings, atWorker);
+        using var ps = new DataPlaneNode(1, settings, atPs, Key);
+        using var worker = new DataPlaneNode(2, settings, atWorker, Key);
         worker.Connect(1, ps.Host, ps.Port);
         ps.Connect(2, worker.Host, worker.Port);
         var g = Gradient(n, 11);
@@ -248,16 +252,18 @@ public sealed class DataPlaneTests
     }
 
     [Fact]
-    public void SendToAPeerThatStopsReadingFailsAfterTheSendTimeoutInsteadOfBlockingForever()
+    public async Task SendToAPeerThatStopsReadingFailsAfterTheSendTimeoutInsteadOfBlockingForever()
     {
-        // A peer behind a cut link keeps its connection open and takes no bytes: a raw listener that never reads.
+        // A peer behind a cut link keeps its connection open and takes no bytes: a raw listener that completes the
+        // handshake, then never reads.
         var silent = new System.Net.Sockets.TcpListener(IPAddress.Loopback, 0);
         silent.Start();
         try
         {
             int port = ((IPEndPoint)silent.LocalEndpoint).Port;
-            using var client = DataPlaneClient.Connect("127.0.0.1", port, 5, TimeSpan.FromSeconds(5), socketBufferBytes: 1 << 20, sendTimeout: TimeSpan.FromSeconds(1));
-            using var accepted = silent.AcceptSocket(); // accepted, never read
+            var listener = RawDataPlanePeer.ListenOnce(silent, Key);
+            using var client = DataPlaneClient.Connect("127.0.0.1", port, 5, Key, TimeSpan.FromSeconds(5), socketBufferBytes: 1 << 20, sendTimeout: TimeSpan.FromSeconds(1));
+            using var accepted = await listener.WaitAsync(TimeSpan.FromSeconds(20)); // authenticated, never read again
             var big = new float[16 << 20]; // 64 MiB: far beyond both kernel buffers
             var clock = System.Diagnostics.Stopwatch.StartNew();
             var e = Assert.Throws<IOException>(() => client.Send(Header(1, 0), big));

@@ -24,7 +24,8 @@ public static class MessageSamples
         Data,
         Adam,
         Hyper,
-        new JobDescription("job-7", """{"preset":"cnn","layers":[{"type":"conv2d","out":32}]}""", "sha256:ab12", 822_410, Data, Hyper),
+        new JobDescription("job-7", """{"preset":"cnn","layers":[{"type":"conv2d","out":32}]}""", "sha256:ab12", 822_410, Data, Hyper)
+            { DataKey = Enumerable.Range(0, 32).Select(i => (byte)(7 * i + 1)).ToArray() },
         new RequestWork("worker-1", 16),
         new WorkAssignment(2, 470, 5, 8, 469),
         new TrainingDone(4690, 4690, null),

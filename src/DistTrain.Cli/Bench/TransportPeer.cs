@@ -41,17 +41,21 @@ internal sealed class BenchReceiver(int maxFloats, Action<FrameHeader, ReadOnlyS
 
 internal static class TransportPeer
 {
-    /// <summary>Child mode: serve on 127.0.0.1, echo to the parent's port, answer "stats" lines until stdin closes.</summary>
-    public static int Serve(int replyPort, int maxFloats, int bufferBytes)
+    /// <summary>Child mode: read the job key from the first stdin line, serve on 127.0.0.1, echo to the parent's port,
+    /// answer "stats" lines until stdin closes.</summary>
+    public static int Serve(int replyPort, int maxFloats, int bufferBytes, bool mac)
     {
+        var first = Console.ReadLine();
+        if (first is null || !first.StartsWith("KEY ", StringComparison.Ordinal)) { Console.Error.WriteLine("bench transport --serve: expected the key line first on stdin"); return 2; }
+        var key = DataPlaneKey.FromWire(Convert.FromBase64String(first[4..]));
         DataPlaneClient? reply = null;
         var receiver = new BenchReceiver(maxFloats, (h, payload) =>
         {
             if (h.MicroBatch == BenchFrames.Echo) reply!.Send(h, payload);
             else if (h.MicroBatch == BenchFrames.Ack) reply!.Send(h, payload[..1]);
         });
-        using var server = new DataPlaneServer(IPAddress.Loopback, 0, receiver, maxFrameBytes: (long)maxFloats * 4, bufferBytes);
-        reply = DataPlaneClient.Connect("127.0.0.1", replyPort, senderId: 2, TimeSpan.FromSeconds(10), bufferBytes);
+        using var server = new DataPlaneServer(IPAddress.Loopback, 0, receiver, key, maxFrameBytes: (long)maxFloats * 4, bufferBytes, frameMac: mac);
+        reply = DataPlaneClient.Connect("127.0.0.1", replyPort, senderId: 2, key, TimeSpan.FromSeconds(10), bufferBytes, frameMac: mac);
         Console.WriteLine($"PORT {server.Port}");
         Console.Out.Flush();
         using var self = Process.GetCurrentProcess();

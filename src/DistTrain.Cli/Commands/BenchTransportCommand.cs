@@ -1,6 +1,8 @@
 // `disttrain bench transport`: moves 1/4/16 MiB float tensors between this process and a child
 // `disttrain` over the data plane on 127.0.0.1 (one way and round trip), reports MB/s, CPU seconds
 // per GB for sender and receiver, allocation per transfer, and iperf3 on the same loopback for scale.
+// Connections authenticate with a fresh job key (handed to the child on its stdin); --auth both (the default)
+// measures frames with their tag (FrameMac) beside frames without it, size by size in one sitting.
 using System.CommandLine;
 using System.Diagnostics;
 using System.Net;
@@ -20,6 +22,13 @@ public sealed class BenchTransportCommand : ICommandFactory
         var sizes = new Option<string>("--sizes") { Description = "Tensor sizes in MiB, comma-separated.", DefaultValueFactory = _ => "1,4,16" };
         var megabytes = new Option<int>("--megabytes") { Description = "MiB moved per size and direction (bounds the run).", DefaultValueFactory = _ => 1024 };
         var iperf = new Option<bool>("--no-iperf") { Description = "Skip the iperf3 comparison." };
+        var auth = new Option<string>("--auth")
+        {
+            Description = "Frame tags: on (every frame carries its Poly1305 tag, as training does), off (handshake only), or both side by side.",
+            DefaultValueFactory = _ => "both",
+        };
+        var mac = new Option<bool>("--mac") { Hidden = true };
+        var macSpeed = new Option<bool>("--mac-speed") { Description = "Only measure the keyed MACs (HMAC-SHA256, AES-GCM as GMAC, Poly1305) on one core, and exit." };
         var json = new Option<bool>("--json") { Description = "One JSON object per line instead of a table." };
         var serve = new Option<bool>("--serve") { Hidden = true };
         var replyPort = new Option<int>("--reply-port") { Hidden = true };
@@ -30,15 +39,56 @@ public sealed class BenchTransportCommand : ICommandFactory
             DefaultValueFactory = _ => DataPlaneDefaults.SocketBufferBytes,
         };
         var cmd = new Command("transport", "Tensor transport between two processes over the data plane, beside iperf3.")
-            { sizes, megabytes, iperf, json, serve, replyPort, maxMiB, bufferBytes };
-        cmd.SetAction(p => p.GetValue(serve)
-            ? TransportPeer.Serve(p.GetValue(replyPort), p.GetValue(maxMiB) * (1 << 18), p.GetValue(bufferBytes))
-            : Run(p.GetValue(sizes)!, p.GetValue(megabytes), p.GetValue(bufferBytes), !p.GetValue(iperf), new BenchOutput(p.GetValue(json))));
+            { sizes, megabytes, iperf, json, serve, replyPort, maxMiB, bufferBytes, auth, mac, macSpeed };
+        cmd.SetAction(p => p.GetValue(macSpeed) ? MacSpeed.Run(new BenchOutput(p.GetValue(json))) : p.GetValue(serve)
+            ? TransportPeer.Serve(p.GetValue(replyPort), p.GetValue(maxMiB) * (1 << 18), p.GetValue(bufferBytes), p.GetValue(mac))
+            : Run(p.GetValue(sizes)!, p.GetValue(megabytes), p.GetValue(bufferBytes), !p.GetValue(iperf), p.GetValue(auth)!, new BenchOutput(p.GetValue(json))));
         return cmd;
     }
 
-    private static int Run(string sizesText, int megabytes, int bufferBytes, bool withIperf, BenchOutput output)
+    /// <summary>One way of framing, measured through its own child process and connections.</summary>
+    private sealed record Lane(bool Mac, BenchReceiver Echoes, DataPlaneServer ReplyServer, Process Child, DataPlaneClient Client) : IDisposable
     {
+        public string Path => Mac ? "dataplane" : "dataplane, no tag";
+
+        public void Dispose()
+        {
+            Client.Dispose();
+            try { Child.StandardInput.Close(); Child.WaitForExit(10_000); } catch (Exception) { /* already gone */ }
+            if (!Child.HasExited) Child.Kill();
+            Child.Dispose();
+            ReplyServer.Dispose();
+        }
+    }
+
+    private static Lane OpenLane(bool mac, int maxMiB, int bufferBytes)
+    {
+        var maxFloats = maxMiB * (1 << 18);
+        var key = DataPlaneKey.Create();
+        var echoes = new BenchReceiver(maxFloats);
+        var replyServer = new DataPlaneServer(IPAddress.Loopback, 0, echoes, key, maxFrameBytes: (long)maxFloats * 4, bufferBytes, frameMac: mac);
+        var child = StartChild(replyServer.Port, maxMiB, bufferBytes, mac);
+        try
+        {
+            // The key goes to the child on its stdin, never on its command line (which every user of the machine can read).
+            child.StandardInput.WriteLine("KEY " + Convert.ToBase64String(key.ToWire()));
+            child.StandardInput.Flush();
+            var port = int.Parse(ReadLine(child, "PORT "));
+            var client = DataPlaneClient.Connect("127.0.0.1", port, senderId: 1, key, TimeSpan.FromSeconds(10), bufferBytes, frameMac: mac);
+            return new Lane(mac, echoes, replyServer, child, client);
+        }
+        catch
+        {
+            if (!child.HasExited) child.Kill();
+            replyServer.Dispose();
+            throw;
+        }
+    }
+
+    private static int Run(string sizesText, int megabytes, int bufferBytes, bool withIperf, string authText, BenchOutput output)
+    {
+        bool[] macs = authText switch { "both" => [false, true], "on" => [true], "off" => [false], _ => [] };
+        if (macs.Length == 0) { Console.Error.WriteLine($"--auth '{authText}' must be on, off or both."); return 2; }
         int[] sizes;
         try { sizes = sizesText.Split(',', StringSplitOptions.TrimEntries).Select(int.Parse).ToArray(); }
         catch (FormatException) { Console.Error.WriteLine($"--sizes '{sizesText}' must be comma-separated MiB counts, e.g. 1,4,16."); return 2; }
@@ -47,42 +97,39 @@ public sealed class BenchTransportCommand : ICommandFactory
         if (bufferBytes is not 0 and < 64 * 1024) { Console.Error.WriteLine("--socket-buffer-bytes must be 0 (kernel autotuning) or at least 65536."); return 2; }
 
         var maxFloats = sizes.Max() * (1 << 18);
-        var echoes = new BenchReceiver(maxFloats);
-        using var replyServer = new DataPlaneServer(IPAddress.Loopback, 0, echoes, maxFrameBytes: (long)maxFloats * 4, bufferBytes);
-        using var child = StartChild(replyServer.Port, sizes.Max(), bufferBytes);
+        var lanes = new List<Lane>();
         try
         {
-            var port = int.Parse(ReadLine(child, "PORT "));
-            using var client = DataPlaneClient.Connect("127.0.0.1", port, senderId: 1, TimeSpan.FromSeconds(10), bufferBytes);
+            foreach (var mac in macs) lanes.Add(OpenLane(mac, sizes.Max(), bufferBytes));
             var tensor = new float[maxFloats];
             new Random(1).NextBytes(System.Runtime.InteropServices.MemoryMarshal.AsBytes(tensor.AsSpan()));
-            output.Note($"data plane, 127.0.0.1, {Environment.ProcessorCount} cores; MB = 10^6 bytes, GB = 10^9 bytes");
+            output.Note($"data plane, 127.0.0.1, {Environment.ProcessorCount} cores; MB = 10^6 bytes, GB = 10^9 bytes; " +
+                        "every connection authenticated with the job key; \"dataplane\" frames carry their Poly1305 tag, \"no tag\" ones do not");
             foreach (var mib in sizes)
             {
                 var payload = tensor.AsSpan(0, mib * (1 << 18));
                 var n = Math.Max(8, megabytes / mib);
                 foreach (var roundTrip in new[] { false, true })
-                {
-                    // Warm-up for at least a second: socket buffers grow, and the tiered JIT replaces the first quick code
-                    // of the send, receive and hash loops (its background compiles would otherwise be counted as transport CPU).
-                    var warm = Stopwatch.StartNew();
-                    do Measure(client, echoes, child, payload, Math.Max(2, n / 8), roundTrip);
-                    while (warm.Elapsed < WarmUp);
-                    var r = Measure(client, echoes, child, payload, roundTrip ? Math.Max(4, n / 2) : n, roundTrip);
-                    output.Add(new Dictionary<string, object?>
+                    foreach (var lane in lanes)
                     {
-                        ["path"] = "dataplane", ["mode"] = roundTrip ? "round-trip" : "one-way", ["MiB"] = mib, ["transfers"] = r.Transfers,
-                        ["MB/s"] = r.MBps, ["ms/transfer"] = r.MsPerTransfer, ["cpu_s/GB_send"] = r.SenderCpu, ["cpu_s/GB_recv"] = r.ReceiverCpu,
-                        ["cpu_s/GB_total"] = r.SenderCpu + r.ReceiverCpu, ["alloc_B/transfer_send"] = r.SenderAlloc, ["alloc_B/transfer_recv"] = r.ReceiverAlloc,
-                    });
-                }
+                        // Warm-up for at least a second: socket buffers grow, and the tiered JIT replaces the first quick code
+                        // of the send, receive and hash loops (its background compiles would otherwise be counted as transport CPU).
+                        var warm = Stopwatch.StartNew();
+                        do Measure(lane.Client, lane.Echoes, lane.Child, payload, Math.Max(2, n / 8), roundTrip);
+                        while (warm.Elapsed < WarmUp);
+                        var r = Measure(lane.Client, lane.Echoes, lane.Child, payload, roundTrip ? Math.Max(4, n / 2) : n, roundTrip);
+                        output.Add(new Dictionary<string, object?>
+                        {
+                            ["path"] = lane.Path, ["mode"] = roundTrip ? "round-trip" : "one-way", ["MiB"] = mib, ["transfers"] = r.Transfers,
+                            ["MB/s"] = r.MBps, ["ms/transfer"] = r.MsPerTransfer, ["cpu_s/GB_send"] = r.SenderCpu, ["cpu_s/GB_recv"] = r.ReceiverCpu,
+                            ["cpu_s/GB_total"] = r.SenderCpu + r.ReceiverCpu, ["alloc_B/transfer_send"] = r.SenderAlloc, ["alloc_B/transfer_recv"] = r.ReceiverAlloc,
+                        });
+                    }
             }
-            child.StandardInput.Close();
-            child.WaitForExit(10_000);
         }
         finally
         {
-            if (!child.HasExited) child.Kill();
+            foreach (var lane in lanes) lane.Dispose();
         }
         if (withIperf)
         {
@@ -141,13 +188,14 @@ public sealed class BenchTransportCommand : ICommandFactory
             cpu / gb, (childCpu1 - childCpu0) / gb, (double)senderAlloc / n, recvAlloc);
     }
 
-    private static Process StartChild(int replyPort, int maxMiB, int bufferBytes)
+    private static Process StartChild(int replyPort, int maxMiB, int bufferBytes, bool mac)
     {
         var exe = Environment.ProcessPath ?? throw new InvalidOperationException("cannot find the disttrain executable to start the receiver");
         var psi = new ProcessStartInfo(exe) { RedirectStandardInput = true, RedirectStandardOutput = true, UseShellExecute = false };
         if (Path.GetFileNameWithoutExtension(exe) == "dotnet") psi.ArgumentList.Add(typeof(Program).Assembly.Location);
         foreach (var a in new[] { "bench", "transport", "--serve", "--reply-port", replyPort.ToString(), "--max-mib", maxMiB.ToString(), "--socket-buffer-bytes", bufferBytes.ToString() })
             psi.ArgumentList.Add(a);
+        if (mac) psi.ArgumentList.Add("--mac");
         return Process.Start(psi) ?? throw new InvalidOperationException("could not start the receiver process");
     }
 

@@ -13,15 +13,20 @@ public sealed class DataPlaneNode : IDisposable
     private readonly DataPlaneServer _server;
     private readonly ConcurrentDictionary<int, DataPlaneClient> _peers = new();
 
+    private readonly DataPlaneKey _key;
+
     /// <param name="selfId">This node's id, written as SenderId into every frame it sends.</param>
-    public DataPlaneNode(int selfId, DataPlaneSettings settings, IFrameHandler handler)
+    /// <param name="key">The job's data-plane key: the listener admits, and the connections reach, only peers that hold it.</param>
+    public DataPlaneNode(int selfId, DataPlaneSettings settings, IFrameHandler handler, DataPlaneKey key)
     {
         ArgumentNullException.ThrowIfNull(settings);
+        ArgumentNullException.ThrowIfNull(key);
         SelfId = selfId;
         _settings = settings;
+        _key = key;
         // Loopback hosts bind loopback only; any other advertised address binds every interface.
         var bind = settings.Host is "127.0.0.1" or "localhost" ? IPAddress.Loopback : IPAddress.Any;
-        _server = new DataPlaneServer(bind, settings.Port, handler, settings.MaxFrameBytes, settings.SocketBufferBytes, settings.Limits);
+        _server = new DataPlaneServer(bind, settings.Port, handler, key, settings.MaxFrameBytes, settings.SocketBufferBytes, settings.Limits);
     }
 
     public int SelfId { get; }
@@ -37,7 +42,7 @@ public sealed class DataPlaneNode : IDisposable
     public DataPlaneClient Connect(int peerId, string host, int port)
     {
         if (_peers.TryGetValue(peerId, out var existing) && !existing.IsClosed) return existing;
-        var client = DataPlaneClient.Connect(host, port, SelfId, _settings.ConnectTimeout, _settings.SocketBufferBytes);
+        var client = DataPlaneClient.Connect(host, port, SelfId, _key, _settings.ConnectTimeout, _settings.SocketBufferBytes);
         _peers[peerId] = client;
         return client;
     }

@@ -1,13 +1,15 @@
 // Data-plane listener (DESIGN.md contract 6): accepts TCP connections from peers, runs one blocking
 // receive thread per connection, and receives each frame's floats directly into a span the handler
 // gives (MemoryMarshal.AsBytes) — no copy and no allocation per frame. Bad frames are counted, never applied.
-// A connection must open with its Hello and every later frame must carry the Hello's sender id; connections,
-// silences and half-sent frames are bounded by DataPlaneLimits, and nothing is allocated from a header's length.
+// A connection must open with the authenticated Hello (DataPlaneAuth: the peer proves it holds the job's key, and
+// this listener proves it back) and every later frame must carry the Hello's sender id and a valid FrameMac tag;
+// connections, silences and half-sent frames are bounded by DataPlaneLimits, and nothing is allocated from a header's length.
 using System.Buffers.Binary;
 using System.IO.Hashing;
 using System.Net;
 using System.Net.Sockets;
 using System.Runtime.InteropServices;
+using System.Security.Cryptography;
 
 namespace DistTrain.Cluster.DataPlane;
 
@@ -18,6 +20,8 @@ public sealed class DataPlaneServer : IDisposable
     private readonly long _maxFrameBytes;
     private readonly int _bufferBytes;
     private readonly DataPlaneLimits _limits;
+    private readonly DataPlaneKey _key;
+    private readonly int _flags;
     private readonly Lock _gate = new();
     private readonly List<Connection> _connections = [];
     private readonly Thread _acceptThread;
@@ -26,12 +30,17 @@ public sealed class DataPlaneServer : IDisposable
     /// <param name="bind">Address to listen on (IPAddress.Loopback, IPAddress.Any, ...).</param>
     /// <param name="port">Port; 0 = any free port (see <see cref="Port"/>).</param>
     /// <param name="maxFrameBytes">Largest payload applied; larger frames are drained and counted as <see cref="DropReason.Oversized"/>.</param>
+    /// <param name="key">The job's data-plane key: only a peer that proves it holds it gets a frame to the handler.</param>
     /// <param name="limits">Connection count and timeouts (disttrain.data-plane.*); null = <see cref="DataPlaneLimits.Default"/>.</param>
-    public DataPlaneServer(IPAddress bind, int port, IFrameHandler handler, long maxFrameBytes = 256L << 20, int socketBufferBytes = DataPlaneDefaults.SocketBufferBytes,
-        DataPlaneLimits? limits = null)
+    /// <param name="frameMac">Require a FrameMac tag on every frame; off only for `bench transport --auth off` (clients must agree).</param>
+    public DataPlaneServer(IPAddress bind, int port, IFrameHandler handler, DataPlaneKey key, long maxFrameBytes = 256L << 20,
+        int socketBufferBytes = DataPlaneDefaults.SocketBufferBytes, DataPlaneLimits? limits = null, bool frameMac = true)
     {
         ArgumentNullException.ThrowIfNull(bind);
         ArgumentNullException.ThrowIfNull(handler);
+        ArgumentNullException.ThrowIfNull(key);
+        _key = key;
+        _flags = DataPlaneAuth.Flags(frameMac);
         if (!BitConverter.IsLittleEndian) throw new PlatformNotSupportedException("The data plane sends raw little-endian floats; this machine is big-endian.");
         if (maxFrameBytes <= 0) throw new ArgumentOutOfRangeException(nameof(maxFrameBytes), maxFrameBytes, "max frame bytes must be positive (disttrain.data-plane.max-frame-bytes).");
         _handler = handler;
@@ -121,9 +130,11 @@ public sealed class DataPlaneServer : IDisposable
     private sealed class Connection(DataPlaneServer server, Socket socket)
     {
         private Thread? _loop;
-        private readonly byte[] _header = new byte[FrameHeader.MaxEncodedBytes];
+        private readonly byte[] _header = new byte[4 + FrameHeader.MaxEncodedBytes]; // length prefix + header: what a FrameMac tag covers
         private readonly byte[] _scratch = new byte[64 * 1024];
+        private readonly byte[] _tag = new byte[FrameMac.TagBytes];
         private readonly XxHash3 _hash = new();
+        private FrameMac? _mac;
         private const int HashSliceBytes = 256 * 1024; // fits L2 on both machine kinds
         private int _timeoutMs = -1;
         public int? PeerId { get; private set; }
@@ -149,34 +160,24 @@ public sealed class DataPlaneServer : IDisposable
             var limits = server._limits;
             try
             {
-                Span<byte> lenBytes = stackalloc byte[4];
+                // Nothing a peer sends reaches the handler before it has proved it holds the job's key.
+                if (!Authenticate()) return;
+                Span<byte> lenBytes = _header.AsSpan(0, 4);
                 while (true)
                 {
                     rented = false;
-                    // Between frames: wait up to the Hello timeout (before the Hello) or the idle timeout (0 = forever).
-                    SetTimeout(PeerId is null ? limits.HelloTimeout : limits.IdleTimeout);
+                    // Between frames: wait up to the idle timeout (0 = forever).
+                    SetTimeout(limits.IdleTimeout);
                     var n = socket.Receive(lenBytes, SocketFlags.None);
                     if (n == 0) return;
-                    // Inside a frame: every gap is bounded by the read timeout (a Hello must be complete by the Hello timeout).
-                    SetTimeout(PeerId is null ? limits.HelloTimeout : limits.ReadTimeout);
-                    if (!SocketIo.ReadExactly(socket, lenBytes[n..])) return;
-                    var headerLength = BinaryPrimitives.ReadInt32LittleEndian(lenBytes);
-                    if (headerLength <= 0 || headerLength > FrameHeader.MaxEncodedBytes) { server.Stats.Drop(DropReason.Malformed); return; }
-                    if (!SocketIo.ReadExactly(socket, _header.AsSpan(0, headerLength))) return;
-                    try { header = FrameHeader.Read(_header.AsMemory(0, headerLength)); }
-                    catch (Exception) { server.Stats.Drop(DropReason.Malformed); return; }
-
-                    if (header.Kind == FrameKind.Hello)
-                    {
-                        // One Hello per connection, without payload: a second one would change who the frames are from.
-                        if (PeerId is not null || header.Length != 0) { server.Stats.Drop(DropReason.Malformed); return; }
-                        PeerId = header.SenderId;
-                        server._handler.OnPeerConnected(header.SenderId);
-                        continue;
-                    }
+                    // Inside a frame: every gap is bounded by the read timeout.
+                    SetTimeout(limits.ReadTimeout);
+                    if (!ReadHeader(lenBytes, n, out header, out var headerLength)) return;
+                    // One Hello per connection: a second one would change who the frames are from.
+                    if (header.Kind == FrameKind.Hello) { server.Stats.Drop(DropReason.Malformed); return; }
                     // The stream cannot be trusted past a frame that is not from the connection's sender: close it.
                     if (PeerId != header.SenderId) { server.Stats.Drop(DropReason.WrongSender); return; }
-                    if (!ReceiveFrame(header, ref rented)) { if (rented) Lost(header); return; }
+                    if (!ReceiveFrame(header, 4 + headerLength, ref rented)) { if (rented) Lost(header); return; }
                 }
             }
             catch (SocketException e) when (e.SocketErrorCode is SocketError.TimedOut or SocketError.WouldBlock)
@@ -192,9 +193,66 @@ public sealed class DataPlaneServer : IDisposable
             finally
             {
                 socket.Dispose();
+                _mac?.Dispose();
                 server.Remove(this);
                 if (PeerId is { } id) server._handler.OnPeerDisconnected(id);
             }
+        }
+
+        /// <summary>Reads the rest of a length prefix (<paramref name="have"/> bytes of it are in) and the header after it into
+        /// _header; false when the connection ended or the frame is malformed (counted; the connection is then closed).</summary>
+        private bool ReadHeader(Span<byte> lenBytes, int have, out FrameHeader header, out int headerLength)
+        {
+            header = default;
+            headerLength = 0;
+            if (!SocketIo.ReadExactly(socket, lenBytes[have..])) return false;
+            headerLength = BinaryPrimitives.ReadInt32LittleEndian(lenBytes);
+            if (headerLength <= 0 || headerLength > FrameHeader.MaxEncodedBytes) { server.Stats.Drop(DropReason.Malformed); return false; }
+            if (!SocketIo.ReadExactly(socket, _header.AsSpan(4, headerLength))) return false;
+            try { header = FrameHeader.Read(_header.AsMemory(4, headerLength)); }
+            catch (Exception) { server.Stats.Drop(DropReason.Malformed); return false; }
+            return true;
+        }
+
+        /// <summary>
+        /// The listener's half of the handshake (DataPlaneAuth), all within the Hello timeout: send the challenge, read the
+        /// Hello frame with the peer's nonce and proof, check the proof, send this listener's proof. False closes the
+        /// connection; a wrong proof is counted as <see cref="DropReason.Unauthenticated"/>.
+        /// </summary>
+        private bool Authenticate()
+        {
+            var timeout = server._limits.HelloTimeout;
+            SetTimeout(timeout);
+            socket.SendTimeout = _timeoutMs;
+            Span<byte> challenge = stackalloc byte[DataPlaneAuth.ChallengeBytes];
+            Span<byte> serverNonce = stackalloc byte[DataPlaneAuth.NonceBytes];
+            RandomNumberGenerator.Fill(serverNonce);
+            DataPlaneAuth.WriteChallenge(challenge, serverNonce, server._flags);
+            SocketIo.WriteAll(socket, challenge);
+
+            Span<byte> lenBytes = _header.AsSpan(0, 4);
+            var n = socket.Receive(lenBytes, SocketFlags.None);
+            if (n == 0) return false;
+            if (!ReadHeader(lenBytes, n, out var hello, out _)) return false;
+            // A data frame before the Hello has no sender yet; a Hello with a payload is not a Hello.
+            if (hello.Kind != FrameKind.Hello) { server.Stats.Drop(DropReason.WrongSender); return false; }
+            if (hello.Length != 0) { server.Stats.Drop(DropReason.Malformed); return false; }
+
+            Span<byte> auth = stackalloc byte[DataPlaneAuth.HelloAuthBytes];
+            if (!SocketIo.ReadExactly(socket, auth)) { server.Stats.Drop(DropReason.Unauthenticated); return false; }
+            var clientNonce = auth[..DataPlaneAuth.NonceBytes];
+            Span<byte> expected = stackalloc byte[DataPlaneAuth.ProofBytes];
+            DataPlaneAuth.ClientProof(server._key, serverNonce, clientNonce, hello.SenderId, server._flags, expected);
+            if (!CryptographicOperations.FixedTimeEquals(expected, auth[DataPlaneAuth.NonceBytes..])) { server.Stats.Drop(DropReason.Unauthenticated); return false; }
+
+            DataPlaneAuth.ServerProof(server._key, serverNonce, clientNonce, hello.SenderId, server._flags, expected);
+            SocketIo.WriteAll(socket, expected);
+            if ((server._flags & DataPlaneAuth.FlagFrameMac) != 0)
+                _mac = DataPlaneAuth.FrameMacOf(server._key, serverNonce, clientNonce, hello.SenderId, server._flags);
+            socket.SendTimeout = 0; // the listener sends nothing more
+            PeerId = hello.SenderId;
+            server._handler.OnPeerConnected(hello.SenderId);
+            return true;
         }
 
         /// <summary>Sets the socket's receive timeout when it changes (0 = none); no allocation.</summary>
@@ -212,11 +270,14 @@ public sealed class DataPlaneServer : IDisposable
             server._handler.OnDropped(header, DropReason.ConnectionLost);
         }
 
-        /// <summary>One data frame after its header; false if the connection ended mid-frame. <paramref name="rented"/> is true
-        /// while the payload is being received into the handler's span (only then does a lost connection concern the handler:
-        /// a dropped frame being drained never had a slot).</summary>
-        private bool ReceiveFrame(in FrameHeader header, ref bool rented)
+        /// <summary>One data frame after its header (<paramref name="head"/> bytes of prefix and header in _header); false if the
+        /// connection ended mid-frame or must be closed (a bad tag). <paramref name="rented"/> is true while the payload is being
+        /// received into the handler's span (only then does a lost connection concern the handler: a dropped frame being drained
+        /// never had a slot).</summary>
+        private bool ReceiveFrame(in FrameHeader header, int head, ref bool rented)
         {
+            // The tag travels between the header and the payload (DataPlaneClient.SendRaw); read before Rent takes a slot.
+            if (_mac is not null && !SocketIo.ReadExactly(socket, _tag)) return false;
             DropReason? reason = null;
             Span<float> destination = default;
             if (header.PayloadBytes > server._maxFrameBytes) reason = DropReason.Oversized;
@@ -227,8 +288,10 @@ public sealed class DataPlaneServer : IDisposable
             }
             if (reason is { } r)
             {
+                // Drained unread, so its tag is not checked; the frame's number on the connection is used up all the same.
                 server.Stats.Drop(r);
                 server._handler.OnDropped(header, r);
+                _mac?.Skip();
                 return SocketIo.Drain(socket, header.PayloadBytes, _scratch);
             }
 
@@ -243,6 +306,17 @@ public sealed class DataPlaneServer : IDisposable
                 if (!SocketIo.ReadExactly(socket, slice)) return false;
                 _hash.Append(slice);
                 bytes = bytes[slice.Length..];
+            }
+            if (_mac is not null)
+            {
+                rented = false;
+                // A frame altered or injected on this connection: refuse it and close, the stream past it cannot be trusted.
+                if (!_mac.Verify(_header.AsSpan(0, head), MemoryMarshal.AsBytes(destination), _tag))
+                {
+                    server.Stats.Drop(DropReason.BadMac);
+                    server._handler.OnDropped(header, DropReason.BadMac);
+                    return false;
+                }
             }
             rented = false;
             if (_hash.GetCurrentHashAsUInt64() != header.Checksum)

@@ -7,7 +7,8 @@ namespace DistTrain.Cluster.DataPlane;
 
 public enum FrameKind : byte
 {
-    /// <summary>First frame of a connection: names the sender (SenderId); no payload.</summary>
+    /// <summary>First frame of a connection: names the sender (SenderId); no payload, but followed by the sender's nonce and
+    /// proof of the job's key (DataPlaneAuth.HelloAuthBytes).</summary>
     Hello = 0,
     /// <summary>A micro-batch gradient for the key range [Offset, Offset+Length).</summary>
     Gradient = 1,
@@ -23,7 +24,8 @@ public enum FrameKind : byte
 
 /// <summary>
 /// Header of one frame. On the wire a frame is: uint32 little-endian header length, this header as a
-/// MessagePack array, then Length little-endian float32 values (Length × 4 bytes) whose XxHash3 is Checksum.
+/// MessagePack array, then (every frame after the Hello) the 16-byte FrameMac tag over the length, the header and the
+/// payload, then Length little-endian float32 values (Length × 4 bytes) whose XxHash3 is Checksum.
 /// </summary>
 public readonly record struct FrameHeader(
     FrameKind Kind, long Step, int MicroBatch, long Version, int Shard, long Offset, int Length, ulong Checksum, int SenderId)

@@ -59,7 +59,19 @@ public static class CoordinatorMessages
 
     /// <summary>Coordinator → worker: the job. A worker builds the model from <paramref name="SpecJson"/> and registers with its hash.</summary>
     public sealed record JobDescription(
-        string JobId, string SpecJson, string SpecHash, int ParameterCount, DatasetInfo Dataset, Hyperparameters Hyper) : IDistTrainMessage;
+        string JobId, string SpecJson, string SpecHash, int ParameterCount, DatasetInfo Dataset, Hyperparameters Hyper) : IDistTrainMessage
+    {
+        /// <summary>
+        /// The job's data-plane key (DataPlaneKey, 32 random bytes the coordinator draws): every data-plane connection of the
+        /// job proves it holds it. It travels only in this message (to workers, and to shards inside ShardAssignment) over Akka
+        /// remoting, which is mutually authenticated TLS between machines; it is never printed (ToString) nor checkpointed.
+        /// </summary>
+        public byte[] DataKey { get; init; } = [];
+
+        public override string ToString() =>
+            $"JobDescription {{ JobId = {JobId}, SpecJson = {SpecJson}, SpecHash = {SpecHash}, ParameterCount = {ParameterCount}, " +
+            $"Dataset = {Dataset}, Hyper = {Hyper}, DataKey = ({DataKey.Length} bytes, not shown) }}";
+    }
 
     /// <summary>Worker → Coordinator: "next micro-batch please"; <paramref name="LastVersion"/> is the parameter version it holds.</summary>
     public sealed record RequestWork(string WorkerId, long LastVersion) : IDistTrainMessage;

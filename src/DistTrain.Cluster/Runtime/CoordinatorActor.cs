@@ -4,6 +4,7 @@
 using Akka.Actor;
 using Akka.Event;
 using DistTrain.Cluster.Cores;
+using DistTrain.Cluster.DataPlane;
 using DistTrain.Cluster.Messages;
 using DistTrain.Cluster.Training;
 using DistTrain.Nn.Training;
@@ -58,6 +59,7 @@ public sealed class CoordinatorActor : ReceiveActor, IWithTimers
         var store = new CoordinatorStore(job, trainCount, parameterCount, settings, v => self.Tell(new Collected(v)));
         try { _core = new CoordinatorCore(job, trainCount, parameterCount, settings, store); }
         catch { store.Dispose(); throw; }
+        store.UseKey(DataPlaneKey.FromWire(_core.Description.DataKey)); // the key the job hands to shards and workers
         Receive<Collected>(c => Run(_core.Collected(c.Version)));
         Receive<ActorEffects.Tick>(t => Run(_core.Timer(t.Name)));
         Receive<Terminated>(t => { if (_keys.Remove(t.ActorRef, out var key)) { Run(_core.PeerLeft(key)); _peers.Remove(key); } });

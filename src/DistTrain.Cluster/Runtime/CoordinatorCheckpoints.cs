@@ -21,7 +21,7 @@ public sealed class CoordinatorCheckpoints : IFrameHandler, IDisposable
 {
     private readonly TrainJob _job;
     private readonly KeyRange[] _ranges;
-    private readonly NodeEndpoints _endpoints;
+    private NodeEndpoints _endpoints;
     private readonly Action<long> _onComplete;
     private readonly Sequential _replica;      // holds collected weights and buffers for writing
     private readonly string[] _stateNames;
@@ -61,6 +61,9 @@ public sealed class CoordinatorCheckpoints : IFrameHandler, IDisposable
 
     /// <summary>An injected fault (tests): asked for each incoming frame, true drops it as if the shard's send had failed.</summary>
     public Func<bool>? DropFrame { get; init; }
+
+    /// <summary>The job's data-plane key, before the first Ask or SendRestore.</summary>
+    public void UseKey(DataPlaneKey key) => _endpoints = _endpoints with { Key = key };
 
     /// <summary>Starts collecting the state at <paramref name="version"/>; tell every shard the returned message.</summary>
     public SendCheckpoint Begin(long version)

@@ -32,6 +32,9 @@ public sealed class CoordinatorStore : ICoordinatorStore
         };
     }
 
+    /// <summary>The job's data-plane key (JobDescription.DataKey): the coordinator's listener and restore connections use it.</summary>
+    public void UseKey(DistTrain.Cluster.DataPlane.DataPlaneKey key) => _checkpoints.UseKey(key);
+
     public SendCheckpoint Begin(long version) => _checkpoints.Begin(version);
     public SendCheckpoint Ask(long version) => _checkpoints.Ask(version);
     public void Release(long version) => _checkpoints.Release(version);

@@ -1,5 +1,6 @@
 // Converts between the trainer's TrainJob (what `disttrain train` resolves) and the wire's
 // JobDescription (what the coordinator hands to PS shards and workers).
+using DistTrain.Cluster.DataPlane;
 using DistTrain.Cluster.Messages;
 using DistTrain.Cluster.Training;
 using DistTrain.Nn.Training;
@@ -20,7 +21,8 @@ public static class JobMapping
             new Hyperparameters(
                 new OptimizerSpec(job.Optimizer, job.Lr, 0, 0, 0, 0, job.WeightDecay ?? float.NaN),
                 job.Schedule, 0, job.BatchSize, job.MicroBatch <= 0 ? job.BatchSize : job.MicroBatch, job.Seed,
-                job.Epochs, mode.Mode, mode.Staleness, mode.LocalSteps, job.MaxSteps, job.Augment, job.ClipNorm));
+                job.Epochs, mode.Mode, mode.Staleness, mode.LocalSteps, job.MaxSteps, job.Augment, job.ClipNorm))
+            { DataKey = DataPlaneKey.Create().ToWire() }; // a fresh secret per job, for its data plane (DataPlaneAuth)
     }
 
     public static TrainJob ToTrainJob(JobDescription d) => new()

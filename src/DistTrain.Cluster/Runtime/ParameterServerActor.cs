@@ -11,7 +11,7 @@ namespace DistTrain.Cluster.Runtime;
 public sealed class ParameterServerActor : ReceiveActor, IWithTimers
 {
     private readonly IActorRef _coordinator;
-    private readonly NodeEndpoints _endpoints;
+    private NodeEndpoints _endpoints;
     private readonly Action<string>? _onRefused;
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private readonly ShardCore _core;
@@ -28,6 +28,12 @@ public sealed class ParameterServerActor : ReceiveActor, IWithTimers
         var self = Self; // the inbox posts from receive threads, where Self is unavailable
         _core = new ShardCore(nodeId, endpoints.GradientChunkFloats, m => self.Tell(m));
         Receive<ActorEffects.Tick>(t => Run(_core.Timer(t.Name)));
+        // The first assignment (the one the core takes) carries the job's data-plane key for the Serve that follows it.
+        Receive<RuntimeMessages.ShardAssignment>(a =>
+        {
+            if (_server is null) _endpoints = _endpoints with { Key = DataPlaneKey.FromWire(a.Job.DataKey) };
+            Run(_core.Handle(a));
+        });
         Receive<object>(m => Run(_core.Handle(m)));
     }
 

@@ -188,8 +188,8 @@ public sealed class ShardInbox : IFrameHandler
         if (header.Kind == FrameKind.Statistics) { lock (_gate) _extras.StatisticsDropped(header); return; }
         if (header.Kind != FrameKind.Gradient) return; // a restore frame: the coordinator's send fails and it says so
         lock (_gate) _receiving.Remove(header.SenderId);
-        // A frame that failed after Rent (checksum, lost connection) frees its slot so it can arrive again.
-        if (reason is WireDrop.BadChecksum or WireDrop.ConnectionLost)
+        // A frame that failed after Rent (checksum, tag, lost connection) frees its slot so it can arrive again.
+        if (reason is WireDrop.BadChecksum or WireDrop.BadMac or WireDrop.ConnectionLost)
             lock (_gate)
             {
                 if (_async is not null) _async.Abort(header.Step, header.MicroBatch, TrainingDrop.Corrupt);

@@ -26,7 +26,7 @@ public sealed class WorkerReplica : IReplica, IDisposable
     private static readonly TimeSpan ParameterWaitLimit = TimeSpan.FromMinutes(2);
 
     private readonly string _workerId, _nodeAddress;
-    private readonly NodeEndpoints _endpoints;
+    private NodeEndpoints _endpoints;
     private readonly int _senderId;
     private readonly ParameterInbox _inbox;   // the shards' pushes arrive there (receive threads)
     private JobDescription _job = null!;
@@ -68,6 +68,7 @@ public sealed class WorkerReplica : IReplica, IDisposable
     public RegisterWorker Build(JobDescription job)
     {
         _job = job;
+        _endpoints = _endpoints with { Key = DataPlaneKey.FromWire(job.DataKey) };
         var train = JobMapping.ToTrainJob(job);
         var spec = train.Spec();
         _train = DistTrain.Data.Sources.DatasetSpec.Parse(train.Dataset).Load().Train;

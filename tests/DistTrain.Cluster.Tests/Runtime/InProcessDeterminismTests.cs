@@ -3,6 +3,7 @@
 // (serialize-messages on) and gradients through the TCP data plane. With crop+flip augmentation too:
 // the workers learn it from the job description and draw the same augmented micro-batches.
 using System.Security.Cryptography;
+using DistTrain.Cluster.DataPlane;
 using DistTrain.Cluster.Runtime;
 using DistTrain.Data.Sources;
 using DistTrain.Nn.Checkpoints;
@@ -65,10 +66,10 @@ public class InProcessDeterminismTests
     public void DataPlaneListenersTakeTheirSlotOfTheConfiguredPortRange()
     {
         int first = FreePortRange(4);
-        var endpoints = NodeEndpoints.Loopback with { Port = first, PortSlot = 3 };
+        var endpoints = NodeEndpoints.Loopback with { Port = first, PortSlot = 3, Key = DataPlaneKey.Create() };
         using var server = endpoints.Listen(new RecordingHandler(1));
         Assert.Equal(first + 3, server.Port);
-        using var any = (NodeEndpoints.Loopback with { PortSlot = 3 }).Listen(new RecordingHandler(1)); // port 0: any free port
+        using var any = (endpoints with { Port = 0 }).Listen(new RecordingHandler(1)); // port 0: any free port
         Assert.NotEqual(0, any.Port);
     }
 

@@ -28,6 +28,7 @@ public class ParameterServerActorTests : TestKit
         var description = JobMapping.ToDescription(job, "job-ps", n) with { Dataset = new DatasetInfo("idx:/unused", 16, 4, "") };
         ps.Tell(new ShardAssignment(0, 1, 0, n, description));
         var port = coordinator.ExpectMsg<RegisterShard>().DataPort;
+        var key = DataPlaneKey.FromWire(description.DataKey);
 
         var gradient = Enumerable.Range(0, n).Select(i => 1e-3f * (i % 17)).ToArray();
         var poisoned = (float[])gradient.Clone();
@@ -38,7 +39,7 @@ public class ParameterServerActorTests : TestKit
 
         // Worker B: a whole frame of micro-batch 0 that is refused (not finite), so B's receive thread is known to run,
         // then the header of micro-batch 1's gradient and half of its floats, then nothing (its link was cut).
-        using var b = DataPlaneClient.Connect("127.0.0.1", port, JobMapping.SenderIdOf("wB"), TimeSpan.FromSeconds(10));
+        using var b = DataPlaneClient.Connect("127.0.0.1", port, JobMapping.SenderIdOf("wB"), key, TimeSpan.FromSeconds(10));
         b.Send(header with { MicroBatch = 0 }, poisoned);
         var half = MemoryMarshal.AsBytes(gradient.AsSpan()).Slice(0, 2 * n);
         b.SendRaw(header with { Checksum = DataPlaneClient.Checksum(gradient), SenderId = b.SenderId }, half);
@@ -47,7 +48,7 @@ public class ParameterServerActorTests : TestKit
 
         // Worker A redoes micro-batch 1 while B's frame holds the slot: refused as a duplicate. A probes with a frame that
         // is not finite, which leaves nothing behind if it lands before B's header was read (the receive threads race).
-        using var a = DataPlaneClient.Connect("127.0.0.1", port, JobMapping.SenderIdOf("wA"), TimeSpan.FromSeconds(10));
+        using var a = DataPlaneClient.Connect("127.0.0.1", port, JobMapping.SenderIdOf("wA"), key, TimeSpan.FromSeconds(10));
         GradientRejected refused;
         int probes = 0;
         do
@@ -67,5 +68,76 @@ public class ParameterServerActorTests : TestKit
         a.Send(header, gradient);
         var accepted = coordinator.FishForMessage<GradientAccepted>(_ => true, TimeSpan.FromSeconds(10));
         Assert.Equal((0L, 1, idA), (accepted.Step, accepted.MicroBatch, accepted.WorkerId));
+    }
+
+    /// <summary>Takes the shard's parameter pushes (a worker's view of the weights) and keeps the newest.</summary>
+    private sealed class WeightsSeen(int n) : IFrameHandler
+    {
+        private readonly float[] _staging = new float[n];
+        public readonly System.Collections.Concurrent.BlockingCollection<(long Version, float[] Values)> Pushes = [];
+
+        public DropReason? Rent(FrameHeader header, out Span<float> destination)
+        {
+            destination = _staging;
+            return header.Kind == FrameKind.Parameters && header.Offset == 0 && header.Length == n ? null : DropReason.Rejected;
+        }
+
+        public void OnFrame(in FrameHeader header, ReadOnlySpan<float> payload) => Pushes.Add((header.Version, payload.ToArray()));
+
+        public (long Version, float[] Values) Next()
+        {
+            Assert.True(Pushes.TryTake(out var push, TimeSpan.FromSeconds(20)), "no parameter push arrived");
+            return push;
+        }
+    }
+
+    /// <summary>
+    /// The attack of issue 15: before step 0 a shard takes restore frames (the coordinator's resume) and once held them
+    /// from anyone. A stranger without the job key — through our client, or by hand with a made-up proof followed by the
+    /// restore frame — cannot get it applied: the shard's weights stay its initial ones and it reports no restore. The same
+    /// frame from a holder of the key is applied (so the refusal is the key's doing, not the frame's).
+    /// </summary>
+    [Fact]
+    public void AStrangerWithoutTheJobKeyCannotReplaceAShardsInitialWeights()
+    {
+        var coordinator = CreateTestProbe();
+        var ps = Sys.ActorOf(ParameterServerActor.Props(coordinator.Ref, "node-ps", NodeEndpoints.Loopback));
+        coordinator.ExpectMsg<RequestShard>();
+        var job = new TrainJob { ModelSpecJson = TestData.TinyCnn, Dataset = "idx:/unused", BatchSize = 8, MicroBatch = 4, Optimizer = "sgd", Lr = 0.1f, Seed = 1 };
+        var initial = job.Spec().Build(1).Store.Values.ToArray();
+        int n = initial.Length;
+        var description = JobMapping.ToDescription(job, "job-ps", n) with { Dataset = new DatasetInfo("idx:/unused", 16, 4, "") };
+        ps.Tell(new ShardAssignment(0, 1, 0, n, description));
+        var port = coordinator.ExpectMsg<RegisterShard>().DataPort;
+        var key = DataPlaneKey.FromWire(description.DataKey);
+
+        var forged = Enumerable.Repeat(7f, n).ToArray();
+        var restore = new FrameHeader(FrameKind.Parameters, 5, 0, 5, 0, 0, n, DataPlaneClient.Checksum(forged), 99);
+        var stranger = DataPlaneKey.Create();
+        Assert.Throws<IOException>(() => DataPlaneClient.Connect("127.0.0.1", port, 99, stranger, TimeSpan.FromSeconds(10)));
+        using (var raw = RawDataPlanePeer.Connect(port))
+        {
+            byte[] attack = [.. raw.HelloBytes(99, stranger),
+                .. RawDataPlanePeer.WithTag(RawDataPlanePeer.Frame(restore), new byte[FrameMac.TagBytes], MemoryMarshal.AsBytes(forged.AsSpan()))];
+            try { raw.Send(attack); } catch (System.Net.Sockets.SocketException) { /* closed first */ }
+            raw.AssertClosedByServer();
+        }
+        coordinator.ExpectNoMsg(TimeSpan.FromMilliseconds(300)); // no ShardRestored
+
+        // A worker's view of the shard: its push on registration carries the initial weights, bit for bit.
+        var seen = new WeightsSeen(n);
+        using var worker = new DataPlaneServer(System.Net.IPAddress.Loopback, 0, seen, key);
+        ps.Tell(new WorkerEndpoint("wA", JobMapping.SenderIdOf("wA"), "127.0.0.1", worker.Port));
+        var (version, values) = seen.Next();
+        Assert.Equal(0L, version);
+        Assert.True(MemoryMarshal.AsBytes(values.AsSpan()).SequenceEqual(MemoryMarshal.AsBytes(initial.AsSpan())), "the shard's weights changed");
+
+        // The control: the coordinator, holding the key, sends the same frame and the shard takes it.
+        using (var legit = DataPlaneClient.Connect("127.0.0.1", port, JobMapping.SenderIdOf("coordinator"), key, TimeSpan.FromSeconds(10)))
+            legit.Send(restore, forged);
+        Assert.Equal(5L, coordinator.FishForMessage<ShardRestored>(_ => true, TimeSpan.FromSeconds(20)).Version);
+        (version, values) = seen.Next();
+        Assert.Equal(5L, version);
+        Assert.Equal(forged, values);
     }
 }
