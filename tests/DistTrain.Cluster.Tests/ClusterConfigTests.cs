@@ -88,8 +88,10 @@ public sealed class ClusterConfigTests
         // Every environment keeps the data plane's bounds (base.hocon documents why).
         Assert.Equal(new DistTrain.Cluster.DataPlane.DataPlaneLimits
         {
-            MaxConnections = 256, HelloTimeout = TimeSpan.FromSeconds(10), ReadTimeout = TimeSpan.FromSeconds(30), IdleTimeout = TimeSpan.Zero,
+            MaxConnections = 256, HelloTimeout = TimeSpan.FromSeconds(10), ReadTimeout = TimeSpan.FromSeconds(5), IdleTimeout = TimeSpan.Zero,
         }, settings.DataPlane.Limits);
+        // Leases and orphaned nodes (base.hocon documents why).
+        Assert.Equal((TimeSpan.FromSeconds(1), 4.0, TimeSpan.FromSeconds(30)), (settings.LeaseFloor, settings.LeaseStepMultiple, settings.CoordinatorLostTimeout));
     }
 
     [Fact]

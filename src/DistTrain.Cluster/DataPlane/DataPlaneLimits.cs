@@ -14,7 +14,7 @@ public sealed record DataPlaneLimits
 
     /// <summary>Once a frame has begun, no gap in its bytes may be longer than this: a half-sent frame gives its slot back
     /// instead of holding it until the work lease expires. Senders give up after DataPlaneClient.DefaultSendTimeout (15 s).</summary>
-    public TimeSpan ReadTimeout { get; init; } = TimeSpan.FromSeconds(30);
+    public TimeSpan ReadTimeout { get; init; } = TimeSpan.FromSeconds(5);
 
     /// <summary>A connection that has said Hello and sends no frame for this long is closed; zero = never. Off by default:
     /// a worker's connections stay quiet while it waits for other workers to join, and a shard does not reconnect by itself.</summary>
