@@ -151,7 +151,7 @@ public sealed partial class CoordinatorCore
             if (next % 20 == 0 || next == c._units) c._out.Report(c._log.Summary(next, c._units));
             if (c.Crashed(next)) return;
             if (next >= c._units) { c.AllApplied(); return; }
-            _queue.Advance(); // leases already taken on the next step stay with their workers
+            _queue.Advance(c._clock()); // leases already taken on the next step stay with their workers
             Begin(next, first: false);
         }
 

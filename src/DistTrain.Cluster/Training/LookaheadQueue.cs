@@ -54,12 +54,15 @@ public sealed class LookaheadQueue
         _nextBegun = false;
     }
 
-    /// <summary>Step <see cref="Step"/> was applied: the step leased ahead (with its leases) becomes current.</summary>
-    public void Advance()
+    /// <summary>Step <see cref="Step"/> was applied at <paramref name="now"/>: the step leased ahead (with its leases) becomes
+    /// current, and its leases count from now — their holders could not start before its version existed, so a long step
+    /// never makes the leases ahead of it look stale.</summary>
+    public void Advance(DateTime now)
     {
         long step = _current.Step + 1;
         if (!_nextBegun) _next.Begin(step, _microBatches);
         (_current, _next) = (_next, _current);
+        _current.RestartLeases(now);
         _nextBegun = false;
     }
 
@@ -71,7 +74,7 @@ public sealed class LookaheadQueue
         step = _current.Step + 1;
         if (_current.Step < 0 || step >= _totalSteps) return false;
         if (!_nextBegun) { _next.Begin(step, _microBatches); _nextBegun = true; }
-        return _next.TryLease(worker, now, out microBatch);
+        return _next.TryLease(worker, now, out microBatch, reclaimExpired: false); // a lease ahead ages only once its step is current
     }
 
     /// <summary>Leases a micro-batch of the current step only (for a worker that waits on a lease ahead).</summary>

@@ -44,15 +44,15 @@ public sealed class WorkQueue
     }
 
     /// <summary>Hands <paramref name="worker"/> the lowest-index micro-batch that is neither done nor leased
-    /// (or whose lease expired). False when there is nothing to hand out now.</summary>
-    public bool TryLease(string worker, DateTime now, out int microBatch)
+    /// (or whose lease expired, unless <paramref name="reclaimExpired"/> is false). False when there is nothing to hand out now.</summary>
+    public bool TryLease(string worker, DateTime now, out int microBatch, bool reclaimExpired = true)
     {
         int full = (1 << _shards) - 1;
         for (int i = 0; i < _holder.Length; i++)
         {
             if (_shardAcks[i] == full) continue;
             bool free = _holder[i] is null;
-            bool expired = !free && now - _leasedAt[i] >= LeaseTimeout;
+            bool expired = !free && reclaimExpired && now - _leasedAt[i] >= LeaseTimeout;
             if (!free && !expired) continue;
             if (expired) { Requeued++; ExpiredHolder = _holder[i]; }
             _holder[i] = worker;
@@ -105,6 +105,13 @@ public sealed class WorkQueue
         _holder[microBatch] = null;
         Requeued++;
         return true;
+    }
+
+    /// <summary>Every lease held now counts from <paramref name="now"/> (a step leased ahead became the current one: its
+    /// holders could not begin before its parameters existed).</summary>
+    public void RestartLeases(DateTime now)
+    {
+        for (int i = 0; i < _holder.Length; i++) if (_holder[i] is not null) _leasedAt[i] = now;
     }
 
     /// <summary>Which shards have each micro-batch of the step (bit s: shard s); leases are not part of it.</summary>

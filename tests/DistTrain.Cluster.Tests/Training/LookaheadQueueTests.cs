@@ -23,7 +23,7 @@ public class LookaheadQueueTests
         Assert.True(q.Acknowledge(0, 0, 0));
         Assert.True(q.Acknowledge(0, 1, 0));
         Assert.True(q.StepDone);
-        q.Advance();
+        q.Advance(T0);
         Assert.Equal(1, q.Step);
         Assert.False(q.StepDone);
         Assert.False(q.TryLeaseCurrent("c", T0, out _)); // step 1's leases moved with it
@@ -39,7 +39,7 @@ public class LookaheadQueueTests
         var q = new LookaheadQueue(1, TimeSpan.FromMinutes(1), 3, 10);
         q.Begin(4);
         for (int i = 0; i < 3; i++) { q.TryLease("a", T0, out _, out var m); q.Acknowledge(4, m, 0); }
-        q.Advance();
+        q.Advance(T0);
         Assert.Equal(5, q.Step);
         Assert.True(q.TryLease("a", T0, out var s, out var mb));
         Assert.Equal((5L, 0), (s, mb));
@@ -96,5 +96,24 @@ public class LookaheadQueueTests
         q.Begin(3);
         Assert.False(q.Acknowledge(7, 0, 0));
         Assert.Equal(1, q.DuplicateAcks);
+    }
+
+    [Fact]
+    public void ALeaseAheadAgesOnlyOnceItsStepIsCurrent()
+    {
+        var lease = TimeSpan.FromSeconds(1);
+        var q = new LookaheadQueue(1, lease, 1, 2);                                  // two steps: nothing to lease beyond step 1
+        q.Begin(0);
+        Assert.True(q.TryLease("a", T0, out var s, out _)); Assert.Equal(0L, s);
+        Assert.True(q.TryLease("b", T0, out s, out _)); Assert.Equal(1L, s);        // b waits ahead on step 1
+        var late = T0 + 10 * lease;                                                   // step 0 takes long (a's the straggler)
+        Assert.True(q.TryLease("c", late, out s, out _)); Assert.Equal(0L, s);      // a's lease of step 0 expired: c takes it
+        Assert.Equal("a", q.TakeExpiredHolder());
+        Assert.False(q.TryLease("d", late, out _, out _));                           // b's lease ahead has not aged
+        q.Acknowledge(0, 0, 0);
+        q.Advance(late);                                                              // step 1 is current from now
+        Assert.False(q.TryLease("d", late + lease / 2, out _, out _));
+        Assert.True(q.TryLease("d", late + lease, out s, out _)); Assert.Equal(1L, s);
+        Assert.Equal("b", q.TakeExpiredHolder());
     }
 }
