@@ -21,10 +21,14 @@ public sealed partial class CoordinatorCore
     /// <summary>How often expired leases are looked for: a fraction of the shortest lease, so one costs little more than itself.</summary>
     private static readonly TimeSpan TickPeriod = TimeSpan.FromMilliseconds(250);
 
-    /// <summary>Says that <paramref name="holder"/>'s lease on (step, micro-batch) ran out and the work went to <paramref name="to"/>.</summary>
+    /// <summary>
+    /// <paramref name="holder"/>'s lease on (step, micro-batch) ran out and the work went to <paramref name="to"/>: its other leases
+    /// (a paused worker holds one of the next step too) go back as well rather than each running out in turn, and it is said.
+    /// </summary>
     private void ReportExpired(string? holder, long step, int microBatch, string to)
     {
         if (holder is null) return;
+        if (holder != to) _plan.WorkerLeft(holder);
         foreach (var s in _shardPeers) if (s is not null) _out.Send(s, new LeaseMoved(step, microBatch, holder));
         _out.Report($"worker {holder} held step {step} micro-batch {microBatch} longer than its lease ({_lease.Current.TotalSeconds:0.0} s); handed to {to}");
     }
