@@ -75,13 +75,20 @@ internal static class GradCheckRnn
         return s;
     }
 
-    /// <summary>Managed bytes allocated by <paramref name="step"/> on this thread, after two warm-up calls.</summary>
+    /// <summary>Managed bytes allocated by <paramref name="step"/> on this thread, after two warm-up calls: the least of three
+    /// calls. A steady-state allocation shows in every call; the runtime's own one-off growth (the thread pool's work queue
+    /// taking a new segment while other test assemblies load the machine) shows in one and is not the step's.</summary>
     public static long AllocatedBytes(Action step)
     {
         step();
         step();
-        long before = GC.GetAllocatedBytesForCurrentThread();
-        step();
-        return GC.GetAllocatedBytesForCurrentThread() - before;
+        long least = long.MaxValue;
+        for (int i = 0; i < 3 && least > 0; i++)
+        {
+            long before = GC.GetAllocatedBytesForCurrentThread();
+            step();
+            least = Math.Min(least, GC.GetAllocatedBytesForCurrentThread() - before);
+        }
+        return least;
     }
 }
