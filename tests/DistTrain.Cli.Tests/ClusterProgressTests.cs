@@ -42,6 +42,14 @@ public sealed class ClusterProgressTests
 
         Assert.DoesNotContain("akka.tcp://disttrain@127.0.0.1:4001", text.Split('\n').Single(r => r.Contains("4001/w0") && r.Contains('│'))); // the common prefix is left out
 
+        view.Report("shard 1 of 2 holds [4096, 8000) on akka.tcp://disttrain@127.0.0.1:4010");
+        view.Report("shard 0 of 2 holds [0, 4096) on akka.tcp://disttrain@127.0.0.1:4009");
+        var shards = Text(view).Split('\n').Where(l => l.Contains("holds") == false && l.Contains("127.0.0.1:40") && l.Contains("step 12")).ToArray();
+        Assert.Equal(2, shards.Length);
+        Assert.Contains("[0, 4096)", shards[0]);   // in shard order, each with its range, node and the step applied
+        Assert.Contains("127.0.0.1:4009", shards[0]);
+        Assert.Contains("[4096, 8000)", shards[1]);
+
         now = 10 * Stopwatch.Frequency; // nothing from it for 10 s
         Assert.Equal("idle", Cells(Text(view), "127.0.0.1:4001/w0")[0]);
         view.Finish();

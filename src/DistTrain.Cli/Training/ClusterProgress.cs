@@ -16,6 +16,7 @@ public sealed partial class ClusterProgress : IDisposable
 {
     private readonly object _gate = new();
     private readonly Dictionary<string, WorkerRow> _workers = [];
+    private readonly SortedDictionary<int, (string Range, string Node)> _shards = [];
     private readonly Queue<string> _events = new();
     private readonly MeterListener _listener = new();
     private readonly Func<long> _clock;
@@ -90,6 +91,8 @@ public sealed partial class ClusterProgress : IDisposable
     {
         lock (_gate)
         {
+            var shard = ShardHolds().Match(line);
+            if (shard.Success) _shards[int.Parse(shard.Groups[1].Value, CultureInfo.InvariantCulture)] = (shard.Groups[2].Value, shard.Groups[3].Value);
             var joined = Joined().Match(line);
             if (joined.Success) { var r = Row(joined.Groups[1].Value); r.State = "joined"; r.LastSeen = _clock(); }
             var left = Left().Match(line);
@@ -133,6 +136,16 @@ public sealed partial class ClusterProgress : IDisposable
                     (span > 0 ? r.Samples / span : 0).ToString("N0", CultureInfo.InvariantCulture), $"{since:F1} s ago");
             }
             var rows = new List<IRenderable> { new Text(head), table };
+            if (_shards.Count > 0)
+            {
+                // Every shard applies every step (the barrier), so the step in the head is each one's version.
+                var shards = new Table().Border(TableBorder.Rounded).AddColumn(new TableColumn("shard").RightAligned()).AddColumn("key range")
+                    .AddColumn("node").AddColumn(new TableColumn("applied").RightAligned());
+                foreach (var (index, (range, node)) in _shards.OrderBy(s => s.Key))
+                    shards.AddRow(index.ToString(CultureInfo.InvariantCulture), Markup.Escape(range), Markup.Escape(ShortId(node)),
+                        $"step {Math.Max(done, 0)}");
+                rows.Add(shards);
+            }
             rows.AddRange(_events.Select(e => new Text(e)));
             return new Rows(rows);
         }
@@ -197,6 +210,9 @@ public sealed partial class ClusterProgress : IDisposable
         !double.IsFinite(seconds) ? "-" : TimeSpan.FromSeconds(Math.Round(seconds)).ToString(seconds >= 3600 ? @"h\:mm\:ss" : @"m\:ss", CultureInfo.InvariantCulture);
 
     public void Dispose() => _listener.Dispose();
+
+    [GeneratedRegex(@"^shard (\d+) of \d+ holds (\[\d+, \d+\)) on (\S+)")]
+    private static partial Regex ShardHolds();
 
     [GeneratedRegex(@"^worker (\S+) joined")]
     private static partial Regex Joined();

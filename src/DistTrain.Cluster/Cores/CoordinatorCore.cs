@@ -223,6 +223,7 @@ public sealed partial class CoordinatorCore : IDisposable
     {
         if ((uint)r.Shard >= (uint)_shards.Length) return;
         _shards[r.Shard] = new ShardInfo(r.Shard, r.Offset, r.Length, r.OwnerAddress, r.DataHost, r.DataPort);
+        _out.Report($"shard {r.Shard} of {_shards.Length} holds [{r.Offset}, {r.Offset + r.Length}) on {r.OwnerAddress}");
         if (_settings.Resume is not null && !_restored[r.Shard] && _step < 0)
         {
             try { _store.SendRestore(_shards[r.Shard]!); }

@@ -266,6 +266,9 @@ public class CoordinatorCoreTests
         Assert.Equal(2, sim.Computed.Select(c => c.Worker).Distinct().Count());
         Assert.Equal(steps, sim.Store.ModelVersion);
         Assert.Equal([4L, 8L], sim.Store.Written);           // the epoch end, and the end (checkpoint of the final state)
+        // Each shard's range and node, for the live view: 60 floats cut at a 16-float boundary.
+        Assert.Contains("shard 0 of 2 holds [0, 32) on node/ps0", sim.Reports);
+        Assert.Contains("shard 1 of 2 holds [32, 60) on node/ps1", sim.Reports);
         var lines = File.ReadAllLines(Path.Combine(sim.OutDir, "metrics.jsonl"));
         Assert.Equal(steps, lines.Count(l => l.Contains("\"kind\":\"step\"")));
     }
