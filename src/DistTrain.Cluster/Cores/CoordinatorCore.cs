@@ -333,8 +333,7 @@ public sealed partial class CoordinatorCore : IDisposable
     private void OnConnectionLost(PeerConnectionLost l)
     {
         if (_finishing || _step < 0) return;
-        string? id = _workers.Keys.FirstOrDefault(w => JobMapping.SenderIdOf(w) == l.SenderId);
-        if (id is null) return; // the coordinator's own connections, or a worker already gone
+        if (WorkerOfSender(l.SenderId) is not { } id) return; // the coordinator's own connections, or a worker already gone
         int requeued = _plan.WorkerLeft(id);
         if (requeued == 0) return;
         _out.Log(Severity.Warning, $"Worker {id}'s data-plane connection to shard {l.Shard} ended; {requeued} micro-batch(es) re-queued (step {_step} is being applied)");
@@ -343,6 +342,9 @@ public sealed partial class CoordinatorCore : IDisposable
         _plan.ServeWaiting();
     }
 
+    /// <summary>The registered worker whose data-plane sender id (JobMapping.SenderIdOf) is <paramref name="sender"/>, if any.</summary>
+    private string? WorkerOfSender(int sender) => _workers.Keys.FirstOrDefault(w => JobMapping.SenderIdOf(w) == sender);
+
     /// <summary>
     /// A shard refused a gradient. One that is not finite is computed again at once, by whichever worker asks first; the
     /// computation is bit-reproducible, so a second non-finite copy means the training diverged (as the one-process trainer
@@ -350,7 +352,7 @@ public sealed partial class CoordinatorCore : IDisposable
     /// </summary>
     private void OnRejected(GradientRejected r)
     {
-        string worker = _workers.Keys.FirstOrDefault(id => JobMapping.SenderIdOf(id).ToString() == r.WorkerId) ?? r.WorkerId;
+        string worker = int.TryParse(r.WorkerId, out int sender) ? WorkerOfSender(sender) ?? r.WorkerId : r.WorkerId;
         _out.Log(Severity.Warning, $"Shard {r.Shard} dropped a gradient of step {r.Step} micro-batch {r.MicroBatch} from {worker}: {r.Reason}");
         if (_finishing || !r.Reason.Contains("not finite", StringComparison.Ordinal) || (uint)r.Shard >= (uint)_shards.Length) return;
         // Every shard whose range holds a NaN refuses the same copy: the copies are the most any one shard refused.

@@ -16,7 +16,8 @@ public sealed class ShardPublisher(NodeEndpoints endpoints, int senderId) : IDis
     private sealed class Snapshot(int length)
     {
         public readonly float[] Values = new float[length];
-        public ulong[] Checksums = [];
+        public ulong[] Checksums = [];   // per push chunk; valid when a peer sends the version in chunks
+        public ulong WholeChecksum;      // valid when a peer sends it as one whole-range frame
         public long Version;
         public int Shard, Offset, Refs;
     }
@@ -78,20 +79,26 @@ public sealed class ShardPublisher(NodeEndpoints endpoints, int senderId) : IDis
             var snap = _pool.Count > 0 ? _pool.Pop() : new Snapshot(shard.Values.Length);
             shard.Values.CopyTo(snap.Values, 0);
             (snap.Version, snap.Shard, snap.Offset) = (shard.Version, shard.Shard, shard.Range.Offset);
-            // The same bytes go to every worker: each frame's checksum is computed once.
-            if (snap.Checksums.Length != Chunks.Length) snap.Checksums = new ulong[Chunks.Length];
-            for (int i = 0; i < Chunks.Length; i++)
-                snap.Checksums[i] = DataPlaneClient.Checksum(snap.Values.AsSpan(Chunks[i].Offset - snap.Offset, Chunks[i].Length));
             snap.Refs = 1; // the hand-out itself, released below
+            bool anyWhole = false, anyChunked = false;
             foreach (var peer in only is null ? _workers.Values.ToArray() : [only])
             {
                 if (peer.Closed) continue;
                 bool skipping = peer.Next is not null;
                 if (peer.Next is { } skipped) Release(skipped);
                 peer.NextWhole = whole || skipping || snap.Version != peer.Last + 1;
+                (anyWhole, anyChunked) = (anyWhole || peer.NextWhole, anyChunked || !peer.NextWhole);
                 peer.Next = snap;
                 snap.Refs++;
             }
+            // The same bytes go to every worker: each frame's checksum is computed once, and only for the way it is sent.
+            if (anyChunked)
+            {
+                if (snap.Checksums.Length != Chunks.Length) snap.Checksums = new ulong[Chunks.Length];
+                for (int i = 0; i < Chunks.Length; i++)
+                    snap.Checksums[i] = DataPlaneClient.Checksum(snap.Values.AsSpan(Chunks[i].Offset - snap.Offset, Chunks[i].Length));
+            }
+            if (anyWhole) snap.WholeChecksum = DataPlaneClient.Checksum(snap.Values);
             Release(snap);
             Monitor.PulseAll(_gate);
         }
@@ -116,7 +123,7 @@ public sealed class ShardPublisher(NodeEndpoints endpoints, int senderId) : IDis
             {
                 if (whole)
                     peer.Client.Send(new FrameHeader(FrameKind.Parameters, snap.Version, 0, snap.Version, snap.Shard, snap.Offset, snap.Values.Length, 0, 0),
-                        snap.Values, Chunks.Length == 1 ? snap.Checksums[0] : DataPlaneClient.Checksum(snap.Values));
+                        snap.Values, snap.WholeChecksum);
                 else
                     for (int i = 0; i < Chunks.Length; i++)
                     {

@@ -35,8 +35,10 @@ public sealed class LeasePolicy
             _recent[_next] = (now - last).TotalSeconds;
             _next = (_next + 1) % Window;
             _count = Math.Min(_count + 1, Window);
-            var sorted = _recent.AsSpan(0, _count).ToArray();
-            Array.Sort(sorted);
+            Span<double> sorted = stackalloc double[Window];
+            sorted = sorted[.._count];
+            _recent.AsSpan(0, _count).CopyTo(sorted);
+            sorted.Sort();
             double median = _count % 2 == 1 ? sorted[_count / 2] : (sorted[_count / 2 - 1] + sorted[_count / 2]) / 2;
             var lease = TimeSpan.FromSeconds(median * _multiple);
             Current = lease < _floor ? _floor : lease > _ceiling ? _ceiling : lease;
