@@ -76,6 +76,9 @@ public sealed class NodeCommand : ICommandFactory
             try { await Task.WhenAny(node.WhenLocalActorsStopped(), orphaned).WaitAsync(cancel); }
             catch (OperationCanceledException) { Console.WriteLine("interrupted; leaving the cluster"); return 130; }
             if (orphaned.IsCompleted && node.Refusal is null) return Orphaned(node, orphaned.Result);
+            // Downed: the actor system's coordinated shutdown stops the actors, which can be seen before the removal itself.
+            if (node.Refusal is null && Akka.Actor.CoordinatedShutdown.Get(node.System).ShutdownReason is not null)
+                return Orphaned(node, ClusterNode.Removed);
             if (node.Refusal is { } why)
             {
                 Console.Error.WriteLine($"disttrain node: the coordinator refused this node: {why}");

@@ -104,7 +104,8 @@ public sealed class ClusterNode : IAsyncDisposable
     /// <paramref name="lostAfter"/> after one was (killed and no standby took over). A supervisor that restarts the process makes it
     /// join again. Watches from the start, so a node whose coordinator dies before the node is up is covered too.
     /// </summary>
-    private const string Removed = "was removed from the cluster before the run ended (downed after it was unreachable: the coordinator's node " +
+    /// <summary>Why a node that the cluster removed exits (WhenOrphaned).</summary>
+    public const string Removed = "was removed from the cluster before the run ended (downed after it was unreachable: the coordinator's node " +
         "stopped or was cut off, or this process was paused)";
 
     public Task<string> WhenOrphaned(TimeSpan lostAfter)
