@@ -47,8 +47,11 @@ public sealed class CoordinatorStore : ICoordinatorStore
             _checkpoints.CollectedState(version), _checkpoints.OptimizerDescription);
     }
 
-    public void SendRestore(ShardInfo shard) =>
-        _checkpoints.SendRestore(_settings.Resume ?? throw new InvalidOperationException("No checkpoint to resume from."), shard, JobMapping.SenderIdOf("coordinator"));
+    public void SendRestore(long version, ShardInfo shard)
+    {
+        var start = _settings.Resume ?? _checkpoints.InitialPoint();
+        _checkpoints.SendRestore(version == start.Step ? start : _checkpoints.PointOf(version), shard, JobMapping.SenderIdOf("coordinator"));
+    }
 
     public void Dispose() => _checkpoints.Dispose();
 }
