@@ -395,11 +395,12 @@ public sealed partial class CoordinatorCore : IDisposable
 
     private void OnRequestWork(string from, RequestWork r)
     {
-        if (!_workers.TryGetValue(r.WorkerId, out var w)) return;
+        // While shards roll back a worker's ask is moot: it asks again once it holds the new layout (Recovered).
+        if (_recovering || !_workers.TryGetValue(r.WorkerId, out var w)) return;
         // A worker's first request means it holds the shard layout, so it can accept the shards' parameter pushes:
         // only now are the shards told where it listens.
         if (_withEndpoint.Add(r.WorkerId))
-            foreach (var s in _shardPeers) _out.Send(s!, new WorkerEndpoint(r.WorkerId, JobMapping.SenderIdOf(r.WorkerId), w.Info.DataHost, w.Info.DataPort));
+            foreach (var s in _shardPeers) if (s is not null) _out.Send(s, new WorkerEndpoint(r.WorkerId, JobMapping.SenderIdOf(r.WorkerId), w.Info.DataHost, w.Info.DataPort));
         if (!TryAssign(r.WorkerId, from)) _idle.Enqueue((r.WorkerId, from));
     }
 
@@ -511,7 +512,7 @@ public sealed partial class CoordinatorCore : IDisposable
         var total = new ExactSquareSum();
         foreach (var part in parts) total.Add(part!.Value);
         var clip = new ApplyClipped(n.Step, Math.Sqrt(total.ToDouble()));
-        foreach (var s in _shardPeers) _out.Send(s!, clip);
+        foreach (var s in _shardPeers) if (s is not null) _out.Send(s, clip);
     }
 
     /// <summary>A shard published <paramref name="version"/>; true when every shard has passed the current unit.</summary>
@@ -529,7 +530,7 @@ public sealed partial class CoordinatorCore : IDisposable
     {
         if (!_snapshots.TryAdd(version, then)) return;
         var ask = _store.Begin(version);
-        foreach (var s in _shardPeers) _out.Send(s!, ask);
+        foreach (var s in _shardPeers) if (s is not null) _out.Send(s, ask);
     }
 
     /// <summary>
@@ -554,7 +555,7 @@ public sealed partial class CoordinatorCore : IDisposable
                 _out.Log(Severity.Warning, $"The shards' final state (version {version}) is incomplete after {grace:F0} s; asking the shards again");
                 _out.Report($"final state of version {version} incomplete after {grace:F0} s; asking the shards again");
                 var ask = _store.Ask(version);
-                foreach (var s in _shardPeers) _out.Send(s!, ask);
+                foreach (var s in _shardPeers) if (s is not null) _out.Send(s, ask);
                 continue;
             }
             _snapshots.Remove(version);

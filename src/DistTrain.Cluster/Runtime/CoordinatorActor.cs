@@ -64,11 +64,11 @@ public sealed class CoordinatorActor : ReceiveActor, IWithTimers
         try { _core = new CoordinatorCore(job, trainCount, parameterCount, settings, store); }
         catch { store.Dispose(); throw; }
         store.UseKey(DataPlaneKey.FromWire(_core.Description.DataKey)); // the key the job hands to shards and workers
-        Receive<Collected>(c => Run(_core.Collected(c.Version)));
-        Receive<LinkLost>(l => Run(_core.ShardLinkLost(l.Shard, l.Host, l.Port)));
-        Receive<ActorEffects.Tick>(t => Run(_core.Timer(t.Name)));
-        Receive<Terminated>(t => { if (_keys.Remove(t.ActorRef, out var key)) { Run(_core.PeerLeft(key)); _peers.Remove(key); } });
-        Receive<IDistTrainMessage>(m => Run(_core.Handle(Key(Sender), m)));
+        Receive<Collected>(c => Safely(c, () => _core.Collected(c.Version)));
+        Receive<LinkLost>(l => Safely(l, () => _core.ShardLinkLost(l.Shard, l.Host, l.Port)));
+        Receive<ActorEffects.Tick>(t => Safely(t, () => _core.Timer(t.Name)));
+        Receive<Terminated>(t => { if (_keys.Remove(t.ActorRef, out var key)) { Safely(t, () => _core.PeerLeft(key)); _peers.Remove(key); } });
+        Receive<IDistTrainMessage>(m => Safely(m, () => _core.Handle(Key(Sender), m)));
     }
 
     public static Props Props(TrainJob job, int trainCount, int parameterCount, CoordinatorSettings settings) =>
@@ -110,6 +110,22 @@ public sealed class CoordinatorActor : ReceiveActor, IWithTimers
         _keys[peer] = key;
         _peers[key] = peer;
         return key;
+    }
+
+    /// <summary>
+    /// Runs the core on one event. An exception would make Akka restart this actor, and a restarted coordinator starts the run
+    /// over in a fresh state (its ledger, its metrics.jsonl): the event is logged as refused and the run goes on with the state it has.
+    /// </summary>
+    private void Safely(object what, Func<IReadOnlyList<Effect>> handle)
+    {
+        IReadOnlyList<Effect> effects;
+        try { effects = handle(); }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            _log.Error(e, "The coordinator refused {0} from {1}: {2}", what.GetType().Name, Sender.Path, e.Message);
+            return;
+        }
+        Run(effects);
     }
 
     private void Run(IReadOnlyList<Effect> effects)

@@ -100,6 +100,7 @@ public class CoordinatorCoreTests
             foreach (var e in effects)
             {
                 if (e is Send { Message: TrainingDone d }) Done.Add(d);
+                if (e is Send { To: null } lost) Assert.Fail($"{lost.Message.GetType().Name} sent to nobody (a shard that was lost?)");
                 if (e is Send s) _mail.Enqueue((s.To, s.Message));
                 else if (e is Report r) Reports.Add(r.Text);
                 else if (e is Completed c) Result = c.Result;
@@ -150,6 +151,9 @@ public class CoordinatorCoreTests
             Left.Add(_peerOf[shard]);
             Take(Core.ShardLinkLost(shard, "127.0.0.1", 8000 + shard));
         }
+
+        /// <summary>A worker asks for work (as after each micro-batch it computes).</summary>
+        public void WorkerAsks(string id) => Take(Core.Handle(id, new RequestWork(id, -1)));
 
         /// <summary>A `ps` actor that asks for a range (as a spare's timer does every second).</summary>
         public void PsAsks(string peer) => Take(Core.Handle(peer, new RequestShard($"node/{peer}", WireProtocol.Version)));
@@ -520,6 +524,7 @@ public class CoordinatorCoreTests
         sim.ShardDies(1);
         Assert.Contains(sim.Reports, r => r.StartsWith("shard 1 lost (its data-plane listener 127.0.0.1:8001 closed") && r.Contains("rolling back to step 6"));
         Assert.Equal([(6L, 0)], sim.Store.Restores);            // the survivor at once; the range waits for a ps node
+        sim.WorkerAsks("w0");                                   // an ask that was on its way: nothing to hand out, nobody to tell
         sim.Run();
         Assert.Equal(before, sim.Computed.Count);              // nothing handed out while a range has no owner
         Assert.Null(sim.Result);
