@@ -60,9 +60,9 @@ def back():
     # When the coordinator said each stage of the recovery: the loss seen, the range taken over, every shard back.
     with open(os.path.join(out, "cluster.log")) as f: text = f.read()
     now = time.time() - t0
-    for key, needle in (("seen", "lost (its"), ("taken", "waits as a spare"), ("back", "every shard is back at step")):
-        if key not in marks and text.count(needle) >= (2 if key == "taken" else 1): marks[key] = now
-    return "back" in marks
+    for key, needle in (("seen", "lost (its"), ("back", "every shard is back at step"), ("step", "after the shard was lost (recovered)")):
+        if key not in marks and needle in text: marks[key] = now
+    return "step" in marks
 
 def worker_pids():
     r = subprocess.run(["pgrep", "-f", f"node --roles worker --seed-nodes akka.tcp://disttrain@127.0.0.1:{port}"], capture_output=True, text=True)
@@ -81,7 +81,7 @@ try:
         if fault == "stop" and not resumed and time.time() - t0 >= seconds: os.kill(victim, signal.SIGCONT); resumed = True
         if fault == "kill" and seen > at + 5: break
         if fault == "kill-ps" and recovered is None and back(): recovered = time.time() - t0
-        if fault == "kill-ps" and recovered is not None and times and times[-1] >= t0 + recovered: break
+        if fault == "kill-ps" and recovered is not None: break
         time.sleep(0.005)
     if fault == "stop" and not resumed: os.kill(victim, signal.SIGCONT)
     cluster.wait(timeout=max(1, deadline - time.time()))
@@ -97,10 +97,10 @@ try:
     elif fault == "kill-ps":
         # The steps after the newest replicated state are computed again before a new step is logged.
         m = re.search(r"rolling back to step (\d+)", open(os.path.join(out, "cluster.log")).read())
-        print(f"  every shard back (spare holds the range, all rolled back to step {m.group(1) if m else '?'}): {recovered:.3f} s after the kill; "
-              f"the next step line after that {next((t for t in times[at:] if t >= t0 + recovered), float('nan')) - t0:.3f} s after the kill "
-              f"(the steps from {m.group(1) if m else '?'} on are computed again first)")
-        print(f"  loss seen {marks.get('seen', float('nan')):.3f} s, restarted process waiting as the next spare {marks.get('taken', float('nan')):.3f} s after the kill")
+        print(f"  every shard back (spare holds the range, all rolled back to step {m.group(1) if m else '?'}): {marks.get('back', float('nan')):.3f} s after the kill")
+        m2 = re.search(r"step (\d+) applied ([0-9.]+) s after the shard was lost", open(os.path.join(out, "cluster.log")).read())
+        print(f"  loss seen {marks.get('seen', float('nan')):.3f} s after the kill; first step applied after the roll-back (step {m2.group(1) if m2 else '?'}): "
+              f"{m2.group(2) if m2 else '?'} s after the loss was seen (coordinator's clock), line read {marks.get('step', float('nan')):.3f} s after the kill")
     else:
         during = [i for i, t in enumerate(times) if i >= at and t <= t0 + seconds]
         longest = max((step_s[i] for i in during), default=float("nan"))

@@ -158,6 +158,7 @@ public sealed partial class CoordinatorCore
 
         private void StepApplied()
         {
+            c.ReportRecovery(c._step);
             c._log.End(c._step);
             c.StepTimed();
             long next = c._step + 1;

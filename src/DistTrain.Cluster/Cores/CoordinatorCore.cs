@@ -236,10 +236,15 @@ public sealed partial class CoordinatorCore : IDisposable
                 "it takes over the range of a shard that is lost. For more shards, start the job with more --ps-shards (or a lower --ps-local)."));
             return;
         }
-        _spares.Remove(from);
-        _shardPeers[s] = from;
-        _out.Add(new Watch(from));
-        _out.Send(from, new ShardAssignment(s, _shards.Length, _ranges[s].Offset, _ranges[s].Length, Description));
+        AssignShard(from, s);
+    }
+
+    private void AssignShard(string peer, int s)
+    {
+        _spares.Remove(peer);
+        _shardPeers[s] = peer;
+        _out.Add(new Watch(peer));
+        _out.Send(peer, new ShardAssignment(s, _shards.Length, _ranges[s].Offset, _ranges[s].Length, Description));
     }
 
     private void OnRegisterShard(string from, RegisterShard r)
@@ -317,6 +322,19 @@ public sealed partial class CoordinatorCore : IDisposable
             $"the coordinator holds) and steps {_recoveryVersion}..{at} are computed again; range {_ranges[s]} goes to the first spare or restarted ps node");
         _out.Report($"shard {s} lost ({why}) during step {at}; rolling back to step {_recoveryVersion}, waiting for a ps node to take {_ranges[s]}");
         for (int i = 0; i < _shards.Length; i++) if (_shards[i] is not null) SendRestore(i);
+        // A spare known to be waiting takes the range now rather than at its next ask.
+        if (_spares.FirstOrDefault() is { } spare) AssignShard(spare, s);
+        _lostAt = _clock();
+    }
+
+    private DateTime? _lostAt;   // when the last shard was lost, until the first step after the roll-back is applied
+
+    /// <summary>A step was applied: the first after a roll-back says how long the recovery took.</summary>
+    private void ReportRecovery(long step)
+    {
+        if (_lostAt is not { } at) return;
+        _lostAt = null;
+        _out.Report($"step {step} applied {(_clock() - at).TotalSeconds:0.00} s after the shard was lost (recovered)");
     }
 
     /// <summary>Every shard is back at the recovery version: the work from there is handed out again, to workers that take the new layout.</summary>
