@@ -52,6 +52,7 @@ public sealed class CoordinatorActor : ReceiveActor, IWithTimers
     public ITimerScheduler Timers { get; set; } = null!;
 
     private sealed record Collected(long Version) : INoSerializationVerificationNeeded;
+    private sealed record SendFailed(string Why) : INoSerializationVerificationNeeded;
     private sealed record LinkLost(int Shard, string Host, int Port) : INoSerializationVerificationNeeded;
     private readonly Dictionary<int, DataPlaneClient> _links = [];   // per shard: the idle connection that shows its process lives
 
@@ -60,11 +61,12 @@ public sealed class CoordinatorActor : ReceiveActor, IWithTimers
         _settings = settings;
         Telemetry.RunMeters.Plan(job.TotalSteps(trainCount), DistTrain.Data.Plans.EpochPlan.CountSteps(trainCount, job.BatchSize)); // for progress views
         var self = Self; // the store reports collected snapshots from data-plane threads, where Self is unavailable
-        var store = new CoordinatorStore(job, trainCount, parameterCount, settings, v => self.Tell(new Collected(v)));
+        var store = new CoordinatorStore(job, trainCount, parameterCount, settings, v => self.Tell(new Collected(v)), why => self.Tell(new SendFailed(why)));
         try { _core = new CoordinatorCore(job, trainCount, parameterCount, settings, store); }
         catch { store.Dispose(); throw; }
         store.UseKey(DataPlaneKey.FromWire(_core.Description.DataKey)); // the key the job hands to shards and workers
         Receive<Collected>(c => Safely(c, () => _core.Collected(c.Version)));
+        Receive<SendFailed>(f => _log.Error(f.Why));
         Receive<LinkLost>(l => Safely(l, () => _core.ShardLinkLost(l.Shard, l.Host, l.Port)));
         Receive<ActorEffects.Tick>(t => Safely(t, () => _core.Timer(t.Name)));
         Receive<Terminated>(t => { if (_keys.Remove(t.ActorRef, out var key)) { Safely(t, () => _core.PeerLeft(key)); _peers.Remove(key); } });
