@@ -160,6 +160,29 @@ public sealed class MultiProcessClusterTests(ITestOutputHelper output) : IDispos
         Assert.Equal(Enumerable.Range(0, 200).Select(i => (long)i), steps);
     }
 
+    /// <summary>
+    /// Elastic (DESIGN contract 4): a worker process that joins a running job gets the current parameters and pulls work
+    /// with the others; the weights are still the one-process run's.
+    /// </summary>
+    [Fact]
+    public async Task AWorkerProcessThatJoinsMidRunPullsWorkAndChangesNoBit()
+    {
+        var job = Job(TestData.WriteIdx(3000, 50), 200);
+        var expected = await InProcess(job);
+        var (coord, _, outDir) = StartCluster(job, 1);
+        await WaitForSteps(coord, Path.Combine(outDir, "metrics.jsonl"), 20);
+        Assert.False(coord.HasExited, "the run ended before a second worker could join");
+        int port = int.Parse(System.Text.RegularExpressions.Regex.Match(coord.StartInfo.Arguments, @"--cluster-port (\d+)").Groups[1].Value);
+        var late = Start($"node --roles worker --seed-nodes akka.tcp://disttrain@127.0.0.1:{port}", "late-worker");
+        Assert.True(coord.WaitForExit(TimeSpan.FromMinutes(3)), "the coordinator process did not finish within 3 minutes");
+        coord.WaitForExit();
+        Assert.Equal(0, coord.ExitCode);
+        Assert.Contains(_coordinatorLines, l => l.Contains("joined (2 in all)"));
+        Assert.True(late.WaitForExit(TimeSpan.FromSeconds(60)), "the late worker did not stop after the run");
+        Assert.Equal(0, late.ExitCode);
+        Assert.Equal(expected, Sha(Path.Combine(outDir, "model.safetensors")));
+    }
+
     /// <summary>Waits (at most 90 s) until the coordinator printed <paramref name="count"/> lines that match.</summary>
     private async Task WaitForLine(Process coord, Func<string, bool> match, int count = 1)
     {

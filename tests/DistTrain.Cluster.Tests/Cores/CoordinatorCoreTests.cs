@@ -547,6 +547,22 @@ public class CoordinatorCoreTests
         Assert.Equal(sim.Steps, steps.Count);
     }
 
+    /// <summary>A worker actor that restarts listens on a new data-plane port and registers again: the shards are told the new
+    /// endpoint at its next request (they push to it from then on), instead of pushing to the dead port while it starves.</summary>
+    [Fact]
+    public void AWorkerThatRegistersAgainHasItsNewEndpointAnnouncedToEveryShard()
+    {
+        using var sim = new SimCluster(ModeOptions.Sync, shards: 2);
+        sim.Join(workers: 1);
+        sim.Run(until: () => sim.Computed.Count == 3);
+        var again = sim.Core.Handle("w0", new RegisterWorker("w0", "addr", "127.0.0.1", 9555, WireProtocol.Version, Job().Spec().Hash));
+        Assert.DoesNotContain(again.OfType<Send>(), s => s.Message is WorkerEndpoint);
+        var asked = sim.Core.Handle("w0", new RequestWork("w0", -1));
+        var told = asked.OfType<Send>().Where(s => s.Message is WorkerEndpoint).ToList();
+        Assert.Equal(["ps0", "ps1"], told.Select(s => s.To).Order());
+        Assert.All(told, s => Assert.Equal(9555, ((WorkerEndpoint)s.Message).DataPort));
+    }
+
     [Fact]
     public void AnAsyncRunThatLosesAShardStopsSayingWhy()
     {
