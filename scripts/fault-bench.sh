@@ -60,7 +60,7 @@ def back():
     # When the coordinator said each stage of the recovery: the loss seen, the range taken over, every shard back.
     with open(os.path.join(out, "cluster.log")) as f: text = f.read()
     now = time.time() - t0
-    for key, needle in (("seen", "lost (its"), ("back", "every shard is back at step"), ("step", "after the shard was lost (recovered)")):
+    for key, needle in (("seen", "lost (its"), ("back", "every shard is back at "), ("step", "after the shard was lost (recovered)")):
         if key not in marks and needle in text: marks[key] = now
     return "step" in marks
 
@@ -96,9 +96,9 @@ try:
               f"{after_fault[min(4, len(after_fault) - 1)] - t0:.3f} s after the kill")
     elif fault == "kill-ps":
         # The steps after the newest replicated state are computed again before a new step is logged.
-        m = re.search(r"rolling back to step (\d+)", open(os.path.join(out, "cluster.log")).read())
+        m = re.search(r"rolling back to (?:step|round) (\d+)", open(os.path.join(out, "cluster.log")).read())
         print(f"  every shard back (spare holds the range, all rolled back to step {m.group(1) if m else '?'}): {marks.get('back', float('nan')):.3f} s after the kill")
-        m2 = re.search(r"step (\d+) applied ([0-9.]+) s after the shard was lost", open(os.path.join(out, "cluster.log")).read())
+        m2 = re.search(r"(?:step|round) (\d+) applied ([0-9.]+) s after the shard was lost", open(os.path.join(out, "cluster.log")).read())
         print(f"  loss seen {marks.get('seen', float('nan')):.3f} s after the kill; first step applied after the roll-back (step {m2.group(1) if m2 else '?'}): "
               f"{m2.group(2) if m2 else '?'} s after the loss was seen (coordinator's clock), line read {marks.get('step', float('nan')):.3f} s after the kill")
     else:

@@ -73,10 +73,10 @@ public sealed class MultiProcessClusterTests(ITestOutputHelper output) : IDispos
 
     private static string Sha(string file) => Convert.ToHexString(SHA256.HashData(File.ReadAllBytes(file)));
 
-    private async Task<string> InProcess(TrainJob job)
+    private async Task<string> InProcess(TrainJob job, DistTrain.Cluster.Training.ModeOptions? mode = null)
     {
         var dir = Directory.CreateTempSubdirectory("disttrain-ref-").FullName;
-        var r = await ClusterNode.RunLocal(job, 1, 1, dir).WaitAsync(TimeSpan.FromMinutes(3));
+        var r = await ClusterNode.RunLocal(job, 1, 1, dir, mode: mode).WaitAsync(TimeSpan.FromMinutes(3));
         Assert.Null(r.Error);
         return Sha(r.ModelPath!);
     }
@@ -127,12 +127,16 @@ public sealed class MultiProcessClusterTests(ITestOutputHelper output) : IDispos
     /// every shard back to the newest state it holds in memory (disttrain.replicate-every = 10 steps) and hands those steps out
     /// again. The weights equal the one-process run's bit for bit, and metrics.jsonl has each step once.
     /// </summary>
-    [Fact]
-    public async Task KilledParameterServerProcessIsReplacedByASpareAndChangesNoBit()
+    [Theory]
+    [InlineData("sync")]
+    [InlineData("local-sgd")]
+    public async Task KilledParameterServerProcessIsReplacedByASpareAndChangesNoBit(string modeName)
     {
+        var mode = DistTrain.Cluster.Training.ModeOptions.Parse(modeName, null, modeName == "local-sgd" ? 2 : null);
+        string unit = modeName == "local-sgd" ? "round" : "step";
         var job = Job(TestData.WriteIdx(3000, 50), 200);
-        var expected = await InProcess(job);
-        var (coord, _, outDir) = StartCluster(job, 0, "--ps-shards 2 --ps-local 0", waitWorkers: 2);
+        var expected = await InProcess(job, mode);
+        var (coord, _, outDir) = StartCluster(job, 0, $"--ps-shards 2 --ps-local 0 --mode {modeName}" + (modeName == "local-sgd" ? " --local-steps 2" : ""), waitWorkers: 2);
         int port = int.Parse(System.Text.RegularExpressions.Regex.Match(coord.StartInfo.Arguments, @"--cluster-port (\d+)").Groups[1].Value);
         string seeds = $"--seed-nodes akka.tcp://disttrain@127.0.0.1:{port}";
         var owners = new[] { Start($"node --roles ps {seeds}", "ps0"), Start($"node --roles ps {seeds}", "ps1") };
@@ -141,7 +145,7 @@ public sealed class MultiProcessClusterTests(ITestOutputHelper output) : IDispos
         await WaitForLine(coord, l => l.Contains("waits as a spare"));
         for (int i = 0; i < 2; i++) Start($"node --roles worker {seeds}", $"worker{i}");
         var metrics = Path.Combine(outDir, "metrics.jsonl");
-        await WaitForSteps(coord, metrics, 16);
+        await WaitForSteps(coord, metrics, modeName == "local-sgd" ? 12 : 16);
         Assert.False(coord.HasExited, "the run ended before a parameter server could be killed");
         owners[0].Kill();
         Log($"killed ps0 after {ReadLines(metrics)} lines of metrics");
@@ -149,15 +153,16 @@ public sealed class MultiProcessClusterTests(ITestOutputHelper output) : IDispos
         coord.WaitForExit();
         Assert.Equal(0, coord.ExitCode);
         // Rolled back to a replicated step (a multiple of 10, past the start), and continued from there.
-        var lost = Assert.Single(_coordinatorLines, l => l.Contains("lost (its data-plane listener") && l.Contains("rolling back to step "));
-        long back = long.Parse(System.Text.RegularExpressions.Regex.Match(lost, @"rolling back to step (\d+)").Groups[1].Value);
-        Assert.True(back > 0 && back % 10 == 0, $"rolled back to step {back}: not a replicated step");
-        Assert.Contains(_coordinatorLines, l => l.Contains($"every shard is back at step {back}"));
+        var lost = Assert.Single(_coordinatorLines, l => l.Contains("lost (its data-plane listener") && l.Contains($"rolling back to {unit} "));
+        long back = long.Parse(System.Text.RegularExpressions.Regex.Match(lost, $@"rolling back to {unit} (\d+)").Groups[1].Value);
+        Assert.True(back > 0 && back % 10 == 0, $"rolled back to {unit} {back}: not a replicated one");
+        Assert.Contains(_coordinatorLines, l => l.Contains($"every shard is back at {unit} {back}"));
         Assert.Equal(3, _coordinatorLines.Count(l => l.Contains(" of 2 holds [")));   // the two owners, then the spare
         Assert.Equal(expected, Sha(Path.Combine(outDir, "model.safetensors")));
         var steps = File.ReadLines(metrics).Where(l => l.Contains("\"kind\":\"step\"")).Select(l =>
             System.Text.Json.JsonDocument.Parse(l).RootElement.GetProperty("step").GetInt64()).ToList();
-        Assert.Equal(Enumerable.Range(0, 200).Select(i => (long)i), steps);
+        // One line per step (local-sgd: per round, labelled with its last step), each once.
+        Assert.Equal(modeName == "local-sgd" ? Enumerable.Range(0, 100).Select(i => 2L * i + 1) : Enumerable.Range(0, 200).Select(i => (long)i), steps);
     }
 
     /// <summary>

@@ -115,6 +115,14 @@ public sealed partial class CoordinatorCore
                 else if (c.IsCheckpointStep(version)) c.Snapshot(version, () => c.WriteCheckpoint(version));
                 else if (c.IsReplicaStep(version)) c.Snapshot(version, () => { }); // kept in memory (Keep) for a roll-back
             }
+            // The next checkpoint and replicated state are asked for as soon as the one before is behind: a shard keeps the ask
+            // until it gets there, so a coordinator whose messages lag on a loaded host (by more than two steps) still gets them.
+            foreach (long v in c.NextSnapshots(step))
+            {
+                long version = v;
+                if (c.IsCheckpointStep(version)) c.Snapshot(version, () => c.WriteCheckpoint(version));
+                else c.Snapshot(version, () => { });
+            }
         }
 
         public bool TryAssign(string id, string peer, DateTime now)

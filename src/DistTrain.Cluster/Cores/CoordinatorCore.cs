@@ -299,11 +299,11 @@ public sealed partial class CoordinatorCore : IDisposable
             _out.Report($"shard {s} lost before the start ({why}); waiting for a ps node to take {_ranges[s]}");
             return;
         }
-        if (_settings.Mode.Mode != TrainingMode.Sync)
+        if (_settings.Mode.Mode == TrainingMode.Async)
         {
             _finishing = true;
-            string error = $"PS shard {s} on {owner} was lost ({why}); a {_settings.Mode.Mode} run cannot roll its shards back (sync runs can). " +
-                "Train in sync mode, or start again.";
+            string error = $"PS shard {s} on {owner} was lost ({why}); an async run cannot roll its shards back (sync and local-sgd runs can). " +
+                "Train in sync or local-sgd mode, or start again.";
             _out.Report(error);
             var done = new TrainingDone(_planSteps, _units, error);
             foreach (var w in _workers.Values) _out.Send(w.Peer, done);
@@ -318,14 +318,17 @@ public sealed partial class CoordinatorCore : IDisposable
         _withEndpoint.Clear();
         foreach (var id in _workers.Keys)
             foreach (var p in _shardPeers) if (p is not null) _out.Send(p, new WorkerGone(id));
-        _out.Log(Severity.Warning, $"PS shard {s} on {owner} was lost: {why}. Every shard rolls back to step {_recoveryVersion} (the newest state " +
-            $"the coordinator holds) and steps {_recoveryVersion}..{at} are computed again; range {_ranges[s]} goes to the first spare or restarted ps node");
-        _out.Report($"shard {s} lost ({why}) during step {at}; rolling back to step {_recoveryVersion}, waiting for a ps node to take {_ranges[s]}");
+        _out.Log(Severity.Warning, $"PS shard {s} on {owner} was lost: {why}. Every shard rolls back to {Unit} {_recoveryVersion} (the newest state " +
+            $"the coordinator holds) and {Unit}s {_recoveryVersion}..{at} are computed again; range {_ranges[s]} goes to the first spare or restarted ps node");
+        _out.Report($"shard {s} lost ({why}) during {Unit} {at}; rolling back to {Unit} {_recoveryVersion}, waiting for a ps node to take {_ranges[s]}");
         for (int i = 0; i < _shards.Length; i++) if (_shards[i] is not null) SendRestore(i);
         // A spare known to be waiting takes the range now rather than at its next ask.
         if (_spares.FirstOrDefault() is { } spare) AssignShard(spare, s);
         _lostAt = _clock();
     }
+
+    /// <summary>What a shard's version counts: steps, or rounds in local-sgd.</summary>
+    private string Unit => _settings.Mode.Mode == TrainingMode.LocalSgd ? "round" : "step";
 
     private DateTime? _lostAt;   // when the last shard was lost, until the first step after the roll-back is applied
 
@@ -334,7 +337,7 @@ public sealed partial class CoordinatorCore : IDisposable
     {
         if (_lostAt is not { } at) return;
         _lostAt = null;
-        _out.Report($"step {step} applied {(_clock() - at).TotalSeconds:0.00} s after the shard was lost (recovered)");
+        _out.Report($"{Unit} {step} applied {(_clock() - at).TotalSeconds:0.00} s after the shard was lost (recovered)");
     }
 
     /// <summary>Every shard is back at the recovery version: the work from there is handed out again, to workers that take the new layout.</summary>
@@ -349,7 +352,7 @@ public sealed partial class CoordinatorCore : IDisposable
             var ask = _store.Ask(v); // the shards forgot the asks for versions past the roll-back
             foreach (var p in _shardPeers) _out.Send(p!, ask);
         }
-        _out.Report($"every shard is back at step {_recoveryVersion}; training continues from there");
+        _out.Report($"every shard is back at {Unit} {_recoveryVersion}; training continues from there");
         _plan.Restart(_recoveryVersion);
         foreach (var (id, w) in _workers) Accept(id, w.Peer);
     }
@@ -357,7 +360,7 @@ public sealed partial class CoordinatorCore : IDisposable
     /// <summary>A state collected (not the final one): the newest is what the shards roll back to if one is lost; older ones go.</summary>
     private void Keep(long version)
     {
-        if (_settings.Mode.Mode == TrainingMode.Sync && !_recovering && version > _recoveryVersion)
+        if (_settings.Mode.Mode != TrainingMode.Async && !_recovering && version > _recoveryVersion)
         {
             _store.Release(_recoveryVersion); // the start's state is not in the store: releasing it does nothing
             _recoveryVersion = version;
@@ -365,8 +368,24 @@ public sealed partial class CoordinatorCore : IDisposable
         else _store.Release(version);
     }
 
+    /// <summary>The first checkpoint step and the first replicated step after <paramref name="step"/>, before the last unit.</summary>
+    private IEnumerable<long> NextSnapshots(long step)
+    {
+        if (_settings.CheckpointEvery >= 0 && _settings.Mode.Mode == TrainingMode.Sync)
+        {
+            long next = (step / _stepsPerEpoch + 1) * _stepsPerEpoch;
+            if (_settings.CheckpointEvery > 0) next = Math.Min(next, (step / _settings.CheckpointEvery + 1) * _settings.CheckpointEvery);
+            if (next < _units) yield return next;
+        }
+        if (_settings.Mode.Mode != TrainingMode.Async && _settings.ReplicateEvery > 0)
+        {
+            long next = (step / _settings.ReplicateEvery + 1) * _settings.ReplicateEvery;
+            if (next < _units) yield return next;
+        }
+    }
+
     private bool IsReplicaStep(long step) =>
-        _settings.Mode.Mode == TrainingMode.Sync && _settings.ReplicateEvery > 0 && step % _settings.ReplicateEvery == 0;
+        _settings.Mode.Mode != TrainingMode.Async && _settings.ReplicateEvery > 0 && step % _settings.ReplicateEvery == 0;
 
     private void ShardUp()
     {

@@ -563,6 +563,26 @@ public class CoordinatorCoreTests
         Assert.All(told, s => Assert.Equal(9555, ((WorkerEndpoint)s.Message).DataPort));
     }
 
+    /// <summary>Local-sgd rolls back the same way, by rounds (its shards' version): every chunk of every round is computed.</summary>
+    [Fact]
+    public void ALocalSgdRunRollsBackByRoundsWhenAShardIsLost()
+    {
+        var mode = new ModeOptions(TrainingMode.LocalSgd, LocalSteps: 2);
+        using var sim = new SimCluster(mode, shards: 2, epochs: 4, replicateEvery: 2);
+        sim.Join(workers: 2);
+        sim.PsAsks("spare");
+        sim.Run(until: () => sim.Computed.Count == 4 * 5 + 1); // round 5 under way: rounds 2 and 4 were kept
+        sim.ShardDies(0);
+        Assert.Contains(sim.Reports, r => r.StartsWith("shard 0 lost") && r.Contains("during round 5; rolling back to round 4"));
+        sim.Run();
+        Assert.Null(sim.Result!.Error);
+        long rounds = mode.Units(sim.Steps);
+        Assert.Equal(8, rounds);
+        AssertLedger(sim, rounds, 4);
+        Assert.Contains("every shard is back at round 4; training continues from there", sim.Reports);
+        Assert.Equal(rounds, sim.Store.ModelVersion);
+    }
+
     [Fact]
     public void AnAsyncRunThatLosesAShardStopsSayingWhy()
     {
