@@ -137,6 +137,17 @@ public class ShardCoreTests
         Assert.Contains("shard 0 [0, 60)", Assert.Single(stop.OfType<Stop>()).Reason);
     }
     [Fact]
+    public void AShardActorToldEveryRangeIsTakenSaysItWaitsAsASpareOnceAndKeepsAsking()
+    {
+        var spare = new ShardCore("spare", 1024, _ => { });
+        Assert.Contains(spare.Start().OfType<Send>(), s => s.Message is RequestShard);
+        var told = spare.Handle(new ShardStandby("all 2 key ranges are taken (shard 0 [0, 60) on a)"));
+        Assert.Contains("waits as a spare: all 2 key ranges", Assert.Single(told.OfType<LogLine>()).Text);
+        Assert.Empty(spare.Handle(new ShardStandby("again")));
+        Assert.Contains(spare.Timer(ShardCore.AskTimer).OfType<Send>(), s => s.Message is RequestShard);
+    }
+
+    [Fact]
     public void AMovedLeaseClosesTheOldHoldersConnectionOnlyWhileItsFrameOfThatMicroBatchIsHalfHere()
     {
         var h = new Harness(ModeOptions.Sync);
