@@ -142,17 +142,23 @@ public sealed class GanPair : Layer
     {
         if (_scale != 0f)
         {
-            int o = 0;
-            foreach (var p in _gParams.Concat(_dParams))
-            {
-                var g = p.Grad.Span;
-                TensorPrimitives.MultiplyAdd(_stash.AsSpan(o, g.Length), _scale, g, g);
-                o += g.Length;
-            }
+            int o = AddScaled(_gParams, 0);
+            AddScaled(_dParams, o);
         }
         var dx = Workspace.Ensure(ref _dx, dy.Dim(0), _sampleShape);
         dx.Clear();
         return dx;
+    }
+
+    private int AddScaled(Param[] ps, int at)
+    {
+        foreach (var p in ps)
+        {
+            var g = p.Grad.Span;
+            TensorPrimitives.FusedMultiplyAdd(_stash.AsSpan(at, g.Length), _scale, g, g);   // fused on every path: the same bits at any vector width
+            at += g.Length;
+        }
+        return at;
     }
 
     private void Losses(ReadOnlySpan<float> sr, ReadOnlySpan<float> sf)
