@@ -45,6 +45,10 @@ public abstract class Layer
     /// <summary>Sub-layers with their local names (a residual block's convolutions), else empty.</summary>
     public virtual IEnumerable<(string Name, Layer Layer)> Children => [];
 
+    /// <summary>Optimizer groups this layer makes of its sub-layers (a GAN's generator and discriminator): each sub-layer's
+    /// parameters (its children's included) are stepped with the schedule's learning rate times the factor. Else empty.</summary>
+    public virtual IEnumerable<(Layer Scope, float LrScale)> OptimizerGroups => [];
+
     protected Param DeclareParam(string localName, params int[] shape) => Add(new Param(localName, shape));
     protected Param DeclareBuffer(string localName, params int[] shape) => Add(new Param(localName, shape, isBuffer: true));
 

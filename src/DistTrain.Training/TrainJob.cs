@@ -47,8 +47,25 @@ public sealed record TrainJob
         return MaxSteps > 0 ? Math.Min(total, MaxSteps) : total;
     }
 
-    public Optimizer CreateOptimizer(int length) =>
-        OptimizerFactory.Create(Optimizer, length, new OptimizerOptions { WeightDecay = WeightDecay });
+    /// <summary>The optimizer of a range of <paramref name="length"/> values; for a model with optimizer groups (a GAN) it
+    /// steps each group with its own learning rate once a ParameterShard has placed it at its range.</summary>
+    public Optimizer CreateOptimizer(int length)
+    {
+        var inner = OptimizerFactory.Create(Optimizer, length, new OptimizerOptions { WeightDecay = WeightDecay });
+        var groups = ParameterGroups();
+        return groups.Count == 0 ? inner : new GroupedOptimizer(inner, groups);
+    }
+
+    /// <summary>The spec's optimizer groups (Sequential.ParameterGroups); empty unless a layer declares them.</summary>
+    public IReadOnlyList<ParameterGroup> ParameterGroups() => GroupsOf.GetValue(ModelSpecJson, json =>
+    {
+        var spec = ModelSpec.Parse(json);
+        return spec.Layers.Any(l => l.Type == "gan") ? spec.Build().ParameterGroups() : [];
+    });
+
+    // The groups need the built model's layout: built once per spec string, and kept out of the record's fields (a job
+    // crosses the wire and is compared by value).
+    private static readonly System.Runtime.CompilerServices.ConditionalWeakTable<string, IReadOnlyList<ParameterGroup>> GroupsOf = new();
 
     /// <summary>Learning rate for a 0-based step index.</summary>
     public Func<long, float> CreateSchedule(int trainCount)

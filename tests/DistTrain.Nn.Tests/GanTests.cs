@@ -176,4 +176,23 @@ public class GanTests
         Assert.Contains("(1,28,28)", e.Message);
         Assert.Contains("(1,4,4)", e.Message);
     }
+
+    [Fact]
+    public void TheLearningRateFactorScalesBothRates()
+    {
+        // A factor of ½ on rates of 2e-3 is a GAN with rates of 1e-3 (halving is exact in float); a factor of 0 stops both.
+        float[][] Run(float lr, float factor)
+        {
+            var gan = new Gan(ModelSpec.Parse(TinyGenerator).Build(3), ModelSpec.Parse(TinyDiscriminator).Build(4),
+                new GanOptions { GeneratorLr = lr, DiscriminatorLr = lr, Seed = 2 }) { LrFactor = factor };
+            for (int step = 0; step < 3; step++) gan.TrainStep(RandomImages(6, step));
+            return [gan.Generator.Store.Values, gan.Discriminator.Store.Values];
+        }
+        var halved = Run(2e-3f, 0.5f);
+        Assert.Equal(Run(1e-3f, 1f), halved);
+        Assert.NotEqual(Run(2e-3f, 1f), halved);
+        var stopped = Run(2e-3f, 0f);
+        Assert.Equal(ModelSpec.Parse(TinyGenerator).Build(3).Store.Values, stopped[0]);
+        Assert.Equal(ModelSpec.Parse(TinyDiscriminator).Build(4).Store.Values, stopped[1]);
+    }
 }

@@ -35,6 +35,7 @@ public sealed class GanCommand : ICommandFactory
         var latent = new Option<int>("--latent") { Description = "Latent size Z of the default generator.", DefaultValueFactory = _ => 64 };
         var lr = new Option<float>("--lr") { Description = "Adam learning rate of both networks (β₁ 0.5, as DCGAN).", DefaultValueFactory = _ => 2e-4f };
         var seed = new Option<int>("--seed") { Description = "Seed of the weights, the shuffles and the latent draws.", DefaultValueFactory = _ => 1 };
+        var decay = new Option<int>("--lr-decay-epochs") { Description = "Decay both learning rates linearly to 0 over the last N epochs (0 = constant)." };
         var trainImages = new Option<int>("--train-images") { Description = "Use only the first N training images (0 = all)." };
         var generator = new Option<string?>("--generator") { Description = "Generator spec file (JSON, input (Z), output the images' shape, ending in tanh); default: a small DCGAN." };
         var discriminator = new Option<string?>("--discriminator") { Description = "Discriminator spec file (JSON, input the images' shape, one logit out); default: a small DCGAN." };
@@ -42,7 +43,7 @@ public sealed class GanCommand : ICommandFactory
         var scoreCount = new Option<int>("--score-samples") { Description = "Images per set for the classifier score.", DefaultValueFactory = _ => 5000 };
         var output = new Option<string>("--out", "-o") { Description = "Folder for the networks, sample grids and score.", DefaultValueFactory = _ => Path.Combine("runs", "gan") };
         var cmd = new Command("gan", "Train a GAN (DCGAN: transposed-convolution generator, convolutional discriminator, non-saturating loss) and write sample grids and a classifier score.")
-            { dataset, epochs, batch, latent, lr, seed, trainImages, generator, discriminator, classifier, scoreCount, output };
+            { dataset, epochs, batch, latent, lr, seed, decay, trainImages, generator, discriminator, classifier, scoreCount, output };
         cmd.SetAction(r => CliErrors.Guard(() =>
         {
             int e = r.GetValue(epochs), b = r.GetValue(batch), z = r.GetValue(latent), n = r.GetValue(scoreCount), limit = r.GetValue(trainImages);
@@ -51,6 +52,8 @@ public sealed class GanCommand : ICommandFactory
             if (z < 1) throw new ArgumentException($"--latent must be at least 1, not {z}.");
             if (n < 1) throw new ArgumentException($"--score-samples must be at least 1, not {n}.");
             if (limit < 0) throw new ArgumentException($"--train-images must be 0 (all) or positive, not {limit}.");
+            int decayEpochs = r.GetValue(decay);
+            if (decayEpochs < 0 || decayEpochs > e) throw new ArgumentException($"--lr-decay-epochs must be between 0 and --epochs ({e}), not {decayEpochs}.");
             var gSpec = r.GetValue(generator) is { } gf ? ModelSpec.Load(gf) : ModelSpec.Parse(GanSpecs.Generator(z));
             var dSpec = r.GetValue(discriminator) is { } df ? ModelSpec.Load(df) : ModelSpec.Parse(GanSpecs.Discriminator);
             var classifierFile = r.GetValue(classifier);
@@ -61,7 +64,7 @@ public sealed class GanCommand : ICommandFactory
             if (limit > 0 && limit < train.Count) train = train.Subset(Enumerable.Range(0, limit).ToArray());
             if (train.Count < b) throw new ArgumentException($"--batch {b} is larger than the {train.Count} training images.");
             var run = new GanRun(gSpec, dSpec, r.GetValue(seed), r.GetValue(lr), r.GetValue(output)!)
-                { EpochScorer = scorer?.Model, EpochScoreCount = n };
+                { EpochScorer = scorer?.Model, EpochScoreCount = n, LrDecayEpochs = decayEpochs };
             run.Train(train, e, b, Console.Out);
             if (scorer is not null) run.Score(scorer, test, n, Console.Out);
             return 0;
@@ -100,6 +103,9 @@ public sealed class GanCommand : ICommandFactory
         /// images (the same latents as the final score, so the last epoch's figure is the final one).</summary>
         public Sequential? EpochScorer { get; set; }
         public int EpochScoreCount { get; set; } = 5000;
+        /// <summary>Over the last this many epochs (K, of S steps each) both learning rates fall linearly: step d of those K·S
+        /// steps runs at 1 − d/(K·S) of the rate, from the full rate down to 1/(K·S) of it at the last step.</summary>
+        public int LrDecayEpochs { get; set; }
 
         public void Train(Dataset train, int epochs, int batch, TextWriter log)
         {
@@ -119,6 +125,11 @@ public sealed class GanCommand : ICommandFactory
                     train.Gather(plan.StepIndices(s), x, labels);
                     var v = x.Span;
                     for (int i = 0; i < v.Length; i++) v[i] = MathF.FusedMultiplyAdd(2f, v[i], -1f);
+                    if (LrDecayEpochs > 0)
+                    {
+                        long decayStep = (long)(epoch - (epochs - LrDecayEpochs)) * steps + s;   // negative before the decay starts
+                        Gan.LrFactor = decayStep < 0 ? 1f : (float)(1.0 - (double)decayStep / ((long)LrDecayEpochs * steps));
+                    }
                     var st = Gan.TrainStep(x);
                     lossD += st.DiscriminatorLoss; lossG += st.GeneratorLoss;
                     dx += st.RealBelief; dgz1 += st.FakeBeliefBefore; dgz2 += st.FakeBeliefAfter;

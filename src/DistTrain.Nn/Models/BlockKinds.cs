@@ -27,9 +27,9 @@ internal static class BlockKinds
     ];
 
     /// <summary>The nodes of a block spec as child LayerSpecs in topological order (each with its resolved "inputs"), and the output shape.</summary>
-    public static (List<LayerSpec> Nodes, int[] Output) Parse(JsonElement nodes, string path, int[] input)
+    public static (List<LayerSpec> Nodes, int[] Output) Parse(JsonElement nodes, string path, int[] input, string field = "nodes")
     {
-        var np = Join(path, "nodes");
+        var np = Join(path, field);
         if (nodes.ValueKind != JsonValueKind.Array || nodes.GetArrayLength() == 0)
             throw new ModelSpecException(np, "must be a non-empty array of named layers, e.g. [{\"name\":\"b1\",\"type\":\"conv2d\",\"out\":16,\"kernel\":1}].");
         var els = nodes.EnumerateArray().ToArray();

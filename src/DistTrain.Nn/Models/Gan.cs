@@ -63,6 +63,13 @@ public sealed class Gan
     public Optimizer DiscriminatorOptimizer { get; }
     public GanOptions Options { get; }
     public int LatentSize => Generator.InputShape[0];
+    /// <summary>Both learning rates are multiplied by this in the next steps (a decay schedule sets it per step); 1 by default.</summary>
+    public float LrFactor
+    {
+        get;
+        set => field = value is >= 0f and <= 1f ? value : throw new ArgumentOutOfRangeException(nameof(value), value, "The learning-rate factor must be in [0, 1].");
+    } = 1f;
+
     /// <summary>Steps taken; the next step's number (its z and draws are keyed by it).</summary>
     public long Step { get; private set; }
 
@@ -126,9 +133,9 @@ public sealed class Gan
         long t = Step + 1;
         var fake = Generate(real.Dim(0), Step);
         var (lossD, dx, dgz1) = DiscriminatorGradient(real, fake, Step);
-        DiscriminatorOptimizer.Step(Discriminator.Store.Values, Discriminator.Store.Grads, Options.DiscriminatorLr, t);
+        DiscriminatorOptimizer.Step(Discriminator.Store.Values, Discriminator.Store.Grads, LrFactor == 1f ? Options.DiscriminatorLr : Options.DiscriminatorLr * LrFactor, t);
         var (lossG, dgz2) = GeneratorGradient(fake, Step);
-        GeneratorOptimizer.Step(Generator.Store.Values, Generator.Store.Grads, Options.GeneratorLr, t);
+        GeneratorOptimizer.Step(Generator.Store.Values, Generator.Store.Grads, LrFactor == 1f ? Options.GeneratorLr : Options.GeneratorLr * LrFactor, t);
         Step = t;
         return new GanStepStats(lossD, lossG, dx, dgz1, dgz2);
     }

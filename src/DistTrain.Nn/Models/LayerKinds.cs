@@ -133,6 +133,7 @@ internal static class LayerKinds
         .. SequenceLayerKinds.All,
         .. GraphLayerKinds.All,
         .. BlockKinds.All,
+        .. GanKinds.All,
     ];
 
     private static readonly Dictionary<string, LayerKind> ByType = All.ToDictionary(k => k.Type);
@@ -191,7 +192,8 @@ internal static class LayerKinds
             if (!fields.ContainsKey(f.Name))
                 throw new ModelSpecException(Join(path, f.Name), $"{type} needs \"{f.Name}\" ({Expect(f)}).");
         var output = kind.Shape(new LayerSpecDraft(path, input, fields));
-        return new LayerSpec(type, name, path, fields, type == "block" ? BlockKinds.Parse(fields["nodes"], path, input).Nodes : [], input, output);
+        return new LayerSpec(type, name, path, fields, type == "block" ? BlockKinds.Parse(fields["nodes"], path, input).Nodes
+            : type == "gan" ? GanKinds.Parts(fields, path, input) : [], input, output);
     }
 
     private static void CheckValue(FieldDef def, JsonElement v, string path)

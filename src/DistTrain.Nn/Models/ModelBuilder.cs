@@ -88,6 +88,7 @@ public static class ModelBuilder
             "residual" => ResidualBlock.Basic(inp[0], s.Int("out", 0), s.Int("stride", 1),
                 s.Bool("batch_norm", true) ? c => new BatchNorm2d(c) : null),
             "block" => BlockKinds.Build(s, Create, a => Activation(a, 0.01f)),
+            "gan" => GanKinds.Build(s, Create, a => Activation(a, 0.01f)),
             "zero_pad2d" => new ZeroPad2d(s.Int("padding", 0)),
             _ when SequenceLayerKinds.Create(s) is { } layer => layer,
             _ when GraphLayerKinds.Create(s) is { } graphLayer => graphLayer,

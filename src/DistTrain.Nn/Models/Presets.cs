@@ -160,6 +160,23 @@ public static class Presets
             """, new("adam", 2e-3f, 10, 128, "cosine", 0f, "fashion-mnist"),
             "Inception-style network (GoogLeNet's module): conv+BN stem, two blocks of parallel 1x1, 1x1-3x3, 1x1-5x5 and 3x3-max-pool-1x1 branches " +
             "concatenated (56 and 112 channels), each followed by batch norm (as BN-Inception), global average pool, 112-10"),
+        ["gan"] = new("""
+            {"name":"gan","input":[1,28,28],"loss":"none","layers":[
+              {"type":"gan","latent":64,"name":"gan",
+               "generator":[
+                 {"type":"dense","out":3136,"bias":false,"init":"normal","init_scale":0.02,"name":"fc"},{"type":"batchnorm1d","name":"fc_bn"},{"type":"relu","name":"fc_relu"},
+                 {"type":"reshape","shape":[64,7,7],"name":"unflatten"},
+                 {"type":"conv_transpose2d","out":32,"kernel":4,"stride":2,"padding":1,"bias":false,"init":"normal","init_scale":0.02,"name":"up1"},
+                 {"type":"batchnorm2d","name":"up1_bn"},{"type":"relu","name":"up1_relu"},
+                 {"type":"conv_transpose2d","out":1,"kernel":4,"stride":2,"padding":1,"init":"normal","init_scale":0.02,"name":"up2"},{"type":"tanh","name":"out"}],
+               "discriminator":[
+                 {"type":"conv2d","out":32,"kernel":4,"stride":2,"padding":1,"init":"normal","init_scale":0.02,"name":"c1"},{"type":"leaky_relu","slope":0.2,"name":"c1_act"},
+                 {"type":"conv2d","out":64,"kernel":4,"stride":2,"padding":1,"bias":false,"init":"normal","init_scale":0.02,"name":"c2"},
+                 {"type":"batchnorm2d","name":"c2_bn"},{"type":"leaky_relu","slope":0.2,"name":"c2_act"},
+                 {"type":"flatten","name":"flat"},{"type":"dense","out":1,"init":"normal","init_scale":0.02,"name":"out"}]}]}
+            """, new("adam:beta1=0.5", 2e-4f, 10, 64, "constant", 0f, "fashion-mnist"),
+            "DCGAN (the networks of `disttrain gan`) trained by the ordinary step: generator and discriminator are two optimizer groups of the one " +
+            "vector, each micro-batch gives both gradients at the same weights (simultaneous updates); output: G(z) for the micro-batch's latents"),
     };
 
     private static string Recurrent(string type) => $$"""

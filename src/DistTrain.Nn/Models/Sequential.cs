@@ -231,6 +231,26 @@ public sealed class Sequential
 
     public void ZeroGrad() => Store.ZeroGrad();
 
+    /// <summary>The optimizer groups the layers declare (Layer.OptimizerGroups), as ranges of the flat vector named by the
+    /// sub-layer (e.g. "gan.generator"); empty for most models. A group's parameters are contiguous (pre-order).</summary>
+    public IReadOnlyList<Optimizers.ParameterGroup> ParameterGroups()
+    {
+        var groups = new List<Optimizers.ParameterGroup>();
+        foreach (var layer in _all)
+            foreach (var (scope, scale) in layer.OptimizerGroups)
+            {
+                var ps = Descendants(scope).SelectMany(l => l.OwnParams).Where(p => !p.IsBuffer).ToArray();
+                if (ps.Length == 0) continue;
+                int from = ps.Min(p => p.Offset), to = ps.Max(p => p.Offset + p.Length);
+                if (to - from != ps.Sum(p => p.Length))
+                    throw new InvalidOperationException($"The parameters of {scope.Name} are not one contiguous run of the flat vector.");
+                groups.Add(new Optimizers.ParameterGroup(scope.Name, from, to - from, scale));
+            }
+        return groups;
+    }
+
+    private static IEnumerable<Layer> Descendants(Layer layer) => layer.Children.SelectMany(c => Descendants(c.Layer)).Prepend(layer);
+
     /// <summary>Σ of every layer's <see cref="Layer.AddedLoss"/> for the last Forward (pre-order, so the sum's order is
     /// fixed): the part of the objective that is not the loss of the output (a VAE's KL term). Call between Forward and
     /// Backward; the Backward then includes its gradient, scaled by <paramref name="scale"/>. 0 for most models.</summary>

@@ -34,6 +34,19 @@ public class Adam : Optimizer
     public override void Step(Span<float> values, ReadOnlySpan<float> grads, float lr, long t)
     {
         Elementwise.CheckLengths(this, values.Length, grads.Length);
+        Update(values, grads, lr, t, 0);
+    }
+
+    public override bool Segmentable => true;
+
+    public override void StepSegment(Span<float> values, ReadOnlySpan<float> grads, float lr, long t, int offset)
+    {
+        Elementwise.CheckSegment(this, values.Length, grads.Length, offset);
+        Update(values, grads, lr, t, offset);
+    }
+
+    private void Update(Span<float> values, ReadOnlySpan<float> grads, float lr, long t, int offset)
+    {
         Elementwise.CheckStep(this, t);
         // Scalars in double, as PyTorch computes them in Python floats, then rounded once to float.
         double bc1 = 1.0 - Math.Pow(Beta1, t), bc2 = 1.0 - Math.Pow(Beta2, t);
@@ -41,15 +54,15 @@ public class Adam : Optimizer
         {
             P = ref MemoryMarshal.GetReference(values),
             G = ref Unsafe.AsRef(in MemoryMarshal.GetReference(grads)),
-            M = ref MemoryMarshal.GetArrayDataReference(_m),
-            V = ref MemoryMarshal.GetArrayDataReference(_v),
+            M = ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(_m), offset),
+            V = ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(_v), offset),
             B1 = Beta1, C1 = 1f - Beta1, B2 = Beta2, C2 = 1f - Beta2, Eps = Eps,
             NegStep = (float)(-lr / bc1),
             Bc2Sqrt = (float)Math.Sqrt(bc2),
             L2 = _decoupled ? 0f : WeightDecay,
             Decay = _decoupled ? (float)(1.0 - (double)lr * WeightDecay) : 1f,
         };
-        Elementwise.Run(ref op, Length);
+        Elementwise.Run(ref op, values.Length);
     }
 
     public override string ToString() => $"Adam(beta1={Beta1}, beta2={Beta2}, eps={Eps}, weight_decay={WeightDecay})";

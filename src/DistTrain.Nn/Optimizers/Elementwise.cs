@@ -106,6 +106,13 @@ internal static class Elementwise
                 "create the optimizer for the key range it updates.");
     }
 
+    public static void CheckSegment(Optimizer opt, int values, int grads, int offset)
+    {
+        if (values != grads || offset < 0 || (long)offset + values > opt.Length)
+            throw new ArgumentException(
+                $"{opt}: a segment of {values} values ({grads} grads) at offset {offset} does not lie inside the optimizer's {opt.Length} values.");
+    }
+
     public static void CheckStep(Optimizer opt, long t)
     {
         if (t < 1) throw new ArgumentOutOfRangeException(nameof(t), t, $"{opt}: the step count t is 1-based (the first update is t = 1).");

@@ -26,15 +26,28 @@ public sealed class Momentum : Optimizer
     public override void Step(Span<float> values, ReadOnlySpan<float> grads, float lr, long t)
     {
         Elementwise.CheckLengths(this, values.Length, grads.Length);
+        Update(values, grads, lr, 0);
+    }
+
+    public override bool Segmentable => true;
+
+    public override void StepSegment(Span<float> values, ReadOnlySpan<float> grads, float lr, long t, int offset)
+    {
+        Elementwise.CheckSegment(this, values.Length, grads.Length, offset);
+        Update(values, grads, lr, offset);
+    }
+
+    private void Update(Span<float> values, ReadOnlySpan<float> grads, float lr, int offset)
+    {
         var op = new Op
         {
             P = ref MemoryMarshal.GetReference(values),
             G = ref Unsafe.AsRef(in MemoryMarshal.GetReference(grads)),
-            V = ref MemoryMarshal.GetArrayDataReference(_v),
+            V = ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(_v), offset),
             NegLr = -lr, Beta = Beta, Wd = WeightDecay,
             GScale = Form == MomentumForm.Ema ? 1f - Beta : 1f,
         };
-        Elementwise.Run(ref op, Length);
+        Elementwise.Run(ref op, values.Length);
     }
 
     public override string ToString() => $"Momentum(form={Form}, beta={Beta}, weight_decay={WeightDecay})";

@@ -43,11 +43,21 @@ public static class OptimizerFactory
 {
     public static IReadOnlyList<string> Names { get; } = ["sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamw"];
 
-    /// <summary>Builds the optimizer called <paramref name="name"/> (case-insensitive) for <paramref name="length"/> parameters.</summary>
+    /// <summary>Settings a name may carry after a colon: "adam:beta1=0.5,beta2=0.99" (DCGAN's Adam).</summary>
+    public static IReadOnlyList<string> SettingNames { get; } = ["beta1", "beta2", "eps", "momentum", "alpha"];
+
+    /// <summary>Builds the optimizer called <paramref name="name"/> (case-insensitive) for <paramref name="length"/> parameters;
+    /// "name:key=value,..." overrides <see cref="SettingNames"/> of <paramref name="opts"/>.</summary>
     public static Optimizer Create(string name, int length, OptimizerOptions? opts = null)
     {
         ArgumentNullException.ThrowIfNull(name);
         opts ??= new OptimizerOptions();
+        int colon = name.IndexOf(':');
+        if (colon >= 0)
+        {
+            opts = WithSettings(name, name[(colon + 1)..], opts);
+            name = name[..colon];
+        }
         return name.Trim().ToLowerInvariant() switch
         {
             "sgd" => new Sgd(length, opts.WeightDecay ?? 0f),
@@ -60,5 +70,25 @@ public static class OptimizerFactory
             _ => throw new ArgumentException(
                 $"Unknown optimizer '{name}'. Valid names: {string.Join(", ", Names)}.", nameof(name)),
         };
+    }
+
+    private static OptimizerOptions WithSettings(string whole, string settings, OptimizerOptions opts)
+    {
+        foreach (var part in settings.Split(',', StringSplitOptions.TrimEntries))
+        {
+            var kv = part.Split('=', StringSplitOptions.TrimEntries);
+            if (kv.Length != 2 || !float.TryParse(kv[1], System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out var v) || !float.IsFinite(v))
+                throw new ArgumentException($"Optimizer '{whole}': \"{part}\" is not key=number; write e.g. adam:beta1=0.5,beta2=0.999.", nameof(whole));
+            opts = kv[0].ToLowerInvariant() switch
+            {
+                "beta1" => opts with { Beta1 = v },
+                "beta2" => opts with { Beta2 = v },
+                "eps" => opts with { Eps = v },
+                "momentum" => opts with { Momentum = v },
+                "alpha" => opts with { Alpha = v },
+                _ => throw new ArgumentException($"Optimizer '{whole}': unknown setting \"{kv[0]}\"; valid: {string.Join(", ", SettingNames)}.", nameof(whole)),
+            };
+        }
+        return opts;
     }
 }

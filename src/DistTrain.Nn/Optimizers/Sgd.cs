@@ -16,13 +16,26 @@ public sealed class Sgd : Optimizer
     public override void Step(Span<float> values, ReadOnlySpan<float> grads, float lr, long t)
     {
         Elementwise.CheckLengths(this, values.Length, grads.Length);
+        Update(values, grads, lr);
+    }
+
+    public override bool Segmentable => true;
+
+    public override void StepSegment(Span<float> values, ReadOnlySpan<float> grads, float lr, long t, int offset)
+    {
+        Elementwise.CheckSegment(this, values.Length, grads.Length, offset);
+        Update(values, grads, lr);
+    }
+
+    private void Update(Span<float> values, ReadOnlySpan<float> grads, float lr)
+    {
         var op = new Op
         {
             P = ref MemoryMarshal.GetReference(values),
             G = ref Unsafe.AsRef(in MemoryMarshal.GetReference(grads)),
             NegLr = -lr, Wd = WeightDecay,
         };
-        Elementwise.Run(ref op, Length);
+        Elementwise.Run(ref op, values.Length);
     }
 
     public override string ToString() => $"SGD(weight_decay={WeightDecay})";

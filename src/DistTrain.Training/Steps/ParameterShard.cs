@@ -22,6 +22,7 @@ public sealed class ParameterShard
     {
         if (optimizer.Length != range.Length)
             throw new ArgumentException($"Shard {shard}: optimizer covers {optimizer.Length} floats, the range {range.Length}.", nameof(optimizer));
+        if (optimizer is GroupedOptimizer grouped) grouped.Bind(range.Offset);   // its groups are in the whole vector's coordinates
         Shard = shard;
         Range = range;
         Values = values;

@@ -1,7 +1,8 @@
 // DESIGN contract 2 for the presets whose step is unusual: conv_autoencoder (transposed convolutions), vae (a
 // random draw per sample and a KL term outside the output loss), perceptron (the perceptron criterion), esn's
 // readout trained by SGD (its reservoir is buffers built from the seed on every worker) and rbm (Gibbs chains keyed
-// per sample; the CD statistics are the gradient the shard sums). After
+// per sample; the CD statistics are the gradient the shard sums) and gan (latents keyed per sample, both players'
+// gradients per micro-batch, two optimizer groups). After
 // K sync steps the weights are bit-identical for the plain Trainer, 1 worker and 3 workers (in-process workers,
 // messages through the serializer, gradients through the TCP data plane).
 using System.Security.Cryptography;
@@ -37,6 +38,7 @@ public class ModelPresetDeterminismTests
     [InlineData("perceptron", 6, 2)]
     [InlineData("esn", 6, 2)]
     [InlineData("rbm", 24, 8)]
+    [InlineData("gan", 24, 8)]
     public async Task OneAndThreeWorkersGiveTheTrainersWeights(string preset, int batch, int micro)
     {
         var data = preset switch
