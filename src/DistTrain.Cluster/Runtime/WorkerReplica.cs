@@ -54,6 +54,8 @@ public sealed class WorkerReplica : IReplica, IDisposable
     private long _streamedBytes, _streamTicks, _waitStarted;
     private double _waitMs;
     private (double Loss, int Samples, int Correct, double ComputeMs) _computed;
+    private GradientCompression _compression;   // the job's: each gradient frame is encoded (GradientCodec) into _encoded
+    private byte[] _encoded = [];
 
     /// <param name="parametersArrived">Called on a receive thread after each parameter frame.</param>
     public WorkerReplica(string workerId, string nodeAddress, NodeEndpoints endpoints, Action parametersArrived)
@@ -76,6 +78,7 @@ public sealed class WorkerReplica : IReplica, IDisposable
         var model = spec.Build((ulong)(uint)train.Seed);
         _trainer = train.CreateTrainer(_train.Count, model);
         _mode = JobMapping.ModeOf(job);
+        _compression = GradientCodec.Parse(train.Compression);
         _statistics = new RunningStatistics(model);
         // Every mode: shard 0 folds them in the order its mode applies work (ShardCheckpointing.cs).
         _statisticsBuffer = new float[ShardCheckpointing.FrameLength(_statistics, _mode)];
@@ -193,18 +196,34 @@ public sealed class WorkerReplica : IReplica, IDisposable
         for (int s = 0; s < _shards.Length; s++)
         {
             var info = _shards[s];
-            long end = info.Offset + info.Length, lo = Math.Max(finalFrom, info.Offset), hi = _sentFrom[s];
+            // int8: a frame starts where every block it touches is final (its scale is over the whole block).
+            long from = final ? finalFrom : GradientCodec.EncodableFrom(_compression, finalFrom);
+            long end = info.Offset + info.Length, lo = Math.Max(from, info.Offset), hi = _sentFrom[s];
             bool nothingSent = hi == end;
             if (final ? lo >= hi && !nothingSent : hi - lo < _endpoints.GradientChunkFloats) continue;
             if (!_statisticsSent) { bytes += SendStatistics(w); _statisticsSent = true; }
             // Async: the header carries the version of this shard's range the gradient was computed on (for its staleness).
             long version = perShardVersion ? _modelShardVersion[s] : w.Version;
-            var h = new FrameHeader(FrameKind.Gradient, w.Step, w.MicroBatch, version, info.Shard, lo, (int)(hi - lo), 0, 0);
-            SendTo(s, h, grads.AsSpan((int)lo, (int)(hi - lo)));
-            bytes += (hi - lo) * sizeof(float);
+            var h = new FrameHeader(FrameHeader.GradientKind(_compression), w.Step, w.MicroBatch, version, info.Shard, lo, (int)(hi - lo), 0, 0);
+            bytes += SendGradientFrame(s, h, grads);
             _sentFrom[s] = lo;
         }
         return bytes;
+    }
+
+    /// <summary>Sends the frame <paramref name="h"/> names of the flat gradient, float32 or encoded; returns its payload bytes.</summary>
+    private long SendGradientFrame(int s, in FrameHeader h, float[] grads)
+    {
+        if (_compression == GradientCompression.None)
+        {
+            SendTo(s, h, grads.AsSpan((int)h.Offset, h.Length));
+            return (long)h.Length * sizeof(float);
+        }
+        long need = h.PayloadBytes;
+        if (_encoded.Length < need) _encoded = new byte[need];
+        int n = GradientCodec.Encode(_compression, grads, (int)h.Offset, h.Length, _encoded);
+        SendTo(s, h, default, _encoded.AsSpan(0, n));
+        return n;
     }
 
     /// <summary>
@@ -226,13 +245,19 @@ public sealed class WorkerReplica : IReplica, IDisposable
     /// the lease moved on while this process was paused, or it restarted its listener) is opened again and the frame sent once
     /// more; the shard drops it if another worker's copy came first. Throws when the shard cannot be reached at all.
     /// </summary>
-    private void SendTo(int s, in FrameHeader header, ReadOnlySpan<float> payload)
+    private void SendTo(int s, in FrameHeader header, ReadOnlySpan<float> payload, ReadOnlySpan<byte> encoded = default)
     {
-        try { _clients[s]!.Send(header, payload); return; }
+        try { Send(_clients[s]!, header, payload, encoded); return; }
         catch (IOException) { }
         _clients[s]?.Dispose();
         _clients[s] = _endpoints.Connect(_shards[s].DataHost, _shards[s].DataPort, _senderId);
-        _clients[s]!.Send(header, payload);
+        Send(_clients[s]!, header, payload, encoded);
+    }
+
+    private static void Send(DataPlaneClient client, in FrameHeader header, ReadOnlySpan<float> payload, ReadOnlySpan<byte> encoded)
+    {
+        if (header.Encoding == GradientCompression.None) client.Send(header, payload);
+        else client.SendEncoded(header, encoded);
     }
 
     /// <summary>Sync and local-sgd: copies the pushed values into the model when every shard has exactly <paramref name="version"/>.</summary>
