@@ -72,6 +72,7 @@ public sealed partial class Trainer
     private readonly ParameterShard _shard;   // the whole vector, on the model's values: sums, clips and applies each step
     private readonly Dictionary<int, Batch> _batches = [];
     private readonly float[] _augmentScratch = [];
+    private ErrorFeedback? _feedback;          // --compression topk: what earlier micro-batches did not send
 
     /// <param name="schedule">learning rate for a 0-based step.</param>
     public Trainer(Sequential model, Loss loss, Optimizer optimizer, Func<long, float> schedule, TrainerOptions options)
@@ -155,7 +156,9 @@ public sealed partial class Trainer
     {
         var r = ComputeGradient(data, indices, 1f / globalBatch, Step, microBatch);
         // A cluster's shard sums what it decodes from the worker's compressed frames: sum the same values here.
-        GradientCodec.RoundTrip(Options.Compression, _model.Store.Grads);
+        if (Options.Compression == GradientCompression.TopK)
+            (_feedback ??= new ErrorFeedback(_model.Store.Count)).Apply(_model.Store.Grads, 0, _model.Store.Count);
+        else GradientCodec.RoundTrip(Options.Compression, _model.Store.Grads);
         // Folded in index order straight from the model's gradient buffer, as a shard folds arrivals; a step of one
         // micro-batch uses that buffer as its sum (no copy). A non-finite gradient is refused, as on a cluster, where
         // its recomputation gives the same bits and stops the run.

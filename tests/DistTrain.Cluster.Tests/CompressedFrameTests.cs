@@ -44,6 +44,7 @@ public sealed class CompressedFrameTests
     [InlineData(GradientCompression.Bf16)]
     [InlineData(GradientCompression.Fp16)]
     [InlineData(GradientCompression.Int8)]
+    [InlineData(GradientCompression.TopK)]
     public void An_encoded_frame_arrives_decoded_and_a_corrupt_one_is_dropped(GradientCompression c)
     {
         const int n = 100_000, lo = 1000, len = 70_000; // a frame that starts and ends inside int8 blocks

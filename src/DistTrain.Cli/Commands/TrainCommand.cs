@@ -54,7 +54,7 @@ public sealed class TrainCommand : ICommandFactory
         var (tlsCert, tlsCa, insecure) = SecurityOptions.Create();
         var standardize = new Option<string>("--standardize") { Description = Models.ModelForData.StandardizeHelp, DefaultValueFactory = _ => "auto" };
         var metricsPort = new Option<int>("--metrics-port") { Description = "Serve live metrics for Prometheus at http://HOST:N/metrics while training (0 = off; docs/metrics.md)." };
-        var compression = new Option<string>("--compression") { Description = "Gradient compression on the data plane: none, bf16, fp16 or int8 (a float32 scale per 256 values); sync mode. One process rounds each micro-batch gradient the same way, so it still equals the cluster bit for bit (docs/modes.md).", DefaultValueFactory = _ => "none" };
+        var compression = new Option<string>("--compression") { Description = "Gradient compression on the data plane: none, bf16, fp16, int8 (a float32 scale per 256 values) or topk (10 of every 1,024 values, with error feedback); sync mode. One process rounds each micro-batch gradient the same way, so it still equals the cluster bit for bit (topk: a one-worker cluster; docs/modes.md).", DefaultValueFactory = _ => "none" };
         var metricsHost = new Option<string>("--metrics-host") { Description = "Interface the metrics endpoint listens on (default 127.0.0.1: this machine only; 0.0.0.0 = every interface).", DefaultValueFactory = _ => "127.0.0.1" };
         var cmd = new Command("train", "Train a model and write DIR/model.safetensors and DIR/metrics.jsonl.")
         {

@@ -26,6 +26,7 @@ public enum FrameKind : byte
     GradientBf16 = 6,
     GradientFp16 = 7,
     GradientInt8 = 8,
+    GradientTopK = 9,
 }
 
 /// <summary>
@@ -45,7 +46,7 @@ public readonly record struct FrameHeader(
     public long PayloadBytes => GradientCodec.EncodedBytes(Encoding, Offset, Length);
 
     /// <summary>A micro-batch gradient, whatever its encoding.</summary>
-    public bool IsGradient => Kind is FrameKind.Gradient or FrameKind.GradientBf16 or FrameKind.GradientFp16 or FrameKind.GradientInt8;
+    public bool IsGradient => Kind is FrameKind.Gradient or FrameKind.GradientBf16 or FrameKind.GradientFp16 or FrameKind.GradientInt8 or FrameKind.GradientTopK;
 
     /// <summary>How the payload encodes its Length values: float32 (None) but for the compressed gradient kinds.</summary>
     public GradientCompression Encoding => Kind switch
@@ -53,6 +54,7 @@ public readonly record struct FrameHeader(
         FrameKind.GradientBf16 => GradientCompression.Bf16,
         FrameKind.GradientFp16 => GradientCompression.Fp16,
         FrameKind.GradientInt8 => GradientCompression.Int8,
+        FrameKind.GradientTopK => GradientCompression.TopK,
         _ => GradientCompression.None,
     };
 
@@ -62,7 +64,9 @@ public readonly record struct FrameHeader(
         GradientCompression.Bf16 => FrameKind.GradientBf16,
         GradientCompression.Fp16 => FrameKind.GradientFp16,
         GradientCompression.Int8 => FrameKind.GradientInt8,
-        _ => FrameKind.Gradient,
+        GradientCompression.TopK => FrameKind.GradientTopK,
+        GradientCompression.None => FrameKind.Gradient,
+        _ => throw new ArgumentOutOfRangeException(nameof(c), c, "no frame kind for this gradient compression"),
     };
 
     public override string ToString() =>
@@ -100,7 +104,7 @@ public readonly record struct FrameHeader(
             var count = r.ReadArrayHeader();
             if (count != FieldCount) throw new InvalidDataException($"frame header has {count} fields, expected {FieldCount}");
             var kind = r.ReadByte();
-            if (kind > (byte)FrameKind.GradientInt8) throw new InvalidDataException($"frame kind {kind} is unknown");
+            if (kind > (byte)FrameKind.GradientTopK) throw new InvalidDataException($"frame kind {kind} is unknown");
             h = new FrameHeader((FrameKind)kind, r.ReadInt64(), r.ReadInt32(), r.ReadInt64(), r.ReadInt32(), r.ReadInt64(), r.ReadInt32(), r.ReadUInt64(), r.ReadInt32());
             if (!r.End) throw new InvalidDataException("trailing bytes after the frame header");
         }

@@ -56,6 +56,8 @@ public sealed class WorkerReplica : IReplica, IDisposable
     private (double Loss, int Samples, int Correct, double ComputeMs) _computed;
     private GradientCompression _compression;   // the job's: each gradient frame is encoded (GradientCodec) into _encoded
     private byte[] _encoded = [];
+    private ErrorFeedback? _feedback;            // topk: this worker's residual, and how far down it is applied to the gradient
+    private long _fedFrom;
 
     /// <param name="parametersArrived">Called on a receive thread after each parameter frame.</param>
     public WorkerReplica(string workerId, string nodeAddress, NodeEndpoints endpoints, Action parametersArrived)
@@ -79,6 +81,7 @@ public sealed class WorkerReplica : IReplica, IDisposable
         _trainer = train.CreateTrainer(_train.Count, model);
         _mode = JobMapping.ModeOf(job);
         _compression = GradientCodec.Parse(train.Compression);
+        _feedback = _compression == GradientCompression.TopK ? new ErrorFeedback(model.ParameterCount) : null;
         _statistics = new RunningStatistics(model);
         // Every mode: shard 0 folds them in the order its mode applies work (ShardCheckpointing.cs).
         _statisticsBuffer = new float[ShardCheckpointing.FrameLength(_statistics, _mode)];
@@ -170,6 +173,7 @@ public sealed class WorkerReplica : IReplica, IDisposable
         _streaming = streamed;
         for (int s = 0; s < _shards.Length; s++) _sentFrom[s] = _shards[s].Offset + _shards[s].Length;
         _statisticsSent = false;
+        _fedFrom = _trainer.Model.Store.Count;
         _streamedBytes = 0;
         _streamTicks = 0;
     }
@@ -193,12 +197,18 @@ public sealed class WorkerReplica : IReplica, IDisposable
     {
         long bytes = 0;
         var grads = _trainer.Model.Store.Grads;
+        // topk: fold the residual into the blocks that became final, once per micro-batch, before any of them is encoded.
+        long encodable = final ? finalFrom : GradientCodec.EncodableFrom(_compression, finalFrom);
+        if (_feedback is not null && encodable < _fedFrom)
+        {
+            _feedback.Apply(grads, (int)encodable, (int)_fedFrom);
+            _fedFrom = encodable;
+        }
         for (int s = 0; s < _shards.Length; s++)
         {
             var info = _shards[s];
-            // int8: a frame starts where every block it touches is final (its scale is over the whole block).
-            long from = final ? finalFrom : GradientCodec.EncodableFrom(_compression, finalFrom);
-            long end = info.Offset + info.Length, lo = Math.Max(from, info.Offset), hi = _sentFrom[s];
+            // int8 / topk: a frame starts where every block it touches is final (its scale or top-k is over the whole block).
+            long end = info.Offset + info.Length, lo = Math.Max(encodable, info.Offset), hi = _sentFrom[s];
             bool nothingSent = hi == end;
             if (final ? lo >= hi && !nothingSent : hi - lo < _endpoints.GradientChunkFloats) continue;
             if (!_statisticsSent) { bytes += SendStatistics(w); _statisticsSent = true; }

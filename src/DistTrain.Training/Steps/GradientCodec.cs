@@ -10,21 +10,32 @@
 //         flat vector, not on a frame, so a frame that begins or ends inside a block carries that block's scale, computed
 //         over the whole block. A block holding NaN or ±∞ gets scale NaN, so it decodes to NaN and is refused like the
 //         float32 gradient would be.
+//   topk  blocks of TopKBlock values on the flat vector; each keeps its TopK largest |x| (a non-finite value first,
+//         ties to the lower index) and zeroes the rest. Meant with error feedback (ErrorFeedback: what a block did not
+//         send is added to the next gradient), which lives with whoever computes the micro-batches: one process or one
+//         worker give the same bits, several workers do not (which worker carries which residual depends on timing).
 // A frame [offset, offset + n) is encoded as: bf16 / fp16 n little-endian uint16; int8 the scales of the blocks it
-// touches (float32 LE, in block order), then n signed bytes.
+// touches (float32 LE, in block order), then n signed bytes; topk TopK entries per block it touches (uint16 LE index in
+// the block, 0xFFFF for none, then the float32 LE value), including a block's entries outside the frame, which the
+// receiver skips.
 using System.Buffers.Binary;
 using System.Runtime.InteropServices;
 
 namespace DistTrain.Training.Steps;
 
-public enum GradientCompression : byte { None = 0, Bf16 = 1, Fp16 = 2, Int8 = 3 }
+public enum GradientCompression : byte { None = 0, Bf16 = 1, Fp16 = 2, Int8 = 3, TopK = 4 }
 
 public static class GradientCodec
 {
     /// <summary>Values per int8 scale: the scale costs 4 bytes per 256 (1.6%) and bounds an outlier's reach to its block.</summary>
     public const int Int8Block = 256;
 
-    public static readonly string[] Names = ["none", "bf16", "fp16", "int8"];
+    /// <summary>Top-k: values per block and values a block keeps (about 1%).</summary>
+    public const int TopKBlock = 1024, TopK = 10;
+    private const int TopKEntryBytes = sizeof(ushort) + sizeof(float);
+    private const ushort NoEntry = 0xFFFF;
+
+    public static readonly string[] Names = ["none", "bf16", "fp16", "int8", "topk"];
 
     public static string Name(GradientCompression c) => Names[(int)c];
 
@@ -33,7 +44,7 @@ public static class GradientCodec
     {
         int i = Array.IndexOf(Names, (text ?? "none").Trim().ToLowerInvariant());
         return i >= 0 ? (GradientCompression)i
-            : throw new ArgumentException($"--compression '{text}' is not known: use none, bf16, fp16 or int8.");
+            : throw new ArgumentException($"--compression '{text}' is not known: use none, bf16, fp16, int8 or topk.");
     }
 
     /// <summary>Bytes one frame of <paramref name="length"/> values starting at flat index <paramref name="offset"/> takes.</summary>
@@ -42,20 +53,26 @@ public static class GradientCodec
         GradientCompression.None => (long)length * sizeof(float),
         GradientCompression.Bf16 or GradientCompression.Fp16 => (long)length * sizeof(ushort),
         GradientCompression.Int8 => Int8Blocks(offset, length) * sizeof(float) + length,
+        GradientCompression.TopK => Blocks(TopKBlock, offset, length) * TopK * TopKEntryBytes,
         _ => throw new ArgumentOutOfRangeException(nameof(c), c, "unknown gradient compression"),
     };
 
     /// <summary>Int8 blocks that [offset, offset + length) touches (written without offset + length, which a hostile header
     /// could make overflow).</summary>
-    public static long Int8Blocks(long offset, int length) =>
-        length <= 0 ? 0 : ((offset % Int8Block) + length - 1) / Int8Block + 1;
+    public static long Int8Blocks(long offset, int length) => Blocks(Int8Block, offset, length);
+
+    private static long Blocks(int block, long offset, int length) => length <= 0 ? 0 : ((offset % block) + length - 1) / block + 1;
 
     /// <summary>
     /// Sync streaming: the backward has made the gradient final from <paramref name="finalFrom"/> on. A frame may start only
     /// where every int8 block it touches is final, i.e. at the next block boundary.
     /// </summary>
-    public static long EncodableFrom(GradientCompression c, long finalFrom) =>
-        c == GradientCompression.Int8 ? (finalFrom + Int8Block - 1) / Int8Block * Int8Block : finalFrom;
+    public static long EncodableFrom(GradientCompression c, long finalFrom) => c switch
+    {
+        GradientCompression.Int8 => (finalFrom + Int8Block - 1) / Int8Block * Int8Block,
+        GradientCompression.TopK => (finalFrom + TopKBlock - 1) / TopKBlock * TopKBlock,
+        _ => finalFrom,
+    };
 
     // ---- one value ----
 
@@ -128,6 +145,23 @@ public static class GradientCodec
                 }
                 break;
             }
+            case GradientCompression.TopK:
+            {
+                long first = offset / TopKBlock, blocks = Blocks(TopKBlock, offset, length);
+                Span<int> kept = stackalloc int[TopK];
+                for (long k = 0; k < blocks; k++)
+                {
+                    int from = (int)((first + k) * TopKBlock), count = SelectTopK(all.Slice(from, Math.Min(TopKBlock, all.Length - from)), kept);
+                    var entries = dst[(int)(k * TopK * TopKEntryBytes)..];
+                    for (int e = 0; e < TopK; e++)
+                    {
+                        var entry = entries[(e * TopKEntryBytes)..];
+                        BinaryPrimitives.WriteUInt16LittleEndian(entry, e < count ? (ushort)kept[e] : NoEntry);
+                        BinaryPrimitives.WriteSingleLittleEndian(entry[sizeof(ushort)..], e < count ? all[from + kept[e]] : 0f);
+                    }
+                }
+                break;
+            }
             default: throw new ArgumentOutOfRangeException(nameof(c), c, "unknown gradient compression");
         }
         return bytes;
@@ -163,9 +197,45 @@ public static class GradientCodec
                 }
                 break;
             }
+            case GradientCompression.TopK:
+            {
+                destination.Clear();
+                long first = offset / TopKBlock, blocks = Blocks(TopKBlock, offset, n);
+                for (long k = 0; k < blocks * TopK; k++)
+                {
+                    var entry = source[(int)(k * TopKEntryBytes)..];
+                    ushort index = BinaryPrimitives.ReadUInt16LittleEndian(entry);
+                    long at = (first + k / TopK) * TopKBlock + index - offset; // a hostile index ≥ TopKBlock lands outside or is skipped
+                    if (index != NoEntry && index < TopKBlock && at >= 0 && at < n)
+                        destination[(int)at] = BinaryPrimitives.ReadSingleLittleEndian(entry[sizeof(ushort)..]);
+                }
+                break;
+            }
             default: throw new ArgumentOutOfRangeException(nameof(c), c, "unknown gradient compression");
         }
     }
+
+    /// <summary>
+    /// Top-k of one block: the indices of its min(TopK, length) largest |x| (a non-finite value ranks above every finite
+    /// one; equal ranks go to the lower index), in increasing index order. Returns how many.
+    /// </summary>
+    public static int SelectTopK(ReadOnlySpan<float> block, Span<int> kept)
+    {
+        int count = 0;
+        for (int i = 0; i < block.Length; i++)
+        {
+            float r = Rank(block[i]);
+            if (count == TopK && r <= Rank(block[kept[count - 1]])) continue;
+            int at = count < TopK ? count++ : TopK - 1;
+            // Insertion into the list kept sorted by rank, descending; a later index never passes an equal rank.
+            while (at > 0 && Rank(block[kept[at - 1]]) < r) { kept[at] = kept[at - 1]; at--; }
+            kept[at] = i;
+        }
+        kept[..count].Sort();
+        return count;
+    }
+
+    private static float Rank(float x) => float.IsFinite(x) ? MathF.Abs(x) : float.PositiveInfinity;
 
     /// <summary>
     /// One process: replaces the whole flat gradient by what a shard decodes from it (Decode of Encode, value for value),
@@ -190,6 +260,20 @@ public static class GradientCodec
                     for (int i = from; i < to; i++) all[i] = FromInt8(ToInt8(all[i], scale), scale);
                 }
                 return;
+            case GradientCompression.TopK:
+            {
+                Span<int> kept = stackalloc int[TopK];
+                Span<float> values = stackalloc float[TopK];
+                for (int from = 0; from < all.Length; from += TopKBlock)
+                {
+                    var block = all.Slice(from, Math.Min(TopKBlock, all.Length - from));
+                    int count = SelectTopK(block, kept);
+                    for (int e = 0; e < count; e++) values[e] = block[kept[e]];
+                    block.Clear();
+                    for (int e = 0; e < count; e++) block[kept[e]] = values[e];
+                }
+                return;
+            }
             default: throw new ArgumentOutOfRangeException(nameof(c), c, "unknown gradient compression");
         }
     }

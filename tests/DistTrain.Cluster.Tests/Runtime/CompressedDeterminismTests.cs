@@ -68,4 +68,32 @@ public class CompressedDeterminismTests
         Assert.Equal(Steps, one.BytesSent.Length);
         Assert.All(one.BytesSent, b => Assert.Equal(Batch / Micro * perMicroBatch, b));
     }
+
+    [Fact]
+    public async Task TopKWithErrorFeedbackOnOneWorkerIsTheOneProcessRunAndThreeWorkersTrain()
+    {
+        // The residual belongs to whoever computes the micro-batches: one worker (streaming its blocks as the backward
+        // makes them final, over 2 shards) is the one-process Trainer bit for bit; 3 workers share the work, so theirs differ
+        // from run to run, and must still train.
+        var data = TestData.WriteIdx(200, 50);
+        var job = Job(data, "topk");
+        var (train, _) = DatasetSpec.Parse(data).Load();
+        var trainer = job.CreateTrainer(train.Count);
+        trainer.Fit(train);
+        var reference = trainer.Model.Store.Values.ToArray();
+        var plain = Job(data, "none").CreateTrainer(train.Count);
+        plain.Fit(train);
+
+        var one = await RunCluster(job, 1, 2, "disttrain.data-plane.gradient-chunk-floats = 16");
+        var three = await RunCluster(job, 3, 2, "disttrain.data-plane.gradient-chunk-floats = 16");
+
+        Assert.Equal(reference, one.Values);
+        Assert.NotEqual(plain.Model.Store.Values, reference);
+        var initial = job.Spec().Build((ulong)job.Seed).Store.Values;
+        Assert.All(three.Values, v => Assert.True(float.IsFinite(v)));
+        Assert.NotEqual(initial, three.Values);
+        // 7,890 values = 8 blocks of 10 entries of 6 bytes per shard frame set; with 2 shards the block holding the
+        // boundary goes to both: at least 8 blocks' worth per micro-batch, a fraction of float32's 31,560 bytes.
+        Assert.All(one.BytesSent, b => Assert.InRange(b, Batch / Micro * 8 * 60, Batch / Micro * 12 * 60));
+    }
 }

@@ -220,6 +220,7 @@ public class GradientCodecTests
     [InlineData(GradientCompression.Bf16)]
     [InlineData(GradientCompression.Fp16)]
     [InlineData(GradientCompression.Int8)]
+    [InlineData(GradientCompression.TopK)]
     public void FramesCutAnywhereDecodeToTheWholeVectorsRoundTrip(GradientCompression c)
     {
         var rng = new Random(7);
@@ -235,8 +236,12 @@ public class GradientCodecTests
         {
             int lo = cuts[f], n = cuts[f + 1] - lo;
             int bytes = GradientCodec.Encode(c, x, lo, n, buffer);
-            long blocks = n == 0 ? 0 : (lo + n - 1) / 256 - lo / 256 + 1;
-            long expected = c switch { GradientCompression.None => 4L * n, GradientCompression.Int8 => n + 4 * blocks, _ => 2L * n };
+            long blocks = n == 0 ? 0 : (lo + n - 1) / 256 - lo / 256 + 1, topBlocks = n == 0 ? 0 : (lo + n - 1) / 1024 - lo / 1024 + 1;
+            long expected = c switch
+            {
+                GradientCompression.None => 4L * n, GradientCompression.Int8 => n + 4 * blocks,
+                GradientCompression.TopK => topBlocks * 10 * 6, _ => 2L * n,
+            };
             Assert.Equal(expected, bytes);
             Assert.Equal(expected, GradientCodec.EncodedBytes(c, lo, n));
             GradientCodec.Decode(c, lo, buffer.AsSpan(0, bytes), got.AsSpan(lo, n));
@@ -258,11 +263,70 @@ public class GradientCodecTests
         Assert.Equal(int.MaxValue + 4 * hostile, GradientCodec.EncodedBytes(GradientCompression.Int8, long.MaxValue, int.MaxValue));
     }
 
+    /// <summary>Top-k by sorting the whole block: rank |x| (non-finite first) descending, then index ascending.</summary>
+    private static int[] TopKReference(float[] block) =>
+        Enumerable.Range(0, block.Length).OrderByDescending(i => float.IsFinite(block[i]) ? Math.Abs((double)block[i]) : double.PositiveInfinity)
+            .ThenBy(i => i).Take(GradientCodec.TopK).Order().ToArray();
+
+    [Theory]
+    [InlineData(1, 1024)]
+    [InlineData(2, 3)]      // a short last block: all of it
+    [InlineData(3, 1024)]   // with ties and non-finite values
+    [InlineData(4, 700)]
+    public void TopKKeepsTheLargestMagnitudesLikeSorting(int seed, int n)
+    {
+        var rng = new Random(seed);
+        var block = new float[n];
+        for (int i = 0; i < n; i++) block[i] = (float)((rng.NextDouble() * 2 - 1) * Math.Pow(10, rng.Next(-6, 0)));
+        if (seed == 3)
+        {
+            for (int i = 0; i < 40; i++) block[rng.Next(n)] = (i % 2 == 0 ? 1f : -1f); // 20+ ties at the top: lower indices win
+            block[900] = float.NaN; block[5] = float.NegativeInfinity;
+        }
+        Span<int> kept = stackalloc int[GradientCodec.TopK];
+        int count = GradientCodec.SelectTopK(block, kept);
+        Assert.Equal(TopKReference(block), kept[..count].ToArray());
+        var all = block.ToArray();
+        GradientCodec.RoundTrip(GradientCompression.TopK, all);
+        for (int i = 0; i < n; i++) Assert.Equal(kept[..count].Contains(i) ? block[i] : 0f, all[i]);
+    }
+
+    [Fact]
+    public void ErrorFeedbackSendsTopKOfGradientPlusResidualAndKeepsTheRestExactly()
+    {
+        const int n = 2500; // two whole blocks and a short one
+        var rng = new Random(9);
+        var feedback = new ErrorFeedback(n);
+        for (int step = 0; step < 30; step++)
+        {
+            var g = new float[n];
+            for (int i = 0; i < n; i++) g[i] = (float)((rng.NextDouble() * 2 - 1) * 1e-3);
+            var a = new float[n];
+            for (int i = 0; i < n; i++) a[i] = g[i] + feedback.Residual[i];
+            var sent = g.ToArray();
+            // Streamed like a worker's backward: the last blocks first, then the rest.
+            feedback.Apply(sent, 2048, n);
+            feedback.Apply(sent, 0, 2048);
+            var want = a.ToArray();
+            GradientCodec.RoundTrip(GradientCompression.TopK, want);
+            Assert.Equal(want, sent);
+            for (int i = 0; i < n; i++)
+            {
+                Assert.Equal(a[i], sent[i] + feedback.Residual[i]); // nothing lost: one of the two is a, the other 0
+            }
+            Assert.True(sent.Count(v => v != 0) <= 3 * GradientCodec.TopK);
+        }
+        // The residual has grown past most single gradients: values wait and are then sent whole.
+        Assert.Contains(feedback.Residual.ToArray(), r => Math.Abs(r) > 1e-3);
+        Assert.Throws<ArgumentOutOfRangeException>(() => feedback.Apply(new float[n], 100, n));
+    }
+
     [Theory]
     [InlineData("none", GradientCompression.None)]
     [InlineData("BF16", GradientCompression.Bf16)]
     [InlineData(" fp16", GradientCompression.Fp16)]
     [InlineData("int8", GradientCompression.Int8)]
+    [InlineData("TopK", GradientCompression.TopK)]
     [InlineData(null, GradientCompression.None)]
     public void ParsesTheFourNames(string? text, GradientCompression want) => Assert.Equal(want, GradientCodec.Parse(text));
 
@@ -271,6 +335,6 @@ public class GradientCodecTests
     {
         var e = Assert.Throws<ArgumentException>(() => GradientCodec.Parse("int4"));
         Assert.Contains("--compression 'int4' is not known", e.Message);
-        Assert.Contains("none, bf16, fp16 or int8", e.Message);
+        Assert.Contains("none, bf16, fp16, int8 or topk", e.Message);
     }
 }
