@@ -328,7 +328,7 @@ public class GradientCodecTests
     [InlineData("int8", GradientCompression.Int8)]
     [InlineData("TopK", GradientCompression.TopK)]
     [InlineData(null, GradientCompression.None)]
-    public void ParsesTheFourNames(string? text, GradientCompression want) => Assert.Equal(want, GradientCodec.Parse(text));
+    public void ParsesTheFiveNames(string? text, GradientCompression want) => Assert.Equal(want, GradientCodec.Parse(text));
 
     [Fact]
     public void AnUnknownNameIsRefusedByName()
