@@ -1,24 +1,29 @@
 #!/usr/bin/env bash
 # Local multi-process cluster on 127.0.0.1: one coordinator process (`disttrain train ... --cluster-port`),
 # N worker processes (`disttrain node --roles worker`) and, with --ps-nodes P, P parameter-server processes
-# (`disttrain node --roles ps`) that hold the shards (without it the coordinator's process holds them). Waits for the result (the same DIR/model.safetensors
-# as `disttrain train`) and stops every process on exit, on Ctrl-C, or as soon as one of them fails.
-#   scripts/local-cluster.sh --workers 2 [--ps-shards 1] [--ps-nodes P] [--port 4053] [--worker-threads T] -- --model cnn --dataset fashion-mnist --out runs/cnn
+# (`disttrain node --roles ps`) that hold the shards (without it the coordinator's process holds them), and with --ps-spares K
+# K more that wait as spares. Waits for the result (the same DIR/model.safetensors as `disttrain train`) and stops every
+# process on exit, on Ctrl-C, or when the coordinator fails. Like a process supervisor it restarts a parameter-server
+# process that dies: the coordinator gives the lost range to a spare (or to the restarted process) and the shards roll back
+# to the state it holds; a worker that dies is not restarted (training goes on with the others).
+#   scripts/local-cluster.sh --workers 2 [--ps-shards 1] [--ps-nodes P] [--ps-spares K] [--port 4053] [--worker-threads T] -- --model cnn --dataset fashion-mnist --out runs/cnn
 set -euo pipefail
 cd "$(dirname "$0")/.."
-workers=2; shards=""; psnodes=0; port=${DISTTRAIN_PORT:-0}; wthreads=0
+workers=2; shards=""; psnodes=0; spares=0; port=${DISTTRAIN_PORT:-0}; wthreads=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --workers) workers=$2; shift 2 ;;
     --ps-shards) shards=$2; shift 2 ;;
     --ps-nodes) psnodes=$2; shift 2 ;;
+    --ps-spares) spares=$2; shift 2 ;;
     --port) port=$2; shift 2 ;;
     --worker-threads) wthreads=$2; shift 2 ;;
     --) shift; break ;;
-    *) echo "local-cluster.sh: unknown option $1 (expected --workers N, --ps-shards S, --ps-nodes P, --port P, --worker-threads T, then -- and the train options)" >&2; exit 2 ;;
+    *) echo "local-cluster.sh: unknown option $1 (expected --workers N, --ps-shards S, --ps-nodes P, --ps-spares K, --port P, --worker-threads T, then -- and the train options)" >&2; exit 2 ;;
   esac
 done
 [ -n "$shards" ] || { [ "$psnodes" -gt 0 ] && shards=$psnodes || shards=1; }
+if [ "$spares" -gt 0 ] && [ "$psnodes" -eq 0 ]; then echo "local-cluster.sh: --ps-spares needs --ps-nodes (spares stand in for parameter-server processes)" >&2; exit 2; fi
 if [ "$psnodes" -gt 0 ] && [ $((shards % psnodes)) -ne 0 ]; then
   echo "local-cluster.sh: --ps-shards $shards does not divide among --ps-nodes $psnodes; give a multiple of it" >&2; exit 2
 fi
@@ -41,26 +46,33 @@ pslocal=(); [ "$psnodes" -gt 0 ] && pslocal=(--ps-local 0)
 dotnet "$dll" train "$@" --workers 0 --ps-shards "$shards" "${pslocal[@]}" --cluster-port "$port" --wait-workers "$workers" &
 coord=$!; pids+=("$coord")
 seed="akka.tcp://disttrain@127.0.0.1:$port"
-for i in $(seq 1 "$psnodes"); do
-  dotnet "$dll" node --roles ps --ps-actors $((shards / psnodes)) --seed-nodes "$seed" >"$logs/ps$i.log" 2>&1 &
+start_ps() { dotnet "$dll" node --roles ps --ps-actors $((shards / psnodes)) --seed-nodes "$seed" >>"$logs/ps$1.log" 2>&1 & }
+psall=$((psnodes + spares))
+for i in $(seq 1 "$psall"); do
+  start_ps "$i"
   pids+=("$!")
 done
 for i in $(seq 1 "$workers"); do
   dotnet "$dll" node --roles worker --seed-nodes "$seed" --threads "$wthreads" >"$logs/worker$i.log" 2>&1 &
   pids+=("$!")
 done
-echo "local-cluster: coordinator pid $coord on $seed, $psnodes parameter-server process(es), $workers worker process(es); their logs in $logs" >&2
+echo "local-cluster: coordinator pid $coord on $seed, $psnodes parameter-server process(es) and $spares spare(s), $workers worker process(es); their logs in $logs" >&2
 # Wait for the coordinator; stop early if a worker process dies while it runs.
 while kill -0 "$coord" 2>/dev/null; do
-  for i in $(seq 1 $((psnodes + workers))); do
+  for i in $(seq 1 $((psall + workers))); do
     p=${pids[$i]}
-    if ! kill -0 "$p" 2>/dev/null && kill -0 "$coord" 2>/dev/null; then
+    if [ "$p" -gt 0 ] && ! kill -0 "$p" 2>/dev/null && kill -0 "$coord" 2>/dev/null; then
       wait "$p" && rc=0 || rc=$?
-      if [ "$rc" -ne 0 ]; then
-        if [ "$i" -le "$psnodes" ]; then echo "local-cluster: parameter-server process $i exited with $rc (log: $logs/ps$i.log); its shards are lost, stopping" >&2; exit "$rc"; fi
-        echo "local-cluster: worker $((i - psnodes)) exited with $rc (log: $logs/worker$((i - psnodes)).log); training goes on with the others" >&2
-      fi
       pids[$i]=0
+      if [ "$rc" -ne 0 ]; then
+        if [ "$i" -le "$psall" ]; then
+          echo "local-cluster: parameter-server process $i exited with $rc (log: $logs/ps$i.log); restarting it (its range goes to a spare, or back to it)" >&2
+          start_ps "$i"
+          pids[$i]=$!
+          continue
+        fi
+        echo "local-cluster: worker $((i - psall)) exited with $rc (log: $logs/worker$((i - psall)).log); training goes on with the others" >&2
+      fi
     fi
   done
   sleep 1

@@ -43,6 +43,7 @@ public static class MessageSamples
         new PeerConnectionLost(1, 123456789),
         new RuntimeMessages.LeaseMoved(470, 5, "worker-1"),
         new RuntimeMessages.RequestShard("node-ps-1", WireProtocol.Version),
+        new RuntimeMessages.ShardStandby("every key range has an owner"),
         new RuntimeMessages.ShardAssignment(1, 2, 600_000, 222_410,
             new JobDescription("job-7", "{}", "sha256:ab12", 822_410, Data, Hyper)),
         new RuntimeMessages.WorkerEndpoint("worker-1", 5, "127.0.0.1", 40010),

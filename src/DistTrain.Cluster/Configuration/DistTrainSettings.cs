@@ -21,12 +21,15 @@ public sealed record DistTrainSettings(
     /// <summary>The shortest lease on a micro-batch (disttrain.lease-floor) and its length in median step times (lease-step-multiple).</summary>
     public TimeSpan LeaseFloor { get; init; } = TimeSpan.FromSeconds(1);
     public double LeaseStepMultiple { get; init; } = 4;
+    /// <summary>Sync runs: every this many steps the coordinator keeps the shards' state in memory, the point a lost shard's
+    /// replacement and the others roll back to (disttrain.replicate-every); 0 = checkpoints and the start only.</summary>
+    public long ReplicateEvery { get; init; } = 10;
 
     /// <summary>Every key allowed under `disttrain`; anything else in a config file is an error.</summary>
     public static readonly HashSet<string> KnownKeys =
     [
         "disttrain.system-name", "disttrain.max-message-bytes", "disttrain.join-timeout", "disttrain.coordinator-lost-timeout",
-        "disttrain.lease-floor", "disttrain.lease-step-multiple",
+        "disttrain.lease-floor", "disttrain.lease-step-multiple", "disttrain.replicate-every",
         "disttrain.data-plane.host", "disttrain.data-plane.port", "disttrain.data-plane.max-frame-bytes",
         "disttrain.data-plane.socket-buffer-bytes", "disttrain.data-plane.connect-timeout", "disttrain.data-plane.gradient-chunk-floats",
         "disttrain.data-plane.max-connections", "disttrain.data-plane.hello-timeout", "disttrain.data-plane.read-timeout", "disttrain.data-plane.idle-timeout",
@@ -84,6 +87,8 @@ public sealed record DistTrainSettings(
         if (floor <= TimeSpan.Zero) throw new ArgumentException($"disttrain.lease-floor = {floor} must be positive, e.g. 1s.");
         var multiple = Read(config, "disttrain.lease-step-multiple", c => c.GetDouble("disttrain.lease-step-multiple", 0), "a number such as 4");
         if (!(multiple >= 1) || double.IsInfinity(multiple)) throw new ArgumentException($"disttrain.lease-step-multiple = {multiple} must be at least 1, e.g. 4.");
+        var replicate = Read(config, "disttrain.replicate-every", c => c.GetLong("disttrain.replicate-every", -1), "a number of steps");
+        if (replicate < 0) throw new ArgumentException($"disttrain.replicate-every = {replicate} must be 0 (checkpoints only) or a number of steps, e.g. 10.");
         var name = config.GetString("disttrain.system-name", "");
         if (string.IsNullOrWhiteSpace(name) || !name.All(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_'))
             throw new ArgumentException($"disttrain.system-name = '{name}' must be letters, digits, '-' or '_'.");
@@ -91,7 +96,7 @@ public sealed record DistTrainSettings(
         var (tls, warning) = ReadTls(config, string.IsNullOrEmpty(publicHost) ? remoteHost : publicHost, remoteHost);
         return new DistTrainSettings(name, maxMessage, join, new DataPlaneSettings(dpHost, dpPort, maxFrame, buffer, connect, chunk, limits), tls, warning)
         {
-            CoordinatorLostTimeout = lost, LeaseFloor = floor, LeaseStepMultiple = multiple,
+            CoordinatorLostTimeout = lost, LeaseFloor = floor, LeaseStepMultiple = multiple, ReplicateEvery = replicate,
         };
     }
 

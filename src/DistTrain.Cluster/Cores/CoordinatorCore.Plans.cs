@@ -53,6 +53,8 @@ public sealed partial class CoordinatorCore
         WorkLedger Ledger();
         /// <summary>Continues from a snapshot's ledger (CoordinatorCore.Restore): nothing leased, what is not done goes out again.</summary>
         void Restore(WorkLedger ledger);
+        /// <summary>Every shard was rolled back to <paramref name="step"/> (a shard was replaced): hand out its work again, nothing leased.</summary>
+        void Restart(long step);
         /// <summary>From now on a lease older than this is handed out again.</summary>
         TimeSpan LeaseTimeout { set; }
     }
@@ -80,6 +82,12 @@ public sealed partial class CoordinatorCore
             Begin(first, first: true);
         }
 
+        public void Restart(long step)
+        {
+            _queue.Begin(step);
+            Begin(step, first: true);
+        }
+
         private DateTime _begun;          // when the current step began
         private bool _hangReported;
 
@@ -105,6 +113,7 @@ public sealed partial class CoordinatorCore
                 long version = v;
                 if (version == c._units) c.Snapshot(version, c.Final);
                 else if (c.IsCheckpointStep(version)) c.Snapshot(version, () => c.WriteCheckpoint(version));
+                else if (c.IsReplicaStep(version)) c.Snapshot(version, () => { }); // kept in memory (Keep) for a roll-back
             }
         }
 
@@ -149,6 +158,7 @@ public sealed partial class CoordinatorCore
 
         private void StepApplied()
         {
+            c.ReportRecovery(c._step);
             c._log.End(c._step);
             c.StepTimed();
             long next = c._step + 1;
@@ -231,6 +241,8 @@ public sealed partial class CoordinatorCore
         public int WorkerLeft(string id) => _queue.WorkerLeft(id);
 
         public bool Release(long step, int microBatch) => _queue.Release(step, microBatch);
+
+        public void Restart(long step) => throw new InvalidOperationException("An async run does not roll its shards back.");
 
         public void ServeWaiting() { }
 

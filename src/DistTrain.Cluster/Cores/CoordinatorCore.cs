@@ -21,6 +21,10 @@ namespace DistTrain.Cluster.Cores;
 /// <summary>The coordinator's run is over: what it wrote, or why it stopped.</summary>
 public sealed record Completed(RunCompleted Result) : Effect;
 
+/// <summary>Hold an idle data-plane connection to shard <paramref name="Shard"/>'s listener and call the core's ShardLinkLost when
+/// it closes: a process that dies closes it at once, long before Akka's failure detector and downing.</summary>
+public sealed record WatchShardLink(int Shard, string Host, int Port) : Effect;
+
 /// <summary>
 /// What a coordinator knows that its shards and workers do not: where the run is, which micro-batches every shard
 /// has, which shard owns which range, which snapshots are asked for. Peers and leases are not in it: a coordinator
@@ -63,6 +67,9 @@ public sealed partial class CoordinatorCore : IDisposable
     private readonly StepLog _log;
     private readonly LeasePolicy _lease;
     private long _step = -1;               // the unit being applied (async: 0 once started); -1 before the start
+    private long _recoveryVersion;         // sync: the newest state held whole (the start, or a snapshot collected since)
+    private bool _recovering;              // a shard was lost: every shard is being rolled back to _recoveryVersion
+    private readonly HashSet<string> _spares = [];   // PS actors told that every range has an owner
     private bool _finishing, _allApplied, _finalCollected;
 
     public CoordinatorCore(TrainJob job, int trainCount, int parameterCount, CoordinatorSettings settings, ICoordinatorStore store,
@@ -95,6 +102,7 @@ public sealed partial class CoordinatorCore : IDisposable
             StepOfUnit = unit => settings.Mode.LastStepOf(unit, _planSteps),
         };
         if (!restored) _log.Record("run", settings.Mode.Metadata());
+        _recoveryVersion = settings.Resume?.Step ?? 0;
         _lease = new LeasePolicy(settings.LeaseFloor < settings.LeaseTimeout ? settings.LeaseFloor : settings.LeaseTimeout, settings.LeaseStepMultiple,
             settings.LeaseTimeout);
         _plan = settings.Mode.Mode == TrainingMode.Async ? new AsyncPlan(this) : new BarrierPlan(this);
@@ -145,7 +153,7 @@ public sealed partial class CoordinatorCore : IDisposable
         switch (message)
         {
             case RequestShard r: OnRequestShard(from, r); break;
-            case RegisterShard r: OnRegisterShard(r); break;
+            case RegisterShard r: OnRegisterShard(from, r); break;
             case ShardRestored r: OnShardRestored(r); break;
             case RequestJob r:
                 _out.Send(from, r.ProtocolVersion == WireProtocol.Version ? Description : new RegisterRejected(r.WorkerId, VersionMismatch(r.ProtocolVersion)));
@@ -155,7 +163,8 @@ public sealed partial class CoordinatorCore : IDisposable
             case GradientRejected r: OnRejected(r); break;
             case PeerConnectionLost l when Array.IndexOf(_shardPeers, from) == l.Shard: OnConnectionLost(l); break;
             case MicroBatchDone d: _log.Add(d); break;
-            case NormShare n: OnNormShare(n); break;
+            case NormShare n when !_recovering: OnNormShare(n); break;
+            case var _ when _recovering: break; // the shards' word on versions that are being rolled back
             default: _plan.Handle(message); break;
         }
         return _out.Take();
@@ -165,6 +174,16 @@ public sealed partial class CoordinatorCore : IDisposable
     public IReadOnlyList<Effect> PeerLeft(string peer)
     {
         if (_workerByPeer.Remove(peer, out var id)) OnWorkerLeft(id);
+        else if (Array.IndexOf(_shardPeers, peer) is >= 0 and var s) ShardLost(s, "its actor stopped or its node left the cluster");
+        _spares.Remove(peer);
+        return _out.Take();
+    }
+
+    /// <summary>The idle connection to a shard's data-plane listener (WatchShardLink) closed: its process is gone.</summary>
+    public IReadOnlyList<Effect> ShardLinkLost(int shard, string host, int port)
+    {
+        if ((uint)shard < (uint)_shards.Length && _shards[shard] is { } info && info.DataHost == host && info.DataPort == port)
+            ShardLost(shard, $"its data-plane listener {host}:{port} closed the coordinator's connection (the process died)");
         return _out.Take();
     }
 
@@ -176,7 +195,7 @@ public sealed partial class CoordinatorCore : IDisposable
             _overdueSince.Remove(version);
             then();
             // The final state stays until Finish has written it: it can arrive before the last version is published.
-            if (version != _plan.FinalVersion) _store.Release(version);
+            if (version != _plan.FinalVersion) Keep(version);
         }
         return _out.Take();
     }
@@ -184,7 +203,7 @@ public sealed partial class CoordinatorCore : IDisposable
     public IReadOnlyList<Effect> Timer(string name)
     {
         if (name == SnapshotTimer) WatchSnapshots();
-        else if (!_finishing) _plan.Timer(name);
+        else if (!_finishing && !_recovering) _plan.Timer(name);
         return _out.Take();
     }
 
@@ -208,26 +227,36 @@ public sealed partial class CoordinatorCore : IDisposable
         if (s < 0) s = Enumerable.Range(0, _shards.Length).FirstOrDefault(i => _shardPeers[i] is null && _shards[i] is null, -1);
         if (s < 0)
         {
+            // A spare: it keeps asking, and the first to ask after a shard is lost takes that shard's range.
+            if (!_spares.Add(from)) return;
             var taken = string.Join(", ", _ranges.Select((k, i) => $"shard {i} {k} on {_shards[i]?.OwnerAddress ?? _shardPeers[i]}"));
-            _out.Log(Severity.Warning, $"Parameter-server actor {r.NodeId} refused: every key range is taken ({taken})");
-            _out.Send(from, new RegisterRejected(r.NodeId, $"all {_shards.Length} key ranges of the {Description.ParameterCount} parameters are taken ({taken}); " +
-                "start the job with more --ps-shards, or a lower --ps-local so the coordinator's process hosts fewer of them."));
+            _out.Add(new Watch(from));
+            _out.Report($"PS actor {r.NodeId} waits as a spare: all {_shards.Length} key ranges are taken");
+            _out.Send(from, new ShardStandby($"all {_shards.Length} key ranges of the {Description.ParameterCount} parameters are taken ({taken}); " +
+                "it takes over the range of a shard that is lost. For more shards, start the job with more --ps-shards (or a lower --ps-local)."));
             return;
         }
-        _shardPeers[s] = from;
-        _out.Add(new Watch(from));
-        _out.Send(from, new ShardAssignment(s, _shards.Length, _ranges[s].Offset, _ranges[s].Length, Description));
+        AssignShard(from, s);
     }
 
-    private void OnRegisterShard(RegisterShard r)
+    private void AssignShard(string peer, int s)
     {
-        if ((uint)r.Shard >= (uint)_shards.Length) return;
+        _spares.Remove(peer);
+        _shardPeers[s] = peer;
+        _out.Add(new Watch(peer));
+        _out.Send(peer, new ShardAssignment(s, _shards.Length, _ranges[s].Offset, _ranges[s].Length, Description));
+    }
+
+    private void OnRegisterShard(string from, RegisterShard r)
+    {
+        // Only from the actor the range was assigned to: a lost shard's late word must not take the range back.
+        if ((uint)r.Shard >= (uint)_shards.Length || _shardPeers[r.Shard] != from) return;
         _shards[r.Shard] = new ShardInfo(r.Shard, r.Offset, r.Length, r.OwnerAddress, r.DataHost, r.DataPort);
+        _out.Add(new WatchShardLink(r.Shard, r.DataHost, r.DataPort));
         _out.Report($"shard {r.Shard} of {_shards.Length} holds [{r.Offset}, {r.Offset + r.Length}) on {r.OwnerAddress}");
-        if (_settings.Resume is not null && !_restored[r.Shard] && _step < 0)
+        if (_recovering || _settings.Resume is not null && !_restored[r.Shard] && _step < 0)
         {
-            try { _store.SendRestore(_shards[r.Shard]!); }
-            catch (IOException e) { _out.Log(Severity.Error, $"Cannot send shard {r.Shard} its checkpoint state: {e.Message}"); }
+            SendRestore(r.Shard);
             return; // up once it answers ShardRestored
         }
         _restored[r.Shard] = true;
@@ -236,15 +265,113 @@ public sealed partial class CoordinatorCore : IDisposable
 
     private void OnShardRestored(ShardRestored r)
     {
-        if ((uint)r.Shard >= (uint)_restored.Length || _restored[r.Shard]) return;
+        if ((uint)r.Shard >= (uint)_restored.Length || _restored[r.Shard] || _recovering && r.Version != _recoveryVersion) return;
         _restored[r.Shard] = true;
         _out.Report($"PS shard {r.Shard} restored at step {r.Version}");
         ShardUp();
     }
 
+    /// <summary>Sends shard <paramref name="shard"/> the state it starts from: the resumed checkpoint, or (recovering) the newest state held.</summary>
+    private void SendRestore(int shard)
+    {
+        long version = _recovering ? _recoveryVersion : _settings.Resume!.Step;
+        try { _store.SendRestore(version, _shards[shard]!); }
+        catch (IOException e) { _out.Log(Severity.Error, $"Cannot send shard {shard} its state of step {version}: {e.Message}"); }
+    }
+
+    // ---- recovery: a lost shard's range goes to a spare, and every shard rolls back to the newest state held ----
+
+    /// <summary>
+    /// A shard's process is gone (its link closed, or Akka says its actor or node left). Sync: its range goes to the first
+    /// spare (or restarted) `ps` actor that asks, every shard is rolled back to the newest state the coordinator holds, and the
+    /// steps after it are computed again: they give the same bits, so the run ends as if nothing had happened. The other
+    /// shards forget their workers (they are told again where to push once the workers hold the new layout).
+    /// </summary>
+    private void ShardLost(int s, string why)
+    {
+        if (_finishing || _shardPeers[s] is null) return;
+        string owner = _shards[s]?.OwnerAddress ?? _shardPeers[s]!;
+        _shardPeers[s] = null;
+        _shards[s] = null;
+        _restored[s] = false;
+        if (_step < 0)
+        {
+            _out.Report($"shard {s} lost before the start ({why}); waiting for a ps node to take {_ranges[s]}");
+            return;
+        }
+        if (_settings.Mode.Mode != TrainingMode.Sync)
+        {
+            _finishing = true;
+            string error = $"PS shard {s} on {owner} was lost ({why}); a {_settings.Mode.Mode} run cannot roll its shards back (sync runs can). " +
+                "Train in sync mode, or start again.";
+            _out.Report(error);
+            var done = new TrainingDone(_planSteps, _units, error);
+            foreach (var w in _workers.Values) _out.Send(w.Peer, done);
+            foreach (var p in _shardPeers) if (p is not null) _out.Send(p, done);
+            _out.Add(new Completed(new RunCompleted(Math.Max(_step, 0), null, double.NaN, double.NaN, error)));
+            return;
+        }
+        long at = _step;
+        _recovering = true;
+        Array.Fill(_restored, false);
+        _idle.Clear();
+        _withEndpoint.Clear();
+        foreach (var id in _workers.Keys)
+            foreach (var p in _shardPeers) if (p is not null) _out.Send(p, new WorkerGone(id));
+        _out.Log(Severity.Warning, $"PS shard {s} on {owner} was lost: {why}. Every shard rolls back to step {_recoveryVersion} (the newest state " +
+            $"the coordinator holds) and steps {_recoveryVersion}..{at} are computed again; range {_ranges[s]} goes to the first spare or restarted ps node");
+        _out.Report($"shard {s} lost ({why}) during step {at}; rolling back to step {_recoveryVersion}, waiting for a ps node to take {_ranges[s]}");
+        for (int i = 0; i < _shards.Length; i++) if (_shards[i] is not null) SendRestore(i);
+        // A spare known to be waiting takes the range now rather than at its next ask.
+        if (_spares.FirstOrDefault() is { } spare) AssignShard(spare, s);
+        _lostAt = _clock();
+    }
+
+    private DateTime? _lostAt;   // when the last shard was lost, until the first step after the roll-back is applied
+
+    /// <summary>A step was applied: the first after a roll-back says how long the recovery took.</summary>
+    private void ReportRecovery(long step)
+    {
+        if (_lostAt is not { } at) return;
+        _lostAt = null;
+        _out.Report($"step {step} applied {(_clock() - at).TotalSeconds:0.00} s after the shard was lost (recovered)");
+    }
+
+    /// <summary>Every shard is back at the recovery version: the work from there is handed out again, to workers that take the new layout.</summary>
+    private void Recovered()
+    {
+        _recovering = false;
+        Array.Fill(_published, _recoveryVersion);
+        _idle.Clear();
+        _overdueSince.Clear();
+        foreach (long v in _snapshots.Keys)
+        {
+            var ask = _store.Ask(v); // the shards forgot the asks for versions past the roll-back
+            foreach (var p in _shardPeers) _out.Send(p!, ask);
+        }
+        _out.Report($"every shard is back at step {_recoveryVersion}; training continues from there");
+        _plan.Restart(_recoveryVersion);
+        foreach (var (id, w) in _workers) Accept(id, w.Peer);
+    }
+
+    /// <summary>A state collected (not the final one): the newest is what the shards roll back to if one is lost; older ones go.</summary>
+    private void Keep(long version)
+    {
+        if (_settings.Mode.Mode == TrainingMode.Sync && !_recovering && version > _recoveryVersion)
+        {
+            _store.Release(_recoveryVersion); // the start's state is not in the store: releasing it does nothing
+            _recoveryVersion = version;
+        }
+        else _store.Release(version);
+    }
+
+    private bool IsReplicaStep(long step) =>
+        _settings.Mode.Mode == TrainingMode.Sync && _settings.ReplicateEvery > 0 && step % _settings.ReplicateEvery == 0;
+
     private void ShardUp()
     {
         if (!AllShardsUp) return;
+        if (_recovering) { Recovered(); return; }
         foreach (var (id, w) in _workers) Accept(id, w.Peer);
         foreach (long v in _askAgain) Snapshot(v, v == _plan.FinalVersion ? Final : () => WriteCheckpoint(v));
         _askAgain = [];
@@ -264,6 +391,7 @@ public sealed partial class CoordinatorCore : IDisposable
         }
         _workers[r.WorkerId] = (from, r);
         _workerByPeer[from] = r.WorkerId;
+        _withEndpoint.Remove(r.WorkerId); // a restarted worker actor listens on a new port: the shards hear of it at its first request
         _out.Add(new Watch(from));
         if (AllShardsUp) Accept(r.WorkerId, from);
         _out.Report($"worker {r.WorkerId} joined ({_workers.Count} in all)");
@@ -285,15 +413,16 @@ public sealed partial class CoordinatorCore : IDisposable
 
     private void OnRequestWork(string from, RequestWork r)
     {
-        if (!_workers.TryGetValue(r.WorkerId, out var w)) return;
+        // While shards roll back a worker's ask is moot: it asks again once it holds the new layout (Recovered).
+        if (_recovering || !_workers.TryGetValue(r.WorkerId, out var w)) return;
         // A worker's first request means it holds the shard layout, so it can accept the shards' parameter pushes:
         // only now are the shards told where it listens.
         if (_withEndpoint.Add(r.WorkerId))
-            foreach (var s in _shardPeers) _out.Send(s!, new WorkerEndpoint(r.WorkerId, JobMapping.SenderIdOf(r.WorkerId), w.Info.DataHost, w.Info.DataPort));
+            foreach (var s in _shardPeers) if (s is not null) _out.Send(s, new WorkerEndpoint(r.WorkerId, JobMapping.SenderIdOf(r.WorkerId), w.Info.DataHost, w.Info.DataPort));
         if (!TryAssign(r.WorkerId, from)) _idle.Enqueue((r.WorkerId, from));
     }
 
-    private bool TryAssign(string id, string peer) => _step >= 0 && !_finishing && _plan.TryAssign(id, peer, _clock());
+    private bool TryAssign(string id, string peer) => _step >= 0 && !_finishing && !_recovering && _plan.TryAssign(id, peer, _clock());
 
     private void ServeIdle()
     {
@@ -332,7 +461,7 @@ public sealed partial class CoordinatorCore : IDisposable
     /// </summary>
     private void OnConnectionLost(PeerConnectionLost l)
     {
-        if (_finishing || _step < 0) return;
+        if (_finishing || _step < 0 || _recovering) return;
         if (WorkerOfSender(l.SenderId) is not { } id) return; // the coordinator's own connections, or a worker already gone
         int requeued = _plan.WorkerLeft(id);
         if (requeued == 0) return;
@@ -352,6 +481,7 @@ public sealed partial class CoordinatorCore : IDisposable
     /// </summary>
     private void OnRejected(GradientRejected r)
     {
+        if (_recovering) return; // copies of work that is being rolled back
         string worker = int.TryParse(r.WorkerId, out int sender) ? WorkerOfSender(sender) ?? r.WorkerId : r.WorkerId;
         _out.Log(Severity.Warning, $"Shard {r.Shard} dropped a gradient of step {r.Step} micro-batch {r.MicroBatch} from {worker}: {r.Reason}");
         if (_finishing || !r.Reason.Contains("not finite", StringComparison.Ordinal) || (uint)r.Shard >= (uint)_shards.Length) return;
@@ -400,7 +530,7 @@ public sealed partial class CoordinatorCore : IDisposable
         var total = new ExactSquareSum();
         foreach (var part in parts) total.Add(part!.Value);
         var clip = new ApplyClipped(n.Step, Math.Sqrt(total.ToDouble()));
-        foreach (var s in _shardPeers) _out.Send(s!, clip);
+        foreach (var s in _shardPeers) if (s is not null) _out.Send(s, clip);
     }
 
     /// <summary>A shard published <paramref name="version"/>; true when every shard has passed the current unit.</summary>
@@ -418,7 +548,7 @@ public sealed partial class CoordinatorCore : IDisposable
     {
         if (!_snapshots.TryAdd(version, then)) return;
         var ask = _store.Begin(version);
-        foreach (var s in _shardPeers) _out.Send(s!, ask);
+        foreach (var s in _shardPeers) if (s is not null) _out.Send(s, ask);
     }
 
     /// <summary>
@@ -429,7 +559,7 @@ public sealed partial class CoordinatorCore : IDisposable
     /// </summary>
     private void WatchSnapshots()
     {
-        if (_finishing || _snapshots.Count == 0) return;
+        if (_finishing || _recovering || _snapshots.Count == 0) return;
         var now = _clock();
         foreach (var version in _snapshots.Keys.ToArray())
         {
@@ -443,12 +573,17 @@ public sealed partial class CoordinatorCore : IDisposable
                 _out.Log(Severity.Warning, $"The shards' final state (version {version}) is incomplete after {grace:F0} s; asking the shards again");
                 _out.Report($"final state of version {version} incomplete after {grace:F0} s; asking the shards again");
                 var ask = _store.Ask(version);
-                foreach (var s in _shardPeers) _out.Send(s!, ask);
+                foreach (var s in _shardPeers) if (s is not null) _out.Send(s, ask);
                 continue;
             }
             _snapshots.Remove(version);
             _overdueSince.Remove(version);
             _store.Release(version);
+            if (!IsCheckpointStep(version))
+            {
+                _out.Log(Severity.Warning, $"The shards' state of step {version} did not arrive within {grace:F0} s; a lost shard would roll the run back to step {_recoveryVersion}");
+                continue;
+            }
             _out.Log(Severity.Error, $"Checkpoint of step {version} not written: a shard's state did not arrive; the previous checkpoint stays the one to resume from");
             _out.Report($"checkpoint of step {version} NOT written: a shard's state did not arrive within {grace:F0} s");
         }

@@ -27,7 +27,8 @@ public interface ICoordinatorStore : IDisposable
     /// steps), evaluates it and records the evaluation in <paramref name="log"/>.</summary>
     RunCompleted WriteModel(long version, long steps, StepLog log);
 
-    /// <summary>Resume: sends shard <paramref name="shard"/> its slice of the checkpoint (it answers ShardRestored).
-    /// Throws an IOException when the shard cannot be reached.</summary>
-    void SendRestore(ShardInfo shard);
+    /// <summary>Sends shard <paramref name="shard"/> its slice of the state at <paramref name="version"/> (it answers
+    /// ShardRestored): the run's starting point (the checkpoint resumed from, --init's weights, or the initial weights) or a
+    /// version collected and not released. Throws an IOException when the shard cannot be reached.</summary>
+    void SendRestore(long version, ShardInfo shard);
 }

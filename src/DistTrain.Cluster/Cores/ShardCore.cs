@@ -48,6 +48,7 @@ public sealed class ShardCore
     private float _share;                  // async: M/B, a micro-batch's share of a global batch's learning rate
     private float _clipNorm;               // sync --clip-norm: a complete step waits for the coordinator's global norm
     private long _normSentFor = -1;        // the step whose NormShare went out
+    private bool _standby;                 // told that every range has an owner: a spare until one is lost
 
     /// <param name="post">Delivers the inbox's events (ShardInbox.GradientArrived, ...) to whoever calls Handle: they come on
     /// data-plane threads.</param>
@@ -80,6 +81,11 @@ public sealed class ShardCore
                 _out.Add(new Stop(r.Reason));
                 break;
             case TrainingDone: _out.Add(new Stop()); break;
+            case ShardStandby s when Inbox is null && !_standby:
+                // Keeps asking (the timer): the first spare to ask after a shard is lost takes its range.
+                _standby = true;
+                _out.Log(Severity.Info, $"PS {_nodeId} waits as a spare: {s.Reason}");
+                break;
             case var _ when Inbox is null: break;
             case WorkerEndpoint w: _out.Add(new AddWorker(w.WorkerId, w.DataHost, w.DataPort)); break;
             case WorkerGone g: _out.Add(new RemoveWorker(g.WorkerId)); break;
@@ -197,6 +203,9 @@ public sealed class ShardCore
     private void OnRestored()
     {
         long version = Inbox!.ApplyRestore();
+        // A roll-back (another shard was replaced): the checkpoints asked for later versions are asked for again.
+        _due.Clear();
+        _normSentFor = -1;
         _out.Add(new Push(Whole: true));
         _out.Log(Severity.Info, $"PS shard {Shard!.Shard} restored at version {version}");
         _out.Send(Coordinator, new ShardRestored(Shard.Shard, version));

@@ -34,8 +34,9 @@ public interface IReplica
     /// <summary>Computes <paramref name="work"/> (sending what of its gradient is final as the backward goes).</summary>
     void Compute(WorkAssignment work);
 
-    /// <summary>Sends the rest of the computed gradient; returns the micro-batch's report.</summary>
-    MicroBatchDone Flush(WorkAssignment work);
+    /// <summary>Sends the rest of the computed gradient; returns the micro-batch's report, or null when it was given up (a
+    /// shard was lost while it was computed: the coordinator hands it out again).</summary>
+    MicroBatchDone? Flush(WorkAssignment work);
 }
 
 public sealed class WorkerCore(string workerId, IReplica replica)
@@ -71,7 +72,11 @@ public sealed class WorkerCore(string workerId, IReplica replica)
                 catch (DistTrain.Cluster.Runtime.DatasetMismatchException e) { Refuse($"Worker {workerId}: {e.Message}", e.Message); }
                 break;
             case RegisterRejected r: Refuse($"Worker {workerId} refused by the coordinator: {r.Reason}", r.Reason); break;
-            case RegisterAccepted a when _job is not null && !_accepted: OnAccepted(a); break;
+            case RegisterAccepted a when _job is not null:
+                // Again, after a shard was replaced: every shard rolled back, and the work handed out before is handed out anew.
+                _work.Clear();
+                OnAccepted(a);
+                break;
             case WorkAssignment w when _accepted:
                 _work.Add(w);
                 TakeReady();
@@ -125,8 +130,8 @@ public sealed class WorkerCore(string workerId, IReplica replica)
             Refuse($"Worker {workerId} refused the coordinator's layout: {why}", why);
             return;
         }
+        _out.Log(Severity.Info, _accepted ? $"Worker {workerId} continues from version {a.CurrentVersion} with {a.Layout}" : $"Worker {workerId} registered: {a.Layout}");
         _accepted = true;
-        _out.Log(Severity.Info, $"Worker {workerId} registered: {a.Layout}");
         _out.Send(Coordinator, new RequestWork(workerId, replica.ModelVersion));
     }
 

@@ -178,6 +178,18 @@ public sealed class DataPlaneClient : IDisposable
     }
 
     /// <summary>Closes the connection (the peer left); a Send in progress on another thread fails with an IOException.</summary>
+    /// <summary>
+    /// Blocks until the peer closes the connection or it fails. A listener never writes after the handshake, so this returns
+    /// when the peer's process (or its socket) is gone, or when this side closes it: a liveness watch, on its own thread.
+    /// </summary>
+    public void WaitUntilPeerCloses()
+    {
+        var one = new byte[1];
+        try { while (_socket.Receive(one) > 0) { } }
+        catch (SocketException) { }
+        catch (ObjectDisposedException) { }
+    }
+
     public void Close()
     {
         _closed = true;

@@ -11,6 +11,10 @@ public static class RuntimeMessages
     /// <summary>Coordinator → PS node: own [Offset, Offset+Length) as shard <paramref name="Shard"/> of <paramref name="ShardCount"/>.</summary>
     public sealed record ShardAssignment(int Shard, int ShardCount, long Offset, int Length, CoordinatorMessages.JobDescription Job) : IDistTrainMessage;
 
+    /// <summary>Coordinator → PS node: every key range has an owner; stay as a spare and keep asking: a range whose owner is lost
+    /// goes to the first spare that asks.</summary>
+    public sealed record ShardStandby(string Reason) : IDistTrainMessage;
+
     /// <summary>Coordinator → PS shard: push every new version of your range to this worker's data-plane endpoint.</summary>
     public sealed record WorkerEndpoint(string WorkerId, int SenderId, string DataHost, int DataPort) : IDistTrainMessage;
 

@@ -213,7 +213,7 @@ public sealed class ClusterNode : IAsyncDisposable
             {
                 OnCompleted = r => node._done.TrySetResult(r),
                 OnProgress = o.OnProgress,
-                LeaseFloor = settings.LeaseFloor, LeaseStepMultiple = settings.LeaseStepMultiple,
+                LeaseFloor = settings.LeaseFloor, LeaseStepMultiple = settings.LeaseStepMultiple, ReplicateEvery = settings.ReplicateEvery,
                 Mode = o.Mode,
                 CheckpointEvery = o.CheckpointEvery,
                 Resume = o.ResumeDir is not null ? FindResumePoint(o.ResumeDir, job, o.OnProgress, o.AllowUnverified)

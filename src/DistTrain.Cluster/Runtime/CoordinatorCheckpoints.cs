@@ -97,6 +97,21 @@ public sealed class CoordinatorCheckpoints : IFrameHandler, IDisposable
         return CheckpointSeries.Write(outDir, _job, _replica.Store, CollectedState(version), _optimizerDescription, s.Version, epoch, RunMetadata);
     }
 
+    /// <summary>The collected state at <paramref name="version"/> as a point the shards can be restored to.</summary>
+    public ResumePoint PointOf(long version)
+    {
+        var (values, buffers) = Collected(version);
+        return new ResumePoint("(replicated in the coordinator's memory)", version, 0, values, buffers, CollectedState(version));
+    }
+
+    /// <summary>The run's state before step 0: the seeded initial weights and buffers with a zero optimizer state.</summary>
+    public ResumePoint InitialPoint()
+    {
+        var model = _job.Spec().Build((ulong)(uint)_job.Seed);
+        var state = _stateNames.Length == 0 ? [] : _job.CreateOptimizer(model.Store.Values.Length).State.Select(s => (s.Name, s.Data.ToArray())).ToArray();
+        return new ResumePoint("(initial weights)", 0, 0, model.Store.Values.ToArray(), model.Store.Buffers.ToArray(), state);
+    }
+
     /// <summary>Forgets a snapshot once it was used.</summary>
     public void Release(long version) => _snapshots.TryRemove(version, out _);
 

@@ -19,10 +19,13 @@ public sealed class CoordinatorStore : ICoordinatorStore
     private readonly TrainJob _job;
     private readonly int _stepsPerEpoch;
 
+    private readonly Action<string> _failed;
+
     /// <param name="collected">Called (on a data-plane thread) when every shard's state of a version has arrived.</param>
-    public CoordinatorStore(TrainJob job, int trainCount, int parameterCount, CoordinatorSettings settings, Action<long> collected)
+    /// <param name="failed">Called (on another thread) with what went wrong when a restore could not be sent.</param>
+    public CoordinatorStore(TrainJob job, int trainCount, int parameterCount, CoordinatorSettings settings, Action<long> collected, Action<string>? failed = null)
     {
-        (_job, _settings) = (job, settings);
+        (_job, _settings, _failed) = (job, settings, failed ?? (_ => { }));
         _stepsPerEpoch = DistTrain.Data.Plans.EpochPlan.CountSteps(trainCount, job.BatchSize);
         _checkpoints = new CoordinatorCheckpoints(job, KeyRanges.Split(parameterCount, settings.Shards), settings.Endpoints, collected,
             optimizerState: settings.Mode.Mode != TrainingMode.LocalSgd)
@@ -47,8 +50,18 @@ public sealed class CoordinatorStore : ICoordinatorStore
             _checkpoints.CollectedState(version), _checkpoints.OptimizerDescription);
     }
 
-    public void SendRestore(ShardInfo shard) =>
-        _checkpoints.SendRestore(_settings.Resume ?? throw new InvalidOperationException("No checkpoint to resume from."), shard, JobMapping.SenderIdOf("coordinator"));
+    /// <summary>Sends on a thread of its own: the coordinator goes on (a spare's assignment, the other shards' restores) while the
+    /// bytes travel; a failure comes back through the failed callback.</summary>
+    public void SendRestore(long version, ShardInfo shard)
+    {
+        var start = _settings.Resume?.Step == version ? _settings.Resume : version == 0 && _settings.Resume is null ? _checkpoints.InitialPoint() : null;
+        var point = start ?? _checkpoints.PointOf(version);
+        Task.Run(() =>
+        {
+            try { _checkpoints.SendRestore(point, shard, JobMapping.SenderIdOf("coordinator")); }
+            catch (IOException e) { _failed($"Cannot send PS shard {shard.Shard} its state of step {version}: {e.Message}"); }
+        });
+    }
 
     public void Dispose() => _checkpoints.Dispose();
 }

@@ -24,6 +24,7 @@ public sealed class ParameterInbox(Action arrived) : IFrameHandler
     private float[][] _staging = [];          // async, per shard: receive buffer (written before the checksum is checked)
     private float[] _pending = [];            // async: newest pushed values per shard
     private ParameterArrivals _arrivals = new([]);   // which version of each shard's range has arrived, and how much
+    private volatile bool _peerLost;          // a shard's push connection ended and no frame came since: a wait may never end
 
     public int Length { get; private set; }
 
@@ -40,6 +41,7 @@ public sealed class ParameterInbox(Action arrived) : IFrameHandler
             _staging = stepBarrier ? [] : shards.Select(s => new float[s.Length]).ToArray();
             _pending = stepBarrier ? [] : new float[parameterCount];
             _arrivals = new ParameterArrivals(shards.Select(s => new KeyRange((int)s.Offset, s.Length)).ToArray());
+            _peerLost = false;
         }
     }
 
@@ -71,6 +73,9 @@ public sealed class ParameterInbox(Action arrived) : IFrameHandler
         {
             while (!TryCopy(version, from, to, model))
             {
+                // The shard died (or the coordinator is replacing one): the coordinator hands the work out again, so stop waiting.
+                if (_peerLost)
+                    throw new ShardLostException($"a PS shard's push connection ended while this worker waited for parameters [{from}, {to}) of version {version}");
                 if (started == 0) started = Stopwatch.GetTimestamp();
                 else if (Stopwatch.GetElapsedTime(started) > limit)
                     throw new TimeoutException($"waited {limit.TotalSeconds:0} s for parameters [{from}, {to}) of version {version}; is a PS shard gone?");
@@ -152,8 +157,15 @@ public sealed class ParameterInbox(Action arrived) : IFrameHandler
             int s = ShardIndex(header.Shard);
             if (!_arrivals.Accept(s, header.Version, (int)(header.Offset - _shards[s].Offset), header.Length)) return;
             if (!_direct) payload.CopyTo(_pending.AsSpan((int)header.Offset, header.Length));
+            _peerLost = false; // pushes flow: whoever closed a connection is pushing again
         }
         lock (_pulse) Monitor.PulseAll(_pulse);
         arrived();
+    }
+
+    void IFrameHandler.OnPeerDisconnected(int senderId)
+    {
+        _peerLost = true;
+        lock (_pulse) Monitor.PulseAll(_pulse);
     }
 }

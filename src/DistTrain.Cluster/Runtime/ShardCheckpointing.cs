@@ -97,10 +97,11 @@ public sealed class ShardCheckpointing
 
     // ---- resume: the coordinator sends the same frames back before step 0 of this run ----
 
-    /// <summary>Where a restore frame goes; empty when it is not one this shard expects (training already began, wrong range).</summary>
+    /// <summary>Where a restore frame goes (the coordinator's, on resume or when every shard rolls back to its replicated state
+    /// after another shard was lost); empty when it is not one this shard expects (another range).</summary>
     public Span<float> RentRestore(FrameHeader h)
     {
-        if (Restored || _shard.Version != 0 || h.Shard != _shard.Shard) return Span<float>.Empty;
+        if (h.Shard != _shard.Shard) return Span<float>.Empty;
         if (_restore is null || _restore.Version != h.Version)
             _restore = new SnapshotAssembly(h.Version, [_shard.Range], _shard.Optimizer.State.Count, KeepsStatistics ? _replica.Store.Buffers.Length : 0);
         var staging = _restore.Stage(PartOf(h.Kind), h.Version, 0, h.MicroBatch, h.Offset, h.Length);

@@ -23,6 +23,8 @@ public sealed class ShardInbox : IFrameHandler
     /// <summary>The coordinator's restore frames are all here: apply them (ApplyRestore).</summary>
     public sealed record RestoreComplete : Akka.Actor.INoSerializationVerificationNeeded;
 
+    private static readonly int CoordinatorSender = JobMapping.SenderIdOf("coordinator");
+
     private readonly Lock _gate = new();
     private readonly ParameterShard _shard;
     private readonly AsyncGradientQueue? _async;
@@ -144,7 +146,8 @@ public sealed class ShardInbox : IFrameHandler
                     _post(new GradientDropped(header.SenderId, header.Step, header.MicroBatch, $"statistics: {reason}"));
                 return WireDrop.Rejected;
             }
-            destination = header.Kind is FrameKind.Parameters or FrameKind.OptimizerState or FrameKind.Buffers
+            // Restore frames replace the shard's state: only the coordinator sends them.
+            destination = header.Kind is FrameKind.Parameters or FrameKind.OptimizerState or FrameKind.Buffers && header.SenderId == CoordinatorSender
                 ? _extras.RentRestore(header) : Span<float>.Empty;
             return destination.IsEmpty && header.Length > 0 ? WireDrop.Rejected : null;
         }

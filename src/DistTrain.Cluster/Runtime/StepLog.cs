@@ -72,6 +72,7 @@ public sealed class StepLog : IDisposable
 
     public void Begin(long step)
     {
+        if (step <= _written) return; // computed again after a roll-back: its line is written already
         long now = Stopwatch.GetTimestamp();
         // A worker leased one step ahead may report before the step begins (Add opened it): its time starts now.
         if (_open.TryGetValue(step, out var early)) early.Started = now;

@@ -24,7 +24,11 @@ public sealed class WorkerActor : ReceiveActor, IWithTimers
     {
         (_coordinator, _onRefused) = (coordinator, onRefused);
         var self = Self; // the inbox calls back on receive threads, where Self is unavailable
-        _replica = new WorkerReplica(workerId, Self.Path.Address.ToString(), endpoints, () => self.Tell(new ParametersArrived()));
+        var log = _log;
+        _replica = new WorkerReplica(workerId, Self.Path.Address.ToString(), endpoints, () => self.Tell(new ParametersArrived()))
+        {
+            Abandoned = why => log.Warning(why),
+        };
         _core = new WorkerCore(workerId, _replica);
         Receive<ActorEffects.Tick>(t => Run(_core.Timer(t.Name)));
         Receive<ParametersArrived>(_ => Run(_core.Next()));
@@ -46,7 +50,9 @@ public sealed class WorkerActor : ReceiveActor, IWithTimers
             switch (effect)
             {
                 case Send s: _coordinator.Tell(s.Message); break;
-                case Flush f: _coordinator.Tell(_replica.Flush(f.Work)); break;
+                case Flush f:
+                    if (_replica.Flush(f.Work) is { } done) _coordinator.Tell(done);
+                    break;
                 case Continue: Self.Tell(new Again()); break;
                 case Stop: ActorEffects.RunShared(effect, Context, Timers, _log, _onRefused); return;
                 default: ActorEffects.RunShared(effect, Context, Timers, _log, _onRefused); break;

@@ -21,6 +21,9 @@ using DistTrain.Training.Steps;
 
 namespace DistTrain.Cluster.Runtime;
 
+/// <summary>A PS shard this worker needs cannot be reached, or its pushes stopped mid-version: the micro-batch is given up.</summary>
+public sealed class ShardLostException(string message) : Exception(message);
+
 public sealed class WorkerReplica : IReplica, IDisposable
 {
     private static readonly TimeSpan ParameterWaitLimit = TimeSpan.FromMinutes(2);
@@ -54,10 +57,14 @@ public sealed class WorkerReplica : IReplica, IDisposable
     private long _streamedBytes, _streamTicks, _waitStarted;
     private double _waitMs;
     private (double Loss, int Samples, int Correct, double ComputeMs) _computed;
+    private string? _abandoned;               // why the micro-batch being computed was given up (a shard was lost), or null
     private GradientCompression _compression;   // the job's: each gradient frame is encoded (GradientCodec) into _encoded
     private byte[] _encoded = [];
     private ErrorFeedback? _feedback;            // topk: this worker's residual, and how far down it is applied to the gradient
     private long _fedFrom;
+
+    /// <summary>Says that a micro-batch was dropped because a shard was lost (the actor logs it).</summary>
+    public Action<string>? Abandoned { get; init; }
 
     /// <param name="parametersArrived">Called on a receive thread after each parameter frame.</param>
     public WorkerReplica(string workerId, string nodeAddress, NodeEndpoints endpoints, Action parametersArrived)
@@ -103,6 +110,11 @@ public sealed class WorkerReplica : IReplica, IDisposable
     public string? Connect(ShardLayout layout)
     {
         if (layout.TilingError() is { } bad) return bad;
+        // Again after a shard was replaced: the layout names its new owner, and every shard starts over from the version
+        // the coordinator rolled back to, which may be older than anything this replica holds.
+        foreach (var c in _clients) c?.Dispose();
+        ModelVersion = -1;
+        _gateVersion = -1;
         _shards = layout.Shards;
         _inbox.Configure(_shards, layout.ParameterCount, stepBarrier: _mode.Mode != TrainingMode.Async);
         _modelShardVersion = _shards.Select(_ => -1L).ToArray();
@@ -144,7 +156,16 @@ public sealed class WorkerReplica : IReplica, IDisposable
         float scale = async ? 1f / _job.Hyper.MicroBatchSize : 1f / _plan.StepSize(stepInEpoch);
         BeginGradient(async ? null : work);
         _gateWaitTicks = 0;
-        var (l, c) = _trainer.ComputeGradient(_train, _plan.Indices(mb), scale, work.Step, work.MicroBatch);
+        _abandoned = null;
+        double l; int c;
+        try { (l, c) = _trainer.ComputeGradient(_train, _plan.Indices(mb), scale, work.Step, work.MicroBatch); }
+        catch (ShardLostException e)
+        {
+            // A shard died while this micro-batch waited for its parameters or sent its gradient: the coordinator rolls every shard
+            // back and hands the work out again, so this copy is dropped rather than crashing the worker.
+            (_abandoned, _gateVersion, _streaming, ModelVersion) = (e.Message, -1, null, -1);
+            return;
+        }
         // Async --clip-norm: each micro-batch is its own update, and its whole gradient is here (sync clips on the shards).
         if (async && _trainer.Options.ClipNorm > 0) DistTrain.Nn.Optimizers.GradientClipping.ClipByGlobalNorm(_trainer.Model.Store.Grads, _trainer.Options.ClipNorm);
         _streaming = null;
@@ -154,10 +175,22 @@ public sealed class WorkerReplica : IReplica, IDisposable
         _computed = (l, mb.Size, c, computeMs);
     }
 
-    public MicroBatchDone Flush(WorkAssignment work)
+    public MicroBatchDone? Flush(WorkAssignment work)
     {
         var t1 = Stopwatch.GetTimestamp();
-        long bytes = SendGradient(work, perShardVersion: _mode.Mode == TrainingMode.Async, 0, final: true) + _streamedBytes;
+        long bytes;
+        try
+        {
+            if (_abandoned is not null) throw new ShardLostException(_abandoned);
+            bytes = SendGradient(work, perShardVersion: _mode.Mode == TrainingMode.Async, 0, final: true) + _streamedBytes;
+        }
+        catch (ShardLostException e)
+        {
+            Abandoned?.Invoke($"Worker {_workerId} dropped step {work.Step} micro-batch {work.MicroBatch}: {e.Message}; it is computed again once the shard is replaced");
+            (_abandoned, _waitMs) = (null, 0);
+            BeginGradient(null);
+            return null;
+        }
         double commMs = (Stopwatch.GetElapsedTime(t1) + Stopwatch.GetElapsedTime(0, _streamTicks)).TotalMilliseconds;
         var (loss, samples, correct, computeMs) = _computed;
         var done = new MicroBatchDone(_workerId, work.Step, work.MicroBatch, loss, samples, correct, computeMs, commMs, _waitMs, bytes);
@@ -260,8 +293,16 @@ public sealed class WorkerReplica : IReplica, IDisposable
         try { Send(_clients[s]!, header, payload, encoded); return; }
         catch (IOException) { }
         _clients[s]?.Dispose();
-        _clients[s] = _endpoints.Connect(_shards[s].DataHost, _shards[s].DataPort, _senderId);
-        Send(_clients[s]!, header, payload, encoded);
+        _clients[s] = null;
+        try
+        {
+            _clients[s] = _endpoints.Connect(_shards[s].DataHost, _shards[s].DataPort, _senderId);
+            Send(_clients[s]!, header, payload, encoded);
+        }
+        catch (IOException e)
+        {
+            throw new ShardLostException($"PS shard {_shards[s].Shard} at {_shards[s].DataHost}:{_shards[s].DataPort} cannot be reached ({e.Message})");
+        }
     }
 
     private static void Send(DataPlaneClient client, in FrameHeader header, ReadOnlySpan<float> payload, ReadOnlySpan<byte> encoded)

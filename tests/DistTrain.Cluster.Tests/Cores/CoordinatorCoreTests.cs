@@ -37,7 +37,8 @@ public class CoordinatorCoreTests
         public void Release(long version) => Released.Add(version);
         public string WriteCheckpoint(long version) { Written.Add(version); return $"checkpoint/step-{version}"; }
         public RunCompleted WriteModel(long version, long steps, StepLog log) { ModelVersion = version; return new(steps, "model.safetensors", 0.9, 0.1, null); }
-        public void SendRestore(ShardInfo shard) => throw new InvalidOperationException("not resuming");
+        public readonly List<(long Version, int Shard)> Restores = [];
+        public void SendRestore(long version, ShardInfo shard) => Restores.Add((version, shard.Shard));
         public void Dispose() { }
     }
 
@@ -67,13 +68,14 @@ public class CoordinatorCoreTests
         private readonly HashSet<long> _collected = [];
         public readonly List<ApplyClipped> Clipped = [];
 
-        public SimCluster(ModeOptions mode, int shards = 2, int epochs = 2, long checkpointEvery = -1)
+        public SimCluster(ModeOptions mode, int shards = 2, int epochs = 2, long checkpointEvery = -1, long replicateEvery = 0)
         {
             _shards = shards;
             _async = mode.Mode == TrainingMode.Async;
             _version = new long[shards];
             for (int s = 0; s < shards; s++) _accepted.Add([]);
-            _settings = new CoordinatorSettings(shards, OutDir, NodeEndpoints.Loopback, TimeSpan.FromSeconds(30)) { Mode = mode, CheckpointEvery = checkpointEvery };
+            _settings = new CoordinatorSettings(shards, OutDir, NodeEndpoints.Loopback, TimeSpan.FromSeconds(30)) { Mode = mode, CheckpointEvery = checkpointEvery, ReplicateEvery = replicateEvery };
+            for (int s = 0; s < shards; s++) _peerOf[s] = $"ps{s}";
             _epochs = epochs;
             Steps = Job(epochs).TotalSteps(Train);
             Core = new CoordinatorCore(Job(epochs), Train, parameterCount: 60, _settings, Store, () => Now, jobId: "job");
@@ -82,11 +84,23 @@ public class CoordinatorCoreTests
 
         public long Steps { get; }
 
+        private readonly Dictionary<int, string> _peerOf = [];    // shard -> the peer that holds it
+        private int _restoresSeen;
+
         public void Take(IReadOnlyList<Effect> effects)
         {
+            // The store sent a shard its state: the shard takes it (its version and step sum start over) and says so.
+            while (_restoresSeen < Store.Restores.Count)
+            {
+                var (version, shard) = Store.Restores[_restoresSeen++];
+                _version[shard] = version;
+                _accepted[shard].Clear();
+                _mail.Enqueue((_peerOf[shard], new ShardRestored(shard, version)));
+            }
             foreach (var e in effects)
             {
                 if (e is Send { Message: TrainingDone d }) Done.Add(d);
+                if (e is Send { To: null } lost) Assert.Fail($"{lost.Message.GetType().Name} sent to nobody (a shard that was lost?)");
                 if (e is Send s) _mail.Enqueue((s.To, s.Message));
                 else if (e is Report r) Reports.Add(r.Text);
                 else if (e is Completed c) Result = c.Result;
@@ -131,6 +145,19 @@ public class CoordinatorCoreTests
         public void ConnectionLost(string reporter, string worker, int shard) =>
             Take(Core.Handle(reporter, new PeerConnectionLost(shard, JobMapping.SenderIdOf(worker))));
 
+        /// <summary>Shard <paramref name="shard"/>'s process died: its mail is lost and the coordinator hears of it.</summary>
+        public void ShardDies(int shard)
+        {
+            Left.Add(_peerOf[shard]);
+            Take(Core.ShardLinkLost(shard, "127.0.0.1", 8000 + shard));
+        }
+
+        /// <summary>A worker asks for work (as after each micro-batch it computes).</summary>
+        public void WorkerAsks(string id) => Take(Core.Handle(id, new RequestWork(id, -1)));
+
+        /// <summary>A `ps` actor that asks for a range (as a spare's timer does every second).</summary>
+        public void PsAsks(string peer) => Take(Core.Handle(peer, new RequestShard($"node/{peer}", WireProtocol.Version)));
+
         public void WorkerLeaves(string id)
         {
             Left.Add(id);
@@ -154,9 +181,14 @@ public class CoordinatorCoreTests
             switch (message)
             {
                 case ShardAssignment a:
+                    _peerOf[a.Shard] = to;
                     Take(Core.Handle(to, new RegisterShard(a.Shard, a.Offset, a.Length, $"node/{to}", "127.0.0.1", 8000 + a.Shard, WireProtocol.Version)));
                     break;
-                case RegisterAccepted: Take(Core.Handle(to, new RequestWork(to, -1))); break;
+                case ShardRestored r: Take(Core.Handle(to, r)); break;
+                case RegisterAccepted:
+                    if (_held.TryGetValue(to, out var held)) held.Clear(); // a new layout: what it held was handed out anew
+                    Take(Core.Handle(to, new RequestWork(to, -1)));
+                    break;
                 case WorkAssignment w: _held[to].Add(w); break;
                 case SendCheckpoint c: _asked[c.Version] = _asked.GetValueOrDefault(c.Version) + 1; CollectIfDue(); break;
                 case ApplyClipped c: Clipped.Add(c); ApplyStep(int.Parse(to[2..])); break;
@@ -465,13 +497,64 @@ public class CoordinatorCoreTests
     }
 
     [Fact]
-    public void AShardThatFindsEveryRangeTakenIsRefusedNamingTheRanges()
+    public void AShardActorThatFindsEveryRangeTakenWaitsAsASpareNamingTheRanges()
     {
         using var sim = new SimCluster(ModeOptions.Sync, shards: 2);
         sim.Join(workers: 0);
         var effects = sim.Core.Handle("ps9", new RequestShard("node/ps9", WireProtocol.Version));
-        var refusal = Assert.IsType<RegisterRejected>(Assert.Single(effects.OfType<Send>(), s => s.To == "ps9").Message);
-        Assert.Contains("shard 0 [0, 32) on ps0", refusal.Reason);
-        Assert.Contains("shard 1 [32, 60) on ps1", refusal.Reason);
+        var standby = Assert.IsType<ShardStandby>(Assert.Single(effects.OfType<Send>(), s => s.To == "ps9").Message);
+        Assert.Contains("shard 0 [0, 32) on ps0", standby.Reason);
+        Assert.Contains("shard 1 [32, 60) on ps1", standby.Reason);
+        Assert.Empty(sim.Core.Handle("ps9", new RequestShard("node/ps9", WireProtocol.Version)).OfType<Send>()); // told once; it keeps asking
+    }
+
+    /// <summary>
+    /// A shard's process dies mid-run (sync, state kept every 3 steps): nothing is handed out until a spare has taken its range
+    /// and every shard is back at the newest state held (step 6), then steps 6.. go out again to workers that got the new layout.
+    /// Every micro-batch of every step is computed, the final state is the last step's, and metrics.jsonl has each step once.
+    /// </summary>
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public void ALostShardIsReplacedByASpareAndEveryShardRollsBackToTheNewestStateHeld(bool spareWaiting)
+    {
+        using var sim = new SimCluster(ModeOptions.Sync, shards: 2, epochs: 4, replicateEvery: 3);
+        sim.Join(workers: 2);
+        if (spareWaiting) sim.PsAsks("spare");
+        sim.Run(until: () => sim.Computed.Count == 4 * 8 + 2); // step 8 under way: states 3 and 6 were collected
+        int before = sim.Computed.Count;
+        sim.ShardDies(1);
+        Assert.Contains(sim.Reports, r => r.StartsWith("shard 1 lost (its data-plane listener 127.0.0.1:8001 closed") && r.Contains("rolling back to step 6"));
+        Assert.Equal([(6L, 0)], sim.Store.Restores);            // the survivor at once
+        sim.WorkerAsks("w0");                                   // an ask that was on its way: nothing to hand out, nobody to tell
+        if (!spareWaiting)
+        {
+            sim.Run();
+            Assert.Equal(before, sim.Computed.Count);          // nothing handed out while a range has no owner
+            Assert.Null(sim.Result);
+            sim.PsAsks("spare");                                // a ps node (re)started asks
+        }
+        sim.Run();
+        Assert.Null(sim.Result!.Error);
+        Assert.Contains("shard 1 of 2 holds [32, 60) on node/spare", sim.Reports);
+        Assert.Equal([(6L, 0), (6L, 1)], sim.Store.Restores);
+        Assert.Contains("every shard is back at step 6; training continues from there", sim.Reports);
+        AssertLedger(sim, sim.Steps, 4);
+        Assert.All(sim.Computed.Skip(before), c => Assert.True(c.Work.Step >= 6));
+        Assert.Equal(16, sim.Steps);
+        Assert.Equal(sim.Steps, sim.Store.ModelVersion);
+        var steps = File.ReadAllLines(Path.Combine(sim.OutDir, "metrics.jsonl")).Where(l => l.Contains("\"kind\":\"step\"")).ToList();
+        Assert.Equal(sim.Steps, steps.Count);
+    }
+
+    [Fact]
+    public void AnAsyncRunThatLosesAShardStopsSayingWhy()
+    {
+        using var sim = new SimCluster(ModeOptions.Parse("async", 2, null), shards: 2);
+        sim.Join(workers: 2);
+        sim.Run(until: () => sim.Computed.Count == 6);
+        sim.ShardDies(0);
+        Assert.Contains("cannot roll its shards back", sim.Result!.Error);
+        Assert.Equal(3, sim.Done.Count); // both workers and the surviving shard are told
     }
 }

@@ -30,7 +30,7 @@ public class WorkerCoreTests
 
         public void Compute(WorkAssignment work) { Calls.Add($"compute {work.Step}/{work.MicroBatch}"); ModelVersion = work.Version; }
 
-        public MicroBatchDone Flush(WorkAssignment work)
+        public MicroBatchDone? Flush(WorkAssignment work)
         {
             Calls.Add($"flush {work.Step}/{work.MicroBatch}");
             return new MicroBatchDone("w", work.Step, work.MicroBatch, 1, 8, 4, 1, 1, 0, 10);
