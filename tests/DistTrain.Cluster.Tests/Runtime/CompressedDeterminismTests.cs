@@ -18,7 +18,7 @@ namespace DistTrain.Cluster.Tests.Runtime;
 [Collection("cluster")]
 public class CompressedDeterminismTests
 {
-    private const int Steps = 6, Batch = 32, Micro = 8;
+    private const int Steps = 4, Batch = 32, Micro = 8;
 
     private static TrainJob Job(string data, string compression) => new()
     {
