@@ -30,13 +30,15 @@ public sealed record TrainJob
     public long MaxSteps { get; init; }
     /// <summary>Training-time image augmentation (ImageAugmentation.Parse): "none" | "crop:P,flip" | ...</summary>
     public string Augment { get; init; } = "none";
+    /// <summary>Gradient compression on the data plane (GradientCodec.Parse): "none" | "bf16" | "fp16" | "int8".</summary>
+    public string Compression { get; init; } = "none";
 
     public ModelSpec Spec() => ModelSpec.Parse(ModelSpecJson);
 
     public TrainerOptions TrainerOptions() => new()
     {
         Epochs = Epochs, BatchSize = BatchSize, MicroBatch = MicroBatch, Seed = Seed, MaxSteps = MaxSteps, ClipNorm = ClipNorm,
-        Augmentation = ImageAugmentation.Parse(Augment),
+        Augmentation = ImageAugmentation.Parse(Augment), Compression = Steps.GradientCodec.Parse(Compression),
     };
 
     /// <summary>Optimizer updates the whole run takes (what a bare "cosine" anneals over).</summary>

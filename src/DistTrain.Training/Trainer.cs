@@ -33,6 +33,8 @@ public sealed record TrainerOptions
     public int EvalBatch { get; init; } = 500;
     /// <summary>Training-time image augmentation, drawn from (seed, step, micro-batch, sample); never applied in evaluation.</summary>
     public ImageAugmentation Augmentation { get; init; } = ImageAugmentation.None;
+    /// <summary>Each micro-batch gradient goes through this codec before the sum, as on a cluster's data plane (GradientCodec).</summary>
+    public GradientCompression Compression { get; init; }
 
     public int EffectiveMicroBatch => MicroBatch <= 0 ? BatchSize : Math.Min(MicroBatch, BatchSize);
 
@@ -70,6 +72,7 @@ public sealed partial class Trainer
     private readonly ParameterShard _shard;   // the whole vector, on the model's values: sums, clips and applies each step
     private readonly Dictionary<int, Batch> _batches = [];
     private readonly float[] _augmentScratch = [];
+    private ErrorFeedback? _feedback;          // --compression topk: what earlier micro-batches did not send
 
     /// <param name="schedule">learning rate for a 0-based step.</param>
     public Trainer(Sequential model, Loss loss, Optimizer optimizer, Func<long, float> schedule, TrainerOptions options)
@@ -152,12 +155,17 @@ public sealed partial class Trainer
     private (double LossSum, int Correct) AccumulateMicroBatch(Dataset data, ReadOnlySpan<int> indices, int microBatch, int microBatches, int globalBatch)
     {
         var r = ComputeGradient(data, indices, 1f / globalBatch, Step, microBatch);
+        // A cluster's shard sums what it decodes from the worker's compressed frames: sum the same values here.
+        if (Options.Compression == GradientCompression.TopK)
+            (_feedback ??= new ErrorFeedback(_model.Store.Count)).Apply(_model.Store.Grads, 0, _model.Store.Count);
+        else GradientCodec.RoundTrip(Options.Compression, _model.Store.Grads);
         // Folded in index order straight from the model's gradient buffer, as a shard folds arrivals; a step of one
         // micro-batch uses that buffer as its sum (no copy). A non-finite gradient is refused, as on a cluster, where
         // its recomputation gives the same bits and stops the run.
         if (_shard.Aggregator.FoldInOrder(Step, microBatch, _model.Store.Grads) == ChunkCommit.NotFinite)
             throw new InvalidOperationException($"The gradient of micro-batch {microBatch} at step {Step} is not finite: training diverged. " +
-                                                "Lower --lr or set --clip-norm; nothing was applied.");
+                                                "Lower --lr or set --clip-norm; nothing was applied." +
+                                                (Options.Compression == GradientCompression.Fp16 ? " With --compression fp16, a value beyond ±65504 is infinite too: try bf16." : ""));
         return r;
     }
 

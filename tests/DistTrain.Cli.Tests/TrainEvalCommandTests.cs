@@ -154,6 +154,8 @@ public sealed class TrainEvalCommandTests : IDisposable
     [InlineData("--local-steps applies only to --mode local-sgd", "--local-steps", "2")]
     [InlineData("\"rotate\" is not one of: none, crop:P", "--augment", "rotate")]
     [InlineData("needs image inputs (C,H,W)", "--augment", "crop:2,flip")]
+    [InlineData("--compression 'int4' is not known: use none, bf16, fp16, int8 or topk", "--compression", "int4")]
+    [InlineData("--compression bf16 works with --mode sync only", "--compression", "bf16 --mode async")]
     public void Bad_input_is_one_clear_line_and_exit_code_2(string fragment, string option, string value)
     {
         if (value == "SPEC")
@@ -163,7 +165,7 @@ public sealed class TrainEvalCommandTests : IDisposable
         }
         var args = TrainArgs("bad").ToList();
         int at = args.IndexOf(option);
-        if (at >= 0) args[at + 1] = value; else args.AddRange([option, value]);
+        if (at >= 0) args[at + 1] = value; else args.AddRange([option, .. value.Split(' ')]);
         var (code, _, err) = Run([.. args]);
         Assert.Equal(2, code);
         Assert.StartsWith("error: ", err);

@@ -153,7 +153,7 @@ public sealed class DataPlaneHardeningTests
     {
         { "negative length", new FrameHeader(FrameKind.Gradient, 1, 0, 0, 0, 0, -4, 0, 3) },
         { "negative offset", new FrameHeader(FrameKind.Gradient, 1, 0, 0, 0, -64, N, 0, 3) },
-        { "unknown kind 6", new FrameHeader((FrameKind)6, 1, 0, 0, 0, 0, N, 0, 3) },
+        { "unknown kind 10", new FrameHeader((FrameKind)10, 1, 0, 0, 0, 0, N, 0, 3) },
         { "unknown kind 200", new FrameHeader((FrameKind)200, 1, 0, 0, 0, 0, 0, 0, 3) },
     };
 

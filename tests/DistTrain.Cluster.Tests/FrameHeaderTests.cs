@@ -33,7 +33,7 @@ public sealed class FrameHeaderTests
     [Fact]
     public void Every_field_round_trips_at_its_extremes_within_the_encoded_bound()
     {
-        foreach (var h in new[] { Extreme, new FrameHeader(FrameKind.Hello, 0, 0, 0, 0, 0, 0, 0, 0), new FrameHeader(FrameKind.Gradient, 12, 3, 11, 1, 4096, 65536, 0xDEADBEEFCAFEF00D, 7) })
+        foreach (var h in new[] { Extreme, new FrameHeader(FrameKind.Hello, 0, 0, 0, 0, 0, 0, 0, 0), new FrameHeader(FrameKind.Gradient, 12, 3, 11, 1, 4096, 65536, 0xDEADBEEFCAFEF00D, 7), new FrameHeader(FrameKind.GradientInt8, 12, 3, 11, 1, 4000, 600, 0xDEADBEEFCAFEF00D, 7) })
         {
             var bytes = Encode(h);
             Assert.InRange(bytes.Length, 1, FrameHeader.MaxEncodedBytes);
@@ -46,7 +46,7 @@ public sealed class FrameHeaderTests
         { "negative length", Encode(new FrameHeader(FrameKind.Gradient, 1, 0, 0, 0, 0, -1, 0, 1)) },
         { "length int.MinValue", Encode(new FrameHeader(FrameKind.Parameters, 1, 0, 0, 0, 0, int.MinValue, 0, 1)) },
         { "negative offset", Encode(new FrameHeader(FrameKind.Gradient, 1, 0, 0, 0, -16, 16, 0, 1)) },
-        { "kind 6", Encode(new FrameHeader((FrameKind)6, 1, 0, 0, 0, 0, 0, 0, 1)) },
+        { "kind 10", Encode(new FrameHeader((FrameKind)10, 1, 0, 0, 0, 0, 0, 0, 1)) },
         { "kind 255", Encode(new FrameHeader((FrameKind)255, 1, 0, 0, 0, 0, 0, 0, 1)) },
         { "kind 300", Raw(9, w => { w.Write(300); for (int i = 0; i < 8; i++) w.Write(0); }) },
         { "negative kind", Raw(9, w => { w.Write(-1); for (int i = 0; i < 8; i++) w.Write(0); }) },
@@ -87,7 +87,7 @@ public sealed class FrameHeaderTests
             try
             {
                 var h = FrameHeader.Read(bytes);
-                Assert.True(h.Length >= 0 && h.Offset >= 0 && h.Kind <= FrameKind.Buffers, h.ToString());
+                Assert.True(h.Length >= 0 && h.Offset >= 0 && h.Kind <= FrameKind.GradientTopK, h.ToString());
             }
             catch (InvalidDataException) { }
         }

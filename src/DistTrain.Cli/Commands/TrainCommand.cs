@@ -54,12 +54,13 @@ public sealed class TrainCommand : ICommandFactory
         var (tlsCert, tlsCa, insecure) = SecurityOptions.Create();
         var standardize = new Option<string>("--standardize") { Description = Models.ModelForData.StandardizeHelp, DefaultValueFactory = _ => "auto" };
         var metricsPort = new Option<int>("--metrics-port") { Description = "Serve live metrics for Prometheus at http://HOST:N/metrics while training (0 = off; docs/metrics.md)." };
+        var compression = new Option<string>("--compression") { Description = "Gradient compression on the data plane: none, bf16, fp16, int8 (a float32 scale per 256 values) or topk (10 of every 1,024 values, with error feedback); sync mode. One process rounds each micro-batch gradient the same way, so it still equals the cluster bit for bit (topk: a one-worker cluster; docs/modes.md).", DefaultValueFactory = _ => "none" };
         var metricsHost = new Option<string>("--metrics-host") { Description = "Interface the metrics endpoint listens on (default 127.0.0.1: this machine only; 0.0.0.0 = every interface).", DefaultValueFactory = _ => "127.0.0.1" };
         var cmd = new Command("train", "Train a model and write DIR/model.safetensors and DIR/metrics.jsonl.")
         {
             model, dataset, epochs, batch, micro, optimizer, lr, schedule, wd, augment, clip, seed, maxSteps, threads, init, output, workers, psShards, psLocal, clusterPort, waitWorkers,
             hostname, config, mode, staleness, localSteps, checkpointEvery, resume, standardize, allowUnverified, tlsCert, tlsCa, insecure,
-            metricsPort, metricsHost,
+            metricsPort, metricsHost, compression,
         };
         cmd.SetAction(r => CliErrors.Guard(() =>
         {
@@ -83,6 +84,7 @@ public sealed class TrainCommand : ICommandFactory
                 Seed = r.GetValue(seed),
                 MaxSteps = r.GetValue(maxSteps),
                 Augment = ImageAugmentation.Parse(r.GetValue(augment) ?? d.Augment).ToString(),
+                Compression = r.GetValue(compression)!,
             };
             job.TrainerOptions().Validate();
             var resumeDir = r.GetValue(resume);
@@ -91,6 +93,7 @@ public sealed class TrainCommand : ICommandFactory
             if (resumeDir is not null && r.GetValue(init) is not null) throw new ArgumentException("--init and --resume exclude each other: --resume continues a run, --init starts a new one from weights.");
             Compute.Threads = t;
             var modeOptions = ModeOptions.Parse(r.GetValue(mode), r.GetValue(staleness), r.GetValue(localSteps));
+            job = job with { Compression = DistTrain.Cluster.Runtime.JobMapping.CheckCompression(job, modeOptions) };
             if (resumeDir is not null && modeOptions.Mode != DistTrain.Cluster.Messages.TrainingMode.Sync)
                 throw new ArgumentException($"--resume continues sync runs only (checkpoints are written in sync mode); drop --resume or use --mode sync.");
             // Async and local-sgd exist only in the cluster runtime, so they use it even with one worker.

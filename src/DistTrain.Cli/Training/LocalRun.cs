@@ -72,7 +72,7 @@ public static class LocalRun
         console.WriteLine($"data: {train.Name} ({train.Count:N0} train, {test.Count:N0} test samples of {Tensors.Tensor.ShapeString(train.SampleShape)})");
         console.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"job: epochs={job.Epochs} batch={job.BatchSize} micro-batch={trainer.Options.EffectiveMicroBatch} optimizer={trainer.Optimizer} lr={job.Lr} " +
-            $"schedule={job.Schedule} augment={job.Augment} clip-norm={job.ClipNorm} seed={job.Seed} max-steps={job.MaxSteps} threads={Tensors.Compute.Threads} spec-hash={spec.Hash[..12]}"));
+            $"schedule={job.Schedule} augment={job.Augment} clip-norm={job.ClipNorm} compression={job.Compression} seed={job.Seed} max-steps={job.MaxSteps} threads={Tensors.Compute.Threads} spec-hash={spec.Hash[..12]}"));
 
         Directory.CreateDirectory(outDir);
         var started = DateTime.UtcNow;

@@ -135,6 +135,11 @@ public sealed class DataPlaneClient : IDisposable
     public void Send(FrameHeader header, ReadOnlySpan<float> payload, ulong checksum) =>
         SendRaw(header with { Length = payload.Length, Checksum = checksum, SenderId = SenderId }, MemoryMarshal.AsBytes(payload));
 
+    /// <summary>Sends a compressed gradient frame: <paramref name="header"/> keeps its Length (the values encoded) and gets the
+    /// Checksum of the <paramref name="encoded"/> bytes (GradientCodec.Encode) and SenderId.</summary>
+    public void SendEncoded(FrameHeader header, ReadOnlySpan<byte> encoded) =>
+        SendRaw(header with { Checksum = encoded.IsEmpty ? 0UL : XxHash3.HashToUInt64(encoded), SenderId = SenderId }, encoded);
+
     /// <summary>The checksum a frame header carries for <paramref name="payload"/> (XxHash3 of its bytes; 0 when empty).</summary>
     public static ulong Checksum(ReadOnlySpan<float> payload) =>
         payload.IsEmpty ? 0UL : XxHash3.HashToUInt64(MemoryMarshal.AsBytes(payload));

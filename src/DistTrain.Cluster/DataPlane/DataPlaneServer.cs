@@ -10,6 +10,7 @@ using System.Net;
 using System.Net.Sockets;
 using System.Runtime.InteropServices;
 using System.Security.Cryptography;
+using DistTrain.Training.Steps;
 
 namespace DistTrain.Cluster.DataPlane;
 
@@ -132,6 +133,7 @@ public sealed class DataPlaneServer : IDisposable
         private Thread? _loop;
         private readonly byte[] _header = new byte[4 + FrameHeader.MaxEncodedBytes]; // length prefix + header: what a FrameMac tag covers
         private readonly byte[] _scratch = new byte[64 * 1024];
+        private byte[] _staging = [];
         private readonly byte[] _tag = new byte[FrameMac.TagBytes];
         private readonly XxHash3 _hash = new();
         private FrameMac? _mac;
@@ -298,7 +300,12 @@ public sealed class DataPlaneServer : IDisposable
             // Hash each slice right after it lands, while it is still in cache, instead of re-reading the whole
             // frame from memory afterwards; the streaming XxHash3 equals the sender's one-shot hash.
             rented = true;
-            var bytes = MemoryMarshal.AsBytes(destination);
+            // A compressed gradient lands in the connection's staging buffer and is decoded into the span once verified;
+            // the buffer grows only to what the handler accepted (Rent checked the length against its range).
+            var encoded = header.Encoding != GradientCompression.None;
+            if (encoded && _staging.Length < header.PayloadBytes) _staging = new byte[header.PayloadBytes];
+            var payload = encoded ? _staging.AsSpan(0, (int)header.PayloadBytes) : MemoryMarshal.AsBytes(destination);
+            var bytes = payload;
             _hash.Reset();
             while (bytes.Length > 0)
             {
@@ -311,7 +318,7 @@ public sealed class DataPlaneServer : IDisposable
             {
                 rented = false;
                 // A frame altered or injected on this connection: refuse it and close, the stream past it cannot be trusted.
-                if (!_mac.Verify(_header.AsSpan(0, head), MemoryMarshal.AsBytes(destination), _tag))
+                if (!_mac.Verify(_header.AsSpan(0, head), payload, _tag))
                 {
                     server.Stats.Drop(DropReason.BadMac);
                     server._handler.OnDropped(header, DropReason.BadMac);
@@ -325,6 +332,7 @@ public sealed class DataPlaneServer : IDisposable
                 server._handler.OnDropped(header, DropReason.BadChecksum);
                 return true;
             }
+            if (encoded) GradientCodec.Decode(header.Encoding, header.Offset, payload, destination);
             server.Stats.Received(header.PayloadBytes);
             server._handler.OnFrame(header, destination);
             return true;

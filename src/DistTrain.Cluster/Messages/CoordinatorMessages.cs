@@ -55,7 +55,11 @@ public static class CoordinatorMessages
         int LocalSteps,
         long MaxSteps,
         string Augment,
-        float ClipNorm) : IDistTrainMessage;
+        float ClipNorm) : IDistTrainMessage
+    {
+        /// <summary>Gradient compression on the data plane (GradientCodec): "none", "bf16", "fp16" or "int8"; sync mode only.</summary>
+        public string Compression { get; init; } = "none";
+    }
 
     /// <summary>Coordinator → worker: the job. A worker builds the model from <paramref name="SpecJson"/> and registers with its hash.</summary>
     public sealed record JobDescription(

@@ -5,6 +5,7 @@ using DistTrain.Cluster.Messages;
 using DistTrain.Cluster.Training;
 using DistTrain.Nn.Training;
 using DistTrain.Training;
+using DistTrain.Training.Steps;
 using static DistTrain.Cluster.Messages.CoordinatorMessages;
 
 namespace DistTrain.Cluster.Runtime;
@@ -21,7 +22,8 @@ public static class JobMapping
             new Hyperparameters(
                 new OptimizerSpec(job.Optimizer, job.Lr, 0, 0, 0, 0, job.WeightDecay ?? float.NaN),
                 job.Schedule, 0, job.BatchSize, job.MicroBatch <= 0 ? job.BatchSize : job.MicroBatch, job.Seed,
-                job.Epochs, mode.Mode, mode.Staleness, mode.LocalSteps, job.MaxSteps, job.Augment, job.ClipNorm))
+                job.Epochs, mode.Mode, mode.Staleness, mode.LocalSteps, job.MaxSteps, job.Augment, job.ClipNorm)
+                { Compression = CheckCompression(job, mode) })
             { DataKey = DataPlaneKey.Create().ToWire() }; // a fresh secret per job, for its data plane (DataPlaneAuth)
     }
 
@@ -40,7 +42,18 @@ public static class JobMapping
         MaxSteps = d.Hyper.MaxSteps,
         Augment = d.Hyper.Augment,
         ClipNorm = d.Hyper.ClipNorm,
+        Compression = d.Hyper.Compression,
     };
+
+    /// <summary>The job's --compression in its canonical name; refused (with the fix) in a mode it does not serve.</summary>
+    public static string CheckCompression(TrainJob job, ModeOptions mode)
+    {
+        var c = GradientCodec.Parse(job.Compression);
+        if (c != GradientCompression.None && mode.Mode != TrainingMode.Sync)
+            throw new ArgumentException($"--compression {GradientCodec.Name(c)} works with --mode sync only, where each micro-batch gradient is " +
+                                        $"rounded the same way in one process and on the cluster; use --mode sync or --compression none.");
+        return GradientCodec.Name(c);
+    }
 
     /// <summary>The run's mode as the job carries it to every node.</summary>
     public static ModeOptions ModeOf(JobDescription d) => new(d.Hyper.Mode, d.Hyper.Staleness, d.Hyper.LocalSteps);

@@ -109,7 +109,7 @@ public sealed class ShardInbox : IFrameHandler
     WireDrop? IFrameHandler.Rent(FrameHeader header, out Span<float> destination)
     {
         destination = Span<float>.Empty;
-        if (header.Kind != FrameKind.Gradient) return RentOther(header, out destination);
+        if (!header.IsGradient) return RentOther(header, out destination);
         if (header.Shard != _shard.Shard || header.Offset < _shard.Range.Offset || _async is not null && header.Offset != _shard.Range.Offset)
             return WireDrop.Rejected;
         // Sync: a micro-batch's gradient may come as several chunks of the range (sent during the worker's backward).
@@ -156,7 +156,7 @@ public sealed class ShardInbox : IFrameHandler
     void IFrameHandler.OnFrame(in FrameHeader header, ReadOnlySpan<float> payload)
     {
         if (header.Kind == FrameKind.Statistics) { lock (_gate) _extras.StatisticsArrived(header); return; }
-        if (header.Kind != FrameKind.Gradient)
+        if (!header.IsGradient)
         {
             bool complete;
             lock (_gate) complete = _extras.RestoreArrived(header);
@@ -189,7 +189,7 @@ public sealed class ShardInbox : IFrameHandler
     {
         if (reason == WireDrop.Rejected) return; // Rent refused it and reported why
         if (header.Kind == FrameKind.Statistics) { lock (_gate) _extras.StatisticsDropped(header); return; }
-        if (header.Kind != FrameKind.Gradient) return; // a restore frame: the coordinator's send fails and it says so
+        if (!header.IsGradient) return; // a restore frame: the coordinator's send fails and it says so
         lock (_gate) _receiving.Remove(header.SenderId);
         // A frame that failed after Rent (checksum, tag, lost connection) frees its slot so it can arrive again.
         if (reason is WireDrop.BadChecksum or WireDrop.BadMac or WireDrop.ConnectionLost)

@@ -58,6 +58,10 @@ public sealed class WorkerReplica : IReplica, IDisposable
     private double _waitMs;
     private (double Loss, int Samples, int Correct, double ComputeMs) _computed;
     private string? _abandoned;               // why the micro-batch being computed was given up (a shard was lost), or null
+    private GradientCompression _compression;   // the job's: each gradient frame is encoded (GradientCodec) into _encoded
+    private byte[] _encoded = [];
+    private ErrorFeedback? _feedback;            // topk: this worker's residual, and how far down it is applied to the gradient
+    private long _fedFrom;
 
     /// <summary>Says that a micro-batch was dropped because a shard was lost (the actor logs it).</summary>
     public Action<string>? Abandoned { get; init; }
@@ -83,6 +87,8 @@ public sealed class WorkerReplica : IReplica, IDisposable
         var model = spec.Build((ulong)(uint)train.Seed);
         _trainer = train.CreateTrainer(_train.Count, model);
         _mode = JobMapping.ModeOf(job);
+        _compression = GradientCodec.Parse(train.Compression);
+        _feedback = _compression == GradientCompression.TopK ? new ErrorFeedback(model.ParameterCount) : null;
         _statistics = new RunningStatistics(model);
         // Every mode: shard 0 folds them in the order its mode applies work (ShardCheckpointing.cs).
         _statisticsBuffer = new float[ShardCheckpointing.FrameLength(_statistics, _mode)];
@@ -200,6 +206,7 @@ public sealed class WorkerReplica : IReplica, IDisposable
         _streaming = streamed;
         for (int s = 0; s < _shards.Length; s++) _sentFrom[s] = _shards[s].Offset + _shards[s].Length;
         _statisticsSent = false;
+        _fedFrom = _trainer.Model.Store.Count;
         _streamedBytes = 0;
         _streamTicks = 0;
     }
@@ -223,21 +230,43 @@ public sealed class WorkerReplica : IReplica, IDisposable
     {
         long bytes = 0;
         var grads = _trainer.Model.Store.Grads;
+        // topk: fold the residual into the blocks that became final, once per micro-batch, before any of them is encoded.
+        long encodable = final ? finalFrom : GradientCodec.EncodableFrom(_compression, finalFrom);
+        if (_feedback is not null && encodable < _fedFrom)
+        {
+            _feedback.Apply(grads, (int)encodable, (int)_fedFrom);
+            _fedFrom = encodable;
+        }
         for (int s = 0; s < _shards.Length; s++)
         {
             var info = _shards[s];
-            long end = info.Offset + info.Length, lo = Math.Max(finalFrom, info.Offset), hi = _sentFrom[s];
+            // int8 / topk: a frame starts where every block it touches is final (its scale or top-k is over the whole block).
+            long end = info.Offset + info.Length, lo = Math.Max(encodable, info.Offset), hi = _sentFrom[s];
             bool nothingSent = hi == end;
             if (final ? lo >= hi && !nothingSent : hi - lo < _endpoints.GradientChunkFloats) continue;
             if (!_statisticsSent) { bytes += SendStatistics(w); _statisticsSent = true; }
             // Async: the header carries the version of this shard's range the gradient was computed on (for its staleness).
             long version = perShardVersion ? _modelShardVersion[s] : w.Version;
-            var h = new FrameHeader(FrameKind.Gradient, w.Step, w.MicroBatch, version, info.Shard, lo, (int)(hi - lo), 0, 0);
-            SendTo(s, h, grads.AsSpan((int)lo, (int)(hi - lo)));
-            bytes += (hi - lo) * sizeof(float);
+            var h = new FrameHeader(FrameHeader.GradientKind(_compression), w.Step, w.MicroBatch, version, info.Shard, lo, (int)(hi - lo), 0, 0);
+            bytes += SendGradientFrame(s, h, grads);
             _sentFrom[s] = lo;
         }
         return bytes;
+    }
+
+    /// <summary>Sends the frame <paramref name="h"/> names of the flat gradient, float32 or encoded; returns its payload bytes.</summary>
+    private long SendGradientFrame(int s, in FrameHeader h, float[] grads)
+    {
+        if (_compression == GradientCompression.None)
+        {
+            SendTo(s, h, grads.AsSpan((int)h.Offset, h.Length));
+            return (long)h.Length * sizeof(float);
+        }
+        long need = h.PayloadBytes;
+        if (_encoded.Length < need) _encoded = new byte[need];
+        int n = GradientCodec.Encode(_compression, grads, (int)h.Offset, h.Length, _encoded);
+        SendTo(s, h, default, _encoded.AsSpan(0, n));
+        return n;
     }
 
     /// <summary>
@@ -259,21 +288,27 @@ public sealed class WorkerReplica : IReplica, IDisposable
     /// the lease moved on while this process was paused, or it restarted its listener) is opened again and the frame sent once
     /// more; the shard drops it if another worker's copy came first. Throws when the shard cannot be reached at all.
     /// </summary>
-    private void SendTo(int s, in FrameHeader header, ReadOnlySpan<float> payload)
+    private void SendTo(int s, in FrameHeader header, ReadOnlySpan<float> payload, ReadOnlySpan<byte> encoded = default)
     {
-        try { _clients[s]!.Send(header, payload); return; }
+        try { Send(_clients[s]!, header, payload, encoded); return; }
         catch (IOException) { }
         _clients[s]?.Dispose();
         _clients[s] = null;
         try
         {
             _clients[s] = _endpoints.Connect(_shards[s].DataHost, _shards[s].DataPort, _senderId);
-            _clients[s]!.Send(header, payload);
+            Send(_clients[s]!, header, payload, encoded);
         }
         catch (IOException e)
         {
             throw new ShardLostException($"PS shard {_shards[s].Shard} at {_shards[s].DataHost}:{_shards[s].DataPort} cannot be reached ({e.Message})");
         }
+    }
+
+    private static void Send(DataPlaneClient client, in FrameHeader header, ReadOnlySpan<float> payload, ReadOnlySpan<byte> encoded)
+    {
+        if (header.Encoding == GradientCompression.None) client.Send(header, payload);
+        else client.SendEncoded(header, encoded);
     }
 
     /// <summary>Sync and local-sgd: copies the pushed values into the model when every shard has exactly <paramref name="version"/>.</summary>

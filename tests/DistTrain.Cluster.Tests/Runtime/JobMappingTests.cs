@@ -1,6 +1,7 @@
 // JobMapping: every hyper-parameter that decides the weights survives TrainJob → JobDescription → TrainJob,
 // including the augmentation, which a worker must apply exactly as the one-process trainer does.
 using DistTrain.Cluster.Runtime;
+using DistTrain.Cluster.Training;
 using DistTrain.Nn.Models;
 using DistTrain.Nn.Training;
 using DistTrain.Training;
@@ -32,5 +33,28 @@ public class JobMappingTests
     {
         var job = new TrainJob { ModelSpecJson = Presets.Spec("cnn").CanonicalJson, Dataset = "fashion-mnist", Augment = "crop:3" };
         Assert.Equal("crop:3", JobMapping.ToDescription(job, "j", 1).Hyper.Augment);
+    }
+
+    [Theory]
+    [InlineData("int8", "int8")]
+    [InlineData("BF16", "bf16")]
+    [InlineData("none", "none")]
+    public void The_description_carries_the_gradient_compression(string given, string canonical)
+    {
+        var job = new TrainJob { ModelSpecJson = Presets.Spec("cnn").CanonicalJson, Dataset = "fashion-mnist", Compression = given };
+        var d = JobMapping.ToDescription(job, "j", 1);
+        Assert.Equal(canonical, d.Hyper.Compression);
+        Assert.Equal(canonical, JobMapping.ToTrainJob(d).Compression);
+    }
+
+    [Theory]
+    [InlineData("async")]
+    [InlineData("local-sgd")]
+    public void Compression_outside_sync_mode_is_refused_with_the_fix(string mode)
+    {
+        var job = new TrainJob { ModelSpecJson = Presets.Spec("cnn").CanonicalJson, Dataset = "fashion-mnist", Compression = "int8" };
+        var e = Assert.Throws<ArgumentException>(() => JobMapping.ToDescription(job, "j", 1, ModeOptions.Parse(mode, null, null)));
+        Assert.Contains("--compression int8 works with --mode sync only", e.Message);
+        Assert.Contains("--compression none", e.Message);
     }
 }
