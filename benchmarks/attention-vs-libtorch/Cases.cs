@@ -5,7 +5,7 @@ static class Cases
     [
         (2, 5, 8, 2),      // tiny, several heads
         (4, 17, 64, 4),    // the 7×7-patch ViT's attention (16 patches + class token)
-        (4, 50, 64, 4),    // the `vit` preset's attention (49 patches of 4×4 + class token)
+        (4, 50, 64, 4),    // the `vit` preset's attention (49 tokens of the 7×7 stem grid + class token)
         (2, 9, 12, 1),     // one head
     ];
 
