@@ -96,9 +96,11 @@ public class PresetTests
     }
 
     [Fact]
-    public void Only_resnet_augments_by_default_and_its_trainer_takes_crop_and_flip()
+    public void Only_resnet_and_vit_augment_by_default_and_their_trainers_take_crop_and_flip()
     {
-        foreach (var name in Presets.Names) Assert.Equal(name == "resnet" ? "flip" : "none", Presets.Defaults(name).Augment);
+        foreach (var name in Presets.Names) Assert.Equal(name is "resnet" or "vit" ? "flip" : "none", Presets.Defaults(name).Augment);
+        var vit = new DistTrain.Training.TrainJob { ModelSpecJson = Presets.Spec("vit").CanonicalJson, Dataset = "fashion-mnist", Augment = Presets.Defaults("vit").Augment };
+        Assert.Equal(new DistTrain.Data.Augmentation.ImageAugmentation(0, true), vit.CreateTrainer(60_000).Options.Augmentation);
         var job = new DistTrain.Training.TrainJob { ModelSpecJson = Presets.Spec("resnet").CanonicalJson, Dataset = "fashion-mnist", Augment = "crop:2,flip" };
         var t = job.CreateTrainer(60_000);
         Assert.Equal(new DistTrain.Data.Augmentation.ImageAugmentation(2, true), t.Options.Augmentation);
