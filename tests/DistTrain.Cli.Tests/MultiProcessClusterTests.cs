@@ -222,8 +222,9 @@ public sealed class MultiProcessClusterTests(ITestOutputHelper output) : IDispos
         Assert.True(coord.WaitForExit(TimeSpan.FromMinutes(3)), "the coordinator process did not finish within 3 minutes after the kill");
         coord.WaitForExit();
         Assert.Equal(0, coord.ExitCode);
-        // A pulling worker always holds a lease (of this step or the next): the shard saw its connection end and it went out again.
-        Assert.Contains(_coordinatorLines, l => l.Contains("lost its connection to shard"));
+        // How the loss is seen depends on the moment: a worker that held a lease has it handed out again when a shard sees its
+        // connection end ("lost its connection to shard"); one that held none (three workers can lease a step and the next
+        // between them) costs nothing. The weights are the same either way.
         Assert.Equal(expected, Sha(Path.Combine(outDir, "model.safetensors")));
     }
 

@@ -56,11 +56,12 @@ public sealed class TrainCommand : ICommandFactory
         var metricsPort = new Option<int>("--metrics-port") { Description = "Serve live metrics for Prometheus at http://HOST:N/metrics while training (0 = off; docs/metrics.md)." };
         var compression = new Option<string>("--compression") { Description = "Gradient compression on the data plane: none, bf16, fp16, int8 (a float32 scale per 256 values) or topk (10 of every 1,024 values, with error feedback); sync mode. One process rounds each micro-batch gradient the same way, so it still equals the cluster bit for bit (topk: a one-worker cluster; docs/modes.md).", DefaultValueFactory = _ => "none" };
         var metricsHost = new Option<string>("--metrics-host") { Description = "Interface the metrics endpoint listens on (default 127.0.0.1: this machine only; 0.0.0.0 = every interface).", DefaultValueFactory = _ => "127.0.0.1" };
+        var verifyFraction = new Option<double>("--verify-fraction") { Description = "Cluster, sync mode: a seeded fraction F (0..1) of micro-batches is also computed by a second, otherwise idle worker, and the shards compare the two gradients' checksums; a difference (silent data corruption, a faulty host) is reported naming both workers. Copies that faults make are always compared." };
         var cmd = new Command("train", "Train a model and write DIR/model.safetensors and DIR/metrics.jsonl.")
         {
             model, dataset, epochs, batch, micro, optimizer, lr, schedule, wd, augment, clip, seed, maxSteps, threads, init, output, workers, psShards, psLocal, clusterPort, waitWorkers,
             hostname, config, mode, staleness, localSteps, checkpointEvery, resume, standardize, allowUnverified, tlsCert, tlsCa, insecure,
-            metricsPort, metricsHost, compression,
+            metricsPort, metricsHost, compression, verifyFraction,
         };
         cmd.SetAction(r => CliErrors.Guard(() =>
         {
@@ -104,6 +105,10 @@ public sealed class TrainCommand : ICommandFactory
                 return cluster || r.GetValue(init) is not null || resumeDir is not null
                     ? throw new ArgumentException("--optimizer ridge fits the readout in one process in one pass; drop --workers/--ps-shards/--cluster-port/--mode/--init/--resume.")
                     : RidgeFitRun.Run(job, outDir, Console.Out);
+            double verify = r.GetValue(verifyFraction);
+            if (verify is < 0 or > 1 || double.IsNaN(verify)) throw new ArgumentException($"--verify-fraction {verify} must be between 0 and 1 (e.g. 0.05: one micro-batch in 20 computed twice).");
+            if (verify > 0 && (!cluster || modeOptions.Mode != DistTrain.Cluster.Messages.TrainingMode.Sync))
+                throw new ArgumentException("--verify-fraction compares two workers' copies of a micro-batch: it needs a sync cluster run with at least 2 workers (--workers N or --wait-workers N).");
             if (cluster)
             {
                 if (r.GetValue(init) is { } initFile)
@@ -115,7 +120,7 @@ public sealed class TrainCommand : ICommandFactory
                 using var stop = new CancellationTokenSource();
                 Console.CancelKeyPress += (_, e) => { e.Cancel = true; stop.Cancel(); };
                 return ClusterRun.Run(job, modeOptions, outDir, r.GetValue(workers), new ShardPlacement(r.GetValue(psShards), r.GetValue(psLocal)), r.GetValue(clusterPort), r.GetValue(waitWorkers), Console.Out, stop.Token,
-                    r.GetValue(config)!, r.GetValue(hostname), checkpoints, SecurityOptions.Overrides(r, tlsCert, tlsCa, insecure),
+                    r.GetValue(config)!, r.GetValue(hostname), checkpoints with { VerifyFraction = verify }, SecurityOptions.Overrides(r, tlsCert, tlsCa, insecure),
                     // stdout decides, not stdin: scripts/local-cluster.sh starts the coordinator in the background, stdin from /dev/null.
                     interactive: !Console.IsOutputRedirected && Spectre.Console.AnsiConsole.Profile.Capabilities.Ansi);
             }

@@ -35,6 +35,7 @@ public static class ClusterRun
                 if (view is not { IsLive: true }) console.WriteLine(line);
             },
             CheckpointEvery = checkpoints?.Every ?? 0, ResumeDir = checkpoints?.ResumeDir, InitFile = checkpoints?.InitFile, AllowUnverified = checkpoints?.AllowUnverified ?? false,
+            VerifyFraction = checkpoints?.VerifyFraction ?? 0,
         });
         bool stopped = false;
         try
@@ -103,4 +104,5 @@ public sealed record ShardPlacement(int Shards, int? LocalShards = null)
 
 /// <summary>`--checkpoint-every N` (0 = at epoch ends only, negative = never) and `--resume DIR` of `disttrain train`.</summary>
 /// <param name="InitFile">`--init`: start from these weights with a fresh optimizer (cluster runs; LocalRun takes it directly).</param>
-public sealed record CheckpointOptions(long Every, string? ResumeDir, string? InitFile = null, bool AllowUnverified = false);
+/// <param name="VerifyFraction">--verify-fraction (the coordinator's determinism audit; CoordinatorSettings.VerifyFraction).</param>
+public sealed record CheckpointOptions(long Every, string? ResumeDir, string? InitFile = null, bool AllowUnverified = false, double VerifyFraction = 0);

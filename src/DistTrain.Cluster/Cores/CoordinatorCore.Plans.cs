@@ -59,6 +59,17 @@ public sealed partial class CoordinatorCore
         TimeSpan LeaseTimeout { set; }
     }
 
+    /// <summary>--verify-fraction: whether (step, micro-batch) is among the seeded fraction computed twice (the same on every run).</summary>
+    private bool Verifies(long step, int microBatch)
+    {
+        if (_settings.VerifyFraction <= 0 || _settings.Mode.Mode != Messages.TrainingMode.Sync) return false;
+        ulong z = (ulong)_job.Seed * 0x9E3779B97F4A7C15UL ^ (ulong)step * 0xBF58476D1CE4E5B9UL ^ (ulong)microBatch * 0x94D049BB133111EBUL;
+        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9UL;
+        z = (z ^ (z >> 27)) * 0x94D049BB133111EBUL;
+        z ^= z >> 31;
+        return (z >> 11) * (1.0 / (1UL << 53)) < _settings.VerifyFraction;
+    }
+
     private void Assign(string peer, long step, int microBatch, long version)
     {
         var (epoch, _) = EpochPlan.Locate(_settings.Mode.FirstStepOf(step), _stepsPerEpoch); // step is a round in local-sgd
@@ -127,9 +138,35 @@ public sealed partial class CoordinatorCore
 
         public bool TryAssign(string id, string peer, DateTime now)
         {
-            if (c._step >= c._units || !_queue.TryLease(id, now, out long step, out int mb)) return false;
+            if (c._step >= c._units) return false;
+            // A worker with nothing left of the current step computes a verification copy before it takes work of the next step,
+            // which it could not start before the current step is applied anyway.
+            long step = c._step;
+            if (!_queue.TryLeaseCurrent(id, now, out int mb))
+            {
+                if (TryVerify(id, peer)) return true;
+                if (!_queue.TryLease(id, now, out step, out mb)) return false;
+            }
             c.ReportExpired(_queue.TakeExpiredHolder(), step, mb, id);
             if (step != c._step) _waitingAhead[id] = peer; // it waits for the shards' push of version step
+            if (c.Verifies(step, mb)) _toVerify.Add((step, mb, id));
+            c.Assign(peer, step, mb, step);
+            return true;
+        }
+
+        private readonly List<(long Step, int MicroBatch, string First)> _toVerify = [];   // --verify-fraction: copies still to hand out
+
+        /// <summary>A worker with nothing left of the current step computes a second copy of one of its micro-batches that another
+        /// worker holds or has done; the shards compare the two (the determinism audit). The copy delays the worker's next-step
+        /// work by at most one micro-batch.</summary>
+        private bool TryVerify(string id, string peer)
+        {
+            _toVerify.RemoveAll(v => v.Step < c._step);
+            int k = _toVerify.FindIndex(v => v.Step == c._step && v.First != id);
+            if (k < 0) return false;
+            var (step, mb, _) = _toVerify[k];
+            _toVerify.RemoveAt(k);
+            c._verified++;
             c.Assign(peer, step, mb, step);
             return true;
         }

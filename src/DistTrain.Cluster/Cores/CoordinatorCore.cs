@@ -164,6 +164,7 @@ public sealed partial class CoordinatorCore : IDisposable
             case PeerConnectionLost l when Array.IndexOf(_shardPeers, from) == l.Shard: OnConnectionLost(l); break;
             case MicroBatchDone d: _log.Add(d); break;
             case NormShare n when !_recovering: OnNormShare(n); break;
+            case GradientMismatch m: OnMismatch(m); break;
             case var _ when _recovering: break; // the shards' word on versions that are being rolled back
             default: _plan.Handle(message); break;
         }
@@ -525,6 +526,25 @@ public sealed partial class CoordinatorCore : IDisposable
         _out.Add(new Completed(new RunCompleted(r.Step, null, double.NaN, double.NaN, error)));
     }
 
+    /// <summary>
+    /// The determinism audit: two copies of a micro-batch's gradient differ although the computation is bit-reproducible.
+    /// Said once per micro-batch, naming both workers (silent data corruption or a faulty host); the first copy was kept.
+    /// A worker found in every disagreement is the likely culprit, which the count per worker shows.
+    /// </summary>
+    private void OnMismatch(GradientMismatch m)
+    {
+        if (!_mismatched.Add((m.Step, m.MicroBatch))) return; // every chunk and every shard of one micro-batch says it
+        string kept = WorkerOfSender(m.KeptSender) ?? m.KeptSender.ToString(), other = WorkerOfSender(m.OtherSender) ?? m.OtherSender.ToString();
+        foreach (var w in new[] { kept, other }) _disagreements[w] = _disagreements.GetValueOrDefault(w) + 1;
+        string counts = string.Join(", ", _disagreements.OrderByDescending(d => d.Value).Select(d => $"{d.Key} {d.Value}"));
+        _out.Log(Severity.Error, $"Determinism audit: step {m.Step} micro-batch {m.MicroBatch} computed by {kept} and by {other} differs (shard {m.Shard}, " +
+            $"offset {m.Offset}), although it is bit-reproducible: silent data corruption or a faulty host. {kept}'s copy was kept. Disagreements so far: {counts}");
+        _out.Report($"determinism audit: step {m.Step} micro-batch {m.MicroBatch} differs between {kept} (kept) and {other}; disagreements: {counts}");
+    }
+
+    private readonly HashSet<(long Step, int MicroBatch)> _mismatched = [];
+    private readonly Dictionary<string, int> _disagreements = [];
+
     /// <summary>Non-finite copies of a micro-batch before the run gives up on it: the second copy usually comes from another
     /// worker, so one faulty host rarely stops a run.</summary>
     private const int NonFiniteLimit = 2;
@@ -631,7 +651,16 @@ public sealed partial class CoordinatorCore : IDisposable
     private void Final() { _finalCollected = true; TryFinish(); }
 
     /// <summary>Every unit of work is applied; the run ends once the final state is here too.</summary>
-    private void AllApplied() { _allApplied = true; TryFinish(); }
+    private void AllApplied()
+    {
+        if (_verified > 0)
+            _out.Report($"determinism audit: {_verified} micro-batch(es) computed twice ({_verified * 100.0 / Math.Max(1, _units * _microBatches):0.#} % of the run's " +
+                $"work, --verify-fraction {_settings.VerifyFraction}); {_mismatched.Count} differed");
+        _allApplied = true;
+        TryFinish();
+    }
+
+    private long _verified;   // verification copies handed out
 
     private void TryFinish()
     {

@@ -99,6 +99,9 @@ public sealed class ShardCore
                 _out.Send(Coordinator, new GradientRejected(Shard!.Shard, d.SenderId.ToString(), d.Step, d.MicroBatch, d.Reason));
                 break;
             case SendCheckpoint s: OnSendCheckpoint(s); break;
+            case ShardInbox.CopiesDiffer d:
+                _out.Send(Coordinator, new GradientMismatch(Shard!.Shard, d.KeptSender, d.OtherSender, d.Step, d.MicroBatch, d.Offset));
+                break;
             case ShardInbox.PeerDisconnected d: _out.Send(Coordinator, new PeerConnectionLost(Shard!.Shard, d.SenderId)); break;
             case ShardInbox.RestoreComplete: OnRestored(); break;
         }

@@ -62,6 +62,13 @@ public static class ParameterServerMessages
     /// <summary>PS shard → Coordinator: a gradient frame was dropped (wrong length, unknown step, duplicate); never applied.</summary>
     public sealed record GradientRejected(int Shard, string WorkerId, long Step, int MicroBatch, string Reason) : IDistTrainMessage;
 
+    /// <summary>
+    /// PS shard → Coordinator, the determinism audit: two copies of the gradient chunk of (step, micro-batch) at
+    /// <paramref name="Offset"/> have different checksums although the computation is bit-reproducible — silent data
+    /// corruption or a faulty host. The copy of <paramref name="KeptSender"/> was kept; <paramref name="OtherSender"/>'s dropped.
+    /// </summary>
+    public sealed record GradientMismatch(int Shard, int KeptSender, int OtherSender, long Step, int MicroBatch, long Offset) : IDistTrainMessage;
+
     /// <summary>PS shard → Coordinator: a data-plane connection from the sender <paramref name="SenderId"/> ended (closed, reset or
     /// failed). A worker process that dies is seen here first, long before Akka's failure detector and downing.</summary>
     public sealed record PeerConnectionLost(int Shard, int SenderId) : IDistTrainMessage;

@@ -49,6 +49,8 @@ public sealed record NodeOptions
     public bool AllowUnverified { get; init; }
     /// <summary>See CoordinatorSettings.SnapshotGrace.</summary>
     public TimeSpan SnapshotGrace { get; init; } = TimeSpan.FromSeconds(20);
+    /// <summary>See CoordinatorSettings.VerifyFraction (coordinator).</summary>
+    public double VerifyFraction { get; init; }
     /// <summary>Faults a test injects into the coordinator (null in production).</summary>
     public ICoordinatorFaults? Faults { get; init; }
 }
@@ -221,6 +223,7 @@ public sealed class ClusterNode : IAsyncDisposable
                 SnapshotGrace = o.SnapshotGrace,
                 Faults = o.Faults,
                 TrainFingerprint = fingerprint,
+                VerifyFraction = o.VerifyFraction,
             };
             system.ActorOf(ClusterSingletonManager.Props(CoordinatorActor.Props(job, train.Count, parameters, cs), PoisonPill.Instance,
                 ClusterSingletonManagerSettings.Create(system).WithRole("coordinator")), "coordinator");

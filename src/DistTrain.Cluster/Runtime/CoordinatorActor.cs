@@ -37,6 +37,9 @@ public sealed record CoordinatorSettings(int Shards, string OutDir, NodeEndpoint
     public long ReplicateEvery { get; init; }
     /// <summary>Faults a test injects (null in production).</summary>
     public ICoordinatorFaults? Faults { get; init; }
+    /// <summary>Sync: this seeded fraction of micro-batches is also computed by a second worker, and the shards compare the two
+    /// copies' checksums (the determinism audit; `--verify-fraction`). 0 = only copies that faults make anyway are compared.</summary>
+    public double VerifyFraction { get; init; }
     /// <summary>SHA-256 of the training set (DatasetOps.Fingerprint): workers with other data refuse the job (ClusterNode.DatasetMismatch).</summary>
     public string TrainFingerprint { get; init; } = "";
 }

@@ -20,6 +20,8 @@ public sealed class ShardInbox : IFrameHandler
     public sealed record GradientDropped(int SenderId, long Step, int MicroBatch, string Reason) : Akka.Actor.INoSerializationVerificationNeeded;
     /// <summary>A data-plane connection of this sender ended.</summary>
     public sealed record PeerDisconnected(int SenderId) : Akka.Actor.INoSerializationVerificationNeeded;
+    /// <summary>A second copy of a kept gradient chunk has another checksum (the determinism audit).</summary>
+    public sealed record CopiesDiffer(int KeptSender, int OtherSender, long Step, int MicroBatch, long Offset) : Akka.Actor.INoSerializationVerificationNeeded;
     /// <summary>The coordinator's restore frames are all here: apply them (ApplyRestore).</summary>
     public sealed record RestoreComplete : Akka.Actor.INoSerializationVerificationNeeded;
 
@@ -32,6 +34,11 @@ public sealed class ShardInbox : IFrameHandler
     private readonly Action<object> _post;
     private readonly int _microBatches;
     private readonly Dictionary<int, (long Step, int MicroBatch)> _receiving = [];   // per sender: the gradient frame arriving
+    // Sync, the determinism audit: the checksum and sender of each gradient chunk kept in the last AuditSteps steps, in the
+    // order kept (steps only grow, so the oldest leave from the front).
+    private readonly Dictionary<(long Step, int MicroBatch, long Offset), (ulong Checksum, int Sender)> _kept = [];
+    private readonly Queue<(long Step, int MicroBatch, long Offset)> _keptOrder = new();
+    private const int AuditSteps = 3;
 
     /// <param name="async">The async mode's queue; null in sync and local-sgd, which sum a step in the shard's aggregator.</param>
     /// <param name="post">Delivers an event to the actor (a Tell: it runs on the receive thread).</param>
@@ -52,6 +59,7 @@ public sealed class ShardInbox : IFrameHandler
         {
             if (!_shard.TryApply(maxNorm, globalNorm)) return false;
             _shard.BeginStep(_shard.Version, _microBatches);
+            while (_keptOrder.TryPeek(out var oldest) && oldest.Step < _shard.Version - AuditSteps) _kept.Remove(_keptOrder.Dequeue());
             _extras.StepApplied();
             return true;
         }
@@ -125,6 +133,14 @@ public sealed class ShardInbox : IFrameHandler
             destination = _async is { } q ? q.Reserve(header.Step, header.MicroBatch, header.Version, header.Length, out var reason)
                 : _shard.Aggregator.Reserve(header.Step, header.MicroBatch, chunkOffset, header.Length, out reason);
             if (reason == TrainingDrop.None) { _receiving[header.SenderId] = (header.Step, header.MicroBatch); return null; }
+            // A copy of a chunk already kept (re-executed work, a verification copy): the computation is bit-reproducible, so
+            // an equal checksum is the expected outcome and says nothing; another checksum is reported by the audit.
+            if (_async is null && _kept.TryGetValue((header.Step, header.MicroBatch, header.Offset), out var kept))
+            {
+                if (kept.Checksum != header.Checksum)
+                    _post(new CopiesDiffer(kept.Sender, header.SenderId, header.Step, header.MicroBatch, header.Offset));
+                return WireDrop.Rejected;
+            }
             _post(new GradientDropped(header.SenderId, header.Step, header.MicroBatch, reason.ToString()));
             return WireDrop.Rejected; // reported above with the precise reason
         }
@@ -169,6 +185,8 @@ public sealed class ShardInbox : IFrameHandler
             _receiving.Remove(header.SenderId);
             result = _async is { } q ? (q.Commit(header.Step, header.MicroBatch) ? ChunkCommit.Completed : ChunkCommit.NotFinite)
                 : _shard.Aggregator.Commit(header.Step, header.MicroBatch, ChunkOffset(header), header.Length);
+            if (_async is null && result != ChunkCommit.NotFinite && _kept.TryAdd((header.Step, header.MicroBatch, header.Offset), (header.Checksum, header.SenderId)))
+                _keptOrder.Enqueue((header.Step, header.MicroBatch, header.Offset));
         }
         if (result == ChunkCommit.Stored) return; // more chunks of this micro-batch to come
         _post(result == ChunkCommit.Completed ? new GradientArrived(header.SenderId, header.Step, header.MicroBatch)

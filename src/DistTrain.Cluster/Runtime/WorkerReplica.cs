@@ -247,12 +247,19 @@ public sealed class WorkerReplica : IReplica, IDisposable
             if (!_statisticsSent) { bytes += SendStatistics(w); _statisticsSent = true; }
             // Async: the header carries the version of this shard's range the gradient was computed on (for its staleness).
             long version = perShardVersion ? _modelShardVersion[s] : w.Version;
+            if (CorruptsGradients && hi > lo) FlipLowestBit(grads, (int)lo);
             var h = new FrameHeader(FrameHeader.GradientKind(_compression), w.Step, w.MicroBatch, version, info.Shard, lo, (int)(hi - lo), 0, 0);
             bytes += SendGradientFrame(s, h, grads);
             _sentFrom[s] = lo;
         }
         return bytes;
     }
+
+    /// <summary>A test hook for the determinism audit (DISTTRAIN_TEST_CORRUPT_GRADIENTS=1): this worker flips the lowest bit of
+    /// the first value of every gradient frame it sends, as a faulty host would, so the shards' comparison must name it.</summary>
+    private static readonly bool CorruptsGradients = Environment.GetEnvironmentVariable("DISTTRAIN_TEST_CORRUPT_GRADIENTS") == "1";
+
+    private static void FlipLowestBit(float[] values, int at) => values[at] = BitConverter.Int32BitsToSingle(BitConverter.SingleToInt32Bits(values[at]) ^ 1);
 
     /// <summary>Sends the frame <paramref name="h"/> names of the flat gradient, float32 or encoded; returns its payload bytes.</summary>
     private long SendGradientFrame(int s, in FrameHeader h, float[] grads)

@@ -52,6 +52,7 @@ public class CoordinatorCoreTests
         public readonly FakeStore Store = new();
         public readonly string OutDir = Directory.CreateTempSubdirectory("disttrain-core-").FullName;
         public readonly List<(string Worker, WorkAssignment Work)> Computed = [];
+        public readonly List<(string Worker, WorkAssignment Work)> Assigned = [];
         public readonly List<string> Reports = [];
         public readonly HashSet<string> Left = [];
         public RunCompleted? Result;
@@ -68,13 +69,13 @@ public class CoordinatorCoreTests
         private readonly HashSet<long> _collected = [];
         public readonly List<ApplyClipped> Clipped = [];
 
-        public SimCluster(ModeOptions mode, int shards = 2, int epochs = 2, long checkpointEvery = -1, long replicateEvery = 0)
+        public SimCluster(ModeOptions mode, int shards = 2, int epochs = 2, long checkpointEvery = -1, long replicateEvery = 0, double verifyFraction = 0)
         {
             _shards = shards;
             _async = mode.Mode == TrainingMode.Async;
             _version = new long[shards];
             for (int s = 0; s < shards; s++) _accepted.Add([]);
-            _settings = new CoordinatorSettings(shards, OutDir, NodeEndpoints.Loopback, TimeSpan.FromSeconds(30)) { Mode = mode, CheckpointEvery = checkpointEvery, ReplicateEvery = replicateEvery };
+            _settings = new CoordinatorSettings(shards, OutDir, NodeEndpoints.Loopback, TimeSpan.FromSeconds(30)) { Mode = mode, CheckpointEvery = checkpointEvery, ReplicateEvery = replicateEvery, VerifyFraction = verifyFraction };
             for (int s = 0; s < shards; s++) _peerOf[s] = $"ps{s}";
             _epochs = epochs;
             Steps = Job(epochs).TotalSteps(Train);
@@ -189,7 +190,7 @@ public class CoordinatorCoreTests
                     if (_held.TryGetValue(to, out var held)) held.Clear(); // a new layout: what it held was handed out anew
                     Take(Core.Handle(to, new RequestWork(to, -1)));
                     break;
-                case WorkAssignment w: _held[to].Add(w); break;
+                case WorkAssignment w: _held[to].Add(w); Assigned.Add((to, w)); break;
                 case SendCheckpoint c: _asked[c.Version] = _asked.GetValueOrDefault(c.Version) + 1; CollectIfDue(); break;
                 case ApplyClipped c: Clipped.Add(c); ApplyStep(int.Parse(to[2..])); break;
             }
@@ -581,6 +582,39 @@ public class CoordinatorCoreTests
         AssertLedger(sim, rounds, 4);
         Assert.Contains("every shard is back at round 4; training continues from there", sim.Reports);
         Assert.Equal(rounds, sim.Store.ModelVersion);
+    }
+
+    /// <summary>--verify-fraction 1: a worker with nothing to lease computes a second copy of a micro-batch of the current step that
+    /// the other worker holds; the run is unchanged. A mismatch the shards report names both workers, once per micro-batch.</summary>
+    [Fact]
+    public void VerifyFractionHandsSecondCopiesToOtherWorkersAndAMismatchNamesBoth()
+    {
+        using var sim = new SimCluster(ModeOptions.Sync, verifyFraction: 1);
+        sim.Join(workers: 2);
+        sim.Run();
+        Assert.Null(sim.Result!.Error);
+        AssertLedger(sim, sim.Steps, 4);
+        // Handed out twice, each time to two different workers (in the sim the first to compute a copy has it kept).
+        var twice = sim.Assigned.GroupBy(c => (c.Work.Step, c.Work.MicroBatch)).Where(g => g.Count() > 1).ToList();
+        Assert.NotEmpty(twice);
+        Assert.All(twice, g => Assert.Equal(2, g.Select(c => c.Worker).Distinct().Count()));
+        Assert.Contains($"determinism audit: {twice.Count} micro-batch(es) computed twice", Assert.Single(sim.Reports, r => r.StartsWith("determinism audit: ")));
+        Assert.EndsWith("0 differed", sim.Reports.Last(r => r.StartsWith("determinism audit: ")));
+        var mismatch = new GradientMismatch(0, JobMapping.SenderIdOf("w0"), JobMapping.SenderIdOf("w1"), 3, 1, 32);
+        var said = sim.Core.Handle("ps0", mismatch);
+        Assert.Contains(said.OfType<Report>(), r => r.Text.StartsWith("determinism audit: step 3 micro-batch 1 differs between w0 (kept) and w1"));
+        Assert.DoesNotContain(sim.Core.Handle("ps1", mismatch with { Shard = 1 }).OfType<Report>(), r => r.Text.StartsWith("determinism audit"));
+    }
+
+    /// <summary>Which micro-batches are verified is a function of (seed, step, micro-batch): the same on every run, about F of them.</summary>
+    [Fact]
+    public void WithoutAVerifyFractionNothingIsComputedTwice()
+    {
+        using var sim = new SimCluster(ModeOptions.Sync);
+        sim.Join(workers: 2);
+        sim.Run();
+        Assert.Equal(sim.Steps * 4, sim.Computed.Count);
+        Assert.DoesNotContain(sim.Reports, r => r.StartsWith("determinism audit"));
     }
 
     [Fact]

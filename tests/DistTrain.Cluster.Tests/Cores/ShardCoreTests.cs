@@ -136,6 +136,54 @@ public class ShardCoreTests
         var stop = refused.Handle(new RegisterRejected("other", "all 1 key ranges are taken (shard 0 [0, 60) on node)"));
         Assert.Contains("shard 0 [0, 60)", Assert.Single(stop.OfType<Stop>()).Reason);
     }
+    /// <summary>
+    /// The determinism audit on the shard: a second copy of a kept gradient with the same checksum is dropped without a word
+    /// (re-executed work is bit-reproducible), one with another checksum is reported naming both senders — also after its
+    /// step was applied; three steps later the record is gone.
+    /// </summary>
+    [Fact]
+    public void ASecondCopyIsComparedByChecksumAndOnlyADifferenceIsReported()
+    {
+        var h = new Harness(ModeOptions.Sync, microBatches: 2);
+        IFrameHandler inbox = h.Core.Inbox!;
+        var g = Grad(3, h.Length);
+        ulong sum = DataPlaneClient.Checksum(g);
+        void Frame(long step, int mb, int sender, ulong checksum, bool kept)
+        {
+            var header = new FrameHeader(FrameKind.Gradient, step, mb, step, 0, 0, h.Length, checksum, sender);
+            var reason = inbox.Rent(header, out var slot);
+            if (!kept) { Assert.Equal(DropReason.Rejected, reason); return; }
+            Assert.Null(reason);
+            g.CopyTo(slot);
+            inbox.OnFrame(header, slot);
+        }
+        Frame(0, 0, sender: 11, sum, kept: true);
+        Frame(0, 0, sender: 22, sum, kept: false);                 // an equal copy
+        Assert.DoesNotContain(h.Posted, e => e is ShardInbox.GradientDropped or ShardInbox.CopiesDiffer);
+        Frame(0, 0, sender: 22, sum ^ 1, kept: false);             // a copy that differs
+        var differ = Assert.Single(h.Posted.OfType<ShardInbox.CopiesDiffer>());
+        Assert.Equal((11, 22, 0L, 0, 0L), (differ.KeptSender, differ.OtherSender, differ.Step, differ.MicroBatch, differ.Offset));
+        foreach (var e in h.Posted.ToArray()) h.Take(h.Core.Handle(e));
+        h.Posted.Clear();
+        var mismatch = Assert.Single(h.Sent<GradientMismatch>());
+        Assert.Equal((0, 11, 22), (mismatch.Shard, mismatch.KeptSender, mismatch.OtherSender));
+        Frame(0, 1, sender: 11, sum, kept: true);                  // step 0 complete: applied
+        foreach (var e in h.Posted.ToArray()) h.Take(h.Core.Handle(e));
+        h.Posted.Clear();
+        Frame(0, 1, sender: 33, sum ^ 2, kept: false);             // late, after the step was applied: still compared
+        Assert.Single(h.Posted.OfType<ShardInbox.CopiesDiffer>());
+        h.Posted.Clear();
+        for (long step = 1; step <= 4; step++)
+            for (int mb = 0; mb < 2; mb++)
+            {
+                Frame(step, mb, sender: 11, sum, kept: true);
+                foreach (var e in h.Posted.ToArray()) h.Take(h.Core.Handle(e));
+                h.Posted.Clear();
+            }
+        Frame(0, 0, sender: 22, sum ^ 1, kept: false);             // step 0 is 5 versions back: no record, an ordinary drop
+        Assert.IsType<ShardInbox.GradientDropped>(Assert.Single(h.Posted));
+    }
+
     [Fact]
     public void AShardActorToldEveryRangeIsTakenSaysItWaitsAsASpareOnceAndKeepsAsking()
     {
