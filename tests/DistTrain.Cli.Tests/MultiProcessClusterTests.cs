@@ -41,11 +41,12 @@ public sealed class MultiProcessClusterTests(ITestOutputHelper output) : IDispos
         return port;
     }
 
-    private Process Start(string args, string name, string? netns = null, Action<string>? onLine = null)
+    private Process Start(string args, string name, string? netns = null, Action<string>? onLine = null, (string Name, string Value)? env = null)
     {
         var psi = netns is null
             ? new ProcessStartInfo("dotnet", $"\"{Dll()}\" {args}")
             : new ProcessStartInfo("ip", $"netns exec {netns} dotnet \"{Dll()}\" {args}");
+        if (env is { } e) psi.Environment[e.Name] = e.Value;
         psi.RedirectStandardOutput = true; psi.RedirectStandardError = true; psi.UseShellExecute = false;
         var p = Process.Start(psi)!;
         p.OutputDataReceived += (_, e) => { if (e.Data is not null) { Log($"[{name}] {e.Data}"); onLine?.Invoke(e.Data); } };
@@ -186,6 +187,43 @@ public sealed class MultiProcessClusterTests(ITestOutputHelper output) : IDispos
         Assert.True(late.WaitForExit(TimeSpan.FromSeconds(60)), "the late worker did not stop after the run");
         Assert.Equal(0, late.ExitCode);
         Assert.Equal(expected, Sha(Path.Combine(outDir, "model.safetensors")));
+    }
+
+    /// <summary>
+    /// The determinism audit with real processes: with --verify-fraction 1 a worker that has nothing left of the current step
+    /// computes a second copy of one the other worker holds, and the shard compares their checksums. Honest workers: nothing
+    /// differs and the weights are the one-process run's. A worker that flips a bit of every gradient frame it sends (a test
+    /// hook standing in for a faulty host) is named by the audit.
+    /// </summary>
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task TheDeterminismAuditComparesSecondCopiesAndNamesAWorkerThatCorruptsItsGradients(bool corrupt)
+    {
+        var job = Job(TestData.WriteIdx(600, 50), 40);
+        var expected = corrupt ? null : await InProcess(job);
+        var (coord, _, outDir) = StartCluster(job, 0, "--verify-fraction 1", waitWorkers: 2);
+        int port = int.Parse(System.Text.RegularExpressions.Regex.Match(coord.StartInfo.Arguments, @"--cluster-port (\d+)").Groups[1].Value);
+        string? faulty = null;
+        Start($"node --roles worker --seed-nodes akka.tcp://disttrain@127.0.0.1:{port}", "worker0");
+        Start($"node --roles worker --seed-nodes akka.tcp://disttrain@127.0.0.1:{port}", "faulty", env: corrupt ? ("DISTTRAIN_TEST_CORRUPT_GRADIENTS", "1") : null,
+            onLine: l => { if (System.Text.RegularExpressions.Regex.Match(l, @"node (akka\.tcp://\S+) is up") is { Success: true } m) faulty = m.Groups[1].Value; });
+        Assert.True(coord.WaitForExit(TimeSpan.FromMinutes(3)), "the coordinator process did not finish within 3 minutes");
+        coord.WaitForExit();
+        Assert.Equal(0, coord.ExitCode);
+        var summary = Assert.Single(_coordinatorLines, l => l.StartsWith("determinism audit: ") && l.Contains("computed twice"));
+        var differ = _coordinatorLines.Where(l => l.StartsWith("determinism audit: step ")).ToList();
+        if (!corrupt)
+        {
+            Assert.EndsWith("; 0 differed", summary);
+            Assert.Empty(differ);
+            Assert.Equal(expected, Sha(Path.Combine(outDir, "model.safetensors")));
+            return;
+        }
+        Assert.NotNull(faulty);
+        Assert.NotEmpty(differ);
+        Assert.All(differ, l => Assert.Contains(faulty!, l));   // every disagreement involves the faulty worker
+        Assert.DoesNotContain("; 0 differed", summary);
     }
 
     /// <summary>Waits (at most 90 s) until the coordinator printed <paramref name="count"/> lines that match.</summary>

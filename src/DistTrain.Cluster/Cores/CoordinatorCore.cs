@@ -537,8 +537,12 @@ public sealed partial class CoordinatorCore : IDisposable
         string kept = WorkerOfSender(m.KeptSender) ?? m.KeptSender.ToString(), other = WorkerOfSender(m.OtherSender) ?? m.OtherSender.ToString();
         foreach (var w in new[] { kept, other }) _disagreements[w] = _disagreements.GetValueOrDefault(w) + 1;
         string counts = string.Join(", ", _disagreements.OrderByDescending(d => d.Value).Select(d => $"{d.Key} {d.Value}"));
+        // A faulty host disagrees on nearly every copy: the first few are said, then every hundredth with the counts.
+        int n = _mismatched.Count;
+        if (n > 10 && n % 100 != 0) return;
         _out.Log(Severity.Error, $"Determinism audit: step {m.Step} micro-batch {m.MicroBatch} computed by {kept} and by {other} differs (shard {m.Shard}, " +
-            $"offset {m.Offset}), although it is bit-reproducible: silent data corruption or a faulty host. {kept}'s copy was kept. Disagreements so far: {counts}");
+            $"offset {m.Offset}), although it is bit-reproducible: silent data corruption or a faulty host. {kept}'s copy was kept. Disagreements so far: {counts}" +
+            (n == 10 ? " (from now on every 100th is said)" : ""));
         _out.Report($"determinism audit: step {m.Step} micro-batch {m.MicroBatch} differs between {kept} (kept) and {other}; disagreements: {counts}");
     }
 
