@@ -41,6 +41,7 @@ public static class MessageSamples
         new AsyncApplied(1, 470, 5, 1883, 3),
         new GradientRejected(0, "worker-1", 470, 5, "duplicate (step 470, micro-batch 5)"),
         new PeerConnectionLost(1, 123456789),
+        new GradientMismatch(1, 123456789, -987654321, 470, 5, 600_000),
         new RuntimeMessages.LeaseMoved(470, 5, "worker-1"),
         new RuntimeMessages.RequestShard("node-ps-1", WireProtocol.Version),
         new RuntimeMessages.ShardStandby("every key range has an owner"),
