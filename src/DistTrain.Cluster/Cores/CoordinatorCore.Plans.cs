@@ -90,49 +90,42 @@ public sealed partial class CoordinatorCore
             // An expired lease (a worker alive but stuck) is handed out again only when someone is served: the idle
             // workers and those waiting ahead are served every tick, so a straggler costs about its lease.
             c._out.Add(new StartTimer(LeaseTimer, TickPeriod));
-            Begin(first, first: true);
+            Begin(first);
         }
 
         public void Restart(long step)
         {
             _queue.Begin(step);
-            Begin(step, first: true);
+            Begin(step);
         }
 
         private DateTime _begun;          // when the current step began
         private bool _hangReported;
 
-        private void Begin(long step, bool first)
+        private void Begin(long step)
         {
             c._step = step;
             (_begun, _hangReported) = (c._clock(), false);
             _waitingAhead.Clear();
             c._log.Begin(step);
-            RequestSnapshots(step, first);
+            RequestSnapshots(step);
             c.ServeIdle();
         }
 
         /// <summary>
-        /// Asks the shards, when step t begins, for their state at version t+2 (t+1 too on the first step) if that is a
-        /// checkpoint or the end. With micro-batches leased one step ahead a shard can reach version t+2 before the
-        /// coordinator hears of t+1, so it must be told two steps early; it sends the moment it reaches the version.
+        /// Asks the shards, when step t begins, for their state at the next checkpoint, the next replicated version and (once
+        /// neither comes first) the end. A shard keeps an ask until it reaches the version and sends it then, so asking early
+        /// costs nothing; asking late can miss it: with micro-batches leased ahead, and a coordinator whose messages lag on a
+        /// loaded host, the shards can pass a version before its ask arrives. Asking again is a no-op (Snapshot).
         /// </summary>
-        private void RequestSnapshots(long step, bool first)
+        private void RequestSnapshots(long step)
         {
-            for (long v = first ? step + 1 : step + 2; v <= Math.Min(step + 2, c._units); v++)
+            foreach (long v in c.NextSnapshots(step))
             {
                 long version = v;
                 if (version == c._units) c.Snapshot(version, c.Final);
                 else if (c.IsCheckpointStep(version)) c.Snapshot(version, () => c.WriteCheckpoint(version));
-                else if (c.IsReplicaStep(version)) c.Snapshot(version, () => { }); // kept in memory (Keep) for a roll-back
-            }
-            // The next checkpoint and replicated state are asked for as soon as the one before is behind: a shard keeps the ask
-            // until it gets there, so a coordinator whose messages lag on a loaded host (by more than two steps) still gets them.
-            foreach (long v in c.NextSnapshots(step))
-            {
-                long version = v;
-                if (c.IsCheckpointStep(version)) c.Snapshot(version, () => c.WriteCheckpoint(version));
-                else c.Snapshot(version, () => { });
+                else c.Snapshot(version, () => { }); // kept in memory (Keep) for a roll-back
             }
         }
 
@@ -211,7 +204,7 @@ public sealed partial class CoordinatorCore
             if (c.Crashed(next)) return;
             if (next >= c._units) { c.AllApplied(); return; }
             _queue.Advance(c._clock()); // leases already taken on the next step stay with their workers
-            Begin(next, first: false);
+            Begin(next);
         }
 
         public void Timer(string name)

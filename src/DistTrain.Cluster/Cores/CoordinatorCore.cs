@@ -302,14 +302,8 @@ public sealed partial class CoordinatorCore : IDisposable
         }
         if (_settings.Mode.Mode == TrainingMode.Async)
         {
-            _finishing = true;
-            string error = $"PS shard {s} on {owner} was lost ({why}); an async run cannot roll its shards back (sync and local-sgd runs can). " +
-                "Train in sync or local-sgd mode, or start again.";
-            _out.Report(error);
-            var done = new TrainingDone(_planSteps, _units, error);
-            foreach (var w in _workers.Values) _out.Send(w.Peer, done);
-            foreach (var p in _shardPeers) if (p is not null) _out.Send(p, done);
-            _out.Add(new Completed(new RunCompleted(Math.Max(_step, 0), null, double.NaN, double.NaN, error)));
+            Fail(Math.Max(_step, 0), $"PS shard {s} on {owner} was lost ({why}); an async run cannot roll its shards back (sync and local-sgd runs " +
+                "can). Train in sync or local-sgd mode, or start again.");
             return;
         }
         long at = _step;
@@ -369,24 +363,22 @@ public sealed partial class CoordinatorCore : IDisposable
         else _store.Release(version);
     }
 
-    /// <summary>The first checkpoint step and the first replicated step after <paramref name="step"/>, before the last unit.</summary>
+    /// <summary>The first checkpoint step and the first replicated step after <paramref name="step"/> that come before the last
+    /// unit, or the last unit when neither does.</summary>
     private IEnumerable<long> NextSnapshots(long step)
     {
+        long checkpoint = long.MaxValue, replica = long.MaxValue;
         if (_settings.CheckpointEvery >= 0 && _settings.Mode.Mode == TrainingMode.Sync)
         {
-            long next = (step / _stepsPerEpoch + 1) * _stepsPerEpoch;
-            if (_settings.CheckpointEvery > 0) next = Math.Min(next, (step / _settings.CheckpointEvery + 1) * _settings.CheckpointEvery);
-            if (next < _units) yield return next;
+            checkpoint = (step / _stepsPerEpoch + 1) * _stepsPerEpoch;
+            if (_settings.CheckpointEvery > 0) checkpoint = Math.Min(checkpoint, (step / _settings.CheckpointEvery + 1) * _settings.CheckpointEvery);
         }
         if (_settings.Mode.Mode != TrainingMode.Async && _settings.ReplicateEvery > 0)
-        {
-            long next = (step / _settings.ReplicateEvery + 1) * _settings.ReplicateEvery;
-            if (next < _units) yield return next;
-        }
+            replica = (step / _settings.ReplicateEvery + 1) * _settings.ReplicateEvery;
+        if (checkpoint < _units) yield return checkpoint;
+        if (replica < _units) yield return replica;
+        if (Math.Min(checkpoint, replica) >= _units && step < _units) yield return _units;
     }
-
-    private bool IsReplicaStep(long step) =>
-        _settings.Mode.Mode != TrainingMode.Async && _settings.ReplicateEvery > 0 && step % _settings.ReplicateEvery == 0;
 
     private void ShardUp()
     {
@@ -516,14 +508,25 @@ public sealed partial class CoordinatorCore : IDisposable
             if (_plan.Release(r.Step, r.MicroBatch)) { ServeIdle(); _plan.ServeWaiting(); }
             return;
         }
+        Fail(r.Step, $"The gradient of step {r.Step} micro-batch {r.MicroBatch} was not finite (NaN or infinity) {seen.Workers.Count} times, computed by " +
+            $"{string.Join(" and ", seen.Workers.Distinct())}: training diverged. Lower --lr or set --clip-norm; nothing of that step was applied.");
+    }
+
+    /// <summary>The run stops with <paramref name="error"/> at <paramref name="step"/>: said, and every worker and shard told.</summary>
+    private void Fail(long step, string error)
+    {
         _finishing = true;
-        string error = $"The gradient of step {r.Step} micro-batch {r.MicroBatch} was not finite (NaN or infinity) {seen.Workers.Count} times, computed by " +
-            $"{string.Join(" and ", seen.Workers.Distinct())}: training diverged. Lower --lr or set --clip-norm; nothing of that step was applied.";
         _out.Report(error);
-        var done = new TrainingDone(_planSteps, _units, error);
+        End(new RunCompleted(step, null, double.NaN, double.NaN, error));
+    }
+
+    /// <summary>Tells every worker and shard the run is over, then the node (Completed).</summary>
+    private void End(RunCompleted result)
+    {
+        var done = new TrainingDone(_planSteps, _units, result.Error);
         foreach (var w in _workers.Values) _out.Send(w.Peer, done);
         foreach (var s in _shardPeers) if (s is not null) _out.Send(s, done);
-        _out.Add(new Completed(new RunCompleted(r.Step, null, double.NaN, double.NaN, error)));
+        _out.Add(new Completed(result));
     }
 
     /// <summary>
@@ -674,10 +677,7 @@ public sealed partial class CoordinatorCore : IDisposable
         RunCompleted result;
         try { result = _store.WriteModel(_plan.FinalVersion, _planSteps, _log); }
         catch (Exception e) { result = new RunCompleted(_planSteps, null, double.NaN, double.NaN, e.Message); }
-        var done = new TrainingDone(_planSteps, _units, result.Error);
-        foreach (var w in _workers.Values) _out.Send(w.Peer, done);
-        foreach (var s in _shardPeers) if (s is not null) _out.Send(s, done);
-        _out.Add(new Completed(result));
+        End(result);
     }
 
     /// <summary>A test's injected fault: the coordinator stops abruptly after <paramref name="step"/>, writing nothing.</summary>

@@ -177,7 +177,6 @@ public sealed class DataPlaneClient : IDisposable
         }
     }
 
-    /// <summary>Closes the connection (the peer left); a Send in progress on another thread fails with an IOException.</summary>
     /// <summary>
     /// Blocks until the peer closes the connection or it fails. A listener never writes after the handshake, so this returns
     /// when the peer's process (or its socket) is gone, or when this side closes it: a liveness watch, on its own thread.
@@ -190,6 +189,7 @@ public sealed class DataPlaneClient : IDisposable
         catch (ObjectDisposedException) { }
     }
 
+    /// <summary>Closes the connection (the peer left); a Send in progress on another thread fails with an IOException.</summary>
     public void Close()
     {
         _closed = true;
