@@ -32,6 +32,10 @@ public sealed class MultiProcessClusterTests(ITestOutputHelper output) : IDispos
         return dll;
     }
 
+    /// <summary>The seed port a coordinator process was started with (StartCluster).</summary>
+    private static int ClusterPort(Process coord) =>
+        int.Parse(System.Text.RegularExpressions.Regex.Match(coord.StartInfo.Arguments, @"--cluster-port (\d+)").Groups[1].Value);
+
     private static int FreePort()
     {
         var l = new TcpListener(IPAddress.Loopback, 0);
@@ -138,7 +142,7 @@ public sealed class MultiProcessClusterTests(ITestOutputHelper output) : IDispos
         var job = Job(TestData.WriteIdx(3000, 50), 200);
         var expected = await InProcess(job, mode);
         var (coord, _, outDir) = StartCluster(job, 0, $"--ps-shards 2 --ps-local 0 --mode {modeName}" + (modeName == "local-sgd" ? " --local-steps 2" : ""), waitWorkers: 2);
-        int port = int.Parse(System.Text.RegularExpressions.Regex.Match(coord.StartInfo.Arguments, @"--cluster-port (\d+)").Groups[1].Value);
+        int port = ClusterPort(coord);
         string seeds = $"--seed-nodes akka.tcp://disttrain@127.0.0.1:{port}";
         var owners = new[] { Start($"node --roles ps {seeds}", "ps0"), Start($"node --roles ps {seeds}", "ps1") };
         await WaitForLine(coord, l => l.Contains("shard 1 of 2 holds") || l.Contains("shard 0 of 2 holds"), count: 2);
@@ -178,7 +182,7 @@ public sealed class MultiProcessClusterTests(ITestOutputHelper output) : IDispos
         var (coord, _, outDir) = StartCluster(job, 1);
         await WaitForSteps(coord, Path.Combine(outDir, "metrics.jsonl"), 20);
         Assert.False(coord.HasExited, "the run ended before a second worker could join");
-        int port = int.Parse(System.Text.RegularExpressions.Regex.Match(coord.StartInfo.Arguments, @"--cluster-port (\d+)").Groups[1].Value);
+        int port = ClusterPort(coord);
         var late = Start($"node --roles worker --seed-nodes akka.tcp://disttrain@127.0.0.1:{port}", "late-worker");
         Assert.True(coord.WaitForExit(TimeSpan.FromMinutes(3)), "the coordinator process did not finish within 3 minutes");
         coord.WaitForExit();
@@ -203,7 +207,7 @@ public sealed class MultiProcessClusterTests(ITestOutputHelper output) : IDispos
         var job = Job(TestData.WriteIdx(600, 50), 40);
         var expected = corrupt ? null : await InProcess(job);
         var (coord, _, outDir) = StartCluster(job, 0, "--verify-fraction 1", waitWorkers: 2);
-        int port = int.Parse(System.Text.RegularExpressions.Regex.Match(coord.StartInfo.Arguments, @"--cluster-port (\d+)").Groups[1].Value);
+        int port = ClusterPort(coord);
         string? faulty = null;
         Start($"node --roles worker --seed-nodes akka.tcp://disttrain@127.0.0.1:{port}", "worker0");
         Start($"node --roles worker --seed-nodes akka.tcp://disttrain@127.0.0.1:{port}", "faulty", env: corrupt ? ("DISTTRAIN_TEST_CORRUPT_GRADIENTS", "1") : null,
@@ -273,7 +277,7 @@ public sealed class MultiProcessClusterTests(ITestOutputHelper output) : IDispos
         var config = Path.Combine(Directory.CreateTempSubdirectory("disttrain-cfg-").FullName, "short-lost.hocon");
         File.WriteAllText(config, "disttrain.coordinator-lost-timeout = 3s\nakka.remote.dot-netty.tcp.hostname = \"127.0.0.1\"\n");
         var (coord, _, outDir) = StartCluster(job, workers: 0); // waits for the one worker started here
-        int port = int.Parse(System.Text.RegularExpressions.Regex.Match(coord.StartInfo.Arguments, @"--cluster-port (\d+)").Groups[1].Value);
+        int port = ClusterPort(coord);
         var err = new List<string>();
         var worker = Start($"node --roles worker --config \"{config}\" --seed-nodes akka.tcp://disttrain@127.0.0.1:{port}", "orphan");
         worker.ErrorDataReceived += (_, e) => { if (e.Data is not null) lock (err) err.Add(e.Data); };

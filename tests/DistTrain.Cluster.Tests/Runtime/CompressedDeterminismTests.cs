@@ -40,6 +40,17 @@ public class CompressedDeterminismTests
         return (model.Store.Values, Convert.ToHexString(SHA256.HashData(File.ReadAllBytes(result.ModelPath!))), bytes);
     }
 
+    /// <summary>The one-process Trainer's weights with <paramref name="job"/>'s compression and without any.</summary>
+    private static (float[] Compressed, float[] Plain) OneProcess(string data, TrainJob job)
+    {
+        var (train, _) = DatasetSpec.Parse(data).Load();
+        var trainer = job.CreateTrainer(train.Count);
+        trainer.Fit(train);
+        var plain = (job with { Compression = "none" }).CreateTrainer(train.Count);
+        plain.Fit(train);
+        return (trainer.Model.Store.Values.ToArray(), plain.Model.Store.Values.ToArray());
+    }
+
     [Theory]
     [InlineData("bf16")]
     [InlineData("fp16")]
@@ -48,19 +59,14 @@ public class CompressedDeterminismTests
     {
         var data = TestData.WriteIdx(200, 50);
         var job = Job(data, compression);
-        var (train, _) = DatasetSpec.Parse(data).Load();
-        var trainer = job.CreateTrainer(train.Count);
-        trainer.Fit(train);
-        var reference = trainer.Model.Store.Values.ToArray();
-        var plain = Job(data, "none").CreateTrainer(train.Count);
-        plain.Fit(train);
+        var (reference, plain) = OneProcess(data, job);
 
         var one = await RunCluster(job, 1, 1, "disttrain.data-plane.gradient-chunk-floats = 0");
         var three = await RunCluster(job, 3, 2, "disttrain.data-plane.gradient-chunk-floats = 16");
 
         Assert.Equal(reference, one.Values);
         Assert.Equal(one.Sha, three.Sha);
-        Assert.NotEqual(plain.Model.Store.Values, reference); // the rounding changed the run
+        Assert.NotEqual(plain, reference); // the rounding changed the run
         Assert.NotEqual(job.Spec().Build((ulong)job.Seed).Store.Values, reference); // and it trained
 
         // One worker, one shard, whole frames: each micro-batch sends exactly the encoded size of the whole vector.
@@ -77,18 +83,13 @@ public class CompressedDeterminismTests
         // from run to run, and must still train.
         var data = TestData.WriteIdx(200, 50);
         var job = Job(data, "topk");
-        var (train, _) = DatasetSpec.Parse(data).Load();
-        var trainer = job.CreateTrainer(train.Count);
-        trainer.Fit(train);
-        var reference = trainer.Model.Store.Values.ToArray();
-        var plain = Job(data, "none").CreateTrainer(train.Count);
-        plain.Fit(train);
+        var (reference, plain) = OneProcess(data, job);
 
         var one = await RunCluster(job, 1, 2, "disttrain.data-plane.gradient-chunk-floats = 16");
         var three = await RunCluster(job, 3, 2, "disttrain.data-plane.gradient-chunk-floats = 16");
 
         Assert.Equal(reference, one.Values);
-        Assert.NotEqual(plain.Model.Store.Values, reference);
+        Assert.NotEqual(plain, reference);
         var initial = job.Spec().Build((ulong)job.Seed).Store.Values;
         Assert.All(three.Values, v => Assert.True(float.IsFinite(v)));
         Assert.NotEqual(initial, three.Values);
