@@ -15,11 +15,43 @@ public sealed class MetricsLog : IDisposable
     {
         Path = path;
         Directory.CreateDirectory(System.IO.Path.GetDirectoryName(System.IO.Path.GetFullPath(path))!);
+        if (append) CutTornTail(path);
         _file = new FileStream(path, append ? FileMode.Append : FileMode.Create, FileAccess.Write, FileShare.Read, 1 << 16);
         _json = new Utf8JsonWriter(_file);
     }
 
     public string Path { get; }
+
+    /// <summary>
+    /// A process killed while writing leaves the file's last line cut anywhere (even a whole object without its newline):
+    /// continuing it as it is would glue the next line to it. The cut line is dropped (its step is computed and written
+    /// again by whoever continues the run); a whole last object only gets its newline.
+    /// </summary>
+    private static void CutTornTail(string path)
+    {
+        if (!File.Exists(path)) return;
+        using var f = new FileStream(path, FileMode.Open, FileAccess.ReadWrite, FileShare.Read);
+        if (f.Length == 0) return;
+        f.Seek(-1, SeekOrigin.End);
+        if (f.ReadByte() == '\n') return;
+        long start = f.Length;
+        var one = new byte[1];
+        while (start > 0)
+        {
+            f.Seek(start - 1, SeekOrigin.Begin);
+            f.ReadExactly(one);
+            if (one[0] == '\n') break;
+            start--;
+        }
+        var tail = new byte[f.Length - start];
+        f.Seek(start, SeekOrigin.Begin);
+        f.ReadExactly(tail);
+        bool whole;
+        try { using var _ = JsonDocument.Parse(tail); whole = true; }
+        catch (JsonException) { whole = false; }
+        if (whole) { f.Seek(0, SeekOrigin.End); f.WriteByte((byte)'\n'); }
+        else f.SetLength(start);
+    }
 
     public void Step(in StepMetrics m, IReadOnlyDictionary<string, double>? extra = null)
     {
@@ -35,6 +67,7 @@ public sealed class MetricsLog : IDisposable
         if (!double.IsNaN(m.GradNorm)) Number("grad_norm", m.GradNorm);
         if (extra is not null) foreach (var (k, v) in extra) Number(k, v);
         End();
+        _file.Flush(); // a line a step: what a killed process wrote is on disk for whoever continues the run
     }
 
     public void Epoch(in EpochMetrics m)

@@ -171,6 +171,87 @@ public sealed class MultiProcessClusterTests(ITestOutputHelper output) : IDispos
     }
 
     /// <summary>
+    /// kill -9 of the coordinator's process mid-run, with a standby (`train --standby`, the same job options): the standby
+    /// sees the coordinator's listener close, downs its node, becomes the cluster singleton and takes the run over. The shards
+    /// rejoin it naming the versions they can roll back to; all roll back to the newest one they share and the steps from
+    /// there are computed again. The weights equal the one-process run's bit for bit, metrics.jsonl has each step once, and
+    /// every ps and worker process ends with the run.
+    /// </summary>
+    [Theory]
+    [InlineData("sync")]
+    [InlineData("local-sgd")]
+    public async Task KilledCoordinatorProcessIsReplacedByAStandbyAndChangesNoBit(string modeName)
+    {
+        var mode = DistTrain.Cluster.Training.ModeOptions.Parse(modeName, null, modeName == "local-sgd" ? 2 : null);
+        string unit = modeName == "local-sgd" ? "round" : "step", modeArgs = $"--ps-shards 2 --ps-local 0 --mode {modeName}" + (modeName == "local-sgd" ? " --local-steps 2" : "");
+        var job = Job(TestData.WriteIdx(3000, 50), 200);
+        var expected = await InProcess(job, mode);
+        var (coord, _, outDir) = StartCluster(job, 0, modeArgs, waitWorkers: 2);
+        int port = ClusterPort(coord);
+        string seeds = $"--seed-nodes akka.tcp://disttrain@127.0.0.1:{port}";
+        var (standby, standbyLines) = StartStandby(job, port, modeArgs, outDir);
+        var others = new List<Process> { Start($"node --roles ps {seeds}", "ps0"), Start($"node --roles ps {seeds}", "ps1") };
+        for (int i = 0; i < 2; i++) others.Add(Start($"node --roles worker {seeds}", $"worker{i}"));
+        var metrics = Path.Combine(outDir, "metrics.jsonl");
+        await WaitForSteps(coord, metrics, modeName == "local-sgd" ? 12 : 16);
+        Assert.False(coord.HasExited, "the run ended before the coordinator could be killed");
+        coord.Kill();
+        Log($"killed the coordinator after {ReadLines(metrics)} lines of metrics");
+        Assert.True(standby.WaitForExit(TimeSpan.FromMinutes(3)), "the standby did not finish the run within 3 minutes after the kill");
+        standby.WaitForExit();
+        Assert.Equal(0, standby.ExitCode);
+        var took = Assert.Single(standbyLines, l => l.Contains("took over the run: every shard rolls back to "));
+        long back = long.Parse(System.Text.RegularExpressions.Regex.Match(took, $@"rolls back to {unit} (\d+)").Groups[1].Value);
+        Assert.True(back > 0, $"rolled back to {unit} {back}: the start, not where the run was");
+        Assert.Contains(standbyLines, l => l.Contains($"every shard is back at {unit} {back}"));
+        Assert.Equal(2, standbyLines.Count(l => l.Contains(" rejoined at ")));
+        Assert.Equal(expected, Sha(Path.Combine(outDir, "model.safetensors")));
+        var steps = File.ReadLines(metrics).Where(l => l.Contains("\"kind\":\"step\"")).Select(l =>
+            System.Text.Json.JsonDocument.Parse(l).RootElement.GetProperty("step").GetInt64()).ToList();
+        Assert.Equal(modeName == "local-sgd" ? Enumerable.Range(0, 100).Select(i => 2L * i + 1) : Enumerable.Range(0, 200).Select(i => (long)i), steps);
+        foreach (var p in others)
+        {
+            Assert.True(p.WaitForExit(TimeSpan.FromSeconds(60)), "a ps or worker process did not end with the run");
+            Assert.Equal(0, p.ExitCode);
+        }
+    }
+
+    /// <summary>Starts `train --standby` for the coordinator on <paramref name="port"/> with the job's options and waits until it joined.</summary>
+    private (Process Standby, System.Collections.Concurrent.ConcurrentQueue<string> Lines) StartStandby(TrainJob job, int port, string extra, string outDir)
+    {
+        var specFile = Path.Combine(Directory.CreateTempSubdirectory("disttrain-spec-").FullName, "tiny.json");
+        File.WriteAllText(specFile, job.ModelSpecJson);
+        var lines = new System.Collections.Concurrent.ConcurrentQueue<string>();
+        using var ready = new ManualResetEventSlim();
+        var standby = Start($"{TrainArgs(job, specFile)} {extra} --standby akka.tcp://disttrain@127.0.0.1:{port} --out \"{outDir}\"", "standby",
+            onLine: l => { lines.Enqueue(l); if (l.StartsWith("standby coordinator ", StringComparison.Ordinal)) ready.Set(); });
+        Assert.True(ready.Wait(TimeSpan.FromSeconds(90)), "the standby did not join");
+        return (standby, lines);
+    }
+
+    /// <summary>A standby whose coordinator finishes the run exits with it: the singleton that moves to it when the coordinator's
+    /// node leaves does not start the run again (it would truncate metrics.jsonl and wait for shards that are gone).</summary>
+    [Fact]
+    public void AStandbyExitsWhenItsCoordinatorFinishesTheRun()
+    {
+        var job = Job(TestData.WriteIdx(200, 50), 12);
+        var (coord, _, outDir) = StartCluster(job, 0, "--ps-shards 1 --ps-local 0", waitWorkers: 1);
+        int port = ClusterPort(coord);
+        var (standby, standbyLines) = StartStandby(job, port, "--ps-shards 1", outDir);
+        Start($"node --roles ps --seed-nodes akka.tcp://disttrain@127.0.0.1:{port}", "ps0");
+        Start($"node --roles worker --seed-nodes akka.tcp://disttrain@127.0.0.1:{port}", "worker0");
+        Assert.True(coord.WaitForExit(TimeSpan.FromMinutes(3)), "the coordinator did not finish");
+        coord.WaitForExit();
+        Assert.Equal(0, coord.ExitCode);
+        var lines = File.ReadAllLines(Path.Combine(outDir, "metrics.jsonl"));
+        Assert.True(standby.WaitForExit(TimeSpan.FromSeconds(60)), "the standby outlived the run");
+        standby.WaitForExit();
+        Assert.Equal(0, standby.ExitCode);
+        Assert.Contains(standbyLines, l => l.Contains("the coordinator finished the run; nothing to take over"));
+        Assert.Equal(lines, File.ReadAllLines(Path.Combine(outDir, "metrics.jsonl")));
+    }
+
+    /// <summary>
     /// Elastic (DESIGN contract 4): a worker process that joins a running job gets the current parameters and pulls work
     /// with the others; the weights are still the one-process run's.
     /// </summary>

@@ -56,12 +56,13 @@ public sealed class TrainCommand : ICommandFactory
         var metricsPort = new Option<int>("--metrics-port") { Description = "Serve live metrics for Prometheus at http://HOST:N/metrics while training (0 = off; docs/metrics.md)." };
         var compression = new Option<string>("--compression") { Description = "Gradient compression on the data plane: none, bf16, fp16, int8 (a float32 scale per 256 values) or topk (10 of every 1,024 values, with error feedback); sync mode. One process rounds each micro-batch gradient the same way, so it still equals the cluster bit for bit (topk: a one-worker cluster; docs/modes.md).", DefaultValueFactory = _ => "none" };
         var metricsHost = new Option<string>("--metrics-host") { Description = "Interface the metrics endpoint listens on (default 127.0.0.1: this machine only; 0.0.0.0 = every interface).", DefaultValueFactory = _ => "127.0.0.1" };
+        var standby = new Option<string?>("--standby") { Description = "Run a standby coordinator for the job of the coordinator at this seed address (akka.tcp://disttrain@HOST:PORT), with the same job options and --out: when the coordinator's node dies this process takes the run over (shards and workers must run on `disttrain node` processes). Exits when the run ends." };
         var verifyFraction = new Option<double>("--verify-fraction") { Description = "Cluster, sync mode: a seeded fraction F (0..1) of micro-batches is also computed by a second, otherwise idle worker, and the shards compare the two gradients' checksums; a difference (silent data corruption, a faulty host) is reported naming both workers. Copies that faults make are always compared." };
         var cmd = new Command("train", "Train a model and write DIR/model.safetensors and DIR/metrics.jsonl.")
         {
             model, dataset, epochs, batch, micro, optimizer, lr, schedule, wd, augment, clip, seed, maxSteps, threads, init, output, workers, psShards, psLocal, clusterPort, waitWorkers,
             hostname, config, mode, staleness, localSteps, checkpointEvery, resume, standardize, allowUnverified, tlsCert, tlsCa, insecure,
-            metricsPort, metricsHost, compression, verifyFraction,
+            metricsPort, metricsHost, compression, verifyFraction, standby,
         };
         cmd.SetAction(r => CliErrors.Guard(() =>
         {
@@ -98,7 +99,7 @@ public sealed class TrainCommand : ICommandFactory
             if (resumeDir is not null && modeOptions.Mode != DistTrain.Cluster.Messages.TrainingMode.Sync)
                 throw new ArgumentException($"--resume continues sync runs only (checkpoints are written in sync mode); drop --resume or use --mode sync.");
             // Async and local-sgd exist only in the cluster runtime, so they use it even with one worker.
-            bool cluster = r.GetValue(workers) != 1 || r.GetValue(psShards) != 1 || r.GetValue(psLocal) is not null || r.GetValue(clusterPort) > 0 || r.GetValue(waitWorkers) > 0
+            bool cluster = r.GetValue(standby) is not null || r.GetValue(workers) != 1 || r.GetValue(psShards) != 1 || r.GetValue(psLocal) is not null || r.GetValue(clusterPort) > 0 || r.GetValue(waitWorkers) > 0
                 || modeOptions.Mode != DistTrain.Cluster.Messages.TrainingMode.Sync;
             using var metricsEndpoint = MetricsEndpoint.Start(r.GetValue(metricsPort), r.GetValue(metricsHost)!, Console.Out);
             if (job.Optimizer == "ridge")
@@ -122,7 +123,7 @@ public sealed class TrainCommand : ICommandFactory
                 return ClusterRun.Run(job, modeOptions, outDir, r.GetValue(workers), new ShardPlacement(r.GetValue(psShards), r.GetValue(psLocal)), r.GetValue(clusterPort), r.GetValue(waitWorkers), Console.Out, stop.Token,
                     r.GetValue(config)!, r.GetValue(hostname), checkpoints with { VerifyFraction = verify }, SecurityOptions.Overrides(r, tlsCert, tlsCa, insecure),
                     // stdout decides, not stdin: scripts/local-cluster.sh starts the coordinator in the background, stdin from /dev/null.
-                    interactive: !Console.IsOutputRedirected && Spectre.Console.AnsiConsole.Profile.Capabilities.Ansi);
+                    interactive: !Console.IsOutputRedirected && Spectre.Console.AnsiConsole.Profile.Capabilities.Ansi, standbyOf: r.GetValue(standby));
             }
             using var cancel = new CancellationTokenSource();
             ConsoleCancelEventHandler onCancel = (_, e) => { e.Cancel = true; cancel.Cancel(); Console.Error.WriteLine("stopping after this step; the model so far will be saved"); };

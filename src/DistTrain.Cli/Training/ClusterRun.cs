@@ -12,22 +12,35 @@ namespace DistTrain.Cli.Training;
 public static class ClusterRun
 {
     public static int Run(TrainJob job, ModeOptions mode, string outDir, int workers, ShardPlacement shards, int clusterPort, int waitWorkers, TextWriter console, CancellationToken cancel,
-        string environment = "local", string? hostname = null, CheckpointOptions? checkpoints = null, ClusterOverrides? security = null, bool interactive = false)
+        string environment = "local", string? hostname = null, CheckpointOptions? checkpoints = null, ClusterOverrides? security = null, bool interactive = false,
+        string? standbyOf = null)
     {
         if (workers < 0) throw new ArgumentException($"--workers must be 0 or more, not {workers}.");
-        shards.Validate(clusterPort);
+        bool standby = standbyOf is not null;
+        if (standby)
+        {
+            // A standby holds no shard and no worker: what it takes over lives on the other nodes.
+            if (workers > 1 || shards.LocalShards is > 0)
+                throw new ArgumentException("--standby runs a standby coordinator only: drop --workers and --ps-local (shards and workers run on `disttrain node` processes).");
+            if (!standbyOf!.StartsWith("akka.tcp://", StringComparison.Ordinal))
+                throw new ArgumentException($"--standby {standbyOf}: give the coordinator's seed address, e.g. akka.tcp://disttrain@HOST:PORT.");
+            (workers, shards) = (0, shards with { LocalShards = 0 });
+        }
+        else shards.Validate(clusterPort);
         int psShards = shards.Shards, psLocal = shards.Local;
         int expected = waitWorkers > 0 ? waitWorkers : workers;
-        if (expected < 1) throw new ArgumentException("No workers: give --workers N (in this process) or --wait-workers N (worker processes that join).");
+        if (expected < 1 && !standby) throw new ArgumentException("No workers: give --workers N (in this process) or --wait-workers N (worker processes that join).");
         var roles = new List<string> { "coordinator" };
         if (psLocal > 0) roles.Add("ps");
         if (workers > 0) roles.Add("worker");
+        var overrides = clusterPort > 0 ? new ClusterOverrides { Port = clusterPort, Hostname = hostname } : new ClusterOverrides { Hostname = hostname };
+        if (standby) overrides = overrides with { SeedNodes = [standbyOf!] };
         using var view = interactive ? new ClusterProgress() : null;
         var node = ClusterNode.Start(new NodeOptions
         {
             Roles = roles.ToArray(), Job = job, Mode = mode, Workers = workers, PsActors = psLocal, PsShards = psShards, MinWorkers = expected, OutDir = outDir,
             Environment = environment,
-            Overrides = (clusterPort > 0 ? new ClusterOverrides { Port = clusterPort, Hostname = hostname } : new ClusterOverrides { Hostname = hostname }).Over(security ?? new()),
+            Overrides = overrides.Over(security ?? new()), Standby = standby,
             OnProgress = line =>
             {
                 ClusterRunFaults.Count(line);
@@ -41,8 +54,20 @@ public static class ClusterRun
         try
         {
             var self = Akka.Cluster.Cluster.Get(node.System).SelfAddress;
-            console.WriteLine($"cluster seed node {self}: mode {mode}, {psShards} PS shard(s) ({psLocal} in this process), {workers} local worker(s), waiting for {expected} worker(s)");
-            if (psLocal < psShards)
+            if (standby)
+            {
+                console.WriteLine($"standby coordinator {self}: takes the run of {standbyOf} over if that node dies");
+                var first = Task.WhenAny(node.Completion, node.Handover!.Ended).WaitAsync(cancel).GetAwaiter().GetResult();
+                if (first == node.Handover.Ended && !node.Completion.IsCompleted)
+                {
+                    if (node.Handover.Ended.Result is { } why) { console.WriteLine($"standby: {why}"); return 1; }
+                    console.WriteLine("standby: the coordinator finished the run; nothing to take over");
+                    return 0;
+                }
+            }
+            else console.WriteLine($"cluster seed node {self}: mode {mode}, {psShards} PS shard(s) ({psLocal} in this process), {workers} local worker(s), waiting for {expected} worker(s)");
+            if (standby) { }
+            else if (psLocal < psShards)
                 console.WriteLine($"start parameter-server nodes for the other {psShards - psLocal} shard(s) with: disttrain node --roles ps --ps-actors K --seed-nodes {self}");
             if (waitWorkers > workers)
                 console.WriteLine($"start workers with: disttrain node --roles worker --seed-nodes {self}");

@@ -70,6 +70,10 @@ public sealed partial class CoordinatorCore : IDisposable
     private long _recoveryVersion;         // sync: the newest state held whole (the start, or a snapshot collected since)
     private bool _recovering;              // a shard was lost: every shard is being rolled back to _recoveryVersion
     private readonly HashSet<string> _spares = [];   // PS actors told that every range has an owner
+    private bool _held = true;             // the store holds the state at _recoveryVersion (not yet, after a take-over)
+    private bool _awaitingRejoin;          // took over from a coordinator whose node died: waiting for every shard to rejoin
+    private readonly (long Version, long[] Kept)[] _rejoined;
+    private DateTime _takeoverSince;
     private bool _finishing, _allApplied, _finalCollected;
 
     public CoordinatorCore(TrainJob job, int trainCount, int parameterCount, CoordinatorSettings settings, ICoordinatorStore store,
@@ -85,23 +89,35 @@ public sealed partial class CoordinatorCore : IDisposable
         if (settings.Resume is { } resume && resume.Values.Length != parameterCount)
             throw new ArgumentException($"{resume} has {resume.Values.Length} parameters but the model has {parameterCount}.");
         (_job, _settings, _store, _clock) = (job, settings, store, clock ?? (() => DateTime.UtcNow));
-        Description = JobMapping.ToDescription(job, jobId ?? Guid.NewGuid().ToString("N")[..12], parameterCount, settings.Mode);
+        var takeover = settings.TakeOver;
+        Description = JobMapping.ToDescription(job, jobId ?? takeover?.JobId ?? Guid.NewGuid().ToString("N")[..12], parameterCount, settings.Mode);
         Description = Description with { Dataset = Description.Dataset with { TrainSamples = trainCount, TrainFingerprint = settings.TrainFingerprint } };
+        // The shards and workers hold the job's data-plane key: a coordinator that takes over keeps it.
+        if (takeover is not null) Description = Description with { DataKey = takeover.DataKey };
         _ranges = KeyRanges.Split(parameterCount, settings.Shards);
         _shards = new ShardInfo?[settings.Shards];
         _shardPeers = new string?[settings.Shards];
         _restored = new bool[settings.Shards];
         _published = new long[settings.Shards];
+        _rejoined = new (long, long[])[settings.Shards];
         _microBatches = JobMapping.MicroBatchesPerStep(Description);
         _stepsPerEpoch = EpochPlan.CountSteps(trainCount, job.BatchSize);
         _planSteps = job.TotalSteps(trainCount);
         _units = settings.Mode.Units(_planSteps);
         _log = new StepLog(Path.Combine(settings.OutDir, "metrics.jsonl"), _microBatches, _stepsPerEpoch, job.CreateSchedule(trainCount),
-            append: restored || settings.Resume is { Step: > 0 })
+            append: restored || takeover is not null || settings.Resume is { Step: > 0 })
         {
             StepOfUnit = unit => settings.Mode.LastStepOf(unit, _planSteps),
         };
-        if (!restored) _log.Record("run", settings.Mode.Metadata());
+        if (restored || takeover is not null || settings.Resume is { Step: > 0 }) _log.SkipWritten(_units);
+        if (!restored && takeover is null) _log.Record("run", settings.Mode.Metadata());
+        if (takeover is not null)
+        {
+            if (settings.Mode.Mode == TrainingMode.Async)
+                throw new ArgumentException("A standby coordinator cannot take over an async run (its shards cannot roll back); run sync or local-sgd.");
+            _awaitingRejoin = true;
+            _takeoverSince = _clock();
+        }
         _recoveryVersion = settings.Resume?.Step ?? 0;
         _lease = new LeasePolicy(settings.LeaseFloor < settings.LeaseTimeout ? settings.LeaseFloor : settings.LeaseTimeout, settings.LeaseStepMultiple,
             settings.LeaseTimeout);
@@ -154,6 +170,7 @@ public sealed partial class CoordinatorCore : IDisposable
         {
             case RequestShard r: OnRequestShard(from, r); break;
             case RegisterShard r: OnRegisterShard(from, r); break;
+            case RejoinShard r: OnRejoin(from, r); break;
             case ShardRestored r: OnShardRestored(r); break;
             case RequestJob r:
                 _out.Send(from, r.ProtocolVersion == WireProtocol.Version ? Description : new RegisterRejected(r.WorkerId, VersionMismatch(r.ProtocolVersion)));
@@ -203,7 +220,7 @@ public sealed partial class CoordinatorCore : IDisposable
 
     public IReadOnlyList<Effect> Timer(string name)
     {
-        if (name == SnapshotTimer) WatchSnapshots();
+        if (name == SnapshotTimer) { WatchSnapshots(); WatchTakeover(); }
         else if (!_finishing && !_recovering) _plan.Timer(name);
         return _out.Take();
     }
@@ -226,7 +243,7 @@ public sealed partial class CoordinatorCore : IDisposable
         // After a restore a range whose owner is known waits for that node: its state lives there.
         if (s < 0) s = Array.FindIndex(_shards, i => i is not null && i.OwnerAddress == r.NodeId && _shardPeers[i.Shard] is null);
         if (s < 0) s = Enumerable.Range(0, _shards.Length).FirstOrDefault(i => _shardPeers[i] is null && _shards[i] is null, -1);
-        if (s < 0)
+        if (s < 0 || _awaitingRejoin)
         {
             // A spare: it keeps asking, and the first to ask after a shard is lost takes that shard's range.
             if (!_spares.Add(from)) return;
@@ -280,6 +297,74 @@ public sealed partial class CoordinatorCore : IDisposable
         catch (IOException e) { _out.Log(Severity.Error, $"Cannot send shard {shard} its state of step {version}: {e.Message}"); }
     }
 
+    // ---- take-over: the coordinator's node died and this one, a standby, became the singleton ----
+
+    /// <summary>How long a coordinator that took over waits for every shard to rejoin before it gives the run up.</summary>
+    public static readonly TimeSpan RejoinTimeout = TimeSpan.FromSeconds(30);
+
+    /// <summary>
+    /// A shard of the run rejoins a coordinator that took over, naming the versions it can roll back to by itself. Once every
+    /// range is back, every shard rolls back to the newest version all of them hold (they may be a step apart: one applied a
+    /// step whose last gradient another never got), and the steps from there are handed out again: they give the same bits.
+    /// </summary>
+    private void OnRejoin(string from, RejoinShard r)
+    {
+        if (!_awaitingRejoin) return; // a repeat that crossed our RollBack
+        if (r.JobId != Description.JobId || r.ProtocolVersion != WireProtocol.Version || (uint)r.Shard >= (uint)_shards.Length
+            || r.Offset != _ranges[r.Shard].Offset || r.Length != _ranges[r.Shard].Length || r.Kept is null)
+        {
+            _out.Log(Severity.Warning, $"Refused a rejoin from {from}: shard {r.Shard} [{r.Offset}, +{r.Length}) of job {r.JobId} is not a range of this run " +
+                $"(job {Description.JobId}, ranges {string.Join(", ", _ranges.Select(k => k.ToString()))})");
+            return;
+        }
+        if (_shardPeers[r.Shard] is { } other && other != from)
+        {
+            _out.Log(Severity.Warning, $"Refused a rejoin of shard {r.Shard} from {from}: {other} holds it");
+            return;
+        }
+        if (_shardPeers[r.Shard] is null)
+        {
+            _shardPeers[r.Shard] = from;
+            _shards[r.Shard] = new ShardInfo(r.Shard, r.Offset, r.Length, r.OwnerAddress, r.DataHost, r.DataPort);
+            _out.Add(new Watch(from));
+            _out.Add(new WatchShardLink(r.Shard, r.DataHost, r.DataPort));
+            _out.Report($"shard {r.Shard} rejoined at {Unit} {r.Version} (it can roll back to {string.Join(", ", r.Kept)})");
+        }
+        _rejoined[r.Shard] = (r.Version, r.Kept);
+        if (_shardPeers.Any(p => p is null)) return;
+
+        var common = new HashSet<long>(_rejoined[0].Kept);
+        foreach (var (_, kept) in _rejoined.Skip(1)) common.IntersectWith(kept);
+        if (common.Count == 0)
+        {
+            Fail(0, $"The shards that rejoined hold no common state to continue from ({string.Join("; ", _rejoined.Select((j, i) => $"shard {i}: {string.Join(", ", j.Kept)}"))}); " +
+                $"continue the run with `disttrain train ... --resume {_settings.OutDir}`.");
+            return;
+        }
+        // The newest shared version, but not past the first step without a line in metrics.jsonl: the steps whose lines died
+        // unwritten with the old coordinator are computed again and written here.
+        long written = _log.Written + 1;
+        long at = common.Any(v => v <= written) ? common.Where(v => v <= written).Max() : common.Max();
+        long start = _settings.Resume?.Step ?? 0;
+        _awaitingRejoin = false;
+        _recovering = true;
+        _recoveryVersion = at;
+        _held = at == start; // the run's start point the store can always send; any other state it collects once the shards are back
+        Array.Fill(_restored, false);
+        (_lostAt, _lossWhat) = (_takeoverSince, "this coordinator took over");
+        _out.Report($"took over the run: every shard rolls back to {Unit} {at} ({Unit}s up to {_rejoined.Max(j => j.Version)} had been applied)");
+        foreach (var p in _shardPeers) _out.Send(p!, new RollBack(at));
+    }
+
+    /// <summary>A coordinator that took over gives up when a shard never rejoins: its state died with it.</summary>
+    private void WatchTakeover()
+    {
+        if (!_awaitingRejoin || _finishing || _clock() - _takeoverSince < RejoinTimeout) return;
+        var missing = Enumerable.Range(0, _shards.Length).Where(i => _shardPeers[i] is null).ToArray();
+        Fail(0, $"This coordinator took over, but PS shard(s) {string.Join(", ", missing)} did not rejoin within {RejoinTimeout.TotalSeconds:0} s " +
+            $"(their processes died with the coordinator's, or cannot reach it); continue the run with `disttrain train ... --resume {_settings.OutDir}`.");
+    }
+
     // ---- recovery: a lost shard's range goes to a spare, and every shard rolls back to the newest state held ----
 
     /// <summary>
@@ -306,6 +391,12 @@ public sealed partial class CoordinatorCore : IDisposable
                 "can). Train in sync or local-sgd mode, or start again.");
             return;
         }
+        if (!_held)
+        {
+            Fail(_step, $"PS shard {s} on {owner} was lost ({why}) before this coordinator, which took over, held a state to roll back to; " +
+                $"continue the run with `disttrain train ... --resume {_settings.OutDir}`.");
+            return;
+        }
         long at = _step;
         _recovering = true;
         Array.Fill(_restored, false);
@@ -319,20 +410,21 @@ public sealed partial class CoordinatorCore : IDisposable
         for (int i = 0; i < _shards.Length; i++) if (_shards[i] is not null) SendRestore(i);
         // A spare known to be waiting takes the range now rather than at its next ask.
         if (_spares.FirstOrDefault() is { } spare) AssignShard(spare, s);
-        _lostAt = _clock();
+        (_lostAt, _lossWhat) = (_clock(), "the shard was lost");
     }
 
     /// <summary>What a shard's version counts: steps, or rounds in local-sgd.</summary>
     private string Unit => _settings.Mode.Mode == TrainingMode.LocalSgd ? "round" : "step";
 
     private DateTime? _lostAt;   // when the last shard was lost, until the first step after the roll-back is applied
+    private string _lossWhat = "the shard was lost";
 
     /// <summary>A step was applied: the first after a roll-back says how long the recovery took.</summary>
     private void ReportRecovery(long step)
     {
         if (_lostAt is not { } at) return;
         _lostAt = null;
-        _out.Report($"{Unit} {step} applied {(_clock() - at).TotalSeconds:0.00} s after the shard was lost (recovered)");
+        _out.Report($"{Unit} {step} applied {(_clock() - at).TotalSeconds:0.00} s after {_lossWhat} (recovered)");
     }
 
     /// <summary>Every shard is back at the recovery version: the work from there is handed out again, to workers that take the new layout.</summary>
@@ -348,17 +440,20 @@ public sealed partial class CoordinatorCore : IDisposable
             foreach (var p in _shardPeers) _out.Send(p!, ask);
         }
         _out.Report($"every shard is back at {Unit} {_recoveryVersion}; training continues from there");
-        _plan.Restart(_recoveryVersion);
+        bool first = _step < 0; // a coordinator that took over starts its plan here
+        if (!_held) Snapshot(_recoveryVersion, () => { }); // the shards are there: collected at once, and kept (Keep)
+        if (first) _plan.Start(_recoveryVersion); else _plan.Restart(_recoveryVersion);
         foreach (var (id, w) in _workers) Accept(id, w.Peer);
     }
 
     /// <summary>A state collected (not the final one): the newest is what the shards roll back to if one is lost; older ones go.</summary>
     private void Keep(long version)
     {
-        if (_settings.Mode.Mode != TrainingMode.Async && !_recovering && version > _recoveryVersion)
+        if (_settings.Mode.Mode != TrainingMode.Async && !_recovering && (version > _recoveryVersion || version == _recoveryVersion && !_held))
         {
-            _store.Release(_recoveryVersion); // the start's state is not in the store: releasing it does nothing
+            if (_held) _store.Release(_recoveryVersion); // the start's state is not in the store: releasing it does nothing
             _recoveryVersion = version;
+            _held = true;
         }
         else _store.Release(version);
     }
@@ -401,6 +496,7 @@ public sealed partial class CoordinatorCore : IDisposable
                 $"model spec hash {r.SpecHash[..Math.Min(12, r.SpecHash.Length)]} differs from the job's {Description.SpecHash[..12]}; the worker built another model."));
             return;
         }
+        if (_workers.TryGetValue(r.WorkerId, out var known) && known.Peer == from && known.Info == r) return; // asked again while a take-over is under way
         _workers[r.WorkerId] = (from, r);
         _workerByPeer[from] = r.WorkerId;
         _withEndpoint.Remove(r.WorkerId); // a restarted worker actor listens on a new port: the shards hear of it at its first request

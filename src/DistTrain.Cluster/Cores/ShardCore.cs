@@ -32,12 +32,16 @@ public sealed record RemoveWorker(string WorkerId) : Effect;
 /// <summary>Close the data-plane connections of <paramref name="SenderId"/> (a frame it left half-sent then gives its slot back).</summary>
 public sealed record Disconnect(int SenderId, string Why) : Effect;
 
+/// <summary>Stop pushing to every worker and close their gradient connections (a coordinator that took over rolled the shard
+/// back: the workers connect again once they hold the layout it gives them).</summary>
+public sealed record RemoveAllWorkers : Effect;
+
 /// <summary>Send the shard's state at <paramref name="Version"/> (its current one) to the coordinator's endpoint.</summary>
 public sealed record SendState(string Host, int Port, long Version) : Effect;
 
 public sealed class ShardCore
 {
-    public const string Coordinator = "coordinator", AskTimer = "ask-for-shard";
+    public const string Coordinator = "coordinator", AskTimer = "ask-for-shard", RejoinTimer = "rejoin";
 
     private readonly string _nodeId;
     private readonly int _gradientChunkFloats;
@@ -49,6 +53,9 @@ public sealed class ShardCore
     private float _clipNorm;               // sync --clip-norm: a complete step waits for the coordinator's global norm
     private long _normSentFor = -1;        // the step whose NormShare went out
     private bool _standby;                 // told that every range has an owner: a spare until one is lost
+    private string _jobId = "";
+    private (string Host, int Port) _listening;
+    private bool _rejoining;               // the coordinator died: asking the one that takes over to take this shard back
 
     /// <param name="post">Delivers the inbox's events (ShardInbox.GradientArrived, ...) to whoever calls Handle: they come on
     /// data-plane threads.</param>
@@ -68,6 +75,7 @@ public sealed class ShardCore
     public IReadOnlyList<Effect> Timer(string name)
     {
         if (name == AskTimer && Inbox is null) _out.Send(Coordinator, new RequestShard(_nodeId, WireProtocol.Version));
+        if (name == RejoinTimer && _rejoining) SendRejoin();
         return _out.Take();
     }
 
@@ -93,6 +101,7 @@ public sealed class ShardCore
                 _out.Add(new Disconnect(JobMapping.SenderIdOf(m.FromWorker),
                     $"its lease on step {m.Step} micro-batch {m.MicroBatch} ran out with a frame of it half-sent"));
                 break;
+            case RollBack b: OnRollBack(b.Version); break;
             case ApplyClipped c when _clipNorm > 0 && c.Step == Shard!.Version && _normSentFor == c.Step: Apply(_clipNorm, c.GlobalNorm); break;
             case ShardInbox.GradientArrived g: _onGradient(g); break;
             case ShardInbox.GradientDropped d:
@@ -108,10 +117,50 @@ public sealed class ShardCore
         return _out.Take();
     }
 
+    /// <summary>
+    /// The coordinator this shard registered with is gone (its node died): a standby takes over as the cluster singleton and
+    /// knows nothing of this shard. Asks it every second to take the shard back, naming the versions the shard can roll back
+    /// to, until it answers RollBack. Without a standby nobody answers and the node exits (ClusterNode.WhenOrphaned).
+    /// </summary>
+    public IReadOnlyList<Effect> CoordinatorLost()
+    {
+        if (Inbox is null || _rejoining) return _out.Take(); // not assigned yet: the RequestShard timer reaches whoever takes over
+        _rejoining = true;
+        _due.Clear(); // asked for by the coordinator that died, to its listener
+        _out.Log(Severity.Warning, $"PS shard {Shard!.Shard}: the coordinator is gone; asking the one that takes over to take this shard back");
+        _out.Add(new StartTimer(RejoinTimer, TimeSpan.FromSeconds(1)));
+        SendRejoin();
+        return _out.Take();
+    }
+
+    private void SendRejoin()
+    {
+        var shard = Shard!;
+        _out.Send(Coordinator, new RejoinShard(_jobId, shard.Shard, shard.Range.Offset, shard.Range.Length, _nodeId, _listening.Host, _listening.Port,
+            shard.Version, Inbox!.RollBackVersions(), WireProtocol.Version));
+    }
+
+    /// <summary>The coordinator that took over chose the version every shard goes back to (RejoinShard).</summary>
+    private void OnRollBack(long version)
+    {
+        if (_rejoining) { _rejoining = false; _out.Add(new StopTimer(RejoinTimer)); }
+        if (!Inbox!.RollBack(version))
+        {
+            _out.Log(Severity.Error, $"PS shard {Shard!.Shard} cannot roll back to version {version}: it holds {string.Join(", ", Inbox.RollBackVersions())}");
+            return;
+        }
+        _out.Add(new RemoveAllWorkers());
+        _due.Clear();
+        _normSentFor = -1;
+        _out.Log(Severity.Info, $"PS shard {Shard!.Shard} rolled back to version {version}");
+        _out.Send(Coordinator, new ShardRestored(Shard.Shard, version));
+    }
+
     /// <summary>The data-plane server of the Serve effect listens on <paramref name="port"/>: register with the coordinator.</summary>
     public IReadOnlyList<Effect> Listening(string host, int port)
     {
         var shard = Shard!;
+        _listening = (host, port);
         _out.Send(Coordinator, new RegisterShard(shard.Shard, shard.Range.Offset, shard.Range.Length, _nodeId, host, port, WireProtocol.Version));
         _out.Log(Severity.Info, $"PS shard {shard.Shard} owns {shard.Range}, data plane on {host}:{port}");
         return _out.Take();
@@ -121,6 +170,7 @@ public sealed class ShardCore
     {
         if (Inbox is not null) return;
         _out.Add(new StopTimer(AskTimer));
+        _jobId = a.Job.JobId;
         var job = JobMapping.ToTrainJob(a.Job);
         var model = job.Spec().Build((ulong)(uint)job.Seed); // the same initial weights on every node
         var range = new KeyRange((int)a.Offset, a.Length);

@@ -41,12 +41,14 @@ public interface IReplica
 
 public sealed class WorkerCore(string workerId, IReplica replica)
 {
-    public const string Coordinator = "coordinator", AskTimer = "ask-for-job";
+    public const string Coordinator = "coordinator", AskTimer = "ask-for-job", RejoinTimer = "rejoin";
 
     private readonly EffectList _out = new();
     private readonly List<WorkAssignment> _work = [];   // in the order they came
     private JobDescription? _job;
     private bool _accepted;
+    private RegisterWorker? _registration;
+    private bool _rejoining;    // the coordinator died: registering with the one that takes over
 
     public IReadOnlyList<Effect> Start()
     {
@@ -58,6 +60,7 @@ public sealed class WorkerCore(string workerId, IReplica replica)
     public IReadOnlyList<Effect> Timer(string name)
     {
         if (name == AskTimer && _job is null) _out.Send(Coordinator, new RequestJob(workerId, WireProtocol.Version));
+        if (name == RejoinTimer && _rejoining) _out.Send(Coordinator, _registration!);
         return _out.Take();
     }
 
@@ -68,12 +71,14 @@ public sealed class WorkerCore(string workerId, IReplica replica)
             case JobDescription job when _job is null:
                 _job = job;
                 _out.Add(new StopTimer(AskTimer));
-                try { _out.Send(Coordinator, replica.Build(job)); }
+                try { _out.Send(Coordinator, _registration = replica.Build(job)); }
                 catch (DistTrain.Cluster.Runtime.DatasetMismatchException e) { Refuse($"Worker {workerId}: {e.Message}", e.Message); }
                 break;
             case RegisterRejected r: Refuse($"Worker {workerId} refused by the coordinator: {r.Reason}", r.Reason); break;
             case RegisterAccepted a when _job is not null:
-                // Again, after a shard was replaced: every shard rolled back, and the work handed out before is handed out anew.
+                // Again, after a shard was replaced or a coordinator took over: every shard rolled back, and the work handed
+                // out before is handed out anew.
+                if (_rejoining) { _rejoining = false; _out.Add(new StopTimer(RejoinTimer)); }
                 _work.Clear();
                 OnAccepted(a);
                 break;
@@ -83,6 +88,21 @@ public sealed class WorkerCore(string workerId, IReplica replica)
                 break;
             case TrainingDone: _out.Add(new Stop()); break;
         }
+        return _out.Take();
+    }
+
+    /// <summary>
+    /// The coordinator is gone (its node died). Its leases die with it: a standby that takes over hands the work out again.
+    /// Registers with whoever answers as the coordinator from now on, every second until accepted.
+    /// </summary>
+    public IReadOnlyList<Effect> CoordinatorLost()
+    {
+        if (_registration is null || _rejoining) return _out.Take(); // no job yet: the RequestJob timer reaches whoever takes over
+        _rejoining = true;
+        _work.Clear();
+        _out.Log(Severity.Warning, $"Worker {workerId}: the coordinator is gone; registering with the one that takes over");
+        _out.Add(new StartTimer(RejoinTimer, TimeSpan.FromSeconds(1)));
+        _out.Send(Coordinator, _registration);
         return _out.Take();
     }
 

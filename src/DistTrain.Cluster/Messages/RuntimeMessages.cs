@@ -35,6 +35,29 @@ public static class RuntimeMessages
     /// <summary>PS shard → Coordinator: the checkpoint state the coordinator sent over the data plane is in place at <paramref name="Version"/>.</summary>
     public sealed record ShardRestored(int Shard, long Version) : IDistTrainMessage;
 
+    /// <summary>
+    /// PS shard → a coordinator that took over (the singleton moved after the old one's node died): "I hold range
+    /// [Offset, Offset+Length) as shard <paramref name="Shard"/> of job <paramref name="JobId"/>, at <paramref name="Version"/>,
+    /// with copies of my state at <paramref name="Kept"/>". Sent every second until the coordinator answers RollBack.
+    /// </summary>
+    public sealed record RejoinShard(string JobId, int Shard, long Offset, int Length, string OwnerAddress, string DataHost, int DataPort,
+        long Version, long[] Kept, int ProtocolVersion) : IDistTrainMessage;
+
+    /// <summary>Coordinator that took over → PS shard: put back your state of <paramref name="Version"/> (your current one or a
+    /// copy you kept), forget the workers you push to, and answer ShardRestored.</summary>
+    public sealed record RollBack(long Version) : IDistTrainMessage;
+
+    /// <summary>
+    /// Coordinator → the standby actor of every other coordinator-eligible node: what a coordinator that takes over needs
+    /// and cannot learn from the shards (the job's id and data-plane key), and where the coordinator's data-plane listener
+    /// is, so the standby sees its process die at once. <paramref name="Finished"/>: the run is over; the standby exits.
+    /// </summary>
+    public sealed record StandbyState(string JobId, byte[] DataKey, string DataHost, int DataPort, bool Finished) : IDistTrainMessage
+    {
+        public override string ToString() =>
+            $"StandbyState {{ JobId = {JobId}, DataKey = ({DataKey.Length} bytes, not shown), DataHost = {DataHost}, DataPort = {DataPort}, Finished = {Finished} }}";
+    }
+
     /// <summary>Coordinator → CLI / test (same process): the run finished; where the model went.</summary>
     public sealed record RunCompleted(long Steps, string? ModelPath, double TestAccuracy, double TestLoss, string? Error) : IDistTrainMessage;
 }

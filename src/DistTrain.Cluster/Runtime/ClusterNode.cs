@@ -53,6 +53,9 @@ public sealed record NodeOptions
     public double VerifyFraction { get; init; }
     /// <summary>Faults a test injects into the coordinator (null in production).</summary>
     public ICoordinatorFaults? Faults { get; init; }
+    /// <summary>A standby coordinator (`train --standby SEED`): joins a running job's cluster and takes the run over when the
+    /// coordinator's node dies (CoordinatorSettings.Standby).</summary>
+    public bool Standby { get; init; }
 }
 
 /// <summary>A worker's copy of the training data is not the coordinator's (ClusterNode.DatasetMismatch): it refuses the job.</summary>
@@ -70,6 +73,8 @@ public sealed class ClusterNode : IAsyncDisposable
     public List<IActorRef> Workers { get; } = [];
     public List<IActorRef> Shards { get; } = [];
     public DistTrainSettings Settings { get; private init; } = null!;
+    /// <summary>Coordinator-eligible nodes: what this node's standby actor heard of the run (null on other nodes).</summary>
+    public CoordinatorHandover? Handover { get; private set; }
     /// <summary>Why the coordinator refused an actor of this node (the first refusal), or null.</summary>
     public string? Refusal { get; private set; }
     private void Refused(string reason) { lock (_done) Refusal ??= reason; }
@@ -224,7 +229,10 @@ public sealed class ClusterNode : IAsyncDisposable
                 Faults = o.Faults,
                 TrainFingerprint = fingerprint,
                 VerifyFraction = o.VerifyFraction,
+                Handover = node.Handover = new CoordinatorHandover(),
+                Standby = o.Standby,
             };
+            system.ActorOf(StandbyActor.Props(node.Handover, endpoints), "standby");
             system.ActorOf(ClusterSingletonManager.Props(CoordinatorActor.Props(job, train.Count, parameters, cs), PoisonPill.Instance,
                 ClusterSingletonManagerSettings.Create(system).WithRole("coordinator")), "coordinator");
         }

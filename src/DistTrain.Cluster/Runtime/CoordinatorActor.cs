@@ -40,14 +40,27 @@ public sealed record CoordinatorSettings(int Shards, string OutDir, NodeEndpoint
     /// <summary>Sync: this seeded fraction of micro-batches is also computed by a second worker, and the shards compare the two
     /// copies' checksums (the determinism audit; `--verify-fraction`). 0 = only copies that faults make anyway are compared.</summary>
     public double VerifyFraction { get; init; }
+    /// <summary>Set on a standby coordinator that takes over (the singleton moved): the job's id and data-plane key that the
+    /// shards and workers hold (StandbyState). The core then waits for the shards to rejoin instead of assigning ranges.</summary>
+    public TakeOver? TakeOver { get; init; }
+    /// <summary>Coordinator-eligible nodes: what the standby actor of this node heard from the coordinator (null elsewhere).</summary>
+    public CoordinatorHandover? Handover { get; init; }
+    /// <summary>This node is a standby (`train --standby`): its coordinator, once the singleton moves here, takes the run over
+    /// from what Handover heard, or does nothing when it heard nothing or the run finished.</summary>
+    public bool Standby { get; init; }
     /// <summary>SHA-256 of the training set (DatasetOps.Fingerprint): workers with other data refuse the job (ClusterNode.DatasetMismatch).</summary>
     public string TrainFingerprint { get; init; } = "";
 }
 
+/// <summary>What a standby needs to take over a run: its job id and the data-plane key its shards and workers hold.</summary>
+public sealed record TakeOver(string JobId, byte[] DataKey);
+
 public sealed class CoordinatorActor : ReceiveActor, IWithTimers
 {
-    private readonly CoordinatorCore _core;
-    private readonly CoordinatorSettings _settings;
+    private readonly CoordinatorCore _core = null!;
+    private readonly CoordinatorStore _store = null!;
+    private CoordinatorSettings _settings;
+    private readonly bool _idle;   // a standby's singleton with no run to take over
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private readonly Dictionary<string, IActorRef> _peers = [];
     private readonly Dictionary<IActorRef, string> _keys = [];
@@ -59,15 +72,36 @@ public sealed class CoordinatorActor : ReceiveActor, IWithTimers
     private sealed record LinkLost(int Shard, string Host, int Port) : INoSerializationVerificationNeeded;
     private readonly Dictionary<int, DataPlaneClient> _links = [];   // per shard: the idle connection that shows its process lives
 
+    private sealed record SyncStandbys : INoSerializationVerificationNeeded;
+    private readonly HashSet<Address> _standbys = [];
+
     public CoordinatorActor(TrainJob job, int trainCount, int parameterCount, CoordinatorSettings settings)
     {
+        if (settings.Standby)
+        {
+            var heard = settings.Handover?.Latest;
+            if (settings.Handover is not { Finished: false } || heard is null)
+            {
+                _settings = settings;
+                _idle = true;
+                settings.Handover?.CannotTakeOver("this standby became the coordinator but never heard of a run to take over (the coordinator died before it told this node)");
+                ReceiveAny(_ => { });
+                return;
+            }
+            settings = settings with { TakeOver = new TakeOver(heard.JobId, heard.DataKey) };
+            settings.OnProgress?.Invoke($"taking over job {heard.JobId}: waiting for its shards and workers");
+        }
         _settings = settings;
         Telemetry.RunMeters.Plan(job.TotalSteps(trainCount), DistTrain.Data.Plans.EpochPlan.CountSteps(trainCount, job.BatchSize)); // for progress views
         var self = Self; // the store reports collected snapshots from data-plane threads, where Self is unavailable
         var store = new CoordinatorStore(job, trainCount, parameterCount, settings, v => self.Tell(new Collected(v)), why => self.Tell(new SendFailed(why)));
         try { _core = new CoordinatorCore(job, trainCount, parameterCount, settings, store); }
         catch { store.Dispose(); throw; }
+        _store = store;
         store.UseKey(DataPlaneKey.FromWire(_core.Description.DataKey)); // the key the job hands to shards and workers
+        Receive<Akka.Cluster.ClusterEvent.MemberUp>(m => { if (IsStandby(m.Member)) { _standbys.Add(m.Member.Address); TellStandbys(false, m.Member.Address); } });
+        Receive<Akka.Cluster.ClusterEvent.MemberRemoved>(m => _standbys.Remove(m.Member.Address));
+        Receive<SyncStandbys>(_ => TellStandbys(false));
         Receive<Collected>(c => Safely(c, () => _core.Collected(c.Version)));
         Receive<SendFailed>(f => _log.Error(f.Why));
         Receive<LinkLost>(l => Safely(l, () => _core.ShardLinkLost(l.Shard, l.Host, l.Port)));
@@ -79,12 +113,39 @@ public sealed class CoordinatorActor : ReceiveActor, IWithTimers
     public static Props Props(TrainJob job, int trainCount, int parameterCount, CoordinatorSettings settings) =>
         Akka.Actor.Props.Create(() => new CoordinatorActor(job, trainCount, parameterCount, settings));
 
-    protected override void PreStart() => Run(_core.Start());
+    protected override void PreStart()
+    {
+        if (_idle) return;
+        Run(_core.Start());
+        if (!InCluster) return; // an ActorSystem without cluster (tests of the coordinator alone) has no standbys
+        Akka.Cluster.Cluster.Get(Context.System).Subscribe(Self, Akka.Cluster.ClusterEvent.SubscriptionInitialStateMode.InitialStateAsEvents,
+            typeof(Akka.Cluster.ClusterEvent.MemberUp), typeof(Akka.Cluster.ClusterEvent.MemberRemoved));
+        // Again now and then: a standby's actor may have missed the first (it starts with its node, the member event comes later).
+        Timers.StartPeriodicTimer("standbys", new SyncStandbys(), TimeSpan.FromSeconds(5));
+    }
 
     protected override void PostStop()
     {
+        if (_idle) return;
+        if (InCluster) Akka.Cluster.Cluster.Get(Context.System).Unsubscribe(Self);
         foreach (var link in _links.Values) link.Dispose();
         _core.Dispose();
+    }
+
+    private bool InCluster => ((ExtendedActorSystem)Context.System).Provider is Akka.Cluster.ClusterActorRefProvider;
+
+    /// <summary>Another coordinator-eligible node: it stands by to take over.</summary>
+    private bool IsStandby(Akka.Cluster.Member m) =>
+        m.HasRole("coordinator") && !m.Address.Equals(Akka.Cluster.Cluster.Get(Context.System).SelfAddress);
+
+    /// <summary>Tells the standbys (or one) what they need to take over, or that the run is over (<paramref name="finished"/>).</summary>
+    private void TellStandbys(bool finished, Address? only = null)
+    {
+        if (_standbys.Count == 0) return;
+        var (host, port) = _store.Listener();
+        var state = new StandbyState(_core.Description.JobId, _core.Description.DataKey, host, port, finished);
+        foreach (var a in only is null ? _standbys : [only])
+            Context.ActorSelection(new RootActorPath(a) / "user" / "standby").Tell(state);
     }
 
     /// <summary>Opens an idle connection to the shard's data-plane listener; a thread waits for it to close (WatchShardLink).</summary>
@@ -142,7 +203,10 @@ public sealed class CoordinatorActor : ReceiveActor, IWithTimers
                 case Send s when _peers.TryGetValue(s.To, out var peer): peer.Tell(s.Message); break;
                 case Watch w when _peers.TryGetValue(w.Peer, out var peer): Context.Watch(peer); break;
                 case Report r: _settings.OnProgress?.Invoke(r.Text); break;
-                case Completed c: _settings.OnCompleted?.Invoke(c.Result); break;
+                case Completed c:
+                    TellStandbys(finished: true); // before this node leaves: the singleton then moves to a standby that knows it is over
+                    _settings.OnCompleted?.Invoke(c.Result);
+                    break;
                 case WatchShardLink w: WatchLink(w); break;
                 default: ActorEffects.RunShared(effect, Context, Timers, _log, null); break;
             }

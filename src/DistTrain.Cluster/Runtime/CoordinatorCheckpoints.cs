@@ -72,6 +72,13 @@ public sealed class CoordinatorCheckpoints : IFrameHandler, IDisposable
         return Ask(version);
     }
 
+    /// <summary>Where this coordinator's data-plane listener is (started if it is not yet): standby coordinators watch it.</summary>
+    public (string Host, int Port) Listener()
+    {
+        _server ??= _endpoints.Listen(this);
+        return (_endpoints.AdvertisedHost, _server.Port);
+    }
+
     /// <summary>The message that asks the shards for <paramref name="version"/> (again: what already arrived is kept).</summary>
     public SendCheckpoint Ask(long version)
     {

@@ -38,6 +38,9 @@ public sealed class CoordinatorStore : ICoordinatorStore
     /// <summary>The job's data-plane key (JobDescription.DataKey): the coordinator's listener and restore connections use it.</summary>
     public void UseKey(DistTrain.Cluster.DataPlane.DataPlaneKey key) => _checkpoints.UseKey(key);
 
+    /// <summary>This coordinator's data-plane listener (CoordinatorCheckpoints.Listener).</summary>
+    public (string Host, int Port) Listener() => _checkpoints.Listener();
+
     public SendCheckpoint Begin(long version) => _checkpoints.Begin(version);
     public SendCheckpoint Ask(long version) => _checkpoints.Ask(version);
     public void Release(long version) => _checkpoints.Release(version);

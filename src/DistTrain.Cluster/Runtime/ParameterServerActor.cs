@@ -18,6 +18,7 @@ public sealed class ParameterServerActor : ReceiveActor, IWithTimers
     private ShardPublisher? _publisher;
     private DataPlaneServer? _server;
     private int _senderId;
+    private IActorRef? _watched;   // the coordinator this shard answers to (the singleton's actor, not the proxy)
 
     public ITimerScheduler Timers { get; set; } = null!;
 
@@ -32,9 +33,22 @@ public sealed class ParameterServerActor : ReceiveActor, IWithTimers
         Receive<RuntimeMessages.ShardAssignment>(a =>
         {
             if (_server is null) _endpoints = _endpoints with { Key = DataPlaneKey.FromWire(a.Job.DataKey) };
+            WatchCoordinator();
             Run(_core.Handle(a));
         });
+        // A coordinator that took over answers the shard's RejoinShard with this: it is the one to watch from now on.
+        Receive<RuntimeMessages.RollBack>(b => { WatchCoordinator(); Run(_core.Handle(b)); });
+        Receive<Terminated>(t => { if (t.ActorRef.Equals(_watched)) { _watched = null; Run(_core.CoordinatorLost()); } });
         Receive<object>(m => Run(_core.Handle(m)));
+    }
+
+    /// <summary>Watches the sender of the message at hand, the coordinator: its node's death shows as Terminated.</summary>
+    private void WatchCoordinator()
+    {
+        if (Sender.Equals(_watched) || Sender.Equals(_coordinator) || Sender.IsNobody()) return;
+        if (_watched is not null) Context.Unwatch(_watched);
+        _watched = Sender;
+        Context.Watch(Sender);
     }
 
     public static Props Props(IActorRef coordinator, string nodeId, NodeEndpoints endpoints, Action<string>? onRefused = null) =>
@@ -60,6 +74,9 @@ public sealed class ParameterServerActor : ReceiveActor, IWithTimers
                 case Serve s: Serve(s); break;
                 case AddWorker w: AddWorker(w); break;
                 case RemoveWorker w: RemoveWorker(w.WorkerId); break;
+                case RemoveAllWorkers:
+                    foreach (var id in _publisher?.WorkerIds() ?? []) RemoveWorker(id);
+                    break;
                 case Disconnect d:
                     if (_server?.Close(d.SenderId) > 0) _log.Info("PS {0}: closed the data-plane connection(s) of sender {1}: {2}", _core.Shard!.Shard, d.SenderId, d.Why);
                     break;

@@ -38,6 +38,7 @@ public sealed class ShardCheckpointing
         _log = new StatisticsLog(KeepsStatistics ? _running.Length * vectors : 0, microBatches, pending,
             stepWindow: _mode.Mode == TrainingMode.Async ? long.MaxValue : 1);
         _log.Begin(_mode.Mode == TrainingMode.Async ? 0 : shard.Version, microBatches);
+        KeepCopy(); // the start: a coordinator that takes over early can roll back to it
     }
 
     /// <summary>Floats of one statistics frame: one vector per micro-batch, or per local step of a local-sgd chunk.</summary>
@@ -86,6 +87,7 @@ public sealed class ShardCheckpointing
     {
         if (version != _shard.Version)
             throw new InvalidOperationException($"Shard {_shard.Shard} is at version {_shard.Version}; a checkpoint of version {version} was asked for.");
+        KeepCopy();
         var r = _shard.Range;
         client.Send(new FrameHeader(FrameKind.Parameters, version, 0, version, _shard.Shard, r.Offset, r.Length, 0, 0), _shard.Values);
         var state = _shard.Optimizer.State;
@@ -116,15 +118,57 @@ public sealed class ShardCheckpointing
     {
         var a = _restore ?? throw new InvalidOperationException("No restore was received.");
         var (values, states) = a.RangeOf(0);
-        _shard.Restore(values, a.Version);
+        Put(a.Version, values, states, KeepsStatistics ? a.Buffers : null);
+        _restore = null;
+        KeepCopy();
+        return a.Version;
+    }
+
+    private void Put(long version, float[] values, IReadOnlyList<float[]> states, float[]? buffers)
+    {
+        _shard.Restore(values, version);
         var target = _shard.Optimizer.State;
         for (int i = 0; i < target.Count; i++) states[i].CopyTo(target[i].Data, 0);
-        if (KeepsStatistics) a.Buffers.CopyTo(_replica.Store.Buffers, 0);
-        _shard.BeginStep(a.Version, _microBatches);
-        _log.Begin(_mode.Mode == TrainingMode.Async ? 0 : a.Version, _microBatches);
+        buffers?.CopyTo(_replica.Store.Buffers, 0);
+        _shard.BeginStep(version, _microBatches);
+        _log.Begin(_mode.Mode == TrainingMode.Async ? 0 : version, _microBatches);
         Restored = true;
-        _restore = null;
-        return a.Version;
+    }
+
+    // ---- copies kept here: a coordinator that takes over rolls every shard back to a version all of them hold ----
+
+    private sealed record Copy(long Version, float[] Values, float[][] States, float[]? Buffers);
+    private readonly List<Copy> _copies = [];   // oldest first
+    private const int CopiesKept = 2;
+
+    /// <summary>
+    /// Keeps a copy of the state at the current version (done at every version sent to the coordinator: checkpoints and
+    /// replicated states). When the coordinator's node dies, the one that takes over knows nothing of the shards' state and
+    /// they may be a step apart (one applied a step whose last gradient the other has not received): it rolls them all back
+    /// to the newest version every one of them holds. Two copies, because the shards do not keep them at the same moment.
+    /// </summary>
+    public void KeepCopy()
+    {
+        long version = _shard.Version;
+        if (_copies.Any(c => c.Version == version)) return;
+        var states = _shard.Optimizer.State.Select(s => s.Data.ToArray()).ToArray();
+        _copies.Add(new Copy(version, _shard.Values.ToArray(), states, KeepsStatistics ? _replica.Store.Buffers.ToArray() : null));
+        if (_copies.Count > CopiesKept) _copies.RemoveAt(0);
+    }
+
+    /// <summary>The versions this shard can roll back to without the coordinator: its copies and its current version.</summary>
+    public long[] Versions() => _copies.Select(c => c.Version).Append(_shard.Version).Distinct().Order().ToArray();
+
+    /// <summary>Puts back the state of <paramref name="version"/> (a copy, or the current one: then only the step's gradients
+    /// received so far are dropped); false when this shard holds no such state.</summary>
+    public bool RollBack(long version)
+    {
+        if (version == _shard.Version) KeepCopy();
+        var copy = _copies.LastOrDefault(c => c.Version == version);
+        if (copy is null) return false;
+        Put(version, copy.Values, copy.States, copy.Buffers);
+        _copies.RemoveAll(c => c.Version > version); // states of a future that will be computed again
+        return true;
     }
 
     public static SnapshotPart PartOf(FrameKind kind) => kind switch

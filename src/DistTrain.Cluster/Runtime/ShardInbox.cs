@@ -106,6 +106,18 @@ public sealed class ShardInbox : IFrameHandler
         lock (_gate) _extras.Send(client, version);
     }
 
+    /// <summary>The versions this shard can roll back to by itself (ShardCheckpointing.Versions).</summary>
+    public long[] RollBackVersions()
+    {
+        lock (_gate) return _extras.Versions();
+    }
+
+    /// <summary>Puts back this shard's own state of <paramref name="version"/>; false when it holds none.</summary>
+    public bool RollBack(long version)
+    {
+        lock (_gate) return _extras.RollBack(version);
+    }
+
     /// <summary>Puts the received restore state in place; returns its version.</summary>
     public long ApplyRestore()
     {

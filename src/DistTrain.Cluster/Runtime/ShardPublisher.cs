@@ -54,6 +54,12 @@ public sealed class ShardPublisher(NodeEndpoints endpoints, int senderId) : IDis
         Hand(shard, whole: true, only: peer);
     }
 
+    /// <summary>The workers this shard pushes to.</summary>
+    public string[] WorkerIds()
+    {
+        lock (_gate) return _workers.Keys.ToArray();
+    }
+
     /// <summary>Stops pushing to a worker that left; false if it had no connection.</summary>
     public bool Remove(string workerId)
     {

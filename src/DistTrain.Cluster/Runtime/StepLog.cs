@@ -54,6 +54,8 @@ public sealed class StepLog : IDisposable
     }
 
     public string Path => _log.Path;
+    /// <summary>The newest unit whose line is written (in this process or, continuing a file, before it: SkipWritten); -1 if none.</summary>
+    public long Written => _written;
     /// <summary>The plan step a logged unit ends at (local-sgd logs one line per round, labelled with its last step).</summary>
     public Func<long, long> StepOfUnit { get; init; } = unit => unit;
 
@@ -69,6 +71,40 @@ public sealed class StepLog : IDisposable
         if (staleness > e.StaleMax) e.StaleMax = staleness;
     }
     public long SamplesTotal { get; private set; }
+
+    /// <summary>
+    /// Continuing a file (a resumed run, a coordinator that took over): the units whose lines it holds are not written again
+    /// when they are computed again, so every step has one line. Reads the file's step lines; <paramref name="units"/> bounds the search.
+    /// </summary>
+    public void SkipWritten(long units)
+    {
+        long last = -1;
+        try
+        {
+            using var reader = new StreamReader(new FileStream(_log.Path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite));
+            while (reader.ReadLine() is { } line)
+            {
+                if (!line.Contains("\"kind\":\"step\"", StringComparison.Ordinal)) continue;
+                try
+                {
+                    using var json = System.Text.Json.JsonDocument.Parse(line);
+                    if (json.RootElement.TryGetProperty("step", out var st) && st.TryGetInt64(out long v)) last = Math.Max(last, v);
+                }
+                catch (System.Text.Json.JsonException) { } // a line cut by the crash: its step is computed again
+            }
+        }
+        catch (IOException) { return; }
+        if (last < 0) return;
+        // The newest unit whose line (labelled StepOfUnit(unit)) is in the file; StepOfUnit grows with the unit.
+        long lo = -1, hi = units;
+        while (lo < hi)
+        {
+            long mid = lo + (hi - lo + 1) / 2;
+            if (StepOfUnit(mid) <= last) lo = mid; else hi = mid - 1;
+        }
+        _written = Math.Max(_written, lo);
+        if (lo >= 0) _epoch = StepOfUnit(lo) / _stepsPerEpoch;
+    }
 
     public void Begin(long step)
     {

@@ -14,6 +14,7 @@ public sealed class WorkerActor : ReceiveActor, IWithTimers
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private readonly WorkerReplica _replica;
     private readonly WorkerCore _core;
+    private IActorRef? _watched;   // the coordinator (the singleton's actor, not the proxy)
 
     public ITimerScheduler Timers { get; set; } = null!;
 
@@ -33,7 +34,19 @@ public sealed class WorkerActor : ReceiveActor, IWithTimers
         Receive<ActorEffects.Tick>(t => Run(_core.Timer(t.Name)));
         Receive<ParametersArrived>(_ => Run(_core.Next()));
         Receive<Again>(_ => Run(_core.Next()));
+        Receive<Terminated>(t => { if (t.ActorRef.Equals(_watched)) { _watched = null; Run(_core.CoordinatorLost()); } });
+        Receive<Messages.CoordinatorMessages.JobDescription>(m => { WatchCoordinator(); Run(_core.Handle(m)); });
+        Receive<Messages.CoordinatorMessages.RegisterAccepted>(m => { WatchCoordinator(); Run(_core.Handle(m)); });
         Receive<object>(m => Run(_core.Handle(m)));
+    }
+
+    /// <summary>Watches the sender of the message at hand, the coordinator: its node's death shows as Terminated.</summary>
+    private void WatchCoordinator()
+    {
+        if (Sender.Equals(_watched) || Sender.Equals(_coordinator) || Sender.IsNobody()) return;
+        if (_watched is not null) Context.Unwatch(_watched);
+        _watched = Sender;
+        Context.Watch(Sender);
     }
 
     public static Props Props(IActorRef coordinator, string workerId, NodeEndpoints endpoints, Action<string>? onRefused = null) =>

@@ -122,6 +122,37 @@ public class CoordinatorCoreTests
             Join(_workers);
         }
 
+        /// <summary>
+        /// The coordinator's node dies and a standby takes over (CoordinatorSettings.TakeOver): what was in flight to or from the
+        /// old one is lost, the workers' unstarted assignments with it; every shard rejoins naming its version and the versions it
+        /// kept a copy of (0 and every version it sent), every worker registers again. <paramref name="rejoining"/>: the shards
+        /// that rejoin (default all).
+        /// </summary>
+        public void TakeOver(int[]? rejoining = null)
+        {
+            Core.Dispose();
+            _mail.Clear();
+            foreach (var held in _held.Values) held.Clear();
+            var sent = _asked.Keys.ToArray();
+            _asked.Clear();
+            _collected.Clear();
+            Core = new CoordinatorCore(Job(_epochs), Train, 60, _settings with { TakeOver = new TakeOver("job", [7, 7, 7]) }, Store, () => Now);
+            Take(Core.Start());
+            var ranges = DistTrain.Training.Steps.KeyRanges.Split(60, _shards);
+            foreach (int sh in rejoining ?? Enumerable.Range(0, _shards).ToArray())
+            {
+                long[] kept = sent.Where(v => v <= _version[sh]).Append(0).Append(_version[sh]).Distinct().Order().ToArray();
+                Take(Core.Handle(_peerOf[sh], new RejoinShard("job", sh, ranges[sh].Offset, ranges[sh].Length, $"node/{_peerOf[sh]}", "127.0.0.1", 8000 + sh,
+                    _version[sh], kept, WireProtocol.Version)));
+            }
+            for (int w = 0; w < _workers; w++) AddWorker($"w{w}");
+        }
+
+        /// <summary>Whether a micro-batch's gradient never reaches a shard (its worker died while sending).</summary>
+        public Func<int, WorkAssignment, bool> LostOnTheWay = (_, _) => false;
+
+        public long VersionOf(int shard) => _version[shard];
+
         public void Join(int workers)
         {
             _workers = workers;
@@ -186,6 +217,12 @@ public class CoordinatorCoreTests
                     Take(Core.Handle(to, new RegisterShard(a.Shard, a.Offset, a.Length, $"node/{to}", "127.0.0.1", 8000 + a.Shard, WireProtocol.Version)));
                     break;
                 case ShardRestored r: Take(Core.Handle(to, r)); break;
+                case RollBack b:
+                    int shard = _peerOf.First(p => p.Value == to).Key;
+                    _version[shard] = b.Version;
+                    _accepted[shard].Clear();
+                    Take(Core.Handle(to, new ShardRestored(shard, b.Version)));
+                    break;
                 case RegisterAccepted:
                     if (_held.TryGetValue(to, out var held)) held.Clear(); // a new layout: what it held was handed out anew
                     Take(Core.Handle(to, new RequestWork(to, -1)));
@@ -222,6 +259,7 @@ public class CoordinatorCoreTests
 
         private void Arrive(int s, string worker, WorkAssignment w)
         {
+            if (LostOnTheWay(s, w)) return;
             if (NonFinite(worker, w))
             {
                 Take(Core.Handle($"ps{s}", new GradientRejected(s, JobMapping.SenderIdOf(worker).ToString(), w.Step, w.MicroBatch,
@@ -562,6 +600,57 @@ public class CoordinatorCoreTests
         var told = asked.OfType<Send>().Where(s => s.Message is WorkerEndpoint).ToList();
         Assert.Equal(["ps0", "ps1"], told.Select(s => s.To).Order());
         Assert.All(told, s => Assert.Equal(9555, ((WorkerEndpoint)s.Message).DataPort));
+    }
+
+    /// <summary>
+    /// A standby takes over from a coordinator whose node died while the shards were a step apart (the last gradient of step 5
+    /// never reached shard 1): every shard rolls back to the newest version both kept (4, a replicated one), the steps from there
+    /// are handed out again, the run ends with every micro-batch applied, and metrics.jsonl has each step once.
+    /// </summary>
+    [Fact]
+    public void AStandbyThatTakesOverRollsEveryShardBackToTheNewestVersionAllHold()
+    {
+        using var sim = new SimCluster(ModeOptions.Sync, shards: 2, epochs: 4, replicateEvery: 2);
+        sim.Join(workers: 2);
+        sim.LostOnTheWay = (s, w) => s == 1 && w.Step == 5 && w.MicroBatch == 3;
+        sim.Run(until: () => sim.VersionOf(0) == 6);
+        Assert.Equal(5, sim.VersionOf(1));
+        sim.LostOnTheWay = (_, _) => false;
+        sim.TakeOver();
+        Assert.Contains(sim.Reports, r => r == "took over the run: every shard rolls back to step 4 (steps up to 6 had been applied)");
+        sim.Run();
+        Assert.Null(sim.Result!.Error);
+        Assert.Equal(16, sim.Steps);
+        AssertLedger(sim, sim.Steps, 4);
+        Assert.Equal(sim.Steps, sim.Store.ModelVersion);
+        Assert.Contains("every shard is back at step 4; training continues from there", sim.Reports);
+        Assert.All(sim.Computed, c => Assert.Equal(c.Work.Step, c.Work.Version)); // never a micro-batch on another step's weights
+        var steps = File.ReadLines(Path.Combine(sim.OutDir, "metrics.jsonl")).Where(l => l.Contains("\"kind\":\"step\""))
+            .Select(l => System.Text.Json.JsonDocument.Parse(l).RootElement.GetProperty("step").GetInt64()).ToList();
+        Assert.Equal(Enumerable.Range(0, 16).Select(i => (long)i), steps);
+    }
+
+    /// <summary>A standby that took over gives the run up, naming the shard and the way on, when a shard never rejoins (its state
+    /// died with the coordinator's node); until then nothing is handed out and a `ps` actor that asks waits as a spare.</summary>
+    [Fact]
+    public void AStandbyGivesUpNamingTheShardThatNeverRejoins()
+    {
+        using var sim = new SimCluster(ModeOptions.Sync, shards: 2, epochs: 2);
+        sim.Join(workers: 1);
+        sim.Run(until: () => sim.VersionOf(0) == 3);
+        sim.TakeOver(rejoining: [0]);
+        sim.PsAsks("fresh");
+        sim.Run();
+        Assert.Null(sim.Result);
+        Assert.Contains(sim.Reports, r => r.StartsWith("PS actor node/fresh waits as a spare"));
+        sim.Now += CoordinatorCore.RejoinTimeout - TimeSpan.FromSeconds(1);
+        sim.Take(sim.Core.Timer(CoordinatorCore.SnapshotTimer));
+        Assert.Null(sim.Result);
+        sim.Now += TimeSpan.FromSeconds(2);
+        sim.Take(sim.Core.Timer(CoordinatorCore.SnapshotTimer));
+        Assert.NotNull(sim.Result!.Error);
+        Assert.Contains("PS shard(s) 1 did not rejoin within 30 s", sim.Result.Error);
+        Assert.Contains("--resume", sim.Result.Error);
     }
 
     /// <summary>Local-sgd rolls back the same way, by rounds (its shards' version): every chunk of every round is computed.</summary>
