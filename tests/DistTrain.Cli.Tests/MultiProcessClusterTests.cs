@@ -216,6 +216,97 @@ public sealed class MultiProcessClusterTests(ITestOutputHelper output) : IDispos
         }
     }
 
+    /// <summary>
+    /// The chaos test of issue 14: a coordinator and a standby, 2 `ps` processes and a spare, 3 workers; every few seconds
+    /// (once the run moved on from the last fault) a seeded random process is killed with SIGKILL and started again — a worker
+    /// comes back as a new worker, a `ps` process as a spare, the coordinator as the standby of the one that took over. After
+    /// 8 faults the run goes on undisturbed. The weights equal the fault-free run's bit for bit and metrics.jsonl has every
+    /// step exactly once (the ledger: every micro-batch of every step applied once, or the weights would differ).
+    /// </summary>
+    [Fact]
+    public async Task ChaosAProcessKilledEveryFewSecondsChangesNoBit()
+    {
+        var job = Job(TestData.WriteIdx(6000, 50), 700) with { Epochs = 10 };
+        var expected = await InProcess(job);
+        var specFile = Path.Combine(Directory.CreateTempSubdirectory("disttrain-spec-").FullName, "tiny.json");
+        File.WriteAllText(specFile, job.ModelSpecJson);
+        var outDir = Directory.CreateTempSubdirectory("disttrain-chaos-").FullName;
+        var metrics = Path.Combine(outDir, "metrics.jsonl");
+        string shards = "--ps-shards 2 --ps-local 0";
+        var ports = new List<int>();
+        var lines = new System.Collections.Concurrent.ConcurrentQueue<string>();
+        string Seeds() => "--seed-nodes " + string.Join(",", ports.Select(p => $"akka.tcp://disttrain@127.0.0.1:{p}"));
+        Process Coordinator(int? leadPort)
+        {
+            int port = FreePort();
+            ports.Add(port);
+            using var ready = new ManualResetEventSlim();
+            var args = leadPort is null ? $"--workers 0 --wait-workers 3 --cluster-port {port}" : $"--cluster-port {port} --standby akka.tcp://disttrain@127.0.0.1:{leadPort}";
+            var p = Start($"{TrainArgs(job, specFile)} {shards} {args} --out \"{outDir}\"", $"coord{ports.Count}", onLine: l =>
+            {
+                lines.Enqueue(l);
+                // A standby is one once the coordinator told it the run (before, its loss downs the whole cluster).
+                if (l.StartsWith("cluster seed node ", StringComparison.Ordinal) || l.StartsWith("standby: the coordinator told it job ", StringComparison.Ordinal)) ready.Set();
+            });
+            Assert.True(ready.Wait(TimeSpan.FromSeconds(90)), "a coordinator process did not come up");
+            return p;
+        }
+        var coordinators = new List<(Process P, int Port)> { (Coordinator(null), ports[0]) };
+        coordinators.Add((Coordinator(ports[0]), ports[1]));
+        int n = 0;
+        Process Node(string role) => Start($"node --roles {role} {Seeds()}", $"{role}{++n}");
+        var psProcs = new List<Process> { Node("ps"), Node("ps"), Node("ps") };
+        var workers = new List<Process> { Node("worker"), Node("worker"), Node("worker") };
+
+        var random = new Random(14);
+        var schedule = new[] { "worker", "ps", "coordinator", "worker", "ps", "coordinator", "worker", "ps" }.OrderBy(_ => random.Next()).ToArray();
+        await WaitForSteps(coordinators[0].P, metrics, 20);
+        int faults = 0;
+        foreach (var kind in schedule)
+        {
+            int lead = coordinators.FindIndex(c => !c.P.HasExited);
+            if (lead < 0 || coordinators[lead].P.HasExited) break;
+            int before = ReadLines(metrics);
+            switch (kind)
+            {
+                case "worker":
+                    int w = random.Next(workers.Count);
+                    workers[w].Kill();
+                    workers[w] = Node("worker");
+                    break;
+                case "ps":
+                    int s = random.Next(psProcs.Count);
+                    psProcs[s].Kill();
+                    psProcs[s] = Node("ps");
+                    break;
+                default:
+                    // The coordinator (the oldest coordinator process alive); it comes back as the standby of the one that takes over.
+                    coordinators[lead].P.Kill();
+                    int next = coordinators.FindIndex(lead + 1, c => !c.P.HasExited);
+                    Assert.True(next > lead, "no standby to take over");
+                    coordinators.Add((Coordinator(coordinators[next].Port), ports[^1]));
+                    break;
+            }
+            faults++;
+            Log($"fault {faults}: {kind} killed after {before} lines of metrics");
+            // The next fault once the run moved on (a few seconds at most; bounded).
+            var deadline = DateTime.UtcNow.AddSeconds(90);
+            while (DateTime.UtcNow < deadline && ReadLines(metrics) < before + 3 && coordinators.Any(c => !c.P.HasExited)) await Task.Delay(100);
+            Assert.True(ReadLines(metrics) >= before + 3 || coordinators.All(c => c.P.HasExited), $"the run did not move on within 90 s of fault {faults} ({kind})");
+            await Task.Delay(1000);
+        }
+        var last = coordinators.First(c => !c.P.HasExited || c.P.ExitCode == 0).P;
+        Assert.True(last.WaitForExit(TimeSpan.FromMinutes(4)), "the run did not end within 4 minutes of the last fault");
+        last.WaitForExit();
+        Assert.Equal(0, last.ExitCode);
+        Assert.True(faults >= 8, $"only {faults} faults before the run ended: lengthen the run");
+        Assert.Equal(schedule.Count(k => k == "coordinator"), lines.Count(l => l.Contains("took over the run: every shard rolls back to ")));
+        Assert.Equal(expected, Sha(Path.Combine(outDir, "model.safetensors")));
+        var steps = File.ReadLines(metrics).Where(l => l.Contains("\"kind\":\"step\"")).Select(l =>
+            System.Text.Json.JsonDocument.Parse(l).RootElement.GetProperty("step").GetInt64()).ToList();
+        Assert.Equal(Enumerable.Range(0, 700).Select(i => (long)i), steps);
+    }
+
     /// <summary>Starts `train --standby` for the coordinator on <paramref name="port"/> with the job's options and waits until it joined.</summary>
     private (Process Standby, System.Collections.Concurrent.ConcurrentQueue<string> Lines) StartStandby(TrainJob job, int port, string extra, string outDir)
     {
@@ -224,7 +315,7 @@ public sealed class MultiProcessClusterTests(ITestOutputHelper output) : IDispos
         var lines = new System.Collections.Concurrent.ConcurrentQueue<string>();
         using var ready = new ManualResetEventSlim();
         var standby = Start($"{TrainArgs(job, specFile)} {extra} --standby akka.tcp://disttrain@127.0.0.1:{port} --out \"{outDir}\"", "standby",
-            onLine: l => { lines.Enqueue(l); if (l.StartsWith("standby coordinator ", StringComparison.Ordinal)) ready.Set(); });
+            onLine: l => { lines.Enqueue(l); if (l.StartsWith("standby: the coordinator told it job ", StringComparison.Ordinal)) ready.Set(); });
         Assert.True(ready.Wait(TimeSpan.FromSeconds(90)), "the standby did not join");
         return (standby, lines);
     }

@@ -57,10 +57,14 @@ public static class ClusterRun
             if (standby)
             {
                 console.WriteLine($"standby coordinator {self}: takes the run of {standbyOf} over if that node dies");
-                var first = Task.WhenAny(node.Completion, node.Handover!.Ended).WaitAsync(cancel).GetAwaiter().GetResult();
-                if (first == node.Handover.Ended && !node.Completion.IsCompleted)
+                var handover = node.Handover!;
+                if (Task.WhenAny(handover.Told, handover.Ended, node.Completion).WaitAsync(cancel).GetAwaiter().GetResult() == handover.Told)
+                    // Only now can it take over: before, it knows neither the job's key nor where to watch.
+                    console.WriteLine($"standby: the coordinator told it job {handover.Told.Result.JobId}; watching its process");
+                var first = Task.WhenAny(node.Completion, handover.Ended).WaitAsync(cancel).GetAwaiter().GetResult();
+                if (first == handover.Ended && !node.Completion.IsCompleted)
                 {
-                    if (node.Handover.Ended.Result is { } why) { console.WriteLine($"standby: {why}"); return 1; }
+                    if (handover.Ended.Result is { } why) { console.WriteLine($"standby: {why}"); return 1; }
                     console.WriteLine("standby: the coordinator finished the run; nothing to take over");
                     return 0;
                 }

@@ -38,9 +38,12 @@ public sealed class ParameterServerActor : ReceiveActor, IWithTimers
         });
         // A coordinator that took over answers the shard's RejoinShard with this: it is the one to watch from now on.
         Receive<RuntimeMessages.RollBack>(b => { WatchCoordinator(); Run(_core.Handle(b)); });
-        Receive<Terminated>(t => { if (t.ActorRef.Equals(_watched)) { _watched = null; Run(_core.CoordinatorLost()); } });
+        Receive<Terminated>(t => { if (t.ActorRef.Equals(_watched)) { _watched = null; if (!ShuttingDown) Run(_core.CoordinatorLost()); } });
         Receive<object>(m => Run(_core.Handle(m)));
     }
+
+    /// <summary>This node leaves (downed, or the run is over): the coordinator's actor "terminates" for it too, and nobody takes over.</summary>
+    private bool ShuttingDown => CoordinatedShutdown.Get(Context.System).ShutdownReason is not null;
 
     /// <summary>Watches the sender of the message at hand, the coordinator: its node's death shows as Terminated.</summary>
     private void WatchCoordinator()

@@ -14,6 +14,7 @@ namespace DistTrain.Cluster.Runtime;
 public sealed class CoordinatorHandover
 {
     private readonly TaskCompletionSource<string?> _ended = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly TaskCompletionSource<StandbyState> _heard = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private volatile StandbyState? _latest;
 
     /// <summary>The newest StandbyState of a run not yet finished, or null.</summary>
@@ -24,10 +25,13 @@ public sealed class CoordinatorHandover
     /// reason when it cannot take over.</summary>
     public Task<string?> Ended => _ended.Task;
 
+    /// <summary>Completes when the coordinator first told this node about its run: from then on this node can take it over.</summary>
+    public Task<StandbyState> Told => _heard.Task;
+
     internal void Heard(StandbyState s)
     {
         if (s.Finished) _ended.TrySetResult(null);
-        else _latest = s;
+        else { _latest = s; _heard.TrySetResult(s); }
     }
 
     public void CannotTakeOver(string why) => _ended.TrySetResult(why);

@@ -34,11 +34,14 @@ public sealed class WorkerActor : ReceiveActor, IWithTimers
         Receive<ActorEffects.Tick>(t => Run(_core.Timer(t.Name)));
         Receive<ParametersArrived>(_ => Run(_core.Next()));
         Receive<Again>(_ => Run(_core.Next()));
-        Receive<Terminated>(t => { if (t.ActorRef.Equals(_watched)) { _watched = null; Run(_core.CoordinatorLost()); } });
+        Receive<Terminated>(t => { if (t.ActorRef.Equals(_watched)) { _watched = null; if (!ShuttingDown) Run(_core.CoordinatorLost()); } });
         Receive<Messages.CoordinatorMessages.JobDescription>(m => { WatchCoordinator(); Run(_core.Handle(m)); });
         Receive<Messages.CoordinatorMessages.RegisterAccepted>(m => { WatchCoordinator(); Run(_core.Handle(m)); });
         Receive<object>(m => Run(_core.Handle(m)));
     }
+
+    /// <summary>This node leaves (downed, or the run is over): the coordinator's actor "terminates" for it too, and nobody takes over.</summary>
+    private bool ShuttingDown => CoordinatedShutdown.Get(Context.System).ShutdownReason is not null;
 
     /// <summary>Watches the sender of the message at hand, the coordinator: its node's death shows as Terminated.</summary>
     private void WatchCoordinator()
