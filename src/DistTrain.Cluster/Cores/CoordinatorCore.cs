@@ -26,6 +26,14 @@ public sealed record Completed(RunCompleted Result) : Effect;
 public sealed record WatchShardLink(int Shard, string Host, int Port) : Effect;
 
 /// <summary>
+/// A peer's data-plane connection ended: if its listener <paramref name="Host"/>:<paramref name="Port"/> refuses a connection
+/// its process is gone, and its node (the actor id <paramref name="PeerId"/> without its last segment) is downed now. Until
+/// Akka's failure detector and the split-brain resolver would (~8 s), the dead member holds the cluster's convergence, and
+/// nodes that join meanwhile (a restarted worker, a standby) cannot become Up.
+/// </summary>
+public sealed record DownIfDead(string PeerId, string Host, int Port, string What) : Effect;
+
+/// <summary>
 /// What a coordinator knows that its shards and workers do not: where the run is, which micro-batches every shard
 /// has, which shard owns which range, which snapshots are asked for. Peers and leases are not in it: a coordinator
 /// restored from it waits for the shards and workers to register again and hands out everything not done.
@@ -201,7 +209,10 @@ public sealed partial class CoordinatorCore : IDisposable
     public IReadOnlyList<Effect> ShardLinkLost(int shard, string host, int port)
     {
         if ((uint)shard < (uint)_shards.Length && _shards[shard] is { } info && info.DataHost == host && info.DataPort == port)
+        {
+            if (!_finishing) _out.Add(new DownIfDead(info.OwnerAddress, host, port, $"PS shard {shard}")); // at the end they exit anyway
             ShardLost(shard, $"its data-plane listener {host}:{port} closed the coordinator's connection (the process died)");
+        }
         return _out.Take();
     }
 
@@ -499,6 +510,7 @@ public sealed partial class CoordinatorCore : IDisposable
         if (_workers.TryGetValue(r.WorkerId, out var known) && known.Peer == from && known.Info == r) return; // asked again while a take-over is under way
         _workers[r.WorkerId] = (from, r);
         _workerByPeer[from] = r.WorkerId;
+        _probed.Remove(r.WorkerId);
         _withEndpoint.Remove(r.WorkerId); // a restarted worker actor listens on a new port: the shards hear of it at its first request
         _out.Add(new Watch(from));
         if (AllShardsUp) Accept(r.WorkerId, from);
@@ -571,6 +583,7 @@ public sealed partial class CoordinatorCore : IDisposable
     {
         if (_finishing || _step < 0 || _recovering) return;
         if (WorkerOfSender(l.SenderId) is not { } id) return; // the coordinator's own connections, or a worker already gone
+        if (_probed.Add(id) && _workers.TryGetValue(id, out var w)) _out.Add(new DownIfDead(id, w.Info.DataHost, w.Info.DataPort, $"worker {id}"));
         int requeued = _plan.WorkerLeft(id);
         if (requeued == 0) return;
         _out.Log(Severity.Warning, $"Worker {id}'s data-plane connection to shard {l.Shard} ended; {requeued} micro-batch(es) re-queued (step {_step} is being applied)");
@@ -578,6 +591,8 @@ public sealed partial class CoordinatorCore : IDisposable
         ServeIdle();
         _plan.ServeWaiting();
     }
+
+    private readonly HashSet<string> _probed = [];   // workers whose death was checked since they registered
 
     /// <summary>The registered worker whose data-plane sender id (JobMapping.SenderIdOf) is <paramref name="sender"/>, if any.</summary>
     private string? WorkerOfSender(int sender) => _workers.Keys.FirstOrDefault(w => JobMapping.SenderIdOf(w) == sender);

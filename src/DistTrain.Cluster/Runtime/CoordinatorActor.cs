@@ -102,6 +102,11 @@ public sealed class CoordinatorActor : ReceiveActor, IWithTimers
         Receive<Akka.Cluster.ClusterEvent.MemberUp>(m => { if (IsStandby(m.Member)) { _standbys.Add(m.Member.Address); TellStandbys(false, m.Member.Address); } });
         Receive<Akka.Cluster.ClusterEvent.MemberRemoved>(m => _standbys.Remove(m.Member.Address));
         Receive<SyncStandbys>(_ => TellStandbys(false));
+        Receive<DownNode>(d =>
+        {
+            _log.Warning("{0}'s process on {1} is gone (its data-plane listener {2} refuses connections): downing that node", d.What, d.Node, d.Listener);
+            Akka.Cluster.Cluster.Get(Context.System).Down(d.Node);
+        });
         Receive<Collected>(c => Safely(c, () => _core.Collected(c.Version)));
         Receive<SendFailed>(f => _log.Error(f.Why));
         Receive<LinkLost>(l => Safely(l, () => _core.ShardLinkLost(l.Shard, l.Host, l.Port)));
@@ -169,6 +174,31 @@ public sealed class CoordinatorActor : ReceiveActor, IWithTimers
             { IsBackground = true, Name = $"watch shard {w.Shard}" }.Start();
     }
 
+    private sealed record DownNode(Address Node, string What, string Listener) : INoSerializationVerificationNeeded;
+
+    /// <summary>Probes the peer's listener off the actor's thread (a bare TCP connect: its data plane sees no peer) and downs
+    /// its node when nothing listens there any more.</summary>
+    private void DownIfDead(DownIfDead d)
+    {
+        int slash = d.PeerId.LastIndexOf('/');
+        if (!InCluster || slash <= 0) return;
+        Address node;
+        try { node = Address.Parse(d.PeerId[..slash]); }
+        catch (UriFormatException) { return; }
+        if (node.Equals(Akka.Cluster.Cluster.Get(Context.System).SelfAddress)) return;
+        var self = Self;
+        _ = Task.Run(async () =>
+        {
+            using var probe = new System.Net.Sockets.TcpClient();
+            try { await probe.ConnectAsync(d.Host, d.Port).WaitAsync(TimeSpan.FromSeconds(2)); }
+            catch (Exception e) when (e is System.Net.Sockets.SocketException { SocketErrorCode: System.Net.Sockets.SocketError.ConnectionRefused })
+            {
+                self.Tell(new DownNode(node, d.What, $"{d.Host}:{d.Port}"));
+            }
+            catch (Exception) { } // a timeout or another error proves nothing: the failure detector decides
+        });
+    }
+
     private string Key(IActorRef peer)
     {
         if (_keys.TryGetValue(peer, out var key)) return key;
@@ -208,6 +238,7 @@ public sealed class CoordinatorActor : ReceiveActor, IWithTimers
                     _settings.OnCompleted?.Invoke(c.Result);
                     break;
                 case WatchShardLink w: WatchLink(w); break;
+                case DownIfDead d: DownIfDead(d); break;
                 default: ActorEffects.RunShared(effect, Context, Timers, _log, null); break;
             }
         }
