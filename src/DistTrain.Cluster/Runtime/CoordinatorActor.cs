@@ -68,6 +68,8 @@ public sealed class CoordinatorActor : ReceiveActor, IWithTimers
         try { _core = new CoordinatorCore(job, trainCount, parameterCount, settings, store); }
         catch { store.Dispose(); throw; }
         store.UseKey(DataPlaneKey.FromWire(_core.Description.DataKey)); // the key the job hands to shards and workers
+        var gate = new MessageGate(Context, "coordinator", new MessageBounds(settings.Shards, parameterCount));
+        Receive<IDistTrainMessage>(m => !gate.Admit(m, Sender), _ => { }); // refused (counted, logged) before the core sees it
         Receive<Collected>(c => Safely(c, () => _core.Collected(c.Version)));
         Receive<SendFailed>(f => _log.Error(f.Why));
         Receive<LinkLost>(l => Safely(l, () => _core.ShardLinkLost(l.Shard, l.Host, l.Port)));
