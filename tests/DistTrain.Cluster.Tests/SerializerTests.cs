@@ -87,7 +87,7 @@ public sealed class SerializerTests(LocalSystemFixture fixture) : IClassFixture<
         using var ms = new MemoryStream();
         plain.Serialize(new Foreign("evil", 1), ms);
         var e = Assert.Throws<SerializationException>(() => _codec.Deserialize(ms.ToArray()));
-        Assert.Contains("not a valid DistTrain message", e.Message);
+        Assert.Contains("+Foreign, DistTrain.Cluster.Tests' is not a DistTrain message type", e.Message);
     }
 
     [Fact]
@@ -97,7 +97,7 @@ public sealed class SerializerTests(LocalSystemFixture fixture) : IClassFixture<
         using var ms = new MemoryStream();
         plain.Serialize("just a string", ms);
         var e = Assert.Throws<SerializationException>(() => _codec.Deserialize(ms.ToArray()));
-        Assert.Contains("System.String", e.Message);
+        Assert.Contains("starts with a String, not a DistTrain message", e.Message);
     }
 
     [Fact]

@@ -288,9 +288,9 @@ public sealed class ClusterNode : IAsyncDisposable
         if (string.IsNullOrEmpty(expected.TrainFingerprint)) return null;
         var here = DistTrain.Data.DatasetOps.Fingerprint(local);
         if (here == expected.TrainFingerprint) return null;
-        return $"this node's training data for '{expected.Spec}' differs from the coordinator's: fingerprint {here} here ({local.Count} samples), " +
-               $"{expected.TrainFingerprint} at the coordinator ({expected.TrainSamples} samples). Give every node the same files " +
-               $"(`disttrain data check --dataset {expected.Spec}` prints the fingerprint on each machine).";
+        return $"this node's training data for '{expected.Spec}' differs from the coordinator's: fingerprint {here} here ({local.Count} samples" +
+               DistTrain.Data.Sources.DatasetSpec.DescribeTrainFiles(expected.Spec) + $"), {expected.TrainFingerprint} at the coordinator ({expected.TrainSamples} samples). " +
+               $"Give every node the same files (compare `sha256sum` of each file on both machines; `disttrain data check --dataset {expected.Spec}` prints the fingerprint).";
     }
 
     /// <summary>

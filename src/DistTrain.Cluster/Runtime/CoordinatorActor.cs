@@ -99,6 +99,8 @@ public sealed class CoordinatorActor : ReceiveActor, IWithTimers
         catch { store.Dispose(); throw; }
         _store = store;
         store.UseKey(DataPlaneKey.FromWire(_core.Description.DataKey)); // the key the job hands to shards and workers
+        var gate = new MessageGate(Context, "coordinator", new MessageBounds(settings.Shards, parameterCount));
+        Receive<IDistTrainMessage>(m => !gate.Admit(m, Sender), _ => { }); // refused (counted, logged) before the core sees it
         Receive<Akka.Cluster.ClusterEvent.MemberUp>(m => { if (IsStandby(m.Member)) { _standbys.Add(m.Member.Address); TellStandbys(false, m.Member.Address); } });
         Receive<Akka.Cluster.ClusterEvent.MemberRemoved>(m => _standbys.Remove(m.Member.Address));
         Receive<SyncStandbys>(_ => TellStandbys(false));

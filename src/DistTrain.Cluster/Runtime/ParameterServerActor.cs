@@ -28,6 +28,8 @@ public sealed class ParameterServerActor : ReceiveActor, IWithTimers
         (_coordinator, _endpoints, _onRefused) = (coordinator, endpoints, onRefused);
         var self = Self; // the inbox posts from receive threads, where Self is unavailable
         _core = new ShardCore(nodeId, endpoints.GradientChunkFloats, m => self.Tell(m));
+        var gate = new MessageGate(Context, $"PS {nodeId}");
+        Receive<object>(m => !gate.Admit(m, Sender), _ => { }); // refused (counted, logged) before the core sees it
         Receive<ActorEffects.Tick>(t => Run(_core.Timer(t.Name)));
         // The first assignment (the one the core takes) carries the job's data-plane key for the Serve that follows it.
         Receive<RuntimeMessages.ShardAssignment>(a =>

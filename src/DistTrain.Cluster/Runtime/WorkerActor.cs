@@ -31,6 +31,8 @@ public sealed class WorkerActor : ReceiveActor, IWithTimers
             Abandoned = why => log.Warning(why),
         };
         _core = new WorkerCore(workerId, _replica);
+        var gate = new MessageGate(Context, $"worker {workerId}");
+        Receive<object>(m => !gate.Admit(m, Sender), _ => { }); // refused (counted, logged) before the core sees it
         Receive<ActorEffects.Tick>(t => Run(_core.Timer(t.Name)));
         Receive<ParametersArrived>(_ => Run(_core.Next()));
         Receive<Again>(_ => Run(_core.Next()));

@@ -1,6 +1,7 @@
 // Hyperion 0.12.2 encoding of our control messages, usable without an ActorSystem. Two instances:
 // Hyperion's TypeFilter stores short assembly-qualified names but Serialize checks the long form, so
-// a filtered instance cannot write (ANCHORS.md pitfall 1): write unfiltered, read filtered.
+// a filtered instance cannot write (ANCHORS.md pitfall 1): write unfiltered, read filtered. Every payload is walked by
+// HyperionPayloadGuard before the reading instance sees it (lengths within the payload, our types where they are declared).
 using System.Runtime.Serialization;
 using Hyperion;
 
@@ -64,6 +65,8 @@ public sealed class HyperionCodec
         if (bytes.Length == 0) throw new SerializationException("DistTrain serializer: empty payload, expected a DistTrain message.");
         if (bytes.Length > MaxBytes)
             throw new SerializationException($"DistTrain serializer: payload of {bytes.Length} bytes is above the limit of {MaxBytes} (disttrain.max-message-bytes).");
+        // Hyperion allocates whatever a length prefix claims before reading the bytes: walk the payload first.
+        HyperionPayloadGuard.Check(bytes);
         object? result;
         long consumed;
         try

@@ -28,5 +28,14 @@ public sealed class HyperionSerializer : Akka.Serialization.Serializer
 
     public override byte[] ToBinary(object obj) => _codec.Serialize(obj);
 
-    public override object FromBinary(byte[] bytes, Type type) => _codec.Deserialize(bytes);
+    public override object FromBinary(byte[] bytes, Type type)
+    {
+        try { return _codec.Deserialize(bytes); }
+        catch (System.Runtime.Serialization.SerializationException e)
+        {
+            // Akka logs this and drops the message; the count goes with it (disttrain_refused_messages, reason undecodable).
+            long n = Telemetry.ControlRefusals.Count(Telemetry.RefusalReason.Undecodable);
+            throw new System.Runtime.Serialization.SerializationException($"{e.Message} (undecodable control payload {n} in this process)", e);
+        }
+    }
 }

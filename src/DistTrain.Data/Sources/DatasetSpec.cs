@@ -118,6 +118,37 @@ public sealed class DatasetSpec
         }
     }
 
+    /// <summary>The files the training split is read from, for messages that name them (a worker whose copy differs from the
+    /// coordinator's); empty for generated data and where the files cannot be found.</summary>
+    public IReadOnlyList<string> TrainFiles()
+    {
+        string? dir = Kind switch
+        {
+            "idx" => Target,
+            "fashion-mnist" => Target ?? FashionMnist.DefaultDirectory,
+            _ => null,
+        };
+        if (dir is not null)
+            return new[] { false, true }.Select(labels => IdxDirectory.Find(dir, IdxDirectory.Stem(DataSplit.Train, labels)))
+                .OfType<string>().Select(Path.GetFullPath).ToArray();
+        return Kind is "csv" or "graph" && Target is not null ? [Path.GetFullPath(Target)] : [];
+    }
+
+    /// <summary>", read from FILE (sha256 HEX), ..." for the training files of <paramref name="spec"/>; empty when it names none.</summary>
+    public static string DescribeTrainFiles(string spec)
+    {
+        try
+        {
+            var files = Parse(spec).TrainFiles();
+            return files.Count == 0 ? "" : ", read from " + string.Join(", ", files.Select(f =>
+            {
+                using var s = File.OpenRead(f);
+                return $"{f} (sha256 {Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(s))})";
+            }));
+        }
+        catch (Exception e) when (e is ArgumentException or IOException or UnauthorizedAccessException) { return ""; }
+    }
+
     /// <summary>True for data whose samples are feature vectors (CSV tables), which are standardized per feature.</summary>
     public bool IsTabular => Kind == "csv";
 

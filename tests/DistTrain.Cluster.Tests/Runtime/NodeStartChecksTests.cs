@@ -28,8 +28,25 @@ public sealed class NodeStartChecksTests
         return port;
     }
 
+    /// <summary>A copy of the IDX set <paramref name="spec"/> with one byte of its training images changed (a pixel, past the header).</summary>
+    private static (string Spec, string Images) CopyWithOneByteChanged(string spec)
+    {
+        var copy = Directory.CreateTempSubdirectory("disttrain-idx-copy-").FullName;
+        foreach (var f in Directory.GetFiles(spec["idx:".Length..])) File.Copy(f, Path.Combine(copy, Path.GetFileName(f)));
+        var images = Path.Combine(copy, "train-images-idx3-ubyte");
+        FlipOneByte(images);
+        return ($"idx:{copy}", images);
+    }
+
+    private static void FlipOneByte(string file)
+    {
+        var bytes = File.ReadAllBytes(file);
+        bytes[16 + 3 * 784 + 400] ^= 0xFF; // sample 3, a pixel near the middle
+        File.WriteAllBytes(file, bytes);
+    }
+
     [Fact]
-    public void The_same_data_passes_and_other_data_is_named_with_both_fingerprints()
+    public void The_same_data_passes_and_data_one_byte_apart_is_named_with_both_fingerprints_and_its_files()
     {
         var spec = TestData.WriteIdx(40, 10);
         var mine = Train(spec);
@@ -37,11 +54,16 @@ public sealed class NodeStartChecksTests
         Assert.Null(ClusterNode.DatasetMismatch(info, Train(spec))); // loaded again: bit-identical
         Assert.Null(ClusterNode.DatasetMismatch(info with { TrainFingerprint = "" }, mine)); // nothing to compare
 
-        var other = Train(TestData.WriteIdx(40, 10, seed: 8));
-        var why = ClusterNode.DatasetMismatch(info, other);
+        var (otherSpec, images) = CopyWithOneByteChanged(spec);
+        var other = Train(otherSpec);
+        Assert.Equal(mine.Count, other.Count);
+        var why = ClusterNode.DatasetMismatch(info with { Spec = otherSpec }, other);
         Assert.NotNull(why);
         Assert.Contains(mine.Fingerprint(), why);
         Assert.Contains(other.Fingerprint(), why);
+        string sha = Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(File.ReadAllBytes(images)));
+        Assert.Contains($"{images} (sha256 {sha})", why);
+        Assert.Contains(Path.Combine(otherSpec["idx:".Length..], "train-labels-idx1-ubyte"), why);
         Assert.Contains("disttrain data check", why);
     }
 
@@ -64,9 +86,8 @@ public sealed class NodeStartChecksTests
         ClusterNode? worker = null;
         try
         {
-            // The worker's machine holds other files under the same path.
-            var other = TestData.WriteIdx(40, 10, seed: 8)["idx:".Length..];
-            foreach (var f in Directory.GetFiles(other, "train-*")) File.Copy(f, Path.Combine(dir, Path.GetFileName(f)), overwrite: true);
+            // The worker's machine holds the same files but for one byte of the training images, under the same path.
+            FlipOneByte(Path.Combine(dir, "train-images-idx3-ubyte"));
             var changed = Train(spec).Fingerprint();
             Assert.NotEqual(expected, changed);
 
@@ -79,6 +100,7 @@ public sealed class NodeStartChecksTests
             Assert.NotNull(worker.Refusal);
             Assert.Contains(expected, worker.Refusal);
             Assert.Contains(changed, worker.Refusal);
+            Assert.Contains(Path.Combine(dir, "train-images-idx3-ubyte"), worker.Refusal);
             Assert.False(coordinator.Completion.IsCompleted); // nothing was trained on the wrong data
         }
         finally

@@ -1,0 +1,66 @@
+// The door of a role actor (coordinator, parameter-server shard, worker): a control message must come from this process
+// or a member of the cluster, and be well-formed (Messages/MessageValidation), before the role's core sees it. Anything
+// else is counted (Telemetry/ControlRefusals: disttrain_refused_messages), logged with its reason, and dropped: the role
+// keeps the state it has, where a core that threw half-way would have made Akka restart the actor into a fresh one.
+// A message sent without a sender arrives as from this process's dead letters and passes the membership check; with TLS
+// on (multinode) only nodes with the cluster CA's certificates reach this door at all.
+using Akka.Actor;
+using Akka.Event;
+using DistTrain.Cluster.Messages;
+using DistTrain.Cluster.Telemetry;
+
+namespace DistTrain.Cluster.Runtime;
+
+public sealed class MessageGate
+{
+    private readonly string _role;
+    private readonly Akka.Cluster.Cluster? _cluster; // null in an ActorSystem without the cluster provider (tests)
+    private readonly ILoggingAdapter _log;
+    private readonly long[] _refused = new long[Enum.GetValues<RefusalReason>().Length];
+
+    /// <param name="bounds">What the role knows of the run's shape from the start (the coordinator: shards and parameters);
+    /// the gate learns the rest from the layout or assignment it admits.</param>
+    public MessageGate(IActorContext context, string role, MessageBounds bounds = default)
+    {
+        _role = role;
+        _log = context.GetLogger();
+        _cluster = ((ExtendedActorSystem)context.System).Provider is Akka.Cluster.ClusterActorRefProvider
+            ? Akka.Cluster.Cluster.Get(context.System) : null;
+        Bounds = bounds;
+    }
+
+    public MessageBounds Bounds { get; private set; }
+
+    /// <summary>How many messages this gate refused for <paramref name="reason"/>.</summary>
+    public long Refused(RefusalReason reason) => _refused[(int)reason];
+
+    /// <summary>True when the role's core may handle <paramref name="message"/>; otherwise it was counted and logged.</summary>
+    public bool Admit(object message, IActorRef sender)
+    {
+        if (message is not IDistTrainMessage) return true; // the actor's own timers and inbox events never cross a process
+        if (!IsMember(sender.Path.Address))
+            return Refuse(RefusalReason.NotMember, $"{message.GetType().Name} from {sender.Path.Address}, which is not a member of the cluster");
+        if (MessageValidation.Problem(message, Bounds) is { } problem)
+            return Refuse(RefusalReason.Malformed, $"{problem} (from {sender.Path})");
+        Bounds = MessageValidation.Learn(message, Bounds);
+        return true;
+    }
+
+    private bool IsMember(Address address)
+    {
+        if (address.Host is null || _cluster is null || address == _cluster.SelfAddress) return true;
+        foreach (var m in _cluster.State.Members)
+            if (m.Address == address) return true;
+        return false;
+    }
+
+    private bool Refuse(RefusalReason reason, string why)
+    {
+        long mine = ++_refused[(int)reason];
+        long total = ControlRefusals.Count(reason);
+        // A stranger can send many: the first ones are each said, then one line per thousand.
+        if (mine <= 20 || mine % 1000 == 0)
+            _log.Warning("{0} refused a control message ({1}, {2} so far in this process): {3}", _role, ControlRefusals.Tag(reason), total, why);
+        return false;
+    }
+}
