@@ -24,12 +24,14 @@ public sealed record DistTrainSettings(
     /// <summary>Sync runs: every this many steps the coordinator keeps the shards' state in memory, the point a lost shard's
     /// replacement and the others roll back to (disttrain.replicate-every); 0 = checkpoints and the start only.</summary>
     public long ReplicateEvery { get; init; } = 10;
+    /// <summary>The coordinator singleton's removal margin (disttrain.takeover-margin): how soon a standby takes over.</summary>
+    public TimeSpan TakeoverMargin { get; init; } = TimeSpan.FromSeconds(1);
 
     /// <summary>Every key allowed under `disttrain`; anything else in a config file is an error.</summary>
     public static readonly HashSet<string> KnownKeys =
     [
         "disttrain.system-name", "disttrain.max-message-bytes", "disttrain.join-timeout", "disttrain.coordinator-lost-timeout",
-        "disttrain.lease-floor", "disttrain.lease-step-multiple", "disttrain.replicate-every",
+        "disttrain.lease-floor", "disttrain.lease-step-multiple", "disttrain.replicate-every", "disttrain.takeover-margin",
         "disttrain.data-plane.host", "disttrain.data-plane.port", "disttrain.data-plane.max-frame-bytes",
         "disttrain.data-plane.socket-buffer-bytes", "disttrain.data-plane.connect-timeout", "disttrain.data-plane.gradient-chunk-floats",
         "disttrain.data-plane.max-connections", "disttrain.data-plane.hello-timeout", "disttrain.data-plane.read-timeout", "disttrain.data-plane.idle-timeout",
@@ -89,6 +91,8 @@ public sealed record DistTrainSettings(
         if (!(multiple >= 1) || double.IsInfinity(multiple)) throw new ArgumentException($"disttrain.lease-step-multiple = {multiple} must be at least 1, e.g. 4.");
         var replicate = Read(config, "disttrain.replicate-every", c => c.GetLong("disttrain.replicate-every", -1), "a number of steps");
         if (replicate < 0) throw new ArgumentException($"disttrain.replicate-every = {replicate} must be 0 (checkpoints only) or a number of steps, e.g. 10.");
+        var margin = Read(config, "disttrain.takeover-margin", c => c.GetTimeSpan("disttrain.takeover-margin", TimeSpan.FromSeconds(1), false), "a duration such as 1s");
+        if (margin < TimeSpan.Zero) throw new ArgumentException($"disttrain.takeover-margin = {margin} must be 0s or positive, e.g. 1s.");
         var name = config.GetString("disttrain.system-name", "");
         if (string.IsNullOrWhiteSpace(name) || !name.All(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_'))
             throw new ArgumentException($"disttrain.system-name = '{name}' must be letters, digits, '-' or '_'.");
@@ -97,6 +101,7 @@ public sealed record DistTrainSettings(
         return new DistTrainSettings(name, maxMessage, join, new DataPlaneSettings(dpHost, dpPort, maxFrame, buffer, connect, chunk, limits), tls, warning)
         {
             CoordinatorLostTimeout = lost, LeaseFloor = floor, LeaseStepMultiple = multiple, ReplicateEvery = replicate,
+            TakeoverMargin = margin,
         };
     }
 

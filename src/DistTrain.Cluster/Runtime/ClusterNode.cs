@@ -234,7 +234,7 @@ public sealed class ClusterNode : IAsyncDisposable
             };
             system.ActorOf(StandbyActor.Props(node.Handover, endpoints), "standby");
             system.ActorOf(ClusterSingletonManager.Props(CoordinatorActor.Props(job, train.Count, parameters, cs), PoisonPill.Instance,
-                ClusterSingletonManagerSettings.Create(system).WithRole("coordinator")), "coordinator");
+                ClusterSingletonManagerSettings.Create(system).WithRole("coordinator").WithRemovalMargin(settings.TakeoverMargin)), "coordinator");
         }
         var proxy = system.ActorOf(ClusterSingletonProxy.Props("/user/coordinator",
             ClusterSingletonProxySettings.Create(system).WithRole("coordinator")), "coordinator-proxy");
