@@ -64,8 +64,9 @@ public sealed class TrainCommand : ICommandFactory
         {
             model, dataset, epochs, batch, micro, optimizer, lr, schedule, wd, augment, clip, seed, maxSteps, threads, init, output, workers, psShards, psLocal, clusterPort, waitWorkers,
             hostname, config, mode, staleness, localSteps, checkpointEvery, resume, standardize, allowUnverified, tlsCert, tlsCa, insecure,
-            metricsPort, metricsHost, compression, verifyFraction, outerOptimizer, outerLr, outerMomentum,
+            metricsPort, metricsHost, compression, verifyFraction,
         };
+        foreach (var o in new Option[] { outerOptimizer, outerLr, outerMomentum }) cmd.Add(o);
         cmd.SetAction(r => CliErrors.Guard(() =>
         {
             var name = r.GetValue(model)!;
