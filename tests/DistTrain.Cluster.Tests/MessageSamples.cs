@@ -12,7 +12,10 @@ public static class MessageSamples
     private static readonly ShardInfo Shard1 = new(1, 600_000, 222_410, "akka.tcp://disttrain@10.0.0.2:4053", "10.0.0.2", 40002);
     private static readonly ShardLayout Layout = new(822_410, [Shard0, Shard1]);
     private static readonly OptimizerSpec Adam = new("adam", 1e-3f, 0f, 0.9f, 0.999f, 1e-8f, 0.01f);
-    private static readonly Hyperparameters Hyper = new(Adam, "cosine", 100, 256, 32, 42, 10, TrainingMode.Async, 2, 4, 5000, "crop:2,flip", 1.5f);
+    private static readonly Hyperparameters Hyper = new(Adam, "cosine", 100, 256, 32, 42, 10, TrainingMode.Async, 2, 4, 5000, "crop:2,flip", 1.5f)
+    {
+        OuterOptimizer = "nesterov", OuterLr = 0.7f, OuterMomentum = 0.9f, // local-sgd's outer optimizer travels with the job
+    };
     private static readonly DatasetInfo Data = new("idx:/data/fashion-mnist", 60000, 10000, "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08");
 
     public static IDistTrainMessage[] All() =>

@@ -48,6 +48,9 @@ public sealed class TrainCommand : ICommandFactory
         var mode = new Option<string>("--mode") { Description = "Training mode (cluster runtime): sync (deterministic), async (bounded staleness) or local-sgd (H local steps, then averaging). See docs/modes.md.", DefaultValueFactory = _ => "sync" };
         var staleness = new Option<int?>("--staleness") { Description = $"Async: a worker more than S versions behind the newest waits for fresh parameters before computing (default {ModeOptions.DefaultStaleness})." };
         var localSteps = new Option<int?>("--local-steps") { Description = $"Local-sgd: local optimizer steps H between two averagings (default {ModeOptions.DefaultLocalSteps})." };
+        var outerOptimizer = new Option<string?>("--outer-optimizer") { Description = "Local-sgd: what the shards do with a round's averaged delta: average (default: plain averaging), sgd, or nesterov (DiLoCo's outer Nesterov momentum). See docs/modes.md." };
+        var outerLr = new Option<float?>("--outer-lr") { Description = $"Local-sgd with --outer-optimizer sgd|nesterov: the outer learning rate (default: nesterov {OuterOptimizer.DefaultNesterovLr}, sgd 1)." };
+        var outerMomentum = new Option<float?>("--outer-momentum") { Description = $"Local-sgd with --outer-optimizer nesterov: the outer momentum in [0, 1) (default {OuterOptimizer.DefaultNesterovMomentum})." };
         var checkpointEvery = new Option<long>("--checkpoint-every") { Description = "Also write DIR/checkpoint/step-N every N steps (checkpoints are written at every epoch end; -1 = none)." };
         var resume = new Option<string?>("--resume") { Description = "Resume from the newest good checkpoint in this run folder (the output folder by default)." };
         var allowUnverified = new Option<bool>("--allow-unverified") { Description = "With --resume: accept checkpoint files whose SHA-256 manifest (.sha256) is missing, unchecked (refused by default)." };
@@ -64,6 +67,7 @@ public sealed class TrainCommand : ICommandFactory
             hostname, config, mode, staleness, localSteps, checkpointEvery, resume, standardize, allowUnverified, tlsCert, tlsCa, insecure,
             metricsPort, metricsHost, compression, verifyFraction, standby,
         };
+        foreach (var o in new Option[] { outerOptimizer, outerLr, outerMomentum }) cmd.Add(o);
         cmd.SetAction(r => CliErrors.Guard(() =>
         {
             var name = r.GetValue(model)!;
@@ -94,10 +98,12 @@ public sealed class TrainCommand : ICommandFactory
             var checkpoints = new CheckpointOptions(r.GetValue(checkpointEvery), resumeDir, AllowUnverified: r.GetValue(allowUnverified));
             if (resumeDir is not null && r.GetValue(init) is not null) throw new ArgumentException("--init and --resume exclude each other: --resume continues a run, --init starts a new one from weights.");
             Compute.Threads = t;
-            var modeOptions = ModeOptions.Parse(r.GetValue(mode), r.GetValue(staleness), r.GetValue(localSteps));
+            var outer = r.GetValue(outerOptimizer) is null && r.GetValue(outerLr) is null && r.GetValue(outerMomentum) is null ? null
+                : OuterOptimizer.Parse(r.GetValue(outerOptimizer), r.GetValue(outerLr), r.GetValue(outerMomentum));
+            var modeOptions = ModeOptions.Parse(r.GetValue(mode), r.GetValue(staleness), r.GetValue(localSteps), outer);
             job = job with { Compression = DistTrain.Cluster.Runtime.JobMapping.CheckCompression(job, modeOptions) };
-            if (resumeDir is not null && modeOptions.Mode != DistTrain.Cluster.Messages.TrainingMode.Sync)
-                throw new ArgumentException($"--resume continues sync runs only (checkpoints are written in sync mode); drop --resume or use --mode sync.");
+            if (resumeDir is not null && modeOptions.Mode == DistTrain.Cluster.Messages.TrainingMode.Async)
+                throw new ArgumentException($"--resume continues sync and local-sgd runs only (async runs write no checkpoints); drop --resume or use another --mode.");
             // Async and local-sgd exist only in the cluster runtime, so they use it even with one worker.
             bool cluster = r.GetValue(standby) is not null || r.GetValue(workers) != 1 || r.GetValue(psShards) != 1 || r.GetValue(psLocal) is not null || r.GetValue(clusterPort) > 0 || r.GetValue(waitWorkers) > 0
                 || modeOptions.Mode != DistTrain.Cluster.Messages.TrainingMode.Sync;

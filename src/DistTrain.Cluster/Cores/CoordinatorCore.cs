@@ -92,8 +92,8 @@ public sealed partial class CoordinatorCore : IDisposable
     private CoordinatorCore(TrainJob job, int trainCount, int parameterCount, CoordinatorSettings settings, ICoordinatorStore store,
         Func<DateTime>? clock, string? jobId, bool restored)
     {
-        if (settings.Resume is not null && settings.Mode.Mode != TrainingMode.Sync)
-            throw new ArgumentException($"--resume and --init work with sync runs only on the cluster; this run is {settings.Mode.Mode}.");
+        if (settings.Resume is not null && settings.Mode.Mode == TrainingMode.Async)
+            throw new ArgumentException($"--resume and --init work with sync and local-sgd runs only on the cluster; this run is {settings.Mode.Mode}.");
         if (settings.Resume is { } resume && resume.Values.Length != parameterCount)
             throw new ArgumentException($"{resume} has {resume.Values.Length} parameters but the model has {parameterCount}.");
         (_job, _settings, _store, _clock) = (job, settings, store, clock ?? (() => DateTime.UtcNow));
@@ -474,10 +474,11 @@ public sealed partial class CoordinatorCore : IDisposable
     private IEnumerable<long> NextSnapshots(long step)
     {
         long checkpoint = long.MaxValue, replica = long.MaxValue;
-        if (_settings.CheckpointEvery >= 0 && _settings.Mode.Mode == TrainingMode.Sync)
+        if (_settings.CheckpointEvery >= 0 && _settings.Mode.Mode != TrainingMode.Async)
         {
-            checkpoint = (step / _stepsPerEpoch + 1) * _stepsPerEpoch;
-            if (_settings.CheckpointEvery > 0) checkpoint = Math.Min(checkpoint, (step / _settings.CheckpointEvery + 1) * _settings.CheckpointEvery);
+            // Epoch ends and --checkpoint-every count plan steps; local-sgd checkpoints the round that reaches one.
+            checkpoint = _settings.Mode.NextUnitAtBoundary(step, _stepsPerEpoch);
+            if (_settings.CheckpointEvery > 0) checkpoint = Math.Min(checkpoint, _settings.Mode.NextUnitAtBoundary(step, _settings.CheckpointEvery));
         }
         if (_settings.Mode.Mode != TrainingMode.Async && _settings.ReplicateEvery > 0)
             replica = (step / _settings.ReplicateEvery + 1) * _settings.ReplicateEvery;
@@ -747,8 +748,9 @@ public sealed partial class CoordinatorCore : IDisposable
     }
 
     private bool IsCheckpointStep(long step) =>
-        _settings.CheckpointEvery >= 0 && _settings.Mode.Mode == TrainingMode.Sync
-        && (step % _stepsPerEpoch == 0 || (_settings.CheckpointEvery > 0 && step % _settings.CheckpointEvery == 0));
+        _settings.CheckpointEvery >= 0 && _settings.Mode.Mode != TrainingMode.Async && step > 0
+        && (_settings.Mode.NextUnitAtBoundary(step - 1, _stepsPerEpoch) == step
+            || (_settings.CheckpointEvery > 0 && _settings.Mode.NextUnitAtBoundary(step - 1, _settings.CheckpointEvery) == step));
 
     private void WriteCheckpoint(long step)
     {
@@ -784,7 +786,7 @@ public sealed partial class CoordinatorCore : IDisposable
     {
         if (!_allApplied || !_finalCollected || _finishing) return;
         _finishing = true;
-        if (_settings.CheckpointEvery >= 0 && _settings.Mode.Mode == TrainingMode.Sync) WriteCheckpoint(_units);
+        if (_settings.CheckpointEvery >= 0 && _settings.Mode.Mode != TrainingMode.Async) WriteCheckpoint(_units);
         RunCompleted result;
         try { result = _store.WriteModel(_plan.FinalVersion, _planSteps, _log); }
         catch (Exception e) { result = new RunCompleted(_planSteps, null, double.NaN, double.NaN, e.Message); }

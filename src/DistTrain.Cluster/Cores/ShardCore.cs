@@ -1,7 +1,7 @@
 // A parameter-server shard as a plain class: asks the coordinator for a key range and the job, then takes the
 // events of its inbox (ShardInbox: the frames that arrived) and the coordinator's messages, and returns effects.
 // How a gradient becomes an update is the mode's, chosen once at the assignment: with the step barrier (sync;
-// local-sgd with DeltaAveraging as the optimizer) a complete step is applied as the sum in micro-batch order (with
+// local-sgd with the outer optimizer on the deltas, OuterOptimizer.ForShard) a complete step is applied as the sum in micro-batch order (with
 // --clip-norm after the coordinator's global norm); async applies each gradient as it arrives. Every new version
 // is pushed (ShardPublisher, by the actor) before the checkpoints asked for it are sent.
 using DistTrain.Cluster.DataPlane;
@@ -176,7 +176,7 @@ public sealed class ShardCore
         var range = new KeyRange((int)a.Offset, a.Length);
         int microBatches = JobMapping.MicroBatchesPerStep(a.Job), trainCount = a.Job.Dataset.TrainSamples;
         var mode = JobMapping.ModeOf(a.Job);
-        var optimizer = mode.Mode == TrainingMode.LocalSgd ? new DeltaAveraging(range.Length, microBatches) : job.CreateOptimizer(range.Length);
+        var optimizer = OuterOptimizer.ForShard(job, mode, range.Length, microBatches);
         var shard = new ParameterShard(a.Shard, range, model.Store.Values.AsSpan(range.Offset, range.Length), optimizer, job.CreateSchedule(trainCount), microBatches);
         shard.BeginStep(0, microBatches);
         bool async = mode.Mode == TrainingMode.Async;

@@ -59,6 +59,11 @@ public static class CoordinatorMessages
     {
         /// <summary>Gradient compression on the data plane (GradientCodec): "none", "bf16", "fp16" or "int8"; sync mode only.</summary>
         public string Compression { get; init; } = "none";
+
+        /// <summary>Local-sgd's outer optimizer on the round's averaged delta (OuterOptimizer): "average", "sgd" or "nesterov".</summary>
+        public string OuterOptimizer { get; init; } = "average";
+        public float OuterLr { get; init; } = 1f;
+        public float OuterMomentum { get; init; }
     }
 
     /// <summary>Coordinator → worker: the job. A worker builds the model from <paramref name="SpecJson"/> and registers with its hash.</summary>

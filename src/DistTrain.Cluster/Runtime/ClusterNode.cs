@@ -223,7 +223,7 @@ public sealed class ClusterNode : IAsyncDisposable
                 LeaseFloor = settings.LeaseFloor, LeaseStepMultiple = settings.LeaseStepMultiple, ReplicateEvery = settings.ReplicateEvery,
                 Mode = o.Mode,
                 CheckpointEvery = o.CheckpointEvery,
-                Resume = o.ResumeDir is not null ? FindResumePoint(o.ResumeDir, job, o.OnProgress, o.AllowUnverified)
+                Resume = o.ResumeDir is not null ? FindResumePoint(o.ResumeDir, job, o.OnProgress, o.AllowUnverified, o.Mode)
                     : o.InitFile is not null ? InitialPoint(o.InitFile, job, o.OnProgress) : null,
                 SnapshotGrace = o.SnapshotGrace,
                 Faults = o.Faults,
@@ -252,13 +252,16 @@ public sealed class ClusterNode : IAsyncDisposable
     }
 
     /// <summary>The newest checkpoint of <paramref name="runDir"/> that verifies; says which, and why it skipped newer ones.
-    /// <paramref name="allowUnverified"/> (`--allow-unverified`) accepts files whose SHA-256 manifest is missing.</summary>
-    public static DistTrain.Training.Checkpoints.ResumePoint FindResumePoint(string runDir, TrainJob job, Action<string>? say, bool allowUnverified = false)
+    /// <paramref name="allowUnverified"/> (`--allow-unverified`) accepts files whose SHA-256 manifest is missing;
+    /// <paramref name="mode"/> (a cluster run's) must be the one the checkpoint was written in; its shards' optimizer is read.</summary>
+    public static DistTrain.Training.Checkpoints.ResumePoint FindResumePoint(string runDir, TrainJob job, Action<string>? say, bool allowUnverified = false,
+        ModeOptions? mode = null)
     {
         var found = DistTrain.Training.Checkpoints.CheckpointSeries.List(runDir);
         if (found.Count == 0)
             throw new ArgumentException($"No checkpoint to resume from in {DistTrain.Training.Checkpoints.CheckpointSeries.RootOf(runDir)}; start the run without --resume.");
-        var point = DistTrain.Training.Checkpoints.CheckpointSeries.FindLatest(runDir, job, m => say?.Invoke(m), allowUnverified)
+        var point = DistTrain.Training.Checkpoints.CheckpointSeries.FindLatest(runDir, job, m => say?.Invoke(m), allowUnverified,
+                        mode is null ? null : n => OuterOptimizer.ForShard(job, mode, n, 1), mode?.Metadata())
             ?? throw new ArgumentException($"None of the {found.Count} checkpoint(s) in {DistTrain.Training.Checkpoints.CheckpointSeries.RootOf(runDir)} verifies (see above); " +
                                            "restore one from a backup or start the run without --resume.");
         say?.Invoke($"resuming from {point}");

@@ -27,23 +27,25 @@ public sealed class CoordinatorCheckpoints : IFrameHandler, IDisposable
     private readonly string[] _stateNames;
     private readonly string _optimizerDescription;
     private readonly int _buffersLength;        // 0 when the model has no running statistics
+    private readonly ModeOptions _mode;
     private DataPlaneServer? _server;
     // Snapshots in flight by version: the shards may be asked for two upcoming versions at once.
     private readonly System.Collections.Concurrent.ConcurrentDictionary<long, SnapshotAssembly> _snapshots = new();
 
     /// <param name="statistics">Whether shard 0 keeps the BatchNorm buffers (it does in every mode); false keeps the model's initial ones.</param>
-    /// <param name="optimizerState">Whether the shards run the job's optimizer and send its state (not in local-sgd, where
-    /// they average deltas and hold no state).</param>
+    /// <param name="mode">Which optimizer the shards run and send the state of (OuterOptimizer.ForShard): the job's, or in
+    /// local-sgd the outer one (plain averaging holds none; outer Nesterov its momentum buffer).</param>
     public CoordinatorCheckpoints(TrainJob job, KeyRange[] ranges, NodeEndpoints endpoints, Action<long> onComplete, bool statistics = true,
-        bool optimizerState = true)
+        ModeOptions? mode = null)
     {
         _job = job;
         _ranges = ranges;
         _endpoints = endpoints;
         _onComplete = onComplete;
+        _mode = mode ?? ModeOptions.Sync;
         _replica = job.Spec().Build((ulong)(uint)job.Seed);
-        var optimizer = job.CreateOptimizer(1);
-        _stateNames = optimizerState ? optimizer.State.Select(s => s.Name).ToArray() : [];
+        var optimizer = OuterOptimizer.ForShard(job, _mode, 1, 1);
+        _stateNames = optimizer.State.Select(s => s.Name).ToArray();
         _optimizerDescription = optimizer.ToString();
         _buffersLength = statistics && new RunningStatistics(_replica).Length > 0 ? _replica.Store.Buffers.Length : 0;
     }
@@ -52,7 +54,7 @@ public sealed class CoordinatorCheckpoints : IFrameHandler, IDisposable
     public IReadOnlyDictionary<string, string> RunMetadata { get; init; } = new Dictionary<string, string>();
     public string OptimizerDescription => _optimizerDescription;
 
-    /// <summary>The collected optimizer state, one buffer per state name joined in key order (none in local-sgd).</summary>
+    /// <summary>The collected optimizer state, one buffer per state name joined in key order (none in plain local-sgd).</summary>
     public (string Name, float[] Data)[] CollectedState(long version)
     {
         var s = Get(version);
@@ -100,7 +102,7 @@ public sealed class CoordinatorCheckpoints : IFrameHandler, IDisposable
         var (values, buffers) = Collected(version);
         values.CopyTo(_replica.Store.Values, 0);
         buffers.CopyTo(_replica.Store.Buffers, 0);
-        int epoch = stepsPerEpoch == 0 ? 0 : (int)(s.Version / stepsPerEpoch);
+        int epoch = stepsPerEpoch == 0 ? 0 : (int)(_mode.FirstStepOf(s.Version) / stepsPerEpoch); // local-sgd versions count rounds
         return CheckpointSeries.Write(outDir, _job, _replica.Store, CollectedState(version), _optimizerDescription, s.Version, epoch, RunMetadata);
     }
 
@@ -115,7 +117,8 @@ public sealed class CoordinatorCheckpoints : IFrameHandler, IDisposable
     public ResumePoint InitialPoint()
     {
         var model = _job.Spec().Build((ulong)(uint)_job.Seed);
-        var state = _stateNames.Length == 0 ? [] : _job.CreateOptimizer(model.Store.Values.Length).State.Select(s => (s.Name, s.Data.ToArray())).ToArray();
+        var state = _stateNames.Length == 0 ? []
+            : OuterOptimizer.ForShard(_job, _mode, model.Store.Values.Length, 1).State.Select(s => (s.Name, s.Data.ToArray())).ToArray();
         return new ResumePoint("(initial weights)", 0, 0, model.Store.Values.ToArray(), model.Store.Buffers.ToArray(), state);
     }
 

@@ -28,7 +28,7 @@ public sealed class CoordinatorStore : ICoordinatorStore
         (_job, _settings, _failed) = (job, settings, failed ?? (_ => { }));
         _stepsPerEpoch = DistTrain.Data.Plans.EpochPlan.CountSteps(trainCount, job.BatchSize);
         _checkpoints = new CoordinatorCheckpoints(job, KeyRanges.Split(parameterCount, settings.Shards), settings.Endpoints, collected,
-            optimizerState: settings.Mode.Mode != TrainingMode.LocalSgd)
+            mode: settings.Mode)
         {
             DropFrame = settings.Faults is { } faults ? faults.DropCheckpointFrame : null,
             RunMetadata = settings.Mode.Metadata(),

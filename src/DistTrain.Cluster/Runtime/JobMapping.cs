@@ -23,7 +23,10 @@ public static class JobMapping
                 new OptimizerSpec(job.Optimizer, job.Lr, 0, 0, 0, 0, job.WeightDecay ?? float.NaN),
                 job.Schedule, 0, job.BatchSize, job.MicroBatch <= 0 ? job.BatchSize : job.MicroBatch, job.Seed,
                 job.Epochs, mode.Mode, mode.Staleness, mode.LocalSteps, job.MaxSteps, job.Augment, job.ClipNorm)
-                { Compression = CheckCompression(job, mode) })
+                {
+                    Compression = CheckCompression(job, mode),
+                    OuterOptimizer = mode.Outer.Kind, OuterLr = mode.Outer.Lr, OuterMomentum = mode.Outer.Momentum,
+                })
             { DataKey = DataPlaneKey.Create().ToWire() }; // a fresh secret per job, for its data plane (DataPlaneAuth)
     }
 
@@ -56,7 +59,10 @@ public static class JobMapping
     }
 
     /// <summary>The run's mode as the job carries it to every node.</summary>
-    public static ModeOptions ModeOf(JobDescription d) => new(d.Hyper.Mode, d.Hyper.Staleness, d.Hyper.LocalSteps);
+    public static ModeOptions ModeOf(JobDescription d) => new(d.Hyper.Mode, d.Hyper.Staleness, d.Hyper.LocalSteps)
+    {
+        Outer = new OuterOptimizer(d.Hyper.OuterOptimizer, d.Hyper.OuterLr, d.Hyper.OuterMomentum),
+    };
 
     /// <summary>Micro-batches per step: every step has the same count because the plan drops the last partial batch.</summary>
     public static int MicroBatchesPerStep(JobDescription d) =>

@@ -87,11 +87,15 @@ public static class CheckpointSeries
     /// <paramref name="warn"/> with the file and the reason, and the previous one is tried. <paramref name="allowUnverified"/>
     /// (`--allow-unverified`) loads files whose manifest is missing, with a warning; a manifest that is present is always checked.
     /// </summary>
-    public static ResumePoint? FindLatest(string runDir, TrainJob job, Action<string> warn, bool allowUnverified = false)
+    /// <param name="optimizer">The optimizer whose state the checkpoint holds, for a parameter count (default: the job's; a
+    /// local-sgd run's shards hold the outer optimizer's).</param>
+    /// <param name="runMetadata">How this run trains (the mode's metadata): a checkpoint that recorded other values is refused.</param>
+    public static ResumePoint? FindLatest(string runDir, TrainJob job, Action<string> warn, bool allowUnverified = false,
+        Func<int, DistTrain.Nn.Optimizers.Optimizer>? optimizer = null, IReadOnlyDictionary<string, string>? runMetadata = null)
     {
         foreach (var (_, dir) in List(runDir))
         {
-            try { return Load(dir, job, allowUnverified, warn); }
+            try { return Load(dir, job, allowUnverified, warn, optimizer, runMetadata); }
             catch (CheckpointException e) { warn($"skipping checkpoint {dir}: {e.Message}"); }
         }
         return null;
@@ -99,7 +103,8 @@ public static class CheckpointSeries
 
     /// <summary>Loads one checkpoint folder into <paramref name="job"/>'s model and optimizer layout; throws CheckpointException
     /// naming the file. Both files must have their SHA-256 manifest unless <paramref name="allowUnverified"/>.</summary>
-    public static ResumePoint Load(string dir, TrainJob job, bool allowUnverified = false, Action<string>? warn = null)
+    public static ResumePoint Load(string dir, TrainJob job, bool allowUnverified = false, Action<string>? warn = null,
+        Func<int, DistTrain.Nn.Optimizers.Optimizer>? createOptimizer = null, IReadOnlyDictionary<string, string>? runMetadata = null)
     {
         var weights = Path.Combine(dir, WeightsFile);
         var spec = job.Spec();
@@ -111,7 +116,11 @@ public static class CheckpointSeries
             throw new CheckpointException(weights, $"was written for model spec {hash[..Math.Min(12, hash.Length)]}, not this job's {spec.Hash[..12]}; resume with the same --model.");
         if (info.Seed != job.Seed)
             throw new CheckpointException(weights, $"was written with --seed {info.Seed}, not {job.Seed}; resume with the same seed.");
-        var optimizer = job.CreateOptimizer(model.ParameterCount);
+        foreach (var (key, value) in runMetadata ?? new Dictionary<string, string>())
+            if (info.Extra.TryGetValue(key, out var had) && had != value)
+                throw new CheckpointException(weights, $"was written by a run with {key} = {had}, not this run's {value}; resume with the same " +
+                    "--mode, --local-steps and --outer-* options.");
+        var optimizer = createOptimizer?.Invoke(model.ParameterCount) ?? job.CreateOptimizer(model.ParameterCount);
         var optPath = Checkpoint.OptimizerPathFor(weights);
         if (!File.Exists(optPath))
             throw new CheckpointException(optPath, "is missing; the checkpoint folder is incomplete (resuming needs the optimizer state beside the weights). " +

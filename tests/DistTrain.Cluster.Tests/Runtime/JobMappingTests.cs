@@ -57,4 +57,15 @@ public class JobMappingTests
         Assert.Contains("--compression int8 works with --mode sync only", e.Message);
         Assert.Contains("--compression none", e.Message);
     }
+
+    [Fact]
+    public void The_description_carries_the_local_sgd_outer_optimizer_to_every_node()
+    {
+        var job = new TrainJob { ModelSpecJson = Presets.Spec("cnn").CanonicalJson, Dataset = "fashion-mnist" };
+        var mode = ModeOptions.Parse("local-sgd", null, 50, OuterOptimizer.Parse("nesterov", 0.5f, 0.8f));
+        var d = JobMapping.ToDescription(job, "j", 1, mode);
+        Assert.Equal(mode, JobMapping.ModeOf(d));
+        Assert.Equal(new OuterOptimizer("nesterov", 0.5f, 0.8f), JobMapping.ModeOf(d).Outer);
+        Assert.Equal(OuterOptimizer.Plain, JobMapping.ModeOf(JobMapping.ToDescription(job, "j", 1, ModeOptions.Parse("local-sgd", null, 4))).Outer);
+    }
 }

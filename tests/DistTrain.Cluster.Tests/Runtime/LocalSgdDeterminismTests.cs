@@ -29,13 +29,15 @@ public class LocalSgdDeterminismTests
         Dataset = data, Epochs = 2, BatchSize = 32, MicroBatch = 8, Optimizer = "adam", Lr = 1e-2f, Schedule = "cosine", Seed = 13, MaxSteps = 7,
     };
 
-    /// <summary>The reference: plain loops, a new model and optimizer per chunk, float sums in chunk order.</summary>
-    internal static float[] Naive(TrainJob job, Dataset train, long planSteps, int localSteps = H)
+    /// <summary>The reference: plain loops, a new model and optimizer per chunk, float sums in chunk order; then averaging, or
+    /// with <paramref name="outer"/> PyTorch's SGD(nesterov) on the pseudo-gradient −Δ written out: buf = μ·buf + g; θ −= η·(g + μ·buf).</summary>
+    internal static float[] Naive(TrainJob job, Dataset train, long planSteps, int localSteps = H, OuterOptimizer? outer = null)
     {
         int chunks = job.BatchSize / job.MicroBatch, n = job.Spec().Build((ulong)job.Seed).ParameterCount;
         var theta = job.Spec().Build((ulong)job.Seed).Store.Values.ToArray();
         var schedule = job.CreateSchedule(train.Count);
         int stepsPerEpoch = EpochPlan.CountSteps(train.Count, job.BatchSize);
+        var buf = new float[n];
         for (long first = 0; first < planSteps; first += localSteps)
         {
             var sum = new float[n];
@@ -61,7 +63,17 @@ public class LocalSgdDeterminismTests
                 }
             }
             float w = 1f / chunks;
-            for (int i = 0; i < n; i++) theta[i] += sum[i] * w;
+            if (outer is null || outer.IsPlain)
+            {
+                for (int i = 0; i < n; i++) theta[i] += sum[i] * w;
+                continue;
+            }
+            for (int i = 0; i < n; i++)
+            {
+                float g = -(sum[i] * w);                            // the pseudo-gradient θ_r − mean(θ_c)
+                buf[i] = outer.Momentum * buf[i] + g;
+                theta[i] -= outer.Lr * (g + outer.Momentum * buf[i]);
+            }
         }
         return theta;
     }
@@ -111,6 +123,27 @@ public class LocalSgdDeterminismTests
             var model = job.Spec().Build(0);
             var info = Checkpoint.LoadInto(model.Store, r.ModelPath!);
             Assert.Equal("local-sgd", info.Extra["mode"]);
+            Assert.Equal(reference, model.Store.Values);
+        }
+    }
+
+    [Fact]
+    public async Task OuterNesterovWithOneOrThreeWorkersAndTwoShardsGivesTheReferenceBits()
+    {
+        // Each shard steps its own range's momentum; the weights depend on neither the worker nor the shard count.
+        var job = Job(TestData.WriteIdx(160, 40, seed: 4));
+        var mode = Mode with { Outer = OuterOptimizer.Parse("nesterov", null, null) };
+        var (train, _) = DatasetSpec.Parse(job.Dataset).Load();
+        var reference = Naive(job, train, job.TotalSteps(train.Count), H, mode.Outer);
+        Assert.NotEqual(Naive(job, train, job.TotalSteps(train.Count)), reference); // the outer optimizer changed something
+        foreach (var (workers, shards) in new[] { (1, 1), (3, 2) })
+        {
+            var dir = Directory.CreateTempSubdirectory("disttrain-localsgd-nesterov-").FullName;
+            var r = await ClusterNode.RunLocal(job, workers, shards, dir, serializeMessages: true, mode: mode).WaitAsync(TimeSpan.FromMinutes(3));
+            Assert.Null(r.Error);
+            var model = job.Spec().Build(0);
+            var info = Checkpoint.LoadInto(model.Store, r.ModelPath!);
+            Assert.Equal("nesterov", info.Extra["outer_optimizer"]);
             Assert.Equal(reference, model.Store.Values);
         }
     }
