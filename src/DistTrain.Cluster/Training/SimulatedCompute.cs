@@ -110,14 +110,20 @@ public sealed class SimulatedCompute
     public (double LossSum, int Correct) MicroBatch(Sequential model, int samples, long step, int microBatch)
     {
         var grads = model.Store.Grads;
+        long t0 = Stopwatch.GetTimestamp();
         model.ParametersNeeded?.Invoke(grads.Length);
-        double forwardMs = MicroBatchMs * ForwardShare, sliceMs = (MicroBatchMs - forwardMs) / BackwardSlices;
-        WaitFor(forwardMs);
+        // Time in the hooks (waiting for parameters, sending gradient chunks) comes on top of the compute time, as on a real
+        // compute thread; deadlines from one start keep a late wake-up from adding up over the slices.
+        double hookMs = Stopwatch.GetElapsedTime(t0).TotalMilliseconds;
+        double forwardMs = MicroBatchMs * ForwardShare;
+        WaitUntil(t0, forwardMs + hookMs);
         TensorPrimitives.Multiply(_pattern, Factor(step, microBatch), grads.AsSpan(0, _pattern.Length));
         for (int s = 1; s <= BackwardSlices; s++)
         {
-            WaitFor(sliceMs);
+            WaitUntil(t0, forwardMs + (MicroBatchMs - forwardMs) * s / BackwardSlices + hookMs);
+            long h = Stopwatch.GetTimestamp();
             model.GradientReady?.Invoke((int)((long)grads.Length * (BackwardSlices - s) / BackwardSlices));
+            hookMs += Stopwatch.GetElapsedTime(h).TotalMilliseconds;
         }
         return (samples * Math.Log(10), 0);
     }
@@ -140,7 +146,7 @@ public sealed class SimulatedCompute
             samples += _plan.MicroBatches(stepInEpoch)[chunk].Size;
         }
         TensorPrimitives.Multiply(_pattern, Factor(round, chunk), model.Store.Grads.AsSpan(0, _pattern.Length));
-        WaitFor(MicroBatchMs * count - Stopwatch.GetElapsedTime(t0).TotalMilliseconds);
+        WaitUntil(t0, MicroBatchMs * count);
         return (samples * Math.Log(10), 0, samples);
     }
 
@@ -149,11 +155,9 @@ public sealed class SimulatedCompute
     /// <summary>The training set's size (local-sgd counts a chunk's samples from the epoch plan).</summary>
     public int TrainCount { get => _trainCount; init => _trainCount = Math.Max(1, value); }
 
-    /// <summary>Sleeps <paramref name="ms"/>: the time a compute thread would be busy. A sync worker's sends from the GradientReady
-    /// hook come on top of it, as they do on a real compute thread, so compute_ms in the metrics is the simulated time.</summary>
-    private static void WaitFor(double ms)
+    /// <summary>Sleeps until <paramref name="ms"/> after <paramref name="t0"/>.</summary>
+    private static void WaitUntil(long t0, double ms)
     {
-        long t0 = Stopwatch.GetTimestamp();
         while (true)
         {
             double left = ms - Stopwatch.GetElapsedTime(t0).TotalMilliseconds;
