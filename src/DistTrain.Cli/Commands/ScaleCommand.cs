@@ -78,13 +78,17 @@ public sealed class ScaleCommand : ICommandFactory
                 Console.WriteLine($"scale: {simulateText}");
             }
             var config = Path.Combine(outDir, "cluster.hocon");
-            // Dozens of processes start at once on a few cores: joining and the first heartbeats take longer than on an idle host.
+            // Dozens of processes share a few cores: joining, the first heartbeats and handshakes take longer than on idle hosts,
+            // and a node must not be removed for a pause the shared machine caused.
             File.WriteAllText(config, """
-                disttrain { join-timeout = 300s, data-plane.host = "" }
-                akka.cluster.failure-detector.acceptable-heartbeat-pause = 20s
+                disttrain { join-timeout = 600s, data-plane.host = "" }
+                akka.cluster.failure-detector.acceptable-heartbeat-pause = 60s
+                akka.cluster.split-brain-resolver.stable-after = 30s
+                akka.remote.dot-netty.tcp.connection-timeout = 60s
+                akka.remote.handshake-timeout = 60s
                 """);
-            var settings = new LaunchSettings(ProcessTrialRunner.ResolveDisttrain(r.GetValue(disttrain)), modelName, r.GetValue(dataset), n, th, simArg, config,
-                TimeSpan.FromMinutes(r.GetValue(timeout)), []);
+            var settings = new LaunchSettings(ProcessTrialRunner.ResolveDisttrain(r.GetValue(disttrain)), modelName, r.GetValue(dataset), n, warm, th, simArg, config,
+                TimeSpan.FromMinutes(r.GetValue(timeout)));
             string networkText = net == "loopback" ? "loopback: every process on 127.0.0.1 of this machine"
                 : $"emulated hosts: a network namespace per process on one bridge, {(rate is null ? "unshaped veth links" : $"each host's link shaped to {rate} each way (tbf)")}; no added latency";
             var description = new ScaleDescription("disttrain " + string.Join(" ", r.Tokens.Select(x => x.Value)), modelName, r.GetValue(dataset), parameters,
@@ -99,7 +103,7 @@ public sealed class ScaleCommand : ICommandFactory
                 int globalBatch = r.GetValue(batch) ?? p.MicroBatch * points.Max(q => q.Workers);
                 Console.WriteLine($"scale: run {i + 1}/{points.Count}: {p.Name} (batch {globalBatch}) ...");
                 var runDir = Path.Combine(outDir, p.Name);
-                string? error = launcher.RunAsync(p, globalBatch, runDir, cancel).GetAwaiter().GetResult();
+                var (error, cpu) = launcher.RunAsync(p, globalBatch, runDir, cancel).GetAwaiter().GetResult();
                 RunSummary? summary = null;
                 if (error is null)
                 {
@@ -109,7 +113,7 @@ public sealed class ScaleCommand : ICommandFactory
                 Console.WriteLine(summary is { } s
                     ? string.Create(CultureInfo.InvariantCulture, $"scale: {p.Name}: {s.SamplesPerSecond:F1} samples/s, step {s.StepMs:F1} ms, {s.BytesPerStep / 1e6:F2} MB/step")
                     : $"scale: {p.Name} failed: {error}");
-                results.Add(new ScaleResult(p, globalBatch, summary, error));
+                results.Add(new ScaleResult(p, globalBatch, summary, error) { Cpu = cpu });
             }
             var derived = ScaleReport.Derive(results, parameters, bytesPerSecond);
             IReadOnlyList<string> plots;

@@ -11,14 +11,17 @@ using System.Net.Sockets;
 namespace DistTrain.Cli.Scale;
 
 /// <summary>What every run of an experiment shares.</summary>
-public sealed record LaunchSettings(IReadOnlyList<string> Disttrain, string Model, string? Dataset, int Steps, int Threads,
-    string? SimulateCompute, string ConfigFile, TimeSpan RunTimeout, IReadOnlyList<string> TrainExtra)
-{
-    public int BatchFor(ScalePoint p, int? batch) => batch ?? p.MicroBatch * p.Workers;
-}
+public sealed record LaunchSettings(IReadOnlyList<string> Disttrain, string Model, string? Dataset, int Steps, int Warmup, int Threads,
+    string? SimulateCompute, string ConfigFile, TimeSpan RunTimeout);
+
+/// <summary>CPU milliseconds per step of each kind of process over the measured steps (sampled once a second, from the
+/// first poll at or past the warm-up to the last poll that saw a new step): what saturates a shared host first.</summary>
+public sealed record RunCpu(double CoordinatorMs, double PsMeanMs, double PsMaxMs, double WorkerMeanMs, int Steps);
 
 public sealed class ClusterLauncher(LaunchSettings settings, HostNetwork? network, TextWriter console)
 {
+    private readonly List<StreamWriter> _logs = [];
+
     /// <summary>Every process started and not yet known to be gone; a process-exit handler kills them too.</summary>
     private static readonly List<Process> Live = [];
 
@@ -29,8 +32,8 @@ public sealed class ClusterLauncher(LaunchSettings settings, HostNetwork? networ
     }
 
     /// <summary>Runs <paramref name="p"/> with a global batch of <paramref name="batch"/> into <paramref name="runDir"/>;
-    /// returns null when it finished, else why not.</summary>
-    public async Task<string?> RunAsync(ScalePoint p, int batch, string runDir, CancellationToken cancel)
+    /// returns null when it finished, else why not, and the processes' CPU time per step.</summary>
+    public async Task<(string? Error, RunCpu? Cpu)> RunAsync(ScalePoint p, int batch, string runDir, CancellationToken cancel)
     {
         Directory.CreateDirectory(runDir);
         var mine = new List<(Process Process, string Name)>();
@@ -47,7 +50,6 @@ public sealed class ClusterLauncher(LaunchSettings settings, HostNetwork? networ
                 "--cluster-port", I(port), "--wait-workers", I(p.Workers), "--checkpoint-every", "-1", "--threads", I(settings.Threads),
                 "--config", settings.ConfigFile, "--out", runDir]);
             if (p.PsNodes > 0) train.AddRange(["--ps-local", "0"]);
-            train.AddRange(settings.TrainExtra);
             var coord = Start(train, Host(coordHost), coordNs, Path.Combine(runDir, "coordinator.log"));
             mine.Add((coord, "coordinator"));
             for (int i = 1; i <= p.PsNodes; i++)
@@ -58,6 +60,9 @@ public sealed class ClusterLauncher(LaunchSettings settings, HostNetwork? networ
             }
             for (int i = 1; i <= p.Workers; i++)
             {
+                // Dozens of runtimes starting at once on a few cores (the JIT, the joins) starve each other past Akka's
+                // timeouts: workers start in batches, each once the previous one has joined (or a minute passed).
+                if (i > 1 && (i - 1) % StartBatch == 0) await WaitForJoins(Path.Combine(runDir, "coordinator.log"), i - 1, coord, cancel);
                 var (ns, host) = Where(p.PsNodes + i);
                 var args = new List<string> { "node", "--roles", "worker", "--seed-nodes", seed, "--threads", I(settings.Threads), "--config", settings.ConfigFile };
                 if (settings.SimulateCompute is { } sim) args.AddRange(["--simulate-compute", sim]);
@@ -68,6 +73,29 @@ public sealed class ClusterLauncher(LaunchSettings settings, HostNetwork? networ
         finally
         {
             foreach (var (process, _) in mine) Kill(process);
+            lock (_logs) { foreach (var w in _logs) w.Dispose(); _logs.Clear(); }
+        }
+    }
+
+    /// <summary>Worker processes started together.</summary>
+    public const int StartBatch = 8;
+
+    private static async Task WaitForJoins(string coordinatorLog, int workers, Process coord, CancellationToken cancel)
+    {
+        var clock = Stopwatch.StartNew();
+        while (clock.Elapsed < TimeSpan.FromMinutes(1) && !coord.HasExited)
+        {
+            int joined = 0;
+            try
+            {
+                using var f = new FileStream(coordinatorLog, FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
+                using var r = new StreamReader(f);
+                string? line;
+                while ((line = r.ReadLine()) is not null) if (line.Contains(" joined (", StringComparison.Ordinal)) joined++;
+            }
+            catch (IOException) { }
+            if (joined >= workers) return;
+            await Task.Delay(500, cancel);
         }
     }
 
@@ -77,22 +105,28 @@ public sealed class ClusterLauncher(LaunchSettings settings, HostNetwork? networ
     /// <summary>--hostname and --insecure for a node on an emulated host (a private bridge: TLS would only cost CPU here).</summary>
     private IReadOnlyList<string> Host(string address) => network is null ? [] : ["--hostname", address, "--insecure"];
 
-    private async Task<string?> Watch(List<(Process Process, string Name)> procs, string runDir, CancellationToken cancel)
+    private async Task<(string?, RunCpu?)> Watch(List<(Process Process, string Name)> procs, string runDir, CancellationToken cancel)
     {
         var coord = procs[0].Process;
         var clock = Stopwatch.StartNew();
         var metrics = Path.Combine(runDir, "metrics.jsonl");
         int lastSaid = -1;
         var lastSpoke = Stopwatch.StartNew();
+        (int Steps, double[] Cpu)? first = null, last = null;
         while (!coord.HasExited)
         {
             cancel.ThrowIfCancellationRequested();
             if (clock.Elapsed > settings.RunTimeout)
-                return $"did not finish within {settings.RunTimeout.TotalMinutes:0.#} min (--run-timeout); logs in {runDir}";
+                return ($"did not finish within {settings.RunTimeout.TotalMinutes:0.#} min (--run-timeout); logs in {runDir}", null);
             foreach (var (process, name) in procs.Skip(1))
                 if (process.HasExited && process.ExitCode != 0 && !coord.HasExited)
-                    return $"{name} exited with {process.ExitCode} (log: {Path.Combine(runDir, name.Replace("ps process ", "ps").Replace("worker ", "worker") + ".log")})";
+                    return ($"{name} exited with {process.ExitCode} (log: {Path.Combine(runDir, name.Replace("ps process ", "ps").Replace("worker ", "worker") + ".log")})", null);
             int steps = CountSteps(metrics);
+            if (steps >= settings.Warmup && (last is null || steps > last.Value.Steps))
+            {
+                var cpu = procs.Select(x => CpuMs(x.Process)).ToArray();
+                if (cpu.All(double.IsFinite)) { first ??= (steps, cpu); last = (steps, cpu); }
+            }
             if (steps != lastSaid && lastSpoke.Elapsed > TimeSpan.FromSeconds(10))
             {
                 console.WriteLine($"    step {steps}/{settings.Steps}  ({clock.Elapsed.TotalSeconds:F0} s)");
@@ -103,11 +137,27 @@ public sealed class ClusterLauncher(LaunchSettings settings, HostNetwork? networ
         }
         coord.WaitForExit();
         if (coord.ExitCode != 0)
-            return $"the coordinator exited with {coord.ExitCode}: {LastLine(Path.Combine(runDir, "coordinator.log"))}";
+            return ($"the coordinator exited with {coord.ExitCode}: {LastLine(Path.Combine(runDir, "coordinator.log"))}", null);
         // The nodes leave once the run is done; give them a moment, then the finally kills what is left (the results are written).
         var rest = procs.Skip(1).Select(x => x.Process.WaitForExitAsync(cancel));
         await Task.WhenAll(rest).WaitAsync(TimeSpan.FromSeconds(3), cancel).ContinueWith(_ => { }, TaskScheduler.Default);
-        return null;
+        return (null, Cpu(procs, first, last));
+    }
+
+    private static RunCpu? Cpu(List<(Process Process, string Name)> procs, (int Steps, double[] Cpu)? first, (int Steps, double[] Cpu)? last)
+    {
+        if (first is not { } a || last is not { } b || b.Steps <= a.Steps) return null;
+        int n = b.Steps - a.Steps;
+        double Per(int i) => (b.Cpu[i] - a.Cpu[i]) / n;
+        var ps = Enumerable.Range(0, procs.Count).Where(i => procs[i].Name.StartsWith("ps", StringComparison.Ordinal)).Select(Per).ToList();
+        var workers = Enumerable.Range(0, procs.Count).Where(i => procs[i].Name.StartsWith("worker", StringComparison.Ordinal)).Select(Per).ToList();
+        return new RunCpu(Per(0), ps.Count == 0 ? double.NaN : ps.Average(), ps.Count == 0 ? double.NaN : ps.Max(), workers.Average(), n);
+    }
+
+    private static double CpuMs(Process p)
+    {
+        try { return p.HasExited ? double.NaN : p.TotalProcessorTime.TotalMilliseconds; }
+        catch (Exception e) when (e is InvalidOperationException or System.ComponentModel.Win32Exception or IOException) { return double.NaN; }
     }
 
     private static string LastLine(string log)
@@ -138,11 +188,16 @@ public sealed class ClusterLauncher(LaunchSettings settings, HostNetwork? networ
         foreach (var a in all.Skip(1)) psi.ArgumentList.Add(a);
         var writer = new StreamWriter(log) { AutoFlush = true };
         writer.WriteLine("$ " + string.Join(" ", all));
-        var process = new Process { StartInfo = psi, EnableRaisingEvents = true };
+        var process = new Process { StartInfo = psi };
         var gate = new object();
-        process.OutputDataReceived += (_, e) => { if (e.Data is not null) lock (gate) writer.WriteLine(e.Data); };
-        process.ErrorDataReceived += (_, e) => { if (e.Data is not null) lock (gate) writer.WriteLine(e.Data); };
-        process.Exited += (_, _) => { lock (gate) writer.Flush(); };
+        void Write(string? line)
+        {
+            if (line is null) return;
+            lock (gate) { try { writer.WriteLine(line); } catch (ObjectDisposedException) { } }
+        }
+        process.OutputDataReceived += (_, e) => Write(e.Data);
+        process.ErrorDataReceived += (_, e) => Write(e.Data);
+        lock (_logs) _logs.Add(writer);
         process.Start();
         lock (Live) Live.Add(process);
         process.BeginOutputReadLine();
@@ -152,7 +207,11 @@ public sealed class ClusterLauncher(LaunchSettings settings, HostNetwork? networ
 
     private static void Kill(Process p)
     {
-        try { if (!p.HasExited) { p.Kill(entireProcessTree: true); p.WaitForExit(5000); } }
+        try
+        {
+            if (!p.HasExited) p.Kill(entireProcessTree: true);
+            p.WaitForExit(); // and its redirected output, before the log is closed
+        }
         catch (InvalidOperationException) { }
         catch (System.ComponentModel.Win32Exception) { }
         lock (Live) Live.Remove(p);

@@ -16,6 +16,8 @@ public sealed record ScaleResult(ScalePoint Point, int Batch, RunSummary? Summar
     /// <summary>Samples/s the shaped links allow (LinkModel), NaN without --bandwidth or outside sync mode.</summary>
     public double LinkBound { get; init; } = double.NaN;
     public string? LinkBottleneck { get; init; }
+    /// <summary>CPU ms per step of the coordinator, the ps processes and the workers (ClusterLauncher), or null.</summary>
+    public RunCpu? Cpu { get; init; }
 }
 
 /// <summary>What the report's header says about the experiment.</summary>
@@ -95,6 +97,20 @@ public static class ScaleReport
                                        "receives the whole parameter vector (4 bytes a parameter), each shard host receives its range of every gradient " +
                                        "and pushes its range to every worker; the busiest direction of the busiest host at the link rate bounds the step. " +
                                        "Bottleneck per run: " + string.Join("; ", runs.Where(r => r.LinkBottleneck is not null).Select(r => $"{r.Point.Name}: {r.LinkBottleneck}")) + ".");
+        if (runs.Any(r => r.Cpu is not null && r.Summary is not null))
+        {
+            sb.AppendLine().AppendLine("## Where the CPU went").AppendLine();
+            sb.AppendLine("CPU milliseconds per step of each process (user + system, over the measured steps): the processes of every emulated host share " +
+                          "this machine's cores, so when their sum nears the cores × the step time the machine, not the system, bounds the run.").AppendLine();
+            sb.AppendLine("| run | coordinator | ps, mean | ps, max | worker, mean | all processes | of the machine's cores |");
+            sb.AppendLine("|---|---|---|---|---|---|---|");
+            foreach (var r in runs)
+            {
+                if (r.Cpu is not { } cpu || r.Summary is not { } s) continue;
+                double all = cpu.CoordinatorMs + (double.IsFinite(cpu.PsMeanMs) ? cpu.PsMeanMs * r.Point.PsNodes : 0) + cpu.WorkerMeanMs * r.Point.Workers;
+                sb.AppendLine(string.Create(c, $"| {r.Point.Name} | {cpu.CoordinatorMs:F1} | {Ms(cpu.PsMeanMs)} | {Ms(cpu.PsMaxMs)} | {cpu.WorkerMeanMs:F1} | {all:F1} | {100 * all / (Environment.ProcessorCount * s.StepMs):F0}% |"));
+            }
+        }
         if (plots.Count > 0)
         {
             sb.AppendLine();
@@ -112,7 +128,10 @@ public static class ScaleReport
         other_ms = r.Summary?.OtherMs, bytes_per_step = r.Summary?.BytesPerStep, bytes_per_sample = r.Summary?.BytesPerSample, steps = r.Summary?.Steps,
         link_bound_samples_per_second = Finite(r.LinkBound), link_bottleneck = r.LinkBottleneck,
         time_to_target_s = r.Summary is { } s ? Finite(s.TimeToTargetSeconds) : null,
+        cpu_ms_per_step = r.Cpu is { } cpu ? new { coordinator = cpu.CoordinatorMs, ps_mean = Finite(cpu.PsMeanMs), ps_max = Finite(cpu.PsMaxMs), worker_mean = cpu.WorkerMeanMs, steps = cpu.Steps } : null,
     }), new JsonSerializerOptions { WriteIndented = true });
+
+    private static string Ms(double v) => double.IsFinite(v) ? v.ToString("F1", CultureInfo.InvariantCulture) : "–";
 
     private static double? Finite(double v) => double.IsFinite(v) ? v : null;
 
