@@ -118,10 +118,13 @@ public sealed class ClusterLauncher(LaunchSettings settings, HostNetwork? networ
             cancel.ThrowIfCancellationRequested();
             if (clock.Elapsed > settings.RunTimeout)
                 return ($"did not finish within {settings.RunTimeout.TotalMinutes:0.#} min (--run-timeout); logs in {runDir}", null);
-            foreach (var (process, name) in procs.Skip(1))
-                if (process.HasExited && process.ExitCode != 0 && !coord.HasExited)
-                    return ($"{name} exited with {process.ExitCode} (log: {Path.Combine(runDir, name.Replace("ps process ", "ps").Replace("worker ", "worker") + ".log")})", null);
             int steps = CountSteps(metrics);
+            // A node that exits with an error mid-run ends the experiment's run; once every step is logged, nodes leave (and may be
+            // removed, exit code 5) while the coordinator evaluates and writes the model: that is the run's end, not a failure.
+            if (steps < settings.Steps)
+                foreach (var (process, name) in procs.Skip(1))
+                    if (process.HasExited && process.ExitCode != 0 && !coord.HasExited)
+                        return ($"{name} exited with {process.ExitCode} (log: {Path.Combine(runDir, name.Replace("ps process ", "ps").Replace("worker ", "worker") + ".log")})", null);
             if (steps >= settings.Warmup && (last is null || steps > last.Value.Steps))
             {
                 var cpu = procs.Select(x => CpuMs(x.Process)).ToArray();
