@@ -20,7 +20,7 @@ public sealed record RunSummary(int Steps, double Samples, double SamplesPerSeco
         var file = Path.Combine(runDir, "metrics.jsonl");
         if (!File.Exists(file)) throw new ArgumentException($"{runDir} has no metrics.jsonl: the run wrote no step (see its logs in {runDir}).");
         int n = 0;
-        double samples = 0, seconds = 0, compute = 0, comm = 0, wait = 0, bytes = 0, stepSeconds = 0;
+        double samples = 0, seconds = 0, compute = 0, comm = 0, wait = 0, bytes = 0;
         double elapsed = 0, toTarget = double.NaN, lastAccuracy = double.NaN;
         foreach (var line in File.ReadLines(file))
         {
@@ -33,14 +33,14 @@ public sealed record RunSummary(int Steps, double Samples, double SamplesPerSeco
                     n++;
                     samples += Num(r, "samples");
                     seconds += Num(r, "step_s");
-                    stepSeconds += Num(r, "step_s");
                     compute += Num(r, "compute_ms");
                     comm += Num(r, "communication_ms");
                     wait += Num(r, "wait_ms");
                     bytes += Num(r, "bytes_sent");
                     break;
                 case "epoch":
-                    elapsed += Num(r, "seconds") is var s && double.IsFinite(s) ? s : 0;
+                    double epochSeconds = Num(r, "seconds");
+                    if (double.IsFinite(epochSeconds)) elapsed += epochSeconds;
                     double acc = Num(r, "test_accuracy");
                     if (double.IsFinite(acc)) lastAccuracy = acc;
                     if (double.IsNaN(toTarget) && double.IsFinite(acc) && acc >= targetAccuracy) toTarget = elapsed;
@@ -49,7 +49,7 @@ public sealed record RunSummary(int Steps, double Samples, double SamplesPerSeco
         }
         if (n == 0) throw new ArgumentException($"{file} has no step at or after the warm-up (step {warmup}); run more --steps or lower --warmup.");
         double w = Math.Max(1, workers);
-        return new RunSummary(n, samples, samples / seconds, 1000 * stepSeconds / n, compute / n / w, comm / n / w, wait / n / w,
+        return new RunSummary(n, samples, samples / seconds, 1000 * seconds / n, compute / n / w, comm / n / w, wait / n / w,
             bytes / n, bytes / samples, toTarget, lastAccuracy);
     }
 

@@ -97,6 +97,30 @@ public sealed class ScaleCommandTests : IDisposable
     }
 
     [Fact]
+    public void The_summary_of_a_hand_written_metrics_file_is_its_sums_and_the_first_epoch_at_the_target()
+    {
+        var run = Path.Combine(_dir, "run");
+        Directory.CreateDirectory(run);
+        string Step(int step, double seconds, double compute) => string.Create(CultureInfo.InvariantCulture,
+            $"{{\"kind\":\"step\",\"step\":{step},\"samples\":64,\"step_s\":{seconds},\"compute_ms\":{compute},\"communication_ms\":10,\"wait_ms\":4,\"bytes_sent\":1000}}");
+        string Epoch(int epoch, double seconds, double accuracy) => string.Create(CultureInfo.InvariantCulture,
+            $"{{\"kind\":\"epoch\",\"epoch\":{epoch},\"seconds\":{seconds},\"test_accuracy\":{accuracy}}}");
+        File.WriteAllLines(Path.Combine(run, "metrics.jsonl"),
+            [Step(0, 9.0, 500), Step(1, 0.1, 40), Epoch(0, 2, 0.5), Step(2, 0.3, 80), Epoch(1, 3, 0.8), Epoch(2, 4, 0.9)]);
+
+        var s = RunSummary.Read(run, workers: 2, warmup: 1, targetAccuracy: 0.8);
+        Assert.Equal(2, s.Steps);
+        Assert.Equal(128 / 0.4, s.SamplesPerSecond, 9);           // step 0 (the warm-up) left out
+        Assert.Equal(200, s.StepMs, 9);
+        Assert.Equal((40 + 80) / 2.0 / 2, s.ComputeMs, 9);          // the mean step's compute, one worker's share
+        Assert.Equal(200 - 30 - 5 - 2, s.OtherMs, 9);
+        Assert.Equal(1000 / 64.0, s.BytesPerSample, 9);
+        Assert.Equal(2 + 3, s.TimeToTargetSeconds, 9);            // the epoch that reached 80 % ended after 5 s of training
+        Assert.Equal(0.9, s.FinalTestAccuracy, 9);
+        Assert.True(double.IsNaN(RunSummary.Read(run, 2, 1, 0.95).TimeToTargetSeconds));
+    }
+
+    [Fact]
     public void The_grid_multiplies_out_with_workers_fastest()
     {
         var points = ScaleGrid.Points([1, 2], [1, 4], ["sync"], [32], ["none", "int8"]);
