@@ -6,6 +6,7 @@
 using System.CommandLine;
 using DistTrain.Cluster.Configuration;
 using DistTrain.Cluster.Runtime;
+using DistTrain.Cluster.Training;
 
 namespace DistTrain.Cli.Commands;
 
@@ -23,17 +24,21 @@ public sealed class NodeCommand : ICommandFactory
         var workers = new Option<int>("--workers") { Description = "Worker actors on this node.", DefaultValueFactory = _ => 1 };
         var ps = new Option<int>("--ps-actors") { Description = "Parameter-server shard actors on this node (with role ps).", DefaultValueFactory = _ => 1 };
         var threads = new Option<int>("--threads") { Description = "Compute threads of this process (0 = the cores divided among its workers; results do not depend on it).", DefaultValueFactory = _ => 0 };
+        var simulate = new Option<string?>("--simulate-compute") { Description = $"Workers wait instead of computing and send a fixed gradient pattern of the model's size (scaling experiments, docs/scale.md): {SimulateComputeOption.Help}." };
         var (tlsCert, tlsCa, insecure) = SecurityOptions.Create();
         var env = new Option<string>("--config") { Description = "Cluster config environment: local or multinode (cluster-config/*.hocon).", DefaultValueFactory = _ => "local" };
-        var cmd = new Command("node", "Run one node of a DistTrain cluster (workers and/or parameter-server shards).") { roles, seeds, port, host, workers, ps, env, threads, tlsCert, tlsCa, insecure };
+        var cmd = new Command("node", "Run one node of a DistTrain cluster (workers and/or parameter-server shards).") { roles, seeds, port, host, workers, ps, env, threads, tlsCert, tlsCa, insecure, simulate };
         cmd.SetAction((parse, cancel) => Run(parse.GetValue(roles)!, parse.GetValue(seeds), parse.GetValue(port), parse.GetValue(host),
-            parse.GetValue(workers), parse.GetValue(ps), parse.GetValue(env)!, parse.GetValue(threads), SecurityOptions.Overrides(parse, tlsCert, tlsCa, insecure), cancel));
+            parse.GetValue(workers), parse.GetValue(ps), parse.GetValue(env)!, parse.GetValue(threads), SecurityOptions.Overrides(parse, tlsCert, tlsCa, insecure), parse.GetValue(simulate), cancel));
         return cmd;
     }
 
     private static async Task<int> Run(string roles, string? seeds, int port, string? host, int workers, int ps, string env, int threads,
-        ClusterOverrides security, CancellationToken cancel)
+        ClusterOverrides security, string? simulateText, CancellationToken cancel)
     {
+        SimulateComputeOption? simulate;
+        try { simulate = SimulateComputeOption.Parse(simulateText); }
+        catch (ArgumentException e) { Console.Error.WriteLine($"disttrain node: {e.Message}"); return 2; }
         var roleList = roles.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
         if (string.IsNullOrWhiteSpace(seeds) && string.IsNullOrWhiteSpace(Environment.GetEnvironmentVariable("DISTTRAIN_SEED_NODES")))
         {
@@ -50,7 +55,7 @@ public sealed class NodeCommand : ICommandFactory
         {
             node = ClusterNode.Start(new NodeOptions
             {
-                Roles = roleList, Environment = env, Workers = workers, PsActors = ps, ComputeThreads = threads,
+                Roles = roleList, Environment = env, Workers = workers, PsActors = ps, ComputeThreads = threads, SimulateCompute = simulate,
                 Overrides = new ClusterOverrides { SeedNodes = seeds?.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries), Port = port == 0 ? null : port, Hostname = host }
                     .Over(security),
             });

@@ -8,5 +8,5 @@ public interface IDistTrainMessage;
 /// <summary>Version of the wire protocol (control messages and data-plane frames). Bump on any incompatible change.</summary>
 public static class WireProtocol
 {
-    public const int Version = 6; // 2: Hyperparameters.Augment; 3: Hyperparameters.ClipNorm, NormShare / ApplyClipped; 4: JobDescription.DataKey, the authenticated data plane; 5: Hyperparameters.Compression, compressed gradient frames; 6: Hyperparameters.OuterOptimizer, OuterLr, OuterMomentum (a shard of an older build would average plainly)
+    public const int Version = 7; // 2: Hyperparameters.Augment; 3: Hyperparameters.ClipNorm, NormShare / ApplyClipped; 4: JobDescription.DataKey, the authenticated data plane; 5: Hyperparameters.Compression, compressed gradient frames; 6: Hyperparameters.OuterOptimizer, OuterLr, OuterMomentum (a shard of an older build would average plainly); 7: RejoinShard, RollBack, StandbyState (a standby coordinator)
 }

@@ -37,6 +37,8 @@ public sealed record NodeOptions
     public TimeSpan LeaseTimeout { get; init; } = TimeSpan.FromMinutes(2);
     /// <summary>Compute threads per process; 0 = the cores divided among this node's workers.</summary>
     public int ComputeThreads { get; init; }
+    /// <summary>`--simulate-compute`: this node's workers wait instead of computing and send a fixed gradient pattern (null = compute).</summary>
+    public SimulateComputeOption? SimulateCompute { get; init; }
     public Action<string>? OnProgress { get; init; }
     /// <summary>Checkpoint every N steps besides every epoch end (coordinator); 0 = epoch ends only; negative = never.</summary>
     public long CheckpointEvery { get; init; }
@@ -246,7 +248,7 @@ public sealed class ClusterNode : IAsyncDisposable
             // Each worker computes on its own thread; the kernels split the cores between them.
             Compute.Threads = o.ComputeThreads > 0 ? o.ComputeThreads : Math.Max(1, Environment.ProcessorCount / Math.Max(1, o.Workers));
             for (int i = 0; i < o.Workers; i++)
-                node.Workers.Add(system.ActorOf(WorkerActor.Props(proxy, $"{self}/w{i}", endpoints with { PortSlot = 1 + psActors + i }, node.Refused).WithDispatcher("disttrain-compute-dispatcher"), $"worker{i}"));
+                node.Workers.Add(system.ActorOf(WorkerActor.Props(proxy, $"{self}/w{i}", endpoints with { PortSlot = 1 + psActors + i }, node.Refused, o.SimulateCompute).WithDispatcher("disttrain-compute-dispatcher"), $"worker{i}"));
         }
         return node;
     }

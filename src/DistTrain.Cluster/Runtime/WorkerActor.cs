@@ -21,7 +21,8 @@ public sealed class WorkerActor : ReceiveActor, IWithTimers
     private sealed record ParametersArrived : INoSerializationVerificationNeeded;
     private sealed record Again : INoSerializationVerificationNeeded;
 
-    public WorkerActor(IActorRef coordinator, string workerId, NodeEndpoints endpoints, Action<string>? onRefused = null)
+    public WorkerActor(IActorRef coordinator, string workerId, NodeEndpoints endpoints, Action<string>? onRefused = null,
+        Training.SimulateComputeOption? simulate = null)
     {
         (_coordinator, _onRefused) = (coordinator, onRefused);
         var self = Self; // the inbox calls back on receive threads, where Self is unavailable
@@ -29,6 +30,7 @@ public sealed class WorkerActor : ReceiveActor, IWithTimers
         _replica = new WorkerReplica(workerId, Self.Path.Address.ToString(), endpoints, () => self.Tell(new ParametersArrived()))
         {
             Abandoned = why => log.Warning(why),
+            Simulate = simulate,
         };
         _core = new WorkerCore(workerId, _replica);
         var gate = new MessageGate(Context, $"worker {workerId}");
@@ -54,8 +56,9 @@ public sealed class WorkerActor : ReceiveActor, IWithTimers
         Context.Watch(Sender);
     }
 
-    public static Props Props(IActorRef coordinator, string workerId, NodeEndpoints endpoints, Action<string>? onRefused = null) =>
-        Akka.Actor.Props.Create(() => new WorkerActor(coordinator, workerId, endpoints, onRefused));
+    public static Props Props(IActorRef coordinator, string workerId, NodeEndpoints endpoints, Action<string>? onRefused = null,
+        Training.SimulateComputeOption? simulate = null) =>
+        Akka.Actor.Props.Create(() => new WorkerActor(coordinator, workerId, endpoints, onRefused, simulate));
 
     protected override void PreStart() => Run(_core.Start());
 

@@ -63,6 +63,10 @@ public sealed class WorkerReplica : IReplica, IDisposable
     private ErrorFeedback? _feedback;            // topk: this worker's residual, and how far down it is applied to the gradient
     private long _fedFrom;
 
+    /// <summary>`--simulate-compute`: wait a micro-batch's time and send a fixed gradient pattern instead of computing (null = compute).</summary>
+    public SimulateComputeOption? Simulate { get; init; }
+    private SimulatedCompute? _simulated;
+
     /// <summary>Says that a micro-batch was dropped because a shard was lost (the actor logs it).</summary>
     public Action<string>? Abandoned { get; init; }
 
@@ -90,6 +94,8 @@ public sealed class WorkerReplica : IReplica, IDisposable
         _compression = GradientCodec.Parse(train.Compression);
         _feedback = _compression == GradientCompression.TopK ? new ErrorFeedback(model.ParameterCount) : null;
         _statistics = new RunningStatistics(model);
+        if (Simulate is { } simulate)
+            _simulated = SimulatedCompute.Start(simulate, _trainer, _train, train.Seed, job.Hyper.BatchSize, job.Hyper.MicroBatchSize, train.TotalSteps(_train.Count));
         // Every mode: shard 0 folds them in the order its mode applies work (ShardCheckpointing.cs).
         _statisticsBuffer = new float[ShardCheckpointing.FrameLength(_statistics, _mode)];
         _takeVersion = TakeWhole;
@@ -141,7 +147,8 @@ public sealed class WorkerReplica : IReplica, IDisposable
         var t0 = Stopwatch.GetTimestamp();
         if (_local is not null)
         {
-            var (loss, correct, samples) = _local.Run(work.Step, work.MicroBatch, _statistics, _statisticsBuffer);
+            var (loss, correct, samples) = _simulated?.LocalChunk(_trainer.Model, _mode, work.Step, work.MicroBatch)
+                ?? _local.Run(work.Step, work.MicroBatch, _statistics, _statisticsBuffer);
             _computed = (loss, samples, correct, Stopwatch.GetElapsedTime(t0).TotalMilliseconds);
             ModelVersion = -1; // the replica now holds θ_local: the next chunk starts again from the pushed θ_r
             BeginGradient(null);
@@ -158,7 +165,11 @@ public sealed class WorkerReplica : IReplica, IDisposable
         _gateWaitTicks = 0;
         _abandoned = null;
         double l; int c;
-        try { (l, c) = _trainer.ComputeGradient(_train, _plan.Indices(mb), scale, work.Step, work.MicroBatch); }
+        try
+        {
+            (l, c) = _simulated?.MicroBatch(_trainer.Model, mb.Size, work.Step, work.MicroBatch)
+                ?? _trainer.ComputeGradient(_train, _plan.Indices(mb), scale, work.Step, work.MicroBatch);
+        }
         catch (ShardLostException e)
         {
             // A shard died while this micro-batch waited for its parameters or sent its gradient: the coordinator rolls every shard
