@@ -489,6 +489,14 @@ public sealed class MultiProcessClusterTests(ITestOutputHelper output) : IDispos
         Assert.True(again.WaitForExit(TimeSpan.FromMinutes(3)), "the resumed coordinator did not finish within 3 minutes");
         Assert.Equal(0, again.ExitCode);
         Assert.Equal(expected, Sha(Path.Combine(outDir, "model.safetensors")));
+        // It resumed from the newest checkpoint, not from step 0 (which gives the same final hash), and metrics.jsonl,
+        // continued, has every step once although the steps after the checkpoint were computed twice.
+        long newest = left.Max(c => c.Step);
+        Assert.True(newest > 0);
+        Assert.Contains(_coordinatorLines, l => l.StartsWith("resuming from checkpoint ", StringComparison.Ordinal) && l.Contains($"(step {newest},"));
+        var steps = File.ReadLines(Path.Combine(outDir, "metrics.jsonl")).Where(l => l.Contains("\"kind\":\"step\"")).Select(l =>
+            System.Text.Json.JsonDocument.Parse(l).RootElement.GetProperty("step").GetInt64()).ToList();
+        Assert.Equal(Enumerable.Range(0, 30).Select(i => (long)i), steps);
     }
 
     [Fact]
