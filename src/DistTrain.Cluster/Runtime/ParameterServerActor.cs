@@ -11,6 +11,7 @@ namespace DistTrain.Cluster.Runtime;
 public sealed class ParameterServerActor : ReceiveActor, IWithTimers
 {
     private readonly IActorRef _coordinator;
+    private readonly CoordinatorWatch _watch;
     private NodeEndpoints _endpoints;
     private readonly Action<string>? _onRefused;
     private readonly ILoggingAdapter _log = Context.GetLogger();
@@ -18,7 +19,6 @@ public sealed class ParameterServerActor : ReceiveActor, IWithTimers
     private ShardPublisher? _publisher;
     private DataPlaneServer? _server;
     private int _senderId;
-    private IActorRef? _watched;   // the coordinator this shard answers to (the singleton's actor, not the proxy)
 
     public ITimerScheduler Timers { get; set; } = null!;
 
@@ -26,6 +26,7 @@ public sealed class ParameterServerActor : ReceiveActor, IWithTimers
     public ParameterServerActor(IActorRef coordinator, string nodeId, NodeEndpoints endpoints, Action<string>? onRefused = null)
     {
         (_coordinator, _endpoints, _onRefused) = (coordinator, endpoints, onRefused);
+        _watch = new CoordinatorWatch(coordinator);
         var self = Self; // the inbox posts from receive threads, where Self is unavailable
         _core = new ShardCore(nodeId, endpoints.GradientChunkFloats, m => self.Tell(m));
         var gate = new MessageGate(Context, $"PS {nodeId}");
@@ -35,25 +36,13 @@ public sealed class ParameterServerActor : ReceiveActor, IWithTimers
         Receive<RuntimeMessages.ShardAssignment>(a =>
         {
             if (_server is null) _endpoints = _endpoints with { Key = DataPlaneKey.FromWire(a.Job.DataKey) };
-            WatchCoordinator();
+            _watch.Follow(Context);
             Run(_core.Handle(a));
         });
         // A coordinator that took over answers the shard's RejoinShard with this: it is the one to watch from now on.
-        Receive<RuntimeMessages.RollBack>(b => { WatchCoordinator(); Run(_core.Handle(b)); });
-        Receive<Terminated>(t => { if (t.ActorRef.Equals(_watched)) { _watched = null; if (!ShuttingDown) Run(_core.CoordinatorLost()); } });
+        Receive<RuntimeMessages.RollBack>(b => { _watch.Follow(Context); Run(_core.Handle(b)); });
+        Receive<Terminated>(t => { if (_watch.Lost(t, Context)) Run(_core.CoordinatorLost()); });
         Receive<object>(m => Run(_core.Handle(m)));
-    }
-
-    /// <summary>This node leaves (downed, or the run is over): the coordinator's actor "terminates" for it too, and nobody takes over.</summary>
-    private bool ShuttingDown => CoordinatedShutdown.Get(Context.System).ShutdownReason is not null;
-
-    /// <summary>Watches the sender of the message at hand, the coordinator: its node's death shows as Terminated.</summary>
-    private void WatchCoordinator()
-    {
-        if (Sender.Equals(_watched) || Sender.Equals(_coordinator) || Sender.IsNobody()) return;
-        if (_watched is not null) Context.Unwatch(_watched);
-        _watched = Sender;
-        Context.Watch(Sender);
     }
 
     public static Props Props(IActorRef coordinator, string nodeId, NodeEndpoints endpoints, Action<string>? onRefused = null) =>

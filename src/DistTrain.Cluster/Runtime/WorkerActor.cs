@@ -10,11 +10,11 @@ namespace DistTrain.Cluster.Runtime;
 public sealed class WorkerActor : ReceiveActor, IWithTimers
 {
     private readonly IActorRef _coordinator;
+    private readonly CoordinatorWatch _watch;
     private readonly Action<string>? _onRefused;
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private readonly WorkerReplica _replica;
     private readonly WorkerCore _core;
-    private IActorRef? _watched;   // the coordinator (the singleton's actor, not the proxy)
 
     public ITimerScheduler Timers { get; set; } = null!;
 
@@ -25,6 +25,7 @@ public sealed class WorkerActor : ReceiveActor, IWithTimers
         Training.SimulateComputeOption? simulate = null)
     {
         (_coordinator, _onRefused) = (coordinator, onRefused);
+        _watch = new CoordinatorWatch(coordinator);
         var self = Self; // the inbox calls back on receive threads, where Self is unavailable
         var log = _log;
         _replica = new WorkerReplica(workerId, Self.Path.Address.ToString(), endpoints, () => self.Tell(new ParametersArrived()))
@@ -38,22 +39,10 @@ public sealed class WorkerActor : ReceiveActor, IWithTimers
         Receive<ActorEffects.Tick>(t => Run(_core.Timer(t.Name)));
         Receive<ParametersArrived>(_ => Run(_core.Next()));
         Receive<Again>(_ => Run(_core.Next()));
-        Receive<Terminated>(t => { if (t.ActorRef.Equals(_watched)) { _watched = null; if (!ShuttingDown) Run(_core.CoordinatorLost()); } });
-        Receive<Messages.CoordinatorMessages.JobDescription>(m => { WatchCoordinator(); Run(_core.Handle(m)); });
-        Receive<Messages.CoordinatorMessages.RegisterAccepted>(m => { WatchCoordinator(); Run(_core.Handle(m)); });
+        Receive<Terminated>(t => { if (_watch.Lost(t, Context)) Run(_core.CoordinatorLost()); });
+        Receive<Messages.CoordinatorMessages.JobDescription>(m => { _watch.Follow(Context); Run(_core.Handle(m)); });
+        Receive<Messages.CoordinatorMessages.RegisterAccepted>(m => { _watch.Follow(Context); Run(_core.Handle(m)); });
         Receive<object>(m => Run(_core.Handle(m)));
-    }
-
-    /// <summary>This node leaves (downed, or the run is over): the coordinator's actor "terminates" for it too, and nobody takes over.</summary>
-    private bool ShuttingDown => CoordinatedShutdown.Get(Context.System).ShutdownReason is not null;
-
-    /// <summary>Watches the sender of the message at hand, the coordinator: its node's death shows as Terminated.</summary>
-    private void WatchCoordinator()
-    {
-        if (Sender.Equals(_watched) || Sender.Equals(_coordinator) || Sender.IsNobody()) return;
-        if (_watched is not null) Context.Unwatch(_watched);
-        _watched = Sender;
-        Context.Watch(Sender);
     }
 
     public static Props Props(IActorRef coordinator, string workerId, NodeEndpoints endpoints, Action<string>? onRefused = null,
