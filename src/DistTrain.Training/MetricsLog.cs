@@ -10,9 +10,14 @@ public sealed class MetricsLog : IDisposable
     private readonly FileStream _file;
     private readonly Utf8JsonWriter _json;
 
+    private readonly bool _flushEachLine;
+
     /// <param name="append">Continue an existing file (a resumed run) instead of starting a new one.</param>
-    public MetricsLog(string path, bool append = false)
+    /// <param name="flushEachLine">Write each step line through at once (a cluster's coordinator: what a killed process wrote
+    /// is on disk for the coordinator that continues the run); otherwise lines are buffered.</param>
+    public MetricsLog(string path, bool append = false, bool flushEachLine = false)
     {
+        _flushEachLine = flushEachLine;
         Path = path;
         Directory.CreateDirectory(System.IO.Path.GetDirectoryName(System.IO.Path.GetFullPath(path))!);
         if (append) CutTornTail(path);
@@ -67,7 +72,7 @@ public sealed class MetricsLog : IDisposable
         if (!double.IsNaN(m.GradNorm)) Number("grad_norm", m.GradNorm);
         if (extra is not null) foreach (var (k, v) in extra) Number(k, v);
         End();
-        _file.Flush(); // a line a step: what a killed process wrote is on disk for whoever continues the run
+        if (_flushEachLine) _file.Flush();
     }
 
     public void Epoch(in EpochMetrics m)

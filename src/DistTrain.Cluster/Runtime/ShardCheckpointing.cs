@@ -151,9 +151,21 @@ public sealed class ShardCheckpointing
     {
         long version = _shard.Version;
         if (_copies.Any(c => c.Version == version)) return;
-        var states = _shard.Optimizer.State.Select(s => s.Data.ToArray()).ToArray();
-        _copies.Add(new Copy(version, _shard.Values.ToArray(), states, KeepsStatistics ? _replica.Store.Buffers.ToArray() : null));
-        if (_copies.Count > CopiesKept) _copies.RemoveAt(0);
+        var state = _shard.Optimizer.State;
+        Copy copy;
+        if (_copies.Count == CopiesKept)
+        {
+            // The oldest copy's arrays take the new one: same shapes, no allocation every replicated version.
+            var old = _copies[0];
+            _copies.RemoveAt(0);
+            _shard.Values.CopyTo(old.Values, 0);
+            for (int i = 0; i < state.Count; i++) state[i].Data.CopyTo(old.States[i], 0);
+            if (old.Buffers is not null) _replica.Store.Buffers.CopyTo(old.Buffers, 0);
+            copy = old with { Version = version };
+        }
+        else copy = new Copy(version, _shard.Values.ToArray(), state.Select(s => s.Data.ToArray()).ToArray(),
+            KeepsStatistics ? _replica.Store.Buffers.ToArray() : null);
+        _copies.Add(copy);
     }
 
     /// <summary>The versions this shard can roll back to without the coordinator: its copies and its current version.</summary>

@@ -47,7 +47,7 @@ public sealed class StepLog : IDisposable
     /// <param name="learningRate">The schedule (0-based step → rate), written beside each step.</param>
     public StepLog(string path, int microBatches, int stepsPerEpoch, Func<long, float> learningRate, bool append = false)
     {
-        _log = new MetricsLog(path, append);
+        _log = new MetricsLog(path, append, flushEachLine: true);
         _microBatches = microBatches;
         _stepsPerEpoch = Math.Max(1, stepsPerEpoch);
         _learningRate = learningRate;
