@@ -90,6 +90,38 @@ public class ShardCoreTests
         for (int i = 0; i < h.Length; i++) Assert.Equal(h.Initial[i] - Lr * (g0[i] + g1[i]), values[i], 6);
     }
 
+    /// <summary>
+    /// The coordinator died: the shard asks whoever takes over to have it back, naming its version and the versions it
+    /// can roll back to by itself (its start, a copy, and the current one); told to roll back to one it holds, it puts
+    /// that state back (the start's values exactly), forgets its workers and answers ShardRestored; one it does not hold
+    /// is refused and nothing changes.
+    /// </summary>
+    [Fact]
+    public void AShardWhoseCoordinatorDiedRejoinsNamingWhatItCanRollBackToAndRollsBackToIt()
+    {
+        var h = new Harness(ModeOptions.Sync, microBatches: 1);
+        h.Gradient(0, 0, 0, Grad(5, h.Length));
+        var applied = h.Core.Shard!.Values.ToArray();
+        h.Take(h.Core.CoordinatorLost());
+        var rejoin = Assert.Single(h.Sent<RejoinShard>());
+        Assert.Equal(("job", 0, 1L), (rejoin.JobId, rejoin.Shard, rejoin.Version));
+        Assert.Equal([0L, 1L], rejoin.Kept);
+        Assert.Single(h.Effects.OfType<StartTimer>(), t => t.Name == ShardCore.RejoinTimer);
+
+        h.Take(h.Core.Handle(new RollBack(5)));                          // not a version it holds
+        Assert.Empty(h.Sent<ShardRestored>());
+        Assert.Equal(applied, h.Core.Shard.Values.ToArray());
+
+        h.Take(h.Core.Handle(new RollBack(0)));
+        Assert.Equal(0, Assert.Single(h.Sent<ShardRestored>()).Version);
+        Assert.Single(h.Effects.OfType<RemoveAllWorkers>());
+        Assert.Equal(h.Initial, h.Core.Shard.Values.ToArray());
+        Assert.Equal(0, h.Core.Shard.Version);
+        int asked = h.Sent<RejoinShard>().Count();
+        h.Take(h.Core.Timer(ShardCore.RejoinTimer));                     // answered: it stops asking
+        Assert.Equal(asked, h.Sent<RejoinShard>().Count());
+    }
+
     [Fact]
     public void ClipNormWaitsForTheGlobalNormAndAppliesTheClippedSum()
     {
