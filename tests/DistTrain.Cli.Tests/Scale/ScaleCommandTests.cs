@@ -51,8 +51,10 @@ public sealed class ScaleCommandTests : IDisposable
             Assert.Equal(6, m.Steps);
             Assert.Equal(m.Rate, r.GetProperty("samples_per_second").GetDouble(), 9);
             Assert.Equal(m.BytesPerStep, r.GetProperty("bytes_per_step").GetDouble(), 6);
-            // The report's row: samples/s to one decimal, MB/step to two.
-            var row = report.Single(l => l.StartsWith($"| {name} |", StringComparison.Ordinal)).Split('|').Select(c => c.Trim()).ToArray();
+            // The report's row of the results table (the CPU table, when the processes' CPU was read, names the run too
+            // but has 8 columns): samples/s to one decimal, MB/step to two.
+            var row = report.Select(l => l.Split('|').Select(c => c.Trim()).ToArray())
+                .Single(cells => cells.Length > 17 && cells[1] == name);
             Assert.Equal(m.Rate.ToString("F1", CultureInfo.InvariantCulture), row[8]);
             Assert.Equal((m.BytesPerStep / 1e6).ToString("F2", CultureInfo.InvariantCulture), row[16]);
             // Each of the batch's 2 micro-batches waits its 2 ms: one worker's share of the step's compute is 4 ms / workers.
