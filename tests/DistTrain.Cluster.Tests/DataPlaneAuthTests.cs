@@ -138,7 +138,9 @@ public sealed class DataPlaneAuthTests
 
         Assert.Equal(1, server.Stats.Dropped(DropReason.Unauthenticated));
         Assert.Equal(0, handler.Rents);
-        Assert.Equal([5], handler.Peers); // the first connection only
+        // The listener sends its proof before it hands the connection to the handler: wait (bounded) for that.
+        SpinWait.SpinUntil(() => { lock (handler.Peers) return handler.Peers.Count > 0; }, TimeSpan.FromSeconds(5));
+        lock (handler.Peers) Assert.Equal([5], handler.Peers); // the first connection only
     }
 
     public static TheoryData<string> Tamperings() => ["payload bit, checksum recomputed", "payload bit", "header step", "made-up tag", "replayed frame"];
