@@ -119,6 +119,19 @@ public sealed class ClusterConfigTests
     }
 
     [Fact]
+    public void The_data_plane_advertises_its_public_host_when_given_and_its_bound_host_otherwise()
+    {
+        var plain = DistTrainSettings.From(ClusterConfig.Load("local", new ClusterOverrides { Hostname = "127.0.0.1" }));
+        Assert.Null(plain.DataPlane.PublicHost);
+        var relayed = DistTrainSettings.From(ClusterConfig.Load("local", new ClusterOverrides
+        {
+            Hostname = "127.0.0.1", Hocon = "disttrain.data-plane.public-host = \"127.0.0.2\"",
+        }));
+        Assert.Equal("127.0.0.1", relayed.DataPlane.Host);
+        Assert.Equal("127.0.0.2", relayed.DataPlane.PublicHost);
+    }
+
+    [Fact]
     public void Environment_variables_become_overrides_and_flags_win()
     {
         var env = new Dictionary<string, string>

@@ -8,7 +8,12 @@ namespace DistTrain.Cluster.Configuration;
 /// at least this many floats (the rest after the backward); 0 = the whole range after the backward.</param>
 /// <param name="Limits">Connection count and timeouts of each listener (max-connections, hello-timeout, read-timeout, idle-timeout).</param>
 public sealed record DataPlaneSettings(string Host, int Port, long MaxFrameBytes, int SocketBufferBytes, TimeSpan ConnectTimeout,
-    int GradientChunkFloats = DistTrain.Cluster.Runtime.NodeEndpoints.DefaultGradientChunkFloats, DistTrain.Cluster.DataPlane.DataPlaneLimits? Limits = null);
+    int GradientChunkFloats = DistTrain.Cluster.Runtime.NodeEndpoints.DefaultGradientChunkFloats, DistTrain.Cluster.DataPlane.DataPlaneLimits? Limits = null)
+{
+    /// <summary>disttrain.data-plane.public-host: the address peers are told to connect to when it is not the bound one
+    /// (behind NAT, or a relay in front of this node as `disttrain scale --latency` puts there); null = Host.</summary>
+    public string? PublicHost { get; init; }
+}
 
 /// <param name="Tls">Akka remoting over mutually authenticated TLS (disttrain.tls.certificate and .ca); null = plain TCP.</param>
 /// <param name="InsecureWarning">Set when TLS is required here (disttrain.tls.required) but the node runs without it because
@@ -32,7 +37,7 @@ public sealed record DistTrainSettings(
     [
         "disttrain.system-name", "disttrain.max-message-bytes", "disttrain.join-timeout", "disttrain.coordinator-lost-timeout",
         "disttrain.lease-floor", "disttrain.lease-step-multiple", "disttrain.replicate-every", "disttrain.takeover-margin",
-        "disttrain.data-plane.host", "disttrain.data-plane.port", "disttrain.data-plane.max-frame-bytes",
+        "disttrain.data-plane.host", "disttrain.data-plane.public-host", "disttrain.data-plane.port", "disttrain.data-plane.max-frame-bytes",
         "disttrain.data-plane.socket-buffer-bytes", "disttrain.data-plane.connect-timeout", "disttrain.data-plane.gradient-chunk-floats",
         "disttrain.data-plane.max-connections", "disttrain.data-plane.hello-timeout", "disttrain.data-plane.read-timeout", "disttrain.data-plane.idle-timeout",
         "disttrain.tls.certificate", "disttrain.tls.ca", "disttrain.tls.required", "disttrain.tls.insecure",
@@ -60,6 +65,7 @@ public sealed record DistTrainSettings(
 
         var dpHost = config.GetString("disttrain.data-plane.host", "");
         if (string.IsNullOrEmpty(dpHost)) dpHost = string.IsNullOrEmpty(publicHost) ? remoteHost : publicHost;
+        var dpPublic = config.GetString("disttrain.data-plane.public-host", "");
         var dpPort = Read(config, "disttrain.data-plane.port", c => c.GetInt("disttrain.data-plane.port", 0), "an integer port");
         if (dpPort is < 0 or > 65535) throw new ArgumentException($"disttrain.data-plane.port = {dpPort} is out of range; use 0..65535 (0 = any free port).");
         var maxFrame = Read(config, "disttrain.data-plane.max-frame-bytes", c => c.GetLong("disttrain.data-plane.max-frame-bytes", 0), "a number of bytes");
@@ -98,7 +104,7 @@ public sealed record DistTrainSettings(
             throw new ArgumentException($"disttrain.system-name = '{name}' must be letters, digits, '-' or '_'.");
 
         var (tls, warning) = ReadTls(config, string.IsNullOrEmpty(publicHost) ? remoteHost : publicHost, remoteHost);
-        return new DistTrainSettings(name, maxMessage, join, new DataPlaneSettings(dpHost, dpPort, maxFrame, buffer, connect, chunk, limits), tls, warning)
+        return new DistTrainSettings(name, maxMessage, join, new DataPlaneSettings(dpHost, dpPort, maxFrame, buffer, connect, chunk, limits) { PublicHost = string.IsNullOrEmpty(dpPublic) ? null : dpPublic }, tls, warning)
         {
             CoordinatorLostTimeout = lost, LeaseFloor = floor, LeaseStepMultiple = multiple, ReplicateEvery = replicate,
             TakeoverMargin = margin,

@@ -202,7 +202,7 @@ public sealed class ClusterNode : IAsyncDisposable
         if (config.GetStringList("akka.cluster.seed-nodes").Count == 0) cluster.Join(cluster.SelfAddress);
         string self = cluster.SelfAddress.ToString();
         var host = settings.DataPlane.Host is { Length: > 0 } h ? h : cluster.SelfAddress.Host ?? "127.0.0.1";
-        var endpoints = new NodeEndpoints(bindHost ?? host, host, settings.DataPlane.MaxFrameBytes, settings.DataPlane.GradientChunkFloats)
+        var endpoints = new NodeEndpoints(bindHost ?? host, settings.DataPlane.PublicHost ?? host, settings.DataPlane.MaxFrameBytes, settings.DataPlane.GradientChunkFloats)
         {
             Port = settings.DataPlane.Port, SocketBufferBytes = settings.DataPlane.SocketBufferBytes, ConnectTimeout = settings.DataPlane.ConnectTimeout,
             Limits = settings.DataPlane.Limits ?? DistTrain.Cluster.DataPlane.DataPlaneLimits.Default,
