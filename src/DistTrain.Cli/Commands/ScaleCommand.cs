@@ -30,6 +30,10 @@ public sealed class ScaleCommand : ICommandFactory
         var warmup = new Option<int?>("--warmup") { Description = "Steps left out of the figures at the start of each run (default: a quarter of --steps)." };
         var network = new Option<string>("--network") { Description = "loopback (every process on 127.0.0.1) or namespaces (one emulated host per process; needs root).", DefaultValueFactory = _ => "loopback" };
         var bandwidth = new Option<string?>("--bandwidth") { Description = "With --network namespaces: each host's link rate each way (tbf), e.g. 1gbit or 100mbit; the report adds the link-bound ideal." };
+        var latency = new Option<string?>("--latency") { Description = "One-way delay of every connection between two hosts (each direction; a round trip is twice it), e.g. 50ms: a relay in user space in front of each host's listeners (this kernel has no netem)." };
+        var localSteps = new Option<int?>("--local-steps") { Description = "Local-sgd runs: local steps H between two averagings (train's --local-steps)." };
+        var outerOptimizer = new Option<string?>("--outer-optimizer") { Description = "Local-sgd runs: average, sgd or nesterov (DiLoCo) on the averaged delta (train's --outer-optimizer)." };
+        var outerLr = new Option<float?>("--outer-lr") { Description = "Local-sgd runs with --outer-optimizer sgd|nesterov: the outer learning rate (train's --outer-lr)." };
         var target = new Option<double?>("--target-accuracy") { Description = "Report the training seconds until the test accuracy reaches this (0..1; epoch records, so give epochs' worth of --steps)." };
         var threads = new Option<int>("--threads") { Description = "Compute threads of each worker process (and of the measurement with --simulate-compute measured).", DefaultValueFactory = _ => 1 };
         var output = new Option<string?>("--out", "-o") { Description = "Experiment folder: a run folder per grid point (logs, metrics.jsonl), report.md, results.json, plots (default: runs/scale-<model>)." };
@@ -39,6 +43,7 @@ public sealed class ScaleCommand : ICommandFactory
         {
             model, dataset, workers, psNodes, mode, micro, batch, compression, simulate, steps, warmup, network, bandwidth, target, threads, output, timeout, disttrain,
         };
+        foreach (var o in new Option[] { latency, localSteps, outerOptimizer, outerLr }) cmd.Add(o);
         cmd.SetAction((r, cancel) => Task.FromResult(CliErrors.Guard(() =>
         {
             var points = ScaleGrid.Points(ScaleGrid.Ints(r.GetValue(workers)!, "--workers", 1), ScaleGrid.Ints(r.GetValue(psNodes)!, "--ps-nodes", 0),
@@ -56,6 +61,13 @@ public sealed class ScaleCommand : ICommandFactory
             var rate = r.GetValue(bandwidth);
             if (rate is not null && net != "namespaces") throw new ArgumentException("--bandwidth shapes the links between emulated hosts; add --network namespaces (needs root).");
             double? bytesPerSecond = rate is null ? null : ScaleGrid.ParseRate(rate);
+            TimeSpan? delay = r.GetValue(latency) is { } l ? ScaleGrid.ParseLatency(l) : null;
+            var localSgd = new List<string>();
+            if (r.GetValue(localSteps) is { } h) localSgd.AddRange(["--local-steps", h.ToString(CultureInfo.InvariantCulture)]);
+            if (r.GetValue(outerOptimizer) is { } oo) localSgd.AddRange(["--outer-optimizer", oo]);
+            if (r.GetValue(outerLr) is { } olr) localSgd.AddRange(["--outer-lr", olr.ToString(CultureInfo.InvariantCulture)]);
+            if (localSgd.Count > 0 && !points.Any(p => p.Mode == "local-sgd"))
+                throw new ArgumentException("--local-steps, --outer-optimizer and --outer-lr apply to local-sgd runs; add --mode local-sgd (or drop them).");
             var sim = SimulateComputeOption.Parse(r.GetValue(simulate));
 
             var modelName = r.GetValue(model)!;
@@ -88,9 +100,12 @@ public sealed class ScaleCommand : ICommandFactory
                 akka.remote.handshake-timeout = 60s
                 """);
             var settings = new LaunchSettings(ProcessTrialRunner.ResolveDisttrain(r.GetValue(disttrain)), modelName, r.GetValue(dataset), n, warm, th, simArg, config,
-                TimeSpan.FromMinutes(r.GetValue(timeout)));
+                TimeSpan.FromMinutes(r.GetValue(timeout))) { Latency = delay, LinkBytesPerSecond = bytesPerSecond, LocalSgdArgs = localSgd };
             string networkText = net == "loopback" ? "loopback: every process on 127.0.0.1 of this machine"
-                : $"emulated hosts: a network namespace per process on one bridge, {(rate is null ? "unshaped veth links" : $"each host's link shaped to {rate} each way (tbf)")}; no added latency";
+                : $"emulated hosts: a network namespace per process on one bridge, {(rate is null ? "unshaped veth links" : $"each host's link shaped to {rate} each way (tbf)")}";
+            networkText += delay is { } d
+                ? FormattableString.Invariant($"; every connection between two hosts delayed {d.TotalMilliseconds:0.###} ms each way (round trip {2 * d.TotalMilliseconds:0.###} ms) by a relay in user space")
+                : "; no added latency";
             var description = new ScaleDescription("disttrain " + string.Join(" ", r.Tokens.Select(x => x.Value)), modelName, r.GetValue(dataset), parameters,
                 n, warm, networkText, bytesPerSecond, simulateText, r.GetValue(target) ?? double.NaN);
 
@@ -115,7 +130,7 @@ public sealed class ScaleCommand : ICommandFactory
                     : $"scale: {p.Name} failed: {error}");
                 results.Add(new ScaleResult(p, globalBatch, summary, error) { Cpu = cpu });
             }
-            var derived = ScaleReport.Derive(results, parameters, bytesPerSecond);
+            var derived = ScaleReport.Derive(results, parameters, bytesPerSecond, delay?.TotalSeconds ?? 0);
             IReadOnlyList<string> plots;
             try { plots = ScalePlots.Write(derived, outDir); }
             catch (Exception e) when (e is not OutOfMemoryException)

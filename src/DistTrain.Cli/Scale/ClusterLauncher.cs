@@ -2,7 +2,8 @@
 // (`disttrain train --workers 0 --cluster-port P --wait-workers W`, with --ps-local 0 when ps processes hold the shards),
 // then the ps processes and the worker processes (`disttrain node`), each with its log in the run folder; waits for the
 // coordinator, stops the run when another process fails, and kills every process it started when the run ends, fails,
-// times out or is cancelled (Ctrl-C). With a HostNetwork each process runs in its own namespace (`ip netns exec`).
+// times out or is cancelled (Ctrl-C). With a HostNetwork each process runs in its own namespace (`ip netns exec`); with
+// --latency each host's listeners sit behind LatencyRelays that this process runs.
 using System.Diagnostics;
 using System.Globalization;
 using System.Net;
@@ -12,7 +13,16 @@ namespace DistTrain.Cli.Scale;
 
 /// <summary>What every run of an experiment shares.</summary>
 public sealed record LaunchSettings(IReadOnlyList<string> Disttrain, string Model, string? Dataset, int Steps, int Warmup, int Threads,
-    string? SimulateCompute, string ConfigFile, TimeSpan RunTimeout);
+    string? SimulateCompute, string ConfigFile, TimeSpan RunTimeout)
+{
+    /// <summary>--latency: the one-way delay every connection between two hosts sees (a LatencyRelay in front of each
+    /// host's listeners); null = none.</summary>
+    public TimeSpan? Latency { get; init; }
+    /// <summary>--bandwidth in bytes per second, which sizes the relays' buffers; null = unshaped.</summary>
+    public double? LinkBytesPerSecond { get; init; }
+    /// <summary>Train options of local-sgd runs (--local-steps, --outer-optimizer, ...).</summary>
+    public IReadOnlyList<string> LocalSgdArgs { get; init; } = [];
+}
 
 /// <summary>CPU milliseconds per step of each kind of process over the measured steps (sampled once a second, from the
 /// first poll at or past the warm-up to the last poll that saw a new step): what saturates a shared host first.</summary>
@@ -37,42 +47,51 @@ public sealed class ClusterLauncher(LaunchSettings settings, HostNetwork? networ
     {
         Directory.CreateDirectory(runDir);
         var mine = new List<(Process Process, string Name)>();
+        var relays = new List<LatencyRelay>();
         try
         {
             var (coordNs, coordHost) = Where(0);
             int port = FreePort(coordNs);
-            var seed = $"akka.tcp://disttrain@{coordHost}:{port}";
+            var hosts = Enumerable.Range(0, 1 + p.PsNodes + p.Workers).Select(i => Relayed(i, i == 0 ? port : null, runDir, relays)).ToArray();
+            var seed = $"akka.tcp://disttrain@{hosts[0].Advertised}:{port}";
             var train = new List<string> { "train", "--model", settings.Model };
             if (settings.Dataset is not null) train.AddRange(["--dataset", settings.Dataset]);
             train.AddRange([
                 "--batch-size", I(batch), "--micro-batch", I(p.MicroBatch), "--max-steps", I(settings.Steps), "--epochs", "1000000",
                 "--mode", p.Mode, "--compression", p.Compression, "--workers", "0", "--ps-shards", I(p.ShardHosts),
                 "--cluster-port", I(port), "--wait-workers", I(p.Workers), "--checkpoint-every", "-1", "--threads", I(settings.Threads),
-                "--config", settings.ConfigFile, "--out", runDir]);
+                "--config", hosts[0].Config, "--out", runDir]);
             if (p.PsNodes > 0) train.AddRange(["--ps-local", "0"]);
-            var coord = Start(train, Host(coordHost), coordNs, Path.Combine(runDir, "coordinator.log"));
+            if (p.Mode == "local-sgd") train.AddRange(settings.LocalSgdArgs);
+            var coord = Start(train, hosts[0].Args, coordNs, Path.Combine(runDir, "coordinator.log"));
             mine.Add((coord, "coordinator"));
             for (int i = 1; i <= p.PsNodes; i++)
             {
-                var (ns, host) = Where(i);
-                mine.Add((Start(["node", "--roles", "ps", "--ps-actors", "1", "--seed-nodes", seed, "--config", settings.ConfigFile],
-                    Host(host), ns, Path.Combine(runDir, $"ps{i}.log")), $"ps process {i}"));
+                var (ns, _) = Where(i);
+                mine.Add((Start(["node", "--roles", "ps", "--ps-actors", "1", "--seed-nodes", seed, "--config", hosts[i].Config],
+                    hosts[i].Args, ns, Path.Combine(runDir, $"ps{i}.log")), $"ps process {i}"));
             }
             for (int i = 1; i <= p.Workers; i++)
             {
                 // Dozens of runtimes starting at once on a few cores (the JIT, the joins) starve each other past Akka's
                 // timeouts: workers start in batches, each once the previous one has joined (or a minute passed).
                 if (i > 1 && (i - 1) % StartBatch == 0) await WaitForJoins(Path.Combine(runDir, "coordinator.log"), i - 1, coord, cancel);
-                var (ns, host) = Where(p.PsNodes + i);
-                var args = new List<string> { "node", "--roles", "worker", "--seed-nodes", seed, "--threads", I(settings.Threads), "--config", settings.ConfigFile };
+                var (ns, _) = Where(p.PsNodes + i);
+                var h = hosts[p.PsNodes + i];
+                var args = new List<string> { "node", "--roles", "worker", "--seed-nodes", seed, "--threads", I(settings.Threads), "--config", h.Config };
                 if (settings.SimulateCompute is { } sim) args.AddRange(["--simulate-compute", sim]);
-                mine.Add((Start(args, Host(host), ns, Path.Combine(runDir, $"worker{i}.log")), $"worker {i}"));
+                mine.Add((Start(args, h.Args, ns, Path.Combine(runDir, $"worker{i}.log")), $"worker {i}"));
             }
-            return await Watch(mine, runDir, cancel);
+            var result = await Watch(mine, runDir, cancel);
+            if (relays.Count > 0)
+                console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                    $"    relays: {relays.Sum(r => r.BytesRelayed) / 1e6:F1} MB over {relays.Sum(r => r.Connections)} connections, each way delayed {settings.Latency!.Value.TotalMilliseconds:0.###} ms"));
+            return result;
         }
         finally
         {
             foreach (var (process, _) in mine) Kill(process);
+            foreach (var relay in relays) relay.Dispose();
             lock (_logs) { foreach (var w in _logs) w.Dispose(); _logs.Clear(); }
         }
     }
@@ -104,6 +123,58 @@ public sealed class ClusterLauncher(LaunchSettings settings, HostNetwork? networ
 
     /// <summary>--hostname and --insecure for a node on an emulated host (a private bridge: TLS would only cost CPU here).</summary>
     private IReadOnlyList<string> Host(string address) => network is null ? [] : ["--hostname", address, "--insecure"];
+
+    /// <summary>Data-plane listeners a process may open: slot 0 the coordinator's, 1 its first shard or worker, 2 a second.</summary>
+    private const int DataSlots = 3;
+
+    /// <summary>Host <paramref name="index"/>'s config file and extra arguments. Without --latency: the shared config and
+    /// --hostname. With it, the process binds its Akka port and data-plane ports on its own address and advertises another
+    /// (127.0.0.2 on loopback; a second address of the bridge, in this process's namespace, with namespaces), where a
+    /// LatencyRelay per port forwards to it after the delay: every connection to the host crosses that relay once, so each
+    /// direction between two hosts is delayed once. The ports are fixed beforehand (config file), since the relays must
+    /// know them.</summary>
+    private (string Config, IReadOnlyList<string> Args, string Advertised) Relayed(int index, int? akkaPort, string runDir, List<LatencyRelay> relays)
+    {
+        var (ns, bind) = Where(index);
+        if (settings.Latency is not { } latency) return (settings.ConfigFile, Host(bind), bind);
+        string advertised = network is null ? "127.0.0.2" : network.RelayAddress(index);
+        int akka = akkaPort ?? FreePort(ns), data = FreeBlock(ns, akka, DataSlots);
+        // Room for twice the bytes a link carries in one delay (a TCP window that keeps it full), 256 KiB to 16 MiB.
+        int buffer = (int)Math.Clamp(2 * (settings.LinkBytesPerSecond ?? 2e9 / 8) * latency.TotalSeconds, 256 * 1024, 16 << 20);
+        foreach (int port in Enumerable.Range(data, DataSlots).Prepend(akka))
+            relays.Add(new LatencyRelay(new IPEndPoint(IPAddress.Parse(advertised), port), new IPEndPoint(IPAddress.Parse(bind), port), latency, buffer));
+        var config = Path.Combine(runDir, $"host{index}.hocon");
+        File.WriteAllText(config, File.ReadAllText(settings.ConfigFile) + $$"""
+
+            akka.remote.dot-netty.tcp { hostname = "{{bind}}", public-hostname = "{{advertised}}", port = {{akka}} }
+            disttrain.data-plane { host = "{{bind}}", public-host = "{{advertised}}", port = {{data}} }
+            """);
+        return (config, network is null ? [] : ["--insecure"], advertised);
+    }
+
+    /// <summary><paramref name="count"/> consecutive free ports that do not include <paramref name="avoid"/>.</summary>
+    private static int FreeBlock(string? ns, int avoid, int count)
+    {
+        if (ns is not null) return avoid + 1; // a fresh namespace: every port is free
+        while (true)
+        {
+            int first = 30000 + Random.Shared.Next(30000);
+            if (avoid >= first && avoid < first + count) continue;
+            var taken = new List<TcpListener>();
+            try
+            {
+                for (int i = 0; i < count; i++)
+                {
+                    var l = new TcpListener(IPAddress.Loopback, first + i);
+                    l.Start();
+                    taken.Add(l);
+                }
+                return first;
+            }
+            catch (SocketException) { }
+            finally { foreach (var l in taken) l.Stop(); }
+        }
+    }
 
     private async Task<(string?, RunCpu?)> Watch(List<(Process Process, string Name)> procs, string runDir, CancellationToken cancel)
     {

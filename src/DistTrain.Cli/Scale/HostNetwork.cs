@@ -1,7 +1,8 @@
 // Emulated hosts for `disttrain scale --network namespaces`: one network namespace per process (the coordinator, each
 // ps and each worker), each joined by a veth pair to one bridge, with tbf on both ends of the pair so a host's upload
 // and download are each shaped to --bandwidth (a full-duplex NIC). Needs root and iproute2 (scripts/setup.sh); the
-// kernel here has no netem, so latency is not emulated. Everything made is deleted on Dispose, also after a failure.
+// kernel here has no netem: latency comes from LatencyRelays on the bridge's extra addresses (RelayAddress). Everything
+// made is deleted on Dispose, also after a failure.
 using System.Diagnostics;
 using System.Globalization;
 
@@ -37,7 +38,7 @@ public sealed class HostNetwork : IDisposable
         return net;
     }
 
-    /// <summary>Host <paramref name="index"/> (0..64,000): its namespace name and address, made on first use.</summary>
+    /// <summary>Host <paramref name="index"/> (0..32,000): its namespace name and address, made on first use.</summary>
     public (string Namespace, string Address) Host(int index)
     {
         string ns = $"dt{_tag}-h{index}", outer = $"dt{_tag}h{index}", inner = $"dt{_tag}p{index}";
@@ -60,6 +61,18 @@ public sealed class HostNetwork : IDisposable
             Run("tc", $"qdisc add dev {outer} root tbf rate {rate} burst 256kb latency 20ms");
         }
         return (ns, address);
+    }
+
+    private readonly HashSet<int> _relayAddresses = [];
+
+    /// <summary>The address where host <paramref name="index"/>'s latency relays listen: a second address of the bridge, in
+    /// this (the root) namespace, so traffic to the host goes sender → its shaped link → relay → the host's shaped link.
+    /// Same /16 as the hosts (on-link for them); added on first use, removed with the bridge.</summary>
+    public string RelayAddress(int index)
+    {
+        string address = $"10.79.{128 + index / 250}.{index % 250 + 2}";
+        if (_relayAddresses.Add(index)) Run("ip", $"addr add {address}/16 dev {Bridge}");
+        return address;
     }
 
     private void Run(string file, string args, bool check = true)

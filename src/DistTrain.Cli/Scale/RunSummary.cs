@@ -68,8 +68,11 @@ public static class LinkModel
     /// <param name="gradientBytesPerStep">What all workers sent in a step (bytes_sent: gradients and statistics).</param>
     /// <param name="parameterBytes">The float32 parameter vector a worker receives per step.</param>
     /// <param name="bytesPerSecond">Each host's link rate, each direction.</param>
+    /// <param name="latencySeconds">One-way delay between hosts (--latency): a sync step waits for its gradients to reach the
+    /// shards and for the new parameters to come back, two trips that no pipelining hides.</param>
     /// <returns>Seconds per step that the links need, and which link it is.</returns>
-    public static (double Seconds, string Bottleneck) StepSeconds(int workers, int shardHosts, double gradientBytesPerStep, double parameterBytes, double bytesPerSecond)
+    public static (double Seconds, string Bottleneck) StepSeconds(int workers, int shardHosts, double gradientBytesPerStep, double parameterBytes, double bytesPerSecond,
+        double latencySeconds = 0)
     {
         (double bytes, string what)[] links =
         [
@@ -79,7 +82,7 @@ public static class LinkModel
             (parameterBytes, "worker in (parameters)"),
         ];
         var max = links.MaxBy(l => l.bytes);
-        return (max.bytes / bytesPerSecond, max.what);
+        return latencySeconds > 0 ? (max.bytes / bytesPerSecond + 2 * latencySeconds, max.what + " + 2 × latency") : (max.bytes / bytesPerSecond, max.what);
     }
 
     /// <summary>Samples per second the links allow for a global batch of <paramref name="batch"/>.</summary>

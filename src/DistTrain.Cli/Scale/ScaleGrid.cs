@@ -65,6 +65,18 @@ public static class ScaleGrid
     private static string[] Split(string text) =>
         text.Split([',', ' '], StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
 
+    /// <summary>"50ms", "0.05s", "500us" (tc's units) as a one-way delay, 0..10 s.</summary>
+    public static TimeSpan ParseLatency(string text)
+    {
+        var t = text.Trim().ToLowerInvariant();
+        (string unit, double seconds)[] units = [("ms", 1e-3), ("us", 1e-6), ("s", 1)];
+        foreach (var (unit, seconds) in units)
+            if (t.EndsWith(unit, StringComparison.Ordinal)
+                && double.TryParse(t[..^unit.Length], NumberStyles.Float, CultureInfo.InvariantCulture, out double v) && v >= 0 && v * seconds <= 10)
+                return TimeSpan.FromSeconds(v * seconds);
+        throw new ArgumentException($"--latency '{text}' is not a delay of at most 10 s; give it as tc does, e.g. 50ms, 0.05s or 500us.");
+    }
+
     /// <summary>"1gbit", "100mbit", "500kbit", "2.5gbit" (tc's units, bits per second) as bytes per second.</summary>
     public static double ParseRate(string text)
     {

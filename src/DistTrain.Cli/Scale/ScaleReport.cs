@@ -29,7 +29,7 @@ public static class ScaleReport
     public const string ReportFile = "report.md", ResultsFile = "results.json";
 
     /// <summary>Speed-up and efficiency against the run with the fewest workers of the same series, and the link-bound ideal.</summary>
-    public static IReadOnlyList<ScaleResult> Derive(IReadOnlyList<ScaleResult> runs, long parameters, double? bytesPerSecond)
+    public static IReadOnlyList<ScaleResult> Derive(IReadOnlyList<ScaleResult> runs, long parameters, double? bytesPerSecond, double latencySeconds = 0)
     {
         var output = new List<ScaleResult>();
         foreach (var r in runs)
@@ -42,7 +42,7 @@ public static class ScaleReport
                 x = x with { SpeedUp = speedUp, Efficiency = speedUp / ((double)r.Point.Workers / baseRun.Point.Workers) };
                 if (bytesPerSecond is { } rate && r.Point.Mode == "sync")
                 {
-                    var (sec, what) = LinkModel.StepSeconds(r.Point.Workers, r.Point.ShardHosts, s.BytesPerStep, 4.0 * parameters, rate);
+                    var (sec, what) = LinkModel.StepSeconds(r.Point.Workers, r.Point.ShardHosts, s.BytesPerStep, 4.0 * parameters, rate, latencySeconds);
                     x = x with { LinkBound = LinkModel.Throughput(r.Batch, sec), LinkBottleneck = what };
                 }
             }
@@ -95,7 +95,8 @@ public static class ScaleReport
         if (link)
             sb.AppendLine().AppendLine("link-bound: the samples/s the shaped links allow a sync step: per step each worker sends its gradients and " +
                                        "receives the whole parameter vector (4 bytes a parameter), each shard host receives its range of every gradient " +
-                                       "and pushes its range to every worker; the busiest direction of the busiest host at the link rate bounds the step. " +
+                                       "and pushes its range to every worker; the busiest direction of the busiest host at the link rate bounds the step " +
+                                       "(with --latency, plus two one-way delays: gradients to the shards, parameters back). " +
                                        "Bottleneck per run: " + string.Join("; ", runs.Where(r => r.LinkBottleneck is not null).Select(r => $"{r.Point.Name}: {r.LinkBottleneck}")) + ".");
         if (runs.Any(r => r.Cpu is not null && r.Summary is not null))
         {

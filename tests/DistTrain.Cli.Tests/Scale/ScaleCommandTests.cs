@@ -87,6 +87,10 @@ public sealed class ScaleCommandTests : IDisposable
         var (one, _) = LinkModel.StepSeconds(1, 1, 8 * 4000, 4000, 1e6);
         Assert.Equal(8 * 4000 / 1e6, one, 15);
         Assert.Equal(1024 / 0.256, LinkModel.Throughput(1024, 0.256), 9);
+        // 50 ms each way: the same transfer plus the gradients' trip to the shards and the parameters' trip back.
+        var (delayed, why) = LinkModel.StepSeconds(32, 4, 32 * 4000, 4000, 125e6, 0.050);
+        Assert.Equal(32000 / 125e6 + 0.100, delayed, 15);
+        Assert.EndsWith("+ 2 × latency", why);
         Assert.Equal(125e6, ScaleGrid.ParseRate("1gbit"));
         Assert.Equal(12.5e6, ScaleGrid.ParseRate("100mbit"));
     }
