@@ -76,6 +76,25 @@ public sealed class ScaleCommandTests : IDisposable
     }
 
     [Fact]
+    public void A_run_with_latency_goes_through_the_relays_and_each_step_waits_at_least_the_two_trips()
+    {
+        var outDir = Path.Combine(_dir, "latency");
+        var (code, output, err) = Run("scale", "--model", "quadrant", "--dataset", "synthetic:quadrants:n=400:test-n=100:seed=2",
+            "--workers", "1", "--ps-nodes", "1", "--micro-batch", "10", "--steps", "5", "--warmup", "1", "--simulate-compute", "1",
+            "--latency", "40ms", "--out", outDir, "--disttrain", MultiProcessClusterTests.Dll());
+        Assert.True(code == 0, err + output);
+        Assert.Contains("delayed 40 ms each way (round trip 80 ms)", File.ReadAllText(Path.Combine(outDir, "report.md")));
+        // Every process bound its own address and advertised the relay's.
+        var runDir = Path.Combine(outDir, "w1-ps1-sync-m10-none");
+        foreach (var host in new[] { "host0", "host1", "host2" })
+            Assert.Contains("public-hostname = \"127.0.0.2\"", File.ReadAllText(Path.Combine(runDir, host + ".hocon")));
+        Assert.Matches(@"relays: \d+\.\d MB over \d+ connections, each way delayed 40 ms", output);
+        // A sync step cannot end before the gradients have reached the shard and the parameters have come back: 2 × 40 ms.
+        var run = JsonDocument.Parse(File.ReadAllText(Path.Combine(outDir, "results.json"))).RootElement[0];
+        Assert.True(run.GetProperty("step_ms").GetDouble() >= 80, $"step {run.GetProperty("step_ms").GetDouble()} ms < 2 × 40 ms");
+    }
+
+    [Fact]
     public void The_link_bound_step_is_the_busiest_direction_of_the_busiest_host()
     {
         // 32 workers, 4 shard hosts, 1 Gbit/s (125 MB/s), 1,000 parameters (4,000 bytes), 32 micro-batches of 4,000 bytes:
@@ -93,6 +112,10 @@ public sealed class ScaleCommandTests : IDisposable
         Assert.EndsWith("+ 2 × latency", why);
         Assert.Equal(125e6, ScaleGrid.ParseRate("1gbit"));
         Assert.Equal(12.5e6, ScaleGrid.ParseRate("100mbit"));
+        Assert.Equal(TimeSpan.FromMilliseconds(50), ScaleGrid.ParseLatency("50ms"));
+        Assert.Equal(TimeSpan.FromMilliseconds(50), ScaleGrid.ParseLatency("0.05s"));
+        Assert.Equal(TimeSpan.FromMilliseconds(0.5), ScaleGrid.ParseLatency("500us"));
+        Assert.Throws<ArgumentException>(() => ScaleGrid.ParseLatency("11s"));
     }
 
     [Fact]
@@ -133,6 +156,8 @@ public sealed class ScaleCommandTests : IDisposable
     [InlineData("--bandwidth", "1gbit", "add --network namespaces")]
     [InlineData("--simulate-compute", "soon", "--simulate-compute 'soon' is not a micro-batch time")]
     [InlineData("--steps", "0", "--steps must be at least 1")]
+    [InlineData("--latency", "soon", "--latency 'soon' is not a delay")]
+    [InlineData("--outer-optimizer", "nesterov", "add --mode local-sgd")]
     public void Bad_input_names_the_option_and_the_fix(string option, string value, string message)
     {
         var (code, _, err) = Run("scale", option, value, "--out", Path.Combine(_dir, "bad"));
