@@ -34,6 +34,8 @@ public sealed class ScaleCommand : ICommandFactory
         var localSteps = new Option<int?>("--local-steps") { Description = "Local-sgd runs: local steps H between two averagings (train's --local-steps)." };
         var outerOptimizer = new Option<string?>("--outer-optimizer") { Description = "Local-sgd runs: average, sgd or nesterov (DiLoCo) on the averaged delta (train's --outer-optimizer)." };
         var outerLr = new Option<float?>("--outer-lr") { Description = "Local-sgd runs with --outer-optimizer sgd|nesterov: the outer learning rate (train's --outer-lr)." };
+        var outerMomentum = new Option<float?>("--outer-momentum") { Description = "Local-sgd runs with --outer-optimizer nesterov: the outer momentum (train's --outer-momentum)." };
+        var epochs = new Option<int?>("--epochs") { Description = "Epochs of every run (sets a cosine schedule's length, as train's --epochs; default: unlimited, --steps ends each run)." };
         var target = new Option<double?>("--target-accuracy") { Description = "Report the training seconds until the test accuracy reaches this (0..1; epoch records, so give epochs' worth of --steps)." };
         var threads = new Option<int>("--threads") { Description = "Compute threads of each worker process (and of the measurement with --simulate-compute measured).", DefaultValueFactory = _ => 1 };
         var output = new Option<string?>("--out", "-o") { Description = "Experiment folder: a run folder per grid point (logs, metrics.jsonl), report.md, results.json, plots (default: runs/scale-<model>)." };
@@ -43,7 +45,7 @@ public sealed class ScaleCommand : ICommandFactory
         {
             model, dataset, workers, psNodes, mode, micro, batch, compression, simulate, steps, warmup, network, bandwidth, target, threads, output, timeout, disttrain,
         };
-        foreach (var o in new Option[] { latency, localSteps, outerOptimizer, outerLr }) cmd.Add(o);
+        foreach (var o in new Option[] { latency, localSteps, outerOptimizer, outerLr, outerMomentum, epochs }) cmd.Add(o);
         cmd.SetAction((r, cancel) => Task.FromResult(CliErrors.Guard(() =>
         {
             var points = ScaleGrid.Points(ScaleGrid.Ints(r.GetValue(workers)!, "--workers", 1), ScaleGrid.Ints(r.GetValue(psNodes)!, "--ps-nodes", 0),
@@ -52,6 +54,7 @@ public sealed class ScaleCommand : ICommandFactory
             int n = r.GetValue(steps), warm = r.GetValue(warmup) ?? r.GetValue(steps) / 4, th = r.GetValue(threads);
             if (n < 1) throw new ArgumentException($"--steps must be at least 1, not {n}.");
             if (warm < 0 || warm >= n) throw new ArgumentException($"--warmup ({warm}) must be at least 0 and below --steps ({n}).");
+            if (r.GetValue(epochs) is < 1) throw new ArgumentException($"--epochs must be at least 1, not {r.GetValue(epochs)}.");
             if (th < 1) throw new ArgumentException($"--threads must be at least 1, not {th}.");
             if (r.GetValue(batch) is { } b && points.Any(p => b < p.MicroBatch))
                 throw new ArgumentException($"--batch-size {b} is below a micro-batch of the grid; give at least {points.Max(p => p.MicroBatch)}.");
@@ -66,8 +69,9 @@ public sealed class ScaleCommand : ICommandFactory
             if (r.GetValue(localSteps) is { } h) localSgd.AddRange(["--local-steps", h.ToString(CultureInfo.InvariantCulture)]);
             if (r.GetValue(outerOptimizer) is { } oo) localSgd.AddRange(["--outer-optimizer", oo]);
             if (r.GetValue(outerLr) is { } olr) localSgd.AddRange(["--outer-lr", olr.ToString(CultureInfo.InvariantCulture)]);
+            if (r.GetValue(outerMomentum) is { } om) localSgd.AddRange(["--outer-momentum", om.ToString(CultureInfo.InvariantCulture)]);
             if (localSgd.Count > 0 && !points.Any(p => p.Mode == "local-sgd"))
-                throw new ArgumentException("--local-steps, --outer-optimizer and --outer-lr apply to local-sgd runs; add --mode local-sgd (or drop them).");
+                throw new ArgumentException("--local-steps and --outer-optimizer, -lr, -momentum apply to local-sgd runs; add --mode local-sgd (or drop them).");
             var sim = SimulateComputeOption.Parse(r.GetValue(simulate));
 
             var modelName = r.GetValue(model)!;
@@ -100,14 +104,14 @@ public sealed class ScaleCommand : ICommandFactory
                 akka.remote.handshake-timeout = 60s
                 """);
             var settings = new LaunchSettings(ProcessTrialRunner.ResolveDisttrain(r.GetValue(disttrain)), modelName, r.GetValue(dataset), n, warm, th, simArg, config,
-                TimeSpan.FromMinutes(r.GetValue(timeout))) { Latency = delay, LinkBytesPerSecond = bytesPerSecond, LocalSgdArgs = localSgd };
+                TimeSpan.FromMinutes(r.GetValue(timeout))) { Latency = delay, LinkBytesPerSecond = bytesPerSecond, LocalSgdArgs = localSgd, Epochs = r.GetValue(epochs) };
             string networkText = net == "loopback" ? "loopback: every process on 127.0.0.1 of this machine"
                 : $"emulated hosts: a network namespace per process on one bridge, {(rate is null ? "unshaped veth links" : $"each host's link shaped to {rate} each way (tbf)")}";
             networkText += delay is { } d
                 ? FormattableString.Invariant($"; every connection between two hosts delayed {d.TotalMilliseconds:0.###} ms each way (round trip {2 * d.TotalMilliseconds:0.###} ms) by a relay in user space")
                 : "; no added latency";
             var description = new ScaleDescription("disttrain " + string.Join(" ", r.Tokens.Select(x => x.Value)), modelName, r.GetValue(dataset), parameters,
-                n, warm, networkText, bytesPerSecond, simulateText, r.GetValue(target) ?? double.NaN);
+                n, warm, networkText, bytesPerSecond, simulateText, r.GetValue(target) ?? double.NaN) { Epochs = r.GetValue(epochs) };
 
             using var hosts = net == "namespaces" ? HostNetwork.Create(rate) : null;
             var launcher = new ClusterLauncher(settings, hosts, Console.Out);

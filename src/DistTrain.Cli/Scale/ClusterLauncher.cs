@@ -22,6 +22,8 @@ public sealed record LaunchSettings(IReadOnlyList<string> Disttrain, string Mode
     public double? LinkBytesPerSecond { get; init; }
     /// <summary>Train options of local-sgd runs (--local-steps, --outer-optimizer, ...).</summary>
     public IReadOnlyList<string> LocalSgdArgs { get; init; } = [];
+    /// <summary>--epochs: the runs' epochs (a cosine schedule's length); null = unlimited, --steps ends the run.</summary>
+    public int? Epochs { get; init; }
 }
 
 /// <summary>CPU milliseconds per step of each kind of process over the measured steps (sampled once a second, from the
@@ -57,7 +59,7 @@ public sealed class ClusterLauncher(LaunchSettings settings, HostNetwork? networ
             var train = new List<string> { "train", "--model", settings.Model };
             if (settings.Dataset is not null) train.AddRange(["--dataset", settings.Dataset]);
             train.AddRange([
-                "--batch-size", I(batch), "--micro-batch", I(p.MicroBatch), "--max-steps", I(settings.Steps), "--epochs", "1000000",
+                "--batch-size", I(batch), "--micro-batch", I(p.MicroBatch), "--max-steps", I(settings.Steps), "--epochs", I(settings.Epochs ?? 1000000),
                 "--mode", p.Mode, "--compression", p.Compression, "--workers", "0", "--ps-shards", I(p.ShardHosts),
                 "--cluster-port", I(port), "--wait-workers", I(p.Workers), "--checkpoint-every", "-1", "--threads", I(settings.Threads),
                 "--config", hosts[0].Config, "--out", runDir]);
@@ -184,18 +186,23 @@ public sealed class ClusterLauncher(LaunchSettings settings, HostNetwork? networ
         int lastSaid = -1;
         var lastSpoke = Stopwatch.StartNew();
         (int Steps, double[] Cpu)? first = null, last = null;
+        Stopwatch? failedAt = null;
         while (!coord.HasExited)
         {
             cancel.ThrowIfCancellationRequested();
             if (clock.Elapsed > settings.RunTimeout)
                 return ($"did not finish within {settings.RunTimeout.TotalMinutes:0.#} min (--run-timeout); logs in {runDir}", null);
             int steps = CountSteps(metrics);
-            // A node that exits with an error mid-run ends the experiment's run; once every step is logged, nodes leave (and may be
-            // removed, exit code 5) while the coordinator evaluates and writes the model: that is the run's end, not a failure.
-            if (steps < settings.Steps)
-                foreach (var (process, name) in procs.Skip(1))
-                    if (process.HasExited && process.ExitCode != 0 && !coord.HasExited)
+            // A node that exits with an error mid-run ends the experiment's run; once the last step is done (by --steps, or by
+            // --epochs, or a local-sgd round whose line counts H steps), nodes leave (and may be removed, exit code 5) while the
+            // coordinator evaluates and writes the model: that is the run's end, not a failure, and the coordinator exits soon.
+            foreach (var (process, name) in procs.Skip(1))
+                if (process.HasExited && process.ExitCode != 0 && !coord.HasExited)
+                {
+                    failedAt ??= Stopwatch.StartNew();
+                    if (steps < settings.Steps && failedAt.Elapsed > TimeSpan.FromSeconds(20))
                         return ($"{name} exited with {process.ExitCode} (log: {Path.Combine(runDir, name.Replace("ps process ", "ps").Replace("worker ", "worker") + ".log")})", null);
+                }
             if (steps >= settings.Warmup && (last is null || steps > last.Value.Steps))
             {
                 var cpu = procs.Select(x => CpuMs(x.Process)).ToArray();

@@ -22,7 +22,11 @@ public sealed record ScaleResult(ScalePoint Point, int Batch, RunSummary? Summar
 
 /// <summary>What the report's header says about the experiment.</summary>
 public sealed record ScaleDescription(string Command, string Model, string? Dataset, long Parameters, int Steps, int Warmup, string Network,
-    double? BytesPerSecond, string Simulate, double TargetAccuracy);
+    double? BytesPerSecond, string Simulate, double TargetAccuracy)
+{
+    /// <summary>--epochs, when the runs end by epochs (or --steps, whichever comes first); null = by --steps.</summary>
+    public int? Epochs { get; init; }
+}
 
 public static class ScaleReport
 {
@@ -59,18 +63,23 @@ public static class ScaleReport
         sb.AppendLine($"- command: `{d.Command}`");
         sb.AppendLine($"- machine: {machine}");
         sb.AppendLine($"- model: {d.Model} ({d.Parameters.ToString("N0", c)} parameters), dataset: {d.Dataset ?? "the model's"}");
-        sb.AppendLine($"- {d.Steps} steps per run; the table is over steps {d.Warmup}..{d.Steps - 1} (the first {d.Warmup} warm the JIT and the connections up)");
+        sb.AppendLine(d.Epochs is { } epochs
+            ? $"- each run ends after {epochs} epochs or {d.Steps} steps, whichever comes first; the table is over steps {d.Warmup} and later (the first {d.Warmup} warm the JIT and the connections up)"
+            : $"- {d.Steps} steps per run; the table is over steps {d.Warmup}..{d.Steps - 1} (the first {d.Warmup} warm the JIT and the connections up)");
         sb.AppendLine($"- network: {d.Network}");
         sb.AppendLine($"- compute: {d.Simulate}");
         sb.AppendLine();
         bool link = runs.Any(r => double.IsFinite(r.LinkBound)), target = double.IsFinite(d.TargetAccuracy);
+        bool accuracy = runs.Any(r => r.Summary is { } s && double.IsFinite(s.FinalTestAccuracy));
         sb.Append("| run | workers | ps | mode | micro-batch | compression | batch | samples/s | speed-up | efficiency | step ms | compute ms | communication ms | wait ms | other ms | MB/step | bytes/sample |");
         if (link) sb.Append(" link-bound samples/s | of link-bound |");
         if (target) sb.Append(string.Create(c, $" time to {100 * d.TargetAccuracy:0.##}% (s) |"));
+        if (accuracy) sb.Append(" last test accuracy |");
         sb.AppendLine();
         sb.Append("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
         if (link) sb.Append("---|---|");
         if (target) sb.Append("---|");
+        if (accuracy) sb.Append("---|");
         sb.AppendLine();
         foreach (var r in runs)
         {
@@ -85,13 +94,16 @@ public static class ScaleReport
             sb.Append(string.Create(c, $" {s.SamplesPerSecond:F1} | {r.SpeedUp:F2} | {100 * r.Efficiency:F0}% | {s.StepMs:F1} | {s.ComputeMs:F1} | {s.CommunicationMs:F1} | {s.WaitMs:F1} | {s.OtherMs:F1} | {s.BytesPerStep / 1e6:F2} | {s.BytesPerSample:F0} |"));
             if (link) sb.Append(double.IsFinite(r.LinkBound) ? string.Create(c, $" {r.LinkBound:F1} | {100 * s.SamplesPerSecond / r.LinkBound:F0}% |") : " – | – |");
             if (target) sb.Append(double.IsFinite(s.TimeToTargetSeconds) ? string.Create(c, $" {s.TimeToTargetSeconds:F1} |") : " not reached |");
+            if (accuracy) sb.Append(double.IsFinite(s.FinalTestAccuracy) ? string.Create(c, $" {100 * s.FinalTestAccuracy:F2}% |") : " – |");
             sb.AppendLine();
         }
         sb.AppendLine();
         sb.AppendLine("samples/s: samples over the summed wall time of the table's steps. speed-up and efficiency: against the run with the fewest " +
                       "workers of the same ps / mode / micro-batch / compression. compute, communication and wait: one worker's share of a step " +
                       "(the step's sums over its micro-batches divided by the workers); other: the rest of the step (the barrier, the shards' sum " +
-                      "and update, the coordinator). MB/step and bytes/sample: what the workers sent (gradients as encoded, and statistics).");
+                      "and update, the coordinator). MB/step and bytes/sample: what the workers sent (gradients as encoded, and statistics)." +
+                      (runs.Any(r => r.Point.Mode == "local-sgd") ? " local-sgd: metrics.jsonl has a line per round, so a row's step is a round (H local steps and the averaging)." : "") +
+                      (accuracy ? " last test accuracy: the run's last epoch record (an epoch's end, or the end of the run); meaningless with simulated compute." : ""));
         if (link)
             sb.AppendLine().AppendLine("link-bound: the samples/s the shaped links allow a sync step: per step each worker sends its gradients and " +
                                        "receives the whole parameter vector (4 bytes a parameter), each shard host receives its range of every gradient " +
@@ -129,6 +141,7 @@ public static class ScaleReport
         other_ms = r.Summary?.OtherMs, bytes_per_step = r.Summary?.BytesPerStep, bytes_per_sample = r.Summary?.BytesPerSample, steps = r.Summary?.Steps,
         link_bound_samples_per_second = Finite(r.LinkBound), link_bottleneck = r.LinkBottleneck,
         time_to_target_s = r.Summary is { } s ? Finite(s.TimeToTargetSeconds) : null,
+        last_test_accuracy = r.Summary is { } a ? Finite(a.FinalTestAccuracy) : null,
         cpu_ms_per_step = r.Cpu is { } cpu ? new { coordinator = cpu.CoordinatorMs, ps_mean = Finite(cpu.PsMeanMs), ps_max = Finite(cpu.PsMaxMs), worker_mean = cpu.WorkerMeanMs, steps = cpu.Steps } : null,
     }), new JsonSerializerOptions { WriteIndented = true });
 
