@@ -97,7 +97,7 @@ public sealed class LatencyRelayTests
     }
 
     [Fact]
-    public void Messages_in_flight_are_delayed_together_not_one_after_another()
+    public async Task Messages_in_flight_are_delayed_together_not_one_after_another()
     {
         var delay = TimeSpan.FromMilliseconds(60);
         const int messages = 20;
@@ -124,14 +124,14 @@ public sealed class LatencyRelayTests
             Assert.Equal(i, BitConverter.ToInt32(back));
             latency[i] = now - sent[i];
         }
-        sender.Wait();
+        await sender;
         // A pipe: every message's round trip is 2 × the delay, however many are in flight (stop-and-wait would make the
         // last one wait ~20 × 60 ms).
         Assert.All(latency, l => Assert.InRange(l, 2 * delay.TotalMilliseconds, 2 * delay.TotalMilliseconds + 150));
     }
 
     [Fact]
-    public void Bytes_arrive_unchanged_and_in_order_and_eof_is_passed_on()
+    public async Task Bytes_arrive_unchanged_and_in_order_and_eof_is_passed_on()
     {
         using var echo = new EchoServer();
         using var relay = new LatencyRelay(Any, echo.Endpoint, TimeSpan.FromMilliseconds(2), 256 * 1024);
@@ -150,7 +150,7 @@ public sealed class LatencyRelayTests
         });
         var back = new byte[payload.Length];
         ReadExactly(client, back);
-        writer.Wait();
+        await writer;
         Assert.True(payload.AsSpan().SequenceEqual(back), "the bytes came back changed or out of order");
         // The echo server saw EOF through the relay and closed its side, which came back as EOF too.
         Assert.Equal(0, client.Receive(new byte[1]));
@@ -159,7 +159,7 @@ public sealed class LatencyRelayTests
     }
 
     [Fact]
-    public void A_receiver_that_stops_reading_makes_the_relay_hold_no_more_than_its_bound()
+    public async Task A_receiver_that_stops_reading_makes_the_relay_hold_no_more_than_its_bound()
     {
         const int bound = 256 * 1024;
         using var sink = new TcpListener(IPAddress.Loopback, 0);
@@ -181,7 +181,7 @@ public sealed class LatencyRelayTests
         Assert.InRange(relay.PeakBufferedBytes, bound - LatencyRelay.ReadSize, bound);
         var back = new byte[payload.Length];
         ReadExactly(receiver, back);
-        writer.Wait();
+        await writer;
         Assert.True(payload.AsSpan().SequenceEqual(back), "the bytes arrived changed or out of order");
         Assert.Equal(0, receiver.Receive(new byte[1]));
         Assert.InRange(relay.PeakBufferedBytes, 1, bound);
