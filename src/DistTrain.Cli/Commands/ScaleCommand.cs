@@ -1,6 +1,7 @@
 // `disttrain scale`: one scaling experiment — a grid of worker-process counts, ps-process counts, modes, micro-batches
 // and compressions, each run as a local multi-process cluster (Scale/ClusterLauncher) on loopback or on emulated hosts
-// (network namespaces, tbf-shaped links), optionally with simulated compute, each to completion with progress on the
+// (network namespaces, tbf-shaped links), with a delay on every link between hosts (--latency, Scale/LatencyRelay),
+// optionally with simulated compute, each to completion with progress on the
 // console, then OUT/report.md, OUT/results.json and plots (docs/scale.md).
 using System.CommandLine;
 using System.Globalization;
