@@ -583,10 +583,12 @@ public sealed class MultiProcessClusterTests(ITestOutputHelper output) : IDispos
     {
         using var net = VethNamespace.Create();
         net.Shape("1mbit");
-        var job = Job(TestData.WriteIdx(1600, 50), 60);
+        // 120 steps: the slow worker asks for work only every few hundred milliseconds (its link is full of the pushes it
+        // lags behind), so the run must last long enough for it to hold micro-batches once the median is known.
+        var job = Job(TestData.WriteIdx(1600, 50), 120);
         var expected = await InProcess(job);
         var config = Path.Combine(Directory.CreateTempSubdirectory("disttrain-cfg-").FullName, "two-hosts.hocon");
-        File.WriteAllText(config, """disttrain { join-timeout = 60s, data-plane.host = "" }""");
+        File.WriteAllText(config, "disttrain { join-timeout = 60s, data-plane.host = \"\" }\n");
         var specFile = Path.Combine(Directory.CreateTempSubdirectory("disttrain-spec-").FullName, "tiny.json");
         File.WriteAllText(specFile, job.ModelSpecJson);
         var outDir = Directory.CreateTempSubdirectory("disttrain-slow-").FullName;

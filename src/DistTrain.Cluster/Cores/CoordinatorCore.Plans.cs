@@ -14,10 +14,15 @@ namespace DistTrain.Cluster.Cores;
 
 public sealed partial class CoordinatorCore
 {
-    public const string AsyncTimer = "async-tick";
+    public const string AsyncTimer = "async-tick", BackupTimer = "backup-due";
 
     /// <summary>A step taking longer than this (and than a lease) says what it is waiting for.</summary>
     private static readonly TimeSpan HangAfter = TimeSpan.FromSeconds(2);
+
+    /// <summary>The shortest wait before looking again for a backup copy that is not due yet.</summary>
+    private static readonly TimeSpan MinBackupWait = TimeSpan.FromMilliseconds(5);
+
+    private static TimeSpan Max(TimeSpan a, TimeSpan b) => a > b ? a : b;
 
     /// <summary>How often expired leases are looked for: a fraction of the shortest lease, so one costs little more than itself.</summary>
     private static readonly TimeSpan TickPeriod = TimeSpan.FromMilliseconds(250);
@@ -181,7 +186,15 @@ public sealed partial class CoordinatorCore
         {
             if (c._backup.After is not { } after) return false;
             long step = c._step;
-            if (!_queue.TryFindStraggler(id, now, after, m => _backups.ContainsKey((step, m)), out int mb)) return false;
+            bool Skip(int m) => _backups.ContainsKey((step, m));
+            TimeSpan Held(int m) => _queue.Pending(now).First(p => p.MicroBatch == m).Held;
+            if (!_queue.TryFindStraggler(id, now, after, Skip, out int mb))
+            {
+                // Another worker's micro-batch is not due yet: look again when it is, rather than at the next lease tick.
+                if (_queue.TryFindStraggler(id, now, TimeSpan.Zero, Skip, out int soon))
+                    c._out.Add(new StartTimer(BackupTimer, Max(after - Held(soon), MinBackupWait)));
+                return false;
+            }
             _backups[(step, mb)] = id;
             var (_, holder, held) = _queue.Pending(now).First(p => p.MicroBatch == mb);
             c.BackupHanded(step, mb, holder, held, id);
@@ -264,6 +277,13 @@ public sealed partial class CoordinatorCore
 
         public void Timer(string name)
         {
+            if (name == BackupTimer)
+            {
+                c._out.Add(new StopTimer(BackupTimer)); // started again by TryBackup when another copy will be due
+                c.ServeIdle();
+                ServeWaiting();
+                return;
+            }
             if (name != LeaseTimer) return;
             ExplainHang(); // before expired leases move on: what it has been waiting for
             c.ServeIdle();
