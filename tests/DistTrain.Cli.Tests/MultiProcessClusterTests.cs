@@ -570,6 +570,48 @@ public sealed class MultiProcessClusterTests(ITestOutputHelper output) : IDispos
         Assert.Equal(expected, Sha(Path.Combine(outDir, "model.safetensors")));
     }
 
+    /// <summary>
+    /// A worker behind a slow link (its namespace's veth shaped by tbf to 1 Mbit/s both ways; the other worker and the
+    /// coordinator, which holds the shards, on this host): each of its micro-batches takes the push of the weights and the
+    /// gradient's way back over that link, tens of times a fast worker's micro-batch. The coordinator hands the micro-batches it
+    /// holds to the fast worker as backup copies once they are twice the median micro-batch time old (disttrain.backup-multiple),
+    /// the shards keep whichever copy is complete first and compare the other's checksums: the weights equal the one-process
+    /// run's bit for bit, and no copy differed. How fast it runs is scripts/slow-link-bench.sh's business (docs/benchmarks.md).
+    /// </summary>
+    [Fact]
+    public async Task AWorkerBehindASlowLinkIsBackedUpAndChangesNoBit()
+    {
+        using var net = VethNamespace.Create();
+        net.Shape("1mbit");
+        // 120 steps: the slow worker asks for work only every few hundred milliseconds (its link is full of the pushes it
+        // lags behind), so the run must last long enough for it to hold micro-batches once the median is known.
+        var job = Job(TestData.WriteIdx(1600, 50), 120);
+        var expected = await InProcess(job);
+        var config = Path.Combine(Directory.CreateTempSubdirectory("disttrain-cfg-").FullName, "two-hosts.hocon");
+        File.WriteAllText(config, "disttrain { join-timeout = 60s, data-plane.host = \"\" }\n");
+        var specFile = Path.Combine(Directory.CreateTempSubdirectory("disttrain-spec-").FullName, "tiny.json");
+        File.WriteAllText(specFile, job.ModelSpecJson);
+        var outDir = Directory.CreateTempSubdirectory("disttrain-slow-").FullName;
+        int port = FreePort();
+        var certs = Directory.CreateTempSubdirectory("disttrain-certs-").FullName;
+        MakeCerts(certs, net.HostAddress, net.PeerAddress);
+        string Tls(string host) => $"--tls-cert \"{Path.Combine(certs, host + ".p12")}\" --tls-ca \"{Path.Combine(certs, "ca.pem")}\"";
+        var seed = $"akka.tcp://disttrain@{net.HostAddress}:{port}";
+        var lines = new System.Collections.Concurrent.ConcurrentQueue<string>();
+        var coord = Start($"{TrainArgs(job, specFile)} --workers 0 --cluster-port {port} --hostname {net.HostAddress} --config \"{config}\" --wait-workers 2 --out \"{outDir}\" {Tls(net.HostAddress)}",
+            "coordinator", onLine: lines.Enqueue);
+        Start($"node --roles worker --hostname {net.HostAddress} --config \"{config}\" --seed-nodes {seed} {Tls(net.HostAddress)}", "fast");
+        Start($"node --roles worker --hostname {net.PeerAddress} --config \"{config}\" --seed-nodes {seed} {Tls(net.PeerAddress)}", "slow", net.Namespace);
+        Assert.True(coord.WaitForExit(TimeSpan.FromMinutes(3)), "the coordinator process did not finish within 3 minutes");
+        coord.WaitForExit();
+        Assert.Equal(0, coord.ExitCode);
+        Assert.Equal(expected, Sha(Path.Combine(outDir, "model.safetensors")));
+        var summary = Assert.Single(lines, l => l.StartsWith("backup copies: "));
+        Assert.Matches(@"^backup copies: [1-9]\d* straggling", summary);
+        Assert.Contains(lines, l => l.StartsWith("backup copy: ") && l.Contains($"held by akka.ssl.tcp://disttrain@{net.PeerAddress}:"));
+        Assert.DoesNotContain(lines, l => l.StartsWith("determinism audit: step ")); // every compared copy was equal
+    }
+
     /// <summary>scripts/make-certs.sh: a cluster CA and one certificate per host in <paramref name="dir"/>.</summary>
     private static void MakeCerts(string dir, params string[] hosts)
     {
@@ -641,6 +683,17 @@ internal sealed class VethNamespace : IDisposable
         Ip($"netns exec {net.Namespace} ip link set {net._peerLink} up");
         Ip($"netns exec {net.Namespace} ip link set lo up");
         return net;
+    }
+
+    /// <summary>Shapes both directions of the link to <paramref name="rate"/> (tbf on each end; e.g. 1mbit).</summary>
+    public void Shape(string rate)
+    {
+        Ip($"netns exec {Namespace} tc qdisc add dev {_peerLink} root tbf rate {rate} burst 8kb latency 400ms");
+        var psi = new ProcessStartInfo("tc", $"qdisc add dev {_hostLink} root tbf rate {rate} burst 8kb latency 400ms") { RedirectStandardError = true, UseShellExecute = false };
+        using var p = Process.Start(psi)!;
+        var err = p.StandardError.ReadToEnd();
+        p.WaitForExit();
+        if (p.ExitCode != 0) throw new InvalidOperationException($"tc failed ({p.ExitCode}): {err.Trim()}; run scripts/setup.sh (iproute2)");
     }
 
     /// <summary>Takes the namespace's end of the link down: packets either way are dropped, sockets stay open.</summary>

@@ -26,6 +26,8 @@ public sealed record DistTrainSettings(
     /// <summary>The shortest lease on a micro-batch (disttrain.lease-floor) and its length in median step times (lease-step-multiple).</summary>
     public TimeSpan LeaseFloor { get; init; } = TimeSpan.FromSeconds(1);
     public double LeaseStepMultiple { get; init; } = 4;
+    /// <summary>A micro-batch held this many median micro-batch times also goes to an idle worker (disttrain.backup-multiple); 0 = never.</summary>
+    public double BackupMultiple { get; init; } = 2;
     /// <summary>Sync runs: every this many steps the coordinator keeps the shards' state in memory, the point a lost shard's
     /// replacement and the others roll back to (disttrain.replicate-every); 0 = checkpoints and the start only.</summary>
     public long ReplicateEvery { get; init; } = 10;
@@ -36,7 +38,7 @@ public sealed record DistTrainSettings(
     public static readonly HashSet<string> KnownKeys =
     [
         "disttrain.system-name", "disttrain.max-message-bytes", "disttrain.join-timeout", "disttrain.coordinator-lost-timeout",
-        "disttrain.lease-floor", "disttrain.lease-step-multiple", "disttrain.replicate-every", "disttrain.takeover-margin",
+        "disttrain.lease-floor", "disttrain.lease-step-multiple", "disttrain.backup-multiple", "disttrain.replicate-every", "disttrain.takeover-margin",
         "disttrain.data-plane.host", "disttrain.data-plane.public-host", "disttrain.data-plane.port", "disttrain.data-plane.max-frame-bytes",
         "disttrain.data-plane.socket-buffer-bytes", "disttrain.data-plane.connect-timeout", "disttrain.data-plane.gradient-chunk-floats",
         "disttrain.data-plane.max-connections", "disttrain.data-plane.hello-timeout", "disttrain.data-plane.read-timeout", "disttrain.data-plane.idle-timeout",
@@ -95,6 +97,9 @@ public sealed record DistTrainSettings(
         if (floor <= TimeSpan.Zero) throw new ArgumentException($"disttrain.lease-floor = {floor} must be positive, e.g. 1s.");
         var multiple = Read(config, "disttrain.lease-step-multiple", c => c.GetDouble("disttrain.lease-step-multiple", 0), "a number such as 4");
         if (!(multiple >= 1) || double.IsInfinity(multiple)) throw new ArgumentException($"disttrain.lease-step-multiple = {multiple} must be at least 1, e.g. 4.");
+        var backup = Read(config, "disttrain.backup-multiple", c => c.GetDouble("disttrain.backup-multiple", -1), "a number such as 2");
+        if (!(backup == 0 || backup >= 1) || double.IsInfinity(backup))
+            throw new ArgumentException($"disttrain.backup-multiple = {backup} must be 0 (no backup copies) or at least 1, e.g. 2.");
         var replicate = Read(config, "disttrain.replicate-every", c => c.GetLong("disttrain.replicate-every", -1), "a number of steps");
         if (replicate < 0) throw new ArgumentException($"disttrain.replicate-every = {replicate} must be 0 (checkpoints only) or a number of steps, e.g. 10.");
         var margin = Read(config, "disttrain.takeover-margin", c => c.GetTimeSpan("disttrain.takeover-margin", TimeSpan.FromSeconds(1), false), "a duration such as 1s");
@@ -106,7 +111,7 @@ public sealed record DistTrainSettings(
         var (tls, warning) = ReadTls(config, string.IsNullOrEmpty(publicHost) ? remoteHost : publicHost, remoteHost);
         return new DistTrainSettings(name, maxMessage, join, new DataPlaneSettings(dpHost, dpPort, maxFrame, buffer, connect, chunk, limits) { PublicHost = string.IsNullOrEmpty(dpPublic) ? null : dpPublic }, tls, warning)
         {
-            CoordinatorLostTimeout = lost, LeaseFloor = floor, LeaseStepMultiple = multiple, ReplicateEvery = replicate,
+            CoordinatorLostTimeout = lost, LeaseFloor = floor, LeaseStepMultiple = multiple, BackupMultiple = backup, ReplicateEvery = replicate,
             TakeoverMargin = margin,
         };
     }

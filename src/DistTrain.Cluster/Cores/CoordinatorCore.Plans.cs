@@ -3,6 +3,7 @@
 // moves on when every shard has published the step. Async replaces the barrier: AsyncWorkQueue hands out the run's
 // micro-batches in plan order, micro-batch k only once every one below k − S is done, naming k − S as the oldest
 // version the worker may compute on; the shards' AsyncApplied reports complete micro-batches.
+using DistTrain.Cluster.Runtime;
 using DistTrain.Cluster.Training;
 using DistTrain.Data.Plans;
 using static DistTrain.Cluster.Messages.CoordinatorMessages;
@@ -13,10 +14,15 @@ namespace DistTrain.Cluster.Cores;
 
 public sealed partial class CoordinatorCore
 {
-    public const string AsyncTimer = "async-tick";
+    public const string AsyncTimer = "async-tick", BackupTimer = "backup-due";
 
     /// <summary>A step taking longer than this (and than a lease) says what it is waiting for.</summary>
     private static readonly TimeSpan HangAfter = TimeSpan.FromSeconds(2);
+
+    /// <summary>The shortest wait before looking again for a backup copy that is not due yet.</summary>
+    private static readonly TimeSpan MinBackupWait = TimeSpan.FromMilliseconds(5);
+
+    private static TimeSpan Max(TimeSpan a, TimeSpan b) => a > b ? a : b;
 
     /// <summary>How often expired leases are looked for: a fraction of the shortest lease, so one costs little more than itself.</summary>
     private static readonly TimeSpan TickPeriod = TimeSpan.FromMilliseconds(250);
@@ -31,6 +37,28 @@ public sealed partial class CoordinatorCore
         if (holder != to) _plan.WorkerLeft(holder);
         foreach (var s in _shardPeers) if (s is not null) _out.Send(s, new LeaseMoved(step, microBatch, holder));
         _out.Report($"worker {holder} held step {step} micro-batch {microBatch} longer than its lease ({_lease.Current.TotalSeconds:0.0} s); handed to {to}");
+    }
+
+    private long _backupsHanded, _backupsWon;
+
+    /// <summary>A backup copy of (step, micro-batch) went to <paramref name="to"/>: logged, and said for the first few and then
+    /// every hundredth (a worker behind a slow link makes one nearly every step; the run's end gives the count).</summary>
+    private void BackupHanded(long step, int microBatch, string? holder, TimeSpan held, string to)
+    {
+        _backupsHanded++;
+        string line = $"backup copy: step {step} micro-batch {microBatch} held by {holder} for {held.TotalSeconds:0.000} s " +
+            $"(the median micro-batch takes {_backup.Median?.TotalSeconds:0.000} s) also goes to {to}";
+        _out.Log(Severity.Info, line);
+        if (_backupsHanded <= 3 || _backupsHanded % 100 == 0) _out.Report($"{line} ({_backupsHanded} so far)");
+    }
+
+    /// <summary>The run's end: how many backup copies went out and how many were complete first.</summary>
+    private void ReportBackups()
+    {
+        if (_backupsHanded == 0) return;
+        _out.Report($"backup copies: {_backupsHanded} straggling micro-batch(es) also computed by another worker " +
+            $"({_backupsHanded * 100.0 / Math.Max(1, _units * _microBatches):0.#} % of the run's work, disttrain.backup-multiple " +
+            $"{_settings.BackupMultiple}); the backup copy completed {_backupsWon} of them first");
     }
 
     /// <summary>A step (round, async global batch) completed: the lease follows the median step time (LeasePolicy).</summary>
@@ -107,6 +135,7 @@ public sealed partial class CoordinatorCore
             c._step = step;
             (_begun, _hangReported) = (c._clock(), false);
             _waitingAhead.Clear();
+            _backups.Clear(); // copies of the step before: the shards drop them as stale
             c._log.Begin(step);
             RequestSnapshots(step);
             c.ServeIdle();
@@ -137,6 +166,7 @@ public sealed partial class CoordinatorCore
             long step = c._step;
             if (!_queue.TryLeaseCurrent(id, now, out int mb))
             {
+                if (TryBackup(id, peer, now)) return true;
                 if (TryVerify(id, peer)) return true;
                 if (!_queue.TryLease(id, now, out step, out mb)) return false;
             }
@@ -145,6 +175,43 @@ public sealed partial class CoordinatorCore
             if (c.Verifies(step, mb)) _toVerify.Add((step, mb, id));
             c.Assign(peer, step, mb, step);
             return true;
+        }
+
+        private readonly Dictionary<(long Step, int MicroBatch), string> _backups = [];   // backup copies out, and who computes each
+
+        /// <summary>A worker with nothing left of the current step also computes the micro-batch another worker has held longest,
+        /// once that is BackupPolicy.After or more; one backup copy per micro-batch. The lease stays with its holder: whichever copy
+        /// is complete first counts, and the shards check the other against it.</summary>
+        private bool TryBackup(string id, string peer, DateTime now)
+        {
+            if (c._backup.After is not { } after) return false;
+            long step = c._step;
+            bool Skip(int m) => _backups.ContainsKey((step, m));
+            TimeSpan Held(int m) => _queue.Pending(now).First(p => p.MicroBatch == m).Held;
+            if (!_queue.TryFindStraggler(id, now, after, Skip, out int mb))
+            {
+                // Another worker's micro-batch is not due yet: look again when it is, rather than at the next lease tick.
+                if (_queue.TryFindStraggler(id, now, TimeSpan.Zero, Skip, out int soon))
+                    c._out.Add(new StartTimer(BackupTimer, Max(after - Held(soon), MinBackupWait)));
+                return false;
+            }
+            _backups[(step, mb)] = id;
+            var (_, holder, held) = _queue.Pending(now).First(p => p.MicroBatch == mb);
+            c.BackupHanded(step, mb, holder, held, id);
+            c.Assign(peer, step, mb, step);
+            return true;
+        }
+
+        /// <summary>A shard acknowledged (step, micro-batch): once every shard has it, its time from lease to done is one sample
+        /// of the usual micro-batch time (BackupPolicy), and a backup copy that completed it is counted.</summary>
+        private void Acknowledge(GradientAccepted a)
+        {
+            var leased = _queue.LeasedAt(a.Step, a.MicroBatch);
+            if (!_queue.Acknowledge(a.Step, a.MicroBatch, a.Shard)) return;
+            bool backedUp = _backups.TryGetValue((a.Step, a.MicroBatch), out var backup);
+            // A micro-batch that needed a backup copy is no sample of the usual time; the backup that completed it is.
+            if (leased is { } t && !backedUp) c._backup.Completed(c._clock() - t);
+            if (backedUp && a.WorkerId == JobMapping.SenderIdOf(backup!).ToString()) c._backupsWon++;
         }
 
         private readonly List<(long Step, int MicroBatch, string First)> _toVerify = [];   // --verify-fraction: copies still to hand out
@@ -179,7 +246,8 @@ public sealed partial class CoordinatorCore
             foreach (var (id, peer) in _waitingAhead)
             {
                 if (!c._workers.ContainsKey(id)) continue;
-                if (!_queue.TryLeaseCurrent(id, c._clock(), out int mb)) return;
+                var now = c._clock();
+                if (!_queue.TryLeaseCurrent(id, now, out int mb)) { TryBackup(id, peer, now); continue; }
                 c.ReportExpired(_queue.TakeExpiredHolder(), c._step, mb, id);
                 c.Assign(peer, c._step, mb, c._step);
             }
@@ -189,7 +257,7 @@ public sealed partial class CoordinatorCore
         {
             switch (message)
             {
-                case GradientAccepted a: _queue.Acknowledge(a.Step, a.MicroBatch, a.Shard); break;
+                case GradientAccepted a: Acknowledge(a); break;
                 case VersionPublished p when c.Published(p.Shard, p.Version): StepApplied(); break;
             }
         }
@@ -209,6 +277,13 @@ public sealed partial class CoordinatorCore
 
         public void Timer(string name)
         {
+            if (name == BackupTimer)
+            {
+                c._out.Add(new StopTimer(BackupTimer)); // started again by TryBackup when another copy will be due
+                c.ServeIdle();
+                ServeWaiting();
+                return;
+            }
             if (name != LeaseTimer) return;
             ExplainHang(); // before expired leases move on: what it has been waiting for
             c.ServeIdle();

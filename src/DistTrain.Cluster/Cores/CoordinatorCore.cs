@@ -74,6 +74,7 @@ public sealed partial class CoordinatorCore : IDisposable
     private readonly long _units;          // work units with a barrier after each: steps, or local-sgd rounds
     private readonly StepLog _log;
     private readonly LeasePolicy _lease;
+    private readonly BackupPolicy _backup;
     private long _step = -1;               // the unit being applied (async: 0 once started); -1 before the start
     private long _recoveryVersion;         // sync: the newest state held whole (the start, or a snapshot collected since)
     private bool _recovering;              // a shard was lost: every shard is being rolled back to _recoveryVersion
@@ -127,6 +128,7 @@ public sealed partial class CoordinatorCore : IDisposable
             _takeoverSince = _clock();
         }
         _recoveryVersion = settings.Resume?.Step ?? 0;
+        _backup = new BackupPolicy(settings.BackupMultiple);
         _lease = new LeasePolicy(settings.LeaseFloor < settings.LeaseTimeout ? settings.LeaseFloor : settings.LeaseTimeout, settings.LeaseStepMultiple,
             settings.LeaseTimeout);
         _plan = settings.Mode.Mode == TrainingMode.Async ? new AsyncPlan(this) : new BarrierPlan(this);
@@ -607,7 +609,10 @@ public sealed partial class CoordinatorCore : IDisposable
     {
         if (_recovering) return; // copies of work that is being rolled back
         string worker = int.TryParse(r.WorkerId, out int sender) ? WorkerOfSender(sender) ?? r.WorkerId : r.WorkerId;
-        _out.Log(Severity.Warning, $"Shard {r.Shard} dropped a gradient of step {r.Step} micro-batch {r.MicroBatch} from {worker}: {r.Reason}");
+        // A second copy (a backup of a straggler, work handed out again) that finds its micro-batch arriving or arrived, or that
+        // comes after its step was applied, is expected: not a warning.
+        bool expected = r.Reason == nameof(GradientDrop.Duplicate) || r.Reason == nameof(GradientDrop.UnknownStep) && r.Step < _step;
+        _out.Log(expected ? Severity.Info : Severity.Warning, $"Shard {r.Shard} dropped a gradient of step {r.Step} micro-batch {r.MicroBatch} from {worker}: {r.Reason}");
         if (_finishing || !r.Reason.Contains("not finite", StringComparison.Ordinal) || (uint)r.Shard >= (uint)_shards.Length) return;
         // Every shard whose range holds a NaN refuses the same copy: the copies are the most any one shard refused.
         var key = (r.Step, r.MicroBatch);
@@ -773,6 +778,7 @@ public sealed partial class CoordinatorCore : IDisposable
     /// <summary>Every unit of work is applied; the run ends once the final state is here too.</summary>
     private void AllApplied()
     {
+        ReportBackups();
         if (_verified > 0)
             _out.Report($"determinism audit: {_verified} micro-batch(es) computed twice ({_verified * 100.0 / Math.Max(1, _units * _microBatches):0.#} % of the run's " +
                 $"work, --verify-fraction {_settings.VerifyFraction}); {_mismatched.Count} differed");

@@ -223,6 +223,7 @@ public sealed class ClusterNode : IAsyncDisposable
                 OnCompleted = r => node._done.TrySetResult(r),
                 OnProgress = o.OnProgress,
                 LeaseFloor = settings.LeaseFloor, LeaseStepMultiple = settings.LeaseStepMultiple, ReplicateEvery = settings.ReplicateEvery,
+                BackupMultiple = settings.BackupMultiple,
                 Mode = o.Mode,
                 CheckpointEvery = o.CheckpointEvery,
                 Resume = o.ResumeDir is not null ? FindResumePoint(o.ResumeDir, job, o.OnProgress, o.AllowUnverified, o.Mode)

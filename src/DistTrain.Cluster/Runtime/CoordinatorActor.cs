@@ -33,6 +33,9 @@ public sealed record CoordinatorSettings(int Shards, string OutDir, NodeEndpoint
     public TimeSpan LeaseFloor { get; init; } = TimeSpan.FromSeconds(1);
     /// <summary>A lease lasts this many median step times (at least LeaseFloor, at most LeaseTimeout).</summary>
     public double LeaseStepMultiple { get; init; } = 4;
+    /// <summary>Sync and local-sgd: a micro-batch held this many median micro-batch times is also handed to a worker with nothing
+    /// left of the step (BackupPolicy; disttrain.backup-multiple); 0 = never.</summary>
+    public double BackupMultiple { get; init; } = 2;
     /// <summary>Sync: keep the shards' state of every this many steps in memory (DistTrainSettings.ReplicateEvery); 0 = off.</summary>
     public long ReplicateEvery { get; init; }
     /// <summary>Faults a test injects (null in production).</summary>

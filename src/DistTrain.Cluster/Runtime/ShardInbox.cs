@@ -143,7 +143,7 @@ public sealed class ShardInbox : IFrameHandler
                 return WireDrop.Rejected;
             }
             destination = _async is { } q ? q.Reserve(header.Step, header.MicroBatch, header.Version, header.Length, out var reason)
-                : _shard.Aggregator.Reserve(header.Step, header.MicroBatch, chunkOffset, header.Length, out reason);
+                : _shard.Aggregator.Reserve(header.Step, header.MicroBatch, chunkOffset, header.Length, out reason, header.SenderId);
             if (reason == TrainingDrop.None) { _receiving[header.SenderId] = (header.Step, header.MicroBatch); return null; }
             // A copy of a chunk already kept (re-executed work, a verification copy): the computation is bit-reproducible, so
             // an equal checksum is the expected outcome and says nothing; another checksum is reported by the audit.
@@ -196,11 +196,17 @@ public sealed class ShardInbox : IFrameHandler
         {
             _receiving.Remove(header.SenderId);
             result = _async is { } q ? (q.Commit(header.Step, header.MicroBatch) ? ChunkCommit.Completed : ChunkCommit.NotFinite)
-                : _shard.Aggregator.Commit(header.Step, header.MicroBatch, ChunkOffset(header), header.Length);
-            if (_async is null && result != ChunkCommit.NotFinite && _kept.TryAdd((header.Step, header.MicroBatch, header.Offset), (header.Checksum, header.SenderId)))
-                _keptOrder.Enqueue((header.Step, header.MicroBatch, header.Offset));
+                : _shard.Aggregator.Commit(header.Step, header.MicroBatch, ChunkOffset(header), header.Length, header.SenderId);
+            if (_async is null && result != ChunkCommit.NotFinite)
+            {
+                // Two copies received side by side (a backup of a straggler): the second chunk to end is checked against the first.
+                var key = (header.Step, header.MicroBatch, header.Offset);
+                if (_kept.TryAdd(key, (header.Checksum, header.SenderId))) _keptOrder.Enqueue(key);
+                else if (_kept[key] is var kept && kept.Sender != header.SenderId && kept.Checksum != header.Checksum)
+                    _post(new CopiesDiffer(kept.Sender, header.SenderId, header.Step, header.MicroBatch, header.Offset));
+            }
         }
-        if (result == ChunkCommit.Stored) return; // more chunks of this micro-batch to come
+        if (result is ChunkCommit.Stored or ChunkCommit.Superseded) return; // more chunks to come, or another copy counted
         _post(result == ChunkCommit.Completed ? new GradientArrived(header.SenderId, header.Step, header.MicroBatch)
             : new GradientDropped(header.SenderId, header.Step, header.MicroBatch, $"gradient chunk {header.Offset}+{header.Length} is not finite (NaN or infinity)"));
     }
@@ -226,7 +232,7 @@ public sealed class ShardInbox : IFrameHandler
             lock (_gate)
             {
                 if (_async is not null) _async.Abort(header.Step, header.MicroBatch, TrainingDrop.Corrupt);
-                else _shard.Aggregator.Abort(header.Step, header.MicroBatch, ChunkOffset(header), header.Length, TrainingDrop.Corrupt);
+                else _shard.Aggregator.Abort(header.Step, header.MicroBatch, ChunkOffset(header), header.Length, TrainingDrop.Corrupt, header.SenderId);
             }
         _post(new GradientDropped(header.SenderId, header.Step, header.MicroBatch, reason.ToString()));
     }

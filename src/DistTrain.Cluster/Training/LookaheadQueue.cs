@@ -84,6 +84,19 @@ public sealed class LookaheadQueue
         return _current.Step >= 0 && _current.Step < _totalSteps && _current.TryLease(worker, now, out microBatch);
     }
 
+    /// <summary>The current step's micro-batch that another worker has held longest, at least <paramref name="after"/>
+    /// (WorkQueue.TryFindStraggler).</summary>
+    public bool TryFindStraggler(string worker, DateTime now, TimeSpan after, Func<int, bool> skip, out int microBatch)
+    {
+        microBatch = -1;
+        return _current.Step >= 0 && _current.Step < _totalSteps && _current.TryFindStraggler(worker, now, after, skip, out microBatch);
+    }
+
+    /// <summary>When (step, micro-batch) of the current or the next step was leased; null for another step.</summary>
+    public DateTime? LeasedAt(long step, int microBatch) =>
+        _nextBegun && step == _next.Step && (uint)microBatch < (uint)_next.MicroBatchCount ? _next.LeasedAt(microBatch)
+        : step == _current.Step && (uint)microBatch < (uint)_current.MicroBatchCount ? _current.LeasedAt(microBatch) : null;
+
     /// <summary>Routes a shard's acknowledgement to its step; true when it made the micro-batch done.</summary>
     public bool Acknowledge(long step, int microBatch, int shard) =>
         _nextBegun && step == _next.Step ? _next.Acknowledge(step, microBatch, shard) : _current.Acknowledge(step, microBatch, shard);

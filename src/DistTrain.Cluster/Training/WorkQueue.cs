@@ -90,6 +90,29 @@ public sealed class WorkQueue
 
     public string? HolderOf(int microBatch) => _holder[microBatch];
 
+    /// <summary>When <paramref name="microBatch"/> was last leased (kept after it is done, for timing it).</summary>
+    public DateTime LeasedAt(int microBatch) => _leasedAt[microBatch];
+
+    /// <summary>
+    /// The micro-batch, not done, that a worker other than <paramref name="worker"/> has held longest, if it has held it at
+    /// least <paramref name="after"/> and <paramref name="skip"/> does not exclude it (a copy is already out): the candidate
+    /// for a backup copy (its lease stays where it is).
+    /// </summary>
+    public bool TryFindStraggler(string worker, DateTime now, TimeSpan after, Func<int, bool> skip, out int microBatch)
+    {
+        int full = (1 << _shards) - 1;
+        microBatch = -1;
+        var longest = TimeSpan.MinValue;
+        for (int i = 0; i < _holder.Length; i++)
+        {
+            if (_shardAcks[i] == full || _holder[i] is not { } h || h == worker) continue;
+            var held = now - _leasedAt[i];
+            if (held < after || held <= longest || skip(i)) continue;
+            (microBatch, longest) = (i, held);
+        }
+        return microBatch >= 0;
+    }
+
     /// <summary>The micro-batches not done yet, each with its holder (null: not leased) and how long it has held it.</summary>
     public IEnumerable<(int MicroBatch, string? Holder, TimeSpan Held)> Pending(DateTime now)
     {

@@ -54,9 +54,12 @@ public class CoordinatorCoreTests
         public readonly List<(string Worker, WorkAssignment Work)> Computed = [];
         public readonly List<(string Worker, WorkAssignment Work)> Assigned = [];
         public readonly List<string> Reports = [];
+        public readonly List<StartTimer> Timers = [];
         public readonly HashSet<string> Left = [];
         public RunCompleted? Result;
         public DateTime Now = new(2026, 1, 1);
+        /// <summary>Workers that compute nothing until taken out again (behind a slow link): alive, registered, holding leases.</summary>
+        public readonly HashSet<string> Slow = [];
         /// <summary>How far the clock moves for each micro-batch computed.</summary>
         public TimeSpan MicroBatchTime = TimeSpan.Zero;
         private readonly int _shards;
@@ -69,13 +72,15 @@ public class CoordinatorCoreTests
         private readonly HashSet<long> _collected = [];
         public readonly List<ApplyClipped> Clipped = [];
 
-        public SimCluster(ModeOptions mode, int shards = 2, int epochs = 2, long checkpointEvery = -1, long replicateEvery = 0, double verifyFraction = 0)
+        public SimCluster(ModeOptions mode, int shards = 2, int epochs = 2, long checkpointEvery = -1, long replicateEvery = 0, double verifyFraction = 0,
+            double backupMultiple = 2)
         {
             _shards = shards;
             _async = mode.Mode == TrainingMode.Async;
             _version = new long[shards];
             for (int s = 0; s < shards; s++) _accepted.Add([]);
-            _settings = new CoordinatorSettings(shards, OutDir, NodeEndpoints.Loopback, TimeSpan.FromSeconds(30)) { Mode = mode, CheckpointEvery = checkpointEvery, ReplicateEvery = replicateEvery, VerifyFraction = verifyFraction };
+            _settings = new CoordinatorSettings(shards, OutDir, NodeEndpoints.Loopback, TimeSpan.FromSeconds(30)) { Mode = mode, CheckpointEvery = checkpointEvery, ReplicateEvery = replicateEvery, VerifyFraction = verifyFraction,
+                BackupMultiple = backupMultiple };
             for (int s = 0; s < shards; s++) _peerOf[s] = $"ps{s}";
             _epochs = epochs;
             Steps = Job(epochs).TotalSteps(Train);
@@ -104,6 +109,7 @@ public class CoordinatorCoreTests
                 if (e is Send { To: null } lost) Assert.Fail($"{lost.Message.GetType().Name} sent to nobody (a shard that was lost?)");
                 if (e is Send s) _mail.Enqueue((s.To, s.Message));
                 else if (e is Report r) Reports.Add(r.Text);
+                else if (e is StartTimer t) Timers.Add(t);
                 else if (e is Completed c) Result = c.Result;
             }
         }
@@ -235,10 +241,29 @@ public class CoordinatorCoreTests
 
         /// <summary>A worker computes its oldest assignment whose parameters exist: the step's version on every shard (barrier),
         /// at least the assignment's minimum (async).</summary>
+        /// <summary>Workers take turns (the one after the last to compute goes first), as parallel workers would; otherwise the
+        /// first worker with work ready always computes and a worker after it runs only when the first waits.</summary>
+        public bool TakeTurns;
+        private int _turn;
+
         private bool ComputeOne()
         {
-            foreach (var (id, held) in _held)
+            var order = _held.ToList();
+            if (TakeTurns) order = [.. order.Skip(_turn % Math.Max(1, order.Count)), .. order.Take(_turn % Math.Max(1, order.Count))];
+            _turn++;
+            foreach (var (id, held) in order)
             {
+                if (Slow.Contains(id)) continue;
+                // An assignment whose version the shards have passed (another copy completed its step) is dropped and new work
+                // asked for, as WorkerCore does.
+                int gone = _async ? -1 : held.FindIndex(w => _version.Any(v => v > w.Version));
+                if (gone >= 0)
+                {
+                    var stale = held[gone];
+                    held.RemoveAt(gone);
+                    Take(Core.Handle(id, new RequestWork(id, stale.Version)));
+                    return true;
+                }
                 int k = held.FindIndex(w => _async ? _version.All(v => v >= w.Version) : _version.All(v => v == w.Version));
                 if (k < 0) continue;
                 var w = held[k];
@@ -275,7 +300,7 @@ public class CoordinatorCoreTests
                 return;
             }
             if (!_accepted[s].Add(w.MicroBatch)) return; // a duplicate: the real shard drops it
-            Take(Core.Handle($"ps{s}", new GradientAccepted(s, worker, w.Step, w.MicroBatch)));
+            Take(Core.Handle($"ps{s}", new GradientAccepted(s, JobMapping.SenderIdOf(worker).ToString(), w.Step, w.MicroBatch)));
             if (_accepted[s].Count < w.MicroBatchCount) return;
             if (_clipNorm) { Take(Core.Handle($"ps{s}", new NormShare(s, _version[s], Digits(s)))); return; }
             ApplyStep(s);
@@ -391,7 +416,8 @@ public class CoordinatorCoreTests
     {
         // 4 micro-batches of 25 ms a step: the median step takes 100 ms, 4 of them are below the 1 s floor, so leases last 1 s
         // (the ceiling, 30 s here, only until two steps are timed).
-        using var sim = new SimCluster(ModeOptions.Sync) { MicroBatchTime = TimeSpan.FromMilliseconds(25) };
+        // Backup copies off: this is about the lease (AStragglingMicroBatchGetsABackupCopy... has them on).
+        using var sim = new SimCluster(ModeOptions.Sync, backupMultiple: 0) { MicroBatchTime = TimeSpan.FromMilliseconds(25) };
         sim.Join(workers: 2);
         sim.Run(until: () => sim.Computed.Count == 13);
         int before = sim.Computed.Count;
@@ -693,6 +719,71 @@ public class CoordinatorCoreTests
         var said = sim.Core.Handle("ps0", mismatch);
         Assert.Contains(said.OfType<Report>(), r => r.Text.StartsWith("determinism audit: step 3 micro-batch 1 differs between w0 (kept) and w1"));
         Assert.DoesNotContain(sim.Core.Handle("ps1", mismatch with { Shard = 1 }).OfType<Report>(), r => r.Text.StartsWith("determinism audit"));
+    }
+
+    /// <summary>
+    /// A worker that stops getting its micro-batch done (behind a slow link) is backed up: once it has held the micro-batch twice
+    /// the median micro-batch time (disttrain.backup-multiple 2; not before), a worker with nothing left of the step also gets
+    /// it; the lease stays, the first copy counts, the step completes long before the lease would run out, and the ledger is clean.
+    /// (The sim computes one micro-batch at a time, so a worker that waits its turn can be backed up earlier in the run too.)
+    /// </summary>
+    [Fact]
+    public void AStragglingMicroBatchGetsABackupCopyOnceHeldTwiceTheMedianAndTheFirstCopyCounts()
+    {
+        using var sim = new SimCluster(ModeOptions.Sync) { MicroBatchTime = TimeSpan.FromMilliseconds(25), TakeTurns = true };
+        sim.Join(workers: 2);
+        // Past BackupPolicy.MinSamples micro-batches, w1 is handed a micro-batch and from then on gets nothing done.
+        sim.Run(until: () => sim.Computed.Count > 12 && sim.Assigned[^1].Worker == "w1" && sim.Assigned[^1].Work.Step == sim.Computed[^1].Work.Step);
+        var (step, mb) = (sim.Assigned[^1].Work.Step, sim.Assigned[^1].Work.MicroBatch);
+        sim.Slow.Add("w1");
+        string ours = $"backup copy: step {step} micro-batch {mb} held by w1 for ";
+        sim.Run();
+        // w0 has done the rest of the step (quicker than twice the median) and waits with a lease ahead: the copy is not due
+        // yet, and the coordinator asked to be woken when it is.
+        Assert.DoesNotContain(sim.Reports, r => r.StartsWith(ours));
+        var due = sim.Timers.Last(t => t.Name == CoordinatorCore.BackupTimer).Period;
+        sim.Now += due - TimeSpan.FromMilliseconds(1);
+        sim.Take(sim.Core.Timer(CoordinatorCore.LeaseTimer));
+        Assert.DoesNotContain(sim.Reports, r => r.StartsWith(ours)); // a millisecond early: not yet
+        sim.Now += TimeSpan.FromMilliseconds(1);
+        sim.Take(sim.Core.Timer(CoordinatorCore.BackupTimer));
+        var pattern = new System.Text.RegularExpressions.Regex(@"^backup copy: step (\d+) micro-batch (\d+) held by (w\d) for ([0-9.]+) s \(the median micro-batch takes ([0-9.]+) s\) also goes to (w\d) \((\d+) so far\)$");
+        double Num(System.Text.RegularExpressions.Match m, int g) => double.Parse(m.Groups[g].Value, System.Globalization.CultureInfo.InvariantCulture);
+        var lines = sim.Reports.Where(r => r.StartsWith("backup copy:")).Select(r => pattern.Match(r)).ToList();
+        Assert.All(lines, m => Assert.True(m.Success));
+        Assert.All(lines, m => Assert.NotEqual(m.Groups[3].Value, m.Groups[6].Value));              // never to its holder
+        Assert.All(lines, m => Assert.True(Num(m, 4) >= 2 * Num(m, 5) - 0.0015, m.Value));         // never before 2 × the median
+        var line = Assert.Single(lines, m => m.Value.StartsWith(ours));
+        Assert.Equal("w0", line.Groups[6].Value);
+        Assert.True(Num(line, 4) <= 2 * Num(line, 5) + 0.0015, line.Value);                       // when it became due (to the printed ms)
+        sim.Run();
+        Assert.Equal(["w1", "w0"], sim.Assigned.Where(a => a.Work.Step == step && a.Work.MicroBatch == mb).Select(a => a.Worker));
+        Assert.Contains(sim.Computed, c => c.Worker == "w0" && c.Work.Step == step && c.Work.MicroBatch == mb);
+        // w1 never gets anything done again: every later micro-batch it holds is backed up the same way, and the run ends.
+        Assert.Null(sim.Result!.Error);
+        AssertLedger(sim, sim.Steps, 4);
+        Assert.DoesNotContain(sim.Reports, r => r.Contains("longer than its lease"));
+        var summary = Assert.Single(sim.Reports, r => r.StartsWith("backup copies: "));
+        int n = int.Parse(line.Groups[7].Value);
+        Assert.StartsWith($"backup copies: {n} straggling", summary);
+        Assert.EndsWith($"the backup copy completed {n} of them first", summary); // the sim's holders never finish first
+    }
+
+    /// <summary>disttrain.backup-multiple 0: a straggler waits for its lease; nothing is computed twice.</summary>
+    [Fact]
+    public void WithoutBackupCopiesAStragglerWaitsForItsLease()
+    {
+        using var sim = new SimCluster(ModeOptions.Sync, backupMultiple: 0) { MicroBatchTime = TimeSpan.FromMilliseconds(25) };
+        sim.Join(workers: 2);
+        sim.Run(until: () => sim.Computed.Count == 13);
+        sim.Slow.Add("w1");
+        sim.Run();
+        int assigned = sim.Assigned.Count;
+        sim.Now += TimeSpan.FromMilliseconds(900);
+        sim.Take(sim.Core.Timer(CoordinatorCore.LeaseTimer));
+        sim.Run();
+        Assert.Equal(assigned, sim.Assigned.Count);
+        Assert.DoesNotContain(sim.Reports, r => r.StartsWith("backup cop"));
     }
 
     /// <summary>Which micro-batches are verified is a function of (seed, step, micro-batch): the same on every run, about F of them.</summary>

@@ -270,4 +270,72 @@ public class StepAggregatorTests
         Assert.Equal(ChunkCommit.Completed, agg.FoldInOrder(1, 2, g[0]));
         Assert.Equal(InOrderSum([g[1], g[2], g[0]]), agg.Sum.ToArray());
     }
+
+    /// <summary>
+    /// A backup copy (another sender) is received beside a straggler's copy whose chunk is still arriving: the first copy to
+    /// cover the range counts and completes the micro-batch; the other's chunks end as Superseded, even after the step is
+    /// over, and the slot they write into is not handed to anyone until they end (written after Begin, it changes nothing).
+    /// </summary>
+    [Fact]
+    public void TheFirstCopyToArriveWholeCountsAndALosersSlotIsKeptUntilItsReceiveEnds()
+    {
+        var g = Gradients(2, 10, 7);
+        var agg = new StepAggregator(10, 2);
+        agg.Begin(0, 2);
+        Assert.Equal(GradientDrop.None, agg.Accept(0, 0, g[0], sender: 1));
+        // The straggler (sender 2) has begun micro-batch 1: half committed, the other half still arriving.
+        g[1].AsSpan(0, 5).CopyTo(agg.Reserve(0, 1, 0, 5, out var r, sender: 2));
+        Assert.Equal(ChunkCommit.Stored, agg.Commit(0, 1, 0, 5, sender: 2));
+        var slow = agg.Reserve(0, 1, 5, 5, out r, sender: 2);
+        Assert.Equal(GradientDrop.None, r);
+        // The backup (sender 3) sends the whole micro-batch in two chunks, overlapping the straggler's: accepted beside it.
+        g[1].AsSpan(5, 5).CopyTo(agg.Reserve(0, 1, 5, 5, out r, sender: 3));
+        Assert.Equal(GradientDrop.None, r);
+        Assert.Equal(ChunkCommit.Stored, agg.Commit(0, 1, 5, 5, sender: 3));
+        agg.Reserve(0, 1, 6, 2, out r, sender: 4);
+        Assert.Equal(GradientDrop.Duplicate, r);                     // a third copy while two arrive
+        g[1].AsSpan(0, 5).CopyTo(agg.Reserve(0, 1, 0, 5, out r, sender: 3));
+        Assert.Equal(ChunkCommit.Completed, agg.Commit(0, 1, 0, 5, sender: 3));
+        Assert.True(agg.IsComplete);
+        Assert.Equal(InOrderSum(g).Select(BitConverter.SingleToInt32Bits), agg.Sum.ToArray().Select(BitConverter.SingleToInt32Bits));
+        agg.Reserve(0, 1, 5, 5, out r, sender: 2);
+        Assert.Equal(GradientDrop.Duplicate, r);                     // arrived: no more copies
+
+        // The next step reuses slots, but not the one the straggler's last chunk still writes into.
+        var h = Gradients(2, 10, 8);
+        agg.Begin(1, 2);
+        var a0 = agg.Reserve(1, 0, 10, out _, sender: 1);
+        var a1 = agg.Reserve(1, 1, 10, out _, sender: 1);
+        h[0].CopyTo(a0);
+        h[1].CopyTo(a1);
+        slow.Fill(float.NaN);                                         // the straggler's chunk lands late, into its own slot
+        Assert.Equal(ChunkCommit.Superseded, agg.Commit(0, 1, 5, 5, sender: 2));
+        Assert.True(agg.Commit(1, 0, sender: 1));
+        Assert.True(agg.Commit(1, 1, sender: 1));
+        Assert.Equal(InOrderSum(h).Select(BitConverter.SingleToInt32Bits), agg.Sum.ToArray().Select(BitConverter.SingleToInt32Bits));
+        // Its slot is free again now: two more steps run without new slots beyond the three used so far.
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        for (long step = 2; step < 4; step++) { agg.Begin(step, 2); agg.Accept(step, 1, h[1], 5); agg.Accept(step, 0, h[0], 6); }
+        Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
+    }
+
+    /// <summary>A copy whose chunks all failed is forgotten, so another sender's copy can take its place; a commit of a chunk
+    /// never reserved by that sender is a bug and throws.</summary>
+    [Fact]
+    public void AnAbortedCopyMakesRoomAndCommitsNeedTheirSendersReservation()
+    {
+        var g = Gradients(1, 6, 9);
+        var agg = new StepAggregator(6, 1);
+        agg.Begin(0, 1);
+        agg.Reserve(0, 0, 0, 3, out _, sender: 1);
+        agg.Reserve(0, 0, 0, 6, out _, sender: 2);
+        Assert.Throws<InvalidOperationException>(() => agg.Commit(0, 0, 0, 3, sender: 2));
+        agg.Abort(0, 0, 0, 3, GradientDrop.Corrupt, sender: 1);
+        g[0].CopyTo(agg.Reserve(0, 0, 0, 6, out var r, sender: 3));   // sender 1's copy is gone: room for a second copy
+        Assert.Equal(GradientDrop.None, r);
+        Assert.Equal(ChunkCommit.Completed, agg.Commit(0, 0, 0, 6, sender: 3));
+        Assert.Equal(ChunkCommit.Superseded, agg.Commit(0, 0, 0, 6, sender: 2));
+        Assert.Equal(g[0], agg.Sum.ToArray());
+        Assert.Equal(1, agg.Dropped(GradientDrop.Corrupt));
+    }
 }

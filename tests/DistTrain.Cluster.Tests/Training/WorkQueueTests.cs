@@ -51,4 +51,24 @@ public class WorkQueueTests
         Assert.Equal("fast", q.HolderOf(0));
         Assert.Equal(1, q.Requeued);
     }
+
+    [Fact]
+    public void TheStragglerIsTheMicroBatchAnotherWorkerHasHeldLongestAtLeastTheGivenTime()
+    {
+        var q = new WorkQueue(shards: 1, TimeSpan.FromSeconds(30));
+        q.Begin(0, 4);
+        q.TryLease("a", T0, out _);                          // 0: a since T0
+        q.TryLease("b", T0.AddMilliseconds(10), out _);      // 1: b since 10 ms
+        q.TryLease("b", T0.AddMilliseconds(20), out _);      // 2: b since 20 ms
+        q.Acknowledge(0, 0, 0);                              // 0 done
+        var now = T0.AddMilliseconds(100);
+        static bool None(int _) => false;
+        Assert.True(q.TryFindStraggler("a", now, TimeSpan.FromMilliseconds(50), None, out int mb));
+        Assert.Equal(1, mb);                                 // held 90 ms, longer than 2's 80 ms; 0 is done, 3 not leased
+        Assert.True(q.TryFindStraggler("a", now, TimeSpan.FromMilliseconds(50), m => m == 1, out mb));
+        Assert.Equal(2, mb);                                 // 1 already has its copy
+        Assert.False(q.TryFindStraggler("a", now, TimeSpan.FromMilliseconds(85), m => m == 1, out _)); // 2 held 80 ms only
+        Assert.False(q.TryFindStraggler("b", now, TimeSpan.Zero, None, out _)); // never a copy of one's own work
+        Assert.Equal("b", q.HolderOf(1));                    // finding it leaves the lease where it is
+    }
 }
