@@ -222,7 +222,10 @@ public sealed partial class CoordinatorCore
         private bool TryVerify(string id, string peer)
         {
             _toVerify.RemoveAll(v => v.Step < c._step);
-            int k = _toVerify.FindIndex(v => v.Step == c._step && v.First != id);
+            // A worker the audit found in a disagreement is checked by workers it has not been compared with yet: between two
+            // workers alone the audit cannot tell which one is faulty, and a third decides it (MaybeExclude).
+            int k = _toVerify.FindIndex(v => v.Step == c._step && v.First != id && c.Unrefereed(v.First, id));
+            if (k < 0) k = _toVerify.FindIndex(v => v.Step == c._step && v.First != id);
             if (k < 0) return false;
             var (step, mb, _) = _toVerify[k];
             _toVerify.RemoveAt(k);
