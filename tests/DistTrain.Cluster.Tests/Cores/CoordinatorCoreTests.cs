@@ -813,6 +813,41 @@ public class CoordinatorCoreTests
         AssertLedger(sim, sim.Steps, 4);
     }
 
+    /// <summary>A worker that was backed up lately (w2, behind a slow link) computes no backup copies for others for a while:
+    /// when w0 straggles next, the copy goes to w1 even when w2 is idle too.</summary>
+    [Fact]
+    public void AWorkerThatWasBackedUpLatelyGetsNoBackupCopies()
+    {
+        using var sim = new SimCluster(ModeOptions.Sync, epochs: 4) { MicroBatchTime = TimeSpan.FromMilliseconds(25), TakeTurns = true };
+        sim.Join(workers: 3);
+        sim.Run(until: () => sim.Computed.Count > 12);
+        void UntilBackupOf(string holder)
+        {
+            for (int i = 0; i < 400 && sim.Result is null && !sim.Reports.Any(r => r.Contains($" held by {holder} for ")); i++)
+            {
+                sim.Run(until: () => sim.Reports.Any(r => r.Contains($" held by {holder} for ")));
+                sim.Now += TimeSpan.FromMilliseconds(5);
+                sim.Take(sim.Core.Timer(CoordinatorCore.BackupTimer));
+            }
+        }
+        sim.Slow.Add("w2");
+        UntilBackupOf("w2");
+        Assert.Contains(sim.Reports, r => r.Contains(" held by w2 for "));
+        // All three keep what they hold and stop; long enough later every held micro-batch is due for a copy (not yet for
+        // the lease). w2 asks first: none for it; then w1: one.
+        sim.Slow.Clear();
+        int done = sim.Computed.Count;
+        sim.Run(until: () => sim.Computed.Count == done + 3);
+        sim.Slow.UnionWith(["w0", "w1", "w2"]);
+        sim.Run();
+        sim.Now += TimeSpan.FromMilliseconds(500);
+        int said = sim.Reports.Count;
+        sim.WorkerAsks("w2");
+        Assert.DoesNotContain(sim.Reports.Skip(said), r => r.StartsWith("backup copy") && r.Contains("also goes to w2"));
+        sim.WorkerAsks("w1");
+        Assert.Contains(sim.Reports.Skip(said), r => r.StartsWith("backup copy") && r.Contains("also goes to w1"));
+    }
+
     /// <summary>disttrain.backup-multiple 0: a straggler waits for its lease; nothing is computed twice.</summary>
     [Fact]
     public void WithoutBackupCopiesAStragglerWaitsForItsLease()
