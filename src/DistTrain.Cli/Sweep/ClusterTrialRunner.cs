@@ -30,6 +30,8 @@ public sealed class ClusterTrialRunner : ITrialRunner, IAsyncDisposable
     public static async Task<ClusterTrialRunner> StartAsync(TrialSettings settings, SweepMetric metric, string environment, ClusterOverrides overrides,
         long maxTrialBytes, Action<string> say)
     {
+        // Runners check their copy of the data against this one, as workers check the coordinator's.
+        var fingerprint = settings.Dataset is null ? "" : DistTrain.Data.DatasetOps.Fingerprint(DistTrain.Data.Sources.DatasetSpec.Parse(settings.Dataset).Load().Train);
         var node = ClusterNode.Start(new NodeOptions
         {
             Roles = ["sweep"], Environment = environment,
@@ -37,7 +39,7 @@ public sealed class ClusterTrialRunner : ITrialRunner, IAsyncDisposable
         });
         try { await node.WaitUntilUp().ConfigureAwait(false); }
         catch { await node.DisposeAsync().ConfigureAwait(false); throw; }
-        var dispatcher = node.System.ActorOf(TrialDispatcherActor.Props(metric, maxTrialBytes, say), "sweep");
+        var dispatcher = node.System.ActorOf(TrialDispatcherActor.Props(metric, maxTrialBytes, say, fingerprint), "sweep");
         return new ClusterTrialRunner(node, dispatcher, settings);
     }
 

@@ -52,9 +52,11 @@ public sealed class TrialDispatcherActor : ReceiveActor
         public int Lines;
     }
 
-    public TrialDispatcherActor(SweepMetric metric, long maxBytes, Action<string> say)
+    readonly string _fingerprint;
+
+    public TrialDispatcherActor(SweepMetric metric, long maxBytes, Action<string> say, string trainFingerprint)
     {
-        (_metric, _maxBytes, _say) = (metric, maxBytes, say);
+        (_metric, _maxBytes, _say, _fingerprint) = (metric, maxBytes, say, trainFingerprint);
         _gate = new MessageGate(Context, "sweep");
         Receive<Submit>(s =>
         {
@@ -81,18 +83,30 @@ public sealed class TrialDispatcherActor : ReceiveActor
         Receive<TrialFinished>(m => { if (FromRunner(m) && Holding(m.Attempt) is { } r) OnFinished(r, m); });
         Receive<ClusterEvent.UnreachableMember>(e => { if (e.Member.HasRole("trial")) OnLost(e.Member.Address.ToString(), "is unreachable"); });
         Receive<ClusterEvent.MemberRemoved>(e => { if (e.Member.HasRole("trial")) OnLost(e.Member.Address.ToString(), "left the cluster"); });
+        // The runner's process died (its connection closed): seconds before the failure detector calls it unreachable. A live
+        // runner that only lost its connection loses its attempt too (it is run again; its late result is ignored).
+        Receive<Akka.Remote.DisassociatedEvent>(e =>
+        {
+            var runner = e.RemoteAddress.ToString();
+            if (_receiving.Values.Any(r => r.Assignment.Runner == runner)) OnLost(runner, "disconnected");
+        });
         Receive<ClusterEvent.IClusterDomainEvent>(_ => { });
     }
 
-    public static Props Props(SweepMetric metric, long maxBytes, Action<string> say) =>
-        Akka.Actor.Props.Create(() => new TrialDispatcherActor(metric, maxBytes, say));
+    /// <param name="trainFingerprint">The training split's fingerprint that runners check their copy against ("" = none).</param>
+    public static Props Props(SweepMetric metric, long maxBytes, Action<string> say, string trainFingerprint = "") =>
+        Akka.Actor.Props.Create(() => new TrialDispatcherActor(metric, maxBytes, say, trainFingerprint));
 
-    protected override void PreStart() =>
+    protected override void PreStart()
+    {
         _cluster.Subscribe(Self, ClusterEvent.SubscriptionInitialStateMode.InitialStateAsEvents, typeof(ClusterEvent.UnreachableMember), typeof(ClusterEvent.MemberRemoved));
+        Context.System.EventStream.Subscribe(Self, typeof(Akka.Remote.DisassociatedEvent));
+    }
 
     protected override void PostStop()
     {
         _cluster.Unsubscribe(Self);
+        Context.System.EventStream.Unsubscribe(Self);
         foreach (var r in _receiving.Values) Close(r);
         foreach (var tcs in _wanted.Values) tcs.TrySetResult(TrialOutcome.Failed("the sweep's cluster node stopped", null, 0));
     }
@@ -138,7 +152,7 @@ public sealed class TrialDispatcherActor : ReceiveActor
             log.WriteLine($"# trial runner {Name(a.Runner)}, attempt {a.Attempt}" + (a.Trial.Lost > 0 ? $" ({a.Trial.Lost} runner(s) lost before)" : ""));
             log.Flush();
             _receiving[a.Attempt] = new Receiving(a, log);
-            _runners[a.Runner].Tell(new TrialRequest(a.Attempt, run.Trial, run.Rung, a.Trial.Arguments, _maxBytes, WireProtocol.Version));
+            _runners[a.Runner].Tell(new TrialRequest(a.Attempt, run.Trial, run.Rung, a.Trial.Arguments, _maxBytes, WireProtocol.Version, _fingerprint));
         }
         if (_queue.Waiting > 0 && _runners.Count == 0 && _wanted.Count == _queue.Waiting)
             _log.Info("{0} trials wait for a trial runner", _queue.Waiting);
@@ -222,6 +236,9 @@ public sealed class TrialDispatcherActor : ReceiveActor
 
     void OnLost(string runner, string how)
     {
+        // Down it now rather than after the split-brain resolver's stable-after: an unreachable member holds up the cluster's
+        // convergence (the sweep's own leave at the end waited on it). A runner that was only cut off exits and can be restarted.
+        if (how != "left the cluster") _cluster.Down(Address.Parse(runner));
         if (!_runners.Remove(runner)) return;
         var held = _receiving.Values.FirstOrDefault(r => r.Assignment.Runner == runner);
         var (requeued, givenUp) = _queue.Lost(runner);

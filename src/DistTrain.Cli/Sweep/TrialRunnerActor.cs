@@ -125,6 +125,13 @@ public sealed class TrialRunnerActor : ReceiveActor, IWithTimers
             Sender.Tell(new RunnerReady(_self, WireProtocol.Version));
             return;
         }
+        if (DatasetProblem(r) is { } mismatch)
+        {
+            _log.Warning("trial runner refused trial {0} (attempt {1}): {2}", r.Trial, r.Attempt, mismatch);
+            Sender.Tell(new TrialRefused(r.Attempt, mismatch));
+            Sender.Tell(new RunnerReady(_self, WireProtocol.Version));
+            return;
+        }
         if (Directory.Exists(dir)) Directory.Delete(dir, recursive: true);
         Directory.CreateDirectory(dir);
         var psi = new ProcessStartInfo(_disttrain[0]) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
@@ -150,6 +157,32 @@ public sealed class TrialRunnerActor : ReceiveActor, IWithTimers
         // WaitForExit() after the exit returns once both streams are drained, so every Line is in the mailbox before Exited.
         Task.Run(async () => { await p.WaitForExitAsync().ConfigureAwait(false); p.WaitForExit(); return new Exited(attempt, p.ExitCode); }).PipeTo(self);
         Timers.StartPeriodicTimer("flush", new Flush(), TimeSpan.FromMilliseconds(500));
+    }
+
+    readonly Dictionary<string, string> _fingerprints = new(StringComparer.Ordinal);
+
+    /// <summary>
+    /// Null when this machine's copy of the request's dataset is the sweep's (same SHA-256 fingerprint of the training split,
+    /// as a worker checks the coordinator's), or nothing is to be checked; else why not. Each dataset is read once.
+    /// </summary>
+    string? DatasetProblem(TrialRequest r)
+    {
+        if (r.TrainFingerprint.Length == 0) return null;
+        int at = Array.IndexOf(r.Arguments, "--dataset");
+        if (at < 0 || at + 1 >= r.Arguments.Length) return null;
+        var spec = r.Arguments[at + 1];
+        if (!_fingerprints.TryGetValue(spec, out var here))
+        {
+            try { here = DistTrain.Data.DatasetOps.Fingerprint(DistTrain.Data.Sources.DatasetSpec.Parse(spec).Load().Train); }
+            catch (Exception e) when (e is ArgumentException or IOException or DistTrain.Data.DataException or UnauthorizedAccessException)
+            {
+                return $"this runner cannot read the dataset '{spec}': {e.Message}";
+            }
+            _fingerprints[spec] = here;
+        }
+        return here == r.TrainFingerprint ? null
+            : $"this runner's copy of the dataset '{spec}' differs from the sweep's (training split fingerprint {here} here, {r.TrainFingerprint} at the sweep); " +
+              $"give every machine the same files (`disttrain data check --dataset {spec}` prints the fingerprint)";
     }
 
     void OnLine(Line l)

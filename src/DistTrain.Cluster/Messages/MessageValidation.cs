@@ -101,6 +101,7 @@ public static class MessageValidation
             case SweepMessages.RunnerReady m: c.Text(m.RunnerId, "RunnerId"); break;
             case SweepMessages.TrialRequest m:
                 c.AtLeast(m.Attempt, 1, "Attempt"); c.AtLeast(m.Trial, 0, "Trial"); c.AtLeast(m.Rung, 0, "Rung"); c.AtLeast(m.MaxResultBytes, 0, "MaxResultBytes");
+                c.Text(m.TrainFingerprint, "TrainFingerprint");
                 if (c.NotNull(m.Arguments, "Arguments"))
                     foreach (var a in m.Arguments) c.Text(a, "Arguments[]");
                 break;

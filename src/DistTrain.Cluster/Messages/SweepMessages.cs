@@ -15,9 +15,11 @@ public static class SweepMessages
     /// <summary>
     /// Sweep → runner: train attempt <paramref name="Attempt"/> of trial <paramref name="Trial"/> (rung <paramref name="Rung"/>) with
     /// these `disttrain train` arguments (options only; the runner adds --threads 1 and its own --out), and send back at most
-    /// <paramref name="MaxResultBytes"/> bytes of its run folder.
+    /// <paramref name="MaxResultBytes"/> bytes of its run folder. <paramref name="TrainFingerprint"/>: the SHA-256 fingerprint of the
+    /// training split at the sweep (DatasetOps.Fingerprint); a runner whose copy differs refuses (empty: not checked).
     /// </summary>
-    public sealed record TrialRequest(long Attempt, int Trial, int Rung, string[] Arguments, long MaxResultBytes, int ProtocolVersion) : IDistTrainMessage;
+    public sealed record TrialRequest(long Attempt, int Trial, int Rung, string[] Arguments, long MaxResultBytes, int ProtocolVersion,
+        string TrainFingerprint = "") : IDistTrainMessage;
 
     /// <summary>Runner → sweep: the request was not run, and why (an option that is not a train option, busy, another version).</summary>
     public sealed record TrialRefused(long Attempt, string Reason) : IDistTrainMessage;

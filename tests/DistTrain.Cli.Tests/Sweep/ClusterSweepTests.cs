@@ -57,7 +57,9 @@ public sealed class ClusterSweepTests(ITestOutputHelper output) : IDisposable
         return p;
     }
 
-    void Log(string line) { try { output.WriteLine(line); } catch (InvalidOperationException) { } }
+    readonly Stopwatch _clock = Stopwatch.StartNew();
+
+    void Log(string line) { try { output.WriteLine($"{_clock.Elapsed.TotalSeconds,6:F1} {line}"); } catch (InvalidOperationException) { } }
 
     sealed record Row(int Trial, int Rung, double Metric, string Dir, string? Runner);
 
@@ -117,44 +119,48 @@ public sealed class ClusterSweepTests(ITestOutputHelper output) : IDisposable
     }
 
     [Fact]
-    public void A_runner_killed_mid_trial_has_its_trial_rerun_on_the_other_runner_with_the_same_result()
+    public async Task A_runner_killed_mid_trial_has_its_trial_rerun_on_the_other_runner_with_the_same_result()
     {
         int port = FreePort();
-        Process? victim = null;
-        var killed = new TaskCompletionSource<string>(TaskCreationOptions.RunContinuationsAsynchronously);
-        Process a = null!;
-        a = Runner(port, "a", line =>
+        // One trial, two runners: whichever gets it is killed with its child `disttrain train` just after starting it, as a
+        // machine that dies; the other must train it again.
+        var killed = new TaskCompletionSource<(string Line, int Runner)>(TaskCreationOptions.RunContinuationsAsynchronously);
+        var runners = new Process[2];
+        for (int i = 0; i < 2; i++)
         {
-            // The child `disttrain train` has just started: kill the runner with its child, as a machine that dies.
-            if (line.Contains("): started") && killed.TrySetResult(line)) { victim = a; a.Kill(entireProcessTree: true); }
-        });
-        var b = Runner(port, "b");
+            int me = i;
+            runners[i] = Runner(port, $"r{i}", line =>
+            {
+                if (line.Contains("): started") && killed.TrySetResult((line, me))) runners[me].Kill(entireProcessTree: true);
+            });
+        }
         var outDir = Path.Combine(_dir, "killed");
-        var (code, so, se) = CliRunner.Run("sweep", "lr=0.01,0.05", "batch=20", "optimizer=adam", "--model", "quadrant", "--dataset", Data, "--strategy", "grid",
+        Log("sweep starts");
+        var (code, so, se) = CliRunner.Run("sweep", "lr=0.05", "batch=20", "optimizer=adam", "--model", "quadrant", "--dataset", Data, "--strategy", "grid",
             "--unit", "steps", "--budget", "12", "--metric", "test_loss", "--cluster-port", port.ToString(), "--runners", "2", "--out", outDir);
         Log(so + se);
         Assert.True(code == 0, se + so);
-        Assert.True(killed.Task.IsCompleted, "runner a never started a trial");
-        var line = killed.Task.Result;
-        int trial = int.Parse(line[(line.IndexOf("trial ", StringComparison.Ordinal) + 6)..].Split(' ')[0]);
+        Assert.True(killed.Task.IsCompleted, "no runner started the trial");
+        var (line, victim) = await killed.Task;
+        Assert.StartsWith("trial 0 rung 0 (attempt 1): started", line);
 
-        var rows = Rows(outDir);
-        Assert.Equal([0, 1], rows.Select(r => r.Trial));
-        var rerun = rows.Single(r => r.Trial == trial);
-        var bName = rows.Single(r => r.Trial != trial).Runner;
-        Assert.Equal(bName, rerun.Runner); // the survivor ran both
-        Assert.Matches(@"trial runner 127\.0\.0\.1:\d+ (is unreachable|left the cluster); trial " + trial + " rung 0 goes to another runner", so);
+        var rerun = Assert.Single(Rows(outDir));
+        Assert.Matches(@"trial runner 127\.0\.0\.1:\d+ (disconnected|is unreachable|left the cluster); trial 0 rung 0 goes to another runner", so);
         Assert.Contains("(1 runner(s) lost before)", File.ReadAllText(Path.Combine(rerun.Dir, "train.log")));
+        Assert.Contains($"# trial runner {rerun.Runner}, attempt 2 ", File.ReadAllText(Path.Combine(rerun.Dir, "train.log")));
 
         // Its result is what one plain `disttrain train` of its configuration gives in this process.
+        Log("fresh train starts");
         var fresh = Path.Combine(_dir, "fresh");
-        var (tc, to, te) = CliRunner.Run("train", "--model", "quadrant", "--dataset", Data, "--lr", trial == 0 ? "0.01" : "0.05", "--batch-size", "20",
+        var (tc, to, te) = CliRunner.Run("train", "--model", "quadrant", "--dataset", Data, "--lr", "0.05", "--batch-size", "20",
             "--optimizer", "adam", "--seed", "1", "--max-steps", "12", "--epochs", "1000000", "--checkpoint-every", "-1", "--out", fresh);
         Assert.True(tc == 0, te + to);
         Assert.True(Model(fresh).AsSpan().SequenceEqual(Model(rerun.Dir)), "the rerun trial's model differs from a plain train run");
-        WaitExit(b, "runner b");
+        Assert.Equal(File.ReadLines(Path.Combine(fresh, "metrics.jsonl")).Select(l => JsonDocument.Parse(l).RootElement)
+            .Last(r => r.GetProperty("kind").GetString() == "epoch").GetProperty("test_loss").GetDouble(), rerun.Metric);
+        var b = runners[1 - victim];
+        WaitExit(b, "the surviving runner");
         Assert.Equal(0, b.ExitCode);
-        Assert.NotNull(victim);
     }
 
     /// <summary>Collects what the runner answers (TrialRefused, TrialLog, ...).</summary>
@@ -197,15 +203,21 @@ public sealed class ClusterSweepTests(ITestOutputHelper output) : IDisposable
         };
         for (int i = 0; i < bad.Length; i++)
             sweep.System.ActorSelection(runnerPath).Tell(new TrialRequest(10 + i, 0, 0, bad[i].Args, 1 << 20, WireProtocol.Version), sweepInbox);
+        // A well-formed request whose dataset is not the runner's copy (another fingerprint of the training split).
+        var other = DistTrain.Data.DatasetOps.Fingerprint(DistTrain.Data.Sources.DatasetSpec.Parse(Data.Replace("seed=2", "seed=3")).Load().Train);
+        sweep.System.ActorSelection(runnerPath).Tell(new TrialRequest(9, 0, 0, good, 1 << 20, WireProtocol.Version, other), sweepInbox);
 
         var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(20);
-        while (fromSweep.OfType<TrialRefused>().Count() < bad.Length && DateTime.UtcNow < deadline) await Task.Delay(50);
+        while (fromSweep.OfType<TrialRefused>().Count() < bad.Length + 1 && DateTime.UtcNow < deadline) await Task.Delay(50);
         var refused = fromSweep.OfType<TrialRefused>().ToDictionary(r => r.Attempt, r => r.Reason);
         for (int i = 0; i < bad.Length; i++)
         {
             Assert.True(refused.TryGetValue(10 + i, out var why), $"request {i} got no refusal");
             Assert.Contains(bad[i].Says, why);
         }
+        Assert.True(refused.TryGetValue(9, out var data), "the request with another dataset got no refusal");
+        Assert.Contains($"this runner's copy of the dataset '{Data}' differs from the sweep's", data);
+        Assert.Contains(other, data);
         // The stranger's well-formed request was dropped at the door: counted, never answered, nothing started.
         while (ControlRefusals.Of(RefusalReason.NotMember) == notMember && DateTime.UtcNow < deadline) await Task.Delay(50);
         Assert.True(ControlRefusals.Of(RefusalReason.NotMember) > notMember, "the stranger's request was not refused as from a non-member");
