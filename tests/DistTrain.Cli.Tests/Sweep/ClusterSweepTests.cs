@@ -44,9 +44,13 @@ public sealed class ClusterSweepTests(ITestOutputHelper output) : IDisposable
         return port;
     }
 
-    Process Runner(int seedPort, string name, Action<string>? onLine = null)
+    Process Runner(int seedPort, string name, Action<string>? onLine = null) =>
+        Start(["node", "--roles", "trial", "--seed-nodes", $"akka.tcp://disttrain@127.0.0.1:{seedPort}"], name, onLine);
+
+    /// <summary>`disttrain ARGS` as a process of its own, its output logged (and handed to <paramref name="onLine"/>).</summary>
+    Process Start(string[] args, string name, Action<string>? onLine = null)
     {
-        var psi = new ProcessStartInfo("dotnet", ["exec", MultiProcessClusterTests.Dll(), "node", "--roles", "trial", "--seed-nodes", $"akka.tcp://disttrain@127.0.0.1:{seedPort}"])
+        var psi = new ProcessStartInfo("dotnet", ["exec", MultiProcessClusterTests.Dll(), .. args])
         { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
         var p = Process.Start(psi)!;
         p.OutputDataReceived += (_, e) => { if (e.Data is not null) { Log($"[{name}] {e.Data}"); onLine?.Invoke(e.Data); } };
@@ -70,9 +74,9 @@ public sealed class ClusterSweepTests(ITestOutputHelper output) : IDisposable
 
     static byte[] Model(string runDir) => File.ReadAllBytes(Path.Combine(runDir, "model.safetensors"));
 
-    static void WaitExit(Process p, string name)
+    static void WaitExit(Process p, string name, int ms = 20_000)
     {
-        Assert.True(p.WaitForExit(20_000), $"{name} did not exit after the sweep");
+        Assert.True(p.WaitForExit(ms), $"{name} did not exit");
         p.WaitForExit();
     }
 
@@ -82,15 +86,20 @@ public sealed class ClusterSweepTests(ITestOutputHelper output) : IDisposable
         string[] sweep = ["sweep", "lr=log:1e-3..3e-1", "batch=20", "optimizer=adam", "--model", "quadrant", "--dataset", Data, "--strategy", "random",
             "--trials", "2", "--unit", "steps", "--budget", "12", "--halving", "6", "--eta", "2", "--metric", "test_loss", "--seed", "3"];
         int port = FreePort();
-        // The runners start (and wait for the sweep's node) while the local sweep runs.
+        // The cluster sweep and its runners are processes, started first: their start and join overlap the local sweep here.
+        var cluster = Path.Combine(_dir, "cluster");
+        var clusterOut = new System.Text.StringBuilder();
+        var sweeper = Start([.. sweep, "--cluster-port", port.ToString(), "--runners", "2", "--out", cluster], "sweep", l => { lock (clusterOut) clusterOut.AppendLine(l); });
         var runners = new[] { Runner(port, "r1"), Runner(port, "r2") };
         var local = Path.Combine(_dir, "local");
+        Log("local sweep starts");
         var (lc, lo, le) = CliRunner.Run([.. sweep, "--parallel", "2", "--out", local, "--disttrain", MultiProcessClusterTests.Dll()]);
         Assert.True(lc == 0, le + lo);
-        var cluster = Path.Combine(_dir, "cluster");
-        var (cc, co, ce) = CliRunner.Run([.. sweep, "--cluster-port", port.ToString(), "--runners", "2", "--out", cluster]);
-        Log(co + ce);
-        Assert.True(cc == 0, ce + co);
+        Log("local sweep ended");
+        WaitExit(sweeper, "the cluster sweep", 120_000);
+        string co;
+        lock (clusterOut) co = clusterOut.ToString();
+        Assert.True(sweeper.ExitCode == 0, co);
 
         // 2 trials × 6 steps, the better × 12: the same runs, metrics and model bytes, wherever each ran.
         var (l, c) = (Rows(local), Rows(cluster));
