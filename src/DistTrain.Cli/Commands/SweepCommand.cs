@@ -94,13 +94,14 @@ public sealed class SweepCommand : ICommandFactory
             var overrides = new DistTrain.Cluster.Configuration.ClusterOverrides { Port = port, Hostname = r.GetValue(hostname) }
                 .Over(SecurityOptions.Overrides(r, tlsCert, tlsCa, insecure));
             return RunOnCluster(outDir, command, modelName, search, plan, sweepMetric, inFlight, settings, space, r.GetValue(config)!, overrides,
-                r.GetValue(maxBytes), expected);
+                r.GetValue(maxBytes), expected, plan.Halving && !r.GetValue(restart) ? settings.CanContinue : null);
         }));
         return cmd;
     }
 
     static int RunOnCluster(string outDir, string command, string modelName, ISearchStrategy search, HalvingPlan plan, SweepMetric metric, int parallel,
-        TrialSettings settings, SearchSpace space, string env, DistTrain.Cluster.Configuration.ClusterOverrides overrides, long maxBytes, int expected)
+        TrialSettings settings, SearchSpace space, string env, DistTrain.Cluster.Configuration.ClusterOverrides overrides, long maxBytes, int expected,
+        Func<TrialRun, long, bool>? canContinue)
     {
         var cluster = ClusterTrialRunner.StartAsync(settings, metric, env, overrides, maxBytes, line => Console.WriteLine(line)).GetAwaiter().GetResult();
         try
@@ -113,8 +114,8 @@ public sealed class SweepCommand : ICommandFactory
             {
                 Cluster = $"trial runners of the cluster at {cluster.Address} ({expected} expected at the start)",
             };
-            // Promoted trials train again from step 0 on whichever runner is idle (same result, TrainArguments.Options).
-            return Run(outDir, description, search, cluster, Console.Out, canContinue: null);
+            // A promoted trial continues on whichever runner is idle from the checkpoint its previous rung sent back.
+            return Run(outDir, description, search, cluster, Console.Out, canContinue);
         }
         finally { cluster.DisposeAsync().AsTask().GetAwaiter().GetResult(); }
     }

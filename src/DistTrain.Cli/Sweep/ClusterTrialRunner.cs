@@ -48,9 +48,9 @@ public sealed class ClusterTrialRunner : ITrialRunner, IAsyncDisposable
 
     public async Task<TrialOutcome> RunAsync(TrialRun run, CancellationToken cancel)
     {
-        // Promoted trials train again from step 0 here (no --resume: the checkpoint is on another machine); the result is the same.
+        // A promoted trial's --resume is added by the dispatcher, which sends the previous rung's checkpoint ahead of it.
         var args = TrainArguments.Options(run, _settings);
-        args.AddRange(["--checkpoint-every", "-1"]);
+        args.AddRange(["--checkpoint-every", TrainArguments.CheckpointEvery(run, _settings)]);
         var done = new TaskCompletionSource<TrialOutcome>(TaskCreationOptions.RunContinuationsAsynchronously);
         _dispatcher.Tell(new TrialDispatcherActor.Submit(run, args.ToArray(), done));
         await using var reg = cancel.Register(() => _dispatcher.Tell(new TrialDispatcherActor.Withdraw(run)));

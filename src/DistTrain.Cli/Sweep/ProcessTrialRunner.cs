@@ -69,10 +69,13 @@ public static class TrainArguments
         if (run.ResumeFrom is not null) args.AddRange(["--resume", run.ResumeFrom]);
         // One compute thread per trial (trials are the parallelism). The final model is kept; a checkpoint only at the end
         // of a run a promotion may continue from (a steps budget is a multiple of itself; an epochs budget ends an epoch).
-        var every = !run.Checkpoint ? "-1" : s.Unit == BudgetUnit.Steps ? run.Budget.ToString(System.Globalization.CultureInfo.InvariantCulture) : "0";
-        args.AddRange(["--threads", "1", "--checkpoint-every", every, "--out", run.RunDir]);
+        args.AddRange(["--threads", "1", "--checkpoint-every", CheckpointEvery(run, s), "--out", run.RunDir]);
         return args;
     }
+
+    /// <summary>--checkpoint-every of <paramref name="run"/>: never (-1), or at its end when a promotion may continue from it.</summary>
+    public static string CheckpointEvery(TrialRun run, TrialSettings s) =>
+        !run.Checkpoint ? "-1" : s.Unit == BudgetUnit.Steps ? run.Budget.ToString(System.Globalization.CultureInfo.InvariantCulture) : "0";
 
     /// <summary>What decides <paramref name="run"/>'s result: the model, dataset, swept values, seed and budget (no path, no
     /// thread count). A trial runner on another machine gets exactly these (TrialRequestCheck).</summary>

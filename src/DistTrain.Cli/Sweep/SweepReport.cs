@@ -69,7 +69,7 @@ public static class SweepReport
         sb.AppendLine($"- search: {d.Strategy}");
         sb.AppendLine($"- space: {string.Join(", ", d.Space.Ranges)}");
         sb.AppendLine($"- budget: {d.Plan}");
-        if (d.Plan.Halving && d.Cluster is null)
+        if (d.Plan.Halving)
         {
             int continued = outcome.Results.Count(r => r.Run.ResumeFrom is not null), promoted = outcome.Results.Count(r => r.Run.Rung > 0);
             sb.AppendLine($"- promoted runs: {continued} of {promoted} continued from their previous rung's checkpoint, the others trained again from step 0 " +
@@ -78,7 +78,7 @@ public static class SweepReport
         sb.AppendLine($"- metric: {d.Metric}, from each run's metrics.jsonl (last epoch record)");
         sb.AppendLine(string.Create(Inv, $"- {outcome.Results.Count} runs, {d.Parallel} at a time, one compute thread each, training seed {d.TrialSeed}; {elapsed.TotalMinutes:F1} min{(outcome.Cancelled ? "; **cancelled before the end**" : "")}"));
         if (d.Cluster is not null)
-            sb.AppendLine($"- ran on {d.Cluster}; a promoted trial trains again from step 0 on whichever runner is idle (the same result)");
+            sb.AppendLine($"- ran on {d.Cluster}; a promoted trial runs on whichever runner is idle, from the checkpoint its previous rung sent back");
         sb.AppendLine();
         var best = outcome.Best;
         if (best is null) sb.AppendLine("**No trial finished**; see the failures below.");

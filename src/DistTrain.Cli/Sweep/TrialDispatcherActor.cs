@@ -27,8 +27,6 @@ public sealed class TrialDispatcherActor : ReceiveActor
     /// <summary>Local: how many runners are known (idle or busy).</summary>
     public sealed record CountRunners : INoSerializationVerificationNeeded;
 
-    public const int MaxFiles = 10_000;
-
     readonly Akka.Cluster.Cluster _cluster = Akka.Cluster.Cluster.Get(Context.System);
     readonly ILoggingAdapter _log = Context.GetLogger();
     readonly MessageGate _gate;
@@ -41,14 +39,12 @@ public sealed class TrialDispatcherActor : ReceiveActor
     readonly Dictionary<string, IActorRef> _runners = new(StringComparer.Ordinal);
     bool _finishing;
 
-    sealed class Receiving(Assignment<TrialRun> a, StreamWriter log)
+    sealed class Receiving(Assignment<TrialRun> a, StreamWriter log, RunFolderWriter files)
     {
         public Assignment<TrialRun> Assignment { get; } = a;
         public StreamWriter Log { get; } = log;
+        public RunFolderWriter Files { get; } = files;
         public Stopwatch Clock { get; } = Stopwatch.StartNew();
-        public Dictionary<string, (FileStream Stream, long Length)> Open { get; } = new(StringComparer.Ordinal);
-        public HashSet<string> Done { get; } = new(StringComparer.Ordinal);
-        public long Bytes;
         public int Lines;
     }
 
@@ -151,8 +147,19 @@ public sealed class TrialDispatcherActor : ReceiveActor
             var log = new StreamWriter(Path.Combine(run.RunDir, ProcessTrialRunner.LogFile));
             log.WriteLine($"# trial runner {Name(a.Runner)}, attempt {a.Attempt}" + (a.Trial.Lost > 0 ? $" ({a.Trial.Lost} runner(s) lost before)" : ""));
             log.Flush();
-            _receiving[a.Attempt] = new Receiving(a, log);
-            _runners[a.Runner].Tell(new TrialRequest(a.Attempt, run.Trial, run.Rung, a.Trial.Arguments, _maxBytes, WireProtocol.Version, _fingerprint));
+            _receiving[a.Attempt] = new Receiving(a, log, new RunFolderWriter(run.RunDir, _maxBytes));
+            var runner = _runners[a.Runner];
+            var args = a.Trial.Arguments;
+            // A promoted trial continues from its previous rung's checkpoint, which the sweep holds: it goes first (Akka keeps
+            // the order of one sender's messages to one receiver), and the request names it by TrialRequestCheck.Previous.
+            if (run.ResumeFrom is { } previous)
+            {
+                var (files, bytes) = RunFolderWriter.Send(DistTrain.Training.Checkpoints.CheckpointSeries.RootOf(previous),
+                    DistTrain.Training.Checkpoints.CheckpointSeries.FolderName + "/", a.Attempt, m => runner.Tell(m));
+                log.WriteLine($"# continues from {Path.GetFileName(previous)}'s checkpoint: {files} files ({bytes} bytes) sent to the runner");
+                args = [.. args, "--resume", TrialRequestCheck.Previous];
+            }
+            runner.Tell(new TrialRequest(a.Attempt, run.Trial, run.Rung, args, _maxBytes, WireProtocol.Version, _fingerprint));
         }
         if (_queue.Waiting > 0 && _runners.Count == 0 && _wanted.Count == _queue.Waiting)
             _log.Info("{0} trials wait for a trial runner", _queue.Waiting);
@@ -178,34 +185,10 @@ public sealed class TrialDispatcherActor : ReceiveActor
 
     void OnFile(Receiving r, TrialFile m)
     {
-        var run = r.Assignment.Trial.Key;
-        string? problem = TrialRequestCheck.FileProblem(m.Path);
-        if (problem is null && m.Path == ProcessTrialRunner.LogFile) problem = $"a file named {ProcessTrialRunner.LogFile} (the sweep writes it)";
-        if (problem is null && r.Done.Contains(m.Path)) problem = $"{m.Path} twice";
-        if (problem is null && r.Open.Count + r.Done.Count >= MaxFiles && !r.Open.ContainsKey(m.Path)) problem = $"more than {MaxFiles} files";
-        if (problem is null && (r.Bytes += m.Data.Length) > _maxBytes) problem = $"more than {_maxBytes} bytes (--max-trial-bytes)";
-        if (problem is null)
-        {
-            if (!r.Open.TryGetValue(m.Path, out var f))
-            {
-                if (m.Offset != 0) problem = $"{m.Path} from offset {m.Offset}, not 0";
-                else
-                {
-                    var path = Path.Combine(run.RunDir, m.Path.Replace('/', Path.DirectorySeparatorChar));
-                    Directory.CreateDirectory(Path.GetDirectoryName(path)!);
-                    f = (new FileStream(path, FileMode.Create, FileAccess.Write), m.Length);
-                    r.Open[m.Path] = f;
-                }
-            }
-            if (problem is null && (f.Length != m.Length || f.Stream.Position != m.Offset)) problem = $"{m.Path} out of order (offset {m.Offset}, length {m.Length})";
-            if (problem is null)
-            {
-                f.Stream.Write(m.Data);
-                if (f.Stream.Position == f.Length) { f.Stream.Dispose(); r.Open.Remove(m.Path); r.Done.Add(m.Path); }
-            }
-        }
-        if (problem is null) return;
+        if (r.Files.Write(m, ProcessTrialRunner.LogFile) is not { } problem) return;
         var a = r.Assignment;
+        var run = a.Trial.Key;
+        if (problem.StartsWith("more than", StringComparison.Ordinal) && problem.EndsWith("bytes", StringComparison.Ordinal)) problem += " (--max-trial-bytes)";
         _log.Warning("sweep: trial runner {0} sent {1} for trial {2}; the trial fails", a.Runner, problem, run.Trial);
         Close(r);
         _receiving.Remove(a.Attempt);
@@ -227,8 +210,8 @@ public sealed class TrialDispatcherActor : ReceiveActor
             outcome = TrialOutcome.Failed($"exit code {m.ExitCode}{(m.LastError.Length > 0 ? ": " + m.LastError : "")} (on trial runner {runner})", log, m.Seconds);
         else if (m.Files == 0 && m.LastError.Length > 0)
             outcome = TrialOutcome.Failed($"trial runner {runner}: {m.LastError}", log, m.Seconds);
-        else if (r.Open.Count > 0 || r.Done.Count != m.Files || r.Bytes != m.Bytes)
-            outcome = TrialOutcome.Failed($"trial runner {runner} said it sent {m.Files} files ({m.Bytes} bytes), {r.Done.Count} ({r.Bytes} bytes) arrived whole", log, m.Seconds);
+        else if (!r.Files.Whole || r.Files.Files != m.Files || r.Files.Bytes != m.Bytes)
+            outcome = TrialOutcome.Failed($"trial runner {runner} said it sent {m.Files} files ({m.Bytes} bytes), {r.Files.Files} ({r.Files.Bytes} bytes) arrived whole", log, m.Seconds);
         else outcome = ProcessTrialRunner.Read(run.RunDir, _metric, log, m.Seconds);
         Complete(run, outcome with { Runner = runner });
         Dispatch();
@@ -261,8 +244,7 @@ public sealed class TrialDispatcherActor : ReceiveActor
 
     static void Close(Receiving r)
     {
-        foreach (var f in r.Open.Values) f.Stream.Dispose();
-        r.Open.Clear();
+        r.Files.Dispose();
         r.Log.Dispose();
     }
 

@@ -17,11 +17,16 @@ public static class TrialRequestCheck
 
     public const int MaxArguments = 256, MaxValueChars = 1024;
 
+    /// <summary>The value of --resume in a request: the previous rung's checkpoint the sweep sent ahead of it (the runner's
+    /// own folder for it; no other --resume is accepted).</summary>
+    public const string Previous = "@previous-rung";
+
     /// <summary>
     /// The child's command line (after the disttrain executable) for <paramref name="arguments"/>, run into
     /// <paramref name="runDir"/> with one compute thread; throws an ArgumentException naming what is refused.
     /// </summary>
-    public static List<string> ChildArguments(IReadOnlyList<string> arguments, TrainOptionCatalog catalog, string runDir)
+    /// <param name="previousDir">Where the checkpoint sent ahead of the request was written (null: none was).</param>
+    public static List<string> ChildArguments(IReadOnlyList<string> arguments, TrainOptionCatalog catalog, string runDir, string? previousDir = null)
     {
         if (arguments.Count > MaxArguments) throw new ArgumentException($"{arguments.Count} arguments (at most {MaxArguments})");
         if (arguments.Count % 2 != 0) throw new ArgumentException("the arguments are not option/value pairs");
@@ -31,6 +36,13 @@ public static class TrialRequestCheck
             string flag = arguments[i], value = arguments[i + 1];
             if (flag is null || value is null) throw new ArgumentException("an argument is null");
             bool numeric;
+            if (flag == "--resume")
+            {
+                if (value != Previous) throw new ArgumentException($"--resume '{Short(value ?? "")}': a trial continues only from the checkpoint the sweep sends ({Previous})");
+                if (previousDir is null) throw new ArgumentException($"--resume {Previous}, but no checkpoint came before the request");
+                if (!seen.Add(flag)) throw new ArgumentException($"{flag} is given twice");
+                continue;
+            }
             if (Fixed.TryGetValue(flag, out numeric)) { }
             else
             {
@@ -49,7 +61,8 @@ public static class TrialRequestCheck
         if (!seen.Contains("--model")) throw new ArgumentException("no --model");
         if (!seen.Contains("--max-steps") && !seen.Contains("--epochs")) throw new ArgumentException("no budget (--max-steps or --epochs)");
         var child = new List<string>(arguments.Count + 5) { "train" };
-        child.AddRange(arguments);
+        for (int i = 0; i < arguments.Count; i += 2)
+            child.AddRange([arguments[i], arguments[i] == "--resume" ? previousDir! : arguments[i + 1]]);
         child.AddRange(["--threads", "1", "--out", runDir]);
         return child;
     }

@@ -67,6 +67,7 @@ public sealed class TrialRunnerActor : ReceiveActor, IWithTimers
         Receive<ClusterEvent.MemberRemoved>(e => { if (e.Member.Address == _sweep) Stop($"the sweep's node {_sweep} left the cluster"); });
         Receive<ClusterEvent.IMemberEvent>(_ => { });
         Receive<TrialRequest>(r => { if (Admit(r)) OnRequest(r); });
+        Receive<TrialFile>(f => { if (Admit(f)) OnPreviousRung(f); });
         Receive<SweepFinished>(m => { if (Admit(m)) Stop(null); });
         Receive<Line>(OnLine);
         Receive<Flush>(_ => FlushLog());
@@ -107,9 +108,47 @@ public sealed class TrialRunnerActor : ReceiveActor, IWithTimers
         return false;
     }
 
+    /// <summary>The checkpoint a promoted trial continues from, sent ahead of its request: kept for one attempt at a time.</summary>
+    (long Attempt, RunFolderWriter Writer, string? Problem)? _previous;
+
+    void OnPreviousRung(TrialFile f)
+    {
+        if (_previous is not { } p || p.Attempt != f.Attempt)
+        {
+            DropPrevious();
+            var dir = Path.Combine(_root, $"attempt-{f.Attempt}-previous");
+            if (Directory.Exists(dir)) Directory.Delete(dir, recursive: true);
+            p = (f.Attempt, new RunFolderWriter(dir, ClusterTrialRunner.DefaultMaxTrialBytes), null);
+        }
+        if (p.Problem is null && p.Writer.Write(f) is { } problem) p = p with { Problem = $"the previous rung's checkpoint: {problem}" };
+        _previous = p;
+    }
+
+    void DropPrevious()
+    {
+        if (_previous is not { } p) return;
+        p.Writer.Dispose();
+        try { if (Directory.Exists(p.Writer.Root)) Directory.Delete(p.Writer.Root, recursive: true); } catch (IOException) { }
+        _previous = null;
+    }
+
     void OnRequest(TrialRequest r)
     {
         if (_running is not null) { Sender.Tell(new TrialRefused(r.Attempt, $"busy with attempt {_running.Request.Attempt}")); return; }
+        string? previousDir = null;
+        if (_previous is { } prev && prev.Attempt == r.Attempt)
+        {
+            if (prev.Problem is not null || !prev.Writer.Whole)
+            {
+                Sender.Tell(new TrialRefused(r.Attempt, prev.Problem ?? "the previous rung's checkpoint arrived incomplete"));
+                Sender.Tell(new RunnerReady(_self, WireProtocol.Version));
+                DropPrevious();
+                return;
+            }
+            prev.Writer.Dispose();
+            previousDir = prev.Writer.Root;
+        }
+        else DropPrevious();
         if (r.ProtocolVersion != WireProtocol.Version)
         {
             Sender.Tell(new TrialRefused(r.Attempt, $"this runner speaks protocol {WireProtocol.Version}, the sweep {r.ProtocolVersion}: run the same disttrain build on both"));
@@ -117,9 +156,10 @@ public sealed class TrialRunnerActor : ReceiveActor, IWithTimers
         }
         var dir = Path.Combine(_root, $"attempt-{r.Attempt}");
         List<string> args;
-        try { args = TrialRequestCheck.ChildArguments(r.Arguments, _catalog, dir); }
+        try { args = TrialRequestCheck.ChildArguments(r.Arguments, _catalog, dir, previousDir); }
         catch (ArgumentException e)
         {
+            DropPrevious();
             _log.Warning("trial runner refused trial {0} (attempt {1}): {2}", r.Trial, r.Attempt, e.Message);
             Sender.Tell(new TrialRefused(r.Attempt, e.Message));
             Sender.Tell(new RunnerReady(_self, WireProtocol.Version));
@@ -127,6 +167,7 @@ public sealed class TrialRunnerActor : ReceiveActor, IWithTimers
         }
         if (DatasetProblem(r) is { } mismatch)
         {
+            DropPrevious();
             _log.Warning("trial runner refused trial {0} (attempt {1}): {2}", r.Trial, r.Attempt, mismatch);
             Sender.Tell(new TrialRefused(r.Attempt, mismatch));
             Sender.Tell(new RunnerReady(_self, WireProtocol.Version));
@@ -151,7 +192,8 @@ public sealed class TrialRunnerActor : ReceiveActor, IWithTimers
         Interlocked.Increment(ref _outcome.Started);
         _running = new Running(r, Sender, p, dir);
         Console.WriteLine($"trial {r.Trial} rung {r.Rung} (attempt {attempt}): started");
-        _running.Pending.Add("$ disttrain " + string.Join(" ", args.Take(args.Count - 1).Append("RUN")));
+        // The command line as it ran, with this machine's folders named RUN (the output) and RESUME (the previous rung's checkpoint).
+        _running.Pending.Add("$ disttrain " + string.Join(" ", args.Select(a => a == dir ? "RUN" : a == previousDir ? "RESUME" : a)));
         p.BeginOutputReadLine();
         p.BeginErrorReadLine();
         // WaitForExit() after the exit returns once both streams are drained, so every Line is in the mailbox before Exited.
@@ -210,35 +252,17 @@ public sealed class TrialRunnerActor : ReceiveActor, IWithTimers
         Timers.Cancel("flush");
         run.Process.Dispose();
         _running = null;
-        var files = Directory.EnumerateFiles(run.Dir, "*", SearchOption.AllDirectories)
-            .Select(f => (Full: f, Rel: Path.GetRelativePath(run.Dir, f).Replace(Path.DirectorySeparatorChar, '/'), Size: new FileInfo(f).Length))
-            .OrderBy(f => f.Rel, StringComparer.Ordinal).ToList();
-        long total = files.Sum(f => f.Size);
+        long total = RunFolderWriter.Size(run.Dir);
         int sent = 0;
         long bytes = 0;
         string lastError = e.Code != 0 ? run.LastError : "";
         if (total > run.Request.MaxResultBytes)
             lastError = $"its run folder holds {total} bytes, more than the sweep accepts ({run.Request.MaxResultBytes}, --max-trial-bytes)";
-        else
-        {
-            var buffer = new byte[ChunkBytes];
-            foreach (var f in files)
-            {
-                using var s = File.OpenRead(f.Full);
-                long offset = 0;
-                do
-                {
-                    int n = s.ReadAtLeast(buffer, buffer.Length, throwOnEndOfStream: false);
-                    run.Sweep.Tell(new TrialFile(run.Request.Attempt, f.Rel, offset, f.Size, buffer.AsSpan(0, n).ToArray()));
-                    offset += n;
-                } while (offset < f.Size);
-                sent++;
-                bytes += f.Size;
-            }
-        }
+        else (sent, bytes) = RunFolderWriter.Send(run.Dir, "", run.Request.Attempt, m => run.Sweep.Tell(m));
         run.Sweep.Tell(new TrialFinished(run.Request.Attempt, e.Code, lastError, run.Clock.Elapsed.TotalSeconds, sent, bytes));
         Console.WriteLine($"trial {run.Request.Trial} rung {run.Request.Rung} (attempt {run.Request.Attempt}): exit code {e.Code}, sent {sent} files ({bytes} bytes)");
         try { Directory.Delete(run.Dir, recursive: true); } catch (IOException) { }
+        DropPrevious();
         run.Sweep.Tell(new RunnerReady(_self, WireProtocol.Version));
     }
 

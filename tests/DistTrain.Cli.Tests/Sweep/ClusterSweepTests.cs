@@ -123,6 +123,14 @@ public sealed class ClusterSweepTests(ITestOutputHelper output) : IDisposable
         Assert.Contains("| runner |", report);
         foreach (var r in c.Where(r => r.Rung == 0 && r.Trial != best.Trial)) Assert.Contains($"| {r.Runner} |", report);
         Assert.Contains($"# trial runner {c[0].Runner}, attempt ", File.ReadAllText(Path.Combine(c[0].Dir, "train.log")));
+        // The promoted trial went on from its first rung's checkpoint (sent to whichever runner took it), as locally:
+        // its metrics.jsonl holds steps 6..11 only.
+        var promoted = c.Single(r => r.Rung == 1);
+        var promotedLog = File.ReadAllText(Path.Combine(promoted.Dir, "train.log"));
+        Assert.Contains("# continues from rung-0's checkpoint", promotedLog);
+        Assert.Contains("--resume RESUME", promotedLog);
+        Assert.Equal(Enumerable.Range(6, 6).Select(i => (long)i), File.ReadLines(Path.Combine(promoted.Dir, "metrics.jsonl")).Select(l => JsonDocument.Parse(l).RootElement)
+            .Where(e => e.GetProperty("kind").GetString() == "step").Select(e => e.GetProperty("step").GetInt64()));
         // The sweep told the runners it was over: they exit 0.
         for (int i = 0; i < runners.Length; i++) { WaitExit(runners[i], $"runner {i}"); Assert.Equal(0, runners[i].ExitCode); }
     }

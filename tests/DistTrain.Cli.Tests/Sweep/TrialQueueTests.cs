@@ -82,7 +82,7 @@ public sealed class TrialQueueTests
     }
 
     [Theory]
-    [InlineData("--resume /tmp/x", "'--resume' is not a train option")]
+    [InlineData("--resume /tmp/x", "a trial continues only from the checkpoint the sweep sends")]
     [InlineData("--init /tmp/x.safetensors", "'--init' is not a train option")]
     [InlineData("--workers 4", "'--workers' is not a train option")]
     [InlineData("--cluster-port 4053", "'--cluster-port' is not a train option")]
@@ -101,6 +101,52 @@ public sealed class TrialQueueTests
         Assert.Contains(says, e.Message);
         Assert.Contains("no --model", Assert.Throws<ArgumentException>(() => TrialRequestCheck.ChildArguments(["--max-steps", "3"], Catalog, "/r")).Message);
         Assert.Contains("no budget", Assert.Throws<ArgumentException>(() => TrialRequestCheck.ChildArguments(["--model", "mlp"], Catalog, "/r")).Message);
+    }
+
+    [Fact]
+    public void A_runner_resumes_only_from_the_checkpoint_the_sweep_sent_ahead()
+    {
+        string[] args = ["--model", "mlp", "--max-steps", "10", "--resume", TrialRequestCheck.Previous];
+        Assert.Equal(["train", "--model", "mlp", "--max-steps", "10", "--resume", "/tmp/a-previous", "--threads", "1", "--out", "/tmp/a"],
+            TrialRequestCheck.ChildArguments(args, Catalog, "/tmp/a", "/tmp/a-previous"));
+        Assert.Contains("no checkpoint came before the request", Assert.Throws<ArgumentException>(() => TrialRequestCheck.ChildArguments(args, Catalog, "/tmp/a")).Message);
+        Assert.Contains("continues only from the checkpoint the sweep sends", Assert.Throws<ArgumentException>(() =>
+            TrialRequestCheck.ChildArguments(["--model", "mlp", "--max-steps", "10", "--resume", "/home/someone/run"], Catalog, "/tmp/a", "/tmp/a-previous")).Message);
+    }
+
+    [Fact]
+    public void A_run_folder_arrives_whole_in_order_within_its_bounds_or_is_refused()
+    {
+        var root = Directory.CreateTempSubdirectory("disttrain-rfw-").FullName;
+        try
+        {
+            static DistTrain.Cluster.Messages.SweepMessages.TrialFile F(string path, long offset, long length, int n) =>
+                new(1, path, offset, length, Enumerable.Range(0, n).Select(i => (byte)(offset + i)).ToArray());
+            using (var w = new RunFolderWriter(Path.Combine(root, "a"), maxBytes: 100, maxFiles: 2))
+            {
+                Assert.Null(w.Write(F("checkpoint/x.bin", 0, 10, 6)));
+                Assert.False(w.Whole);
+                Assert.Contains("out of order", w.Write(F("checkpoint/x.bin", 7, 10, 3)));
+                Assert.Null(w.Write(F("checkpoint/x.bin", 6, 10, 4)));
+                Assert.True(w.Whole);
+                Assert.Equal(Enumerable.Range(0, 10).Select(i => (byte)i), File.ReadAllBytes(Path.Combine(root, "a", "checkpoint", "x.bin")));
+                Assert.Contains("twice", w.Write(F("checkpoint/x.bin", 0, 10, 10)));
+                Assert.Contains("from offset 3", w.Write(F("y.bin", 3, 10, 1)));
+                Assert.Contains("the receiver writes it", w.Write(F("train.log", 0, 1, 1), "train.log"));
+                Assert.Contains("more than 100 bytes", w.Write(F("big.bin", 0, 200, 95)));
+                Assert.Null(w.Write(F("empty", 0, 0, 0)));
+                Assert.Contains("more than 2 files", w.Write(F("third", 0, 1, 1)));
+                Assert.Contains("'..' segment", w.Write(F("../escape", 0, 1, 1)));
+                Assert.Equal((2, 10L), (w.Files, w.Bytes));
+            }
+            Assert.False(File.Exists(Path.Combine(root, "escape")));
+            // Send, then Write on the other side, gives the same files.
+            using var copy = new RunFolderWriter(Path.Combine(root, "b"), 1000);
+            var (files, bytes) = RunFolderWriter.Send(Path.Combine(root, "a"), "p/", 1, m => Assert.Null(copy.Write(m)));
+            Assert.Equal((2, 10L), (files, bytes));
+            Assert.Equal(File.ReadAllBytes(Path.Combine(root, "a", "checkpoint", "x.bin")), File.ReadAllBytes(Path.Combine(root, "b", "p", "checkpoint", "x.bin")));
+        }
+        finally { Directory.Delete(root, recursive: true); }
     }
 
     [Theory]
