@@ -185,6 +185,7 @@ public sealed class TrialRunnerActor : ReceiveActor, IWithTimers
         try { p.Start(); }
         catch (Exception e) when (e is System.ComponentModel.Win32Exception or InvalidOperationException)
         {
+            DropPrevious();
             Sender.Tell(new TrialFinished(attempt, -1, $"cannot start {_disttrain[0]}: {e.Message}", 0, 0, 0));
             Sender.Tell(new RunnerReady(_self, WireProtocol.Version));
             return;
