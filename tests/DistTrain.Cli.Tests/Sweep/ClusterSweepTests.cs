@@ -30,6 +30,8 @@ public sealed class ClusterSweepTests(ITestOutputHelper output) : IDisposable
         foreach (var p in _processes)
         {
             try { if (!p.HasExited) p.Kill(entireProcessTree: true); } catch (InvalidOperationException) { }
+            // A killed runner leaves its trial folder (TrialNode deletes it only on a normal exit).
+            try { Directory.Delete(Path.Combine(Path.GetTempPath(), $"disttrain-trials-{p.Id}"), recursive: true); } catch (IOException) { }
             p.Dispose();
         }
         try { Directory.Delete(_dir, recursive: true); } catch (IOException) { }
