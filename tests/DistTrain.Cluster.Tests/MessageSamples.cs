@@ -58,5 +58,13 @@ public static class MessageSamples
         new RuntimeMessages.SendCheckpoint("127.0.0.1", 40012, 120),
         new RuntimeMessages.ShardRestored(1, 120),
         new RuntimeMessages.RunCompleted(4690, "/runs/x/model.safetensors", 0.91, 0.25, null),
+        new SweepMessages.RunnerReady("akka.tcp://disttrain@10.0.0.2:4053", WireProtocol.Version),
+        new SweepMessages.TrialRequest(3, 2, 1, ["--model", "mlp", "--lr", "0.001", "--max-steps", "100"], 1L << 30, WireProtocol.Version,
+            "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"),
+        new SweepMessages.TrialRefused(3, "'--out' is not a train option a trial may set"),
+        new SweepMessages.TrialLog(3, ["epoch 1/1", "test accuracy 0.91"]),
+        new SweepMessages.TrialFile(3, "checkpoint/step-100/model.safetensors", 65536, 200000, [1, 2, 3, 255]),
+        new SweepMessages.TrialFinished(3, 0, "", 12.5, 4, 200123),
+        new SweepMessages.SweepFinished("the sweep is over"),
     ];
 }

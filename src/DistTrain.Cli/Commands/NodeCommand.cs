@@ -16,7 +16,7 @@ public sealed class NodeCommand : ICommandFactory
 
     public Command Create()
     {
-        var roles = new Option<string>("--roles") { Description = "Comma-separated roles of this node: worker, ps (the coordinator runs in `disttrain train`). Default: DISTTRAIN_ROLES, else worker.",
+        var roles = new Option<string>("--roles") { Description = "Comma-separated roles of this node: worker, ps (the coordinator runs in `disttrain train`), or trial (runs a `disttrain sweep`'s trials). Default: DISTTRAIN_ROLES, else worker.",
             DefaultValueFactory = _ => Environment.GetEnvironmentVariable("DISTTRAIN_ROLES") is { Length: > 0 } r ? r : "worker" };
         var seeds = new Option<string?>("--seed-nodes") { Description = "Comma-separated seed node addresses, e.g. akka.tcp://disttrain@127.0.0.1:4053. Default: DISTTRAIN_SEED_NODES." };
         var port = new Option<int>("--port") { Description = "Akka remoting port of this node (0 = any free port).", DefaultValueFactory = _ => 0 };
@@ -48,6 +48,12 @@ public sealed class NodeCommand : ICommandFactory
         if (roleList.Contains("coordinator"))
         {
             Console.Error.WriteLine("The coordinator role runs inside `disttrain train ... --cluster-port P`, which holds the job; start workers and PS nodes with `disttrain node`.");
+            return 2;
+        }
+        if (roleList.Contains("trial"))
+        {
+            if (roleList.Length == 1) return await Sweep.TrialNode.Run(seeds, port, host, env, security, cancel);
+            Console.Error.WriteLine("disttrain node: the trial role runs a sweep's trials (docs/sweep.md) and takes no other role; start workers and PS nodes as other processes.");
             return 2;
         }
         ClusterNode node;

@@ -36,9 +36,17 @@ public sealed class SweepCommand : ICommandFactory
         var output = new Option<string?>("--out", "-o") { Description = "Sweep folder: a run folder per trial, report.md, results.jsonl, plots (default: runs/sweep-<model>)." };
         var restart = new Option<bool>("--restart-rungs") { Description = "Promoted trials train again from step 0 even where they could continue from their previous rung's checkpoint." };
         var disttrain = new Option<string?>("--disttrain") { Description = "The disttrain that runs the trials: an executable or disttrain.dll (default: this one)." };
+        var clusterPort = new Option<int?>("--cluster-port") { Description = "Run the trials on the cluster: start a cluster node on this port, which trial runners join " +
+            "(`disttrain node --roles trial --seed-nodes akka.tcp://disttrain@HOST:PORT`); each runs one trial at a time." };
+        var runners = new Option<int?>("--runners") { Description = "With --cluster-port: wait for this many trial runners before the first trial; also the default --parallel. Default 1." };
+        var hostname = new Option<string?>("--hostname") { Description = "With --cluster-port: the address this node binds and advertises (default 127.0.0.1 locally)." };
+        var config = new Option<string>("--config") { Description = "With --cluster-port: cluster config environment, local or multinode (cluster-config/*.hocon).", DefaultValueFactory = _ => "local" };
+        var maxBytes = new Option<long>("--max-trial-bytes") { Description = "With --cluster-port: the most bytes of a trial's run folder a runner may send back.", DefaultValueFactory = _ => ClusterTrialRunner.DefaultMaxTrialBytes };
+        var (tlsCert, tlsCa, insecure) = SecurityOptions.Create();
         var cmd = new Command("sweep", "Search hyper-parameters: train many configurations (grid, random or Bayesian; successive halving), report the best.")
         {
             ranges, model, dataset, strategy, trials, budget, unit, halving, eta, metric, parallel, seed, trialSeed, gridPoints, output, restart, disttrain,
+            clusterPort, runners, hostname, config, maxBytes, tlsCert, tlsCa, insecure,
         };
         cmd.SetAction(r => CliErrors.Guard(() =>
         {
@@ -71,12 +79,45 @@ public sealed class SweepCommand : ICommandFactory
 
             var defaultSchedule = DistTrain.Nn.Models.Presets.Exists(modelName) ? DistTrain.Nn.Models.Presets.Defaults(modelName).Schedule : TrainCommand.SpecDefaults.Schedule;
             var settings = new TrialSettings(modelName, r.GetValue(dataset), r.GetValue(trialSeed), budgetUnit, space, defaultSchedule);
-            var runner = new ProcessTrialRunner(settings, sweepMetric, ProcessTrialRunner.ResolveDisttrain(r.GetValue(disttrain)));
-            var description = new SweepDescription("disttrain " + string.Join(" ", r.Tokens.Select(t => Quote(t.Value))), modelName, settings.Dataset,
-                search.Describe(), plan, sweepMetric, r.GetValue(parallel), settings.Seed, space);
-            return Run(outDir, description, search, runner, Console.Out, plan.Halving && !r.GetValue(restart) ? settings.CanContinue : null);
+            var command = "disttrain " + string.Join(" ", r.Tokens.Select(t => Quote(t.Value)));
+            if (r.GetValue(clusterPort) is not { } port)
+            {
+                var runner = new ProcessTrialRunner(settings, sweepMetric, ProcessTrialRunner.ResolveDisttrain(r.GetValue(disttrain)));
+                var description = new SweepDescription(command, modelName, settings.Dataset, search.Describe(), plan, sweepMetric, r.GetValue(parallel), settings.Seed, space);
+                return Run(outDir, description, search, runner, Console.Out, plan.Halving && !r.GetValue(restart) ? settings.CanContinue : null);
+            }
+            if (port is < 1 or > 65535) throw new ArgumentException($"--cluster-port {port} is not a TCP port (1-65535).");
+            int expected = r.GetValue(runners) ?? 1;
+            if (expected < 1) throw new ArgumentException($"--runners must be at least 1, not {expected}.");
+            if (r.GetValue(maxBytes) < 1) throw new ArgumentException($"--max-trial-bytes must be positive, not {r.GetValue(maxBytes)}.");
+            int inFlight = r.GetResult(parallel) is { Implicit: false } ? r.GetValue(parallel) : expected;
+            var overrides = new DistTrain.Cluster.Configuration.ClusterOverrides { Port = port, Hostname = r.GetValue(hostname) }
+                .Over(SecurityOptions.Overrides(r, tlsCert, tlsCa, insecure));
+            return RunOnCluster(outDir, command, modelName, search, plan, sweepMetric, inFlight, settings, space, r.GetValue(config)!, overrides,
+                r.GetValue(maxBytes), expected, plan.Halving && !r.GetValue(restart) ? settings.CanContinue : null);
         }));
         return cmd;
+    }
+
+    static int RunOnCluster(string outDir, string command, string modelName, ISearchStrategy search, HalvingPlan plan, SweepMetric metric, int parallel,
+        TrialSettings settings, SearchSpace space, string env, DistTrain.Cluster.Configuration.ClusterOverrides overrides, long maxBytes, int expected,
+        Func<TrialRun, long, bool>? canContinue)
+    {
+        var cluster = ClusterTrialRunner.StartAsync(settings, metric, env, overrides, maxBytes, line => Console.WriteLine(line)).GetAwaiter().GetResult();
+        try
+        {
+            Console.WriteLine($"sweep node {cluster.Address} is up; start trial runners with `disttrain node --roles trial --seed-nodes {cluster.Address}`" +
+                              (settings.Dataset is null ? "" : " (each with the dataset at the same path)"));
+            for (int n = cluster.RunnersAsync().GetAwaiter().GetResult(); n < expected; n = cluster.RunnersAsync().GetAwaiter().GetResult())
+                Thread.Sleep(250);
+            var description = new SweepDescription(command, modelName, settings.Dataset, search.Describe(), plan, metric, parallel, settings.Seed, space)
+            {
+                Cluster = $"trial runners of the cluster at {cluster.Address} ({expected} expected at the start)",
+            };
+            // A promoted trial continues on whichever runner is idle from the checkpoint its previous rung sent back.
+            return Run(outDir, description, search, cluster, Console.Out, canContinue);
+        }
+        finally { cluster.DisposeAsync().AsTask().GetAwaiter().GetResult(); }
     }
 
     /// <summary>Runs the sweep with progress on <paramref name="console"/>, writes results.jsonl as runs finish and report.md at the end.</summary>
@@ -99,8 +140,9 @@ public sealed class SweepCommand : ICommandFactory
                 results.Flush();
                 var head = string.Create(CultureInfo.InvariantCulture,
                     $"[{done}/{total}] trial {res.Run.Trial} rung {res.Run.Rung} ({res.Run.Budget} {HalvingPlan.Name(d.Plan.Unit)}{(res.Run.ResumeFrom is null ? "" : ", continued")}) {d.Space.Describe(res.Run.Point)}");
+                var where = res.Outcome.Runner is null ? "" : $" on {res.Outcome.Runner}";
                 console.WriteLine(res.Ok
-                    ? string.Create(CultureInfo.InvariantCulture, $"{head}: {d.Metric.Name} {SweepReport.Metric(res.Outcome.Metric)} ({res.Outcome.Seconds:F1} s)")
+                    ? string.Create(CultureInfo.InvariantCulture, $"{head}: {d.Metric.Name} {SweepReport.Metric(res.Outcome.Metric)} ({res.Outcome.Seconds:F1} s{where})")
                     : $"{head}: FAILED ({res.Outcome.Error}); log: {res.Outcome.LogPath ?? res.Run.RunDir}");
             },
         };

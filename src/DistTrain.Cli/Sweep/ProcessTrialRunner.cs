@@ -64,18 +64,30 @@ public static class TrainArguments
     /// <summary>The `disttrain train` arguments of <paramref name="run"/>.</summary>
     public static List<string> For(TrialRun run, TrialSettings s)
     {
-        var args = new List<string> { "train", "--model", s.Model };
+        var args = new List<string> { "train" };
+        args.AddRange(Options(run, s));
+        if (run.ResumeFrom is not null) args.AddRange(["--resume", run.ResumeFrom]);
+        // One compute thread per trial (trials are the parallelism). The final model is kept; a checkpoint only at the end
+        // of a run a promotion may continue from (a steps budget is a multiple of itself; an epochs budget ends an epoch).
+        args.AddRange(["--threads", "1", "--checkpoint-every", CheckpointEvery(run, s), "--out", run.RunDir]);
+        return args;
+    }
+
+    /// <summary>--checkpoint-every of <paramref name="run"/>: never (-1), or at its end when a promotion may continue from it.</summary>
+    public static string CheckpointEvery(TrialRun run, TrialSettings s) =>
+        !run.Checkpoint ? "-1" : s.Unit == BudgetUnit.Steps ? run.Budget.ToString(System.Globalization.CultureInfo.InvariantCulture) : "0";
+
+    /// <summary>What decides <paramref name="run"/>'s result: the model, dataset, swept values, seed and budget (no path, no
+    /// thread count). A trial runner on another machine gets exactly these (TrialRequestCheck).</summary>
+    public static List<string> Options(TrialRun run, TrialSettings s)
+    {
+        var args = new List<string> { "--model", s.Model };
         if (s.Dataset is not null) args.AddRange(["--dataset", s.Dataset]);
         for (int i = 0; i < s.Space.Ranges.Count; i++) args.AddRange([s.Space.Ranges[i].Option, run.Point.Values[i]]);
         if (!s.Space.Ranges.Any(r => r.Option == "--seed")) args.AddRange(["--seed", s.Seed.ToString(System.Globalization.CultureInfo.InvariantCulture)]);
         string budget = run.Budget.ToString(System.Globalization.CultureInfo.InvariantCulture);
         if (s.Unit == BudgetUnit.Steps) args.AddRange(["--max-steps", budget, "--epochs", EpochsForStepBudget.ToString(System.Globalization.CultureInfo.InvariantCulture)]);
         else args.AddRange(["--epochs", budget]);
-        if (run.ResumeFrom is not null) args.AddRange(["--resume", run.ResumeFrom]);
-        // One compute thread per trial (trials are the parallelism). The final model is kept; a checkpoint only at the end
-        // of a run a promotion may continue from (a steps budget is a multiple of itself; an epochs budget ends an epoch).
-        var every = !run.Checkpoint ? "-1" : s.Unit == BudgetUnit.Steps ? budget : "0";
-        args.AddRange(["--threads", "1", "--checkpoint-every", every, "--out", run.RunDir]);
         return args;
     }
 }

@@ -9,7 +9,11 @@ namespace DistTrain.Cli.Sweep;
 
 /// <summary>What the report says about how the sweep was run.</summary>
 public sealed record SweepDescription(string Command, string Model, string? Dataset, string Strategy, HalvingPlan Plan, SweepMetric Metric,
-    int Parallel, int TrialSeed, SearchSpace Space);
+    int Parallel, int TrialSeed, SearchSpace Space)
+{
+    /// <summary>Where the trials ran when not as child processes of the sweep: the cluster's trial runners.</summary>
+    public string? Cluster { get; init; }
+}
 
 public static class SweepReport
 {
@@ -35,6 +39,7 @@ public static class SweepReport
             if (r.Outcome.Error is null) w.WriteNull("error"); else w.WriteString("error", r.Outcome.Error);
             w.WriteNumber("seconds", Math.Round(r.Outcome.Seconds, 2));
             w.WriteString("run", Path.GetRelativePath(outDir, r.Run.RunDir));
+            if (r.Outcome.Runner is not null) w.WriteString("runner", r.Outcome.Runner);
             if (r.Run.ResumeFrom is null) w.WriteNull("continued_from"); else w.WriteString("continued_from", Path.GetRelativePath(outDir, r.Run.ResumeFrom));
             w.WriteEndObject();
         }
@@ -72,6 +77,8 @@ public static class SweepReport
         }
         sb.AppendLine($"- metric: {d.Metric}, from each run's metrics.jsonl (last epoch record)");
         sb.AppendLine(string.Create(Inv, $"- {outcome.Results.Count} runs, {d.Parallel} at a time, one compute thread each, training seed {d.TrialSeed}; {elapsed.TotalMinutes:F1} min{(outcome.Cancelled ? "; **cancelled before the end**" : "")}"));
+        if (d.Cluster is not null)
+            sb.AppendLine($"- ran on {d.Cluster}; a promoted trial runs on whichever runner is idle, from the checkpoint its previous rung sent back");
         sb.AppendLine();
         var best = outcome.Best;
         if (best is null) sb.AppendLine("**No trial finished**; see the failures below.");
@@ -85,10 +92,11 @@ public static class SweepReport
             .OrderByDescending(rs => rs[^1].Run.Rung).ThenBy(rs => d.Metric.Score(rs[^1].Outcome.Metric)).ThenBy(rs => rs[0].Run.Trial).ToList();
         sb.Append("| trial | ");
         foreach (var r in d.Space.Ranges) sb.Append(r.Name).Append(" | ");
-        sb.AppendLine($"rung | budget ({unit}) | {d.Metric.Name} |" + (d.Plan.Halving ? $" {d.Metric.Name} per rung |" : "") + " seconds | run |");
+        bool runners = outcome.Results.Any(r => r.Outcome.Runner is not null);
+        sb.AppendLine($"rung | budget ({unit}) | {d.Metric.Name} |" + (d.Plan.Halving ? $" {d.Metric.Name} per rung |" : "") + " seconds |" + (runners ? " runner |" : "") + " run |");
         sb.Append("|---:|");
         foreach (var _ in d.Space.Ranges) sb.Append("---|");
-        sb.AppendLine("---:|---:|---:|" + (d.Plan.Halving ? "---|" : "") + "---:|---|");
+        sb.AppendLine("---:|---:|---:|" + (d.Plan.Halving ? "---|" : "") + "---:|" + (runners ? "---|" : "") + "---|");
         foreach (var rs in trials)
         {
             var last = rs[^1];
@@ -98,7 +106,9 @@ public static class SweepReport
             foreach (var v in last.Run.Point.Values) sb.Append(v).Append(" | ");
             sb.Append($"{last.Run.Rung} | {last.Run.Budget} | {B(last.Ok ? Metric(last.Outcome.Metric) : "failed")} |");
             if (d.Plan.Halving) sb.Append(' ').Append(string.Join(" → ", rs.Select(r => r.Ok ? Metric(r.Outcome.Metric) : "failed"))).Append(" |");
-            sb.AppendLine(string.Create(Inv, $" {rs.Sum(r => r.Outcome.Seconds):F1} | `{Path.GetRelativePath(outDir, last.Run.RunDir)}` |"));
+            sb.Append(string.Create(Inv, $" {rs.Sum(r => r.Outcome.Seconds):F1} |"));
+            if (runners) sb.Append(' ').Append(string.Join(" → ", rs.Select(r => r.Outcome.Runner ?? "–"))).Append(" |");
+            sb.AppendLine($" `{Path.GetRelativePath(outDir, last.Run.RunDir)}` |");
         }
         var failed = outcome.Results.Where(r => !r.Ok).ToList();
         if (failed.Count > 0)

@@ -11,8 +11,9 @@ namespace DistTrain.Cli.Sweep;
 /// </summary>
 public sealed record TrialRun(int Trial, int Rung, TrialPoint Point, long Budget, string RunDir, string? ResumeFrom = null, bool Checkpoint = false);
 
-/// <summary>What a run gave: its metric, or an error and where its log is.</summary>
-public sealed record TrialOutcome(double Metric, string? Error, string? LogPath, double Seconds)
+/// <summary>What a run gave: its metric, or an error and where its log is; <see cref="Runner"/>: the cluster trial runner that
+/// trained it (null: a child process of the sweep).</summary>
+public sealed record TrialOutcome(double Metric, string? Error, string? LogPath, double Seconds, string? Runner = null)
 {
     public static TrialOutcome Failed(string error, string? log, double seconds) => new(double.NaN, error, log, seconds);
 }

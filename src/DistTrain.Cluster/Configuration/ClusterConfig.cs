@@ -71,7 +71,8 @@ public static class ClusterConfig
     /// <summary>The environment files shipped in cluster-config/ (embedded in this assembly).</summary>
     public static readonly string[] Environments = ["local", "multinode"];
 
-    public static readonly string[] KnownRoles = ["coordinator", "ps", "worker"];
+    // sweep: the node `disttrain sweep --cluster-port` starts; trial: a `disttrain node` that runs a sweep's trials.
+    public static readonly string[] KnownRoles = ["coordinator", "ps", "worker", "sweep", "trial"];
 
     /// <summary>
     /// Effective configuration: overrides > <paramref name="environment"/> ("local", "multinode" or a .hocon path) > base.

@@ -178,6 +178,8 @@ public sealed partial class CoordinatorCore
         }
 
         private readonly Dictionary<(long Step, int MicroBatch), string> _backups = [];   // backup copies out, and who computes each
+        private readonly Dictionary<string, long> _laggedAt = [];                          // worker -> the last step it was backed up in
+        private const long LagMemory = 10;                                                 // steps a backed-up worker computes no backup copies
 
         /// <summary>A worker with nothing left of the current step also computes the micro-batch another worker has held longest,
         /// once that is BackupPolicy.After or more; one backup copy per micro-batch. The lease stays with its holder: whichever copy
@@ -186,6 +188,8 @@ public sealed partial class CoordinatorCore
         {
             if (c._backup.After is not { } after) return false;
             long step = c._step;
+            // A worker that was itself backed up lately (behind a slow link, on a slow host) would likely finish a copy last.
+            if (_laggedAt.TryGetValue(id, out long lagged) && step - lagged < LagMemory) return false;
             bool Skip(int m) => _backups.ContainsKey((step, m));
             TimeSpan Held(int m) => _queue.Pending(now).First(p => p.MicroBatch == m).Held;
             if (!_queue.TryFindStraggler(id, now, after, Skip, out int mb))
@@ -197,6 +201,7 @@ public sealed partial class CoordinatorCore
             }
             _backups[(step, mb)] = id;
             var (_, holder, held) = _queue.Pending(now).First(p => p.MicroBatch == mb);
+            if (holder is not null) _laggedAt[holder] = step;
             c.BackupHanded(step, mb, holder, held, id);
             c.Assign(peer, step, mb, step);
             return true;
@@ -222,7 +227,10 @@ public sealed partial class CoordinatorCore
         private bool TryVerify(string id, string peer)
         {
             _toVerify.RemoveAll(v => v.Step < c._step);
-            int k = _toVerify.FindIndex(v => v.Step == c._step && v.First != id);
+            // A worker the audit found in a disagreement is checked by workers it has not been compared with yet: between two
+            // workers alone the audit cannot tell which one is faulty, and a third decides it (MaybeExclude).
+            int k = _toVerify.FindIndex(v => v.Step == c._step && v.First != id && c.Unrefereed(v.First, id));
+            if (k < 0) k = _toVerify.FindIndex(v => v.Step == c._step && v.First != id);
             if (k < 0) return false;
             var (step, mb, _) = _toVerify[k];
             _toVerify.RemoveAt(k);

@@ -503,6 +503,11 @@ public sealed partial class CoordinatorCore : IDisposable
 
     private void OnRegisterWorker(string from, RegisterWorker r)
     {
+        if (_excluded.Contains(r.WorkerId))
+        {
+            _out.Send(from, new RegisterRejected(r.WorkerId, "excluded from this run by the determinism audit (see the coordinator's log)"));
+            return;
+        }
         if (r.ProtocolVersion != WireProtocol.Version) { _out.Send(from, new RegisterRejected(r.WorkerId, VersionMismatch(r.ProtocolVersion))); return; }
         if (r.SpecHash != Description.SpecHash)
         {
@@ -656,7 +661,11 @@ public sealed partial class CoordinatorCore : IDisposable
         if (!_mismatched.Add((m.Step, m.MicroBatch))) return; // every chunk and every shard of one micro-batch says it
         string kept = WorkerOfSender(m.KeptSender) ?? m.KeptSender.ToString(), other = WorkerOfSender(m.OtherSender) ?? m.OtherSender.ToString();
         foreach (var w in new[] { kept, other }) _disagreements[w] = _disagreements.GetValueOrDefault(w) + 1;
+        (_partners.TryGetValue(kept, out var pk) ? pk : _partners[kept] = []).Add(other);
+        (_partners.TryGetValue(other, out var po) ? po : _partners[other] = []).Add(kept);
+        if (!_firstKept.ContainsKey(kept)) _firstKept[kept] = m.Step;
         string counts = string.Join(", ", _disagreements.OrderByDescending(d => d.Value).Select(d => $"{d.Key} {d.Value}"));
+        foreach (var w in new[] { kept, other }) MaybeExclude(w);
         // A faulty host disagrees on nearly every copy: the first few are said, then every hundredth with the counts.
         int n = _mismatched.Count;
         if (n > 10 && n % 100 != 0) return;
@@ -668,6 +677,39 @@ public sealed partial class CoordinatorCore : IDisposable
 
     private readonly HashSet<(long Step, int MicroBatch)> _mismatched = [];
     private readonly Dictionary<string, int> _disagreements = [];
+    private readonly Dictionary<string, HashSet<string>> _partners = [];   // the workers each one disagreed with
+    private readonly Dictionary<string, long> _firstKept = [];             // the first step whose differing copy of it was kept
+    private readonly HashSet<string> _excluded = [];
+
+    /// <summary>Whether <paramref name="suspect"/> was in a disagreement, but never with <paramref name="referee"/>.</summary>
+    private bool Unrefereed(string suspect, string referee) =>
+        _partners.TryGetValue(suspect, out var p) && !p.Contains(referee) && !_partners.ContainsKey(referee);
+
+    /// <summary>A worker in at least this many disagreements, and in every one so far, with two or more other workers, is the
+    /// faulty one (two workers alone cannot tell which of them is).</summary>
+    private const int ExcludeAfter = 3;
+
+    /// <summary>
+    /// The determinism audit names one worker in every disagreement with several others: it is excluded from the run (its work
+    /// goes to the others, it is refused if it registers again, and its process exits saying why). What it computed before is
+    /// said: copies of it that arrived first were kept, and a resume from a checkpoint before them gives weights without them.
+    /// </summary>
+    private void MaybeExclude(string w)
+    {
+        if (_excluded.Contains(w) || !_workers.TryGetValue(w, out var info) || _disagreements[w] < ExcludeAfter
+            || _disagreements[w] != _mismatched.Count || _partners[w].Count < 2)
+            return;
+        _excluded.Add(w);
+        string why = $"excluded by the determinism audit: its gradients differed from {_partners[w].Count} other workers' on {_disagreements[w]} " +
+            "micro-batches that are bit-reproducible (silent data corruption or a faulty host); check the host, then start it again for another run";
+        _out.Send(info.Peer, new RegisterRejected(w, why));
+        string kept = _firstKept.TryGetValue(w, out long first)
+            ? $"; copies of it were kept from step {first} on, so the weights hold them: for weights without them resume from a checkpoint before step {first} (--resume {_settings.OutDir})"
+            : "; none of its differing copies was kept";
+        _out.Log(Severity.Error, $"Worker {w} {why}{kept}");
+        _out.Report($"determinism audit: excluding {w} (in all {_disagreements[w]} disagreements, with {_partners[w].Count} workers){kept}");
+        OnWorkerLeft(w);
+    }
 
     /// <summary>Non-finite copies of a micro-batch before the run gives up on it: the second copy usually comes from another
     /// worker, so one faulty host rarely stops a run.</summary>

@@ -98,6 +98,28 @@ public static class MessageValidation
                 c.Text(m.JobId, "JobId"); c.Text(m.DataHost, "DataHost"); c.Port(m.DataPort, "DataPort");
                 if (m.DataKey is null) c.Text(null, "DataKey");
                 break;
+            case SweepMessages.RunnerReady m: c.Text(m.RunnerId, "RunnerId"); break;
+            case SweepMessages.TrialRequest m:
+                c.AtLeast(m.Attempt, 1, "Attempt"); c.AtLeast(m.Trial, 0, "Trial"); c.AtLeast(m.Rung, 0, "Rung"); c.AtLeast(m.MaxResultBytes, 0, "MaxResultBytes");
+                c.Text(m.TrainFingerprint, "TrainFingerprint");
+                if (c.NotNull(m.Arguments, "Arguments"))
+                    foreach (var a in m.Arguments) c.Text(a, "Arguments[]");
+                break;
+            case SweepMessages.TrialRefused m: c.AtLeast(m.Attempt, 1, "Attempt"); c.Text(m.Reason, "Reason"); break;
+            case SweepMessages.TrialLog m:
+                c.AtLeast(m.Attempt, 1, "Attempt");
+                if (c.NotNull(m.Lines, "Lines"))
+                    foreach (var l in m.Lines) c.Text(l, "Lines[]");
+                break;
+            case SweepMessages.TrialFile m:
+                c.AtLeast(m.Attempt, 1, "Attempt"); c.Text(m.Path, "Path"); c.AtLeast(m.Offset, 0, "Offset"); c.AtLeast(m.Length, 0, "Length");
+                if (c.NotNull(m.Data, "Data") && m.Offset + m.Data.Length > m.Length) c.Fail($"Data ends at {m.Offset + m.Data.Length}, beyond the file's {m.Length} bytes");
+                break;
+            case SweepMessages.TrialFinished m:
+                c.AtLeast(m.Attempt, 1, "Attempt"); c.Text(m.LastError, "LastError"); c.NotNegative(m.Seconds, "Seconds");
+                c.AtLeast(m.Files, 0, "Files"); c.AtLeast(m.Bytes, 0, "Bytes");
+                break;
+            case SweepMessages.SweepFinished m: c.Text(m.Reason, "Reason"); break;
             case null: return "the message is null";
         }
         return c.Problem is null ? null : $"{message.GetType().Name}: {c.Problem}";

@@ -769,6 +769,85 @@ public class CoordinatorCoreTests
         Assert.EndsWith($"the backup copy completed {n} of them first", summary); // the sim's holders never finish first
     }
 
+    /// <summary>
+    /// The audit excludes the worker found in every disagreement once it disagreed with two others at least 3 times: it is
+    /// told why (RegisterRejected), refused if it registers again, its work goes to the others, and the run finishes. Between
+    /// two workers alone nobody is excluded: either could be the faulty one.
+    /// </summary>
+    [Theory]
+    [InlineData(3)]
+    [InlineData(2)]
+    public void TheWorkerInEveryDisagreementWithOthersIsExcluded(int workers)
+    {
+        using var sim = new SimCluster(ModeOptions.Sync);
+        sim.Join(workers);
+        sim.Run(until: () => sim.Computed.Count == 6);
+        string bad = $"w{workers - 1}";
+        int Sender(string w) => JobMapping.SenderIdOf(w);
+        var said = new List<Effect>();
+        for (int i = 0; i < 4; i++)
+        {
+            string good = $"w{i % (workers - 1)}";
+            // Every chunk and every shard of a micro-batch reports it: only the first of them counts.
+            said.AddRange(sim.Core.Handle("ps0", new GradientMismatch(0, i % 2 == 0 ? Sender(bad) : Sender(good), i % 2 == 0 ? Sender(good) : Sender(bad), 1, i, 0)));
+            said.AddRange(sim.Core.Handle("ps1", new GradientMismatch(1, Sender(good), Sender(bad), 1, i, 32)));
+        }
+        var rejected = said.OfType<Send>().Where(e => e.Message is RegisterRejected).ToList();
+        if (workers == 2)
+        {
+            Assert.Empty(rejected);
+            Assert.DoesNotContain(said.OfType<Report>(), r => r.Text.Contains("excluding"));
+            return;
+        }
+        var told = Assert.Single(rejected);
+        Assert.Equal(bad, told.To);
+        Assert.StartsWith("excluded by the determinism audit: its gradients differed from 2 other workers' on 3 micro-batches", ((RegisterRejected)told.Message).Reason);
+        var report = Assert.Single(said.OfType<Report>(), r => r.Text.Contains("excluding"));
+        Assert.StartsWith($"determinism audit: excluding {bad} (in all 3 disagreements, with 2 workers); copies of it were kept from step 1 on", report.Text);
+        Assert.Contains(sim.Core.Handle(bad, new RegisterWorker(bad, "addr", "127.0.0.1", 9000, WireProtocol.Version, Job().Spec().Hash)).OfType<Send>(),
+            e => e.To == bad && e.Message is RegisterRejected);
+        sim.Vanish(bad);
+        sim.Take(said);
+        sim.Run();
+        Assert.Null(sim.Result!.Error);
+        AssertLedger(sim, sim.Steps, 4);
+    }
+
+    /// <summary>A worker that was backed up lately (w2, behind a slow link) computes no backup copies for others for a while:
+    /// when w0 straggles next, the copy goes to w1 even when w2 is idle too.</summary>
+    [Fact]
+    public void AWorkerThatWasBackedUpLatelyGetsNoBackupCopies()
+    {
+        using var sim = new SimCluster(ModeOptions.Sync, epochs: 4) { MicroBatchTime = TimeSpan.FromMilliseconds(25), TakeTurns = true };
+        sim.Join(workers: 3);
+        sim.Run(until: () => sim.Computed.Count > 12);
+        void UntilBackupOf(string holder)
+        {
+            for (int i = 0; i < 400 && sim.Result is null && !sim.Reports.Any(r => r.Contains($" held by {holder} for ")); i++)
+            {
+                sim.Run(until: () => sim.Reports.Any(r => r.Contains($" held by {holder} for ")));
+                sim.Now += TimeSpan.FromMilliseconds(5);
+                sim.Take(sim.Core.Timer(CoordinatorCore.BackupTimer));
+            }
+        }
+        sim.Slow.Add("w2");
+        UntilBackupOf("w2");
+        Assert.Contains(sim.Reports, r => r.Contains(" held by w2 for "));
+        // All three keep what they hold and stop; long enough later every held micro-batch is due for a copy (not yet for
+        // the lease). w2 asks first: none for it; then w1: one.
+        sim.Slow.Clear();
+        int done = sim.Computed.Count;
+        sim.Run(until: () => sim.Computed.Count == done + 3);
+        sim.Slow.UnionWith(["w0", "w1", "w2"]);
+        sim.Run();
+        sim.Now += TimeSpan.FromMilliseconds(500);
+        int said = sim.Reports.Count;
+        sim.WorkerAsks("w2");
+        Assert.DoesNotContain(sim.Reports.Skip(said), r => r.StartsWith("backup copy") && r.Contains("also goes to w2"));
+        sim.WorkerAsks("w1");
+        Assert.Contains(sim.Reports.Skip(said), r => r.StartsWith("backup copy") && r.Contains("also goes to w1"));
+    }
+
     /// <summary>disttrain.backup-multiple 0: a straggler waits for its lease; nothing is computed twice.</summary>
     [Fact]
     public void WithoutBackupCopiesAStragglerWaitsForItsLease()
