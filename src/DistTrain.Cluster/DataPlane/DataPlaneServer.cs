@@ -106,15 +106,24 @@ public sealed class DataPlaneServer : IDisposable
             catch (Exception) when (_disposed) { return; }
             catch (SocketException) { continue; }
             SocketIo.Configure(s, _bufferBytes);
-            Connection? c = null;
+            Connection? c = null, evicted = null;
             lock (_gate)
             {
                 if (_disposed) { s.Dispose(); return; }
+                // At the bound, the oldest connection that has not proved the job's key yet makes room: strangers who fill
+                // every slot with silent connections then only evict each other, and a peer's new connection still gets in.
+                if (_connections.Count >= _limits.MaxConnections && _connections.FirstOrDefault(x => x.PeerId is null) is { } oldest)
+                {
+                    _connections.Remove(oldest);
+                    evicted = oldest;
+                }
                 if (_connections.Count < _limits.MaxConnections) _connections.Add(c = new Connection(this, s));
             }
+            if (evicted is not null) { Stats.Refuse(); evicted.Close(); }
             if (c is null)
             {
-                // Each connection holds a thread: past the bound, a newcomer is closed at once rather than starving the machine.
+                // Each connection holds a thread: past the bound, with every slot held by an authenticated peer, a newcomer
+                // is closed at once rather than starving the machine.
                 Stats.Refuse();
                 s.Dispose();
                 continue;

@@ -24,9 +24,9 @@ internal static class Stranger
 
     /// <summary>Whether <paramref name="ep"/> is a data-plane listener: it greets every connection with its DTDP challenge
     /// (an Akka port over TLS waits for the client's hello instead).</summary>
-    public static bool IsDataPlane(IPEndPoint ep)
+    public static bool IsDataPlane(IPEndPoint ep, int waitMs = 1500)
     {
-        using var s = new Socket(ep.AddressFamily, SocketType.Stream, ProtocolType.Tcp) { ReceiveTimeout = 1500 };
+        using var s = new Socket(ep.AddressFamily, SocketType.Stream, ProtocolType.Tcp) { ReceiveTimeout = waitMs };
         s.Connect(ep);
         var magic = new byte[4];
         try { return s.Receive(magic) == 4 && magic.AsSpan().SequenceEqual(DataPlaneAuth.Magic); }
