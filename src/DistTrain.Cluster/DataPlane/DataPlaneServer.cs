@@ -149,6 +149,7 @@ public sealed class DataPlaneServer : IDisposable
         private const int HashSliceBytes = 256 * 1024; // fits L2 on both machine kinds
         private int _timeoutMs = -1;
         public int? PeerId { get; private set; }
+        private bool _announced; // the handler heard OnPeerConnected: it hears OnPeerDisconnected too
 
         public void Start()
         {
@@ -206,7 +207,7 @@ public sealed class DataPlaneServer : IDisposable
                 socket.Dispose();
                 _mac?.Dispose();
                 server.Remove(this);
-                if (PeerId is { } id) server._handler.OnPeerDisconnected(id);
+                if (_announced && PeerId is { } id) server._handler.OnPeerDisconnected(id);
             }
         }
 
@@ -257,12 +258,15 @@ public sealed class DataPlaneServer : IDisposable
             if (!CryptographicOperations.FixedTimeEquals(expected, auth[DataPlaneAuth.NonceBytes..])) { server.Stats.Drop(DropReason.Unauthenticated); return false; }
 
             DataPlaneAuth.ServerProof(server._key, serverNonce, clientNonce, hello.SenderId, server._flags, expected);
-            SocketIo.WriteAll(socket, expected);
             if ((server._flags & DataPlaneAuth.FlagFrameMac) != 0)
                 _mac = DataPlaneAuth.FrameMacOf(server._key, serverNonce, clientNonce, hello.SenderId, server._flags);
-            socket.SendTimeout = 0; // the listener sends nothing more
+            // Authenticated from here: never evicted at the connection bound, and named by ConnectedPeers before the peer
+            // hears the proof back (a peer that returned from its handshake is always seen).
             PeerId = hello.SenderId;
+            SocketIo.WriteAll(socket, expected);
+            socket.SendTimeout = 0; // the listener sends nothing more
             server._handler.OnPeerConnected(hello.SenderId);
+            _announced = true;
             return true;
         }
 
