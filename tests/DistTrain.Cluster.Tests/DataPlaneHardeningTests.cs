@@ -328,6 +328,30 @@ public sealed class DataPlaneHardeningTests
     }
 
     /// <summary>
+    /// Strangers who fill every slot with silent connections (they never prove the key) do not lock a peer out: at the
+    /// bound, the oldest unauthenticated connection is closed to make room, so the peer's connection gets in and serves.
+    /// </summary>
+    [Fact]
+    public void Silent_strangers_at_the_bound_make_room_for_a_peer_oldest_first()
+    {
+        var handler = new Handler();
+        using var server = Server(handler, new DataPlaneLimits { MaxConnections = 2, HelloTimeout = TimeSpan.FromSeconds(30) });
+        using var first = RawDataPlanePeer.Connect(server.Port);   // each reads its challenge: accepted, holding a slot
+        using var second = RawDataPlanePeer.Connect(server.Port);
+        AssertStillServes(server, handler, sender: 5);               // evicts `first`, the oldest
+        first.AssertClosedByServer();
+        var deadline = DateTime.UtcNow.AddSeconds(10);
+        while (server.ConnectedPeers().Length > 0 && DateTime.UtcNow < deadline) Thread.Sleep(10); // the peer hung up
+        using var third = RawDataPlanePeer.Connect(server.Port);
+        using var fourth = RawDataPlanePeer.Connect(server.Port);
+        second.AssertClosedByServer();                               // strangers only evict each other, oldest first
+        using var peer = Authenticated(server, 6);
+        third.AssertClosedByServer();
+        Assert.Equal([6], server.ConnectedPeers());
+        Assert.Equal(3, server.Stats.ConnectionsRefused);
+    }
+
+    /// <summary>
     /// Fuzz, three hundred connections: garbage, truncations and byte changes of a whole valid exchange (the Hello with its
     /// proof for this connection's challenge, then one tagged frame), plus a third of cases that change bytes of the proof
     /// alone. Nothing crashes the listener, and no payload but the one sent is ever applied: a changed frame fails its tag.

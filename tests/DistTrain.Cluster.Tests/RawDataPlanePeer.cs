@@ -23,10 +23,13 @@ public sealed class RawDataPlanePeer : IDisposable
     private RawDataPlanePeer(Socket socket) => Socket = socket;
 
     /// <summary>Connects; with <paramref name="readChallenge"/> reads the listener's challenge at once.</summary>
-    public static RawDataPlanePeer Connect(int port, bool readChallenge = true)
+    public static RawDataPlanePeer Connect(int port, bool readChallenge = true) => Connect(new IPEndPoint(IPAddress.Loopback, port), readChallenge);
+
+    /// <summary>Connects to a listener on another host (a namespace on a bridge: the stranger of the multi-host tests).</summary>
+    public static RawDataPlanePeer Connect(IPEndPoint listener, bool readChallenge = true, int receiveTimeoutMs = 20_000)
     {
-        var s = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp) { ReceiveTimeout = 20_000 };
-        s.Connect(IPAddress.Loopback, port);
+        var s = new Socket(listener.AddressFamily, SocketType.Stream, ProtocolType.Tcp) { ReceiveTimeout = receiveTimeoutMs };
+        s.Connect(listener);
         var peer = new RawDataPlanePeer(s);
         if (readChallenge) peer.ReadChallenge();
         return peer;

@@ -95,8 +95,8 @@ public sealed class ShardCore
                 _out.Log(Severity.Info, $"PS {_nodeId} waits as a spare: {s.Reason}");
                 break;
             case var _ when Inbox is null: break;
-            case WorkerEndpoint w: _out.Add(new AddWorker(w.WorkerId, w.DataHost, w.DataPort)); break;
-            case WorkerGone g: _out.Add(new RemoveWorker(g.WorkerId)); break;
+            case WorkerEndpoint w: Inbox!.WorkerRegistered(w.SenderId); _out.Add(new AddWorker(w.WorkerId, w.DataHost, w.DataPort)); break;
+            case WorkerGone g: Inbox!.WorkerLeft(JobMapping.SenderIdOf(g.WorkerId)); _out.Add(new RemoveWorker(g.WorkerId)); break;
             case LeaseMoved m when Inbox.IsReceiving(JobMapping.SenderIdOf(m.FromWorker), m.Step, m.MicroBatch):
                 _out.Add(new Disconnect(JobMapping.SenderIdOf(m.FromWorker),
                     $"its lease on step {m.Step} micro-batch {m.MicroBatch} ran out with a frame of it half-sent"));
@@ -189,7 +189,7 @@ public sealed class ShardCore
         KeyRange[] chunks = mode.Mode == TrainingMode.Sync
             ? KeyRanges.PushChunks(range, Enumerable.Range(0, model.Layers.Count).Select(model.ParameterRunStart), _gradientChunkFloats)
             : [range];
-        _out.Add(new Serve(Inbox, chunks, JobMapping.SenderIdOf($"{_nodeId}/ps{a.Shard}")));
+        _out.Add(new Serve(Inbox, chunks, JobMapping.ShardSenderId(_nodeId, a.Shard)));
     }
 
     /// <summary>Step barrier: a micro-batch's gradient is all here; apply the step once it is complete.</summary>

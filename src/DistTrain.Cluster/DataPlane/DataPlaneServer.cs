@@ -106,15 +106,24 @@ public sealed class DataPlaneServer : IDisposable
             catch (Exception) when (_disposed) { return; }
             catch (SocketException) { continue; }
             SocketIo.Configure(s, _bufferBytes);
-            Connection? c = null;
+            Connection? c = null, evicted = null;
             lock (_gate)
             {
                 if (_disposed) { s.Dispose(); return; }
+                // At the bound, the oldest connection that has not proved the job's key yet makes room: strangers who fill
+                // every slot with silent connections then only evict each other, and a peer's new connection still gets in.
+                if (_connections.Count >= _limits.MaxConnections && _connections.FirstOrDefault(x => x.PeerId is null) is { } oldest)
+                {
+                    _connections.Remove(oldest);
+                    evicted = oldest;
+                }
                 if (_connections.Count < _limits.MaxConnections) _connections.Add(c = new Connection(this, s));
             }
+            if (evicted is not null) { Stats.Refuse(); evicted.Close(); }
             if (c is null)
             {
-                // Each connection holds a thread: past the bound, a newcomer is closed at once rather than starving the machine.
+                // Each connection holds a thread: past the bound, with every slot held by an authenticated peer, a newcomer
+                // is closed at once rather than starving the machine.
                 Stats.Refuse();
                 s.Dispose();
                 continue;
@@ -140,6 +149,7 @@ public sealed class DataPlaneServer : IDisposable
         private const int HashSliceBytes = 256 * 1024; // fits L2 on both machine kinds
         private int _timeoutMs = -1;
         public int? PeerId { get; private set; }
+        private bool _announced; // the handler heard OnPeerConnected: it hears OnPeerDisconnected too
 
         public void Start()
         {
@@ -197,7 +207,7 @@ public sealed class DataPlaneServer : IDisposable
                 socket.Dispose();
                 _mac?.Dispose();
                 server.Remove(this);
-                if (PeerId is { } id) server._handler.OnPeerDisconnected(id);
+                if (_announced && PeerId is { } id) server._handler.OnPeerDisconnected(id);
             }
         }
 
@@ -248,12 +258,15 @@ public sealed class DataPlaneServer : IDisposable
             if (!CryptographicOperations.FixedTimeEquals(expected, auth[DataPlaneAuth.NonceBytes..])) { server.Stats.Drop(DropReason.Unauthenticated); return false; }
 
             DataPlaneAuth.ServerProof(server._key, serverNonce, clientNonce, hello.SenderId, server._flags, expected);
-            SocketIo.WriteAll(socket, expected);
             if ((server._flags & DataPlaneAuth.FlagFrameMac) != 0)
                 _mac = DataPlaneAuth.FrameMacOf(server._key, serverNonce, clientNonce, hello.SenderId, server._flags);
-            socket.SendTimeout = 0; // the listener sends nothing more
+            // Authenticated from here: never evicted at the connection bound, and named by ConnectedPeers before the peer
+            // hears the proof back (a peer that returned from its handshake is always seen).
             PeerId = hello.SenderId;
+            SocketIo.WriteAll(socket, expected);
+            socket.SendTimeout = 0; // the listener sends nothing more
             server._handler.OnPeerConnected(hello.SenderId);
+            _announced = true;
             return true;
         }
 

@@ -23,6 +23,10 @@ public enum DropReason
     /// <summary>A frame's tag (FrameMac) does not match its header and payload: altered, injected, replayed or reordered on an
     /// authenticated connection. Never applied; the connection is closed.</summary>
     BadMac = 8,
+    /// <summary>An authenticated peer sent a frame its role may not send: a parameter push not from the shard that owns the
+    /// range, a restore not from the coordinator, a gradient or statistics not from a worker the coordinator registered with
+    /// this shard. Drained, never applied; the connection stays open.</summary>
+    NotPermitted = 9,
 }
 
 /// <summary>Thread-safe counters of received and dropped frames.</summary>

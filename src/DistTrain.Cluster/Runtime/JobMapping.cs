@@ -68,6 +68,10 @@ public static class JobMapping
     public static int MicroBatchesPerStep(JobDescription d) =>
         (d.Hyper.BatchSize + d.Hyper.MicroBatchSize - 1) / d.Hyper.MicroBatchSize;
 
+    /// <summary>The sender id of shard <paramref name="shard"/>'s pushes when <paramref name="owner"/> (ShardInfo.OwnerAddress) holds
+    /// it: a worker accepts a range's parameters from that sender only.</summary>
+    public static int ShardSenderId(string owner, int shard) => SenderIdOf($"{owner}/ps{shard}");
+
     /// <summary>A stable positive id for data-plane frames from a worker or shard name.</summary>
     public static int SenderIdOf(string name)
     {

@@ -19,6 +19,7 @@ public sealed class ParameterInbox(Action arrived) : IFrameHandler
     private readonly Lock _gate = new();
     private readonly object _pulse = new();   // pulsed by the receive threads after each parameter frame
     private ShardInfo[] _shards = [];
+    private int[] _owners = [];               // per shard: the sender id of its owner's pushes (JobMapping.ShardSenderId)
     private bool _direct;                     // a step barrier bounds the versions in flight: receive into _slots
     private float[][] _slots = [];            // direct: [v & 1] holds version v where it has arrived
     private float[][] _staging = [];          // async, per shard: receive buffer (written before the checksum is checked)
@@ -35,6 +36,7 @@ public sealed class ParameterInbox(Action arrived) : IFrameHandler
         lock (_gate)
         {
             _shards = shards;
+            _owners = shards.Select(s => JobMapping.ShardSenderId(s.OwnerAddress, s.Shard)).ToArray();
             _direct = stepBarrier;
             Length = (int)parameterCount;
             _slots = stepBarrier ? [new float[parameterCount], new float[parameterCount]] : [];
@@ -139,6 +141,8 @@ public sealed class ParameterInbox(Action arrived) : IFrameHandler
         {
             int s = ShardIndex(header.Shard);
             if (s < 0 || header.Offset < _shards[s].Offset) return DropReason.Rejected;
+            // A range's values come from the shard that owns it in the layout this worker holds, never from another peer.
+            if (header.SenderId != _owners[s]) return DropReason.NotPermitted;
             // A push may come as several frames, each a piece of the shard's range (KeyRanges.PushChunks).
             long rel = header.Offset - _shards[s].Offset;
             if (rel + header.Length > _shards[s].Length) return DropReason.WrongLength;

@@ -34,6 +34,10 @@ public sealed class ShardInbox : IFrameHandler
     private readonly Action<object> _post;
     private readonly int _microBatches;
     private readonly Dictionary<int, (long Step, int MicroBatch)> _receiving = [];   // per sender: the gradient frame arriving
+    // Sender ids of the workers the coordinator registered with this shard (WorkerEndpoint until WorkerGone): the only peers
+    // whose gradients and statistics are taken. Any registered worker, not only a micro-batch's lease holder: a backup copy
+    // of a straggler's micro-batch is legitimate, and the first intact copy wins.
+    private readonly HashSet<int> _workers = [];
     // Sync, the determinism audit: the checksum and sender of each gradient chunk kept in the last AuditSteps steps, in the
     // order kept (steps only grow, so the oldest leave from the front).
     private readonly Dictionary<(long Step, int MicroBatch, long Offset), (ulong Checksum, int Sender)> _kept = [];
@@ -124,6 +128,18 @@ public sealed class ShardInbox : IFrameHandler
         lock (_gate) return _extras.ApplyRestore();
     }
 
+    /// <summary>The coordinator registered this worker with the shard: its gradients and statistics are taken from now on.</summary>
+    public void WorkerRegistered(int senderId)
+    {
+        lock (_gate) _workers.Add(senderId);
+    }
+
+    /// <summary>The worker left (or every worker re-registers after a roll-back): its frames are refused until it is registered again.</summary>
+    public void WorkerLeft(int senderId)
+    {
+        lock (_gate) _workers.Remove(senderId);
+    }
+
     // ---- data plane (receive threads) ----
 
     WireDrop? IFrameHandler.Rent(FrameHeader header, out Span<float> destination)
@@ -136,6 +152,7 @@ public sealed class ShardInbox : IFrameHandler
         int chunkOffset = (int)Math.Min(header.Offset - _shard.Range.Offset, int.MaxValue);
         lock (_gate)
         {
+            if (!_workers.Contains(header.SenderId)) return WireDrop.NotPermitted;
             // (An async copy of a micro-batch already applied goes on to be refused as the Duplicate it is.)
             if (!_extras.StatisticsReady(header.Step, header.MicroBatch) && _async?.IsAppliedOrUnknown(header.Step, header.MicroBatch) != true)
             {
@@ -161,10 +178,12 @@ public sealed class ShardInbox : IFrameHandler
     /// <summary>Statistics (worker → shard 0) and restore frames (coordinator → shard): staged by ShardCheckpointing.</summary>
     private WireDrop? RentOther(FrameHeader header, out Span<float> destination)
     {
+        destination = Span<float>.Empty;
         lock (_gate)
         {
             if (header.Kind == FrameKind.Statistics)
             {
+                if (!_workers.Contains(header.SenderId)) return WireDrop.NotPermitted;
                 // Async: statistics of a micro-batch already applied (a re-executed copy) would never be folded.
                 var reason = TrainingDrop.Duplicate;
                 destination = _async is { } q && q.IsAppliedOrUnknown(header.Step, header.MicroBatch) ? Span<float>.Empty
@@ -175,7 +194,8 @@ public sealed class ShardInbox : IFrameHandler
                 return WireDrop.Rejected;
             }
             // Restore frames replace the shard's state: only the coordinator sends them.
-            destination = header.Kind is FrameKind.Parameters or FrameKind.OptimizerState or FrameKind.Buffers && header.SenderId == CoordinatorSender
+            if (header.SenderId != CoordinatorSender) return WireDrop.NotPermitted;
+            destination = header.Kind is FrameKind.Parameters or FrameKind.OptimizerState or FrameKind.Buffers
                 ? _extras.RentRestore(header) : Span<float>.Empty;
             return destination.IsEmpty && header.Length > 0 ? WireDrop.Rejected : null;
         }
@@ -223,7 +243,7 @@ public sealed class ShardInbox : IFrameHandler
 
     void IFrameHandler.OnDropped(in FrameHeader header, WireDrop reason)
     {
-        if (reason == WireDrop.Rejected) return; // Rent refused it and reported why
+        if (reason is WireDrop.Rejected or WireDrop.NotPermitted) return; // Rent refused it (and reported why, or counted a sender out of role)
         if (header.Kind == FrameKind.Statistics) { lock (_gate) _extras.StatisticsDropped(header); return; }
         if (!header.IsGradient) return; // a restore frame: the coordinator's send fails and it says so
         lock (_gate) _receiving.Remove(header.SenderId);

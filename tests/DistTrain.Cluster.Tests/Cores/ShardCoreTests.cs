@@ -43,6 +43,9 @@ public class ShardCoreTests
             Take(Core.Start());
             Take(Core.Handle(new ShardAssignment(0, 1, 0, Length, description)));
             Take(Core.Listening("127.0.0.1", 8000));
+            // The workers whose frames these tests send, registered as the coordinator does once each asked for work.
+            foreach (int sender in new[] { 7, 11, 22, 33, JobMapping.SenderIdOf("node-b/w0"), JobMapping.SenderIdOf("node-c/w0") })
+                Take(Core.Handle(new WorkerEndpoint($"w{sender}", sender, "127.0.0.1", 9000)));
         }
 
         public IReadOnlyList<Effect> Take(IReadOnlyList<Effect> effects) { Effects.AddRange(effects); return effects; }
@@ -214,6 +217,51 @@ public class ShardCoreTests
             }
         Frame(0, 0, sender: 22, sum ^ 1, kept: false);             // step 0 is 5 versions back: no record, an ordinary drop
         Assert.IsType<ShardInbox.GradientDropped>(Assert.Single(h.Posted));
+    }
+
+    /// <summary>
+    /// A gradient chunk or a micro-batch's statistics is taken only from a worker the coordinator registered with this shard
+    /// (WorkerEndpoint) and until it left (WorkerGone) — any registered worker, so a backup copy of a micro-batch counts too.
+    /// Another holder of the job key (a peer out of its role) gets NotPermitted and changes nothing.
+    /// </summary>
+    [Fact]
+    public void AGradientIsTakenOnlyFromARegisteredWorker()
+    {
+        var h = new Harness(ModeOptions.Sync, microBatches: 2);
+        IFrameHandler inbox = h.Core.Inbox!;
+        const string late = "node-x/w0";
+        int sender = JobMapping.SenderIdOf(late);
+        var g = Grad(4, h.Length);
+        var header = new FrameHeader(FrameKind.Gradient, 0, 0, 0, 0, 0, h.Length, 0, sender);
+        var statistics = header with { Kind = FrameKind.Statistics, Length = 0 };
+        Assert.Equal(DropReason.NotPermitted, inbox.Rent(header, out _));
+        Assert.Equal(DropReason.NotPermitted, inbox.Rent(statistics, out _));
+        Assert.Empty(h.Posted);
+
+        h.Take(h.Core.Handle(new WorkerEndpoint(late, sender, "127.0.0.1", 9001)));
+        Assert.Null(inbox.Rent(header, out var slot));
+        g.CopyTo(slot);
+        inbox.OnFrame(header, slot);
+        // A backup copy of the other micro-batch by another registered worker is taken as well.
+        h.Gradient(0, 1, 0, g);
+        Assert.Equal(2, h.Sent<GradientAccepted>().Count());
+
+        h.Take(h.Core.Handle(new WorkerGone(late)));
+        Assert.Equal(DropReason.NotPermitted, inbox.Rent(header with { Step = 1 }, out _));
+    }
+
+    /// <summary>A restore frame (the state a shard starts from) is taken only from the coordinator: at version 0 a worker's
+    /// restore frame, which once replaced a shard's initial weights, is NotPermitted; the coordinator's is staged.</summary>
+    [Fact]
+    public void ARestoreIsTakenOnlyFromTheCoordinator()
+    {
+        var h = new Harness(ModeOptions.Sync);
+        IFrameHandler inbox = h.Core.Inbox!;
+        var restore = new FrameHeader(FrameKind.Parameters, 0, 0, 0, 0, 0, h.Length, 0, 7);
+        Assert.Equal(DropReason.NotPermitted, inbox.Rent(restore, out _));
+        Assert.Equal(DropReason.NotPermitted, inbox.Rent(restore with { Kind = FrameKind.OptimizerState, SenderId = JobMapping.ShardSenderId("node", 0) }, out _));
+        Assert.Null(inbox.Rent(restore with { SenderId = JobMapping.SenderIdOf("coordinator") }, out var staged));
+        Assert.Equal(h.Length, staged.Length);
     }
 
     [Fact]

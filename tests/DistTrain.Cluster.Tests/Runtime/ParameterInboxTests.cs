@@ -14,9 +14,9 @@ public class ParameterInboxTests
     private static float[] Version(long v) => Enumerable.Range(0, 10).Select(i => v * 100f + i).ToArray();
 
     /// <summary>Delivers [offset, offset+length) of <paramref name="values"/> as the data plane does: Rent, write, OnFrame.</summary>
-    private static DropReason? Push(IFrameHandler inbox, int shard, long version, int offset, int length, float[] values)
+    private static DropReason? Push(IFrameHandler inbox, int shard, long version, int offset, int length, float[] values, int? sender = null)
     {
-        var h = new FrameHeader(FrameKind.Parameters, version, 0, version, shard, offset, length, 0, 0);
+        var h = new FrameHeader(FrameKind.Parameters, version, 0, version, shard, offset, length, 0, sender ?? JobMapping.ShardSenderId(TwoShards[shard].OwnerAddress, shard));
         var reason = inbox.Rent(h, out var destination);
         if (reason is not null) return reason;
         values.AsSpan(offset, length).CopyTo(destination);
@@ -67,6 +67,30 @@ public class ParameterInboxTests
         Assert.Null(Push(inbox, 1, 8, 6, 4, Version(8)));
         Assert.True(inbox.TryTakeAll(8, model, out _));
         Assert.Equal(Version(8), model);
+    }
+
+    /// <summary>A range's parameters are taken only from the shard that owns it in the layout the worker holds: another
+    /// shard's owner, a worker or the coordinator (each holding the job key) gets NotPermitted; after a replacement the new
+    /// owner is the one.</summary>
+    [Fact]
+    public void APushIsTakenOnlyFromTheShardThatOwnsTheRange()
+    {
+        var inbox = new ParameterInbox(() => { });
+        inbox.Configure(TwoShards, 10, stepBarrier: true);
+        var garbage = Enumerable.Repeat(float.NaN, 10).ToArray();
+        Assert.Equal(DropReason.NotPermitted, Push(inbox, 0, 4, 0, 6, garbage, sender: JobMapping.ShardSenderId("b", 1)));
+        Assert.Equal(DropReason.NotPermitted, Push(inbox, 0, 4, 0, 6, garbage, sender: JobMapping.SenderIdOf("node-b/w0")));
+        Assert.Equal(DropReason.NotPermitted, Push(inbox, 0, 4, 0, 6, garbage, sender: JobMapping.SenderIdOf("coordinator")));
+        Assert.Null(Push(inbox, 0, 4, 0, 6, Version(4)));
+        Assert.Null(Push(inbox, 1, 4, 6, 4, Version(4)));
+        var model = new float[10];
+        Assert.True(inbox.TryTakeAll(4, model, out _));
+        Assert.Equal(Version(4), model);
+
+        // Shard 0 replaced by a spare on node "c": its pushes are taken, the old owner's no longer.
+        inbox.Configure([TwoShards[0] with { OwnerAddress = "c" }, TwoShards[1]], 10, stepBarrier: true);
+        Assert.Equal(DropReason.NotPermitted, Push(inbox, 0, 5, 0, 6, garbage));
+        Assert.Null(Push(inbox, 0, 5, 0, 6, Version(5), sender: JobMapping.ShardSenderId("c", 0)));
     }
 
     [Fact]

@@ -29,6 +29,13 @@ public class ParameterServerActorTests : TestKit
         ps.Tell(new ShardAssignment(0, 1, 0, n, description));
         var port = coordinator.ExpectMsg<RegisterShard>().DataPort;
         var key = DataPlaneKey.FromWire(description.DataKey);
+        // The coordinator registers both workers with the shard: it pushes to them, and takes their gradients from then on.
+        var sink = new PushSink();
+        using var pushes = new DataPlaneServer(System.Net.IPAddress.Loopback, 0, sink, key);
+        foreach (var w in new[] { "wA", "wB" }) ps.Tell(new WorkerEndpoint(w, JobMapping.SenderIdOf(w), "127.0.0.1", pushes.Port));
+        // The shard connects its pushes after it registered the worker: two connections, both registered.
+        for (int i = 0; i < 500 && Volatile.Read(ref sink.Connected) < 2; i++) Thread.Sleep(10);
+        Assert.Equal(2, Volatile.Read(ref sink.Connected));
 
         var gradient = Enumerable.Range(0, n).Select(i => 1e-3f * (i % 17)).ToArray();
         var poisoned = (float[])gradient.Clone();
@@ -60,6 +67,22 @@ public class ParameterServerActorTests : TestKit
         Assert.Equal((0L, 0, idA), (second.Step, second.MicroBatch, second.WorkerId));
         var published = coordinator.FishForMessage<VersionPublished>(_ => true, TimeSpan.FromSeconds(10));
         Assert.Equal(1, published.Version);
+    }
+
+    /// <summary>A worker's listener that drains the shard's pushes and counts the shard's connections.</summary>
+    private sealed class PushSink : IFrameHandler
+    {
+        public int Connected;
+
+        public DropReason? Rent(FrameHeader header, out Span<float> destination)
+        {
+            destination = default;
+            return DropReason.Rejected;
+        }
+
+        public void OnFrame(in FrameHeader header, ReadOnlySpan<float> payload) { }
+
+        public void OnPeerConnected(int senderId) => Interlocked.Increment(ref Connected);
     }
 
     /// <summary>Takes the shard's parameter pushes (a worker's view of the weights) and keeps the newest.</summary>
