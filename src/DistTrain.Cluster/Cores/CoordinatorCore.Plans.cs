@@ -47,7 +47,7 @@ public sealed partial class CoordinatorCore
     {
         _backupsHanded++;
         string line = $"backup copy: step {step} micro-batch {microBatch} held by {holder} for {held.TotalSeconds:0.000} s " +
-            $"(the median micro-batch takes {_backup.Median?.TotalSeconds:0.000} s) also goes to {to}";
+            $"(a micro-batch takes {_backup.Median?.TotalSeconds:0.000} s, the median) also goes to {to}";
         _out.Log(Severity.Info, line);
         if (_backupsHanded <= 3 || _backupsHanded % 100 == 0) _out.Report($"{line} ({_backupsHanded} so far)");
     }
@@ -207,16 +207,11 @@ public sealed partial class CoordinatorCore
             return true;
         }
 
-        /// <summary>A shard acknowledged (step, micro-batch): once every shard has it, its time from lease to done is one sample
-        /// of the usual micro-batch time (BackupPolicy), and a backup copy that completed it is counted.</summary>
+        /// <summary>A shard acknowledged (step, micro-batch): once every shard has it, a backup copy that completed it is counted.</summary>
         private void Acknowledge(GradientAccepted a)
         {
-            var leased = _queue.LeasedAt(a.Step, a.MicroBatch);
             if (!_queue.Acknowledge(a.Step, a.MicroBatch, a.Shard)) return;
-            bool backedUp = _backups.TryGetValue((a.Step, a.MicroBatch), out var backup);
-            // A micro-batch that needed a backup copy is no sample of the usual time; the backup that completed it is.
-            if (leased is { } t && !backedUp) c._backup.Completed(c._clock() - t);
-            if (backedUp && a.WorkerId == JobMapping.SenderIdOf(backup!).ToString()) c._backupsWon++;
+            if (_backups.TryGetValue((a.Step, a.MicroBatch), out var backup) && a.WorkerId == JobMapping.SenderIdOf(backup).ToString()) c._backupsWon++;
         }
 
         private readonly List<(long Step, int MicroBatch, string First)> _toVerify = [];   // --verify-fraction: copies still to hand out

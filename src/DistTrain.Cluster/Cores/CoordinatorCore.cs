@@ -189,7 +189,12 @@ public sealed partial class CoordinatorCore : IDisposable
             case RequestWork r: OnRequestWork(from, r); break;
             case GradientRejected r: OnRejected(r); break;
             case PeerConnectionLost l when Array.IndexOf(_shardPeers, from) == l.Shard: OnConnectionLost(l); break;
-            case MicroBatchDone d: _log.Add(d); break;
+            case MicroBatchDone d:
+                _log.Add(d);
+                // What a micro-batch costs a worker (its compute and sending), not lease to done: a lease taken ahead, or while the
+                // worker still sends the one before, waits before it starts, and that wait would hide a straggler.
+                if (d.ComputeMs + d.CommunicationMs is var ms && double.IsFinite(ms)) _backup.Completed(TimeSpan.FromMilliseconds(ms));
+                break;
             case NormShare n when !_recovering: OnNormShare(n); break;
             case GradientMismatch m: OnMismatch(m); break;
             case var _ when _recovering: break; // the shards' word on versions that are being rolled back

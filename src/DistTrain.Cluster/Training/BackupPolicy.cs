@@ -1,6 +1,6 @@
 // When a straggling micro-batch gets a backup copy (issue: a worker behind a slow link, or a slow host, would set the pace
-// of every step). A micro-batch held longer than `multiple` × the median time micro-batches take (lease to done, over the
-// recent ones) is also handed to a worker that has nothing left of the step; both compute it, the shards keep the first
+// of every step). A micro-batch held longer than `multiple` × the median time micro-batches take (what workers report:
+// compute and sending, over the recent ones) is also handed to a worker that has nothing left of the step; both compute it, the shards keep the first
 // complete copy and compare the second's checksum (the computation is bit-reproducible, so the copies are equal and the
 // weights do not depend on which came first). Pure: durations are passed in.
 namespace DistTrain.Cluster.Training;
@@ -22,7 +22,7 @@ public sealed class BackupPolicy
         _multiple = multiple;
     }
 
-    /// <summary>A micro-batch was done <paramref name="held"/> after it was leased.</summary>
+    /// <summary>A worker took <paramref name="held"/> to compute and send a micro-batch.</summary>
     public void Completed(TimeSpan held)
     {
         if (held < TimeSpan.Zero) return;
