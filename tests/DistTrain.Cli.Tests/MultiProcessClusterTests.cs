@@ -534,26 +534,10 @@ public sealed class MultiProcessClusterTests(ITestOutputHelper output) : IDispos
         // the cut came only after its last step (B never left during the run, and the test failed for the wrong reason).
         var job = Job(TestData.WriteIdx(1600, 50), 120);
         var expected = await InProcess(job);
-        var config = Path.Combine(Directory.CreateTempSubdirectory("disttrain-cfg-").FullName, "two-hosts.hocon");
-        File.WriteAllText(config, """
-            disttrain { join-timeout = 60s, data-plane.host = "" }
+        var (coord, outDir) = StartTwoHosts(net, job, """
             akka.cluster.failure-detector.acceptable-heartbeat-pause = 2s
             akka.cluster.split-brain-resolver.stable-after = 3s
-            """);
-        var specFile = Path.Combine(Directory.CreateTempSubdirectory("disttrain-spec-").FullName, "tiny.json");
-        File.WriteAllText(specFile, job.ModelSpecJson);
-        var outDir = Directory.CreateTempSubdirectory("disttrain-cut-").FullName;
-        int port = FreePort();
-        // Two hosts on a network: remoting needs TLS, each host with its own certificate of one cluster CA.
-        var certs = Directory.CreateTempSubdirectory("disttrain-certs-").FullName;
-        MakeCerts(certs, net.HostAddress, net.PeerAddress);
-        string Tls(string host) => $"--tls-cert \"{Path.Combine(certs, host + ".p12")}\" --tls-ca \"{Path.Combine(certs, "ca.pem")}\"";
-        var seed = $"akka.tcp://disttrain@{net.HostAddress}:{port}";
-        var coord = Start($"{TrainArgs(job, specFile)} --workers 0 --cluster-port {port} --hostname {net.HostAddress} --config \"{config}\" --wait-workers 2 --out \"{outDir}\" {Tls(net.HostAddress)}", "coordinator");
-        var coordLines = new List<string>();
-        coord.OutputDataReceived += (_, e) => { if (e.Data is not null) lock (coordLines) coordLines.Add(e.Data); };
-        Start($"node --roles worker --hostname {net.HostAddress} --config \"{config}\" --seed-nodes {seed} {Tls(net.HostAddress)}", "workerA");
-        Start($"node --roles worker --hostname {net.PeerAddress} --config \"{config}\" --seed-nodes {seed} {Tls(net.PeerAddress)}", "workerB", net.Namespace);
+            """, "cut", ("workerA", "workerB"));
 
         var metrics = Path.Combine(outDir, "metrics.jsonl");
         await WaitForSteps(coord, metrics, 3);
@@ -587,21 +571,8 @@ public sealed class MultiProcessClusterTests(ITestOutputHelper output) : IDispos
         // lags behind), so the run must last long enough for it to hold micro-batches once the median is known.
         var job = Job(TestData.WriteIdx(1600, 50), 120);
         var expected = await InProcess(job);
-        var config = Path.Combine(Directory.CreateTempSubdirectory("disttrain-cfg-").FullName, "two-hosts.hocon");
-        File.WriteAllText(config, "disttrain { join-timeout = 60s, data-plane.host = \"\" }\n");
-        var specFile = Path.Combine(Directory.CreateTempSubdirectory("disttrain-spec-").FullName, "tiny.json");
-        File.WriteAllText(specFile, job.ModelSpecJson);
-        var outDir = Directory.CreateTempSubdirectory("disttrain-slow-").FullName;
-        int port = FreePort();
-        var certs = Directory.CreateTempSubdirectory("disttrain-certs-").FullName;
-        MakeCerts(certs, net.HostAddress, net.PeerAddress);
-        string Tls(string host) => $"--tls-cert \"{Path.Combine(certs, host + ".p12")}\" --tls-ca \"{Path.Combine(certs, "ca.pem")}\"";
-        var seed = $"akka.tcp://disttrain@{net.HostAddress}:{port}";
         var lines = new System.Collections.Concurrent.ConcurrentQueue<string>();
-        var coord = Start($"{TrainArgs(job, specFile)} --workers 0 --cluster-port {port} --hostname {net.HostAddress} --config \"{config}\" --wait-workers 2 --out \"{outDir}\" {Tls(net.HostAddress)}",
-            "coordinator", onLine: lines.Enqueue);
-        Start($"node --roles worker --hostname {net.HostAddress} --config \"{config}\" --seed-nodes {seed} {Tls(net.HostAddress)}", "fast");
-        Start($"node --roles worker --hostname {net.PeerAddress} --config \"{config}\" --seed-nodes {seed} {Tls(net.PeerAddress)}", "slow", net.Namespace);
+        var (coord, outDir) = StartTwoHosts(net, job, "", "slow", ("fast", "slow"), lines.Enqueue);
         Assert.True(coord.WaitForExit(TimeSpan.FromMinutes(3)), "the coordinator process did not finish within 3 minutes");
         coord.WaitForExit();
         Assert.Equal(0, coord.ExitCode);
@@ -610,6 +581,30 @@ public sealed class MultiProcessClusterTests(ITestOutputHelper output) : IDispos
         Assert.Matches(@"^backup copies: [1-9]\d* straggling", summary);
         Assert.Contains(lines, l => l.StartsWith("backup copy: ") && l.Contains($"held by akka.ssl.tcp://disttrain@{net.PeerAddress}:"));
         Assert.DoesNotContain(lines, l => l.StartsWith("determinism audit: step ")); // every compared copy was equal
+    }
+
+    /// <summary>
+    /// Two hosts on a network: this one (the coordinator, which holds the shards, and worker <paramref name="names"/>.Here) and
+    /// <paramref name="net"/>'s namespace (worker <paramref name="names"/>.There). Remoting needs TLS, each host with its own
+    /// certificate of one cluster CA (scripts/make-certs.sh); <paramref name="hocon"/> is added to every node's config.
+    /// </summary>
+    private (Process Coordinator, string Out) StartTwoHosts(VethNamespace net, TrainJob job, string hocon, string label,
+        (string Here, string There) names, Action<string>? onLine = null)
+    {
+        var config = Path.Combine(Directory.CreateTempSubdirectory("disttrain-cfg-").FullName, "two-hosts.hocon");
+        File.WriteAllText(config, "disttrain { join-timeout = 60s, data-plane.host = \"\" }\n" + hocon);
+        var specFile = Path.Combine(Directory.CreateTempSubdirectory("disttrain-spec-").FullName, "tiny.json");
+        File.WriteAllText(specFile, job.ModelSpecJson);
+        var outDir = Directory.CreateTempSubdirectory($"disttrain-{label}-").FullName;
+        int port = FreePort();
+        var certs = Directory.CreateTempSubdirectory("disttrain-certs-").FullName;
+        MakeCerts(certs, net.HostAddress, net.PeerAddress);
+        string Node(string host) => $"--hostname {host} --config \"{config}\" --tls-cert \"{Path.Combine(certs, host + ".p12")}\" --tls-ca \"{Path.Combine(certs, "ca.pem")}\"";
+        var seed = $"akka.tcp://disttrain@{net.HostAddress}:{port}";
+        var coord = Start($"{TrainArgs(job, specFile)} --workers 0 --cluster-port {port} --wait-workers 2 --out \"{outDir}\" {Node(net.HostAddress)}", "coordinator", onLine: onLine);
+        Start($"node --roles worker --seed-nodes {seed} {Node(net.HostAddress)}", names.Here);
+        Start($"node --roles worker --seed-nodes {seed} {Node(net.PeerAddress)}", names.There, net.Namespace);
+        return (coord, outDir);
     }
 
     /// <summary>scripts/make-certs.sh: a cluster CA and one certificate per host in <paramref name="dir"/>.</summary>
