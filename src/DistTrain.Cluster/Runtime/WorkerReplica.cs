@@ -58,6 +58,7 @@ public sealed class WorkerReplica : IReplica, IDisposable
     private double _waitMs;
     private (double Loss, int Samples, int Correct, double ComputeMs) _computed;
     private string? _abandoned;               // why the micro-batch being computed was given up (a shard was lost), or null
+    private bool _passed;                     // ... because another copy completed its step first (not a lost shard)
     private GradientCompression _compression;   // the job's: each gradient frame is encoded (GradientCodec) into _encoded
     private byte[] _encoded = [];
     private ErrorFeedback? _feedback;            // topk: this worker's residual, and how far down it is applied to the gradient
@@ -163,18 +164,19 @@ public sealed class WorkerReplica : IReplica, IDisposable
         float scale = async ? 1f / _job.Hyper.MicroBatchSize : 1f / _plan.StepSize(stepInEpoch);
         BeginGradient(async ? null : work);
         _gateWaitTicks = 0;
-        _abandoned = null;
+        (_abandoned, _passed) = (null, false);
         double l; int c;
         try
         {
             (l, c) = _simulated?.MicroBatch(_trainer.Model, mb.Size, work.Step, work.MicroBatch)
                 ?? _trainer.ComputeGradient(_train, _plan.Indices(mb), scale, work.Step, work.MicroBatch);
         }
-        catch (ShardLostException e)
+        catch (Exception e) when (e is ShardLostException or DistTrain.Cluster.Training.VersionPassedException)
         {
-            // A shard died while this micro-batch waited for its parameters or sent its gradient: the coordinator rolls every shard
-            // back and hands the work out again, so this copy is dropped rather than crashing the worker.
-            (_abandoned, _gateVersion, _streaming, ModelVersion) = (e.Message, -1, null, -1);
+            // A shard died while this micro-batch waited for its parameters or sent its gradient (the coordinator rolls every shard
+            // back and hands the work out again), or another copy completed its step first (a backup of this worker, behind a
+            // slow link): this copy is dropped rather than crashing the worker.
+            (_abandoned, _passed, _gateVersion, _streaming, ModelVersion) = (e.Message, e is not ShardLostException, -1, null, -1);
             return;
         }
         // Async --clip-norm: each micro-batch is its own update, and its whole gradient is here (sync clips on the shards).
@@ -197,7 +199,8 @@ public sealed class WorkerReplica : IReplica, IDisposable
         }
         catch (ShardLostException e)
         {
-            Abandoned?.Invoke($"Worker {_workerId} dropped step {work.Step} micro-batch {work.MicroBatch}: {e.Message}; it is computed again once the shard is replaced");
+            // A copy another worker completed first is expected (the coordinator counts backup copies); a lost shard is said.
+            if (!_passed) Abandoned?.Invoke($"Worker {_workerId} dropped step {work.Step} micro-batch {work.MicroBatch}: {e.Message}; it is computed again once the shard is replaced");
             (_abandoned, _waitMs) = (null, 0);
             BeginGradient(null);
             return null;

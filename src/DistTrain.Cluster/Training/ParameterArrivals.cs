@@ -86,8 +86,9 @@ public sealed class ParameterArrivals
     }
 
     /// <summary>
-    /// Whether the flat range [from, to) has arrived at <paramref name="version"/> in every shard it touches. Throws when a
-    /// shard has moved past that version (in sync mode a shard cannot, before this worker's gradient of it: a broken push).
+    /// Whether the flat range [from, to) has arrived at <paramref name="version"/> in every shard it touches. Throws
+    /// VersionPassedException when a shard has moved past that version: another copy of the micro-batch (a backup, or work
+    /// handed out again) completed the step first, so this one can only be given up.
     /// </summary>
     public bool Covers(long version, int from, int to)
     {
@@ -97,9 +98,13 @@ public sealed class ParameterArrivals
             long lo = Math.Max(from, r.Offset), hi = Math.Min(to, r.End);
             if (lo >= hi) continue;
             if (_version[s] > version)
-                throw new InvalidOperationException($"Shard {s} pushed version {_version[s]} while [{from}, {to}) of version {version} was still awaited.");
+                throw new VersionPassedException($"shard {s} pushed version {_version[s]} while [{from}, {to}) of version {version} was still awaited: another copy completed the step first");
             if (_version[s] < version || r.Offset + _received[s] < hi) return false;
         }
         return true;
     }
 }
+
+/// <summary>A shard moved past the version a micro-batch is being computed on: another copy completed that step, and this
+/// copy is given up (the worker asks for new work).</summary>
+public sealed class VersionPassedException(string message) : Exception(message);

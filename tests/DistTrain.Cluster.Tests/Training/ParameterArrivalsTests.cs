@@ -58,7 +58,7 @@ public class ParameterArrivalsTests
         Assert.True(stale);
         Assert.False(a.AllComplete(7, out stale));
         Assert.True(stale);
-        Assert.Throws<InvalidOperationException>(() => a.Covers(7, 0, 10));
+        Assert.Throws<VersionPassedException>(() => a.Covers(7, 0, 10)); // another copy completed step 7: this one is given up
         Assert.True(a.Covers(7, 100, 150));           // shard 1 is still at 7
         Assert.Equal(-1, a.CompleteVersion(0));         // shard 0's pending values are half 7, half 8
         Assert.False(a.Intact(0));
