@@ -82,14 +82,14 @@ public sealed class NodeCommand : ICommandFactory
             }
             catch (TimeoutException e) { Console.Error.WriteLine($"disttrain node: {e.Message}"); return 3; }
             catch (OperationCanceledException) { return 130; }
-            if (orphaned.IsCompleted) return Orphaned(node, orphaned.Result);
+            if (orphaned.IsCompleted) return await Orphaned(node, orphaned.Result);
             Console.WriteLine($"node {Akka.Cluster.Cluster.Get(node.System).SelfAddress} is up with roles {roles}");
             try { await Task.WhenAny(node.WhenLocalActorsStopped(), orphaned).WaitAsync(cancel); }
             catch (OperationCanceledException) { Console.WriteLine("interrupted; leaving the cluster"); return 130; }
-            if (orphaned.IsCompleted && node.Refusal is null) return Orphaned(node, orphaned.Result);
+            if (orphaned.IsCompleted && node.Refusal is null) return await Orphaned(node, orphaned.Result);
             // Downed: the actor system's coordinated shutdown stops the actors, which can be seen before the removal itself.
             if (node.Refusal is null && Akka.Actor.CoordinatedShutdown.Get(node.System).ShutdownReason is not null)
-                return Orphaned(node, ClusterNode.Removed);
+                return await Orphaned(node, ClusterNode.Removed);
             if (node.Refusal is { } why)
             {
                 Console.Error.WriteLine($"disttrain node: the coordinator refused this node: {why}");
@@ -100,9 +100,14 @@ public sealed class NodeCommand : ICommandFactory
         }
     }
 
-    private static int Orphaned(ClusterNode node, string why)
+    private static async Task<int> Orphaned(ClusterNode node, string why)
     {
-        Console.Error.WriteLine($"disttrain node: node {Akka.Cluster.Cluster.Get(node.System).SelfAddress} {why}. If the coordinator's process is gone, " +
+        // Stop the actors first: a role that notices the lost coordinator a moment later would otherwise log after this
+        // line, and the last thing a user reads should be why the node exits and what to do.
+        string self = Akka.Cluster.Cluster.Get(node.System).SelfAddress.ToString();
+        await node.DisposeAsync();
+        Console.Out.Flush();
+        Console.Error.WriteLine($"disttrain node: node {self} {why}. If the coordinator's process is gone, " +
             "restart the run (`disttrain train ... --resume DIR` on its machine); restart this node (a process supervisor does) and it joins again.");
         return 5;
     }
