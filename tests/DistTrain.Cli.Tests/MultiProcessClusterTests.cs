@@ -369,6 +369,45 @@ public sealed class MultiProcessClusterTests(ITestOutputHelper output) : IDispos
     }
 
     /// <summary>
+    /// A worker whose core throws (a test hook standing in for a bug) stops its actor instead of letting Akka restart it with a
+    /// new data-plane port (the coordinator's death probe then downed the live node, and the bug threw again and again): the
+    /// node leaves and exits 6 naming the failure, its micro-batches go to the other worker, and the same process restarted
+    /// without the fault, as a supervisor would, joins again and pulls work. The weights are the one-process run's.
+    /// </summary>
+    [Fact]
+    public async Task AWorkerWhoseCoreThrowsExitsForItsSupervisorAndTheRestartedProcessRejoinsWithoutChangingABit()
+    {
+        var job = Job(TestData.WriteIdx(6000, 50), 450); // long enough for the failed process's restart to join before the end
+        var expected = await InProcess(job);
+        var (coord, _, outDir) = StartCluster(job, 0, waitWorkers: 2);
+        int port = ClusterPort(coord);
+        string seeds = $"--seed-nodes akka.tcp://disttrain@127.0.0.1:{port}";
+        string? steadyAt = null, restartedAt = null;
+        static string? UpAt(string line) => System.Text.RegularExpressions.Regex.Match(line, @"node (akka\.tcp://\S+) is up") is { Success: true } m ? m.Groups[1].Value : null;
+        var steady = Start($"node --roles worker {seeds}", "worker0", onLine: l => steadyAt ??= UpAt(l));
+        var stderr = new System.Collections.Concurrent.ConcurrentQueue<string>();
+        var buggy = Start($"node --roles worker {seeds}", "buggy", env: ("DISTTRAIN_TEST_FAIL_AT_STEP", "30"));
+        buggy.ErrorDataReceived += (_, e) => { if (e.Data is not null) stderr.Enqueue(e.Data); };
+        Assert.True(buggy.WaitForExit(TimeSpan.FromSeconds(90)), "the worker whose core threw did not exit");
+        buggy.WaitForExit();
+        Assert.Equal(6, buggy.ExitCode);
+        Assert.Contains(stderr, l => l.Contains("failed on") && l.Contains("DISTTRAIN_TEST_FAIL_AT_STEP") && l.Contains("joins again"));
+        Assert.False(coord.HasExited, "the run ended before the failed worker could be restarted");
+        var restarted = Start($"node --roles worker {seeds}", "restarted", onLine: l => restartedAt ??= UpAt(l));
+        Assert.True(coord.WaitForExit(TimeSpan.FromMinutes(3)), "the coordinator process did not finish within 3 minutes");
+        coord.WaitForExit();
+        Assert.Equal(0, coord.ExitCode);
+        Assert.NotNull(restartedAt);
+        Assert.Contains(_coordinatorLines, l => l.StartsWith($"worker {restartedAt}/", StringComparison.Ordinal) && l.Contains(" joined ("));
+        Assert.True(steady.WaitForExit(TimeSpan.FromSeconds(60)) && restarted.WaitForExit(TimeSpan.FromSeconds(60)), "a worker did not stop after the run");
+        Assert.Equal(0, steady.ExitCode);   // the live worker was never downed
+        Assert.Equal(0, restarted.ExitCode);
+        Assert.NotNull(steadyAt);
+        Assert.DoesNotContain(_coordinatorLines, l => l.Contains(steadyAt!) && l.Contains("down"));
+        Assert.Equal(expected, Sha(Path.Combine(outDir, "model.safetensors")));
+    }
+
+    /// <summary>
     /// The determinism audit with real processes: with --verify-fraction 1 a worker that has nothing left of the current step
     /// computes a second copy of one the other worker holds, and the shard compares their checksums. Honest workers: nothing
     /// differs and the weights are the one-process run's. A worker that flips a bit of every gradient frame it sends (a test

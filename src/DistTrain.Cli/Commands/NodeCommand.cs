@@ -84,8 +84,18 @@ public sealed class NodeCommand : ICommandFactory
             catch (OperationCanceledException) { return 130; }
             if (orphaned.IsCompleted) return await Orphaned(node, orphaned.Result);
             Console.WriteLine($"node {Akka.Cluster.Cluster.Get(node.System).SelfAddress} is up with roles {roles}");
-            try { await Task.WhenAny(node.WhenLocalActorsStopped(), orphaned).WaitAsync(cancel); }
+            try { await Task.WhenAny(node.WhenLocalActorsStopped(), orphaned, node.WhenFailed).WaitAsync(cancel); }
             catch (OperationCanceledException) { Console.WriteLine("interrupted; leaving the cluster"); return 130; }
+            if (node.Failure is { } failure)
+            {
+                // The whole node leaves, its other roles too: a supervisor's restart brings back a clean process.
+                string self = Akka.Cluster.Cluster.Get(node.System).SelfAddress.ToString();
+                await node.DisposeAsync();
+                Console.Out.Flush();
+                Console.Error.WriteLine($"disttrain node: node {self}: {failure}. This is a bug or a broken input, not a network fault: " +
+                    "the log above has the stack. The node left the cluster (its work goes to the others); restart it (a process supervisor does) and it joins again.");
+                return 6;
+            }
             if (orphaned.IsCompleted && node.Refusal is null) return await Orphaned(node, orphaned.Result);
             // Downed: the actor system's coordinated shutdown stops the actors, which can be seen before the removal itself.
             if (node.Refusal is null && Akka.Actor.CoordinatedShutdown.Get(node.System).ShutdownReason is not null)

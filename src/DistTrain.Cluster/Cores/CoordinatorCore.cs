@@ -520,6 +520,12 @@ public sealed partial class CoordinatorCore : IDisposable
                 $"model spec hash {r.SpecHash[..Math.Min(12, r.SpecHash.Length)]} differs from the job's {Description.SpecHash[..12]}; the worker built another model."));
             return;
         }
+        if (_finishing)
+        {
+            // Accepted, it would connect to shards that are shutting down; told the run is over, its node finishes.
+            _out.Send(from, new TrainingDone(_planSteps, _units, null));
+            return;
+        }
         if (_workers.TryGetValue(r.WorkerId, out var known) && known.Peer == from && known.Info == r) return; // asked again while a take-over is under way
         _workers[r.WorkerId] = (from, r);
         _workerByPeer[from] = r.WorkerId;

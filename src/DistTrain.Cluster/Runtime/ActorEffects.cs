@@ -36,4 +36,19 @@ internal static class ActorEffects
             default: log.Info("{0}", line.Text); break;
         }
     }
+
+    /// <summary>
+    /// A role's core threw: stop the actor instead of letting Akka restart it. A restarted worker or shard would come back
+    /// with a fresh core and a new data-plane port that its peers never hear of, and the coordinator's death probe, finding
+    /// the old port closed, would down the node while it runs. Stopping is what the coordinator already handles (it re-queues
+    /// a worker's micro-batches and recovers a shard); the node then exits non-zero (ClusterNode.Failure) and a process
+    /// supervisor restarts it, so it joins again as a new member.
+    /// </summary>
+    public static void Fail(Exception e, object message, string role, IActorContext context, ILoggingAdapter log, Action<string>? onFailed)
+    {
+        string why = $"{role} failed on {message.GetType().Name}: {e.GetType().Name}: {e.Message}";
+        log.Error(e, "{0}; it stops (its work goes to the other members)", why);
+        onFailed?.Invoke(why);
+        context.Stop(context.Self);
+    }
 }

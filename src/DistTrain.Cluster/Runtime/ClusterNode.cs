@@ -80,6 +80,12 @@ public sealed class ClusterNode : IAsyncDisposable
     /// <summary>Why the coordinator refused an actor of this node (the first refusal), or null.</summary>
     public string? Refusal { get; private set; }
     private void Refused(string reason) { lock (_done) Refusal ??= reason; }
+    /// <summary>Why a worker or shard actor of this node failed (the first failure; ActorEffects.Fail), or null.</summary>
+    public string? Failure { get; private set; }
+    private readonly TaskCompletionSource _failed = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    /// <summary>Completes when a worker or shard actor of this node failed (Failure says why).</summary>
+    public Task WhenFailed => _failed.Task;
+    private void Failed(string reason) { lock (_done) Failure ??= reason; _failed.TrySetResult(); }
 
     /// <summary>Completes when this node is Up in the cluster; fails with a clear message after the join timeout.</summary>
     public async Task WaitUntilUp()
@@ -243,13 +249,13 @@ public sealed class ClusterNode : IAsyncDisposable
             ClusterSingletonProxySettings.Create(system).WithRole("coordinator")), "coordinator-proxy");
         if (o.Roles.Contains("ps"))
             for (int i = 0; i < o.PsActors; i++)
-                node.Shards.Add(system.ActorOf(ParameterServerActor.Props(proxy, $"{self}/ps{i}", endpoints with { PortSlot = 1 + i }, node.Refused), $"ps{i}"));
+                node.Shards.Add(system.ActorOf(ParameterServerActor.Props(proxy, $"{self}/ps{i}", endpoints with { PortSlot = 1 + i }, node.Refused, node.Failed), $"ps{i}"));
         if (o.Roles.Contains("worker"))
         {
             // Each worker computes on its own thread; the kernels split the cores between them.
             Compute.Threads = o.ComputeThreads > 0 ? o.ComputeThreads : Math.Max(1, Environment.ProcessorCount / Math.Max(1, o.Workers));
             for (int i = 0; i < o.Workers; i++)
-                node.Workers.Add(system.ActorOf(WorkerActor.Props(proxy, $"{self}/w{i}", endpoints with { PortSlot = 1 + psActors + i }, node.Refused, o.SimulateCompute).WithDispatcher("disttrain-compute-dispatcher"), $"worker{i}"));
+                node.Workers.Add(system.ActorOf(WorkerActor.Props(proxy, $"{self}/w{i}", endpoints with { PortSlot = 1 + psActors + i }, node.Refused, o.SimulateCompute, node.Failed).WithDispatcher("disttrain-compute-dispatcher"), $"worker{i}"));
         }
         return node;
     }

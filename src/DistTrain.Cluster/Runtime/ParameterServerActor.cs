@@ -13,7 +13,8 @@ public sealed class ParameterServerActor : ReceiveActor, IWithTimers
     private readonly IActorRef _coordinator;
     private readonly CoordinatorWatch _watch;
     private NodeEndpoints _endpoints;
-    private readonly Action<string>? _onRefused;
+    private readonly Action<string>? _onRefused, _onFailed;
+    private readonly string _role;
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private readonly ShardCore _core;
     private ShardPublisher? _publisher;
@@ -23,9 +24,10 @@ public sealed class ParameterServerActor : ReceiveActor, IWithTimers
     public ITimerScheduler Timers { get; set; } = null!;
 
 
-    public ParameterServerActor(IActorRef coordinator, string nodeId, NodeEndpoints endpoints, Action<string>? onRefused = null)
+    public ParameterServerActor(IActorRef coordinator, string nodeId, NodeEndpoints endpoints, Action<string>? onRefused = null,
+        Action<string>? onFailed = null)
     {
-        (_coordinator, _endpoints, _onRefused) = (coordinator, endpoints, onRefused);
+        (_coordinator, _endpoints, _onRefused, _onFailed, _role) = (coordinator, endpoints, onRefused, onFailed, $"PS {nodeId}");
         _watch = new CoordinatorWatch(coordinator);
         var self = Self; // the inbox posts from receive threads, where Self is unavailable
         _core = new ShardCore(nodeId, endpoints.GradientChunkFloats, m => self.Tell(m));
@@ -45,10 +47,26 @@ public sealed class ParameterServerActor : ReceiveActor, IWithTimers
         Receive<object>(m => Run(_core.Handle(m)));
     }
 
-    public static Props Props(IActorRef coordinator, string nodeId, NodeEndpoints endpoints, Action<string>? onRefused = null) =>
-        Akka.Actor.Props.Create(() => new ParameterServerActor(coordinator, nodeId, endpoints, onRefused));
+    public static Props Props(IActorRef coordinator, string nodeId, NodeEndpoints endpoints, Action<string>? onRefused = null,
+        Action<string>? onFailed = null) =>
+        Akka.Actor.Props.Create(() => new ParameterServerActor(coordinator, nodeId, endpoints, onRefused, onFailed));
 
-    protected override void PreStart() => Run(_core.Start());
+    protected override void PreStart()
+    {
+        try { Run(_core.Start()); }
+        catch (Exception e) when (e is not OutOfMemoryException) { ActorEffects.Fail(e, "start", _role, Context, _log, _onFailed); }
+    }
+
+    /// <summary>See ActorEffects.Fail: a shard whose core throws stops instead of restarting with a new port and an empty range.</summary>
+    protected override bool AroundReceive(Receive receive, object message)
+    {
+        try { return base.AroundReceive(receive, message); }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            ActorEffects.Fail(e, message, _role, Context, _log, _onFailed);
+            return true;
+        }
+    }
 
     protected override void PostStop()
     {

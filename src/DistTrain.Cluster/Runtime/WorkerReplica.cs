@@ -126,8 +126,20 @@ public sealed class WorkerReplica : IReplica, IDisposable
         _inbox.Configure(_shards, layout.ParameterCount, stepBarrier: _mode.Mode != TrainingMode.Async);
         _modelShardVersion = _shards.Select(_ => -1L).ToArray();
         _sentFrom = _shards.Select(s => s.Offset + s.Length).ToArray();
-        _clients = _shards.Select(s => (DataPlaneClient?)_endpoints.Connect(s.DataHost, s.DataPort, _senderId)).ToArray();
+        _clients = _shards.Select(TryConnect).ToArray();
         return null;
+    }
+
+    /// <summary>A shard that cannot be reached now (its process just died and a spare is taking its range over) is tried again
+    /// at the first frame for it (SendTo), whose failure gives the micro-batch up like any lost shard's.</summary>
+    private DataPlaneClient? TryConnect(ShardInfo s)
+    {
+        try { return _endpoints.Connect(s.DataHost, s.DataPort, _senderId); }
+        catch (IOException e)
+        {
+            Abandoned?.Invoke($"Worker {_workerId}: PS shard {s.Shard} at {s.DataHost}:{s.DataPort} cannot be reached yet ({e.Message}); tried again at its first frame");
+            return null;
+        }
     }
 
     public bool Ready(WorkAssignment work, out bool stale)
@@ -145,6 +157,8 @@ public sealed class WorkerReplica : IReplica, IDisposable
     /// </summary>
     public void Compute(WorkAssignment work)
     {
+        if (work.Step >= FailsAtStep)
+            throw new InvalidOperationException($"test hook DISTTRAIN_TEST_FAIL_AT_STEP: failing on step {work.Step}, micro-batch {work.MicroBatch}");
         var t0 = Stopwatch.GetTimestamp();
         if (_local is not null)
         {
@@ -273,6 +287,10 @@ public sealed class WorkerReplica : IReplica, IDisposable
     /// the first value of every gradient frame it sends, as a faulty host would, so the shards' comparison must name it.</summary>
     private static readonly bool CorruptsGradients = Environment.GetEnvironmentVariable("DISTTRAIN_TEST_CORRUPT_GRADIENTS") == "1";
 
+    /// <summary>A test hook for a role whose core throws (DISTTRAIN_TEST_FAIL_AT_STEP=N): this worker throws when it starts a
+    /// micro-batch of step N or later, as a bug would; the actor must stop and its node exit for its supervisor (ActorEffects.Fail).</summary>
+    private static readonly long FailsAtStep = long.TryParse(Environment.GetEnvironmentVariable("DISTTRAIN_TEST_FAIL_AT_STEP"), out long n) ? n : long.MaxValue;
+
     private static void FlipLowestBit(float[] values, int at) => values[at] = BitConverter.Int32BitsToSingle(BitConverter.SingleToInt32Bits(values[at]) ^ 1);
 
     /// <summary>Sends the frame <paramref name="h"/> names of the flat gradient, float32 or encoded; returns its payload bytes.</summary>
@@ -311,7 +329,10 @@ public sealed class WorkerReplica : IReplica, IDisposable
     /// </summary>
     private void SendTo(int s, in FrameHeader header, ReadOnlySpan<float> payload, ReadOnlySpan<byte> encoded = default)
     {
-        try { Send(_clients[s]!, header, payload, encoded); return; }
+        try
+        {
+            if (_clients[s] is { } client) { Send(client, header, payload, encoded); return; }
+        }
         catch (IOException) { }
         _clients[s]?.Dispose();
         _clients[s] = null;

@@ -370,6 +370,25 @@ public class CoordinatorCoreTests
         Assert.Equal(steps, lines.Count(l => l.Contains("\"kind\":\"step\"")));
     }
 
+    /// <summary>A worker process that registers once the run is over (it started late, or a supervisor restarted it at the end)
+    /// is told so instead of being accepted: accepted, it connected to shards that were shutting down and failed.</summary>
+    [Fact]
+    public void AWorkerThatRegistersAfterTheRunIsToldTheRunIsOverInsteadOfBeingAccepted()
+    {
+        using var sim = new SimCluster(ModeOptions.Sync, checkpointEvery: 0);
+        sim.Join(workers: 2);
+        sim.Run();
+        Assert.NotNull(sim.Result);
+        int reports = sim.Reports.Count;
+        var effects = sim.Core.Handle("late", new RegisterWorker("late", "addr", "127.0.0.1", 9001, WireProtocol.Version, Job().Spec().Hash));
+        var reply = Assert.Single(effects.OfType<Send>());
+        Assert.Equal("late", reply.To);
+        var done = Assert.IsType<TrainingDone>(reply.Message);
+        Assert.Null(done.Reason);
+        Assert.DoesNotContain(effects, e => e is Send { Message: RegisterAccepted } or Watch);
+        Assert.Equal(reports, sim.Reports.Count); // not "joined"
+    }
+
     [Fact]
     public void AWorkerThatLeavesMidStepHasItsLeasesHandedToTheOther()
     {
