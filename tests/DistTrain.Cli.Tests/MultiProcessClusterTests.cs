@@ -137,14 +137,15 @@ public sealed class MultiProcessClusterTests(ITestOutputHelper output) : IDispos
     [InlineData("sync", "")]
     [InlineData("local-sgd", "")]
     [InlineData("local-sgd", "--outer-optimizer nesterov")]
+    [InlineData("async", "")]
     public async Task KilledParameterServerProcessIsReplacedByASpareAndChangesNoBit(string modeName, string outer)
     {
-        var mode = DistTrain.Cluster.Training.ModeOptions.Parse(modeName, null, modeName == "local-sgd" ? 2 : null,
+        var mode = DistTrain.Cluster.Training.ModeOptions.Parse(modeName, modeName == "async" ? 0 : null, modeName == "local-sgd" ? 2 : null,
             outer.Length > 0 ? DistTrain.Cluster.Training.OuterOptimizer.Parse("nesterov", null, null) : null);
-        string unit = modeName == "local-sgd" ? "round" : "step";
+        string unit = Unit(modeName);
         var job = Job(TestData.WriteIdx(3000, 50), 200);
         var expected = await InProcess(job, mode);
-        var (coord, _, outDir) = StartCluster(job, 0, $"--ps-shards 2 --ps-local 0 --mode {modeName} {outer}" + (modeName == "local-sgd" ? " --local-steps 2" : ""), waitWorkers: 2);
+        var (coord, _, outDir) = StartCluster(job, 0, $"--ps-shards 2 --ps-local 0 --mode {modeName} {outer}" + ModeArgs(modeName), waitWorkers: 2);
         int port = ClusterPort(coord);
         string seeds = $"--seed-nodes akka.tcp://disttrain@127.0.0.1:{port}";
         var owners = new[] { Start($"node --roles ps {seeds}", "ps0"), Start($"node --roles ps {seeds}", "ps1") };
@@ -160,10 +161,11 @@ public sealed class MultiProcessClusterTests(ITestOutputHelper output) : IDispos
         Assert.True(coord.WaitForExit(TimeSpan.FromMinutes(3)), "the coordinator process did not finish within 3 minutes after the kill");
         coord.WaitForExit();
         Assert.Equal(0, coord.ExitCode);
-        // Rolled back to a replicated step (a multiple of 10, past the start), and continued from there.
+        // Rolled back to a replicated step (a multiple of 10, past the start; async: a checkpoint's cut, every 10 steps of 4
+        // micro-batches), and continued from there.
         var lost = Assert.Single(_coordinatorLines, l => l.Contains("lost (its data-plane listener") && l.Contains($"rolling back to {unit} "));
         long back = long.Parse(System.Text.RegularExpressions.Regex.Match(lost, $@"rolling back to {unit} (\d+)").Groups[1].Value);
-        Assert.True(back > 0 && back % 10 == 0, $"rolled back to {unit} {back}: not a replicated one");
+        Assert.True(back > 0 && back % (modeName == "async" ? 40 : 10) == 0, $"rolled back to {unit} {back}: not a replicated one");
         Assert.Contains(_coordinatorLines, l => l.Contains($"every shard is back at {unit} {back}"));
         Assert.Equal(3, _coordinatorLines.Count(l => l.Contains(" of 2 holds [")));   // the two owners, then the spare
         Assert.Equal(expected, Sha(Path.Combine(outDir, "model.safetensors")));
@@ -172,6 +174,16 @@ public sealed class MultiProcessClusterTests(ITestOutputHelper output) : IDispos
         // One line per step (local-sgd: per round, labelled with its last step), each once.
         Assert.Equal(modeName == "local-sgd" ? Enumerable.Range(0, 100).Select(i => 2L * i + 1) : Enumerable.Range(0, 200).Select(i => (long)i), steps);
     }
+
+    /// <summary>What a mode's versions count in the coordinator's lines.</summary>
+    private static string Unit(string mode) => mode switch { "local-sgd" => "round", "async" => "update", _ => "step" };
+
+    /// <summary>A mode's options in these tests. Async with staleness 0 is sequential, hence bit-reproducible, and rolls back
+    /// to a checkpoint's cut: one every 10 steps.</summary>
+    private static string ModeArgs(string mode) => mode switch
+    {
+        "local-sgd" => " --local-steps 2", "async" => " --staleness 0 --checkpoint-every 10", _ => "",
+    };
 
     /// <summary>
     /// kill -9 of the coordinator's process mid-run, with a standby (`train --standby`, the same job options): the standby
@@ -183,10 +195,11 @@ public sealed class MultiProcessClusterTests(ITestOutputHelper output) : IDispos
     [Theory]
     [InlineData("sync")]
     [InlineData("local-sgd")]
+    [InlineData("async")]
     public async Task KilledCoordinatorProcessIsReplacedByAStandbyAndChangesNoBit(string modeName)
     {
-        var mode = DistTrain.Cluster.Training.ModeOptions.Parse(modeName, null, modeName == "local-sgd" ? 2 : null);
-        string unit = modeName == "local-sgd" ? "round" : "step", modeArgs = $"--ps-shards 2 --ps-local 0 --mode {modeName}" + (modeName == "local-sgd" ? " --local-steps 2" : "");
+        var mode = DistTrain.Cluster.Training.ModeOptions.Parse(modeName, modeName == "async" ? 0 : null, modeName == "local-sgd" ? 2 : null);
+        string unit = Unit(modeName), modeArgs = $"--ps-shards 2 --ps-local 0 --mode {modeName}" + ModeArgs(modeName);
         var job = Job(TestData.WriteIdx(3000, 50), 200);
         var expected = await InProcess(job, mode);
         var (coord, _, outDir) = StartCluster(job, 0, modeArgs, waitWorkers: 2);

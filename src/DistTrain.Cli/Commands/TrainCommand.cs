@@ -102,8 +102,6 @@ public sealed class TrainCommand : ICommandFactory
                 : OuterOptimizer.Parse(r.GetValue(outerOptimizer), r.GetValue(outerLr), r.GetValue(outerMomentum));
             var modeOptions = ModeOptions.Parse(r.GetValue(mode), r.GetValue(staleness), r.GetValue(localSteps), outer);
             job = job with { Compression = DistTrain.Cluster.Runtime.JobMapping.CheckCompression(job, modeOptions) };
-            if (resumeDir is not null && modeOptions.Mode == DistTrain.Cluster.Messages.TrainingMode.Async)
-                throw new ArgumentException($"--resume continues sync and local-sgd runs only (async runs write no checkpoints); drop --resume or use another --mode.");
             // Async and local-sgd exist only in the cluster runtime, so they use it even with one worker.
             bool cluster = r.GetValue(standby) is not null || r.GetValue(workers) != 1 || r.GetValue(psShards) != 1 || r.GetValue(psLocal) is not null || r.GetValue(clusterPort) > 0 || r.GetValue(waitWorkers) > 0
                 || modeOptions.Mode != DistTrain.Cluster.Messages.TrainingMode.Sync;

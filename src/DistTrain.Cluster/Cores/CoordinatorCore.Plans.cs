@@ -335,12 +335,53 @@ public sealed partial class CoordinatorCore
         public long FinalVersion => _queue.Total;
         public TimeSpan LeaseTimeout { set => _queue.LeaseTimeout = value; }
 
+        /// <param name="first">Micro-batches already applied: a checkpoint's version (taken at a fence, so exactly the first ones).</param>
         public void Start(long first)
         {
             c._step = 0; // started; in async mode the step only marks that
-            if (_queue.Total == 0) { Finish(); return; }
+            if (first > 0)
+            {
+                _queue.RestoreDone(first);
+                _stepsDone = first / _queue.MicroBatches;
+                _begun = _stepsDone - 1;
+            }
+            if (_queue.AllDone) { Finish(); return; }
+            SetFence(first);
             c._out.Add(new StartTimer(AsyncTimer, TickPeriod)); // an expired lease goes out again even when nothing else happens
             c.ServeIdle();
+        }
+
+        /// <summary>
+        /// The next checkpoint after <paramref name="applied"/> micro-batches (an epoch end or --checkpoint-every, in steps) as a
+        /// fence: nothing past it goes out, so the shards drain to exactly its micro-batches and their state there is a consistent
+        /// cut, the same on every shard, that a resumed run continues from. The workers wait for the drain (the staleness
+        /// window's worth of micro-batches) once per checkpoint.
+        /// </summary>
+        private void SetFence(long applied)
+        {
+            _queue.Fence = long.MaxValue;
+            _collecting = false;
+            if (c._settings.CheckpointEvery < 0) return;
+            long step = applied / _queue.MicroBatches;
+            long boundary = c._settings.Mode.NextUnitAtBoundary(step, c._stepsPerEpoch);
+            if (c._settings.CheckpointEvery > 0) boundary = Math.Min(boundary, c._settings.Mode.NextUnitAtBoundary(step, c._settings.CheckpointEvery));
+            if (boundary < c._planSteps) _queue.Fence = boundary * _queue.MicroBatches;
+        }
+
+        private bool _collecting;   // the shards drained to the fence; their state there is being collected
+
+        /// <summary>Everything before the fence is applied: collect the shards' state there, write it, and move the fence on.</summary>
+        private void MaybeCheckpoint()
+        {
+            long fence = _queue.Fence;
+            if (fence == long.MaxValue || _collecting || _queue.LowestUndone < fence) return;
+            _collecting = true;
+            c.Snapshot(fence, () =>
+            {
+                c.WriteCheckpoint(fence);
+                SetFence(fence);
+                c.ServeIdle();
+            });
         }
 
         public bool TryAssign(string id, string peer, DateTime now)
@@ -358,7 +399,16 @@ public sealed partial class CoordinatorCore
 
         public bool Release(long step, int microBatch) => _queue.Release(step, microBatch);
 
-        public void Restart(long step) => throw new InvalidOperationException("An async run does not roll its shards back.");
+        /// <summary>Every shard was put back to <paramref name="applied"/> (a checkpoint's cut, or the start): the micro-batches
+        /// after it go out again, whatever was applied of them before (ShardInbox forgot them too).</summary>
+        public void Restart(long applied)
+        {
+            _queue.RestoreDone(applied);
+            _stepsDone = applied / _queue.MicroBatches;
+            SetFence(applied);
+            c._out.Add(new StartTimer(AsyncTimer, TickPeriod));
+            c.ServeIdle();
+        }
 
         public void ServeWaiting() { }
 
@@ -367,6 +417,7 @@ public sealed partial class CoordinatorCore
             if (message is not AsyncApplied a || (uint)a.Shard >= (uint)c._published.Length) return;
             c.Published(a.Shard, a.Version);
             if (!_queue.Acknowledge(a.Step, a.MicroBatch, a.Shard, out bool stepDone)) return;
+            c.ReportRecovery(a.Version);
             _staleness.Add(a.Staleness);
             c._log.Staleness(a.Step, a.Staleness);
             if (stepDone)
@@ -375,6 +426,7 @@ public sealed partial class CoordinatorCore
                 c.StepTimed();
                 long done = ++_stepsDone;
                 if (done % 20 == 0 || done == c._planSteps) c._out.Report($"{c._log.Summary(done, c._planSteps)}  {_staleness}");
+                if (c.Crashed(a.Step)) return;
             }
             if (_queue.AllDone)
             {
@@ -384,6 +436,7 @@ public sealed partial class CoordinatorCore
                 Finish();
                 return;
             }
+            MaybeCheckpoint();
             c.ServeIdle(); // an expired lease may be handed out again
         }
 
@@ -396,7 +449,10 @@ public sealed partial class CoordinatorCore
 
         public void Timer(string name)
         {
-            if (name == AsyncTimer) c.ServeIdle();
+            if (name != AsyncTimer) return;
+            // A checkpoint whose state never arrived was given up (WatchSnapshots): training goes on past its fence.
+            if (_collecting && !c._snapshots.ContainsKey(_queue.Fence)) SetFence(_queue.Fence);
+            c.ServeIdle();
         }
 
         public WorkLedger Ledger()
@@ -411,6 +467,7 @@ public sealed partial class CoordinatorCore
             _stepsDone = _queue.DoneCount / _queue.MicroBatches; // whole steps only when done in order; the count feeds progress lines
             _begun = _queue.LowestUndone / _queue.MicroBatches - 1; // metrics entries of the steps not done are opened again
             c._step = 0;
+            SetFence(_queue.LowestUndone);
             if (!_queue.AllDone) c._out.Add(new StartTimer(AsyncTimer, TickPeriod));
         }
     }

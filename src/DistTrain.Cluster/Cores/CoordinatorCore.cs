@@ -93,8 +93,6 @@ public sealed partial class CoordinatorCore : IDisposable
     private CoordinatorCore(TrainJob job, int trainCount, int parameterCount, CoordinatorSettings settings, ICoordinatorStore store,
         Func<DateTime>? clock, string? jobId, bool restored)
     {
-        if (settings.Resume is not null && settings.Mode.Mode == TrainingMode.Async)
-            throw new ArgumentException($"--resume and --init work with sync and local-sgd runs only on the cluster; this run is {settings.Mode.Mode}.");
         if (settings.Resume is { } resume && resume.Values.Length != parameterCount)
             throw new ArgumentException($"{resume} has {resume.Values.Length} parameters but the model has {parameterCount}.");
         (_job, _settings, _store, _clock) = (job, settings, store, clock ?? (() => DateTime.UtcNow));
@@ -122,8 +120,6 @@ public sealed partial class CoordinatorCore : IDisposable
         if (!restored && takeover is null) _log.Record("run", settings.Mode.Metadata());
         if (takeover is not null)
         {
-            if (settings.Mode.Mode == TrainingMode.Async)
-                throw new ArgumentException("A standby coordinator cannot take over an async run (its shards cannot roll back); run sync or local-sgd.");
             _awaitingRejoin = true;
             _takeoverSince = _clock();
         }
@@ -361,7 +357,7 @@ public sealed partial class CoordinatorCore : IDisposable
         }
         // The newest shared version, but not past the first step without a line in metrics.jsonl: the steps whose lines died
         // unwritten with the old coordinator are computed again and written here.
-        long written = _log.Written + 1;
+        long written = (_log.Written + 1) * (_settings.Mode.Mode == TrainingMode.Async ? _microBatches : 1); // async versions count updates
         long at = common.Any(v => v <= written) ? common.Where(v => v <= written).Max() : common.Max();
         long start = _settings.Resume?.Step ?? 0;
         _awaitingRejoin = false;
@@ -403,19 +399,13 @@ public sealed partial class CoordinatorCore : IDisposable
             _out.Report($"shard {s} lost before the start ({why}); waiting for a ps node to take {_ranges[s]}");
             return;
         }
-        if (_settings.Mode.Mode == TrainingMode.Async)
-        {
-            Fail(Math.Max(_step, 0), $"PS shard {s} on {owner} was lost ({why}); an async run cannot roll its shards back (sync and local-sgd runs " +
-                "can). Train in sync or local-sgd mode, or start again.");
-            return;
-        }
         if (!_held)
         {
             Fail(_step, $"PS shard {s} on {owner} was lost ({why}) before this coordinator, which took over, held a state to roll back to; " +
                 $"continue the run with `disttrain train ... --resume {_settings.OutDir}`.");
             return;
         }
-        long at = _step;
+        long at = _settings.Mode.Mode == TrainingMode.Async ? _published.Max() : _step; // async versions count updates
         _recovering = true;
         Array.Fill(_restored, false);
         _idle.Clear();
@@ -432,7 +422,7 @@ public sealed partial class CoordinatorCore : IDisposable
     }
 
     /// <summary>What a shard's version counts: steps, or rounds in local-sgd.</summary>
-    private string Unit => _settings.Mode.Mode == TrainingMode.LocalSgd ? "round" : "step";
+    private string Unit => _settings.Mode.Mode switch { TrainingMode.LocalSgd => "round", TrainingMode.Async => "update", _ => "step" };
 
     private DateTime? _lostAt;   // when the last shard was lost, until the first step after the roll-back is applied
     private string _lossWhat = "the shard was lost";
@@ -467,7 +457,7 @@ public sealed partial class CoordinatorCore : IDisposable
     /// <summary>A state collected (not the final one): the newest is what the shards roll back to if one is lost; older ones go.</summary>
     private void Keep(long version)
     {
-        if (_settings.Mode.Mode != TrainingMode.Async && !_recovering && (version > _recoveryVersion || version == _recoveryVersion && !_held))
+        if (!_recovering && (version > _recoveryVersion || version == _recoveryVersion && !_held))
         {
             if (_held) _store.Release(_recoveryVersion); // the start's state is not in the store: releasing it does nothing
             _recoveryVersion = version;
@@ -544,7 +534,7 @@ public sealed partial class CoordinatorCore : IDisposable
     {
         if (_step >= 0 || !AllShardsUp || _workers.Count < _settings.MinWorkers) return;
         long first = _settings.Resume?.Step ?? 0;
-        if (first >= _units) { _step = first; _allApplied = true; Snapshot(first, Final); return; } // a finished run resumed: write its output again
+        if (first >= _plan.FinalVersion) { _step = first; _allApplied = true; Snapshot(first, Final); return; } // a finished run resumed: write its output again
         _plan.Start(first);
     }
 
@@ -816,7 +806,8 @@ public sealed partial class CoordinatorCore : IDisposable
         {
             var started = Stopwatch.GetTimestamp();
             var dir = _store.WriteCheckpoint(step);
-            _out.Report($"checkpoint: step {step} -> {dir} ({Stopwatch.GetElapsedTime(started).TotalMilliseconds:F0} ms)");
+            string what = _settings.Mode.Mode == TrainingMode.Async ? $"step {step / _microBatches} ({step} updates)" : $"step {step}";
+            _out.Report($"checkpoint: {what} -> {dir} ({Stopwatch.GetElapsedTime(started).TotalMilliseconds:F0} ms)");
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException or ArgumentException)
         {
@@ -845,7 +836,7 @@ public sealed partial class CoordinatorCore : IDisposable
     {
         if (!_allApplied || !_finalCollected || _finishing) return;
         _finishing = true;
-        if (_settings.CheckpointEvery >= 0 && _settings.Mode.Mode != TrainingMode.Async) WriteCheckpoint(_units);
+        if (_settings.CheckpointEvery >= 0) WriteCheckpoint(_plan.FinalVersion);
         RunCompleted result;
         try { result = _store.WriteModel(_plan.FinalVersion, _planSteps, _log); }
         catch (Exception e) { result = new RunCompleted(_planSteps, null, double.NaN, double.NaN, e.Message); }

@@ -21,7 +21,7 @@ public sealed record CoordinatorSettings(int Shards, string OutDir, NodeEndpoint
     /// <summary>Training mode of the job (DESIGN contract 5); handed to every node in the JobDescription.</summary>
     public ModeOptions Mode { get; init; } = ModeOptions.Sync;
     /// <summary>Checkpoint every N steps as well as at every epoch end; 0 = at epoch ends only; negative = never (only the final model).
-    /// Sync mode only: async and local-sgd runs write the final model alone.</summary>
+    /// Async runs stop handing out work at each checkpoint until the shards have applied everything before it (a consistent cut).</summary>
     public long CheckpointEvery { get; init; }
     /// <summary>Start from this checkpoint (its step, weights, optimizer state and buffers) instead of step 0 (sync mode). A point at
     /// step 0 is `--init` (ClusterNode.InitialPoint): weights with a fresh optimizer, and a new metrics.jsonl.</summary>

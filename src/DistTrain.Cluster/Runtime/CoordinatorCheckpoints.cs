@@ -96,13 +96,14 @@ public sealed class CoordinatorCheckpoints : IFrameHandler, IDisposable
     }
 
     /// <summary>Writes the collected state as DIR/checkpoint/step-N; returns the folder.</summary>
-    public string Write(string outDir, int stepsPerEpoch, long version)
+    /// <param name="firstStep">The plan step <paramref name="version"/> begins (local-sgd versions count rounds, async ones micro-batches).</param>
+    public string Write(string outDir, int stepsPerEpoch, long version, long firstStep)
     {
         var s = Get(version);
         var (values, buffers) = Collected(version);
         values.CopyTo(_replica.Store.Values, 0);
         buffers.CopyTo(_replica.Store.Buffers, 0);
-        int epoch = stepsPerEpoch == 0 ? 0 : (int)(_mode.FirstStepOf(s.Version) / stepsPerEpoch); // local-sgd versions count rounds
+        int epoch = stepsPerEpoch == 0 ? 0 : (int)(firstStep / stepsPerEpoch);
         return CheckpointSeries.Write(outDir, _job, _replica.Store, CollectedState(version), _optimizerDescription, s.Version, epoch, RunMetadata);
     }
 

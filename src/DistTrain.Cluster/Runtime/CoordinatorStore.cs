@@ -44,7 +44,15 @@ public sealed class CoordinatorStore : ICoordinatorStore
     public SendCheckpoint Begin(long version) => _checkpoints.Begin(version);
     public SendCheckpoint Ask(long version) => _checkpoints.Ask(version);
     public void Release(long version) => _checkpoints.Release(version);
-    public string WriteCheckpoint(long version) => _checkpoints.Write(_settings.OutDir, _stepsPerEpoch, version);
+    public string WriteCheckpoint(long version) => _checkpoints.Write(_settings.OutDir, _stepsPerEpoch, version, FirstStepOf(version));
+
+    /// <summary>The plan step a version begins: async versions count micro-batches applied (a checkpoint's are at a step's start).</summary>
+    private long FirstStepOf(long version)
+    {
+        if (_settings.Mode.Mode != TrainingMode.Async) return _settings.Mode.FirstStepOf(version);
+        int micro = _job.MicroBatch <= 0 ? _job.BatchSize : _job.MicroBatch;
+        return version / ((_job.BatchSize + micro - 1) / micro);
+    }
 
     public RunCompleted WriteModel(long version, long steps, StepLog log)
     {

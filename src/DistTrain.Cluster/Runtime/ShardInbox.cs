@@ -119,13 +119,23 @@ public sealed class ShardInbox : IFrameHandler
     /// <summary>Puts back this shard's own state of <paramref name="version"/>; false when it holds none.</summary>
     public bool RollBack(long version)
     {
-        lock (_gate) return _extras.RollBack(version);
+        lock (_gate)
+        {
+            if (!_extras.RollBack(version)) return false;
+            _async?.RollBackTo(version); // async versions count the micro-batches applied, and a kept copy is a consistent cut
+            return true;
+        }
     }
 
     /// <summary>Puts the received restore state in place; returns its version.</summary>
     public long ApplyRestore()
     {
-        lock (_gate) return _extras.ApplyRestore();
+        lock (_gate)
+        {
+            long version = _extras.ApplyRestore();
+            _async?.RollBackTo(version);
+            return version;
+        }
     }
 
     /// <summary>The coordinator registered this worker with the shard: its gradients and statistics are taken from now on.</summary>

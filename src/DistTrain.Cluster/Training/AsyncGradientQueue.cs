@@ -96,6 +96,24 @@ public sealed class AsyncGradientQueue
 
     public ReadOnlySpan<float> Gradient(Arrival a) => _slots[a.Slot];
 
+    /// <summary>
+    /// The shard's state was put back to a consistent cut (a checkpoint's, or a copy kept at one): exactly the first
+    /// <paramref name="applied"/> micro-batches of the plan are in it. Those count as applied (a copy of one is a duplicate),
+    /// the rest are missing again and will arrive again; gradients queued and not applied are forgotten. A frame still being
+    /// received keeps its slot and is queued when it completes (the coordinator closes every worker's connections before a
+    /// roll-back, so it is rare): it is then applied once, as a stale gradient.
+    /// </summary>
+    public void RollBackTo(long applied)
+    {
+        if (applied < 0 || applied > _state.Length)
+            throw new ArgumentOutOfRangeException(nameof(applied), applied, $"A run of {_state.Length} micro-batches cannot have {applied} applied.");
+        while (_arrived.TryDequeue(out var a)) _free.Push(a.Slot);
+        Array.Fill(_state, Applied, 0, (int)applied);
+        Array.Fill(_state, Missing, (int)applied, _state.Length - (int)applied);
+        foreach (long k in _receiving.Keys) _state[k] = Receiving;
+        AppliedCount = applied;
+    }
+
     /// <summary>The arrival was applied: its slot takes the next gradient.</summary>
     public void Release(Arrival a) => _free.Push(a.Slot);
 

@@ -19,6 +19,9 @@ public sealed class AsyncWorkQueue
     private readonly Dictionary<long, string> _leased = [];
     private long _next;
 
+    /// <summary>No micro-batch at or past this ordinal goes out (a checkpoint: the queue drains to it, the shards' state at this
+    /// version is collected, then the fence moves on). long.MaxValue = none.</summary>
+    public long Fence { get; set; } = long.MaxValue;
     /// <summary>A lease older than this is handed out again; the coordinator adapts it to the observed step time.</summary>
     public TimeSpan LeaseTimeout { get; set; }
     /// <summary>The worker whose expired lease the last TryLease handed out again (the caller reads and clears it).</summary>
@@ -66,7 +69,7 @@ public sealed class AsyncWorkQueue
     /// </summary>
     public bool TryLease(string worker, DateTime now, int staleness, out long step, out int microBatch)
     {
-        long k = -1, limit = LowestUndone + staleness; // highest ordinal that may go out now
+        long k = -1, limit = Math.Min(LowestUndone + staleness, Fence - 1); // highest ordinal that may go out now
         while (_requeued.Count > 0 && k < 0 && _requeued.Min <= limit)
         {
             long r = _requeued.Min;
@@ -134,6 +137,16 @@ public sealed class AsyncWorkQueue
 
     /// <summary>Which shards applied each micro-batch of the run (bit s: shard s), and how far the plan was handed out.</summary>
     public (int[] Acks, long Next) Ledger() => (_shardAcks.ToArray(), _next);
+
+    /// <summary>The queue of a run resumed from a checkpoint taken at a fence: the first <paramref name="done"/> micro-batches
+    /// are done, none after them was handed out.</summary>
+    public void RestoreDone(long done)
+    {
+        if (done < 0 || done > Total) throw new ArgumentOutOfRangeException(nameof(done), done, $"A run of {Total} micro-batches cannot have {done} done.");
+        var acks = new int[Total];
+        Array.Fill(acks, _full, 0, (int)done);
+        Restore(acks, done);
+    }
 
     /// <summary>Rebuilds the queue from <see cref="Ledger"/> with no leases: what was handed out and is not done goes out again first.</summary>
     public void Restore(int[] acks, long next)

@@ -51,6 +51,30 @@ public class AsyncWorkQueueTests
         Assert.Equal((2L, 0), Lease(q, "e", 2));
     }
 
+    /// <summary>A checkpoint's fence: nothing at or past it goes out, a re-queued micro-batch before it still does, and the queue
+    /// drains to exactly the fence; a resumed queue starts with the fence's micro-batches done and none after them handed out.</summary>
+    [Fact]
+    public void NothingPastTheFenceGoesOutSoTheQueueDrainsToItAndAResumedQueueStartsThere()
+    {
+        var q = new AsyncWorkQueue(steps: 4, microBatchesPerStep: 2, shards: 2, TimeSpan.FromMinutes(1)) { Fence = 4 };
+        var got = Enumerable.Range(0, 4).Select(i => Lease(q, $"w{i}", 10)).ToArray();
+        Assert.False(q.TryLease("w4", T0, 10, out _, out _)); // ordinal 4 is the fence, though the staleness bound allows it
+        Assert.Equal(1, q.WorkerLeft("w2"));                   // ordinal 2 goes back, and out again: it is before the fence
+        Assert.Equal((1L, 0), Lease(q, "w5", 10));
+        foreach (var x in got) Done(q, x, shards: 2);
+        Assert.Equal(4, q.LowestUndone);
+        Assert.False(q.TryLease("w6", T0, 10, out _, out _));
+        q.Fence = long.MaxValue;                               // collected: the next ones go out
+        Assert.Equal((2L, 0), Lease(q, "w6", 10));
+
+        var resumed = new AsyncWorkQueue(steps: 4, microBatchesPerStep: 2, shards: 2, TimeSpan.FromMinutes(1));
+        resumed.RestoreDone(4);
+        Assert.Equal(4, resumed.DoneCount);
+        Assert.Equal(4, resumed.LowestUndone);
+        Assert.Equal([(2L, 0), (2L, 1), (3L, 0), (3L, 1)], Enumerable.Range(0, 4).Select(i => Lease(resumed, $"w{i}", 10)));
+        Assert.Throws<ArgumentOutOfRangeException>(() => resumed.RestoreDone(9));
+    }
+
     [Fact]
     public void DoneOnlyWhenEveryShardAppliedAndStepsReportTheirEnd()
     {
