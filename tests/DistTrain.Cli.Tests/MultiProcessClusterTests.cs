@@ -607,6 +607,80 @@ public sealed class MultiProcessClusterTests(ITestOutputHelper output) : IDispos
     }
 
     /// <summary>
+    /// The coordinator's host cut off (its link down: no RST, no FIN, the process runs on), with three coordinator-eligible
+    /// nodes: the coordinator in its own network namespace, two standbys, both `ps` processes and both workers on this host.
+    /// The split-brain resolver counts coordinator nodes (keep-majority, role coordinator): this side holds two of three, downs
+    /// the cut-off node and keeps running, the singleton moves to the older standby, which takes the run over from the
+    /// shards' kept state; the cut-off side holds one of three and downs itself, so its coordinator stops. The standby writes
+    /// the model to its own folder (the cut-off host's disk is gone with it) with the one-process run's bits. With only two
+    /// coordinator-eligible nodes the 1–1 tie goes to the lower address, which may be the cut-off one (docs/architecture.md).
+    /// </summary>
+    [Fact]
+    public async Task ACoordinatorHostCutOffIsDownedByTheMajorityOfThreeCoordinatorNodesAndAStandbyFinishesTheRun()
+    {
+        using var net = VethNamespace.Create();
+        var job = Job(TestData.WriteIdx(3000, 50), 200);
+        var expected = await InProcess(job);
+        var config = Path.Combine(Directory.CreateTempSubdirectory("disttrain-cfg-").FullName, "cut-coordinator.hocon");
+        File.WriteAllText(config, """
+            disttrain { join-timeout = 60s, data-plane.host = "" }
+            akka.cluster.failure-detector.acceptable-heartbeat-pause = 3s
+            akka.cluster.split-brain-resolver.stable-after = 3s
+            """);
+        var specFile = Path.Combine(Directory.CreateTempSubdirectory("disttrain-spec-").FullName, "tiny.json");
+        File.WriteAllText(specFile, job.ModelSpecJson);
+        var certs = Directory.CreateTempSubdirectory("disttrain-certs-").FullName;
+        MakeCerts(certs, net.HostAddress, net.PeerAddress);
+        string Node(string host) => $"--hostname {host} --config \"{config}\" --tls-cert \"{Path.Combine(certs, host + ".p12")}\" --tls-ca \"{Path.Combine(certs, "ca.pem")}\"";
+        int port = FreePort();
+        string seed = $"akka.tcp://disttrain@{net.PeerAddress}:{port}", modeArgs = "--ps-shards 2 --ps-local 0";
+        var coordOut = Directory.CreateTempSubdirectory("disttrain-cut-coord-").FullName;
+        var standbyOut = Directory.CreateTempSubdirectory("disttrain-cut-standby-").FullName;
+        using var listening = new ManualResetEventSlim();
+        var coord = Start($"{TrainArgs(job, specFile)} {modeArgs} --workers 0 --cluster-port {port} --wait-workers 2 --out \"{coordOut}\" {Node(net.PeerAddress)}",
+            "coordinator", net.Namespace, onLine: l => { if (l.StartsWith("cluster seed node ", StringComparison.Ordinal)) listening.Set(); });
+        Assert.True(listening.Wait(TimeSpan.FromSeconds(90)), "the coordinator did not start listening");
+        var standbys = new List<(Process Process, System.Collections.Concurrent.ConcurrentQueue<string> Lines)>();
+        foreach (var name in new[] { "standby0", "standby1" })
+        {
+            var lines = new System.Collections.Concurrent.ConcurrentQueue<string>();
+            using var ready = new ManualResetEventSlim();
+            var p = Start($"{TrainArgs(job, specFile)} {modeArgs} --standby {seed} --out \"{standbyOut}\" {Node(net.HostAddress)}", name,
+                onLine: l => { lines.Enqueue(l); if (l.StartsWith("standby: the coordinator told it job ", StringComparison.Ordinal)) ready.Set(); });
+            Assert.True(ready.Wait(TimeSpan.FromSeconds(90)), $"{name} did not join");
+            standbys.Add((p, lines));
+        }
+        var others = new List<Process>();
+        for (int i = 0; i < 2; i++) others.Add(Start($"node --roles ps --seed-nodes {seed} {Node(net.HostAddress)}", $"ps{i}"));
+        for (int i = 0; i < 2; i++) others.Add(Start($"node --roles worker --seed-nodes {seed} {Node(net.HostAddress)}", $"worker{i}"));
+        var metrics = Path.Combine(coordOut, "metrics.jsonl");
+        await WaitForSteps(coord, metrics, 16);
+        Assert.False(coord.HasExited, "the run ended before the coordinator's host could be cut off");
+        net.CutPeerLink();
+        Log($"cut the coordinator's link after {ReadLines(metrics)} lines of metrics");
+
+        var deadline = DateTime.UtcNow.AddMinutes(3);
+        while (DateTime.UtcNow < deadline && !standbys.Any(s => s.Process.HasExited)) await Task.Delay(200);
+        var (finisher, finisherLines) = Assert.Single(standbys, s => s.Lines.Any(l => l.Contains("took over the run: every shard rolls back to ")));
+        // Its own folder has no metrics of the run (they stayed on the lost host): it goes on from the newest state the shards
+        // share (where they stopped, or a state kept every 10 steps) instead of step 0, and says where its metrics.jsonl begins.
+        var took = Assert.Single(finisherLines, l => l.Contains("took over the run: every shard rolls back to "));
+        long back = long.Parse(System.Text.RegularExpressions.Regex.Match(took, @"rolls back to step (\d+)").Groups[1].Value);
+        Assert.True(back >= 10, took);
+        Assert.Contains(finisherLines, l => l.Contains($"metrics.jsonl in {standbyOut} begins at step {back}"));
+        Assert.True(finisher.WaitForExit(TimeSpan.FromMinutes(1)), "the standby that took over did not finish the run");
+        finisher.WaitForExit();
+        Assert.Equal(0, finisher.ExitCode);
+        Assert.Equal(expected, Sha(Path.Combine(standbyOut, "model.safetensors")));
+        Assert.True(coord.WaitForExit(TimeSpan.FromSeconds(90)), "the cut-off coordinator kept running: its side should have downed itself");
+        foreach (var p in others.Concat(standbys.Select(s => s.Process)))
+        {
+            Assert.True(p.WaitForExit(TimeSpan.FromSeconds(60)), "a process on the majority side did not end with the run");
+            Assert.Equal(0, p.ExitCode);
+        }
+    }
+
+    /// <summary>
     /// A worker behind a slow link (its namespace's veth shaped by tbf to 1 Mbit/s both ways; the other worker and the
     /// coordinator, which holds the shards, on this host): each of its micro-batches takes the push of the weights and the
     /// gradient's way back over that link, tens of times a fast worker's micro-batch. The coordinator hands the micro-batches it

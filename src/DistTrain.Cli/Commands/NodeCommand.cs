@@ -77,25 +77,18 @@ public sealed class NodeCommand : ICommandFactory
             var up = node.WaitUntilUp();
             try
             {
-                await Task.WhenAny(up, orphaned).WaitAsync(cancel);
-                if (!orphaned.IsCompleted) await up;
+                // The roles start before this node sees itself Up (on a loaded host that can take seconds), so one can fail first.
+                await Task.WhenAny(up, orphaned, node.WhenFailed).WaitAsync(cancel);
+                if (!orphaned.IsCompleted && node.Failure is null) await up;
             }
             catch (TimeoutException e) { Console.Error.WriteLine($"disttrain node: {e.Message}"); return 3; }
             catch (OperationCanceledException) { return 130; }
+            if (node.Failure is not null) return await Failed(node);
             if (orphaned.IsCompleted) return await Orphaned(node, orphaned.Result);
             Console.WriteLine($"node {Akka.Cluster.Cluster.Get(node.System).SelfAddress} is up with roles {roles}");
             try { await Task.WhenAny(node.WhenLocalActorsStopped(), orphaned, node.WhenFailed).WaitAsync(cancel); }
             catch (OperationCanceledException) { Console.WriteLine("interrupted; leaving the cluster"); return 130; }
-            if (node.Failure is { } failure)
-            {
-                // The whole node leaves, its other roles too: a supervisor's restart brings back a clean process.
-                string self = Akka.Cluster.Cluster.Get(node.System).SelfAddress.ToString();
-                await node.DisposeAsync();
-                Console.Out.Flush();
-                Console.Error.WriteLine($"disttrain node: node {self}: {failure}. This is a bug or a broken input, not a network fault: " +
-                    "the log above has the stack. The node left the cluster (its work goes to the others); restart it (a process supervisor does) and it joins again.");
-                return 6;
-            }
+            if (node.Failure is not null) return await Failed(node);
             if (orphaned.IsCompleted && node.Refusal is null) return await Orphaned(node, orphaned.Result);
             // Downed: the actor system's coordinated shutdown stops the actors, which can be seen before the removal itself.
             if (node.Refusal is null && Akka.Actor.CoordinatedShutdown.Get(node.System).ShutdownReason is not null)
@@ -108,6 +101,18 @@ public sealed class NodeCommand : ICommandFactory
             Console.WriteLine("node finished");
             return 0;
         }
+    }
+
+    /// <summary>A worker or shard actor failed (ClusterNode.Failure): the whole node leaves, its other roles too, so that a
+    /// supervisor's restart brings back a clean process.</summary>
+    private static async Task<int> Failed(ClusterNode node)
+    {
+        string self = Akka.Cluster.Cluster.Get(node.System).SelfAddress.ToString();
+        await node.DisposeAsync();
+        Console.Out.Flush();
+        Console.Error.WriteLine($"disttrain node: node {self}: {node.Failure}. This is a bug or a broken input, not a network fault: " +
+            "the log above has the stack. The node left the cluster (its work goes to the others); restart it (a process supervisor does) and it joins again.");
+        return 6;
     }
 
     private static async Task<int> Orphaned(ClusterNode node, string why)

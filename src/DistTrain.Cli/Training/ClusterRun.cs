@@ -51,6 +51,9 @@ public static class ClusterRun
             VerifyFraction = checkpoints?.VerifyFraction ?? 0,
         });
         bool stopped = false;
+        // The split-brain resolver downed this node (it was cut off from the majority of the coordinator-eligible nodes): the
+        // side that kept running has the run, or nobody does; this process must not hang on as a second coordinator.
+        var removed = node.WhenOrphaned(node.Settings.CoordinatorLostTimeout);
         try
         {
             var self = Akka.Cluster.Cluster.Get(node.System).SelfAddress;
@@ -58,10 +61,11 @@ public static class ClusterRun
             {
                 console.WriteLine($"standby coordinator {self}: takes the run of {standbyOf} over if that node dies");
                 var handover = node.Handover!;
-                if (Task.WhenAny(handover.Told, handover.Ended, node.Completion).WaitAsync(cancel).GetAwaiter().GetResult() == handover.Told)
+                if (Task.WhenAny(handover.Told, handover.Ended, node.Completion, removed).WaitAsync(cancel).GetAwaiter().GetResult() == handover.Told)
                     // Only now can it take over: before, it knows neither the job's key nor where to watch.
                     console.WriteLine($"standby: the coordinator told it job {handover.Told.Result.JobId}; watching its process");
-                var first = Task.WhenAny(node.Completion, handover.Ended).WaitAsync(cancel).GetAwaiter().GetResult();
+                var first = Task.WhenAny(node.Completion, handover.Ended, removed).WaitAsync(cancel).GetAwaiter().GetResult();
+                if (first == removed && !node.Completion.IsCompleted) return Removed();
                 if (first == handover.Ended && !node.Completion.IsCompleted)
                 {
                     if (handover.Ended.Result is { } why) { console.WriteLine($"standby: {why}"); return 1; }
@@ -75,8 +79,9 @@ public static class ClusterRun
                 console.WriteLine($"start parameter-server nodes for the other {psShards - psLocal} shard(s) with: disttrain node --roles ps --ps-actors K --seed-nodes {self}");
             if (waitWorkers > workers)
                 console.WriteLine($"start workers with: disttrain node --roles worker --seed-nodes {self}");
-            var result = view is null ? node.Completion.WaitAsync(cancel).GetAwaiter().GetResult()
-                : view.Live(() => node.Completion.WaitAsync(cancel).GetAwaiter().GetResult());
+            DistTrain.Cluster.Messages.RuntimeMessages.RunCompleted? Wait() => Task.WhenAny(node.Completion, removed).WaitAsync(cancel).GetAwaiter().GetResult() == removed && !node.Completion.IsCompleted
+                ? null : node.Completion.GetAwaiter().GetResult();
+            if ((view is null ? Wait() : view.Live(Wait)) is not { } result) return Removed();
             if (result.Error is not null) { console.WriteLine($"run failed: {result.Error}"); return 1; }
             console.WriteLine($"trained {result.Steps} steps; test accuracy {result.TestAccuracy:P2}, test loss {result.TestLoss:F4}");
             console.WriteLine($"model:   {result.ModelPath}");
@@ -92,6 +97,15 @@ public static class ClusterRun
             return 130;
         }
         finally { Stop(); }
+
+        int Removed()
+        {
+            string self = Akka.Cluster.Cluster.Get(node.System).SelfAddress.ToString();
+            Stop();
+            console.WriteLine($"node {self} {removed.Result}. It was cut off from the other coordinator-eligible nodes: if they were the " +
+                $"majority, one of them took the run over; otherwise continue it with `disttrain train ... --resume {outDir}`.");
+            return 5;
+        }
 
         void Stop()
         {

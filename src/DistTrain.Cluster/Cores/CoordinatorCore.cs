@@ -358,8 +358,13 @@ public sealed partial class CoordinatorCore : IDisposable
         // The newest shared version, but not past the first step without a line in metrics.jsonl: the steps whose lines died
         // unwritten with the old coordinator are computed again and written here.
         long written = (_log.Written + 1) * (_settings.Mode.Mode == TrainingMode.Async ? _microBatches : 1); // async versions count updates
-        long at = common.Any(v => v <= written) ? common.Where(v => v <= written).Max() : common.Max();
+        // A folder without a step line is this standby's own disk (the old coordinator's host, and its metrics, are gone): go on
+        // from the newest shared state rather than redo the run from the start for the sake of lines that are lost anyway.
+        bool ownFolder = _log.Written < 0;
         long start = _settings.Resume?.Step ?? 0;
+        long at = ownFolder || !common.Any(v => v <= written) ? common.Max() : common.Where(v => v <= written).Max();
+        if (ownFolder && at > start)
+            _out.Report($"metrics.jsonl in {_settings.OutDir} begins at {Unit} {at}: the lines before it stayed with the coordinator that was lost");
         _awaitingRejoin = false;
         _recovering = true;
         _recoveryVersion = at;
