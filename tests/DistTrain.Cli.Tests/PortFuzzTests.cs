@@ -156,7 +156,7 @@ public sealed class PortFuzzTests(ITestOutputHelper output) : IDisposable
     private static bool IsData(PortFuzzer f) => f.IsDataPlane;
 
     /// <summary>The step lines of metrics.jsonl: step and duration.</summary>
-    private static List<(long Step, double Seconds)> StepLines(string file)
+    internal static List<(long Step, double Seconds)> StepLines(string file)
     {
         var steps = new List<(long, double)>();
         try
@@ -194,7 +194,7 @@ public sealed class PortFuzzTests(ITestOutputHelper output) : IDisposable
         return false;
     }
 
-    private static int FreePort()
+    internal static int FreePort()
     {
         var l = new TcpListener(IPAddress.Loopback, 0);
         l.Start();
@@ -203,7 +203,7 @@ public sealed class PortFuzzTests(ITestOutputHelper output) : IDisposable
         return p;
     }
 
-    private static string Sha(string file) => Convert.ToHexString(SHA256.HashData(File.ReadAllBytes(file)));
+    internal static string Sha(string file) => Convert.ToHexString(SHA256.HashData(File.ReadAllBytes(file)));
 
     public void Dispose() => _procs.Dispose();
 }
