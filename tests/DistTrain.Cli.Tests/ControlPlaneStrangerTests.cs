@@ -98,7 +98,7 @@ public sealed class ControlPlaneStrangerTests(ITestOutputHelper output) : IDispo
         foreach (var (system, isMember) in new[] { (outsider, false), (member, true) })
             foreach (var path in paths)
             {
-                var target = await system.ActorSelection(path).ResolveOne(TimeSpan.FromSeconds(20));
+                var target = await Resolve(system, path);
                 int process = path.StartsWith(seed, StringComparison.Ordinal) ? 0 : 1;
                 for (int c = 0; c < CasesPerTarget; c++)
                 {
@@ -116,7 +116,7 @@ public sealed class ControlPlaneStrangerTests(ITestOutputHelper output) : IDispo
         // Everything sent arrived (a message after them all is answered), and nothing stopped a role.
         foreach (var system in new[] { outsider, member })
             foreach (var path in paths)
-                await system.ActorSelection(path).ResolveOne(TimeSpan.FromSeconds(30));
+                await Resolve(system, path);
         foreach (var (name, p) in all) Assert.False(p.HasExited, $"the {name} process ended while strangers sent to it");
         await Task.Delay(1000);
         sampling.Cancel();
@@ -159,6 +159,12 @@ public sealed class ControlPlaneStrangerTests(ITestOutputHelper output) : IDispo
         }
         var slow = PortFuzzTests.StepLines(metrics).Skip(fromStep).Where(s => s.Seconds > 2).ToList();
         Assert.True(slow.Count == 0, "steps longer than 2 s while strangers sent: " + string.Join(", ", slow.Select(s => $"{s.Step} ({s.Seconds:0.00} s)")));
+    }
+
+    private static async Task<IActorRef> Resolve(ActorSystem system, string path)
+    {
+        try { return await system.ActorSelection(path).ResolveOne(TimeSpan.FromSeconds(30)); }
+        catch (ActorNotFoundException) { throw new Xunit.Sdk.XunitException($"{path} is gone: a stranger's message stopped that role"); }
     }
 
     private ActorSystem Stranger(bool member, string seed)
