@@ -9,15 +9,10 @@
 // kind of refusal is counted, resident memory grows by at most a small multiple of the bytes sent, threads stay bounded,
 // and no step takes longer than 2 s.
 using System.Diagnostics;
-using System.Net;
-using System.Net.Sockets;
 using Akka.Actor;
 using DistTrain.Cli.Tests.Support;
 using DistTrain.Cluster.Configuration;
 using DistTrain.Cluster.Runtime;
-using DistTrain.Cluster.Tests.Runtime;
-using DistTrain.Nn.Models;
-using DistTrain.Training;
 using Xunit;
 using Xunit.Abstractions;
 using static DistTrain.Cluster.Messages.CoordinatorMessages;
@@ -37,11 +32,7 @@ public sealed class ControlPlaneStrangerTests(ITestOutputHelper output) : IDispo
     [Fact]
     public async Task Strangers_associated_with_an_insecure_cluster_change_no_bit_restart_no_role_and_are_refused_and_counted()
     {
-        var job = new TrainJob
-        {
-            ModelSpecJson = ModelSpec.Parse(TestData.TinyCnn).CanonicalJson, Dataset = TestData.WriteIdx(3200, 50), Epochs = 5,
-            BatchSize = 32, MicroBatch = 8, Optimizer = "adam", Lr = 1e-2f, Seed = 11, MaxSteps = 320, Schedule = "warmup:3+cosine",
-        };
+        var job = PortFuzzTests.Job();
         var referenceRun = ClusterNode.RunLocal(job, 1, 1, Directory.CreateTempSubdirectory("disttrain-ref-").FullName);
 
         var dir = Directory.CreateTempSubdirectory("disttrain-akka-stranger-").FullName;
@@ -49,10 +40,7 @@ public sealed class ControlPlaneStrangerTests(ITestOutputHelper output) : IDispo
         File.WriteAllText(spec, job.ModelSpecJson);
         var outDir = Path.Combine(dir, "out");
         int port = PortFuzzTests.FreePort();
-        var coord = _procs.Start(
-            $"train --model \"{spec}\" --dataset \"{job.Dataset}\" --epochs {job.Epochs} --batch-size {job.BatchSize} --micro-batch {job.MicroBatch} " +
-            $"--optimizer {job.Optimizer} --lr {job.Lr} --seed {job.Seed} --max-steps {job.MaxSteps} --schedule {job.Schedule} " +
-            $"--workers 0 --ps-shards 1 --ps-local 1 --wait-workers 1 --cluster-port {port} --config local --insecure --out \"{outDir}\"", "coordinator");
+        var coord = _procs.Start(PortFuzzTests.TrainArgs(job, spec) + $" --workers 0 --ps-shards 1 --ps-local 1 --wait-workers 1 --cluster-port {port} --config local --insecure --out \"{outDir}\"", "coordinator");
         await _procs.WaitForLine(coord, l => l.StartsWith("cluster seed node ", StringComparison.Ordinal), TimeSpan.FromSeconds(90));
         string seed = $"akka.tcp://disttrain@127.0.0.1:{port}";
         var worker = _procs.Start($"node --roles worker --config local --insecure --seed-nodes {seed}", "worker");
@@ -73,23 +61,7 @@ public sealed class ControlPlaneStrangerTests(ITestOutputHelper output) : IDispo
         Akka.Cluster.Cluster.Get(member).RegisterOnMemberUp(() => up.TrySetResult());
         await up.Task.WaitAsync(TimeSpan.FromSeconds(60));
 
-        var baseRss = all.Select(a => ProcFacts.Status(a.P.Id, "VmRSS")).ToArray();
-        var baseThreads = all.Select(a => ProcFacts.Status(a.P.Id, "Threads")).ToArray();
-        var peakRss = (long[])baseRss.Clone();
-        var peakThreads = (long[])baseThreads.Clone();
-        using var sampling = new CancellationTokenSource();
-        var sampler = Task.Run(async () =>
-        {
-            while (!sampling.IsCancellationRequested)
-            {
-                for (int i = 0; i < all.Length; i++)
-                {
-                    peakRss[i] = Math.Max(peakRss[i], ProcFacts.Status(all[i].P.Id, "VmRSS"));
-                    peakThreads[i] = Math.Max(peakThreads[i], ProcFacts.Status(all[i].P.Id, "Threads"));
-                }
-                await Task.Delay(20);
-            }
-        });
+        var peaks = ResourcePeaks.Start(all.Select(a => a.P).ToArray());
 
         // Every role actor of both processes, reached by each stranger over its own association.
         string[] paths = [$"{seed}/user/coordinator/singleton", $"{seed}/user/ps0", $"{seed}/user/standby", $"{workerNode}/user/worker0"];
@@ -119,8 +91,7 @@ public sealed class ControlPlaneStrangerTests(ITestOutputHelper output) : IDispo
                 await Resolve(system, path);
         foreach (var (name, p) in all) Assert.False(p.HasExited, $"the {name} process ended while strangers sent to it");
         await Task.Delay(1000);
-        sampling.Cancel();
-        await sampler;
+        await peaks.Stop();
         await Akka.Cluster.Cluster.Get(member).LeaveAsync().WaitAsync(TimeSpan.FromSeconds(20));
 
         Assert.True(coord.WaitForExit(TimeSpan.FromMinutes(3)), "the coordinator did not finish within 3 minutes");
@@ -149,14 +120,7 @@ public sealed class ControlPlaneStrangerTests(ITestOutputHelper output) : IDispo
         Assert.Contains(coordLines, l => l.Contains("refused a control message (malformed"));
         Assert.Contains(workerLines, l => l.Contains("refused a control message (malformed"));
 
-        for (int i = 0; i < all.Length; i++)
-        {
-            long grownKb = peakRss[i] - baseRss[i];
-            _procs.Log($"{all[i].Name}: {sent[i] / 1024} KB sent, resident memory {baseRss[i] / 1024} -> peak {peakRss[i] / 1024} MB, threads {baseThreads[i]} -> peak {peakThreads[i]}");
-            // A length bomb that reached Hyperion would allocate gigabytes; a runtime's own working set moves by a GC budget.
-            Assert.True(grownKb * 1024 <= 4 * sent[i] + (32L << 20), $"{all[i].Name} grew by {grownKb / 1024} MB for {sent[i] / 1024} KB sent");
-            Assert.True(peakThreads[i] <= baseThreads[i] + 16, $"{all[i].Name} went from {baseThreads[i]} to {peakThreads[i]} threads");
-        }
+        for (int i = 0; i < all.Length; i++) peaks.AssertBounded(i, all[i].Name, sent[i], 16, _procs.Log);
         var slow = PortFuzzTests.StepLines(metrics).Skip(fromStep).Where(s => s.Seconds > 2).ToList();
         Assert.True(slow.Count == 0, "steps longer than 2 s while strangers sent: " + string.Join(", ", slow.Select(s => $"{s.Step} ({s.Seconds:0.00} s)")));
     }
