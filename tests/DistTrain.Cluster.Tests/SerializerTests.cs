@@ -160,7 +160,13 @@ public sealed class SerializerTests(LocalSystemFixture fixture) : IClassFixture<
                 // serialize-messages hands the receiver a deserialized copy, so a new instance proves the wire path ran.
                 Assert.NotSame(message, back);
                 Assert.Equal(Canonical(message), Canonical(back));
+                // A copy made inside this process is local: MessageGate admits it without a remote sender.
+                Assert.False(HyperionSerializer.CameOverTheWire(back), $"{message.GetType().Name} copied by serialize-messages counted as from another node");
             }
+            // Bytes that did not come from this thread's last write are another node's.
+            var serializer = (HyperionSerializer)((ExtendedActorSystem)system).Serialization.FindSerializerForType(typeof(CoordinatorMessages.RequestWork));
+            var fromAfar = serializer.FromBinary(new HyperionCodec().Serialize(new CoordinatorMessages.RequestWork("w", 0)), typeof(CoordinatorMessages.RequestWork));
+            Assert.True(HyperionSerializer.CameOverTheWire(fromAfar));
         }
         finally
         {

@@ -2,7 +2,8 @@
 // `disttrain` over the data plane on 127.0.0.1 (one way and round trip), reports MB/s, CPU seconds
 // per GB for sender and receiver, allocation per transfer, and iperf3 on the same loopback for scale.
 // Connections authenticate with a fresh job key (handed to the child on its stdin); --auth both (the default)
-// measures frames with their tag (FrameMac) beside frames without it, size by size in one sitting.
+// measures frames with their tag (FrameMac) beside frames without it, size by size in one sitting. With iperf3, each
+// one-way lane is bracketed by a short iperf3 -l 1M run before and after it, and reported as a fraction of them.
 using System.CommandLine;
 using System.Diagnostics;
 using System.Net;
@@ -110,6 +111,13 @@ public sealed class BenchTransportCommand : ICommandFactory
                 var payload = tensor.AsSpan(0, mib * (1 << 18));
                 var n = Math.Max(8, megabytes / mib);
                 foreach (var roundTrip in new[] { false, true })
+                {
+                    // One way, each lane is bracketed by iperf3 -l 1M runs just before and after it (Bench/Bracketing): its
+                    // fraction of the ceiling then compares runs seconds apart, not minutes, on a host whose load drifts.
+                    bool bracket = withIperf && !roundTrip;
+                    var ceilings = new List<double>();          // seconds per GB of each iperf3 run around the lanes
+                    var rows = new List<(Dictionary<string, object?> Row, double SecondsPerGb)>();
+                    if (bracket && Iperf(BracketBlock, BracketSeconds) is { } before) ceilings.Add(1e3 / before.MBps);
                     foreach (var lane in lanes)
                     {
                         // Warm-up for at least a second: socket buffers grow, and the tiered JIT replaces the first quick code
@@ -118,13 +126,25 @@ public sealed class BenchTransportCommand : ICommandFactory
                         do Measure(lane.Client, lane.Echoes, lane.Child, payload, Math.Max(2, n / 8), roundTrip);
                         while (warm.Elapsed < WarmUp);
                         var r = Measure(lane.Client, lane.Echoes, lane.Child, payload, roundTrip ? Math.Max(4, n / 2) : n, roundTrip);
-                        output.Add(new Dictionary<string, object?>
+                        rows.Add((new Dictionary<string, object?>
                         {
                             ["path"] = lane.Path, ["mode"] = roundTrip ? "round-trip" : "one-way", ["MiB"] = mib, ["transfers"] = r.Transfers,
                             ["MB/s"] = r.MBps, ["ms/transfer"] = r.MsPerTransfer, ["cpu_s/GB_send"] = r.SenderCpu, ["cpu_s/GB_recv"] = r.ReceiverCpu,
                             ["cpu_s/GB_total"] = r.SenderCpu + r.ReceiverCpu, ["alloc_B/transfer_send"] = r.SenderAlloc, ["alloc_B/transfer_recv"] = r.ReceiverAlloc,
-                        });
+                        }, 1e3 / r.MBps));
+                        if (bracket && Iperf(BracketBlock, BracketSeconds) is { } after) ceilings.Add(1e3 / after.MBps);
                     }
+                    if (bracket && ceilings.Count == rows.Count + 1)
+                    {
+                        var fractions = Bracketing.Speedups(ceilings, rows.Select(x => x.SecondsPerGb).ToArray());
+                        for (int i = 0; i < rows.Count; i++)
+                        {
+                            rows[i].Row["iperf3_1M_MB/s_around"] = 2e3 / (ceilings[i] + ceilings[i + 1]);
+                            rows[i].Row["of_iperf3_1M"] = fractions[i];
+                        }
+                    }
+                    foreach (var (row, _) in rows) output.Add(row);
+                }
             }
         }
         finally
@@ -213,12 +233,17 @@ public sealed class BenchTransportCommand : ICommandFactory
         return (double.Parse(parts[0]), long.Parse(parts[1]), long.Parse(parts[2]));
     }
 
+    /// <summary>iperf3 -l 1M for 1 s: the ceiling run just before and after each one-way lane.</summary>
+    private const int BracketBlock = 1 << 20, BracketSeconds = 1;
+
+    private sealed record IperfResult(double MBps, double SenderCpu, double ReceiverCpu);
+
     /// <summary>
-    /// iperf3 on 127.0.0.1, one stream, 3 s: the raw-TCP ceiling measured in the same sitting. Its CPU figures are
-    /// its own cpu_utilization_percent (user + system time of the client and of the server process over the test),
-    /// the same whole-process measure as the data-plane rows.
+    /// iperf3 on 127.0.0.1, one stream: the raw-TCP ceiling measured in the same sitting. Its CPU figures are its own
+    /// cpu_utilization_percent (user + system time of the client and of the server process over the test), the same
+    /// whole-process measure as the data-plane rows. Null (and a note) when iperf3 is missing or fails.
     /// </summary>
-    private static void RunIperf(BenchOutput output, int? blockBytes)
+    private static IperfResult? Iperf(int? blockBytes, int seconds, BenchOutput? output = null)
     {
         var probe = new TcpListener(IPAddress.Loopback, 0);
         probe.Start();
@@ -229,32 +254,39 @@ public sealed class BenchTransportCommand : ICommandFactory
         {
             server = Process.Start(new ProcessStartInfo("iperf3", $"-s -1 -p {port}") { RedirectStandardOutput = true, UseShellExecute = false });
             Thread.Sleep(500);
-            using var c = Process.Start(new ProcessStartInfo("iperf3", $"-c 127.0.0.1 -p {port} -t 3 -J" + (blockBytes is { } b ? $" -l {b}" : "")) { RedirectStandardOutput = true, UseShellExecute = false })!;
+            using var c = Process.Start(new ProcessStartInfo("iperf3", $"-c 127.0.0.1 -p {port} -t {seconds} -J" + (blockBytes is { } b ? $" -l {b}" : "")) { RedirectStandardOutput = true, UseShellExecute = false })!;
             var text = c.StandardOutput.ReadToEnd();
-            if (!c.WaitForExit(30_000)) { c.Kill(); output.Note("iperf3: no result within 30 s"); return; }
+            if (!c.WaitForExit(30_000)) { c.Kill(); output?.Note("iperf3: no result within 30 s"); return null; }
             using var doc = JsonDocument.Parse(text);
             var end = doc.RootElement.GetProperty("end");
             var recv = end.GetProperty("sum_received");
             var cpu = end.GetProperty("cpu_utilization_percent");
-            var seconds = recv.GetProperty("seconds").GetDouble();
+            var elapsed = recv.GetProperty("seconds").GetDouble();
             var gb = recv.GetProperty("bytes").GetDouble() / 1e9;
-            double CpuPerGb(string key) => cpu.GetProperty(key).GetDouble() / 100 * seconds / gb;
-            output.Add(new Dictionary<string, object?>
-            {
-                ["path"] = blockBytes is null ? "iperf3" : "iperf3 -l 1M", ["mode"] = "one-way", ["MiB"] = null, ["transfers"] = null,
-                ["MB/s"] = recv.GetProperty("bits_per_second").GetDouble() / 8 / 1e6, ["ms/transfer"] = null,
-                ["cpu_s/GB_send"] = CpuPerGb("host_total"), ["cpu_s/GB_recv"] = CpuPerGb("remote_total"),
-                ["cpu_s/GB_total"] = CpuPerGb("host_total") + CpuPerGb("remote_total"),
-            });
+            double CpuPerGb(string key) => cpu.GetProperty(key).GetDouble() / 100 * elapsed / gb;
+            return new IperfResult(recv.GetProperty("bits_per_second").GetDouble() / 8 / 1e6, CpuPerGb("host_total"), CpuPerGb("remote_total"));
         }
         catch (Exception e) when (e is System.ComponentModel.Win32Exception or JsonException or KeyNotFoundException or InvalidOperationException)
         {
-            output.Note($"iperf3 comparison skipped: {e.Message} (scripts/setup.sh installs iperf3)");
+            output?.Note($"iperf3 comparison skipped: {e.Message} (scripts/setup.sh installs iperf3)");
+            return null;
         }
         finally
         {
             if (server is { HasExited: false }) server.Kill();
             server?.Dispose();
         }
+    }
+
+    /// <summary>iperf3 for 3 s as a row of its own.</summary>
+    private static void RunIperf(BenchOutput output, int? blockBytes)
+    {
+        if (Iperf(blockBytes, 3, output) is not { } r) return;
+        output.Add(new Dictionary<string, object?>
+        {
+            ["path"] = blockBytes is null ? "iperf3" : "iperf3 -l 1M", ["mode"] = "one-way", ["MiB"] = null, ["transfers"] = null,
+            ["MB/s"] = r.MBps, ["ms/transfer"] = null,
+            ["cpu_s/GB_send"] = r.SenderCpu, ["cpu_s/GB_recv"] = r.ReceiverCpu, ["cpu_s/GB_total"] = r.SenderCpu + r.ReceiverCpu,
+        });
     }
 }

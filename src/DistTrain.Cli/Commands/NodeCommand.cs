@@ -1,6 +1,6 @@
 // `disttrain node --roles worker --seed-nodes akka.tcp://disttrain@HOST:PORT`: one node of a cluster.
 // The job (model spec, data, hyper-parameters) comes from the coordinator; a worker needs only the
-// dataset on its own disk. Exits when its actors finish, on Ctrl-C, when no seed node answers (3), when the coordinator
+// dataset on its own disk. Exits when its actors finish, on Ctrl-C, when no seed node answers or lets it in (3), when the coordinator
 // refuses it (4), or when the cluster removed it or no coordinator was reachable for disttrain.coordinator-lost-timeout (5),
 // so that a supervisor restarts it.
 using System.CommandLine;
@@ -84,7 +84,8 @@ public sealed class NodeCommand : ICommandFactory
             catch (TimeoutException e) { Console.Error.WriteLine($"disttrain node: {e.Message}"); return 3; }
             catch (OperationCanceledException) { return 130; }
             if (node.Failure is not null) return await Failed(node);
-            if (orphaned.IsCompleted) return await Orphaned(node, orphaned.Result);
+            // The actor system stopped before this node was ever up: it never joined, so it was not removed either.
+            if (orphaned.IsCompleted) return up.IsCompletedSuccessfully ? await Orphaned(node, orphaned.Result) : await CouldNotJoin(node);
             Console.WriteLine($"node {Akka.Cluster.Cluster.Get(node.System).SelfAddress} is up with roles {roles}");
             try { await Task.WhenAny(node.WhenLocalActorsStopped(), orphaned, node.WhenFailed).WaitAsync(cancel); }
             catch (OperationCanceledException) { Console.WriteLine("interrupted; leaving the cluster"); return 130; }
@@ -125,5 +126,22 @@ public sealed class NodeCommand : ICommandFactory
         Console.Error.WriteLine($"disttrain node: node {self} {why}. If the coordinator's process is gone, " +
             "restart the run (`disttrain train ... --resume DIR` on its machine); restart this node (a process supervisor does) and it joins again.");
         return 5;
+    }
+
+    /// <summary>The node's actor system stopped before it was up: Akka gives up on a seed whose association failed, and with
+    /// TLS that is a refused certificate (the seed's log says so); without TLS, another failure at the seed's end.</summary>
+    private static async Task<int> CouldNotJoin(ClusterNode node)
+    {
+        var cluster = Akka.Cluster.Cluster.Get(node.System);
+        string self = cluster.SelfAddress.ToString(), seeds = string.Join(", ", cluster.Settings.SeedNodes.Select(a => a.ToString()));
+        await node.DisposeAsync();
+        Console.Out.Flush();
+        Console.Error.WriteLine($"disttrain node: node {self} could not join the cluster at [{seeds}]: the connection to the seed failed and this node stopped before it was ever up. " +
+            (node.Settings.Tls is null
+                ? "Check that --seed-nodes names the coordinator's host and port and that the seed's log says why it refused this node."
+                : "With TLS this means the seed refused this node's certificate, or this node the seed's (the lines above name it): both must be signed by the same " +
+                  "cluster CA. Make this node's certificate with the cluster's CA (scripts/make-certs.sh --out DIR HOST, in the DIR that holds its ca.pem and " +
+                  "ca.key) and start it with --tls-cert DIR/HOST.p12 --tls-ca DIR/ca.pem."));
+        return 3;
     }
 }

@@ -99,7 +99,7 @@ public sealed class ClusterNode : IAsyncDisposable
             var seeds = string.Join(", ", cluster.Settings.SeedNodes.Select(a => a.ToString()));
             throw new TimeoutException($"This node did not join the cluster within {Settings.JoinTimeout.TotalSeconds:0}s (disttrain.join-timeout): " +
                 $"no seed node answered at [{seeds}]. Check that the coordinator node runs and that --seed-nodes names its host and port" +
-                (Settings.Tls is null ? "." : "; with TLS, also that the seed runs with TLS and that both certificates come from the same cluster CA (--tls-ca; the seed's log names a refused certificate)."));
+                (Settings.Tls is null ? "." : "; with TLS, also that the seed runs with TLS and that both certificates come from the same cluster CA (--tls-ca; the seed's log names a refused certificate; scripts/make-certs.sh makes one with the cluster's CA)."));
         }
     }
 

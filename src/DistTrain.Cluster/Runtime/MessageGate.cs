@@ -2,11 +2,14 @@
 // or a member of the cluster, and be well-formed (Messages/MessageValidation), before the role's core sees it. Anything
 // else is counted (Telemetry/ControlRefusals: disttrain_refused_messages), logged with its reason, and dropped: the role
 // keeps the state it has, where a core that threw half-way would have made Akka restart the actor into a fresh one.
-// A message sent without a sender arrives as from this process's dead letters and passes the membership check; with TLS
-// on (multinode) only nodes with the cluster CA's certificates reach this door at all.
+// A message from another node that names no sender, or an actor of this node, is refused too: it would otherwise pass as
+// local. Without TLS the check rests on the sender's address, which a stranger can still forge by naming a member's
+// actor: --insecure is for networks where everyone who can reach the port is trusted. With TLS on (multinode) only nodes
+// with the cluster CA's certificates reach this door at all.
 using Akka.Actor;
 using Akka.Event;
 using DistTrain.Cluster.Messages;
+using DistTrain.Cluster.Serialization;
 using DistTrain.Cluster.Telemetry;
 
 namespace DistTrain.Cluster.Runtime;
@@ -40,6 +43,10 @@ public sealed class MessageGate
         if (message is not IDistTrainMessage) return true; // the actor's own timers and inbox events never cross a process
         if (!IsMember(sender.Path.Address))
             return Refuse(RefusalReason.NotMember, $"{message.GetType().Name} from {sender.Path.Address}, which is not a member of the cluster");
+        // Members send from their own actors; a message from another node whose sender is none (dead letters) or an actor of
+        // this node hides where it came from.
+        if (sender.Path.Address.Host is null && HyperionSerializer.CameOverTheWire(message))
+            return Refuse(RefusalReason.NotMember, $"{message.GetType().Name} from another node that named no actor of its own as the sender ({sender.Path})");
         if (MessageValidation.Problem(message, Bounds) is { } problem)
             return Refuse(RefusalReason.Malformed, $"{problem} (from {sender.Path})");
         Bounds = MessageValidation.Learn(message, Bounds);

@@ -143,3 +143,59 @@ internal static class NetNamespace
         return result;
     }
 }
+
+/// <summary>Resident memory and thread count of some processes, sampled every 20 ms from Start until Stop: their values at
+/// Start and their peaks (in /proc's units: VmRSS in kB).</summary>
+internal sealed class ResourcePeaks
+{
+    private readonly Process[] _processes;
+    private readonly CancellationTokenSource _stop = new();
+    private readonly Task _sampler;
+
+    public long[] BaseRss { get; }
+    public long[] BaseThreads { get; }
+    public long[] PeakRss { get; }
+    public long[] PeakThreads { get; }
+
+    private ResourcePeaks(Process[] processes)
+    {
+        _processes = processes;
+        BaseRss = processes.Select(p => ProcFacts.Status(p.Id, "VmRSS")).ToArray();
+        BaseThreads = processes.Select(p => ProcFacts.Status(p.Id, "Threads")).ToArray();
+        PeakRss = (long[])BaseRss.Clone();
+        PeakThreads = (long[])BaseThreads.Clone();
+        _sampler = Task.Run(async () =>
+        {
+            while (!_stop.IsCancellationRequested)
+            {
+                for (int i = 0; i < _processes.Length; i++)
+                {
+                    PeakRss[i] = Math.Max(PeakRss[i], ProcFacts.Status(_processes[i].Id, "VmRSS"));
+                    PeakThreads[i] = Math.Max(PeakThreads[i], ProcFacts.Status(_processes[i].Id, "Threads"));
+                }
+                await Task.Delay(20);
+            }
+        });
+    }
+
+    public static ResourcePeaks Start(params Process[] processes) => new(processes);
+
+    public async Task Stop()
+    {
+        _stop.Cancel();
+        await _sampler;
+        _stop.Dispose();
+    }
+
+    /// <summary>Asserts that process <paramref name="i"/> grew by at most a small multiple of <paramref name="bytesSent"/> to it
+    /// and by at most <paramref name="extraThreads"/> threads; logs what it saw.</summary>
+    public void AssertBounded(int i, string name, long bytesSent, long extraThreads, Action<string> log)
+    {
+        long grownKb = PeakRss[i] - BaseRss[i];
+        log($"{name}: {bytesSent / 1024} KB sent, resident memory {BaseRss[i] / 1024} -> peak {PeakRss[i] / 1024} MB, threads {BaseThreads[i]} -> peak {PeakThreads[i]}");
+        // A listener or decoder that allocated from a claimed length (1e9-element length bombs) or kept what strangers sent
+        // would grow by far more; a runtime's own working set moves by a GC budget, hence the fixed allowance.
+        Xunit.Assert.True(grownKb * 1024 <= 4 * bytesSent + (32L << 20), $"{name} grew by {grownKb / 1024} MB for {bytesSent / 1024} KB sent");
+        Xunit.Assert.True(PeakThreads[i] <= BaseThreads[i] + extraThreads, $"{name} went from {BaseThreads[i]} to {PeakThreads[i]} threads (at most {extraThreads} more allowed)");
+    }
+}

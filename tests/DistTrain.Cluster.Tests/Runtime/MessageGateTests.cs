@@ -1,7 +1,7 @@
 // The gate in front of a role's core (MessageGate): a malformed control message is refused, logged and counted, and the
 // role keeps its state (Akka would have restarted a parameter-server shard whose core threw on it, and the restarted
 // shard asks for a range again with nothing it held); a well-formed message from a node that is not a member of the
-// cluster is refused as well, while the same message from a member is taken.
+// cluster is refused as well (with or without a sender), while the same message from a member is taken.
 using System.Net;
 using System.Net.Sockets;
 using Akka.Actor;
@@ -91,6 +91,12 @@ public class MessageGateTests : TestKit
             var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(10);
             while (ControlRefusals.Of(RefusalReason.NotMember) == before && DateTime.UtcNow < deadline) await Task.Delay(20);
             Assert.Equal(before + 1, ControlRefusals.Of(RefusalReason.NotMember));
+            // The same without a sender: it arrives as from this node's dead letters, which a local sender would be.
+            var shard = await stranger.ActorSelection($"akka.tcp://disttrain@127.0.0.1:{memberPort}/user/ps").ResolveOne(TimeSpan.FromSeconds(10));
+            shard.Tell(assignment, ActorRefs.NoSender);
+            deadline = DateTime.UtcNow + TimeSpan.FromSeconds(10);
+            while (ControlRefusals.Of(RefusalReason.NotMember) == before + 1 && DateTime.UtcNow < deadline) await Task.Delay(20);
+            Assert.Equal(before + 2, ControlRefusals.Of(RefusalReason.NotMember));
             // The shard did not take the stranger's range (it goes on asking the coordinator for one).
             Assert.DoesNotContain(coordinator.ReceiveWhile(TimeSpan.FromMilliseconds(300), m => m), m => m is RegisterShard);
 
