@@ -39,7 +39,7 @@ def run(chaos):
     out = tempfile.mkdtemp(prefix="disttrain-chaos-bench-")
     metrics = os.path.join(out, "metrics.jsonl")
     log = open(os.path.join(out, "cluster.log"), "w")
-    train = ["--model", "mlp", "--dataset", "fashion-mnist", "--batch-size", str(batch), "--micro-batch", "8", "--epochs", "1",
+    train = ["--model", "mlp", "--dataset", "fashion-mnist", "--batch-size", str(batch), "--micro-batch", "8", "--epochs", str(-(-steps * batch // 60000)),
              "--max-steps", str(steps), "--ps-shards", "2", "--ps-local", "0", "--out", out] + extra
     procs, ports = [], []
     def start(args):
