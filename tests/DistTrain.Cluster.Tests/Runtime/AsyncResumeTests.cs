@@ -76,7 +76,7 @@ public class AsyncResumeTests
         Assert.NotNull(stopped.Error);
         Assert.False(File.Exists(Path.Combine(dir, "model.safetensors")));
         Assert.Equal([48L, 40], CheckpointSeries.List(dir).Select(c => c.Step).Take(2));
-        Assert.Contains(13L, StepLines(dir));
+        Assert.Contains(StepLines(dir), s => s >= 12); // lines past the checkpoint were written: the resumed run must not repeat them
 
         var said = new List<string>();
         var resumed = await Run(job, 1, 2, dir, resume: dir, said: said);
