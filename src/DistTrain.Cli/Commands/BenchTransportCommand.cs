@@ -1,7 +1,7 @@
 // `disttrain bench transport`: moves 1/4/16 MiB float tensors between this process and a child
 // `disttrain` over the data plane on 127.0.0.1 (one way and round trip), reports MB/s, CPU seconds
 // per GB for sender and receiver, allocation per transfer, and iperf3 on the same loopback for scale.
-// Connections authenticate with a fresh job key (handed to the child on its stdin); --auth both (the default)
+// Connections authenticate with keys derived from a fresh listener key (handed to the child on its stdin); --auth both (the default)
 // measures frames with their tag (FrameMac) beside frames without it, size by size in one sitting.
 using System.CommandLine;
 using System.Diagnostics;
@@ -74,7 +74,7 @@ public sealed class BenchTransportCommand : ICommandFactory
             child.StandardInput.WriteLine("KEY " + Convert.ToBase64String(key.ToWire()));
             child.StandardInput.Flush();
             var port = int.Parse(ReadLine(child, "PORT "));
-            var client = DataPlaneClient.Connect("127.0.0.1", port, senderId: 1, key, TimeSpan.FromSeconds(10), bufferBytes, frameMac: mac);
+            var client = DataPlaneClient.Connect("127.0.0.1", port, senderId: 1, key.PeerKey(1), TimeSpan.FromSeconds(10), bufferBytes, frameMac: mac);
             return new Lane(mac, echoes, replyServer, child, client);
         }
         catch

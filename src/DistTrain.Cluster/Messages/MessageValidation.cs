@@ -30,11 +30,15 @@ public static class MessageValidation
                 c.Port(m.DataPort, "DataPort"); c.Text(m.SpecHash, "SpecHash");
                 break;
             case RegisterRejected m: c.Text(m.WorkerId, "WorkerId"); c.Text(m.Reason, "Reason"); break;
-            case RegisterAccepted m: c.Text(m.WorkerId, "WorkerId"); c.Layout(m.Layout, "Layout"); c.AtLeast(m.CurrentVersion, -1, "CurrentVersion"); break;
+            case RegisterAccepted m:
+                c.Text(m.WorkerId, "WorkerId"); c.Layout(m.Layout, "Layout"); c.AtLeast(m.CurrentVersion, -1, "CurrentVersion");
+                // A worker's layout names its key toward every shard: without one it could not reach that shard.
+                if (c.Ok) for (int i = 0; i < m.Layout.Shards.Length; i++) if (m.Layout.Shards[i] is { } s) c.Key(s.Key, $"Layout.Shards[{i}].Key");
+                break;
             case DatasetInfo m: c.Dataset(m, "DatasetInfo"); break;
             case OptimizerSpec m: c.Optimizer(m, "OptimizerSpec"); break;
             case Hyperparameters m: c.Hyper(m, "Hyperparameters"); break;
-            case JobDescription m: c.Job(m, "JobDescription"); break;
+            case JobDescription m: c.Job(m, "JobDescription"); c.Key(m.DataKey, "JobDescription.DataKey"); break; // a worker's copy: its listener key
             case RequestWork m: c.Text(m.WorkerId, "WorkerId"); c.AtLeast(m.LastVersion, -1, "LastVersion"); break;
             case WorkAssignment m:
                 c.AtLeast(m.Epoch, 0, "Epoch"); c.AtLeast(m.Step, 0, "Step"); c.AtLeast(m.Version, 0, "Version");
@@ -72,7 +76,8 @@ public static class MessageValidation
             case ShardAssignment m:
                 c.AtLeast(m.ShardCount, 1, "ShardCount");
                 c.Index(m.Shard, Math.Min(m.ShardCount, MessageBounds.MaxShards), "Shard");
-                if (c.NotNull(m.Job, "Job")) c.Job(m.Job, "Job");
+                if (c.NotNull(m.Job, "Job")) { c.Job(m.Job, "Job"); c.Key(m.Job.DataKey, "Job.DataKey"); }
+                c.Key(m.CoordinatorKey, "CoordinatorKey");
                 if (c.Ok)
                 {
                     var range = new Check(bounds with { Parameters = m.Job.ParameterCount }); // the job it carries sizes the range
@@ -81,7 +86,7 @@ public static class MessageValidation
                 }
                 break;
             case ShardStandby m: c.Text(m.Reason, "Reason"); break;
-            case WorkerEndpoint m: c.Text(m.WorkerId, "WorkerId"); c.Text(m.DataHost, "DataHost"); c.Port(m.DataPort, "DataPort"); break;
+            case WorkerEndpoint m: c.Text(m.WorkerId, "WorkerId"); c.Text(m.DataHost, "DataHost"); c.Port(m.DataPort, "DataPort"); c.Key(m.Key, "Key"); break;
             case WorkerGone m: c.Text(m.WorkerId, "WorkerId"); break;
             case LeaseMoved m: c.AtLeast(m.Step, 0, "Step"); c.AtLeast(m.MicroBatch, 0, "MicroBatch"); c.Text(m.FromWorker, "FromWorker"); break;
             case SendCheckpoint m: c.Text(m.DataHost, "DataHost"); c.Port(m.DataPort, "DataPort"); c.AtLeast(m.Version, 0, "Version"); break;
@@ -96,7 +101,7 @@ public static class MessageValidation
             case RollBack m: c.AtLeast(m.Version, 0, "Version"); break;
             case StandbyState m:
                 c.Text(m.JobId, "JobId"); c.Text(m.DataHost, "DataHost"); c.Port(m.DataPort, "DataPort");
-                if (m.DataKey is null) c.Text(null, "DataKey");
+                c.Key(m.DataKey, "DataKey");
                 break;
             case SweepMessages.RunnerReady m: c.Text(m.RunnerId, "RunnerId"); break;
             case SweepMessages.TrialRequest m:
@@ -150,6 +155,13 @@ public static class MessageValidation
 
         public void Text(string? value, string name) => NotNull(value, name);
 
+        /// <summary>A data-plane key (DataPlaneKey.Bytes long), which the recipient cannot do without.</summary>
+        public void Key(byte[]? key, string name)
+        {
+            if (NotNull(key, name) && key!.Length != DataPlane.DataPlaneKey.Bytes)
+                Fail($"{name} has {key.Length} bytes, not a {DataPlane.DataPlaneKey.Bytes}-byte data-plane key (a coordinator of another DistTrain version?)");
+        }
+
         public void AtLeast(long value, long min, string name)
         {
             if (value < min) Fail($"{name} is {value}, below {min}");
@@ -195,6 +207,7 @@ public static class MessageValidation
             Text(s.OwnerAddress, name + ".OwnerAddress");
             Text(s.DataHost, name + ".DataHost");
             Port(s.DataPort, name + ".DataPort");
+            NotNull(s.Key, name + ".Key");
         }
 
         public void Layout(ShardLayout? layout, string name)

@@ -39,6 +39,8 @@ public class CoordinatorCoreTests
         public RunCompleted WriteModel(long version, long steps, StepLog log) { ModelVersion = version; return new(steps, "model.safetensors", 0.9, 0.1, null); }
         public readonly List<(long Version, int Shard)> Restores = [];
         public void SendRestore(long version, ShardInfo shard) => Restores.Add((version, shard.Shard));
+        public readonly Dictionary<int, int> Owners = [];
+        public void ShardAssigned(int shard, int senderId) => Owners[shard] = senderId;
         public void Dispose() { }
     }
 
