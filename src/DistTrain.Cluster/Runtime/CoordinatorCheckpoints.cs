@@ -93,6 +93,9 @@ public sealed class CoordinatorCheckpoints : IFrameHandler, IDisposable
         return (_endpoints.AdvertisedHost, _server.Port);
     }
 
+    /// <summary>What the listener refused (null before it listens).</summary>
+    public DataPlaneStats? Stats => _server?.Stats;
+
     /// <summary>The message that asks the shards for <paramref name="version"/> (again: what already arrived is kept).</summary>
     public SendCheckpoint Ask(long version)
     {

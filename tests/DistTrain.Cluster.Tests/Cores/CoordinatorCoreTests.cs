@@ -121,6 +121,7 @@ public class CoordinatorCoreTests
         public void RestartCoordinator()
         {
             var snapshot = Core.Snapshot();
+            var jobKey = Core.Keys.Job.ToWire(); // what the standby heard (StandbyState)
             Core.Dispose();
             _mail.Clear();
             foreach (var held in _held.Values) held.Clear();
@@ -138,13 +139,14 @@ public class CoordinatorCoreTests
         /// </summary>
         public void TakeOver(int[]? rejoining = null)
         {
+            var jobKey = Core.Keys.Job.ToWire(); // what the standby heard (StandbyState)
             Core.Dispose();
             _mail.Clear();
             foreach (var held in _held.Values) held.Clear();
             var sent = _asked.Keys.ToArray();
             _asked.Clear();
             _collected.Clear();
-            Core = new CoordinatorCore(Job(_epochs), Train, 60, _settings with { TakeOver = new TakeOver("job", [7, 7, 7]) }, Store, () => Now);
+            Core = new CoordinatorCore(Job(_epochs), Train, 60, _settings with { TakeOver = new TakeOver("job", jobKey) }, Store, () => Now);
             Take(Core.Start());
             var ranges = DistTrain.Training.Steps.KeyRanges.Split(60, _shards);
             foreach (int sh in rejoining ?? Enumerable.Range(0, _shards).ToArray())

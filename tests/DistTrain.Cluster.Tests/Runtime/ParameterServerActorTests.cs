@@ -171,4 +171,49 @@ public class ParameterServerActorTests : TestKit
         Assert.Equal(5L, version);
         Assert.Equal(forged, values);
     }
+
+    /// <summary>
+    /// A worker holds its own key toward the shard and nothing more: it cannot open a connection there as the coordinator (to
+    /// restore the shard's weights) nor as another registered worker, by our client or by hand with a restore frame after the
+    /// Hello. As itself it gets in.
+    /// </summary>
+    [Fact]
+    public void AWorkerCannotBeTheCoordinatorOrAnotherWorkerTowardAShard()
+    {
+        var coordinator = CreateTestProbe();
+        var ps = Sys.ActorOf(ParameterServerActor.Props(coordinator.Ref, "node-ps", NodeEndpoints.Loopback));
+        coordinator.ExpectMsg<RequestShard>();
+        var job = new TrainJob { ModelSpecJson = TestData.TinyCnn, Dataset = "idx:/unused", BatchSize = 8, MicroBatch = 4, Optimizer = "sgd", Lr = 0.1f, Seed = 1 };
+        var initial = job.Spec().Build(1).Store.Values.ToArray();
+        int n = initial.Length;
+        ps.Tell(Assignment(JobMapping.ToDescription(job, "job-ps", n) with { Dataset = new DatasetInfo("idx:/unused", 16, 4, "") }, n));
+        var port = coordinator.ExpectMsg<RegisterShard>().DataPort;
+        var seen = new WeightsSeen(n);
+        using var listener = new DataPlaneServer(System.Net.IPAddress.Loopback, 0, seen, _keys.Listener(1));
+        foreach (var w in new[] { "wA", "wB" }) ps.Tell(Endpoint(w, listener.Port, listenerId: 1));
+        Assert.Equal(0L, seen.Next().Version);
+        Assert.Equal(0L, seen.Next().Version);
+
+        var mine = WorkerKey("wA");
+        int asCoordinator = JobMapping.CoordinatorSenderId, asB = JobMapping.SenderIdOf("wB");
+        Assert.Throws<IOException>(() => DataPlaneClient.Connect("127.0.0.1", port, asCoordinator, mine, TimeSpan.FromSeconds(10)));
+        Assert.Throws<IOException>(() => DataPlaneClient.Connect("127.0.0.1", port, asB, mine, TimeSpan.FromSeconds(10)));
+        var forged = Enumerable.Repeat(7f, n).ToArray();
+        var restore = new FrameHeader(FrameKind.Parameters, 5, 0, 5, 0, 0, n, DataPlaneClient.Checksum(forged), asCoordinator);
+        using (var raw = RawDataPlanePeer.Connect(port))
+        {
+            byte[] attack = [.. raw.HelloWithPeerKey(asCoordinator, mine),
+                .. RawDataPlanePeer.WithTag(RawDataPlanePeer.Frame(restore), new byte[FrameMac.TagBytes], MemoryMarshal.AsBytes(forged.AsSpan()))];
+            try { raw.Send(attack); } catch (System.Net.Sockets.SocketException) { /* closed first */ }
+            raw.AssertClosedByServer();
+        }
+        Assert.DoesNotContain(coordinator.ReceiveWhile(TimeSpan.FromMilliseconds(300), m => m), m => m is ShardRestored);
+        using (DataPlaneClient.Connect("127.0.0.1", port, JobMapping.SenderIdOf("wA"), mine, TimeSpan.FromSeconds(10))) { }
+
+        // The shard's weights are its initial ones: a worker registering now gets them, bit for bit.
+        ps.Tell(Endpoint("wC", listener.Port, listenerId: 1));
+        var (version, values) = seen.Next();
+        Assert.Equal(0L, version);
+        Assert.True(MemoryMarshal.AsBytes(values.AsSpan()).SequenceEqual(MemoryMarshal.AsBytes(initial.AsSpan())), "the shard's weights changed");
+    }
 }
