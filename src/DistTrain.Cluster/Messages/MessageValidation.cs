@@ -76,13 +76,14 @@ public static class MessageValidation
             case ShardAssignment m:
                 c.AtLeast(m.ShardCount, 1, "ShardCount");
                 c.Index(m.Shard, Math.Min(m.ShardCount, MessageBounds.MaxShards), "Shard");
-                if (c.NotNull(m.Job, "Job")) { c.Job(m.Job, "Job"); c.Key(m.Job.DataKey, "Job.DataKey"); }
-                c.Key(m.CoordinatorKey, "CoordinatorKey");
+                if (c.NotNull(m.Job, "Job")) c.Job(m.Job, "Job");
                 if (c.Ok)
                 {
                     var range = new Check(bounds with { Parameters = m.Job.ParameterCount }); // the job it carries sizes the range
                     range.Range(m.Offset, m.Length, "Offset/Length");
                     if (range.Problem is { } p) c.Fail(p);
+                    c.Key(m.Job.DataKey, "Job.DataKey"); // the shard's listener key
+                    c.Key(m.CoordinatorKey, "CoordinatorKey");
                 }
                 break;
             case ShardStandby m: c.Text(m.Reason, "Reason"); break;
@@ -129,6 +130,28 @@ public static class MessageValidation
         }
         return c.Problem is null ? null : $"{message.GetType().Name}: {c.Problem}";
     }
+
+    /// <summary>
+    /// The worker or shard id a node says is its own in <paramref name="message"/>, or null. Such ids start with the node's Akka
+    /// address (ClusterNode names them "{address}/w0", "{address}/ps0"), and the coordinator hands the data-plane keys of an id
+    /// to whoever registers it: so a remote sender may only name ids under its own address (<see cref="OwnsId"/>).
+    /// </summary>
+    public static string? ClaimedId(object message) => message switch
+    {
+        RequestJob m => m.WorkerId,
+        RegisterWorker m => m.WorkerId,
+        RequestWork m => m.WorkerId,
+        MicroBatchDone m => m.WorkerId,
+        RequestShard m => m.NodeId,
+        RegisterShard m => m.OwnerAddress,
+        RejoinShard m => m.OwnerAddress,
+        _ => null,
+    };
+
+    /// <summary>Whether the node at <paramref name="senderAddress"/> (an Akka address, "akka.tcp://system@host:port") may name
+    /// <paramref name="id"/> as its own: the id lies under that address.</summary>
+    public static bool OwnsId(string senderAddress, string id) =>
+        id.Length > senderAddress.Length && id.StartsWith(senderAddress, StringComparison.Ordinal) && id[senderAddress.Length] == '/';
 
     /// <summary>The bounds <paramref name="message"/> teaches a role that admitted it (its shard layout), else <paramref name="bounds"/>.</summary>
     public static MessageBounds Learn(object message, MessageBounds bounds) => message switch
