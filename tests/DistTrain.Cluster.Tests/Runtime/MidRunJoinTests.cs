@@ -4,8 +4,6 @@
 // cannot ask for the keys of the first node's worker: the coordinator's gate refuses an id of another node.
 using System.Collections.Concurrent;
 using System.Diagnostics.Metrics;
-using System.Net;
-using System.Net.Sockets;
 using Akka.Actor;
 using DistTrain.Cluster.Configuration;
 using DistTrain.Cluster.Messages;
@@ -23,14 +21,7 @@ namespace DistTrain.Cluster.Tests.Runtime;
 [Collection("cluster")]
 public class MidRunJoinTests
 {
-    private static int FreePort()
-    {
-        var l = new TcpListener(IPAddress.Loopback, 0);
-        l.Start();
-        int port = ((IPEndPoint)l.LocalEndpoint).Port;
-        l.Stop();
-        return port;
-    }
+    private static int FreePort() => InProcessDeterminismTests.FreePortRange(1);
 
     [Fact]
     public async Task AWorkerOfAnotherNodeThatJoinsMidRunGetsItsKeysAndTrainsAndCannotClaimAnotherNodesWorker()

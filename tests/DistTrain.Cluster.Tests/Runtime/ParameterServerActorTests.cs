@@ -25,6 +25,18 @@ public class ParameterServerActorTests : TestKit
     private ShardAssignment Assignment(JobDescription description, int n) =>
         new(0, 1, 0, n, description with { DataKey = _keys.Listener(ShardId).ToWire() }) { CoordinatorKey = _keys.ShardToCoordinator(ShardId) };
 
+    /// <summary>The shard "node-ps", assigned the whole of a tiny CNN's vector; its listener's port and initial weights.</summary>
+    private (Akka.TestKit.TestProbe Coordinator, IActorRef Ps, int Port, float[] Initial) StartShard()
+    {
+        var coordinator = CreateTestProbe();
+        var ps = Sys.ActorOf(ParameterServerActor.Props(coordinator.Ref, "node-ps", NodeEndpoints.Loopback));
+        coordinator.ExpectMsg<RequestShard>();
+        var job = new TrainJob { ModelSpecJson = TestData.TinyCnn, Dataset = "idx:/unused", BatchSize = 8, MicroBatch = 4, Optimizer = "sgd", Lr = 0.1f, Seed = 1 };
+        var initial = job.Spec().Build(1).Store.Values.ToArray();
+        ps.Tell(Assignment(JobMapping.ToDescription(job, "job-ps", initial.Length) with { Dataset = new DatasetInfo("idx:/unused", 16, 4, "") }, initial.Length));
+        return (coordinator, ps, coordinator.ExpectMsg<RegisterShard>().DataPort, initial);
+    }
+
     /// <summary>A worker's key toward the shard, as its layout carries it.</summary>
     private DataPlaneKey WorkerKey(string worker) => DataPlaneKey.FromWire(_keys.WorkerToShard(worker, ShardId));
 
@@ -131,15 +143,8 @@ public class ParameterServerActorTests : TestKit
     [Fact]
     public void AStrangerWithoutTheJobKeyCannotReplaceAShardsInitialWeights()
     {
-        var coordinator = CreateTestProbe();
-        var ps = Sys.ActorOf(ParameterServerActor.Props(coordinator.Ref, "node-ps", NodeEndpoints.Loopback));
-        coordinator.ExpectMsg<RequestShard>();
-        var job = new TrainJob { ModelSpecJson = TestData.TinyCnn, Dataset = "idx:/unused", BatchSize = 8, MicroBatch = 4, Optimizer = "sgd", Lr = 0.1f, Seed = 1 };
-        var initial = job.Spec().Build(1).Store.Values.ToArray();
+        var (coordinator, ps, port, initial) = StartShard();
         int n = initial.Length;
-        var description = JobMapping.ToDescription(job, "job-ps", n) with { Dataset = new DatasetInfo("idx:/unused", 16, 4, "") };
-        ps.Tell(Assignment(description, n));
-        var port = coordinator.ExpectMsg<RegisterShard>().DataPort;
 
         var forged = Enumerable.Repeat(7f, n).ToArray();
         var restore = new FrameHeader(FrameKind.Parameters, 5, 0, 5, 0, 0, n, DataPlaneClient.Checksum(forged), 99);
@@ -180,14 +185,8 @@ public class ParameterServerActorTests : TestKit
     [Fact]
     public void AWorkerCannotBeTheCoordinatorOrAnotherWorkerTowardAShard()
     {
-        var coordinator = CreateTestProbe();
-        var ps = Sys.ActorOf(ParameterServerActor.Props(coordinator.Ref, "node-ps", NodeEndpoints.Loopback));
-        coordinator.ExpectMsg<RequestShard>();
-        var job = new TrainJob { ModelSpecJson = TestData.TinyCnn, Dataset = "idx:/unused", BatchSize = 8, MicroBatch = 4, Optimizer = "sgd", Lr = 0.1f, Seed = 1 };
-        var initial = job.Spec().Build(1).Store.Values.ToArray();
+        var (coordinator, ps, port, initial) = StartShard();
         int n = initial.Length;
-        ps.Tell(Assignment(JobMapping.ToDescription(job, "job-ps", n) with { Dataset = new DatasetInfo("idx:/unused", 16, 4, "") }, n));
-        var port = coordinator.ExpectMsg<RegisterShard>().DataPort;
         var seen = new WeightsSeen(n);
         using var listener = new DataPlaneServer(System.Net.IPAddress.Loopback, 0, seen, _keys.Listener(1));
         foreach (var w in new[] { "wA", "wB" }) ps.Tell(Endpoint(w, listener.Port, listenerId: 1));
