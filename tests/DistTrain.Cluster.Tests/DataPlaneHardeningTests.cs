@@ -1,4 +1,4 @@
-// The data-plane listener against frames written by hand (a stranger's, or a broken peer's that holds the job key): a bad
+// The data-plane listener against frames written by hand (a stranger's, or a broken peer's that holds its key): a bad
 // length prefix, a Hello with a payload or a second Hello, negative ranges, unknown kinds, frames before the Hello or from
 // another sender id are refused — the connection closed and the reason counted — and the listener keeps serving good peers.
 // Silent, half-sent and idle connections time out; connections beyond max-connections are closed on arrival; a header's
@@ -81,7 +81,7 @@ public sealed class DataPlaneHardeningTests
     /// <summary>A raw connection that has read the listener's challenge and not answered it yet.</summary>
     private static RawDataPlanePeer Raw(DataPlaneServer server) => RawDataPlanePeer.Connect(server.Port);
 
-    /// <summary>A raw connection authenticated as <paramref name="sender"/> with the job key.</summary>
+    /// <summary>A raw connection authenticated as <paramref name="sender"/> with its key toward the listener.</summary>
     private static RawDataPlanePeer Authenticated(DataPlaneServer server, int sender)
     {
         var peer = RawDataPlanePeer.Connect(server.Port);

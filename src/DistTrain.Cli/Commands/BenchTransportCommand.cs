@@ -104,7 +104,7 @@ public sealed class BenchTransportCommand : ICommandFactory
             var tensor = new float[maxFloats];
             new Random(1).NextBytes(System.Runtime.InteropServices.MemoryMarshal.AsBytes(tensor.AsSpan()));
             output.Note($"data plane, 127.0.0.1, {Environment.ProcessorCount} cores; MB = 10^6 bytes, GB = 10^9 bytes; " +
-                        "every connection authenticated with the job key; \"dataplane\" frames carry their Poly1305 tag, \"no tag\" ones do not");
+                        "every connection authenticated with its pair key; \"dataplane\" frames carry their Poly1305 tag, \"no tag\" ones do not");
             foreach (var mib in sizes)
             {
                 var payload = tensor.AsSpan(0, mib * (1 << 18));
