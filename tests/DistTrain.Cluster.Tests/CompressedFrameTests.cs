@@ -56,7 +56,7 @@ public sealed class CompressedFrameTests
 
         var handler = new Handler(len);
         using var server = new DataPlaneServer(IPAddress.Loopback, 0, handler, Key);
-        using var client = DataPlaneClient.Connect("127.0.0.1", server.Port, senderId: 3, Key, TimeSpan.FromSeconds(10));
+        using var client = DataPlaneClient.Connect("127.0.0.1", server.Port, senderId: 3, Key.PeerKey(3), TimeSpan.FromSeconds(10));
         var encoded = new byte[GradientCodec.EncodedBytes(c, lo, len)];
         GradientCodec.Encode(c, g, lo, len, encoded);
         var header = new FrameHeader(FrameHeader.GradientKind(c), 4, 1, 4, 0, lo, len, 0, 0);

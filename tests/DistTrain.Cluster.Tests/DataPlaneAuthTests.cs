@@ -73,7 +73,7 @@ public sealed class DataPlaneAuthTests
     /// <summary>A good peer still gets its frame through, bit for bit.</summary>
     private static void AssertStillServes(DataPlaneServer server, Handler handler)
     {
-        using var good = DataPlaneClient.Connect("127.0.0.1", server.Port, 77, Key, TimeSpan.FromSeconds(10));
+        using var good = DataPlaneClient.Connect("127.0.0.1", server.Port, 77, Key.PeerKey(77), TimeSpan.FromSeconds(10));
         var g = Payload(77);
         good.Send(Gradient(77, g) with { Checksum = 0, Length = 0 }, g);
         handler.Wait();
@@ -204,15 +204,15 @@ public sealed class DataPlaneAuthTests
             int port = ((IPEndPoint)listener.LocalEndpoint).Port;
             // A stranger's listener: it sends a well-formed challenge, reads the Hello, and answers with bytes it made up.
             var impostor = RawDataPlanePeer.ListenOnce(listener, key: null, proveWithKey: false);
-            var e = Assert.Throws<IOException>(() => DataPlaneClient.Connect("127.0.0.1", port, 6, Key, TimeSpan.FromSeconds(10)));
-            Assert.Contains("did not prove it holds the job's data-plane key", e.Message);
+            var e = Assert.Throws<IOException>(() => DataPlaneClient.Connect("127.0.0.1", port, 6, Key.PeerKey(6), TimeSpan.FromSeconds(10)));
+            Assert.Contains("did not prove it holds this connection's data-plane key", e.Message);
             using var s = await impostor.WaitAsync(TimeSpan.FromSeconds(20));
             s.ReceiveTimeout = 10_000;
             Assert.Equal(0, s.Receive(new byte[64])); // the client hung up without one byte of a frame
 
             // A listener of the same job with another key (another run) refuses the client, which says so.
             using var other = new DataPlaneServer(IPAddress.Loopback, 0, new Handler(), DataPlaneKey.Create());
-            e = Assert.Throws<IOException>(() => DataPlaneClient.Connect("127.0.0.1", other.Port, 6, Key, TimeSpan.FromSeconds(10)));
+            e = Assert.Throws<IOException>(() => DataPlaneClient.Connect("127.0.0.1", other.Port, 6, Key.PeerKey(6), TimeSpan.FromSeconds(10)));
             Assert.Contains("another job", e.Message);
         }
         finally { listener.Stop(); }
@@ -233,14 +233,14 @@ public sealed class DataPlaneAuthTests
                 s.ReceiveTimeout = 10_000;
                 try { while (s.Receive(new byte[64]) > 0) { } } catch (SocketException) { }
             });
-            var e = Assert.Throws<IOException>(() => DataPlaneClient.Connect("127.0.0.1", port, 6, Key, TimeSpan.FromSeconds(10)));
+            var e = Assert.Throws<IOException>(() => DataPlaneClient.Connect("127.0.0.1", port, 6, Key.PeerKey(6), TimeSpan.FromSeconds(10)));
             Assert.Contains("not a DistTrain data-plane listener", e.Message);
             await web.WaitAsync(TimeSpan.FromSeconds(20));
         }
         finally { listener.Stop(); }
 
         using var untagged = new DataPlaneServer(IPAddress.Loopback, 0, new Handler(), Key, frameMac: false);
-        var mismatch = Assert.Throws<IOException>(() => DataPlaneClient.Connect("127.0.0.1", untagged.Port, 6, Key, TimeSpan.FromSeconds(10)));
+        var mismatch = Assert.Throws<IOException>(() => DataPlaneClient.Connect("127.0.0.1", untagged.Port, 6, Key.PeerKey(6), TimeSpan.FromSeconds(10)));
         Assert.Contains("frame MACs off", mismatch.Message);
     }
 
@@ -251,7 +251,7 @@ public sealed class DataPlaneAuthTests
         var handler = new Handler();
         using var server = new DataPlaneServer(IPAddress.Loopback, 0, handler, Key, frameMac: false);
         Assert.Throws<IOException>(() => DataPlaneClient.Connect("127.0.0.1", server.Port, 8, DataPlaneKey.Create(), TimeSpan.FromSeconds(10), frameMac: false));
-        using var client = DataPlaneClient.Connect("127.0.0.1", server.Port, 8, Key, TimeSpan.FromSeconds(10), frameMac: false);
+        using var client = DataPlaneClient.Connect("127.0.0.1", server.Port, 8, Key.PeerKey(8), TimeSpan.FromSeconds(10), frameMac: false);
         var g = Payload(9);
         client.Send(Gradient(8, g), g);
         handler.Wait();

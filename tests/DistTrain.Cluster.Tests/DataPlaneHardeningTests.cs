@@ -1,4 +1,4 @@
-// The data-plane listener against frames written by hand (a stranger's, or a broken peer's that holds the job key): a bad
+// The data-plane listener against frames written by hand (a stranger's, or a broken peer's that holds its key): a bad
 // length prefix, a Hello with a payload or a second Hello, negative ranges, unknown kinds, frames before the Hello or from
 // another sender id are refused — the connection closed and the reason counted — and the listener keeps serving good peers.
 // Silent, half-sent and idle connections time out; connections beyond max-connections are closed on arrival; a header's
@@ -81,7 +81,7 @@ public sealed class DataPlaneHardeningTests
     /// <summary>A raw connection that has read the listener's challenge and not answered it yet.</summary>
     private static RawDataPlanePeer Raw(DataPlaneServer server) => RawDataPlanePeer.Connect(server.Port);
 
-    /// <summary>A raw connection authenticated as <paramref name="sender"/> with the job key.</summary>
+    /// <summary>A raw connection authenticated as <paramref name="sender"/> with its key toward the listener.</summary>
     private static RawDataPlanePeer Authenticated(DataPlaneServer server, int sender)
     {
         var peer = RawDataPlanePeer.Connect(server.Port);
@@ -92,7 +92,7 @@ public sealed class DataPlaneHardeningTests
     /// <summary>After a refusal the listener still serves a good peer.</summary>
     private static void AssertStillServes(DataPlaneServer server, Handler handler, int sender = 77)
     {
-        using var good = DataPlaneClient.Connect("127.0.0.1", server.Port, sender, Key, TimeSpan.FromSeconds(10));
+        using var good = DataPlaneClient.Connect("127.0.0.1", server.Port, sender, Key.PeerKey(sender), TimeSpan.FromSeconds(10));
         var g = Payload(sender);
         int before;
         lock (handler.Frames) before = handler.Frames.Count;
@@ -298,7 +298,7 @@ public sealed class DataPlaneHardeningTests
         }
 
         using (var server = Server(handler)) // default: no idle timeout
-        using (var client = DataPlaneClient.Connect("127.0.0.1", server.Port, 4, Key, TimeSpan.FromSeconds(10)))
+        using (var client = DataPlaneClient.Connect("127.0.0.1", server.Port, 4, Key.PeerKey(4), TimeSpan.FromSeconds(10)))
         {
             Thread.Sleep(1000);
             Assert.Equal([4], server.ConnectedPeers());
@@ -311,8 +311,8 @@ public sealed class DataPlaneHardeningTests
     {
         var handler = new Handler();
         using var server = Server(handler, new DataPlaneLimits { MaxConnections = 2 });
-        var a = DataPlaneClient.Connect("127.0.0.1", server.Port, 1, Key, TimeSpan.FromSeconds(10));
-        using var b = DataPlaneClient.Connect("127.0.0.1", server.Port, 2, Key, TimeSpan.FromSeconds(10));
+        var a = DataPlaneClient.Connect("127.0.0.1", server.Port, 1, Key.PeerKey(1), TimeSpan.FromSeconds(10));
+        using var b = DataPlaneClient.Connect("127.0.0.1", server.Port, 2, Key.PeerKey(2), TimeSpan.FromSeconds(10));
         var deadline = DateTime.UtcNow.AddSeconds(10);
         while (server.ConnectedPeers().Length < 2 && DateTime.UtcNow < deadline) Thread.Sleep(10);
         Assert.Equal([1, 2], server.ConnectedPeers());

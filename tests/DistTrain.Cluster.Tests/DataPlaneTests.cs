@@ -80,7 +80,7 @@ public sealed class DataPlaneTests
         const int n = 2 * 1024 * 1024; // 8 MiB of floats
         var handler = new RecordingHandler(n);
         using var server = new DataPlaneServer(IPAddress.Loopback, 0, handler, Key, socketBufferBytes: socketBufferBytes);
-        using var client = DataPlaneClient.Connect("127.0.0.1", server.Port, senderId: 7, Key, TimeSpan.FromSeconds(10), socketBufferBytes);
+        using var client = DataPlaneClient.Connect("127.0.0.1", server.Port, senderId: 7, Key.PeerKey(7), TimeSpan.FromSeconds(10), socketBufferBytes);
         var g = Gradient(n, 1);
         client.Send(Header(12, 3), g);
         handler.Wait();
@@ -101,7 +101,7 @@ public sealed class DataPlaneTests
         const int n = 1000;
         var handler = new RecordingHandler(n);
         using var server = new DataPlaneServer(IPAddress.Loopback, 0, handler, Key);
-        using var client = DataPlaneClient.Connect("127.0.0.1", server.Port, 1, Key, TimeSpan.FromSeconds(10));
+        using var client = DataPlaneClient.Connect("127.0.0.1", server.Port, 1, Key.PeerKey(1), TimeSpan.FromSeconds(10));
         var g = Gradient(n, 2);
         var bytes = MemoryMarshal.AsBytes(g.AsSpan());
         var good = XxHash3.HashToUInt64(bytes);
@@ -125,7 +125,7 @@ public sealed class DataPlaneTests
         const int n = 4096;
         var handler = new RecordingHandler(n);
         using var server = new DataPlaneServer(IPAddress.Loopback, 0, handler, Key);
-        using var client = DataPlaneClient.Connect("127.0.0.1", server.Port, 1, Key, TimeSpan.FromSeconds(10));
+        using var client = DataPlaneClient.Connect("127.0.0.1", server.Port, 1, Key.PeerKey(1), TimeSpan.FromSeconds(10));
         client.Send(Header(5, 0), Gradient(n - 1, 3));
         client.Send(Header(5, 1), Gradient(n + 17, 4));
         var good = Gradient(n, 5);
@@ -144,7 +144,7 @@ public sealed class DataPlaneTests
         const int n = 1024;
         var handler = new RecordingHandler(n);
         using var server = new DataPlaneServer(IPAddress.Loopback, 0, handler, Key, maxFrameBytes: 64 * 1024);
-        using var client = DataPlaneClient.Connect("127.0.0.1", server.Port, 1, Key, TimeSpan.FromSeconds(10));
+        using var client = DataPlaneClient.Connect("127.0.0.1", server.Port, 1, Key.PeerKey(1), TimeSpan.FromSeconds(10));
         client.Send(Header(9, 0), Gradient(1 << 20, 6)); // 4 MiB, above the 64 KiB limit
         var good = Gradient(n, 7);
         client.Send(Header(9, 1), good);
@@ -176,7 +176,7 @@ public sealed class DataPlaneTests
     {
         var handler = new RecordingHandler(256);
         using var server = new DataPlaneServer(IPAddress.Loopback, 0, handler, Key);
-        using var client = DataPlaneClient.Connect("127.0.0.1", server.Port, 42, Key, TimeSpan.FromSeconds(10));
+        using var client = DataPlaneClient.Connect("127.0.0.1", server.Port, 42, Key.PeerKey(42), TimeSpan.FromSeconds(10));
         client.Send(Header(1, 0), Gradient(256, 8));
         handler.Wait();
         Assert.Equal([42], server.ConnectedPeers());
@@ -195,7 +195,7 @@ public sealed class DataPlaneTests
         probe.Start();
         var port = ((IPEndPoint)probe.LocalEndpoint).Port;
         probe.Stop();
-        var e = Assert.Throws<IOException>(() => DataPlaneClient.Connect("127.0.0.1", port, 1, Key, TimeSpan.FromSeconds(5)));
+        var e = Assert.Throws<IOException>(() => DataPlaneClient.Connect("127.0.0.1", port, 1, Key.PeerKey(1), TimeSpan.FromSeconds(5)));
         Assert.Contains($"127.0.0.1:{port}", e.Message);
     }
 
@@ -208,7 +208,7 @@ public sealed class DataPlaneTests
         const int frames = 40;
         var handler = new RecordingHandler(n) { Recording = false, SignalAt = frames };
         using var server = new DataPlaneServer(IPAddress.Loopback, 0, handler, Key, socketBufferBytes: 256 * 1024);
-        using var client = DataPlaneClient.Connect("127.0.0.1", server.Port, 3, Key, TimeSpan.FromSeconds(10), socketBufferBytes: 256 * 1024);
+        using var client = DataPlaneClient.Connect("127.0.0.1", server.Port, 3, Key.PeerKey(3), TimeSpan.FromSeconds(10), socketBufferBytes: 256 * 1024);
         var g = Gradient(n, 10);
         for (var i = 0; i < 10; i++) client.Send(Header(i, 0), g); // warm-up: JIT, first-use buffers
         var before = GC.GetAllocatedBytesForCurrentThread();
@@ -234,8 +234,8 @@ public sealed class DataPlaneTests
         var atWorker = new RecordingHandler(n);
         using var ps = new DataPlaneNode(1, settings, atPs, Key);
         using var worker = new DataPlaneNode(2, settings, atWorker, Key);
-        worker.Connect(1, ps.Host, ps.Port);
-        ps.Connect(2, worker.Host, worker.Port);
+        worker.Connect(1, ps.Host, ps.Port, Key.PeerKey(2));
+        ps.Connect(2, worker.Host, worker.Port, Key.PeerKey(1));
         var g = Gradient(n, 11);
         worker.Send(1, Header(3, 0), g);
         ps.Send(2, Header(3, 0), g.Reverse().ToArray());
@@ -262,7 +262,7 @@ public sealed class DataPlaneTests
         {
             int port = ((IPEndPoint)silent.LocalEndpoint).Port;
             var listener = RawDataPlanePeer.ListenOnce(silent, Key);
-            using var client = DataPlaneClient.Connect("127.0.0.1", port, 5, Key, TimeSpan.FromSeconds(5), socketBufferBytes: 1 << 20, sendTimeout: TimeSpan.FromSeconds(1));
+            using var client = DataPlaneClient.Connect("127.0.0.1", port, 5, Key.PeerKey(5), TimeSpan.FromSeconds(5), socketBufferBytes: 1 << 20, sendTimeout: TimeSpan.FromSeconds(1));
             using var accepted = await listener.WaitAsync(TimeSpan.FromSeconds(20)); // authenticated, never read again
             var big = new float[16 << 20]; // 64 MiB: far beyond both kernel buffers
             var clock = System.Diagnostics.Stopwatch.StartNew();

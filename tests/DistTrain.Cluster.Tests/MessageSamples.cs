@@ -11,6 +11,10 @@ public static class MessageSamples
     private static readonly ShardInfo Shard0 = new(0, 0, 600_000, "akka.tcp://disttrain@127.0.0.1:4053", "127.0.0.1", 40001);
     private static readonly ShardInfo Shard1 = new(1, 600_000, 222_410, "akka.tcp://disttrain@10.0.0.2:4053", "10.0.0.2", 40002);
     private static readonly ShardLayout Layout = new(822_410, [Shard0, Shard1]);
+    /// <summary>A 32-byte data-plane key with recognisable bytes.</summary>
+    public static byte[] Key(int seed) => Enumerable.Range(0, 32).Select(i => (byte)(7 * i + seed)).ToArray();
+    // A worker's layout carries its key toward each shard.
+    private static readonly ShardLayout WorkerLayout = new(822_410, [Shard0 with { Key = Key(2) }, Shard1 with { Key = Key(3) }]);
     private static readonly OptimizerSpec Adam = new("adam", 1e-3f, 0f, 0.9f, 0.999f, 1e-8f, 0.01f);
     private static readonly Hyperparameters Hyper = new(Adam, "cosine", 100, 256, 32, 42, 10, TrainingMode.Async, 2, 4, 5000, "crop:2,flip", 1.5f)
     {
@@ -23,12 +27,12 @@ public static class MessageSamples
         new RequestJob("worker-1", WireProtocol.Version),
         new RegisterWorker("worker-1", "akka.tcp://disttrain@127.0.0.1:4054", "127.0.0.1", 40010, WireProtocol.Version, "sha256:ab12"),
         new RegisterRejected("worker-1", "spec hash sha256:ab12 differs from the job's sha256:cd34; rebuild the worker from the same version"),
-        new RegisterAccepted("worker-1", Layout, 17),
+        new RegisterAccepted("worker-1", WorkerLayout, 17),
         Data,
         Adam,
         Hyper,
         new JobDescription("job-7", """{"preset":"cnn","layers":[{"type":"conv2d","out":32}]}""", "sha256:ab12", 822_410, Data, Hyper)
-            { DataKey = Enumerable.Range(0, 32).Select(i => (byte)(7 * i + 1)).ToArray() },
+            { DataKey = Key(1) },
         new RequestWork("worker-1", 16),
         new WorkAssignment(2, 470, 5, 8, 469),
         new TrainingDone(4690, 4690, null),
@@ -50,10 +54,10 @@ public static class MessageSamples
         new RuntimeMessages.ShardStandby("every key range has an owner"),
         new RuntimeMessages.RejoinShard("job1", 1, 100, 50, "akka.tcp://disttrain@10.0.0.2:4053/ps0", "10.0.0.2", 4061, 19, [0, 10, 19], 5),
         new RuntimeMessages.RollBack(10),
-        new RuntimeMessages.StandbyState("job1", [1, 2, 3], "10.0.0.1", 4060, false),
+        new RuntimeMessages.StandbyState("job1", Key(4), "10.0.0.1", 4060, false),
         new RuntimeMessages.ShardAssignment(1, 2, 600_000, 222_410,
-            new JobDescription("job-7", "{}", "sha256:ab12", 822_410, Data, Hyper)),
-        new RuntimeMessages.WorkerEndpoint("worker-1", 5, "127.0.0.1", 40010),
+            new JobDescription("job-7", "{}", "sha256:ab12", 822_410, Data, Hyper) { DataKey = Key(5) }) { CoordinatorKey = Key(6) },
+        new RuntimeMessages.WorkerEndpoint("worker-1", 5, "127.0.0.1", 40010) { Key = Key(7) },
         new RuntimeMessages.WorkerGone("worker-1"),
         new RuntimeMessages.SendCheckpoint("127.0.0.1", 40012, 120),
         new RuntimeMessages.ShardRestored(1, 120),

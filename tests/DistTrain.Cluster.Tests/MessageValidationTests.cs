@@ -58,6 +58,12 @@ public sealed class MessageValidationTests
         { "job of another size", Job with { ParameterCount = 1000 }, "JobDescription.ParameterCount is 1000, but the run has 822410 parameters" },
         { "micro-batch beyond the step's", new WorkAssignment(0, 1, 8, 8, 1), "WorkAssignment: MicroBatch is 8, outside [0, 8)" },
         { "port out of range", new WorkerEndpoint("w", 5, "127.0.0.1", 70_000), "WorkerEndpoint: DataPort is 70000, not a TCP port" },
+        { "endpoint without the shard's key toward the worker", new WorkerEndpoint("w", 5, "127.0.0.1", 40010), "WorkerEndpoint: Key has 0 bytes, not a 32-byte data-plane key" },
+        { "assignment without the shard's key toward the coordinator", new ShardAssignment(1, 2, 600_000, 222_410, Job),
+            "ShardAssignment: CoordinatorKey has 0 bytes, not a 32-byte data-plane key" },
+        { "worker layout without a key toward a shard", new RegisterAccepted("w", new ShardLayout(10, [new ShardInfo(0, 0, 10, "a", "h", 1)]), 0),
+            "RegisterAccepted: Layout.Shards[0].Key has 0 bytes" },
+        { "key of another length", Job with { DataKey = new byte[16] }, "JobDescription: JobDescription.DataKey has 16 bytes" },
         { "negative port", new RegisterWorker("w", "addr", "h", -1, WireProtocol.Version, "h"), "RegisterWorker: DataPort is -1, not a TCP port" },
         { "NaN learning rate", Hyper with { Optimizer = Hyper.Optimizer with { LearningRate = float.NaN } },
             "Hyperparameters: Hyperparameters.Optimizer.LearningRate is NaN, not finite" },
@@ -86,5 +92,30 @@ public sealed class MessageValidationTests
         Assert.Contains("Shard is 5, outside [0, 2)", MessageValidation.Problem(new ShardRestored(5, 1), learned));
         Assert.Equal(new MessageBounds(2, 822_410), MessageValidation.Learn(MessageSamples.All().OfType<RegisterAccepted>().First(), default));
         Assert.Equal(learned, MessageValidation.Learn(new WorkerGone("w"), learned));
+    }
+
+    /// <summary>The coordinator hands an id's data-plane keys to whoever registers it: a node may name only ids under its own
+    /// address, and only the ids a node says are its own are checked (MessageGate refuses the rest as NotOwnId).</summary>
+    [Fact]
+    public void A_node_may_name_as_its_own_only_worker_and_shard_ids_under_its_address()
+    {
+        const string node = "akka.tcp://disttrain@10.0.0.2:4053", other = "akka.tcp://disttrain@10.0.0.3:4053";
+        Assert.True(MessageValidation.OwnsId(node, node + "/w0"));
+        Assert.True(MessageValidation.OwnsId(node, node + "/ps1"));
+        Assert.False(MessageValidation.OwnsId(node, other + "/w0"));
+        Assert.False(MessageValidation.OwnsId(node, node + "0/w0"));   // port 40530: another node
+        Assert.False(MessageValidation.OwnsId(node, node));
+        Assert.False(MessageValidation.OwnsId(node, "w0"));
+        string id = node + "/w0";
+        Assert.All(new object[]
+        {
+            new RequestJob(id, WireProtocol.Version), new RegisterWorker(id, node, "h", 1, WireProtocol.Version, "s"), new RequestWork(id, 0),
+            Done with { WorkerId = id }, new RuntimeMessages.RequestShard(id, WireProtocol.Version),
+            new RegisterShard(0, 0, 1, id, "h", 1, WireProtocol.Version), new RuntimeMessages.RejoinShard("j", 0, 0, 1, id, "h", 1, 0, [0], WireProtocol.Version),
+        }, m => Assert.Equal(id, MessageValidation.ClaimedId(m)));
+        // Ids the coordinator says about others (to a shard, to a worker) are not claims.
+        Assert.Null(MessageValidation.ClaimedId(new WorkerEndpoint(id, 5, "h", 1)));
+        Assert.Null(MessageValidation.ClaimedId(new RegisterAccepted(id, new ShardLayout(0, []), 0)));
+        Assert.Null(MessageValidation.ClaimedId(new GradientAccepted(0, id, 0, 0)));
     }
 }

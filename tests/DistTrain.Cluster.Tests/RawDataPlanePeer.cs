@@ -43,19 +43,25 @@ public sealed class RawDataPlanePeer : IDisposable
         ServerNonce = DataPlaneAuth.ServerNonceOf(challenge).ToArray();
     }
 
-    /// <summary>The bytes of an authenticated Hello for this connection's challenge: header, client nonce, proof.</summary>
-    public byte[] HelloBytes(int sender, DataPlaneKey key)
+    /// <summary>The bytes of an authenticated Hello for this connection's challenge: header, client nonce, proof with the key of
+    /// <paramref name="sender"/> under the listener key <paramref name="key"/> (as the coordinator would hand it out).</summary>
+    public byte[] HelloBytes(int sender, DataPlaneKey key) => HelloWithPeerKey(sender, key.PeerKey(sender));
+
+    /// <summary>As <see cref="HelloBytes"/>, proved with <paramref name="peerKey"/> as given (a key of another sender id, say).</summary>
+    public byte[] HelloWithPeerKey(int sender, DataPlaneKey peerKey)
     {
         var nonce = RandomNumberGenerator.GetBytes(DataPlaneAuth.NonceBytes);
         var proof = new byte[DataPlaneAuth.ProofBytes];
-        DataPlaneAuth.ClientProof(key, ServerNonce, nonce, sender, DataPlaneAuth.FlagFrameMac, proof);
+        DataPlaneAuth.ClientProof(peerKey, ServerNonce, nonce, sender, DataPlaneAuth.FlagFrameMac, proof);
         return [.. Frame(Hello(sender)), .. nonce, .. proof];
     }
 
-    /// <summary>Answers the challenge with <paramref name="key"/>, checks the listener's proof, and keeps the frame MAC.</summary>
+    /// <summary>Answers the challenge with the key of <paramref name="sender"/> under the listener key <paramref name="key"/>, checks
+    /// the listener's proof, and keeps the frame MAC.</summary>
     public void Authenticate(int sender, DataPlaneKey key)
     {
-        var hello = HelloBytes(sender, key);
+        key = key.PeerKey(sender);
+        var hello = HelloWithPeerKey(sender, key);
         Socket.Send(hello);
         var nonce = hello.AsSpan(hello.Length - DataPlaneAuth.HelloAuthBytes, DataPlaneAuth.NonceBytes);
         var theirs = new byte[DataPlaneAuth.ProofBytes];
@@ -137,7 +143,7 @@ public sealed class RawDataPlanePeer : IDisposable
         peer.ReadExactly(auth);
         var proof = RandomNumberGenerator.GetBytes(DataPlaneAuth.ProofBytes);
         if (proveWithKey && key is not null)
-            DataPlaneAuth.ServerProof(key, nonce, auth.AsSpan(0, DataPlaneAuth.NonceBytes), sender, DataPlaneAuth.FlagFrameMac, proof);
+            DataPlaneAuth.ServerProof(key.PeerKey(sender), nonce, auth.AsSpan(0, DataPlaneAuth.NonceBytes), sender, DataPlaneAuth.FlagFrameMac, proof);
         s.Send(proof);
         return s;
     });

@@ -41,7 +41,7 @@ internal sealed class BenchReceiver(int maxFloats, Action<FrameHeader, ReadOnlyS
 
 internal static class TransportPeer
 {
-    /// <summary>Child mode: read the job key from the first stdin line, serve on 127.0.0.1, echo to the parent's port,
+    /// <summary>Child mode: read the listener key from the first stdin line, serve on 127.0.0.1, echo to the parent's port,
     /// answer "stats" lines until stdin closes.</summary>
     public static int Serve(int replyPort, int maxFloats, int bufferBytes, bool mac)
     {
@@ -55,7 +55,8 @@ internal static class TransportPeer
             else if (h.MicroBatch == BenchFrames.Ack) reply!.Send(h, payload[..1]);
         });
         using var server = new DataPlaneServer(IPAddress.Loopback, 0, receiver, key, maxFrameBytes: (long)maxFloats * 4, bufferBytes, frameMac: mac);
-        reply = DataPlaneClient.Connect("127.0.0.1", replyPort, senderId: 2, key, TimeSpan.FromSeconds(10), bufferBytes, frameMac: mac);
+        // Both listeners of the bench hold the one listener key; each side proves its own sender id's key from it.
+        reply = DataPlaneClient.Connect("127.0.0.1", replyPort, senderId: 2, key.PeerKey(2), TimeSpan.FromSeconds(10), bufferBytes, frameMac: mac);
         Console.WriteLine($"PORT {server.Port}");
         Console.Out.Flush();
         using var self = Process.GetCurrentProcess();

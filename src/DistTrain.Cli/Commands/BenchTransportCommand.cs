@@ -1,9 +1,9 @@
 // `disttrain bench transport`: moves 1/4/16 MiB float tensors between this process and a child
 // `disttrain` over the data plane on 127.0.0.1 (one way and round trip), reports MB/s, CPU seconds
 // per GB for sender and receiver, allocation per transfer, and iperf3 on the same loopback for scale.
-// Connections authenticate with a fresh job key (handed to the child on its stdin); --auth both (the default)
-// measures frames with their tag (FrameMac) beside frames without it, size by size in one sitting. With iperf3, each
-// one-way lane is bracketed by a short iperf3 -l 1M run before and after it, and reported as a fraction of them.
+// Connections authenticate with keys derived from a fresh listener key (handed to the child on its stdin); --auth both
+// (the default) measures frames with their tag (FrameMac) beside frames without it, size by size in one sitting. With
+// iperf3, each one-way lane is bracketed by a short iperf3 -l 1M run before and after it, and reported as a fraction of them.
 using System.CommandLine;
 using System.Diagnostics;
 using System.Net;
@@ -75,7 +75,7 @@ public sealed class BenchTransportCommand : ICommandFactory
             child.StandardInput.WriteLine("KEY " + Convert.ToBase64String(key.ToWire()));
             child.StandardInput.Flush();
             var port = int.Parse(ReadLine(child, "PORT "));
-            var client = DataPlaneClient.Connect("127.0.0.1", port, senderId: 1, key, TimeSpan.FromSeconds(10), bufferBytes, frameMac: mac);
+            var client = DataPlaneClient.Connect("127.0.0.1", port, senderId: 1, key.PeerKey(1), TimeSpan.FromSeconds(10), bufferBytes, frameMac: mac);
             return new Lane(mac, echoes, replyServer, child, client);
         }
         catch
@@ -105,7 +105,7 @@ public sealed class BenchTransportCommand : ICommandFactory
             var tensor = new float[maxFloats];
             new Random(1).NextBytes(System.Runtime.InteropServices.MemoryMarshal.AsBytes(tensor.AsSpan()));
             output.Note($"data plane, 127.0.0.1, {Environment.ProcessorCount} cores; MB = 10^6 bytes, GB = 10^9 bytes; " +
-                        "every connection authenticated with the job key; \"dataplane\" frames carry their Poly1305 tag, \"no tag\" ones do not");
+                        "every connection authenticated with its pair key; \"dataplane\" frames carry their Poly1305 tag, \"no tag\" ones do not");
             foreach (var mib in sizes)
             {
                 var payload = tensor.AsSpan(0, mib * (1 << 18));

@@ -78,7 +78,8 @@ public sealed partial class CoordinatorCore : IDisposable
     private long _step = -1;               // the unit being applied (async: 0 once started); -1 before the start
     private long _recoveryVersion;         // sync: the newest state held whole (the start, or a snapshot collected since)
     private bool _recovering;              // a shard was lost: every shard is being rolled back to _recoveryVersion
-    private readonly HashSet<string> _spares = [];   // PS actors told that every range has an owner
+    private readonly Dictionary<string, string> _spares = [];   // PS actors told that every range has an owner, with their node ids
+    private readonly int[] _shardIds;      // per shard: the data-plane sender id of the node it is assigned to (its keys are for it)
     private bool _held = true;             // the store holds the state at _recoveryVersion (not yet, after a take-over)
     private bool _awaitingRejoin;          // took over from a coordinator whose node died: waiting for every shard to rejoin
     private readonly (long Version, long[] Kept)[] _rejoined;
@@ -99,11 +100,12 @@ public sealed partial class CoordinatorCore : IDisposable
         var takeover = settings.TakeOver;
         Description = JobMapping.ToDescription(job, jobId ?? takeover?.JobId ?? Guid.NewGuid().ToString("N")[..12], parameterCount, settings.Mode);
         Description = Description with { Dataset = Description.Dataset with { TrainSamples = trainCount, TrainFingerprint = settings.TrainFingerprint } };
-        // The shards and workers hold the job's data-plane key: a coordinator that takes over keeps it.
-        if (takeover is not null) Description = Description with { DataKey = takeover.DataKey };
+        // The shards and workers hold keys derived from the job's data-plane key: a coordinator that takes over keeps it.
+        Keys = new JobKeys(takeover is null ? DataPlane.DataPlaneKey.Create() : DataPlane.DataPlaneKey.FromWire(takeover.DataKey));
         _ranges = KeyRanges.Split(parameterCount, settings.Shards);
         _shards = new ShardInfo?[settings.Shards];
         _shardPeers = new string?[settings.Shards];
+        _shardIds = new int[settings.Shards];
         _restored = new bool[settings.Shards];
         _published = new long[settings.Shards];
         _rejoined = new (long, long[])[settings.Shards];
@@ -131,6 +133,9 @@ public sealed partial class CoordinatorCore : IDisposable
     }
 
     public JobDescription Description { get; }
+
+    /// <summary>The job's data-plane keys: this coordinator hands each node only those of the pairs it is in.</summary>
+    public JobKeys Keys { get; }
 
     /// <summary>The state to rebuild this coordinator from (<see cref="Restore"/>), e.g. on another node.</summary>
     public CoordinatorSnapshot Snapshot() =>
@@ -179,7 +184,8 @@ public sealed partial class CoordinatorCore : IDisposable
             case RejoinShard r: OnRejoin(from, r); break;
             case ShardRestored r: OnShardRestored(r); break;
             case RequestJob r:
-                _out.Send(from, r.ProtocolVersion == WireProtocol.Version ? Description : new RegisterRejected(r.WorkerId, VersionMismatch(r.ProtocolVersion)));
+                _out.Send(from, r.ProtocolVersion == WireProtocol.Version ? Description with { DataKey = Keys.WorkerListener(r.WorkerId) }
+                    : new RegisterRejected(r.WorkerId, VersionMismatch(r.ProtocolVersion)));
                 break;
             case RegisterWorker r: OnRegisterWorker(from, r); break;
             case RequestWork r: OnRequestWork(from, r); break;
@@ -260,7 +266,7 @@ public sealed partial class CoordinatorCore : IDisposable
         if (s < 0 || _awaitingRejoin)
         {
             // A spare: it keeps asking, and the first to ask after a shard is lost takes that shard's range.
-            if (!_spares.Add(from)) return;
+            if (!_spares.TryAdd(from, r.NodeId)) return;
             var taken = string.Join(", ", _ranges.Select((k, i) => $"shard {i} {k} on {_shards[i]?.OwnerAddress ?? _shardPeers[i]}"));
             _out.Add(new Watch(from));
             _out.Report($"PS actor {r.NodeId} waits as a spare: all {_shards.Length} key ranges are taken");
@@ -268,21 +274,40 @@ public sealed partial class CoordinatorCore : IDisposable
                 "it takes over the range of a shard that is lost. For more shards, start the job with more --ps-shards (or a lower --ps-local)."));
             return;
         }
-        AssignShard(from, s);
+        AssignShard(from, s, r.NodeId);
     }
 
-    private void AssignShard(string peer, int s)
+    private void AssignShard(string peer, int s, string nodeId)
     {
         _spares.Remove(peer);
         _shardPeers[s] = peer;
+        Assigned(s, JobMapping.ShardSenderId(nodeId, s));
         _out.Add(new Watch(peer));
-        _out.Send(peer, new ShardAssignment(s, _shards.Length, _ranges[s].Offset, _ranges[s].Length, Description));
+        _out.Send(peer, new ShardAssignment(s, _shards.Length, _ranges[s].Offset, _ranges[s].Length, Description with { DataKey = Keys.Listener(_shardIds[s]).ToWire() })
+            { CoordinatorKey = Keys.ShardToCoordinator(_shardIds[s]) });
+    }
+
+    /// <summary>The data-plane sender id of the node shard <paramref name="s"/> is assigned to (its listener's id).</summary>
+    public int ShardSenderId(int s) => _shardIds[s];
+
+    /// <summary>Shard <paramref name="s"/> is the node with data-plane sender id <paramref name="id"/>: the keys handed out for it are
+    /// that id's, and its checkpoint frames are taken from that id only.</summary>
+    private void Assigned(int s, int id)
+    {
+        _shardIds[s] = id;
+        _store.ShardAssigned(s, id);
     }
 
     private void OnRegisterShard(string from, RegisterShard r)
     {
         // Only from the actor the range was assigned to: a lost shard's late word must not take the range back.
         if ((uint)r.Shard >= (uint)_shards.Length || _shardPeers[r.Shard] != from) return;
+        // The layout's owner names the sender id workers take pushes from: it must be the node the keys were made for.
+        if (JobMapping.ShardSenderId(r.OwnerAddress, r.Shard) != _shardIds[r.Shard])
+        {
+            _out.Log(Severity.Warning, $"Refused shard {r.Shard}'s registration from {from}: it names owner {r.OwnerAddress}, not the node it asked as");
+            return;
+        }
         _shards[r.Shard] = new ShardInfo(r.Shard, r.Offset, r.Length, r.OwnerAddress, r.DataHost, r.DataPort);
         _out.Add(new WatchShardLink(r.Shard, r.DataHost, r.DataPort));
         _out.Report($"shard {r.Shard} of {_shards.Length} holds [{r.Offset}, {r.Offset + r.Length}) on {r.OwnerAddress}");
@@ -339,6 +364,7 @@ public sealed partial class CoordinatorCore : IDisposable
         if (_shardPeers[r.Shard] is null)
         {
             _shardPeers[r.Shard] = from;
+            Assigned(r.Shard, JobMapping.ShardSenderId(r.OwnerAddress, r.Shard));
             _shards[r.Shard] = new ShardInfo(r.Shard, r.Offset, r.Length, r.OwnerAddress, r.DataHost, r.DataPort);
             _out.Add(new Watch(from));
             _out.Add(new WatchShardLink(r.Shard, r.DataHost, r.DataPort));
@@ -397,6 +423,7 @@ public sealed partial class CoordinatorCore : IDisposable
         if (_finishing || _shardPeers[s] is null) return;
         string owner = _shards[s]?.OwnerAddress ?? _shardPeers[s]!;
         _shardPeers[s] = null;
+        _store.ShardAssigned(s, -1);
         _shards[s] = null;
         _restored[s] = false;
         if (_step < 0)
@@ -422,7 +449,7 @@ public sealed partial class CoordinatorCore : IDisposable
         _out.Report($"shard {s} lost ({why}) during {Unit} {at}; rolling back to {Unit} {_recoveryVersion}, waiting for a ps node to take {_ranges[s]}");
         for (int i = 0; i < _shards.Length; i++) if (_shards[i] is not null) SendRestore(i);
         // A spare known to be waiting takes the range now rather than at its next ask.
-        if (_spares.FirstOrDefault() is { } spare) AssignShard(spare, s);
+        if (_spares.FirstOrDefault() is { Key: { } spare, Value: var node }) AssignShard(spare, s, node);
         (_lostAt, _lossWhat) = (_clock(), "the shard was lost");
     }
 
@@ -532,8 +559,10 @@ public sealed partial class CoordinatorCore : IDisposable
         MaybeStart();
     }
 
+    /// <summary>Registers a worker; its layout carries, per shard, the key of the pair (worker, shard).</summary>
     private void Accept(string id, string peer) =>
-        _out.Send(peer, new RegisterAccepted(id, new ShardLayout(Description.ParameterCount, _shards.Select(s => s!).ToArray()), Math.Max(_step, 0)));
+        _out.Send(peer, new RegisterAccepted(id, new ShardLayout(Description.ParameterCount,
+            _shards.Select((s, i) => s! with { Key = Keys.WorkerToShard(id, _shardIds[i]) }).ToArray()), Math.Max(_step, 0)));
 
     private void MaybeStart()
     {
@@ -552,7 +581,10 @@ public sealed partial class CoordinatorCore : IDisposable
         // A worker's first request means it holds the shard layout, so it can accept the shards' parameter pushes:
         // only now are the shards told where it listens.
         if (_withEndpoint.Add(r.WorkerId))
-            foreach (var s in _shardPeers) if (s is not null) _out.Send(s, new WorkerEndpoint(r.WorkerId, JobMapping.SenderIdOf(r.WorkerId), w.Info.DataHost, w.Info.DataPort));
+            for (int s = 0; s < _shardPeers.Length; s++)
+                if (_shardPeers[s] is { } shard)
+                    _out.Send(shard, new WorkerEndpoint(r.WorkerId, JobMapping.SenderIdOf(r.WorkerId), w.Info.DataHost, w.Info.DataPort)
+                        { Key = Keys.ShardToWorker(_shardIds[s], r.WorkerId) });
         if (!TryAssign(r.WorkerId, from)) _idle.Enqueue((r.WorkerId, from));
     }
 

@@ -13,6 +13,10 @@ public interface ICoordinatorStore : IDisposable
     /// Completion comes back as the core's Collected(version).</summary>
     SendCheckpoint Begin(long version);
 
+    /// <summary>Shard <paramref name="shard"/>'s range went to the node whose data-plane sender id is <paramref name="senderId"/>
+    /// (JobMapping.ShardSenderId; -1 when it has none): the only sender whose state of that range is collected.</summary>
+    void ShardAssigned(int shard, int senderId);
+
     /// <summary>Asks again for <paramref name="version"/> (what already arrived is kept).</summary>
     SendCheckpoint Ask(long version);
 

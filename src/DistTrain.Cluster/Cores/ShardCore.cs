@@ -23,8 +23,9 @@ public sealed record Serve(IFrameHandler Inbox, KeyRange[] PushChunks, int Sende
 /// <summary>Push the shard's current version to every worker (<paramref name="Whole"/>: the whole range at once, after a restore).</summary>
 public sealed record Push(bool Whole = false) : Effect;
 
-/// <summary>Connect to a worker's data-plane endpoint and send it the current values; pushes go to it from now on.</summary>
-public sealed record AddWorker(string WorkerId, string Host, int Port) : Effect;
+/// <summary>Connect to a worker's data-plane endpoint (with <paramref name="Key"/>, this shard's key toward it: WorkerEndpoint.Key)
+/// and send it the current values; pushes go to it from now on.</summary>
+public sealed record AddWorker(string WorkerId, string Host, int Port, byte[] Key) : Effect;
 
 /// <summary>Stop pushing to a worker that left and close its gradient connections (a cut link never ends them itself).</summary>
 public sealed record RemoveWorker(string WorkerId) : Effect;
@@ -95,7 +96,7 @@ public sealed class ShardCore
                 _out.Log(Severity.Info, $"PS {_nodeId} waits as a spare: {s.Reason}");
                 break;
             case var _ when Inbox is null: break;
-            case WorkerEndpoint w: Inbox!.WorkerRegistered(w.SenderId); _out.Add(new AddWorker(w.WorkerId, w.DataHost, w.DataPort)); break;
+            case WorkerEndpoint w: Inbox!.WorkerRegistered(w.SenderId); _out.Add(new AddWorker(w.WorkerId, w.DataHost, w.DataPort, w.Key)); break;
             case WorkerGone g: Inbox!.WorkerLeft(JobMapping.SenderIdOf(g.WorkerId)); _out.Add(new RemoveWorker(g.WorkerId)); break;
             case LeaseMoved m when Inbox.IsReceiving(JobMapping.SenderIdOf(m.FromWorker), m.Step, m.MicroBatch):
                 _out.Add(new Disconnect(JobMapping.SenderIdOf(m.FromWorker),

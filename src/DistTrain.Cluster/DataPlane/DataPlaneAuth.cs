@@ -1,7 +1,9 @@
-// Authentication of a data-plane connection with the job's key (DataPlaneKey), at open and on every frame:
+// Authentication of a data-plane connection with the pair's key (DataPlaneKey.PeerKey of the listener and the Hello's sender
+// id: the listener derives it from its listener key at connect time), at open and on every frame:
 //   server → client  challenge: "DTDP", protocol version, flags, 32-byte server nonce
 //   client → server  its Hello frame, then a 32-byte client nonce and HMAC-SHA256(key, "client" label, both nonces, sender id, flags)
-//   server → client  HMAC-SHA256(key, "server" label, both nonces, sender id, flags): the listener proves it holds the key too
+//   server → client  HMAC-SHA256(key, "server" label, both nonces, sender id, flags): the listener proves it holds the key too,
+//                    so a client knows it reached the listener the coordinator named, not another member
 // Each side checks the other's proof in constant time; both then derive the connection's frame key from the two nonces.
 // A proof is bound to the listener's fresh nonce, so a Hello recorded on one connection is worthless on another.
 // Every later frame carries a 16-byte Poly1305 tag (FrameMac, sent after the header) over its length prefix, header and payload, keyed per
@@ -26,9 +28,9 @@ public static class DataPlaneAuth
     /// <summary>Flag bit: every frame after the Hello carries a FrameMac tag (always, except in `bench transport --auth off`).</summary>
     public const int FlagFrameMac = 1;
 
-    private static readonly byte[] ClientLabel = Encoding.ASCII.GetBytes("disttrain data plane v4: client proof");
-    private static readonly byte[] ServerLabel = Encoding.ASCII.GetBytes("disttrain data plane v4: server proof");
-    private static readonly byte[] FrameLabel = Encoding.ASCII.GetBytes("disttrain data plane v4: frame key");
+    private static readonly byte[] ClientLabel = Encoding.ASCII.GetBytes("disttrain data plane v5: client proof");
+    private static readonly byte[] ServerLabel = Encoding.ASCII.GetBytes("disttrain data plane v5: server proof");
+    private static readonly byte[] FrameLabel = Encoding.ASCII.GetBytes("disttrain data plane v5: frame key");
 
     public static int Flags(bool frameMac) => frameMac ? FlagFrameMac : 0;
 

@@ -1,5 +1,5 @@
 // Sending side of the data plane: one TCP connection to a peer's DataPlaneServer. Connect answers the listener's
-// challenge with the job's key and checks the listener's proof (DataPlaneAuth); Send writes the header, the floats
+// challenge with the key of its sender id toward that listener (DataPlaneKey.PeerKey) and checks the listener's proof (DataPlaneAuth); Send writes the header, the floats
 // straight from the caller's span (no copy, no allocation) and the frame's tag (FrameMac); thread-safe.
 using System.Buffers;
 using System.Buffers.Binary;
@@ -41,9 +41,10 @@ public sealed class DataPlaneClient : IDisposable
     /// <summary>Default bound on one blocked send: a peer behind a cut link stops taking bytes without closing.</summary>
     public static readonly TimeSpan DefaultSendTimeout = TimeSpan.FromSeconds(15);
 
-    /// <summary>Connects to a peer's data plane and introduces itself, proving it holds the job's <paramref name="key"/> and
-    /// checking that the peer does too; fails with a clear <see cref="IOException"/> after <paramref name="timeout"/>, or when
-    /// either proof fails (the peer runs another job, or is not a DistTrain listener). A later <see cref="Send"/> that cannot hand its bytes to the kernel for <paramref name="sendTimeout"/> (default
+    /// <summary>Connects to a peer's data plane and introduces itself as <paramref name="senderId"/>, proving it holds
+    /// <paramref name="key"/> (the listener's DataPlaneKey.PeerKey for this sender, handed out by the coordinator) and checking
+    /// that the listener does too; fails with a clear <see cref="IOException"/> after <paramref name="timeout"/>, or when
+    /// either proof fails (the peer runs another job, is another node than the one named, or is not a DistTrain listener). A later <see cref="Send"/> that cannot hand its bytes to the kernel for <paramref name="sendTimeout"/> (default
     /// <see cref="DefaultSendTimeout"/>) fails with an IOException and closes the connection, so a cut link never blocks the sender for good.</summary>
     /// <param name="frameMac">Tag every frame (FrameMac); off only for `bench transport --auth off`, and the listener must agree.</param>
     public static DataPlaneClient Connect(string host, int port, int senderId, DataPlaneKey key, TimeSpan timeout,
@@ -106,12 +107,12 @@ public sealed class DataPlaneClient : IDisposable
             DataPlaneAuth.ClientProof(key, serverNonce, clientNonce, senderId, flags, auth[DataPlaneAuth.NonceBytes..]);
             SocketIo.WriteAll(socket, hello);
             if (!SocketIo.ReadExactly(socket, theirs))
-                throw new IOException($"Data plane: {peer} refused this node's proof of the job's data-plane key and closed the connection: " +
-                                      "it serves another job (or an earlier run of this one).");
+                throw new IOException($"Data plane: {peer} refused this node's proof of its data-plane key as sender {senderId} and closed the connection: " +
+                                      "it serves another job (or an earlier run of this one), or the coordinator never gave this node that sender's key.");
             Span<byte> expected = stackalloc byte[DataPlaneAuth.ProofBytes];
             DataPlaneAuth.ServerProof(key, serverNonce, clientNonce, senderId, flags, expected);
             if (!CryptographicOperations.FixedTimeEquals(expected, theirs))
-                throw new IOException($"Data plane: {peer} did not prove it holds the job's data-plane key; nothing is sent to it.");
+                throw new IOException($"Data plane: {peer} did not prove it holds this connection's data-plane key (it is not the listener the coordinator named); nothing is sent to it.");
             socket.ReceiveTimeout = 0; // the client only writes from now on
             return (flags & DataPlaneAuth.FlagFrameMac) != 0 ? DataPlaneAuth.FrameMacOf(key, serverNonce, clientNonce, senderId, flags) : null;
         }

@@ -13,17 +13,14 @@ public sealed class DataPlaneNode : IDisposable
     private readonly DataPlaneServer _server;
     private readonly ConcurrentDictionary<int, DataPlaneClient> _peers = new();
 
-    private readonly DataPlaneKey _key;
-
     /// <param name="selfId">This node's id, written as SenderId into every frame it sends.</param>
-    /// <param name="key">The job's data-plane key: the listener admits, and the connections reach, only peers that hold it.</param>
+    /// <param name="key">This node's listener key (DataPlaneKey.ListenerKey): the listener admits a peer only with its sender id's key.</param>
     public DataPlaneNode(int selfId, DataPlaneSettings settings, IFrameHandler handler, DataPlaneKey key)
     {
         ArgumentNullException.ThrowIfNull(settings);
         ArgumentNullException.ThrowIfNull(key);
         SelfId = selfId;
         _settings = settings;
-        _key = key;
         // Loopback hosts bind loopback only; any other advertised address binds every interface.
         var bind = settings.Host is "127.0.0.1" or "localhost" ? IPAddress.Loopback : IPAddress.Any;
         _server = new DataPlaneServer(bind, settings.Port, handler, key, settings.MaxFrameBytes, settings.SocketBufferBytes, settings.Limits);
@@ -38,11 +35,12 @@ public sealed class DataPlaneNode : IDisposable
 
     public DataPlaneStats Stats => _server.Stats;
 
-    /// <summary>The connection to <paramref name="peerId"/>, opened on first use.</summary>
-    public DataPlaneClient Connect(int peerId, string host, int port)
+    /// <summary>The connection to <paramref name="peerId"/>, opened on first use with <paramref name="key"/> (the peer's listener
+    /// key's PeerKey of this node's id).</summary>
+    public DataPlaneClient Connect(int peerId, string host, int port, DataPlaneKey key)
     {
         if (_peers.TryGetValue(peerId, out var existing) && !existing.IsClosed) return existing;
-        var client = DataPlaneClient.Connect(host, port, SelfId, _key, _settings.ConnectTimeout, _settings.SocketBufferBytes);
+        var client = DataPlaneClient.Connect(host, port, SelfId, key, _settings.ConnectTimeout, _settings.SocketBufferBytes);
         _peers[peerId] = client;
         return client;
     }

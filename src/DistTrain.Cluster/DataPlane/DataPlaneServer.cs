@@ -1,8 +1,8 @@
 // Data-plane listener (DESIGN.md contract 6): accepts TCP connections from peers, runs one blocking
 // receive thread per connection, and receives each frame's floats directly into a span the handler
 // gives (MemoryMarshal.AsBytes) — no copy and no allocation per frame. Bad frames are counted, never applied.
-// A connection must open with the authenticated Hello (DataPlaneAuth: the peer proves it holds the job's key, and
-// this listener proves it back) and every later frame must carry the Hello's sender id and a valid FrameMac tag;
+// A connection must open with the authenticated Hello (DataPlaneAuth: the peer proves it holds the key of its declared sender
+// id toward this listener, derived here from the listener key, and this listener proves it back) and every later frame must carry the Hello's sender id and a valid FrameMac tag;
 // connections, silences and half-sent frames are bounded by DataPlaneLimits, and nothing is allocated from a header's length.
 using System.Buffers.Binary;
 using System.IO.Hashing;
@@ -31,7 +31,8 @@ public sealed class DataPlaneServer : IDisposable
     /// <param name="bind">Address to listen on (IPAddress.Loopback, IPAddress.Any, ...).</param>
     /// <param name="port">Port; 0 = any free port (see <see cref="Port"/>).</param>
     /// <param name="maxFrameBytes">Largest payload applied; larger frames are drained and counted as <see cref="DropReason.Oversized"/>.</param>
-    /// <param name="key">The job's data-plane key: only a peer that proves it holds it gets a frame to the handler.</param>
+    /// <param name="key">This listener's key (DataPlaneKey.ListenerKey): only a peer that proves it holds the peer key of the sender id
+    /// its Hello declares (key.PeerKey(sender)) gets a frame to the handler.</param>
     /// <param name="limits">Connection count and timeouts (disttrain.data-plane.*); null = <see cref="DataPlaneLimits.Default"/>.</param>
     /// <param name="frameMac">Require a FrameMac tag on every frame; off only for `bench transport --auth off` (clients must agree).</param>
     public DataPlaneServer(IPAddress bind, int port, IFrameHandler handler, DataPlaneKey key, long maxFrameBytes = 256L << 20,
@@ -110,7 +111,7 @@ public sealed class DataPlaneServer : IDisposable
             lock (_gate)
             {
                 if (_disposed) { s.Dispose(); return; }
-                // At the bound, the oldest connection that has not proved the job's key yet makes room: strangers who fill
+                // At the bound, the oldest connection that has not proved its key yet makes room: strangers who fill
                 // every slot with silent connections then only evict each other, and a peer's new connection still gets in.
                 if (_connections.Count >= _limits.MaxConnections && _connections.FirstOrDefault(x => x.PeerId is null) is { } oldest)
                 {
@@ -172,7 +173,7 @@ public sealed class DataPlaneServer : IDisposable
             var limits = server._limits;
             try
             {
-                // Nothing a peer sends reaches the handler before it has proved it holds the job's key.
+                // Nothing a peer sends reaches the handler before it has proved it holds its sender id's key.
                 if (!Authenticate()) return;
                 Span<byte> lenBytes = _header.AsSpan(0, 4);
                 while (true)
@@ -253,13 +254,15 @@ public sealed class DataPlaneServer : IDisposable
             Span<byte> auth = stackalloc byte[DataPlaneAuth.HelloAuthBytes];
             if (!SocketIo.ReadExactly(socket, auth)) { server.Stats.Drop(DropReason.Unauthenticated); return false; }
             var clientNonce = auth[..DataPlaneAuth.NonceBytes];
+            // The key of the sender id the Hello declares: a member that was not handed it cannot be that sender here.
+            var key = server._key.PeerKey(hello.SenderId);
             Span<byte> expected = stackalloc byte[DataPlaneAuth.ProofBytes];
-            DataPlaneAuth.ClientProof(server._key, serverNonce, clientNonce, hello.SenderId, server._flags, expected);
+            DataPlaneAuth.ClientProof(key, serverNonce, clientNonce, hello.SenderId, server._flags, expected);
             if (!CryptographicOperations.FixedTimeEquals(expected, auth[DataPlaneAuth.NonceBytes..])) { server.Stats.Drop(DropReason.Unauthenticated); return false; }
 
-            DataPlaneAuth.ServerProof(server._key, serverNonce, clientNonce, hello.SenderId, server._flags, expected);
+            DataPlaneAuth.ServerProof(key, serverNonce, clientNonce, hello.SenderId, server._flags, expected);
             if ((server._flags & DataPlaneAuth.FlagFrameMac) != 0)
-                _mac = DataPlaneAuth.FrameMacOf(server._key, serverNonce, clientNonce, hello.SenderId, server._flags);
+                _mac = DataPlaneAuth.FrameMacOf(key, serverNonce, clientNonce, hello.SenderId, server._flags);
             // Authenticated from here: never evicted at the connection bound, and named by ConnectedPeers before the peer
             // hears the proof back (a peer that returned from its handshake is always seen).
             PeerId = hello.SenderId;

@@ -17,7 +17,8 @@ public enum DropReason
     ConnectionLost = 5,
     /// <summary>A frame before the connection's Hello, or whose SenderId is not the one its Hello named; the connection is closed.</summary>
     WrongSender = 6,
-    /// <summary>The peer's Hello did not prove it holds the job's data-plane key (another job, a stranger, a Hello replayed from
+    /// <summary>The peer's Hello did not prove it holds the data-plane key of the sender id it declares (another job, a stranger, a
+    /// member claiming another member's sender id, a Hello replayed from
     /// another connection); the connection is closed before any frame reaches the handler.</summary>
     Unauthenticated = 7,
     /// <summary>A frame's tag (FrameMac) does not match its header and payload: altered, injected, replayed or reordered on an

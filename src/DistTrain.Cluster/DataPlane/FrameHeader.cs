@@ -9,7 +9,7 @@ namespace DistTrain.Cluster.DataPlane;
 public enum FrameKind : byte
 {
     /// <summary>First frame of a connection: names the sender (SenderId); no payload, but followed by the sender's nonce and
-    /// proof of the job's key (DataPlaneAuth.HelloAuthBytes).</summary>
+    /// proof of its sender id's key (DataPlaneAuth.HelloAuthBytes).</summary>
     Hello = 0,
     /// <summary>A micro-batch gradient for the key range [Offset, Offset+Length).</summary>
     Gradient = 1,

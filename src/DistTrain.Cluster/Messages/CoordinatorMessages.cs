@@ -71,9 +71,10 @@ public static class CoordinatorMessages
         string JobId, string SpecJson, string SpecHash, int ParameterCount, DatasetInfo Dataset, Hyperparameters Hyper) : IDistTrainMessage
     {
         /// <summary>
-        /// The job's data-plane key (DataPlaneKey, 32 random bytes the coordinator draws): every data-plane connection of the
-        /// job proves it holds it. It travels only in this message (to workers, and to shards inside ShardAssignment) over Akka
-        /// remoting, which is mutually authenticated TLS between machines; it is never printed (ToString) nor checkpointed.
+        /// The recipient's data-plane listener key (DataPlaneKey.ListenerKey of its sender id, derived from the job key that only
+        /// the coordinator holds): each worker gets its own copy of this message in answer to RequestJob, each shard inside its
+        /// ShardAssignment. It travels over Akka remoting, which is mutually authenticated TLS between machines; it is never
+        /// printed (ToString) nor checkpointed. Empty in the coordinator's own copy.
         /// </summary>
         public byte[] DataKey { get; init; } = [];
 

@@ -8,5 +8,5 @@ public interface IDistTrainMessage;
 /// <summary>Version of the wire protocol (control messages and data-plane frames). Bump on any incompatible change.</summary>
 public static class WireProtocol
 {
-    public const int Version = 7; // 2: Hyperparameters.Augment; 3: Hyperparameters.ClipNorm, NormShare / ApplyClipped; 4: JobDescription.DataKey, the authenticated data plane; 5: Hyperparameters.Compression, compressed gradient frames; 6: Hyperparameters.OuterOptimizer, OuterLr, OuterMomentum (a shard of an older build would average plainly); 7: RejoinShard, RollBack, StandbyState (a standby coordinator)
+    public const int Version = 8; // 2: Hyperparameters.Augment; 3: Hyperparameters.ClipNorm, NormShare / ApplyClipped; 4: JobDescription.DataKey, the authenticated data plane; 5: Hyperparameters.Compression, compressed gradient frames; 6: Hyperparameters.OuterOptimizer, OuterLr, OuterMomentum (a shard of an older build would average plainly); 7: RejoinShard, RollBack, StandbyState (a standby coordinator); 8: pairwise data-plane keys (DataPlaneKey.ListenerKey / PeerKey: JobDescription.DataKey is the recipient's listener key, ShardInfo.Key, WorkerEndpoint.Key, ShardAssignment.CoordinatorKey)
 }

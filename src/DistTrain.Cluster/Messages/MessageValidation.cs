@@ -30,11 +30,15 @@ public static class MessageValidation
                 c.Port(m.DataPort, "DataPort"); c.Text(m.SpecHash, "SpecHash");
                 break;
             case RegisterRejected m: c.Text(m.WorkerId, "WorkerId"); c.Text(m.Reason, "Reason"); break;
-            case RegisterAccepted m: c.Text(m.WorkerId, "WorkerId"); c.Layout(m.Layout, "Layout"); c.AtLeast(m.CurrentVersion, -1, "CurrentVersion"); break;
+            case RegisterAccepted m:
+                c.Text(m.WorkerId, "WorkerId"); c.Layout(m.Layout, "Layout"); c.AtLeast(m.CurrentVersion, -1, "CurrentVersion");
+                // A worker's layout names its key toward every shard: without one it could not reach that shard.
+                if (c.Ok) for (int i = 0; i < m.Layout.Shards.Length; i++) if (m.Layout.Shards[i] is { } s) c.Key(s.Key, $"Layout.Shards[{i}].Key");
+                break;
             case DatasetInfo m: c.Dataset(m, "DatasetInfo"); break;
             case OptimizerSpec m: c.Optimizer(m, "OptimizerSpec"); break;
             case Hyperparameters m: c.Hyper(m, "Hyperparameters"); break;
-            case JobDescription m: c.Job(m, "JobDescription"); break;
+            case JobDescription m: c.Job(m, "JobDescription"); c.Key(m.DataKey, "JobDescription.DataKey"); break; // a worker's copy: its listener key
             case RequestWork m: c.Text(m.WorkerId, "WorkerId"); c.AtLeast(m.LastVersion, -1, "LastVersion"); break;
             case WorkAssignment m:
                 c.AtLeast(m.Epoch, 0, "Epoch"); c.AtLeast(m.Step, 0, "Step"); c.AtLeast(m.Version, 0, "Version");
@@ -78,10 +82,12 @@ public static class MessageValidation
                     var range = new Check(bounds with { Parameters = m.Job.ParameterCount }); // the job it carries sizes the range
                     range.Range(m.Offset, m.Length, "Offset/Length");
                     if (range.Problem is { } p) c.Fail(p);
+                    c.Key(m.Job.DataKey, "Job.DataKey"); // the shard's listener key
+                    c.Key(m.CoordinatorKey, "CoordinatorKey");
                 }
                 break;
             case ShardStandby m: c.Text(m.Reason, "Reason"); break;
-            case WorkerEndpoint m: c.Text(m.WorkerId, "WorkerId"); c.Text(m.DataHost, "DataHost"); c.Port(m.DataPort, "DataPort"); break;
+            case WorkerEndpoint m: c.Text(m.WorkerId, "WorkerId"); c.Text(m.DataHost, "DataHost"); c.Port(m.DataPort, "DataPort"); c.Key(m.Key, "Key"); break;
             case WorkerGone m: c.Text(m.WorkerId, "WorkerId"); break;
             case LeaseMoved m: c.AtLeast(m.Step, 0, "Step"); c.AtLeast(m.MicroBatch, 0, "MicroBatch"); c.Text(m.FromWorker, "FromWorker"); break;
             case SendCheckpoint m: c.Text(m.DataHost, "DataHost"); c.Port(m.DataPort, "DataPort"); c.AtLeast(m.Version, 0, "Version"); break;
@@ -96,7 +102,7 @@ public static class MessageValidation
             case RollBack m: c.AtLeast(m.Version, 0, "Version"); break;
             case StandbyState m:
                 c.Text(m.JobId, "JobId"); c.Text(m.DataHost, "DataHost"); c.Port(m.DataPort, "DataPort");
-                if (m.DataKey is null) c.Text(null, "DataKey");
+                c.Key(m.DataKey, "DataKey");
                 break;
             case SweepMessages.RunnerReady m: c.Text(m.RunnerId, "RunnerId"); break;
             case SweepMessages.TrialRequest m:
@@ -125,6 +131,28 @@ public static class MessageValidation
         return c.Problem is null ? null : $"{message.GetType().Name}: {c.Problem}";
     }
 
+    /// <summary>
+    /// The worker or shard id a node says is its own in <paramref name="message"/>, or null. Such ids start with the node's Akka
+    /// address (ClusterNode names them "{address}/w0", "{address}/ps0"), and the coordinator hands the data-plane keys of an id
+    /// to whoever registers it: so a remote sender may only name ids under its own address (<see cref="OwnsId"/>).
+    /// </summary>
+    public static string? ClaimedId(object message) => message switch
+    {
+        RequestJob m => m.WorkerId,
+        RegisterWorker m => m.WorkerId,
+        RequestWork m => m.WorkerId,
+        MicroBatchDone m => m.WorkerId,
+        RequestShard m => m.NodeId,
+        RegisterShard m => m.OwnerAddress,
+        RejoinShard m => m.OwnerAddress,
+        _ => null,
+    };
+
+    /// <summary>Whether the node at <paramref name="senderAddress"/> (an Akka address, "akka.tcp://system@host:port") may name
+    /// <paramref name="id"/> as its own: the id lies under that address.</summary>
+    public static bool OwnsId(string senderAddress, string id) =>
+        id.Length > senderAddress.Length && id.StartsWith(senderAddress, StringComparison.Ordinal) && id[senderAddress.Length] == '/';
+
     /// <summary>The bounds <paramref name="message"/> teaches a role that admitted it (its shard layout), else <paramref name="bounds"/>.</summary>
     public static MessageBounds Learn(object message, MessageBounds bounds) => message switch
     {
@@ -149,6 +177,13 @@ public static class MessageValidation
         }
 
         public void Text(string? value, string name) => NotNull(value, name);
+
+        /// <summary>A data-plane key (DataPlaneKey.Bytes long), which the recipient cannot do without.</summary>
+        public void Key(byte[]? key, string name)
+        {
+            if (NotNull(key, name) && key!.Length != DataPlane.DataPlaneKey.Bytes)
+                Fail($"{name} has {key.Length} bytes, not a {DataPlane.DataPlaneKey.Bytes}-byte data-plane key (a coordinator of another DistTrain version?)");
+        }
 
         public void AtLeast(long value, long min, string name)
         {
@@ -195,6 +230,7 @@ public static class MessageValidation
             Text(s.OwnerAddress, name + ".OwnerAddress");
             Text(s.DataHost, name + ".DataHost");
             Port(s.DataPort, name + ".DataPort");
+            NotNull(s.Key, name + ".Key");
         }
 
         public void Layout(ShardLayout? layout, string name)

@@ -4,7 +4,16 @@ namespace DistTrain.Cluster.Messages;
 public static class ParameterServerMessages
 {
     /// <summary>One shard: the key range [Offset, Offset+Length) of the flat parameter vector, its owner and data-plane endpoint.</summary>
-    public sealed record ShardInfo(int Shard, long Offset, int Length, string OwnerAddress, string DataHost, int DataPort) : IDistTrainMessage;
+    public sealed record ShardInfo(int Shard, long Offset, int Length, string OwnerAddress, string DataHost, int DataPort) : IDistTrainMessage
+    {
+        /// <summary>In the layout a worker gets (RegisterAccepted): the key its sender id proves itself with to this shard's listener,
+        /// and that this shard proves itself with to the worker's (DataPlaneKey.PeerKey); empty everywhere else.</summary>
+        public byte[] Key { get; init; } = [];
+
+        public override string ToString() =>
+            $"ShardInfo {{ Shard = {Shard}, Offset = {Offset}, Length = {Length}, OwnerAddress = {OwnerAddress}, DataHost = {DataHost}, DataPort = {DataPort}, " +
+            $"Key = ({Key.Length} bytes, not shown) }}";
+    }
 
     /// <summary>All shards, in key order; they tile [0, ParameterCount) without gaps.</summary>
     public sealed record ShardLayout(long ParameterCount, ShardInfo[] Shards) : IDistTrainMessage

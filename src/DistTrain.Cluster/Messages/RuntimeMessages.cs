@@ -9,14 +9,29 @@ public static class RuntimeMessages
     public sealed record RequestShard(string NodeId, int ProtocolVersion) : IDistTrainMessage;
 
     /// <summary>Coordinator → PS node: own [Offset, Offset+Length) as shard <paramref name="Shard"/> of <paramref name="ShardCount"/>.</summary>
-    public sealed record ShardAssignment(int Shard, int ShardCount, long Offset, int Length, CoordinatorMessages.JobDescription Job) : IDistTrainMessage;
+    /// <paramref name="Job"/>'s DataKey is this shard's listener key (DataPlaneKey.ListenerKey of its sender id, JobMapping.ShardSenderId).
+    public sealed record ShardAssignment(int Shard, int ShardCount, long Offset, int Length, CoordinatorMessages.JobDescription Job) : IDistTrainMessage
+    {
+        /// <summary>The key this shard's sender id proves itself with to the coordinator's listener (checkpoint frames).</summary>
+        public byte[] CoordinatorKey { get; init; } = [];
+
+        public override string ToString() =>
+            $"ShardAssignment {{ Shard = {Shard}, ShardCount = {ShardCount}, Offset = {Offset}, Length = {Length}, Job = {Job}, CoordinatorKey = ({CoordinatorKey.Length} bytes, not shown) }}";
+    }
 
     /// <summary>Coordinator → PS node: every key range has an owner; stay as a spare and keep asking: a range whose owner is lost
     /// goes to the first spare that asks.</summary>
     public sealed record ShardStandby(string Reason) : IDistTrainMessage;
 
     /// <summary>Coordinator → PS shard: push every new version of your range to this worker's data-plane endpoint.</summary>
-    public sealed record WorkerEndpoint(string WorkerId, int SenderId, string DataHost, int DataPort) : IDistTrainMessage;
+    public sealed record WorkerEndpoint(string WorkerId, int SenderId, string DataHost, int DataPort) : IDistTrainMessage
+    {
+        /// <summary>The key this shard's sender id proves itself with to the worker's listener (the worker's listener key's PeerKey).</summary>
+        public byte[] Key { get; init; } = [];
+
+        public override string ToString() =>
+            $"WorkerEndpoint {{ WorkerId = {WorkerId}, SenderId = {SenderId}, DataHost = {DataHost}, DataPort = {DataPort}, Key = ({Key.Length} bytes, not shown) }}";
+    }
 
     /// <summary>Coordinator → PS shard: the worker left; close its connection.</summary>
     public sealed record WorkerGone(string WorkerId) : IDistTrainMessage;
@@ -49,7 +64,7 @@ public static class RuntimeMessages
 
     /// <summary>
     /// Coordinator → the standby actor of every other coordinator-eligible node: what a coordinator that takes over needs
-    /// and cannot learn from the shards (the job's id and data-plane key), and where the coordinator's data-plane listener
+    /// and cannot learn from the shards (the job's id and data-plane job key, which only coordinator-eligible nodes hold), and where the coordinator's data-plane listener
     /// is, so the standby sees its process die at once. <paramref name="Finished"/>: the run is over; the standby exits.
     /// </summary>
     public sealed record StandbyState(string JobId, byte[] DataKey, string DataHost, int DataPort, bool Finished) : IDistTrainMessage

@@ -101,7 +101,7 @@ public sealed class CoordinatorActor : ReceiveActor, IWithTimers
         try { _core = new CoordinatorCore(job, trainCount, parameterCount, settings, store); }
         catch { store.Dispose(); throw; }
         _store = store;
-        store.UseKey(DataPlaneKey.FromWire(_core.Description.DataKey)); // the key the job hands to shards and workers
+        store.UseKeys(_core.Keys); // the keys the core hands to shards and workers
         var gate = new MessageGate(Context, "coordinator", new MessageBounds(settings.Shards, parameterCount));
         Receive<IDistTrainMessage>(m => !gate.Admit(m, Sender), _ => { }); // refused (counted, logged) before the core sees it
         Receive<Akka.Cluster.ClusterEvent.MemberUp>(m => { if (IsStandby(m.Member)) { _standbys.Add(m.Member.Address); TellStandbys(false, m.Member.Address); } });
@@ -153,7 +153,7 @@ public sealed class CoordinatorActor : ReceiveActor, IWithTimers
     {
         if (_standbys.Count == 0) return;
         var (host, port) = _store.Listener();
-        var state = new StandbyState(_core.Description.JobId, _core.Description.DataKey, host, port, finished);
+        var state = new StandbyState(_core.Description.JobId, _core.Keys.Job.ToWire(), host, port, finished);
         foreach (var a in only is null ? _standbys : [only])
             Context.ActorSelection(new RootActorPath(a) / "user" / "standby").Tell(state);
     }
@@ -165,8 +165,8 @@ public sealed class CoordinatorActor : ReceiveActor, IWithTimers
         DataPlaneClient link;
         try
         {
-            link = (_settings.Endpoints with { Key = DataPlaneKey.FromWire(_core.Description.DataKey) })
-                .Connect(w.Host, w.Port, JobMapping.SenderIdOf("coordinator-watch"));
+            link = _settings.Endpoints.Connect(w.Host, w.Port, JobMapping.CoordinatorWatchSenderId,
+                _core.Keys.Peer(_core.ShardSenderId(w.Shard), JobMapping.CoordinatorWatchSenderId));
         }
         catch (IOException e)
         {

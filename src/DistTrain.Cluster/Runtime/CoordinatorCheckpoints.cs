@@ -2,7 +2,8 @@
 // shard for its range, optimizer state and (shard 0) the BatchNorm buffers, receives them over its own
 // data-plane server, and writes DIR/checkpoint/step-N in the one-process format (CheckpointSeries); on
 // resume it sends each shard its slice of the checkpoint before the first step. Frames arrive on
-// receive threads; completion is reported through the callback, which the actor turns into a message.
+// receive threads; completion is reported through the callback, which the actor turns into a message. A range's frames
+// are taken only from the sender id of the shard it is assigned to (ShardAssigned).
 using System.Net;
 using DistTrain.Training.Checkpoints;
 using DistTrain.Cluster.DataPlane;
@@ -29,6 +30,8 @@ public sealed class CoordinatorCheckpoints : IFrameHandler, IDisposable
     private readonly int _buffersLength;        // 0 when the model has no running statistics
     private readonly ModeOptions _mode;
     private DataPlaneServer? _server;
+    private JobKeys? _keys;
+    private readonly int[] _owners;             // per shard: the sender id of the node it is assigned to, -1 while none
     // Snapshots in flight by version: the shards may be asked for two upcoming versions at once.
     private readonly System.Collections.Concurrent.ConcurrentDictionary<long, SnapshotAssembly> _snapshots = new();
 
@@ -48,6 +51,7 @@ public sealed class CoordinatorCheckpoints : IFrameHandler, IDisposable
         _stateNames = optimizer.State.Select(s => s.Name).ToArray();
         _optimizerDescription = optimizer.ToString();
         _buffersLength = statistics && new RunningStatistics(_replica).Length > 0 ? _replica.Store.Buffers.Length : 0;
+        _owners = Enumerable.Repeat(-1, ranges.Length).ToArray();
     }
 
     /// <summary>How the run trains (the mode), written into every checkpoint's metadata.</summary>
@@ -64,8 +68,16 @@ public sealed class CoordinatorCheckpoints : IFrameHandler, IDisposable
     /// <summary>An injected fault (tests): asked for each incoming frame, true drops it as if the shard's send had failed.</summary>
     public Func<bool>? DropFrame { get; init; }
 
-    /// <summary>The job's data-plane key, before the first Ask or SendRestore.</summary>
-    public void UseKey(DataPlaneKey key) => _endpoints = _endpoints with { Key = key };
+    /// <summary>The job's data-plane keys, before the first Ask or SendRestore: the listener takes the coordinator's listener key.</summary>
+    public void UseKeys(JobKeys keys)
+    {
+        _keys = keys;
+        _endpoints = _endpoints with { Key = keys.Listener(JobMapping.CoordinatorSenderId) };
+    }
+
+    /// <summary>Shard <paramref name="shard"/>'s range is assigned to the node whose sender id is <paramref name="senderId"/> (-1: to
+    /// none): its checkpoint frames are taken from that sender only, so a member cannot write another shard's range of a checkpoint.</summary>
+    public void ShardAssigned(int shard, int senderId) => Volatile.Write(ref _owners[shard], senderId);
 
     /// <summary>Starts collecting the state at <paramref name="version"/>; tell every shard the returned message.</summary>
     public SendCheckpoint Begin(long version)
@@ -80,6 +92,9 @@ public sealed class CoordinatorCheckpoints : IFrameHandler, IDisposable
         _server ??= _endpoints.Listen(this);
         return (_endpoints.AdvertisedHost, _server.Port);
     }
+
+    /// <summary>What the listener refused (null before it listens).</summary>
+    public DataPlaneStats? Stats => _server?.Stats;
 
     /// <summary>The message that asks the shards for <paramref name="version"/> (again: what already arrived is kept).</summary>
     public SendCheckpoint Ask(long version)
@@ -130,11 +145,13 @@ public sealed class CoordinatorCheckpoints : IFrameHandler, IDisposable
         _snapshots.TryGetValue(version, out var s) ? s : throw new InvalidOperationException($"No checkpoint of version {version} was collected.");
 
     /// <summary>Sends shard <paramref name="shard"/> its slice of <paramref name="point"/> (it answers ShardRestored).</summary>
-    public void SendRestore(ResumePoint point, ShardInfo shard, int senderId)
+    public void SendRestore(ResumePoint point, ShardInfo shard)
     {
         var r = _ranges[shard.Shard];
         long v = point.Step;
-        using var client = _endpoints.Connect(shard.DataHost, shard.DataPort, senderId);
+        var keys = _keys ?? throw new InvalidOperationException("The coordinator's data-plane keys are not set (UseKeys).");
+        int sender = JobMapping.CoordinatorSenderId;
+        using var client = _endpoints.Connect(shard.DataHost, shard.DataPort, sender, keys.Peer(JobMapping.ShardSenderId(shard.OwnerAddress, shard.Shard), sender));
         client.Send(new FrameHeader(FrameKind.Parameters, v, 0, v, shard.Shard, r.Offset, r.Length, 0, 0), point.Values.AsSpan(r.Offset, r.Length));
         for (int i = 0; i < point.OptimizerState.Count; i++)
             client.Send(new FrameHeader(FrameKind.OptimizerState, v, i, v, shard.Shard, r.Offset, r.Length, 0, 0),
@@ -148,6 +165,7 @@ public sealed class CoordinatorCheckpoints : IFrameHandler, IDisposable
         destination = Span<float>.Empty;
         _snapshots.TryGetValue(header.Version, out var s);
         if (s is null || header.Kind is not (FrameKind.Parameters or FrameKind.OptimizerState or FrameKind.Buffers)) return DropReason.Rejected;
+        if ((uint)header.Shard >= (uint)_owners.Length || header.SenderId != Volatile.Read(ref _owners[header.Shard])) return DropReason.NotPermitted;
         if (DropFrame?.Invoke() == true) return DropReason.Rejected;
         var staging = s.Stage(ShardCheckpointing.PartOf(header.Kind), header.Version, header.Shard, header.MicroBatch, header.Offset, header.Length);
         if (staging is null) return DropReason.WrongLength;

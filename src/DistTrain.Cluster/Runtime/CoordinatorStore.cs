@@ -35,8 +35,10 @@ public sealed class CoordinatorStore : ICoordinatorStore
         };
     }
 
-    /// <summary>The job's data-plane key (JobDescription.DataKey): the coordinator's listener and restore connections use it.</summary>
-    public void UseKey(DistTrain.Cluster.DataPlane.DataPlaneKey key) => _checkpoints.UseKey(key);
+    /// <summary>The job's data-plane keys (CoordinatorCore.Keys): the coordinator's listener and restore connections use them.</summary>
+    public void UseKeys(JobKeys keys) => _checkpoints.UseKeys(keys);
+
+    public void ShardAssigned(int shard, int senderId) => _checkpoints.ShardAssigned(shard, senderId);
 
     /// <summary>This coordinator's data-plane listener (CoordinatorCheckpoints.Listener).</summary>
     public (string Host, int Port) Listener() => _checkpoints.Listener();
@@ -69,7 +71,7 @@ public sealed class CoordinatorStore : ICoordinatorStore
         var point = start ?? _checkpoints.PointOf(version);
         Task.Run(() =>
         {
-            try { _checkpoints.SendRestore(point, shard, JobMapping.SenderIdOf("coordinator")); }
+            try { _checkpoints.SendRestore(point, shard); }
             catch (IOException e) { _failed($"Cannot send PS shard {shard.Shard} its state of step {version}: {e.Message}"); }
         });
     }

@@ -1,6 +1,5 @@
 // Converts between the trainer's TrainJob (what `disttrain train` resolves) and the wire's
 // JobDescription (what the coordinator hands to PS shards and workers).
-using DistTrain.Cluster.DataPlane;
 using DistTrain.Cluster.Messages;
 using DistTrain.Cluster.Training;
 using DistTrain.Nn.Training;
@@ -26,8 +25,7 @@ public static class JobMapping
                 {
                     Compression = CheckCompression(job, mode),
                     OuterOptimizer = mode.Outer.Kind, OuterLr = mode.Outer.Lr, OuterMomentum = mode.Outer.Momentum,
-                })
-            { DataKey = DataPlaneKey.Create().ToWire() }; // a fresh secret per job, for its data plane (DataPlaneAuth)
+                }); // DataKey: each recipient's own listener key, filled in by the coordinator (JobKeys)
     }
 
     public static TrainJob ToTrainJob(JobDescription d) => new()
@@ -71,6 +69,16 @@ public static class JobMapping
     /// <summary>The sender id of shard <paramref name="shard"/>'s pushes when <paramref name="owner"/> (ShardInfo.OwnerAddress) holds
     /// it: a worker accepts a range's parameters from that sender only.</summary>
     public static int ShardSenderId(string owner, int shard) => SenderIdOf($"{owner}/ps{shard}");
+
+    /// <summary>The coordinator's data-plane id: its listener's (checkpoint frames) and its restore connections' sender id. A
+    /// coordinator that takes over has the same id, so the shards' keys toward it stay valid.</summary>
+    public static readonly int CoordinatorSenderId = SenderIdOf("coordinator");
+
+    /// <summary>The sender id of the coordinator's idle watch connection to each shard.</summary>
+    public static readonly int CoordinatorWatchSenderId = SenderIdOf("coordinator-watch");
+
+    /// <summary>The sender id of a standby coordinator's idle watch connection to the coordinator's listener.</summary>
+    public static readonly int StandbyWatchSenderId = SenderIdOf("standby-watch");
 
     /// <summary>A stable positive id for data-plane frames from a worker or shard name.</summary>
     public static int SenderIdOf(string name)

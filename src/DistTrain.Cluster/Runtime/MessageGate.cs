@@ -1,5 +1,6 @@
 // The door of a role actor (coordinator, parameter-server shard, worker): a control message must come from this process
-// or a member of the cluster, and be well-formed (Messages/MessageValidation), before the role's core sees it. Anything
+// or a member of the cluster, be well-formed (Messages/MessageValidation), and name as its sender's own only worker and shard
+// ids of the sender's node (the coordinator hands an id's data-plane keys to whoever registers it), before the role's core sees it. Anything
 // else is counted (Telemetry/ControlRefusals: disttrain_refused_messages), logged with its reason, and dropped: the role
 // keeps the state it has, where a core that threw half-way would have made Akka restart the actor into a fresh one.
 // A message from another node that names no sender, or an actor of this node, is refused too: it would otherwise pass as
@@ -49,9 +50,14 @@ public sealed class MessageGate
             return Refuse(RefusalReason.NotMember, $"{message.GetType().Name} from another node that named no actor of its own as the sender ({sender.Path})");
         if (MessageValidation.Problem(message, Bounds) is { } problem)
             return Refuse(RefusalReason.Malformed, $"{problem} (from {sender.Path})");
+        if (MessageValidation.ClaimedId(message) is { } id && IsRemote(sender.Path.Address) && !MessageValidation.OwnsId(sender.Path.Address.ToString(), id))
+            return Refuse(RefusalReason.NotOwnId, $"{message.GetType().Name} from {sender.Path.Address} names {id}, an id of another node");
         Bounds = MessageValidation.Learn(message, Bounds);
         return true;
     }
+
+    /// <summary>Another process: this process's own actors (a local address, or this node's) may name any id.</summary>
+    private bool IsRemote(Address address) => address.Host is not null && (_cluster is null || address != _cluster.SelfAddress);
 
     private bool IsMember(Address address)
     {

@@ -21,19 +21,20 @@ public sealed record NodeEndpoints(string BindAddress, string AdvertisedHost, lo
     /// <summary>disttrain.data-plane.max-connections and the hello / read / idle timeouts of every listener.</summary>
     public DataPlaneLimits Limits { get; init; } = DataPlaneLimits.Default;
 
-    /// <summary>The job's data-plane key (JobDescription.DataKey), set by each role once it has the job: every listener and
-    /// connection below authenticates with it.</summary>
+    /// <summary>This role's listener key (JobDescription.DataKey, DataPlaneKey.ListenerKey of its sender id), set once it has the
+    /// job: its listener admits a peer only with the key of the sender id the peer declares.</summary>
     public DataPlaneKey? Key { get; init; }
 
-    private DataPlaneKey JobKey => Key ?? throw new InvalidOperationException("The data plane has no job key yet: a role opens its listener and connections only after it has the job.");
+    private DataPlaneKey ListenerKey => Key ?? throw new InvalidOperationException("The data plane has no listener key yet: a role opens its listener only after it has the job.");
 
     /// <summary>This actor's data-plane listener, on its slot of the node's port range (or any free port).</summary>
     public DataPlaneServer Listen(IFrameHandler handler) =>
-        new(IPAddress.Parse(BindAddress), Port == 0 ? 0 : Port + PortSlot, handler, JobKey, MaxFrameBytes, SocketBufferBytes, Limits);
+        new(IPAddress.Parse(BindAddress), Port == 0 ? 0 : Port + PortSlot, handler, ListenerKey, MaxFrameBytes, SocketBufferBytes, Limits);
 
-    /// <summary>A connection to a peer's listener with this node's buffer size and connect timeout.</summary>
-    public DataPlaneClient Connect(string host, int port, int senderId) =>
-        DataPlaneClient.Connect(host, port, senderId, JobKey, ConnectTimeout, SocketBufferBytes);
+    /// <summary>A connection to a peer's listener with this node's buffer size and connect timeout; <paramref name="key"/> is the
+    /// key of <paramref name="senderId"/> toward that listener, as the coordinator handed it out (JobKeys).</summary>
+    public DataPlaneClient Connect(string host, int port, int senderId, DataPlaneKey key) =>
+        DataPlaneClient.Connect(host, port, senderId, key, ConnectTimeout, SocketBufferBytes);
 
     /// <summary>256 KB: the cnn preset's 1.6 MB dense-layer gradient leaves during the convolutions' backward, the rest after.</summary>
     public const int DefaultGradientChunkFloats = 1 << 16;

@@ -20,6 +20,7 @@ public sealed class ParameterServerActor : ReceiveActor, IWithTimers
     private ShardPublisher? _publisher;
     private DataPlaneServer? _server;
     private int _senderId;
+    private DataPlaneKey? _coordinatorKey;   // this shard's key toward the coordinator's listener (checkpoint frames)
 
     public ITimerScheduler Timers { get; set; } = null!;
 
@@ -34,10 +35,15 @@ public sealed class ParameterServerActor : ReceiveActor, IWithTimers
         var gate = new MessageGate(Context, $"PS {nodeId}");
         Receive<object>(m => !gate.Admit(m, Sender), _ => { }); // refused (counted, logged) before the core sees it
         Receive<ActorEffects.Tick>(t => Run(_core.Timer(t.Name)));
-        // The first assignment (the one the core takes) carries the job's data-plane key for the Serve that follows it.
+        // The first assignment (the one the core takes) carries this shard's data-plane keys for the Serve that follows it: its
+        // listener key and its key toward the coordinator's listener (the gate checked that both are keys).
         Receive<RuntimeMessages.ShardAssignment>(a =>
         {
-            if (_server is null) _endpoints = _endpoints with { Key = DataPlaneKey.FromWire(a.Job.DataKey) };
+            if (_server is null)
+            {
+                _endpoints = _endpoints with { Key = DataPlaneKey.FromWire(a.Job.DataKey) };
+                _coordinatorKey = DataPlaneKey.FromWire(a.CoordinatorKey);
+            }
             _watch.Follow(Context);
             Run(_core.Handle(a));
         });
@@ -109,7 +115,7 @@ public sealed class ParameterServerActor : ReceiveActor, IWithTimers
 
     private void AddWorker(AddWorker w)
     {
-        try { _publisher!.Add(w.WorkerId, w.Host, w.Port, _core.Shard!); }
+        try { _publisher!.Add(w.WorkerId, w.Host, w.Port, DataPlaneKey.FromWire(w.Key), _core.Shard!); }
         catch (IOException e) { _log.Warning("PS {0}: cannot reach worker {1}: {2}", _core.Shard!.Shard, w.WorkerId, e.Message); }
     }
 
@@ -129,7 +135,7 @@ public sealed class ParameterServerActor : ReceiveActor, IWithTimers
     {
         try
         {
-            using var client = _endpoints.Connect(s.Host, s.Port, _senderId);
+            using var client = _endpoints.Connect(s.Host, s.Port, _senderId, _coordinatorKey!);
             _core.Inbox!.SendCheckpoint(client, s.Version);
         }
         catch (Exception e) when (e is IOException or InvalidOperationException)

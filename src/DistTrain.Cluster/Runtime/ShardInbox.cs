@@ -25,7 +25,7 @@ public sealed class ShardInbox : IFrameHandler
     /// <summary>The coordinator's restore frames are all here: apply them (ApplyRestore).</summary>
     public sealed record RestoreComplete : Akka.Actor.INoSerializationVerificationNeeded;
 
-    private static readonly int CoordinatorSender = JobMapping.SenderIdOf("coordinator");
+    private static readonly int CoordinatorSender = JobMapping.CoordinatorSenderId;
 
     private readonly Lock _gate = new();
     private readonly ParameterShard _shard;

@@ -39,10 +39,11 @@ public sealed class ShardPublisher(NodeEndpoints endpoints, int senderId) : IDis
     /// <summary>The frames a new version goes out in (sync: cut at layer boundaries; other modes: the whole range).</summary>
     public KeyRange[] Chunks { get; set; } = [];
 
-    /// <summary>Connects to a worker's endpoint (replacing an older connection of the same worker) and sends it the current values.</summary>
-    public void Add(string workerId, string host, int port, ParameterShard shard)
+    /// <summary>Connects to a worker's endpoint with this shard's <paramref name="key"/> toward it (replacing an older connection of
+    /// the same worker) and sends it the current values.</summary>
+    public void Add(string workerId, string host, int port, DataPlaneKey key, ParameterShard shard)
     {
-        var peer = new Peer(workerId, endpoints.Connect(host, port, senderId));
+        var peer = new Peer(workerId, endpoints.Connect(host, port, senderId, key));
         Peer? old;
         lock (_gate)
         {

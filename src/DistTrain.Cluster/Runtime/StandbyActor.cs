@@ -1,5 +1,5 @@
 // A standby coordinator's watch on the coordinator. Every coordinator-eligible node runs one; the coordinator tells
-// it the job's id and data-plane key (StandbyState). It holds an idle data-plane connection to the coordinator's
+// it the job's id and data-plane job key (StandbyState), which it needs to take over. It holds an idle data-plane connection to the coordinator's
 // listener: when the coordinator's process dies the connection closes at once, and the standby downs that node
 // instead of waiting for the failure detector and the split-brain resolver; the cluster singleton then moves here
 // and the CoordinatorActor that starts takes the run over with what this actor heard (CoordinatorHandover).
@@ -73,15 +73,19 @@ public sealed class StandbyActor : ReceiveActor
         if (first) _log.Info("Standby coordinator for job {0}: the coordinator on {1} is watched", s.JobId, from);
         if (_watching is { } w && w.Host == s.DataHost && w.Port == s.DataPort && w.Node.Equals(from) && _link is not null) return;
         _watching = (s.DataHost, s.DataPort, from);
-        Watch(DataPlaneKey.FromWire(s.DataKey));
+        Watch(WatchKey(s.DataKey));
     }
+
+    /// <summary>The key of this watch's sender id toward the coordinator's listener, from the job key.</summary>
+    private static DataPlaneKey WatchKey(byte[] jobKey) =>
+        new JobKeys(DataPlaneKey.FromWire(jobKey)).Peer(JobMapping.CoordinatorSenderId, JobMapping.StandbyWatchSenderId);
 
     private void Watch(DataPlaneKey key)
     {
         _link?.Dispose();
         _link = null;
         var (host, port, node) = _watching!.Value;
-        try { _link = (_endpoints with { Key = key }).Connect(host, port, JobMapping.SenderIdOf("standby-watch")); }
+        try { _link = _endpoints.Connect(host, port, JobMapping.StandbyWatchSenderId, key); }
         catch (IOException e)
         {
             _log.Warning("Standby: cannot watch the coordinator's listener {0}:{1} ({2}); its loss is seen when the cluster downs {3}", host, port, e.Message, node);
@@ -99,10 +103,10 @@ public sealed class StandbyActor : ReceiveActor
     private void OnLinkClosed(LinkClosed c)
     {
         if (!ReferenceEquals(c.Link, _link) || _watching is not { } w || _handover.Finished) return;
-        var key = DataPlaneKey.FromWire(_handover.Latest!.DataKey);
+        var key = WatchKey(_handover.Latest!.DataKey);
         try
         {
-            using var probe = (_endpoints with { Key = key, ConnectTimeout = TimeSpan.FromSeconds(2) }).Connect(w.Host, w.Port, JobMapping.SenderIdOf("standby-watch"));
+            using var probe = (_endpoints with { ConnectTimeout = TimeSpan.FromSeconds(2) }).Connect(w.Host, w.Port, JobMapping.StandbyWatchSenderId, key);
         }
         catch (IOException)
         {

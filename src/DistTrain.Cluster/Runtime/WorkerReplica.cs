@@ -39,6 +39,7 @@ public sealed class WorkerReplica : IReplica, IDisposable
     private DataPlaneServer? _server;
     private ShardInfo[] _shards = [];
     private DataPlaneClient?[] _clients = [];
+    private DataPlaneKey[] _shardKeys = [];   // per shard: this worker's key toward its listener (ShardInfo.Key)
     private Func<long, (bool Ready, bool Stale)> _takeVersion = _ => (false, false);
     private LocalSgdChunk? _local;
     private EpochPlan? _plan;
@@ -126,15 +127,16 @@ public sealed class WorkerReplica : IReplica, IDisposable
         _inbox.Configure(_shards, layout.ParameterCount, stepBarrier: _mode.Mode != TrainingMode.Async);
         _modelShardVersion = _shards.Select(_ => -1L).ToArray();
         _sentFrom = _shards.Select(s => s.Offset + s.Length).ToArray();
+        _shardKeys = _shards.Select(s => DataPlaneKey.FromWire(s.Key)).ToArray();
         _clients = _shards.Select(TryConnect).ToArray();
         return null;
     }
 
     /// <summary>A shard that cannot be reached now (its process just died and a spare is taking its range over) is tried again
     /// at the first frame for it (SendTo), whose failure gives the micro-batch up like any lost shard's.</summary>
-    private DataPlaneClient? TryConnect(ShardInfo s)
+    private DataPlaneClient? TryConnect(ShardInfo s, int i)
     {
-        try { return _endpoints.Connect(s.DataHost, s.DataPort, _senderId); }
+        try { return _endpoints.Connect(s.DataHost, s.DataPort, _senderId, _shardKeys[i]); }
         catch (IOException e)
         {
             Abandoned?.Invoke($"Worker {_workerId}: PS shard {s.Shard} at {s.DataHost}:{s.DataPort} cannot be reached yet ({e.Message}); tried again at its first frame");
@@ -338,7 +340,7 @@ public sealed class WorkerReplica : IReplica, IDisposable
         _clients[s] = null;
         try
         {
-            _clients[s] = _endpoints.Connect(_shards[s].DataHost, _shards[s].DataPort, _senderId);
+            _clients[s] = _endpoints.Connect(_shards[s].DataHost, _shards[s].DataPort, _senderId, _shardKeys[s]);
             Send(_clients[s]!, header, payload, encoded);
         }
         catch (IOException e)

@@ -12,13 +12,16 @@ public enum RefusalReason
     NotMember = 1,
     /// <summary>The message decoded but breaks its own rules (MessageValidation): a null field, a negative step, a shard out of range.</summary>
     Malformed = 2,
+    /// <summary>The message names a worker or shard id of another node than its sender's (MessageValidation.ClaimedId): a member
+    /// asking for another member's data-plane keys, or speaking for its role.</summary>
+    NotOwnId = 3,
 }
 
 public static class ControlRefusals
 {
     private static readonly long[] Counts = new long[Enum.GetValues<RefusalReason>().Length];
     private static readonly Counter<long> Refused = new Meter(RunMeters.MeterName).CreateCounter<long>(
-        "refused_messages", "{message}", "Control messages refused and dropped (tag reason: undecodable, not_member, malformed).");
+        "refused_messages", "{message}", "Control messages refused and dropped (tag reason: undecodable, not_member, malformed, not_own_id).");
 
     /// <summary>Counts one refusal; returns this process's count of that reason so far.</summary>
     public static long Count(RefusalReason reason)
@@ -33,6 +36,7 @@ public static class ControlRefusals
     {
         RefusalReason.Undecodable => "undecodable",
         RefusalReason.NotMember => "not_member",
+        RefusalReason.NotOwnId => "not_own_id",
         _ => "malformed",
     };
 }

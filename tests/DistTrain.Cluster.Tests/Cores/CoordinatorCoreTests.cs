@@ -39,6 +39,8 @@ public class CoordinatorCoreTests
         public RunCompleted WriteModel(long version, long steps, StepLog log) { ModelVersion = version; return new(steps, "model.safetensors", 0.9, 0.1, null); }
         public readonly List<(long Version, int Shard)> Restores = [];
         public void SendRestore(long version, ShardInfo shard) => Restores.Add((version, shard.Shard));
+        public readonly Dictionary<int, int> Owners = [];
+        public void ShardAssigned(int shard, int senderId) => Owners[shard] = senderId;
         public void Dispose() { }
     }
 
@@ -119,6 +121,7 @@ public class CoordinatorCoreTests
         public void RestartCoordinator()
         {
             var snapshot = Core.Snapshot();
+            var jobKey = Core.Keys.Job.ToWire(); // what the standby heard (StandbyState)
             Core.Dispose();
             _mail.Clear();
             foreach (var held in _held.Values) held.Clear();
@@ -136,13 +139,14 @@ public class CoordinatorCoreTests
         /// </summary>
         public void TakeOver(int[]? rejoining = null)
         {
+            var jobKey = Core.Keys.Job.ToWire(); // what the standby heard (StandbyState)
             Core.Dispose();
             _mail.Clear();
             foreach (var held in _held.Values) held.Clear();
             var sent = _asked.Keys.ToArray();
             _asked.Clear();
             _collected.Clear();
-            Core = new CoordinatorCore(Job(_epochs), Train, 60, _settings with { TakeOver = new TakeOver("job", [7, 7, 7]) }, Store, () => Now);
+            Core = new CoordinatorCore(Job(_epochs), Train, 60, _settings with { TakeOver = new TakeOver("job", jobKey) }, Store, () => Now);
             Take(Core.Start());
             var ranges = DistTrain.Training.Steps.KeyRanges.Split(60, _shards);
             foreach (int sh in rejoining ?? Enumerable.Range(0, _shards).ToArray())
@@ -579,6 +583,37 @@ public class CoordinatorCoreTests
         Assert.Equal(4, sim.Done.Count); // both workers and both shards are told
         Assert.All(sim.Done, d => Assert.Equal(error, d.Reason));
         Assert.Equal(-1, sim.Store.ModelVersion); // no model written
+    }
+
+    /// <summary>
+    /// The data-plane keys the coordinator hands out are those of the recipient's own id: a shard gets its listener key and its
+    /// key toward the coordinator, a worker its listener key and its key toward each shard, the shard its key toward the
+    /// worker. A shard that registers naming another node as its owner is refused: workers would take pushes from that
+    /// node's sender id, whose keys it was never given.
+    /// </summary>
+    [Fact]
+    public void EachNodeGetsTheKeysOfItsOwnIdAndAShardCannotRegisterUnderAnotherNodesId()
+    {
+        using var sim = new SimCluster(ModeOptions.Sync, shards: 1);
+        var core = sim.Core;
+        T Sent<T>(IReadOnlyList<Effect> effects) => effects.OfType<Send>().Select(e => e.Message).OfType<T>().Single();
+        int shard = JobMapping.ShardSenderId("node/ps0", 0);
+
+        var assignment = Sent<ShardAssignment>(core.Handle("ps0", new RequestShard("node/ps0", WireProtocol.Version)));
+        Assert.Equal(core.Keys.Listener(shard).ToWire(), assignment.Job.DataKey);
+        Assert.Equal(core.Keys.ShardToCoordinator(shard), assignment.CoordinatorKey);
+        Assert.Equal(shard, sim.Store.Owners[0]);   // the checkpoint receiver takes range 0 from this id only
+
+        var refused = core.Handle("ps0", new RegisterShard(0, 0, 60, "node/other", "127.0.0.1", 8000, WireProtocol.Version));
+        Assert.Empty(refused.OfType<WatchShardLink>());
+        Assert.Contains(refused.OfType<LogLine>(), l => l.Text.Contains("names owner node/other"));
+        Assert.Single(core.Handle("ps0", new RegisterShard(0, 0, 60, "node/ps0", "127.0.0.1", 8000, WireProtocol.Version)).OfType<WatchShardLink>());
+
+        Assert.Equal(core.Keys.WorkerListener("w0"), Sent<JobDescription>(core.Handle("w0", new RequestJob("w0", WireProtocol.Version))).DataKey);
+        var accepted = Sent<RegisterAccepted>(core.Handle("w0", new RegisterWorker("w0", "addr", "127.0.0.1", 9000, WireProtocol.Version, Job().Spec().Hash)));
+        Assert.Equal(core.Keys.WorkerToShard("w0", shard), accepted.Layout.Shards[0].Key);
+        Assert.Equal(core.Keys.ShardToWorker(shard, "w0"), Sent<WorkerEndpoint>(core.Handle("w0", new RequestWork("w0", -1))).Key);
+        Assert.Empty(core.Description.DataKey);   // the coordinator's own copy carries no key
     }
 
     [Fact]

@@ -7,6 +7,7 @@ using System.Net.Sockets;
 using Akka.Actor;
 using Akka.TestKit.Xunit2;
 using DistTrain.Cluster.Configuration;
+using DistTrain.Cluster.DataPlane;
 using DistTrain.Cluster.Runtime;
 using DistTrain.Cluster.Telemetry;
 using DistTrain.Nn.Models;
@@ -26,7 +27,8 @@ public class MessageGateTests : TestKit
         var job = new TrainJob { ModelSpecJson = TestData.TinyCnn, Dataset = "idx:/unused", BatchSize = 8, MicroBatch = 4, Optimizer = "sgd", Lr = 0.1f, Seed = 1 };
         parameters = job.Spec().Build(1).ParameterCount;
         var description = JobMapping.ToDescription(job, "job-gate", parameters) with { Dataset = new DatasetInfo("idx:/unused", 16, 4, "") };
-        return new ShardAssignment(0, 1, 0, parameters, description);
+        var key = DataPlaneKey.Create().ToWire();
+        return new ShardAssignment(0, 1, 0, parameters, description with { DataKey = key }) { CoordinatorKey = key };
     }
 
     [Fact]

@@ -70,7 +70,7 @@ public class ParameterInboxTests
     }
 
     /// <summary>A range's parameters are taken only from the shard that owns it in the layout the worker holds: another
-    /// shard's owner, a worker or the coordinator (each holding the job key) gets NotPermitted; after a replacement the new
+    /// shard's owner, a worker or the coordinator (each with a key of its own) gets NotPermitted; after a replacement the new
     /// owner is the one.</summary>
     [Fact]
     public void APushIsTakenOnlyFromTheShardThatOwnsTheRange()

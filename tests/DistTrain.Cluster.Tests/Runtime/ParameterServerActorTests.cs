@@ -17,6 +17,34 @@ namespace DistTrain.Cluster.Tests.Runtime;
 
 public class ParameterServerActorTests : TestKit
 {
+    /// <summary>The keys a coordinator would derive for this test's job; the shard "node-ps" owns range 0.</summary>
+    private readonly JobKeys _keys = new(DataPlaneKey.Create());
+    private static readonly int ShardId = JobMapping.ShardSenderId("node-ps", 0);
+
+    /// <summary>Shard 0 of one, as the coordinator assigns it: the job with the shard's listener key, and its key toward the coordinator.</summary>
+    private ShardAssignment Assignment(JobDescription description, int n) =>
+        new(0, 1, 0, n, description with { DataKey = _keys.Listener(ShardId).ToWire() }) { CoordinatorKey = _keys.ShardToCoordinator(ShardId) };
+
+    /// <summary>The shard "node-ps", assigned the whole of a tiny CNN's vector; its listener's port and initial weights.</summary>
+    private (Akka.TestKit.TestProbe Coordinator, IActorRef Ps, int Port, float[] Initial) StartShard()
+    {
+        var coordinator = CreateTestProbe();
+        var ps = Sys.ActorOf(ParameterServerActor.Props(coordinator.Ref, "node-ps", NodeEndpoints.Loopback));
+        coordinator.ExpectMsg<RequestShard>();
+        var job = new TrainJob { ModelSpecJson = TestData.TinyCnn, Dataset = "idx:/unused", BatchSize = 8, MicroBatch = 4, Optimizer = "sgd", Lr = 0.1f, Seed = 1 };
+        var initial = job.Spec().Build(1).Store.Values.ToArray();
+        ps.Tell(Assignment(JobMapping.ToDescription(job, "job-ps", initial.Length) with { Dataset = new DatasetInfo("idx:/unused", 16, 4, "") }, initial.Length));
+        return (coordinator, ps, coordinator.ExpectMsg<RegisterShard>().DataPort, initial);
+    }
+
+    /// <summary>A worker's key toward the shard, as its layout carries it.</summary>
+    private DataPlaneKey WorkerKey(string worker) => DataPlaneKey.FromWire(_keys.WorkerToShard(worker, ShardId));
+
+    /// <summary>The coordinator tells the shard where <paramref name="worker"/> listens, with the shard's key toward it; the listener
+    /// there has <paramref name="listenerId"/>'s listener key.</summary>
+    private WorkerEndpoint Endpoint(string worker, int port, int? listenerId = null) =>
+        new(worker, JobMapping.SenderIdOf(worker), "127.0.0.1", port) { Key = _keys.Peer(listenerId ?? JobMapping.SenderIdOf(worker), ShardId).ToWire() };
+
     [Fact]
     public void AHalfSentChunkOfAStalledWorkerDoesNotHoldUpTheWorkerThatRedoesIt()
     {
@@ -26,13 +54,13 @@ public class ParameterServerActorTests : TestKit
         var job = new TrainJob { ModelSpecJson = TestData.TinyCnn, Dataset = "idx:/unused", BatchSize = 8, MicroBatch = 4, Optimizer = "sgd", Lr = 0.1f, Seed = 1 };
         int n = job.Spec().Build(1).ParameterCount;
         var description = JobMapping.ToDescription(job, "job-ps", n) with { Dataset = new DatasetInfo("idx:/unused", 16, 4, "") };
-        ps.Tell(new ShardAssignment(0, 1, 0, n, description));
+        ps.Tell(Assignment(description, n));
         var port = coordinator.ExpectMsg<RegisterShard>().DataPort;
-        var key = DataPlaneKey.FromWire(description.DataKey);
         // The coordinator registers both workers with the shard: it pushes to them, and takes their gradients from then on.
+        // One sink stands for both workers' listeners (one listener key, 1).
         var sink = new PushSink();
-        using var pushes = new DataPlaneServer(System.Net.IPAddress.Loopback, 0, sink, key);
-        foreach (var w in new[] { "wA", "wB" }) ps.Tell(new WorkerEndpoint(w, JobMapping.SenderIdOf(w), "127.0.0.1", pushes.Port));
+        using var pushes = new DataPlaneServer(System.Net.IPAddress.Loopback, 0, sink, _keys.Listener(1));
+        foreach (var w in new[] { "wA", "wB" }) ps.Tell(Endpoint(w, pushes.Port, listenerId: 1));
         // The shard connects its pushes after it registered the worker: two connections, both registered.
         for (int i = 0; i < 500 && Volatile.Read(ref sink.Connected) < 2; i++) Thread.Sleep(10);
         Assert.Equal(2, Volatile.Read(ref sink.Connected));
@@ -46,7 +74,7 @@ public class ParameterServerActorTests : TestKit
 
         // Worker B: a whole frame of micro-batch 0 that is refused (not finite), so B's receive thread is known to run,
         // then the header of micro-batch 1's gradient and half of its floats, then nothing (its link was cut).
-        using var b = DataPlaneClient.Connect("127.0.0.1", port, JobMapping.SenderIdOf("wB"), key, TimeSpan.FromSeconds(10));
+        using var b = DataPlaneClient.Connect("127.0.0.1", port, JobMapping.SenderIdOf("wB"), WorkerKey("wB"), TimeSpan.FromSeconds(10));
         b.Send(header with { MicroBatch = 0 }, poisoned);
         var half = MemoryMarshal.AsBytes(gradient.AsSpan()).Slice(0, 2 * n);
         b.SendRaw(header with { Checksum = DataPlaneClient.Checksum(gradient), SenderId = b.SenderId }, half);
@@ -55,7 +83,7 @@ public class ParameterServerActorTests : TestKit
 
         // Worker A redoes micro-batch 1 while B's frame is half-sent (or not yet read): A's copy is received beside it and
         // counts as soon as it is whole; B's half frame no longer holds the micro-batch.
-        using var a = DataPlaneClient.Connect("127.0.0.1", port, JobMapping.SenderIdOf("wA"), key, TimeSpan.FromSeconds(10));
+        using var a = DataPlaneClient.Connect("127.0.0.1", port, JobMapping.SenderIdOf("wA"), WorkerKey("wA"), TimeSpan.FromSeconds(10));
         a.Send(header, gradient);
         var accepted = coordinator.FishForMessage<GradientAccepted>(_ => true, TimeSpan.FromSeconds(10));
         Assert.Equal((0L, 1, idA), (accepted.Step, accepted.MicroBatch, accepted.WorkerId));
@@ -108,23 +136,15 @@ public class ParameterServerActorTests : TestKit
 
     /// <summary>
     /// The attack of issue 15: before step 0 a shard takes restore frames (the coordinator's resume) and once held them
-    /// from anyone. A stranger without the job key — through our client, or by hand with a made-up proof followed by the
+    /// from anyone. A stranger without the coordinator's key toward the shard — through our client, or by hand with a made-up proof followed by the
     /// restore frame — cannot get it applied: the shard's weights stay its initial ones and it reports no restore. The same
-    /// frame from a holder of the key is applied (so the refusal is the key's doing, not the frame's).
+    /// frame from the coordinator, which holds that key, is applied (so the refusal is the key's doing, not the frame's).
     /// </summary>
     [Fact]
     public void AStrangerWithoutTheJobKeyCannotReplaceAShardsInitialWeights()
     {
-        var coordinator = CreateTestProbe();
-        var ps = Sys.ActorOf(ParameterServerActor.Props(coordinator.Ref, "node-ps", NodeEndpoints.Loopback));
-        coordinator.ExpectMsg<RequestShard>();
-        var job = new TrainJob { ModelSpecJson = TestData.TinyCnn, Dataset = "idx:/unused", BatchSize = 8, MicroBatch = 4, Optimizer = "sgd", Lr = 0.1f, Seed = 1 };
-        var initial = job.Spec().Build(1).Store.Values.ToArray();
+        var (coordinator, ps, port, initial) = StartShard();
         int n = initial.Length;
-        var description = JobMapping.ToDescription(job, "job-ps", n) with { Dataset = new DatasetInfo("idx:/unused", 16, 4, "") };
-        ps.Tell(new ShardAssignment(0, 1, 0, n, description));
-        var port = coordinator.ExpectMsg<RegisterShard>().DataPort;
-        var key = DataPlaneKey.FromWire(description.DataKey);
 
         var forged = Enumerable.Repeat(7f, n).ToArray();
         var restore = new FrameHeader(FrameKind.Parameters, 5, 0, 5, 0, 0, n, DataPlaneClient.Checksum(forged), 99);
@@ -141,18 +161,58 @@ public class ParameterServerActorTests : TestKit
 
         // A worker's view of the shard: its push on registration carries the initial weights, bit for bit.
         var seen = new WeightsSeen(n);
-        using var worker = new DataPlaneServer(System.Net.IPAddress.Loopback, 0, seen, key);
-        ps.Tell(new WorkerEndpoint("wA", JobMapping.SenderIdOf("wA"), "127.0.0.1", worker.Port));
+        using var worker = new DataPlaneServer(System.Net.IPAddress.Loopback, 0, seen, _keys.Listener(JobMapping.SenderIdOf("wA")));
+        ps.Tell(Endpoint("wA", worker.Port));
         var (version, values) = seen.Next();
         Assert.Equal(0L, version);
         Assert.True(MemoryMarshal.AsBytes(values.AsSpan()).SequenceEqual(MemoryMarshal.AsBytes(initial.AsSpan())), "the shard's weights changed");
 
-        // The control: the coordinator, holding the key, sends the same frame and the shard takes it.
-        using (var legit = DataPlaneClient.Connect("127.0.0.1", port, JobMapping.SenderIdOf("coordinator"), key, TimeSpan.FromSeconds(10)))
+        // The control: the coordinator, holding its key toward the shard, sends the same frame and the shard takes it.
+        using (var legit = DataPlaneClient.Connect("127.0.0.1", port, JobMapping.CoordinatorSenderId,
+                   _keys.Peer(ShardId, JobMapping.CoordinatorSenderId), TimeSpan.FromSeconds(10)))
             legit.Send(restore, forged);
         Assert.Equal(5L, coordinator.FishForMessage<ShardRestored>(_ => true, TimeSpan.FromSeconds(20)).Version);
         (version, values) = seen.Next();
         Assert.Equal(5L, version);
         Assert.Equal(forged, values);
+    }
+
+    /// <summary>
+    /// A worker holds its own key toward the shard and nothing more: it cannot open a connection there as the coordinator (to
+    /// restore the shard's weights) nor as another registered worker, by our client or by hand with a restore frame after the
+    /// Hello. As itself it gets in.
+    /// </summary>
+    [Fact]
+    public void AWorkerCannotBeTheCoordinatorOrAnotherWorkerTowardAShard()
+    {
+        var (coordinator, ps, port, initial) = StartShard();
+        int n = initial.Length;
+        var seen = new WeightsSeen(n);
+        using var listener = new DataPlaneServer(System.Net.IPAddress.Loopback, 0, seen, _keys.Listener(1));
+        foreach (var w in new[] { "wA", "wB" }) ps.Tell(Endpoint(w, listener.Port, listenerId: 1));
+        Assert.Equal(0L, seen.Next().Version);
+        Assert.Equal(0L, seen.Next().Version);
+
+        var mine = WorkerKey("wA");
+        int asCoordinator = JobMapping.CoordinatorSenderId, asB = JobMapping.SenderIdOf("wB");
+        Assert.Throws<IOException>(() => DataPlaneClient.Connect("127.0.0.1", port, asCoordinator, mine, TimeSpan.FromSeconds(10)));
+        Assert.Throws<IOException>(() => DataPlaneClient.Connect("127.0.0.1", port, asB, mine, TimeSpan.FromSeconds(10)));
+        var forged = Enumerable.Repeat(7f, n).ToArray();
+        var restore = new FrameHeader(FrameKind.Parameters, 5, 0, 5, 0, 0, n, DataPlaneClient.Checksum(forged), asCoordinator);
+        using (var raw = RawDataPlanePeer.Connect(port))
+        {
+            byte[] attack = [.. raw.HelloWithPeerKey(asCoordinator, mine),
+                .. RawDataPlanePeer.WithTag(RawDataPlanePeer.Frame(restore), new byte[FrameMac.TagBytes], MemoryMarshal.AsBytes(forged.AsSpan()))];
+            try { raw.Send(attack); } catch (System.Net.Sockets.SocketException) { /* closed first */ }
+            raw.AssertClosedByServer();
+        }
+        Assert.DoesNotContain(coordinator.ReceiveWhile(TimeSpan.FromMilliseconds(300), m => m), m => m is ShardRestored);
+        using (DataPlaneClient.Connect("127.0.0.1", port, JobMapping.SenderIdOf("wA"), mine, TimeSpan.FromSeconds(10))) { }
+
+        // The shard's weights are its initial ones: a worker registering now gets them, bit for bit.
+        ps.Tell(Endpoint("wC", listener.Port, listenerId: 1));
+        var (version, values) = seen.Next();
+        Assert.Equal(0L, version);
+        Assert.True(MemoryMarshal.AsBytes(values.AsSpan()).SequenceEqual(MemoryMarshal.AsBytes(initial.AsSpan())), "the shard's weights changed");
     }
 }
