@@ -8,13 +8,12 @@ using DistTrain.Cluster.Messages;
 
 namespace DistTrain.Cluster.Runtime;
 
-public sealed class ParameterServerActor : ReceiveActor, IWithTimers
+public sealed class ParameterServerActor : RoleActor, IWithTimers
 {
     private readonly IActorRef _coordinator;
     private readonly CoordinatorWatch _watch;
     private NodeEndpoints _endpoints;
-    private readonly Action<string>? _onRefused, _onFailed;
-    private readonly string _role;
+    private readonly Action<string>? _onRefused;
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private readonly ShardCore _core;
     private ShardPublisher? _publisher;
@@ -26,9 +25,9 @@ public sealed class ParameterServerActor : ReceiveActor, IWithTimers
 
 
     public ParameterServerActor(IActorRef coordinator, string nodeId, NodeEndpoints endpoints, Action<string>? onRefused = null,
-        Action<string>? onFailed = null)
+        Action<string>? onFailed = null) : base($"PS {nodeId}", onFailed)
     {
-        (_coordinator, _endpoints, _onRefused, _onFailed, _role) = (coordinator, endpoints, onRefused, onFailed, $"PS {nodeId}");
+        (_coordinator, _endpoints, _onRefused) = (coordinator, endpoints, onRefused);
         _watch = new CoordinatorWatch(coordinator);
         var self = Self; // the inbox posts from receive threads, where Self is unavailable
         _core = new ShardCore(nodeId, endpoints.GradientChunkFloats, m => self.Tell(m));
@@ -57,22 +56,7 @@ public sealed class ParameterServerActor : ReceiveActor, IWithTimers
         Action<string>? onFailed = null) =>
         Akka.Actor.Props.Create(() => new ParameterServerActor(coordinator, nodeId, endpoints, onRefused, onFailed));
 
-    protected override void PreStart()
-    {
-        try { Run(_core.Start()); }
-        catch (Exception e) when (e is not OutOfMemoryException) { ActorEffects.Fail(e, "start", _role, Context, _log, _onFailed); }
-    }
-
-    /// <summary>See ActorEffects.Fail: a shard whose core throws stops instead of restarting with a new port and an empty range.</summary>
-    protected override bool AroundReceive(Receive receive, object message)
-    {
-        try { return base.AroundReceive(receive, message); }
-        catch (Exception e) when (e is not OutOfMemoryException)
-        {
-            ActorEffects.Fail(e, message, _role, Context, _log, _onFailed);
-            return true;
-        }
-    }
+    protected override void Begin() => Run(_core.Start());
 
     protected override void PostStop()
     {

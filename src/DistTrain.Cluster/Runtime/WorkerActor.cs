@@ -7,12 +7,11 @@ using DistTrain.Cluster.Cores;
 
 namespace DistTrain.Cluster.Runtime;
 
-public sealed class WorkerActor : ReceiveActor, IWithTimers
+public sealed class WorkerActor : RoleActor, IWithTimers
 {
     private readonly IActorRef _coordinator;
     private readonly CoordinatorWatch _watch;
-    private readonly Action<string>? _onRefused, _onFailed;
-    private readonly string _role;
+    private readonly Action<string>? _onRefused;
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private readonly WorkerReplica _replica;
     private readonly WorkerCore _core;
@@ -23,9 +22,9 @@ public sealed class WorkerActor : ReceiveActor, IWithTimers
     private sealed record Again : INoSerializationVerificationNeeded;
 
     public WorkerActor(IActorRef coordinator, string workerId, NodeEndpoints endpoints, Action<string>? onRefused = null,
-        Training.SimulateComputeOption? simulate = null, Action<string>? onFailed = null)
+        Training.SimulateComputeOption? simulate = null, Action<string>? onFailed = null) : base($"worker {workerId}", onFailed)
     {
-        (_coordinator, _onRefused, _onFailed, _role) = (coordinator, onRefused, onFailed, $"worker {workerId}");
+        (_coordinator, _onRefused) = (coordinator, onRefused);
         _watch = new CoordinatorWatch(coordinator);
         var self = Self; // the inbox calls back on receive threads, where Self is unavailable
         var log = _log;
@@ -50,21 +49,7 @@ public sealed class WorkerActor : ReceiveActor, IWithTimers
         Training.SimulateComputeOption? simulate = null, Action<string>? onFailed = null) =>
         Akka.Actor.Props.Create(() => new WorkerActor(coordinator, workerId, endpoints, onRefused, simulate, onFailed));
 
-    protected override void PreStart()
-    {
-        try { Run(_core.Start()); }
-        catch (Exception e) when (e is not OutOfMemoryException) { ActorEffects.Fail(e, "start", _role, Context, _log, _onFailed); }
-    }
-
-    protected override bool AroundReceive(Receive receive, object message)
-    {
-        try { return base.AroundReceive(receive, message); }
-        catch (Exception e) when (e is not OutOfMemoryException)
-        {
-            ActorEffects.Fail(e, message, _role, Context, _log, _onFailed);
-            return true;
-        }
-    }
+    protected override void Begin() => Run(_core.Start());
 
     protected override void PostStop() => _replica.Dispose();
 
