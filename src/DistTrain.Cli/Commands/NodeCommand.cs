@@ -84,8 +84,8 @@ public sealed class NodeCommand : ICommandFactory
             catch (TimeoutException e) { Console.Error.WriteLine($"disttrain node: {e.Message}"); return 3; }
             catch (OperationCanceledException) { return 130; }
             if (node.Failure is not null) return await Failed(node);
-            // The actor system stopped before this node was ever up: it never joined, so it was not removed either.
-            if (orphaned.IsCompleted) return up.IsCompletedSuccessfully ? await Orphaned(node, orphaned.Result) : await CouldNotJoin(node);
+            // The actor system stopped before this node was ever a member: it never joined, so it was not removed either.
+            if (orphaned.IsCompleted) return up.IsCompletedSuccessfully || node.WasMember ? await Orphaned(node, orphaned.Result) : await CouldNotJoin(node);
             Console.WriteLine($"node {Akka.Cluster.Cluster.Get(node.System).SelfAddress} is up with roles {roles}");
             try { await Task.WhenAny(node.WhenLocalActorsStopped(), orphaned, node.WhenFailed).WaitAsync(cancel); }
             catch (OperationCanceledException) { Console.WriteLine("interrupted; leaving the cluster"); return 130; }
@@ -136,7 +136,7 @@ public sealed class NodeCommand : ICommandFactory
         string self = cluster.SelfAddress.ToString(), seeds = string.Join(", ", cluster.Settings.SeedNodes.Select(a => a.ToString()));
         await node.DisposeAsync();
         Console.Out.Flush();
-        Console.Error.WriteLine($"disttrain node: node {self} could not join the cluster at [{seeds}]: the connection to the seed failed and this node stopped before it was ever up. " +
+        Console.Error.WriteLine($"disttrain node: node {self} could not join the cluster at [{seeds}]: the connection to the seed failed and this node stopped before it was ever a member. " +
             (node.Settings.Tls is null
                 ? "Check that --seed-nodes names the coordinator's host and port and that the seed's log says why it refused this node."
                 : "With TLS this means the seed refused this node's certificate, or this node the seed's (the lines above name it): both must be signed by the same " +

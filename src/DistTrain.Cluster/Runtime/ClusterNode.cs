@@ -128,9 +128,16 @@ public sealed class ClusterNode : IAsyncDisposable
         var tcs = new TaskCompletionSource<string>(TaskCreationOptions.RunContinuationsAsynchronously);
         System.WhenTerminated.ContinueWith(_ => tcs.TrySetResult(Removed),
             TaskScheduler.Default);
-        System.ActorOf(Props.Create(() => new OrphanWatch(lostAfter, tcs)), "orphan-watch");
+        Action member = () => _wasMember = true; // Props.Create takes an expression tree, which cannot hold the assignment
+        System.ActorOf(Props.Create(() => new OrphanWatch(lostAfter, tcs, member)), "orphan-watch");
         return tcs.Task;
     }
+
+    private volatile bool _wasMember;
+    /// <summary>Whether this node ever saw itself a member (Joining or later; WhenOrphaned watches): one that never did could
+    /// not join (e.g. the seed refused its certificate). Not whether it saw itself Up: a loaded node can train for seconds
+    /// before it does.</summary>
+    public bool WasMember => _wasMember;
 
     private sealed class OrphanWatch : ReceiveActor, IWithTimers
     {
@@ -140,11 +147,12 @@ public sealed class ClusterNode : IAsyncDisposable
 
         public ITimerScheduler Timers { get; set; } = null!;
 
-        public OrphanWatch(TimeSpan lostAfter, TaskCompletionSource<string> done)
+        public OrphanWatch(TimeSpan lostAfter, TaskCompletionSource<string> done, Action member)
         {
             Receive<ClusterEvent.IMemberEvent>(e =>
             {
                 var m = e.Member;
+                if (m.Address == _cluster.SelfAddress) member();
                 if (m.Address == _cluster.SelfAddress && e is ClusterEvent.MemberRemoved)
                     done.TrySetResult(Removed);
                 if (!m.HasRole("coordinator")) return;
