@@ -104,44 +104,38 @@ public sealed class NodeCommand : ICommandFactory
         }
     }
 
+    /// <summary>
+    /// Leaves with <paramref name="code"/> and says why on stderr. The actors stop first: a role that notices the lost
+    /// coordinator a moment later would otherwise log after this line, and the last thing a user reads should be why the
+    /// node exits and what to do.
+    /// </summary>
+    private static async Task<int> Exit(ClusterNode node, int code, string why)
+    {
+        string self = Akka.Cluster.Cluster.Get(node.System).SelfAddress.ToString();
+        await node.DisposeAsync();
+        Console.Out.Flush();
+        Console.Error.WriteLine($"disttrain node: node {self}{why}");
+        return code;
+    }
+
     /// <summary>A worker or shard actor failed (ClusterNode.Failure): the whole node leaves, its other roles too, so that a
     /// supervisor's restart brings back a clean process.</summary>
-    private static async Task<int> Failed(ClusterNode node)
-    {
-        string self = Akka.Cluster.Cluster.Get(node.System).SelfAddress.ToString();
-        await node.DisposeAsync();
-        Console.Out.Flush();
-        Console.Error.WriteLine($"disttrain node: node {self}: {node.Failure}. This is a bug or a broken input, not a network fault: " +
-            "the log above has the stack. The node left the cluster (its work goes to the others); restart it (a process supervisor does) and it joins again.");
-        return 6;
-    }
+    private static Task<int> Failed(ClusterNode node) => Exit(node, 6, $": {node.Failure}. This is a bug or a broken input, not a network fault: " +
+        "the log above has the stack. The node left the cluster (its work goes to the others); restart it (a process supervisor does) and it joins again.");
 
-    private static async Task<int> Orphaned(ClusterNode node, string why)
-    {
-        // Stop the actors first: a role that notices the lost coordinator a moment later would otherwise log after this
-        // line, and the last thing a user reads should be why the node exits and what to do.
-        string self = Akka.Cluster.Cluster.Get(node.System).SelfAddress.ToString();
-        await node.DisposeAsync();
-        Console.Out.Flush();
-        Console.Error.WriteLine($"disttrain node: node {self} {why}. If the coordinator's process is gone, " +
-            "restart the run (`disttrain train ... --resume DIR` on its machine); restart this node (a process supervisor does) and it joins again.");
-        return 5;
-    }
+    private static Task<int> Orphaned(ClusterNode node, string why) => Exit(node, 5, $" {why}. If the coordinator's process is gone, " +
+        "restart the run (`disttrain train ... --resume DIR` on its machine); restart this node (a process supervisor does) and it joins again.");
 
-    /// <summary>The node's actor system stopped before it was up: Akka gives up on a seed whose association failed, and with
-    /// TLS that is a refused certificate (the seed's log says so); without TLS, another failure at the seed's end.</summary>
-    private static async Task<int> CouldNotJoin(ClusterNode node)
+    /// <summary>The node's actor system stopped before it was a member: Akka gives up on a seed whose association failed, and
+    /// with TLS that is a refused certificate (the seed's log says so); without TLS, another failure at the seed's end.</summary>
+    private static Task<int> CouldNotJoin(ClusterNode node)
     {
-        var cluster = Akka.Cluster.Cluster.Get(node.System);
-        string self = cluster.SelfAddress.ToString(), seeds = string.Join(", ", cluster.Settings.SeedNodes.Select(a => a.ToString()));
-        await node.DisposeAsync();
-        Console.Out.Flush();
-        Console.Error.WriteLine($"disttrain node: node {self} could not join the cluster at [{seeds}]: the connection to the seed failed and this node stopped before it was ever a member. " +
+        string seeds = string.Join(", ", Akka.Cluster.Cluster.Get(node.System).Settings.SeedNodes.Select(a => a.ToString()));
+        return Exit(node, 3, $" could not join the cluster at [{seeds}]: the connection to the seed failed and this node stopped before it was ever a member. " +
             (node.Settings.Tls is null
                 ? "Check that --seed-nodes names the coordinator's host and port and that the seed's log says why it refused this node."
                 : "With TLS this means the seed refused this node's certificate, or this node the seed's (the lines above name it): both must be signed by the same " +
                   "cluster CA. Make this node's certificate with the cluster's CA (scripts/make-certs.sh --out DIR HOST, in the DIR that holds its ca.pem and " +
                   "ca.key) and start it with --tls-cert DIR/HOST.p12 --tls-ca DIR/ca.pem."));
-        return 3;
     }
 }
