@@ -500,7 +500,8 @@ public sealed class MultiProcessClusterTests(ITestOutputHelper output) : IDispos
     [Fact]
     public async Task AWorkerWhoseCoordinatorIsKilledExitsOnItsOwnSayingWhy()
     {
-        var job = Job(TestData.WriteIdx(400, 50), 36);
+        // 200 steps: with 36 the run was over (the worker told to finish) by the time a quiet host's coordinator was killed.
+        var job = Job(TestData.WriteIdx(3000, 50), 200);
         var config = Path.Combine(Directory.CreateTempSubdirectory("disttrain-cfg-").FullName, "short-lost.hocon");
         File.WriteAllText(config, "disttrain.coordinator-lost-timeout = 3s\nakka.remote.dot-netty.tcp.hostname = \"127.0.0.1\"\n");
         var (coord, _, outDir) = StartCluster(job, workers: 0); // waits for the one worker started here
